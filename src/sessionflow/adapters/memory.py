@@ -1,0 +1,174 @@
+"""``InMemoryEventStore``: the event store kept in this process's memory.
+
+It enforces exactly what the SQL store enforces — one event per ``(session_id, version)``, atomic appends,
+the exclusive-user check inside the write — so the contract suite runs unchanged on it. It is for tests,
+examples and short-lived embedded use: nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from datetime import datetime
+from uuid import UUID
+
+from sessionflow.application.ports import Change, ExpiryDecider, Query
+from sessionflow.domain.models import LIVE_STATUSES, Session, SessionEvent, SessionStatus
+from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict, StoreError
+
+__all__ = ["InMemoryEventStore"]
+
+
+class InMemoryEventStore:
+    """A thread-safe event store in memory. See :class:`sessionflow.application.ports.EventStore`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._events: dict[UUID, list[SessionEvent]] = {}
+        self._sessions: dict[UUID, Session] = {}
+        self._record_ids: set[UUID] = set()
+        # (expires_at, session_id) of live sessions; stale entries are skipped lazily.
+        self._deadlines: list[tuple[datetime, UUID]] = []
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def append(self, change: Change) -> None:
+        session = change.session
+        with self._lock:
+            self._check_open()
+            self._append_locked(change)
+            if session.status in LIVE_STATUSES and session.deleted_at is None:
+                heapq.heappush(self._deadlines, (session.expires_at, session.id))
+
+    def _append_locked(self, change: Change) -> None:
+        session = change.session
+        current = self._sessions.get(session.id)
+        actual = current.version if current is not None else 0
+        if actual != change.expected_version:
+            raise ConcurrencyConflict(session.id, expected_version=change.expected_version,
+                                      actual_version=actual)
+        versions = [e.version for e in change.events]
+        if versions != list(range(actual + 1, actual + 1 + len(versions))) or session.version != actual + len(
+                versions):
+            raise ConcurrencyConflict(session.id, expected_version=change.expected_version,
+                                      actual_version=actual)
+        if any(e.record_id in self._record_ids for e in change.events):
+            raise StoreError(f"duplicate record id in change for session {session.id}", session_id=session.id)
+        if change.exclusive_user is not None:
+            for other in self._sessions.values():
+                if (other.user_id == change.exclusive_user and other.id != session.id
+                        and other.status is SessionStatus.IN_PROGRESS and other.deleted_at is None):
+                    raise ActiveSessionExists(session.id, user_id=change.exclusive_user,
+                                              active_session_id=other.id)
+        self._events.setdefault(session.id, []).extend(change.events)
+        self._record_ids.update(e.record_id for e in change.events)
+        self._sessions[session.id] = session
+
+    def get(self, session_id: UUID) -> Session | None:
+        self._check_open()
+        return self._sessions.get(session_id)
+
+    def history(self, session_id: UUID) -> list[SessionEvent]:
+        with self._lock:
+            self._check_open()
+            return list(self._events.get(session_id, ()))
+
+    def query(self, query: Query) -> list[Session]:
+        with self._lock:
+            self._check_open()
+            rows = [s for s in self._sessions.values() if self._matches(s, query)]
+        rows.sort(key=lambda s: (s.created_at, str(s.id)))
+        return rows[query.offset: query.offset + query.limit]
+
+    @staticmethod
+    def _matches(s: Session, q: Query) -> bool:
+        if not q.include_deleted and s.deleted_at is not None:
+            return False
+        if q.status is not None and s.status not in q.status:
+            return False
+        if q.user_id is not None and s.user_id != q.user_id:
+            return False
+        if q.workspace_id is not None and s.workspace_id != q.workspace_id:
+            return False
+        if q.module_name is not None and s.module_name != q.module_name:
+            return False
+        return not (q.live_after is not None and s.status in LIVE_STATUSES and s.expires_at <= q.live_after)
+
+    def count(self, status: SessionStatus | None = None) -> int:
+        with self._lock:
+            self._check_open()
+            return sum(1 for s in self._sessions.values()
+                       if s.deleted_at is None and (status is None or s.status is status))
+
+    def _live_deadline(self, entry: tuple[datetime, UUID]) -> bool:
+        s = self._sessions.get(entry[1])
+        return (s is not None and s.deleted_at is None and s.status in LIVE_STATUSES
+                and s.expires_at == entry[0])
+
+    def _prune(self) -> None:
+        while self._deadlines and not self._live_deadline(self._deadlines[0]):
+            heapq.heappop(self._deadlines)
+
+    def next_deadline(self) -> datetime | None:
+        with self._lock:
+            self._check_open()
+            self._prune()
+            return self._deadlines[0][0] if self._deadlines else None
+
+    def has_due(self, now: datetime) -> bool:
+        deadline = self.next_deadline()
+        return deadline is not None and deadline <= now
+
+    def expire_due(self, now: datetime, limit: int, decide: ExpiryDecider) -> list[Change]:
+        applied: list[Change] = []
+        with self._lock:
+            self._check_open()
+            self._prune()
+            due: list[Session] = []
+            seen: set[UUID] = set()
+            while self._deadlines and len(due) < limit and self._deadlines[0][0] <= now:
+                entry = heapq.heappop(self._deadlines)
+                if self._live_deadline(entry) and entry[1] not in seen:
+                    seen.add(entry[1])
+                    due.append(self._sessions[entry[1]])
+            # All-or-nothing like one SQL transaction: stage, then commit.
+            staged: list[Change] = []
+            for session in due:
+                change = decide(session, now)
+                if change is not None:
+                    staged.append(change)
+            snapshot_sessions = dict(self._sessions)
+            snapshot_events = {k: len(v) for k, v in self._events.items()}
+            snapshot_ids = set(self._record_ids)
+            try:
+                for change in staged:
+                    self._append_locked(change)
+                    applied.append(change)
+            except BaseException:
+                self._sessions = snapshot_sessions
+                for key, length in snapshot_events.items():
+                    del self._events[key][length:]
+                self._record_ids = snapshot_ids
+                for session in due:
+                    heapq.heappush(self._deadlines, (session.expires_at, session.id))
+                raise
+            applied_ids = {c.session.id for c in applied}
+            for session in due:
+                if session.id not in applied_ids:
+                    heapq.heappush(self._deadlines, (session.expires_at, session.id))
+        return applied
+
+    def session_ids(self) -> list[UUID]:
+        with self._lock:
+            self._check_open()
+            return list(self._events)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def __repr__(self) -> str:
+        return f"InMemoryEventStore(sessions={len(self._sessions)})"

@@ -1,0 +1,1 @@
+"""The application layer: the manager, the sweeper and the ports. No infrastructure imports."""

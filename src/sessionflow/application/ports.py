@@ -1,0 +1,152 @@
+"""The ports: what the application needs from the outside world, as small protocols.
+
+Adapters implement them (``InMemoryEventStore``, ``SqlAlchemyEventStore``, ``ApschedulerWaker``); tests may
+subclass them with fakes. Nothing here imports a database, scheduler or web framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+from sessionflow.domain.models import Session, SessionEvent, SessionStatus
+
+__all__ = [
+    "Change",
+    "Clock",
+    "EventStore",
+    "ExpiryDecider",
+    "Query",
+    "SystemClock",
+    "Waker",
+]
+
+
+class Clock(Protocol):
+    """Tells the time. Must return a timezone-aware UTC datetime."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real clock: reads ``datetime.now(UTC)`` at each call, so freezegun and time-machine move it."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Events to append to one session, and the session they lead to.
+
+    ``expected_version`` is the version the writer read (0 for a new session); the store appends only if
+    it is still the stored version, else raises :class:`~sessionflow.errors.ConcurrencyConflict`.
+    ``exclusive_user``: when set, the store refuses the change (``ActiveSessionExists``) if another
+    session of that user is in progress, checked inside the same transaction.
+    """
+
+    session: Session
+    events: tuple[SessionEvent, ...]
+    expected_version: int
+    exclusive_user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Filters and a page for :meth:`EventStore.query`. Results are ordered by ``created_at`` then id."""
+
+    status: frozenset[SessionStatus] | None = None
+    user_id: str | None = None
+    workspace_id: str | None = None
+    module_name: str | None = None
+    limit: int = 100
+    offset: int = 0
+    include_deleted: bool = False
+    # Live sessions whose deadline is at or before this instant are left out (they are being expired).
+    live_after: datetime | None = field(default=None)
+
+
+#: Given an overdue session and the time, return the change that expires it (or ``None`` to leave it).
+ExpiryDecider = Callable[[Session, datetime], Change | None]
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """Where events are appended and sessions are read.
+
+    Implementations must make each :meth:`append` atomic (all its events and the new projection, or
+    nothing) and enforce one event per ``(session_id, version)``.
+    """
+
+    def append(self, change: Change) -> None:
+        """Append the events and store the new projection, atomically.
+
+        Raises ``ConcurrencyConflict`` when the stored version is not ``change.expected_version``,
+        ``ActiveSessionExists`` when ``change.exclusive_user`` has another session in progress, and
+        ``StoreError`` when the store itself fails; in each case nothing was written.
+        """
+        ...
+
+    def get(self, session_id: UUID) -> Session | None:
+        """The stored projection of a session (deleted ones included), or ``None``."""
+        ...
+
+    def history(self, session_id: UUID) -> list[SessionEvent]:
+        """Every event of a session, oldest first (empty if it never existed)."""
+        ...
+
+    def query(self, query: Query) -> list[Session]:
+        """Sessions matching the filters, ordered by ``created_at`` then id."""
+        ...
+
+    def count(self, status: SessionStatus | None = None) -> int:
+        """How many sessions (not deleted) there are, optionally of one status."""
+        ...
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest deadline of a live (pending or in progress, not deleted) session."""
+        ...
+
+    def has_due(self, now: datetime) -> bool:
+        """Whether any live session's deadline is at or before ``now``."""
+        ...
+
+    def expire_due(self, now: datetime, limit: int, decide: ExpiryDecider) -> list[Change]:
+        """Claim up to ``limit`` overdue live sessions (earliest deadline first), apply the changes
+        ``decide`` returns for them, in one transaction, and return the applied changes.
+
+        A session another sweeper holds or has already expired is skipped, so each overdue session is
+        expired exactly once however many sweepers run.
+        """
+        ...
+
+    def session_ids(self) -> list[UUID]:
+        """The id of every session that has events (deleted ones included)."""
+        ...
+
+    def close(self) -> None:
+        """Release resources (connections, files). The store is unusable afterwards."""
+        ...
+
+
+class Waker(Protocol):
+    """Wakes the engine at the earliest deadline. Owns no timeout: the deadlines live in the store."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def notify_deadline(self, deadline: datetime) -> None:
+        """A write set ``deadline``: re-arm if it is earlier than the armed wake-up."""
+        ...
+
+
+def sequence_of(changes: Sequence[Change]) -> list[SessionEvent]:
+    """All events of ``changes`` in order."""
+    return [event for change in changes for event in change.events]

@@ -1,0 +1,179 @@
+"""The immutable models: a session, its events and their parts.
+
+Every model is a frozen pydantic model and every JSON value inside one (``metadata``, ``payload``) is a
+deeply immutable :class:`~sessionflow.domain.values.FrozenDict`, so a caller can never change engine state
+through an object it was given. Every datetime is timezone-aware UTC; serialised to JSON it is ISO 8601 with
+milliseconds and a ``Z`` suffix.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from sessionflow.domain.values import FrozenDict, format_timestamp, freeze_json, to_utc
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "EventType",
+    "FileResult",
+    "JsonObject",
+    "Session",
+    "SessionEvent",
+    "SessionNote",
+    "SessionProgress",
+    "SessionStatus",
+    "UtcDateTime",
+]
+
+
+class SessionStatus(StrEnum):
+    """Where a session is in its lifecycle. ``completed``, ``failed`` and ``expired`` are terminal."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the absorbing states: nothing changes a session once it is here."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.EXPIRED})
+LIVE_STATUSES = frozenset({SessionStatus.PENDING, SessionStatus.IN_PROGRESS})
+
+
+class EventType(StrEnum):
+    """The name of a recorded event."""
+
+    CREATED = "created"
+    STARTED = "started"
+    FILE_RECORDED = "file_recorded"
+    NOTE_ADDED = "note_added"
+    TOUCHED = "touched"
+    UPDATED = "updated"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    DELETED = "deleted"
+
+
+def _utc(value: datetime) -> datetime:
+    return to_utc(value)
+
+
+#: A timezone-aware UTC datetime whose JSON form is ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+UtcDateTime = Annotated[
+    datetime, AfterValidator(_utc), PlainSerializer(format_timestamp, return_type=str, when_used="json")
+]
+
+
+def _freeze_object(value: Any) -> FrozenDict:
+    return freeze_json(value, "json object")
+
+
+#: A JSON object, stored deeply immutable.
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_freeze_object), AfterValidator(FrozenDict)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class SessionNote(_Frozen):
+    """A note attached to a session, e.g. where the result for one file was stored."""
+
+    file_path: str
+    memory_id: str | None = None
+    status: str
+    created_at: UtcDateTime
+
+
+class FileResult(_Frozen):
+    """The outcome of one file: processed (``error`` is ``None``) or failed with an error."""
+
+    path: str
+    error: str | None = None
+    recorded_at: UtcDateTime
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+class SessionProgress(_Frozen):
+    """Counts of the session's files. ``processed_files`` excludes the failed ones."""
+
+    total_files: int = Field(default=0, ge=0)
+    processed_files: int = Field(default=0, ge=0)
+    failed_files: int = Field(default=0, ge=0)
+    current_file: str | None = None
+
+    @property
+    def accounted_files(self) -> int:
+        """Files with an outcome, processed or failed."""
+        return self.processed_files + self.failed_files
+
+    @property
+    def all_accounted(self) -> bool:
+        """True when every file has an outcome (``processed + failed == total``)."""
+        return self.accounted_files == self.total_files
+
+
+class Session(_Frozen):
+    """The current state of a session: the fold of its events (see :func:`sessionflow.replay`)."""
+
+    id: UUID
+    status: SessionStatus
+    version: int = Field(ge=1)
+    user_id: str | None = None
+    workspace_id: str | None = None
+    module_name: str | None = None
+    file_paths: tuple[str, ...] = ()
+    progress: SessionProgress = SessionProgress()
+    file_results: tuple[FileResult, ...] = ()
+    notes: tuple[SessionNote, ...] = ()
+    metadata: JsonObject = Field(default_factory=FrozenDict)
+    ttl_seconds: float = Field(gt=0)
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    expires_at: UtcDateTime
+    max_expires_at: UtcDateTime | None = None
+    closed_at: UtcDateTime | None = None
+    closed_by: str | None = None
+    failure_reason: str | None = None
+    deleted_at: UtcDateTime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the session is completed, failed or expired."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def is_overdue(self, now: datetime) -> bool:
+        """True when the session is still live but its deadline has passed at ``now``."""
+        return self.status in LIVE_STATUSES and self.expires_at <= now
+
+
+class SessionEvent(_Frozen):
+    """One recorded change of a session. Events are append-only; ``version`` numbers them from 1."""
+
+    record_id: UUID
+    session_id: UUID
+    version: int = Field(ge=1)
+    event: EventType
+    source_state: SessionStatus | None
+    target_state: SessionStatus
+    performer_id: str
+    timestamp: UtcDateTime
+    payload: JsonObject = Field(default_factory=FrozenDict)

@@ -1,0 +1,1 @@
+"""sessionflow internals."""

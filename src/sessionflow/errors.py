@@ -1,0 +1,163 @@
+"""The errors sessionflow raises.
+
+Every error derives from :class:`SessionflowError`. Each subclass carries its context as attributes
+(session id, versions, states, ...) and builds its own message from them, so callers can branch on the
+type and read the details without parsing text.
+
+A refused operation changes nothing: when any of these is raised by a write, no event was appended and
+no projection row was changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+__all__ = [
+    "ActiveSessionExists",
+    "ConcurrencyConflict",
+    "InvalidInput",
+    "InvalidTransition",
+    "LifecycleDefinitionError",
+    "SessionNotFound",
+    "SessionUserMismatch",
+    "SessionflowError",
+    "StoreError",
+]
+
+
+class SessionflowError(Exception):
+    """Root of every error raised by sessionflow."""
+
+    #: A short machine-readable name, used by the CLI and the HTTP service.
+    code: str = "sessionflow_error"
+
+    def __init__(self, message: str, *, session_id: UUID | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.session_id = session_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description of the error: its class, code, message and context."""
+        data: dict[str, Any] = {"error": type(self).__name__, "code": self.code, "message": self.message}
+        if self.session_id is not None:
+            data["session_id"] = str(self.session_id)
+        return data
+
+
+class SessionNotFound(SessionflowError, LookupError):
+    """No live session has this id (it never existed, or it was deleted)."""
+
+    code = "session_not_found"
+
+    def __init__(self, session_id: UUID) -> None:
+        super().__init__(f"session {session_id} not found", session_id=session_id)
+
+
+class InvalidTransition(SessionflowError):
+    """The event is not allowed from the session's current state, or one of its guards refused it."""
+
+    code = "invalid_transition"
+
+    def __init__(self, session_id: UUID | None, *, state: str, event: str, reason: str) -> None:
+        self.state = state
+        self.event = event
+        self.reason = reason
+        where = f"session {session_id}" if session_id is not None else "session"
+        super().__init__(f"cannot {event} {where} in state {state!r}: {reason}", session_id=session_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(state=self.state, event=self.event, reason=self.reason)
+        return data
+
+
+class ConcurrencyConflict(SessionflowError):
+    """Another writer changed the session first: the expected version is not the stored one."""
+
+    code = "concurrency_conflict"
+
+    def __init__(self, session_id: UUID, *, expected_version: int, actual_version: int | None) -> None:
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        actual = "unknown" if actual_version is None else str(actual_version)
+        super().__init__(
+            f"session {session_id} was changed concurrently: expected version {expected_version}, "
+            f"found {actual}",
+            session_id=session_id,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(expected_version=self.expected_version, actual_version=self.actual_version)
+        return data
+
+
+class ActiveSessionExists(SessionflowError):
+    """The ``single_active_per_user`` policy refused a start: the user already has a session in progress."""
+
+    code = "active_session_exists"
+
+    def __init__(self, session_id: UUID, *, user_id: str, active_session_id: UUID | None) -> None:
+        self.user_id = user_id
+        self.active_session_id = active_session_id
+        other = f" ({active_session_id})" if active_session_id is not None else ""
+        super().__init__(
+            f"cannot start session {session_id}: user {user_id!r} already has a session in progress{other}",
+            session_id=session_id,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(
+            user_id=self.user_id,
+            active_session_id=None if self.active_session_id is None else str(self.active_session_id),
+        )
+        return data
+
+
+class SessionUserMismatch(SessionflowError):
+    """The ``enforce_owner`` policy refused a write by someone other than the session's user."""
+
+    code = "session_user_mismatch"
+
+    def __init__(self, session_id: UUID, *, owner: str, performer_id: str) -> None:
+        self.owner = owner
+        self.performer_id = performer_id
+        super().__init__(
+            f"session {session_id} belongs to user {owner!r}; {performer_id!r} may not change it",
+            session_id=session_id,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(owner=self.owner, performer_id=self.performer_id)
+        return data
+
+
+class InvalidInput(SessionflowError, ValueError):
+    """An argument is missing, malformed or out of bounds. Nothing was changed."""
+
+    code = "invalid_input"
+
+    def __init__(self, field: str, problem: str, *, session_id: UUID | None = None) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"invalid {field}: {problem}", session_id=session_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(field=self.field, problem=self.problem)
+        return data
+
+
+class LifecycleDefinitionError(SessionflowError):
+    """A lifecycle definition cannot be used (unknown state, unsupported guard, ...)."""
+
+    code = "lifecycle_definition_error"
+
+
+class StoreError(SessionflowError):
+    """The store failed (database unreachable, driver error, ...). The operation was not applied."""
+
+    code = "store_error"
