@@ -1,0 +1,71 @@
+# sessionflow — the two commands of the README are `make demo` and `make test`.
+# Every target sets up what it needs: a virtualenv in .venv with the package installed in editable mode
+# (pip runs again only when pyproject.toml changes) and, for the tests, PostgreSQL's server binaries.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sessionflow-installed
+PIP_FLAGS ?= --quiet --disable-pip-version-check --progress-bar off
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: help venv demo test lint bench postgres-binaries clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+venv: $(STAMP)  ## create .venv and install sessionflow[dev] (again only when pyproject.toml changed)
+
+$(BIN)/python:
+	@if ! $(PYTHON) -m venv $(VENV); then \
+		rm -rf $(VENV); \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo ">> $(PYTHON) -m venv failed: installing python3-venv"; \
+			$(APT_GET) update && $(APT_GET) install -y python3-venv; \
+			$(PYTHON) -m venv $(VENV); \
+		else \
+			echo "error: '$(PYTHON) -m venv' failed; install the venv module (Debian: python3-venv)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@echo ">> installing sessionflow[dev] into $(VENV)"
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	@touch $@
+
+demo: venv  ## run the demo on the embedded default store
+	$(BIN)/python -m sessionflow.demo
+
+postgres-binaries:  ## make sure PostgreSQL's initdb/pg_ctl exist (installs Debian's postgresql as root)
+	@if compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo ">> PostgreSQL server binaries not found: installing Debian's postgresql"; \
+		$(APT_GET) update && $(APT_GET) install -y postgresql; \
+	elif command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then \
+		:; \
+	else \
+		echo "warning: PostgreSQL server binaries (initdb, pg_ctl) not found and not root: the PostgreSQL" \
+			"tests will be skipped (under CI=true they fail). Install Debian's postgresql package or set" \
+			"SESSIONFLOW_TEST_DATABASE_URL." >&2; \
+	fi
+
+test: venv postgres-binaries  ## run the whole test suite (with a throwaway PostgreSQL), ruff and mypy
+	$(BIN)/pytest
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy src
+
+lint: venv  ## ruff and mypy only
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy src
+
+bench: venv  ## run the benchmarks
+	$(BIN)/python -m benchmarks
+
+clean:  ## remove the virtualenv and the tool caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
