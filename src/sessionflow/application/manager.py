@@ -37,6 +37,7 @@ from sessionflow.domain.values import (
     MAX_ID_LENGTH,
     MAX_LIST_LIMIT,
     FrozenDict,
+    FrozenList,
     format_timestamp,
     freeze_json,
     parse_session_id,
@@ -381,7 +382,7 @@ class SessionManager:
             "user_id": _optional_id(user_id, "user_id"),
             "workspace_id": _optional_id(workspace_id, "workspace_id"),
             "module_name": _optional_id(module_name, "module_name"),
-            "file_paths": list(validate_paths(file_paths)),
+            "file_paths": FrozenList(validate_paths(file_paths)),
             "metadata": freeze_json(metadata, "metadata"),
         }
         session_ttl = self.default_ttl if ttl is None else validate_ttl(ttl)
