@@ -1,0 +1,549 @@
+"""``SqlAlchemyEventStore``: the durable event store on SQLite or PostgreSQL (SQLAlchemy Core).
+
+Each append is one transaction: the new events are inserted and the ``sessions`` projection row is
+inserted or updated with a compare-and-set on its version. The database enforces
+``UNIQUE(session_id, version)``; a lost race surfaces as :class:`~sessionflow.errors.ConcurrencyConflict`
+chained to the driver error, and any failure leaves neither a new event nor a changed projection.
+
+SQLite: WAL journal, a busy timeout, and ``BEGIN IMMEDIATE`` for every write so writers queue on the
+database lock instead of failing on a read-to-write upgrade; a write that still meets ``database is
+locked`` is retried. PostgreSQL (psycopg 3): the sweeper claims rows with ``FOR UPDATE SKIP LOCKED`` and
+the single-active-user check takes a transaction-scoped advisory lock per user.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, and_, delete, event, exists, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from sessionflow.adapters.sqlalchemy.tables import from_millis, session_events, sessions, to_millis
+from sessionflow.application.ports import Change, ExpiryDecider, Query
+from sessionflow.domain.models import (
+    LIVE_STATUSES,
+    EventType,
+    FileResult,
+    Session,
+    SessionEvent,
+    SessionNote,
+    SessionProgress,
+    SessionStatus,
+)
+from sessionflow.domain.values import FrozenDict, FrozenList
+from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict, SessionflowError, StoreError
+
+__all__ = ["SqlAlchemyEventStore"]
+
+logger = logging.getLogger("sessionflow.store")
+
+T = TypeVar("T")
+
+_WRITE = "sessionflow_write"
+_LOCKED_RETRIES = 20
+_SESSION_COLUMNS = tuple(sessions.c)
+_EVENT_COLUMNS = tuple(session_events.c)
+
+
+def _freeze(value: Any) -> Any:
+    """Deep-freeze JSON read back from the database (already valid: it was validated on the way in)."""
+    if isinstance(value, dict):
+        return FrozenDict({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return FrozenList(_freeze(v) for v in value)
+    return value
+
+
+def _status(value: str, session_id: Any) -> SessionStatus:
+    try:
+        return SessionStatus(value)
+    except ValueError:
+        raise StoreError(f"session {session_id} has an unknown stored state {value!r}") from None
+
+
+def _ms(value: datetime | None) -> int | None:
+    return None if value is None else to_millis(value)
+
+
+def _dt(value: int | None) -> datetime | None:
+    return None if value is None else from_millis(value)
+
+
+def session_row(s: Session) -> dict[str, Any]:
+    """The ``sessions`` row for a session."""
+    live = s.status in LIVE_STATUSES and s.deleted_at is None
+    progress = s.progress
+    return {
+        "id": s.id,
+        "status": s.status.value,
+        "version": s.version,
+        "user_id": s.user_id,
+        "workspace_id": s.workspace_id,
+        "module_name": s.module_name,
+        "total_files": progress.total_files,
+        "processed_files": progress.processed_files,
+        "failed_files": progress.failed_files,
+        "current_file": progress.current_file,
+        "ttl_seconds": s.ttl_seconds,
+        "created_at": to_millis(s.created_at),
+        "updated_at": to_millis(s.updated_at),
+        "expires_at": to_millis(s.expires_at),
+        "max_expires_at": _ms(s.max_expires_at),
+        "closed_at": _ms(s.closed_at),
+        "closed_by": s.closed_by,
+        "failure_reason": s.failure_reason,
+        "deleted_at": _ms(s.deleted_at),
+        "due_at": to_millis(s.expires_at) if live else None,
+        "data": {
+            "file_paths": list(s.file_paths),
+            "file_results": [[r.path, r.error, to_millis(r.recorded_at)] for r in s.file_results],
+            "notes": [[n.file_path, n.memory_id, n.status, to_millis(n.created_at)] for n in s.notes],
+            "metadata": s.metadata,
+        },
+    }
+
+
+def session_from_row(row: Any) -> Session:
+    """The session a ``sessions`` row holds."""
+    data = row.data
+    return Session.model_construct(
+        id=row.id,
+        status=_status(row.status, row.id),
+        version=row.version,
+        user_id=row.user_id,
+        workspace_id=row.workspace_id,
+        module_name=row.module_name,
+        file_paths=tuple(data["file_paths"]),
+        progress=SessionProgress.model_construct(
+            total_files=row.total_files, processed_files=row.processed_files,
+            failed_files=row.failed_files, current_file=row.current_file),
+        file_results=tuple(FileResult.model_construct(path=p, error=e, recorded_at=from_millis(t))
+                           for p, e, t in data["file_results"]),
+        notes=tuple(SessionNote.model_construct(file_path=f, memory_id=m, status=st, created_at=from_millis(t))
+                    for f, m, st, t in data["notes"]),
+        metadata=_freeze(data["metadata"]),
+        ttl_seconds=float(row.ttl_seconds),
+        created_at=from_millis(row.created_at),
+        updated_at=from_millis(row.updated_at),
+        expires_at=from_millis(row.expires_at),
+        max_expires_at=_dt(row.max_expires_at),
+        closed_at=_dt(row.closed_at),
+        closed_by=row.closed_by,
+        failure_reason=row.failure_reason,
+        deleted_at=_dt(row.deleted_at),
+    )
+
+
+def event_row(e: SessionEvent) -> dict[str, Any]:
+    """The ``session_events`` row for an event."""
+    return {
+        "record_id": e.record_id,
+        "session_id": e.session_id,
+        "version": e.version,
+        "event": e.event.value,
+        "source_state": None if e.source_state is None else e.source_state.value,
+        "target_state": e.target_state.value,
+        "performer_id": e.performer_id,
+        "timestamp": to_millis(e.timestamp),
+        "payload": e.payload,
+    }
+
+
+def event_from_row(row: Any) -> SessionEvent:
+    """The event a ``session_events`` row holds."""
+    try:
+        kind = EventType(row.event)
+    except ValueError:
+        raise StoreError(f"event {row.record_id} has an unknown name {row.event!r}") from None
+    return SessionEvent.model_construct(
+        record_id=row.record_id,
+        session_id=row.session_id,
+        version=row.version,
+        event=kind,
+        source_state=None if row.source_state is None else _status(row.source_state, row.session_id),
+        target_state=_status(row.target_state, row.session_id),
+        performer_id=row.performer_id,
+        timestamp=from_millis(row.timestamp),
+        payload=_freeze(row.payload),
+    )
+
+
+def _is_locked(error: BaseException) -> bool:
+    message = str(getattr(error, "orig", error)).lower()
+    return "database is locked" in message or "database table is locked" in message or "busy" in message
+
+
+class SqlAlchemyEventStore:
+    """An event store on a SQLAlchemy :class:`~sqlalchemy.Engine` (SQLite or PostgreSQL).
+
+    Build one with :func:`sessionflow.bootstrap.create_store` (which configures SQLite and runs the
+    migrations) or pass an engine you configured yourself; the store disposes of the engine on
+    :meth:`close` only if ``owns_engine`` is true.
+
+    Args:
+        engine: the engine; SQLite engines should be made by :func:`sessionflow.bootstrap.create_engine`
+            so that writes begin with ``BEGIN IMMEDIATE``.
+        cache_size: how many sessions the read cache holds (0 turns it off). The cache is validated by
+            version on every read, so it never serves a stale session.
+    """
+
+    def __init__(self, engine: Engine, *, owns_engine: bool = True, cache_size: int = 10_000) -> None:
+        if cache_size < 0:
+            raise ValueError("cache_size must be >= 0")
+        self._engine = engine
+        self._owns_engine = owns_engine
+        self.dialect = engine.dialect.name
+        self._postgres = self.dialect == "postgresql"
+        self._cache_size = cache_size
+        self._cache: OrderedDict[UUID, Session] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._closed = False
+        self._sane_multi_rowcount = bool(engine.dialect.supports_sane_multi_rowcount)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one write transaction, retrying while SQLite reports the database locked."""
+        self._check_open()
+        delay = 0.005
+        for attempt in range(_LOCKED_RETRIES):
+            try:
+                with self._engine.connect() as conn:
+                    conn.execution_options(**{_WRITE: True})
+                    with conn.begin():
+                        return work(conn)
+            except SessionflowError:
+                raise
+            except OperationalError as error:
+                if self.dialect == "sqlite" and _is_locked(error) and attempt + 1 < _LOCKED_RETRIES:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                raise StoreError(f"database error: {error.orig}") from error
+            except DBAPIError as error:
+                raise StoreError(f"database error: {error.orig}") from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        self._check_open()
+        delay = 0.005
+        for attempt in range(_LOCKED_RETRIES):
+            try:
+                with self._engine.connect() as conn:
+                    return work(conn)
+            except SessionflowError:
+                raise
+            except OperationalError as error:
+                if self.dialect == "sqlite" and _is_locked(error) and attempt + 1 < _LOCKED_RETRIES:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                raise StoreError(f"database error: {error.orig}") from error
+            except DBAPIError as error:
+                raise StoreError(f"database error: {error.orig}") from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _remember(self, session: Session) -> None:
+        if not self._cache_size:
+            return
+        with self._cache_lock:
+            self._cache[session.id] = session
+            self._cache.move_to_end(session.id)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _forget(self, session_id: UUID) -> None:
+        with self._cache_lock:
+            self._cache.pop(session_id, None)
+
+    def _actual_version(self, conn: Connection, session_id: UUID) -> int | None:
+        return conn.execute(select(sessions.c.version).where(sessions.c.id == session_id)).scalar()
+
+    # ------------------------------------------------------------------ writes
+
+    def _apply(self, conn: Connection, change: Change) -> None:
+        session = change.session
+        sid = session.id
+        if change.exclusive_user is not None:
+            self._check_exclusive(conn, sid, change.exclusive_user)
+        row = session_row(session)
+        try:
+            if change.expected_version == 0:
+                conn.execute(insert(sessions), row)
+            else:
+                result = conn.execute(
+                    update(sessions)
+                    .where(and_(sessions.c.id == sid, sessions.c.version == change.expected_version))
+                    .values(row))
+                if result.rowcount != 1:
+                    raise ConcurrencyConflict(sid, expected_version=change.expected_version,
+                                              actual_version=self._actual_version(conn, sid))
+            conn.execute(insert(session_events), [event_row(e) for e in change.events])
+        except IntegrityError as error:
+            raise ConcurrencyConflict(sid, expected_version=change.expected_version,
+                                      actual_version=None) from error
+
+    def _check_exclusive(self, conn: Connection, session_id: UUID, user_id: str) -> None:
+        if self._postgres:
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                         {"key": f"sessionflow:active-user:{user_id}"})
+        other = conn.execute(
+            select(sessions.c.id).where(
+                sessions.c.user_id == user_id,
+                sessions.c.status == SessionStatus.IN_PROGRESS.value,
+                sessions.c.deleted_at.is_(None),
+                sessions.c.id != session_id,
+            ).limit(1)
+        ).scalar()
+        if other is not None:
+            raise ActiveSessionExists(session_id, user_id=user_id, active_session_id=other)
+
+    def append(self, change: Change) -> None:
+        try:
+            self._write(lambda conn: self._apply(conn, change))
+        except ConcurrencyConflict as conflict:
+            if conflict.actual_version is None and change.expected_version > 0:
+                # Fill in the version we lost to, for a useful message (outside the failed transaction).
+                actual = self._read(lambda conn: self._actual_version(conn, change.session.id))
+                raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                          actual_version=actual) from conflict.__cause__
+            raise
+        except BaseException:
+            self._forget(change.session.id)
+            raise
+        self._remember(change.session)
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, session_id: UUID) -> Session | None:
+        row = self._read(lambda conn: conn.execute(
+            select(*_SESSION_COLUMNS).where(sessions.c.id == session_id)).first())
+        if row is None:
+            self._forget(session_id)
+            return None
+        if self._cache_size:
+            with self._cache_lock:
+                cached = self._cache.get(session_id)
+            if cached is not None and cached.version == row.version:
+                return cached
+        session = session_from_row(row)
+        self._remember(session)
+        return session
+
+    def history(self, session_id: UUID) -> list[SessionEvent]:
+        rows = self._read(lambda conn: conn.execute(
+            select(*_EVENT_COLUMNS).where(session_events.c.session_id == session_id)
+            .order_by(session_events.c.version)).all())
+        return [event_from_row(r) for r in rows]
+
+    def query(self, query: Query) -> list[Session]:
+        stmt = select(*_SESSION_COLUMNS)
+        if not query.include_deleted:
+            stmt = stmt.where(sessions.c.deleted_at.is_(None))
+        if query.status is not None:
+            stmt = stmt.where(sessions.c.status.in_(sorted(s.value for s in query.status)))
+        if query.user_id is not None:
+            stmt = stmt.where(sessions.c.user_id == query.user_id)
+        if query.workspace_id is not None:
+            stmt = stmt.where(sessions.c.workspace_id == query.workspace_id)
+        if query.module_name is not None:
+            stmt = stmt.where(sessions.c.module_name == query.module_name)
+        if query.live_after is not None:
+            stmt = stmt.where((sessions.c.due_at.is_(None)) | (sessions.c.due_at > to_millis(query.live_after)))
+        stmt = stmt.order_by(sessions.c.created_at, sessions.c.id).limit(query.limit).offset(query.offset)
+        rows = self._read(lambda conn: conn.execute(stmt).all())
+        return [session_from_row(r) for r in rows]
+
+    def count(self, status: SessionStatus | None = None) -> int:
+        stmt = select(func.count()).select_from(sessions).where(sessions.c.deleted_at.is_(None))
+        if status is not None:
+            stmt = stmt.where(sessions.c.status == status.value)
+        return int(self._read(lambda conn: conn.execute(stmt).scalar_one()))
+
+    def count_by_status(self) -> dict[SessionStatus, int]:
+        """How many sessions (not deleted) are in each status."""
+        stmt = (select(sessions.c.status, func.count()).where(sessions.c.deleted_at.is_(None))
+                .group_by(sessions.c.status))
+        rows = self._read(lambda conn: conn.execute(stmt).all())
+        return {_status(status, "?"): int(n) for status, n in rows}
+
+    def next_deadline(self) -> datetime | None:
+        value = self._read(lambda conn: conn.execute(select(func.min(sessions.c.due_at))).scalar())
+        return None if value is None else from_millis(int(value))
+
+    def has_due(self, now: datetime) -> bool:
+        stmt = select(exists().where(sessions.c.due_at <= to_millis(now)))
+        return bool(self._read(lambda conn: conn.execute(stmt).scalar()))
+
+    def session_ids(self) -> list[UUID]:
+        rows = self._read(lambda conn: conn.execute(
+            select(session_events.c.session_id).distinct()).scalars().all())
+        return list(rows)
+
+    # ------------------------------------------------------------------ sweeping
+
+    def expire_due(self, now: datetime, limit: int, decide: ExpiryDecider) -> list[Change]:
+        def work(conn: Connection) -> list[Change]:
+            stmt = (select(*_SESSION_COLUMNS).where(sessions.c.due_at <= to_millis(now))
+                    .order_by(sessions.c.due_at).limit(limit))
+            if self._postgres:
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = conn.execute(stmt).all()
+            changes: list[Change] = []
+            for row in rows:
+                change = decide(session_from_row(row), now)
+                if change is not None:
+                    changes.append(change)
+            if not changes:
+                return changes
+            result = conn.execute(
+                update(sessions)
+                .where(and_(sessions.c.id == _bind("b_id"), sessions.c.version == _bind("b_expected")))
+                .values({name: _bind(f"b_{name}") for name in _EXPIRY_COLUMNS}),
+                [_expiry_params(c) for c in changes])
+            if self._sane_multi_rowcount and result.rowcount != len(changes):
+                raise StoreError("a claimed session changed during the sweep; the batch was rolled back")
+            conn.execute(insert(session_events), [event_row(e) for c in changes for e in c.events])
+            return changes
+
+        changes = self._write(work)
+        for change in changes:
+            self._remember(change.session)
+        return changes
+
+    # ------------------------------------------------------------------ maintenance
+
+    def histories(self, batch_size: int = 1000) -> Iterator[list[SessionEvent]]:
+        """Every session's full history, one list per session, streamed in session-id order."""
+        self._check_open()
+        with self._engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch_size).execute(
+                select(*_EVENT_COLUMNS).order_by(session_events.c.session_id, session_events.c.version))
+            current: list[SessionEvent] = []
+            for row in result:
+                event_ = event_from_row(row)
+                if current and current[0].session_id != event_.session_id:
+                    yield current
+                    current = []
+                current.append(event_)
+            if current:
+                yield current
+
+    def projections(self, batch_size: int = 1000) -> Iterator[Session]:
+        """Every projection row (deleted ones included), streamed in id order."""
+        self._check_open()
+        with self._engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch_size).execute(
+                select(*_SESSION_COLUMNS).order_by(sessions.c.id))
+            for row in result:
+                yield session_from_row(row)
+
+    def replace_projection(self, rebuilt: Iterable[Session], batch_size: int = 1000) -> int:
+        """Delete every projection row and insert ``rebuilt`` instead, in one transaction."""
+
+        def work(conn: Connection) -> int:
+            conn.execute(delete(sessions))
+            count = 0
+            batch: list[dict[str, Any]] = []
+            for session in rebuilt:
+                batch.append(session_row(session))
+                if len(batch) >= batch_size:
+                    conn.execute(insert(sessions), batch)
+                    count += len(batch)
+                    batch = []
+            if batch:
+                conn.execute(insert(sessions), batch)
+                count += len(batch)
+            return count
+
+        with self._cache_lock:
+            self._cache.clear()
+        return self._write(work)
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            self._read(lambda conn: conn.execute(select(1)).scalar())
+        except StoreError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._cache_lock:
+            self._cache.clear()
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"SqlAlchemyEventStore({self._engine.url.render_as_string(hide_password=True)!r})"
+
+
+_EXPIRY_COLUMNS = ("status", "version", "updated_at", "closed_at", "closed_by", "due_at")
+
+
+def _bind(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+def _expiry_params(change: Change) -> Mapping[str, Any]:
+    s = change.session
+    return {
+        "b_id": s.id,
+        "b_expected": change.expected_version,
+        "b_status": s.status.value,
+        "b_version": s.version,
+        "b_updated_at": to_millis(s.updated_at),
+        "b_closed_at": _ms(s.closed_at),
+        "b_closed_by": s.closed_by,
+        "b_due_at": None,
+    }
+
+
+def install_sqlite_pragmas(engine: Engine, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 30_000) -> None:
+    """Configure an SQLite engine: WAL, ``synchronous``, a busy timeout, and ``BEGIN IMMEDIATE`` for writes.
+
+    pysqlite's own transaction handling is turned off so SQLAlchemy's ``begin`` emits our ``BEGIN``.
+    """
+    if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ValueError(f"unknown SQLite synchronous level {synchronous!r}")
+    level = synchronous.upper()
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if engine.url.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA synchronous = {level}")
+            cursor.execute("PRAGMA foreign_keys = OFF")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_WRITE):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")

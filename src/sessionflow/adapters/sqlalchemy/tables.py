@@ -1,0 +1,105 @@
+"""The SQL schema: the append-only ``session_events`` table and the ``sessions`` projection.
+
+Timestamps are stored as integer milliseconds since the Unix epoch (UTC): exact, identical on SQLite and
+PostgreSQL, cheap to compare and index. The projection is derived from the events and can be dropped and
+rebuilt from them at any time, so no foreign key ties the two tables.
+
+``due_at`` is the deadline of a live (pending or in-progress, not deleted) session and NULL otherwise; its
+index makes "overdue and not terminal" a range scan for the sweeper.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = ["NAMING_CONVENTION", "from_millis", "metadata", "session_events", "sessions", "to_millis"]
+
+#: Names for every constraint and index, so Alembic can compare and alter them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_millis(value: datetime) -> int:
+    """A UTC-aware datetime as integer milliseconds since the epoch."""
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def from_millis(value: int) -> datetime:
+    """Integer milliseconds since the epoch as a UTC-aware datetime."""
+    return _EPOCH + timedelta(milliseconds=value)
+
+
+_Json = JSON().with_variant(JSONB(), "postgresql")
+
+session_events = Table(
+    "session_events",
+    metadata,
+    Column("record_id", Uuid(as_uuid=True), primary_key=True),
+    Column("session_id", Uuid(as_uuid=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("source_state", String(64), nullable=True),
+    Column("target_state", String(64), nullable=False),
+    Column("performer_id", String(256), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("payload", _Json, nullable=False),
+    UniqueConstraint("session_id", "version"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Uuid(as_uuid=True), primary_key=True),
+    Column("status", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("user_id", String(256), nullable=True),
+    Column("workspace_id", String(256), nullable=True),
+    Column("module_name", String(256), nullable=True),
+    Column("total_files", Integer, nullable=False),
+    Column("processed_files", Integer, nullable=False),
+    Column("failed_files", Integer, nullable=False),
+    Column("current_file", Text, nullable=True),
+    Column("ttl_seconds", Float, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("max_expires_at", BigInteger, nullable=True),
+    Column("closed_at", BigInteger, nullable=True),
+    Column("closed_by", String(256), nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("deleted_at", BigInteger, nullable=True),
+    Column("due_at", BigInteger, nullable=True),
+    # file_paths, file_results, notes and metadata, as one JSON document.
+    Column("data", _Json, nullable=False),
+    Index(None, "due_at"),
+    Index(None, "created_at", "id"),
+    Index(None, "status", "created_at"),
+    Index(None, "user_id", "status"),
+    Index(None, "workspace_id", "created_at"),
+)

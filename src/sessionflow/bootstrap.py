@@ -1,0 +1,105 @@
+"""The one wiring place: builds engines, stores and managers from explicit arguments.
+
+Nothing here reads the environment; the CLI and the HTTP app do that and pass the values in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import sqlalchemy
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from sessionflow.adapters.sqlalchemy.migrations import upgrade
+from sessionflow.adapters.sqlalchemy.store import SqlAlchemyEventStore, install_sqlite_pragmas
+from sessionflow.application.manager import SessionManager
+from sessionflow.errors import InvalidInput, StoreError
+
+__all__ = ["DEFAULT_URL", "build", "create_engine", "create_store"]
+
+#: The embedded default: an SQLite file in the current directory.
+DEFAULT_URL = "sqlite:///./sessionflow.db"
+
+M = TypeVar("M", bound=SessionManager)
+
+
+def create_engine(
+    url: str | None = None,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_timeout: float = 30.0,
+    pool_recycle: int = 1800,
+    pool_pre_ping: bool = True,
+    echo: bool = False,
+    sqlite_synchronous: str = "NORMAL",
+    sqlite_busy_timeout: float = 30.0,
+) -> Engine:
+    """A SQLAlchemy engine configured for sessionflow.
+
+    SQLite gets WAL, ``synchronous`` (``NORMAL`` by default, ``FULL`` for power-loss durability), a busy
+    timeout and ``BEGIN IMMEDIATE`` for writes. PostgreSQL (``postgresql+psycopg://``) gets a connection
+    pool of ``pool_size`` + ``max_overflow`` connections, checked before use (``pool_pre_ping``).
+    Raises :class:`~sessionflow.errors.InvalidInput` for a malformed URL or an unknown driver.
+    """
+    raw = url or DEFAULT_URL
+    try:
+        parsed = make_url(raw)
+    except ArgumentError as error:
+        raise InvalidInput("url", f"not a database URL: {error}") from None
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            options: dict[str, Any] = {"echo": echo, "connect_args": {"check_same_thread": False,
+                                                                         "timeout": sqlite_busy_timeout}}
+            if parsed.database in (None, "", ":memory:"):
+                options["poolclass"] = StaticPool
+            engine = sqlalchemy.create_engine(parsed, **options)
+            install_sqlite_pragmas(engine, synchronous=sqlite_synchronous,
+                                   busy_timeout_ms=int(sqlite_busy_timeout * 1000))
+            return engine
+        return sqlalchemy.create_engine(
+            parsed, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout,
+            pool_recycle=pool_recycle, pool_pre_ping=pool_pre_ping)
+    except (NoSuchModuleError, ImportError) as error:
+        raise InvalidInput("url", f"no driver for {parsed.drivername!r}: {error}") from None
+    except (ArgumentError, TypeError, ValueError) as error:
+        raise InvalidInput("url", str(error)) from None
+
+
+def create_store(url: str | None = None, *, migrate: bool = True, cache_size: int = 10_000,
+                 **engine_options: Any) -> SqlAlchemyEventStore:
+    """A :class:`SqlAlchemyEventStore` on ``url`` (default :data:`DEFAULT_URL`), schema brought up to date
+    unless ``migrate=False``. Raises :class:`~sessionflow.errors.StoreError` if the database is unreachable.
+    """
+    engine = create_engine(url, **engine_options)
+    try:
+        if migrate:
+            upgrade(engine)
+    except SQLAlchemyError as error:
+        engine.dispose()
+        raise StoreError(f"cannot prepare the database: {getattr(error, 'orig', None) or error}") from error
+    except BaseException:
+        engine.dispose()
+        raise
+    return SqlAlchemyEventStore(engine, cache_size=cache_size)
+
+
+_ENGINE_OPTIONS = frozenset({"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping", "echo",
+                             "sqlite_synchronous", "sqlite_busy_timeout"})
+
+
+def build(url: str | None = None, *, manager_class: type[M] = SessionManager,  # type: ignore[assignment]
+          migrate: bool = True, cache_size: int = 10_000, **options: Any) -> M:
+    """A manager over a durable store on ``url``: engine options go to :func:`create_engine`, the rest to
+    the manager's constructor."""
+    engine_options = {k: options.pop(k) for k in list(options) if k in _ENGINE_OPTIONS}
+    store = create_store(url, migrate=migrate, cache_size=cache_size, **engine_options)
+    try:
+        return manager_class(store, **options)
+    except BaseException:
+        store.close()
+        raise
