@@ -2,21 +2,27 @@
 
 ``make_manager(**options)`` builds a :class:`SessionManager` over the backend of the current parameter
 (``memory``, ``sqlite`` on a temporary file, ``postgres`` on the test server) and closes it afterwards.
+Within one test, every SQL manager it makes shares one database, so a test can open a second manager
+on the same data (as another process would).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sessionflow import SessionManager
 from sessionflow.testing import ManualClock
-from tests.support.backends import BACKENDS, open_store
+from tests.support.backends import BACKENDS, SQL_BACKENDS, open_store, reset_postgres
+from tests.support.postgres import postgres_url  # noqa: F401  (a session-scoped fixture)
 
 MakeManager = Callable[..., SessionManager]
+
+_STORE_OPTIONS = frozenset({"cache_size", "sqlite_synchronous", "pool_size", "max_overflow"})
 
 
 @pytest.fixture
@@ -29,12 +35,42 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'sessionflow.db'}"
+    if backend == "postgres":
+        url = str(request.getfixturevalue("postgres_url"))
+        reset_postgres(url)
+        return url
+    return None
+
+
 @pytest.fixture
-def make_manager(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[MakeManager]:
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The database of this test for SQL backends (``None`` for the in-memory one)."""
+    return _database_url(backend, request, tmp_path)
+
+
+@pytest.fixture
+def sql_url(sql_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database for tests that only make sense on SQL stores (SQLite file, then PostgreSQL)."""
+    url = _database_url(sql_backend, request, tmp_path)
+    assert url is not None
+    return url
+
+
+@pytest.fixture
+def make_manager(backend: str, database_url: str | None) -> Iterator[MakeManager]:
     managers: list[SessionManager] = []
 
     def factory(**options: Any) -> SessionManager:
-        store = open_store(backend, request, tmp_path)
+        store_options = {k: options.pop(k) for k in list(options) if k in _STORE_OPTIONS}
+        store = open_store(backend, database_url, **store_options)
         manager = SessionManager(store, **options)
         managers.append(manager)
         return manager

@@ -1,18 +1,38 @@
-"""The store backends the contract suite runs on. SQLite and PostgreSQL join when the SQL store lands."""
+"""The store backends the contract suite runs on: in memory, SQLite on a file, and PostgreSQL."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
+from sqlalchemy import create_engine, text
 
 from sessionflow.adapters.memory import InMemoryEventStore
 from sessionflow.application.ports import EventStore
+from sessionflow.bootstrap import create_store
 
-BACKENDS = ["memory"]
+BACKENDS = ["memory", "sqlite", "postgres"]
+SQL_BACKENDS = ["sqlite", "postgres"]
 
 
-def open_store(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> EventStore:
+def reset_postgres(url: str) -> None:
+    """Empty the test database (schema kept) so each test starts from nothing."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            tables = conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename IN ('sessions', 'session_events')")).scalars().all()
+            if tables:
+                conn.execute(text("TRUNCATE " + ", ".join(tables)))
+    finally:
+        engine.dispose()
+
+
+def open_store(backend: str, url: str | None, **options: Any) -> EventStore:
+    """A fresh store of ``backend``; SQL stores open ``url`` (shared by every store of one test)."""
     if backend == "memory":
         return InMemoryEventStore()
+    if backend in SQL_BACKENDS:
+        assert url is not None
+        return create_store(url, **options)
     raise ValueError(f"unknown backend {backend!r}")

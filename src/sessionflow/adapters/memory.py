@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from uuid import UUID
 
@@ -165,6 +166,31 @@ class InMemoryEventStore:
         with self._lock:
             self._check_open()
             return list(self._events)
+
+    def histories(self, batch_size: int = 1000) -> Iterator[list[SessionEvent]]:
+        with self._lock:
+            self._check_open()
+            snapshot = [list(events) for _, events in sorted(self._events.items(), key=lambda kv: str(kv[0]))]
+        yield from snapshot
+
+    def projections(self, batch_size: int = 1000) -> Iterator[Session]:
+        with self._lock:
+            self._check_open()
+            snapshot = sorted(self._sessions.values(), key=lambda s: str(s.id))
+        yield from snapshot
+
+    def replace_projection(self, rebuilt: Iterable[Session], batch_size: int = 1000) -> int:
+        sessions = {s.id: s for s in rebuilt}  # fold everything first: a failure changes nothing
+        with self._lock:
+            self._check_open()
+            self._sessions = sessions
+            self._deadlines = [(s.expires_at, s.id) for s in sessions.values()
+                               if s.status in LIVE_STATUSES and s.deleted_at is None]
+            heapq.heapify(self._deadlines)
+        return len(sessions)
+
+    def ping(self) -> bool:
+        return not self._closed
 
     def close(self) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 from uuid import UUID, uuid4
 
+from sessionflow.application.maintenance import Difference, rebuild_projection, verify_projection
 from sessionflow.application.ports import Change, Clock, EventStore, Query, SystemClock, Waker
 from sessionflow.domain.deadlines import DeadlinePolicy, initial_deadline, refreshed_deadline
 from sessionflow.domain.decision import CompiledLifecycle
@@ -640,6 +641,23 @@ class SessionManager:
     def next_deadline(self) -> datetime | None:
         """The earliest deadline of any live session, or ``None``."""
         return self._store.next_deadline()
+
+    # ------------------------------------------------------------------ maintenance
+
+    def rebuild(self, progress: Callable[[int], object] | None = None) -> int:
+        """Drop the projection and rebuild it from the events; returns how many sessions were rebuilt.
+
+        ``progress(n)`` is called as sessions are folded. Run it while no other writer is active.
+        """
+        return rebuild_projection(self._store, progress)
+
+    def verify(self, progress: Callable[[int], object] | None = None) -> builtins.list[Difference]:
+        """Fold every history and list each difference from the stored projection (empty: all agree)."""
+        return verify_projection(self._store, progress)
+
+    def ping(self) -> bool:
+        """True when the store answers (for readiness checks)."""
+        return self._store.ping()
 
 
 def _check_int(value: Any, field: str, low: int, high: int) -> None:

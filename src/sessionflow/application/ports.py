@@ -6,7 +6,7 @@ subclass them with fakes. Nothing here imports a database, scheduler or web fram
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -128,6 +128,22 @@ class EventStore(Protocol):
 
     def session_ids(self) -> list[UUID]:
         """The id of every session that has events (deleted ones included)."""
+        ...
+
+    def histories(self, batch_size: int = 1000) -> Iterator[list[SessionEvent]]:
+        """Every session's whole history (one list per session, oldest event first), streamed."""
+        ...
+
+    def projections(self, batch_size: int = 1000) -> Iterator[Session]:
+        """Every stored projection (deleted sessions included), streamed."""
+        ...
+
+    def replace_projection(self, rebuilt: Iterable[Session], batch_size: int = 1000) -> int:
+        """Replace the whole projection by ``rebuilt`` atomically; returns how many were written."""
+        ...
+
+    def ping(self) -> bool:
+        """True when the store answers."""
         ...
 
     def close(self) -> None:
