@@ -12,6 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.sessionflow-installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check --progress-bar off
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
+PG_INITDB_GLOB ?= /usr/lib/postgresql/*/bin/initdb
 
 .PHONY: help venv demo test lint bench postgres-binaries clean
 
@@ -42,7 +43,7 @@ demo: venv  ## run the demo on the embedded default store
 	$(BIN)/python -m sessionflow.demo
 
 postgres-binaries:  ## make sure PostgreSQL's initdb/pg_ctl exist (installs Debian's postgresql as root)
-	@if compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
+	@if compgen -G '$(PG_INITDB_GLOB)' >/dev/null; then \
 		:; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo ">> PostgreSQL server binaries not found: installing Debian's postgresql"; \
