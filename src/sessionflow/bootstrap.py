@@ -33,7 +33,7 @@ def create_engine(
     max_overflow: int = 10,
     pool_timeout: float = 30.0,
     pool_recycle: int = 1800,
-    pool_pre_ping: bool = True,
+    pool_pre_ping: bool = False,
     echo: bool = False,
     sqlite_synchronous: str = "NORMAL",
     sqlite_busy_timeout: float = 30.0,
@@ -42,7 +42,8 @@ def create_engine(
 
     SQLite gets WAL, ``synchronous`` (``NORMAL`` by default, ``FULL`` for power-loss durability), a busy
     timeout and ``BEGIN IMMEDIATE`` for writes. PostgreSQL (``postgresql+psycopg://``) gets a connection
-    pool of ``pool_size`` + ``max_overflow`` connections, checked before use (``pool_pre_ping``).
+    pool of ``pool_size`` + ``max_overflow`` connections; a connection found broken is discarded from the
+    pool (``pool_pre_ping=True`` also checks each one before use, at the cost of a round trip).
     Raises :class:`~sessionflow.errors.InvalidInput` for a malformed URL or an unknown driver.
     """
     raw = url or DEFAULT_URL

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 from uuid import UUID
 
 from sessionflow import ConcurrencyConflict, InvalidTransition, SessionManager
 
 
-def hammer(url: str, session_ids: list[str], operations: int, seed: int) -> dict[str, Any]:
+def hammer(url: str, session_ids: list[str], operations: int, seed: int, start_at: float = 0.0) -> dict[str, Any]:
     """Write to the shared sessions as fast as possible; report every acknowledged event.
 
     Returns ``{"acked": [(session_id, version, event, file_path)], "conflicts": n}``: an operation is
@@ -19,11 +20,15 @@ def hammer(url: str, session_ids: list[str], operations: int, seed: int) -> dict
     acked: list[tuple[str, int, str, str]] = []
     conflicts = 0
     with SessionManager.open(url, migrate=False) as manager:
+        time.sleep(max(0.0, start_at - time.time()))  # start together with the other processes
         for i in range(operations):
             sid = UUID(rng.choice(session_ids))
             try:
                 if rng.random() < 0.5:
-                    session = manager.add_note(sid, file_path=f"f{i}", status=f"p{seed}", performer_id=f"w{seed}")
+                    # Read-then-write with the version read, as a careful client does: a race is a conflict.
+                    seen = manager.get(sid).version
+                    session = manager.add_note(sid, file_path=f"f{i}", status=f"p{seed}", performer_id=f"w{seed}",
+                                               expected_version=seen)
                     acked.append((str(sid), session.version, "note_added", f"f{i}"))
                 else:
                     session = manager.touch(sid, performer_id=f"w{seed}")

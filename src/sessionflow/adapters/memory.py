@@ -61,14 +61,15 @@ class InMemoryEventStore:
         if change.exclusive_user is not None:
             for other in self._sessions.values():
                 if (other.user_id == change.exclusive_user and other.id != session.id
-                        and other.status is SessionStatus.IN_PROGRESS and other.deleted_at is None):
+                        and other.status is SessionStatus.IN_PROGRESS and other.deleted_at is None
+                        and (change.decided_at is None or other.expires_at > change.decided_at)):
                     raise ActiveSessionExists(session.id, user_id=change.exclusive_user,
                                               active_session_id=other.id)
         self._events.setdefault(session.id, []).extend(change.events)
         self._record_ids.update(e.record_id for e in change.events)
         self._sessions[session.id] = session
 
-    def get(self, session_id: UUID) -> Session | None:
+    def get(self, session_id: UUID, *, fresh: bool = True) -> Session | None:
         self._check_open()
         return self._sessions.get(session_id)
 

@@ -296,10 +296,13 @@ class SessionManager:
                             SessionStatus(decision.target), SYSTEM, now, {})
         return Change(apply(session, event), (event,), session.version)
 
-    def _load(self, session_id: UUID, now: datetime, *, lazy_expiry: bool = True) -> Session:
-        """The live projection of a session; an overdue one is expired first (recorded as ``system``)."""
-        for _ in range(_LOAD_ATTEMPTS):
-            session = self._store.get(session_id)
+    def _load(self, session_id: UUID, now: datetime, *, lazy_expiry: bool = True, fresh: bool = True) -> Session:
+        """The live projection of a session; an overdue one is expired first (recorded as ``system``).
+
+        ``fresh=False`` accepts the store's cached copy unverified (writes check the version anyway).
+        """
+        for attempt in range(_LOAD_ATTEMPTS):
+            session = self._store.get(session_id, fresh=fresh or attempt > 0)
             if session is None or session.deleted_at is not None:
                 raise SessionNotFound(session_id)
             if not (lazy_expiry and session.is_overdue(now)):
@@ -340,6 +343,34 @@ class SessionManager:
         return self._event(session, session.id, session.version + 1, EVENT_NAMES[machine_event], target,
                            performer, now, payload)
 
+    def _change(self, sid: UUID, performer: str, expected_version: int | None,
+                build: Callable[[Session, datetime], Change], *, lazy_expiry: bool = True) -> Session:
+        """Load, check version and owner, ``build`` the change, commit it; return the new session.
+
+        The first read may come from the store's read cache unverified: the append's version check
+        catches a stale copy, and then (only then, and only without ``expected_version``) the change
+        is decided once more on a fresh read. Any other conflict is raised to the caller.
+        """
+        cached_read = bool(getattr(self._store, "caches_reads", False))
+        now = self._now()
+        for attempt in range(2):
+            fresh = attempt > 0 or not cached_read
+            session = self._load(sid, now, lazy_expiry=lazy_expiry, fresh=fresh)
+            if expected_version is not None and session.version != expected_version:
+                if not fresh:
+                    continue  # the cached copy may be behind: look again before refusing
+                raise ConcurrencyConflict(sid, expected_version=expected_version, actual_version=session.version)
+            self._check_owner(session, performer)
+            change = build(session, now)
+            try:
+                self._commit(change)
+            except ConcurrencyConflict:
+                if fresh or expected_version is not None:
+                    raise
+                continue
+            return change.session
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _write(self, session_id: Any, machine_event: str, performer_id: Any, *,
                payload: dict[str, Any] | None = None, args: Mapping[str, Any] | None = None,
                expected_version: int | None = None,
@@ -347,19 +378,17 @@ class SessionManager:
         sid = parse_session_id(session_id)
         performer = _performer(performer_id)
         _check_expected(expected_version)
-        now = self._now()
-        session = self._load(sid, now)
-        if expected_version is not None and session.version != expected_version:
-            raise ConcurrencyConflict(sid, expected_version=expected_version, actual_version=session.version)
-        self._check_owner(session, performer)
-        if prepare is not None:
-            prepare(session)
-        event = self._transition(session, machine_event, performer, now, dict(payload or {}), args)
-        new = apply(session, event)
-        exclusive = (session.user_id if self.single_active_per_user and machine_event == "start"
-                     else None)
-        self._commit(Change(new, (event,), session.version, exclusive_user=exclusive))
-        return new
+
+        def build(session: Session, now: datetime) -> Change:
+            if prepare is not None:
+                prepare(session)
+            event = self._transition(session, machine_event, performer, now, dict(payload or {}), args)
+            exclusive = (session.user_id if self.single_active_per_user and machine_event == "start"
+                         else None)
+            return Change(apply(session, event), (event,), session.version, exclusive_user=exclusive,
+                          decided_at=now)
+
+        return self._change(sid, performer, expected_version, build)
 
     # ------------------------------------------------------------------ writes
 
@@ -507,35 +536,34 @@ class SessionManager:
         reason_text = None
         if reason is not None:
             reason_text = validate_text(reason, "reason", allow_empty=True)
-        now = self._now()
-        session = self._load(sid, now)
-        if expected_version is not None and session.version != expected_version:
-            raise ConcurrencyConflict(sid, expected_version=expected_version, actual_version=session.version)
-        self._check_owner(session, performer)
-        events: list[SessionEvent] = []
-        current = session
-        if fields:
-            event = self._transition(current, "update", performer, now, fields)
-            events.append(event)
-            current = apply(current, event)
-        if target is not None:
-            machine_event = _STATUS_EVENTS.get(target)
-            if machine_event is None:
-                raise InvalidTransition(sid, state=session.status.value, event=f"update(status={target.value})",
-                                        reason=f"no event leads to {target.value!r}")
-            payload: dict[str, Any] = {}
-            args: dict[str, Any] = {}
-            if machine_event == "fail":
-                payload["reason"] = (reason_text or "").strip()
-                args["reason"] = reason_text or ""
-            event = self._transition(current, machine_event, SYSTEM if machine_event == "expire" else performer,
-                                     now, payload, args)
-            events.append(event)
-            current = apply(current, event)
-        exclusive = (session.user_id if self.single_active_per_user and target is SessionStatus.IN_PROGRESS
-                     else None)
-        self._commit(Change(current, tuple(events), session.version, exclusive_user=exclusive))
-        return current
+
+        def build(session: Session, now: datetime) -> Change:
+            events: list[SessionEvent] = []
+            current = session
+            if fields:
+                event = self._transition(current, "update", performer, now, dict(fields))
+                events.append(event)
+                current = apply(current, event)
+            if target is not None:
+                machine_event = _STATUS_EVENTS.get(target)
+                if machine_event is None:
+                    raise InvalidTransition(sid, state=session.status.value,
+                                            event=f"update(status={target.value})",
+                                            reason=f"no event leads to {target.value!r}")
+                payload: dict[str, Any] = {}
+                args: dict[str, Any] = {}
+                if machine_event == "fail":
+                    payload["reason"] = (reason_text or "").strip()
+                    args["reason"] = reason_text or ""
+                actor = SYSTEM if machine_event == "expire" else performer
+                event = self._transition(current, machine_event, actor, now, payload, args)
+                events.append(event)
+                current = apply(current, event)
+            exclusive = (session.user_id if self.single_active_per_user and target is SessionStatus.IN_PROGRESS
+                         else None)
+            return Change(current, tuple(events), session.version, exclusive_user=exclusive, decided_at=now)
+
+        return self._change(sid, performer, expected_version, build)
 
     def delete(self, session_id: UUID | str, *, performer_id: str,
                expected_version: int | None = None) -> Session:
@@ -543,16 +571,13 @@ class SessionManager:
         sid = parse_session_id(session_id)
         performer = _performer(performer_id)
         _check_expected(expected_version)
-        now = self._now()
-        session = self._load(sid, now, lazy_expiry=False)
-        if expected_version is not None and session.version != expected_version:
-            raise ConcurrencyConflict(sid, expected_version=expected_version, actual_version=session.version)
-        self._check_owner(session, performer)
-        event = self._event(session, sid, session.version + 1, EventType.DELETED, session.status, performer,
-                            now, {})
-        new = apply(session, event)
-        self._commit(Change(new, (event,), session.version))
-        return new
+
+        def build(session: Session, now: datetime) -> Change:
+            event = self._event(session, sid, session.version + 1, EventType.DELETED, session.status, performer,
+                                now, {})
+            return Change(apply(session, event), (event,), session.version)
+
+        return self._change(sid, performer, expected_version, build, lazy_expiry=False)
 
     # ------------------------------------------------------------------ reads
 
@@ -675,7 +700,12 @@ def _check_expected(expected_version: Any) -> None:
 def _statuses(value: Any) -> frozenset[SessionStatus] | None:
     if value is None:
         return None
-    items: Sequence[Any] = [value] if isinstance(value, str | SessionStatus) else list(value)
+    if isinstance(value, str | SessionStatus):
+        items: Sequence[Any] = [value]
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        items = list(value)
+    else:
+        raise InvalidInput("status", f"expected a status or a list of statuses, got {type(value).__name__}")
     result: set[SessionStatus] = set()
     for item in items:
         try:

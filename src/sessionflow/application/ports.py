@@ -48,13 +48,15 @@ class Change:
     ``expected_version`` is the version the writer read (0 for a new session); the store appends only if
     it is still the stored version, else raises :class:`~sessionflow.errors.ConcurrencyConflict`.
     ``exclusive_user``: when set, the store refuses the change (``ActiveSessionExists``) if another
-    session of that user is in progress, checked inside the same transaction.
+    session of that user is in progress and not past its deadline at ``decided_at``, checked inside the
+    same transaction.
     """
 
     session: Session
     events: tuple[SessionEvent, ...]
     expected_version: int
     exclusive_user: str | None = None
+    decided_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,13 @@ class EventStore(Protocol):
         """
         ...
 
-    def get(self, session_id: UUID) -> Session | None:
-        """The stored projection of a session (deleted ones included), or ``None``."""
+    def get(self, session_id: UUID, *, fresh: bool = True) -> Session | None:
+        """The stored projection of a session (deleted ones included), or ``None``.
+
+        ``fresh=False`` allows a store with a read cache to return its cached copy without checking it
+        against the database (the caller will detect a stale copy through the version check of
+        :meth:`append`). Stores that cache set the attribute ``caches_reads = True``.
+        """
         ...
 
     def history(self, session_id: UUID) -> list[SessionEvent]:

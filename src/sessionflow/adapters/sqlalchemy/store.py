@@ -13,6 +13,7 @@ the single-active-user check takes a transaction-scoped advisory lock per user.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, and_, delete, event, exists, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from sessionflow.adapters.sqlalchemy.fastpath import PostgresSql, SqliteSql, fast_sql_for
 from sessionflow.adapters.sqlalchemy.tables import from_millis, session_events, sessions, to_millis
 from sessionflow.application.ports import Change, ExpiryDecider, Query
 from sessionflow.domain.models import (
@@ -49,6 +51,7 @@ T = TypeVar("T")
 _WRITE = "sessionflow_write"
 _LOCKED_RETRIES = 20
 _SESSION_COLUMNS = tuple(sessions.c)
+_VERSION = [c.name for c in sessions.c].index("version")
 _EVENT_COLUMNS = tuple(session_events.c)
 
 
@@ -110,34 +113,44 @@ def session_row(s: Session) -> dict[str, Any]:
     }
 
 
+_COLUMN_NAMES = tuple(c.name for c in sessions.c)
+_I = {name: i for i, name in enumerate(_COLUMN_NAMES)}
+
+
 def session_from_row(row: Any) -> Session:
-    """The session a ``sessions`` row holds."""
-    data = row.data
+    """The session a ``sessions`` row holds (a SQLAlchemy row or a raw driver tuple, in column order)."""
+    (sid, status, version, user_id, workspace_id, module_name, total_files, processed_files, failed_files,
+     current_file, ttl_seconds, created_at, updated_at, expires_at, max_expires_at, closed_at, closed_by,
+     failure_reason, deleted_at, _due_at, data) = row
+    if not isinstance(sid, UUID):
+        sid = UUID(str(sid))
+    if isinstance(data, str | bytes):
+        data = json.loads(data)
     return Session.model_construct(
-        id=row.id,
-        status=_status(row.status, row.id),
-        version=row.version,
-        user_id=row.user_id,
-        workspace_id=row.workspace_id,
-        module_name=row.module_name,
+        id=sid,
+        status=_status(status, sid),
+        version=version,
+        user_id=user_id,
+        workspace_id=workspace_id,
+        module_name=module_name,
         file_paths=tuple(data["file_paths"]),
         progress=SessionProgress.model_construct(
-            total_files=row.total_files, processed_files=row.processed_files,
-            failed_files=row.failed_files, current_file=row.current_file),
+            total_files=total_files, processed_files=processed_files,
+            failed_files=failed_files, current_file=current_file),
         file_results=tuple(FileResult.model_construct(path=p, error=e, recorded_at=from_millis(t))
                            for p, e, t in data["file_results"]),
         notes=tuple(SessionNote.model_construct(file_path=f, memory_id=m, status=st, created_at=from_millis(t))
                     for f, m, st, t in data["notes"]),
         metadata=_freeze(data["metadata"]),
-        ttl_seconds=float(row.ttl_seconds),
-        created_at=from_millis(row.created_at),
-        updated_at=from_millis(row.updated_at),
-        expires_at=from_millis(row.expires_at),
-        max_expires_at=_dt(row.max_expires_at),
-        closed_at=_dt(row.closed_at),
-        closed_by=row.closed_by,
-        failure_reason=row.failure_reason,
-        deleted_at=_dt(row.deleted_at),
+        ttl_seconds=float(ttl_seconds),
+        created_at=from_millis(created_at),
+        updated_at=from_millis(updated_at),
+        expires_at=from_millis(expires_at),
+        max_expires_at=_dt(max_expires_at),
+        closed_at=_dt(closed_at),
+        closed_by=closed_by,
+        failure_reason=failure_reason,
+        deleted_at=_dt(deleted_at),
     )
 
 
@@ -206,6 +219,9 @@ class SqlAlchemyEventStore:
         self._cache_lock = threading.Lock()
         self._closed = False
         self._sane_multi_rowcount = bool(engine.dialect.supports_sane_multi_rowcount)
+        self._fast = fast_sql_for(self.dialect)
+        #: Reads may be served from the cache when the caller allows it (``get(fresh=False)``).
+        self.caches_reads = cache_size > 0
 
     @property
     def engine(self) -> Engine:
@@ -280,7 +296,7 @@ class SqlAlchemyEventStore:
         session = change.session
         sid = session.id
         if change.exclusive_user is not None:
-            self._check_exclusive(conn, sid, change.exclusive_user)
+            self._check_exclusive(conn, sid, change.exclusive_user, change.decided_at)
         row = session_row(session)
         try:
             if change.expected_version == 0:
@@ -298,7 +314,7 @@ class SqlAlchemyEventStore:
             raise ConcurrencyConflict(sid, expected_version=change.expected_version,
                                       actual_version=None) from error
 
-    def _check_exclusive(self, conn: Connection, session_id: UUID, user_id: str) -> None:
+    def _check_exclusive(self, conn: Connection, session_id: UUID, user_id: str, now: datetime | None) -> None:
         if self._postgres:
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                          {"key": f"sessionflow:active-user:{user_id}"})
@@ -308,6 +324,7 @@ class SqlAlchemyEventStore:
                 sessions.c.status == SessionStatus.IN_PROGRESS.value,
                 sessions.c.deleted_at.is_(None),
                 sessions.c.id != session_id,
+                sessions.c.expires_at > (to_millis(now) if now is not None else -1),
             ).limit(1)
         ).scalar()
         if other is not None:
@@ -315,7 +332,10 @@ class SqlAlchemyEventStore:
 
     def append(self, change: Change) -> None:
         try:
-            self._write(lambda conn: self._apply(conn, change))
+            if self._fast is not None and change.exclusive_user is None:
+                self._append_fast(change)
+            else:
+                self._write(lambda conn: self._apply(conn, change))
         except ConcurrencyConflict as conflict:
             if conflict.actual_version is None and change.expected_version > 0:
                 # Fill in the version we lost to, for a useful message (outside the failed transaction).
@@ -328,18 +348,135 @@ class SqlAlchemyEventStore:
             raise
         self._remember(change.session)
 
+    # ------------------------------------------------------------------ the hot path (driver level)
+
+    def _driver_errors(self) -> tuple[type[BaseException], type[BaseException], type[BaseException]]:
+        """(integrity error, operational error, any driver error) of this dialect's driver."""
+        module = self._engine.dialect.loaded_dbapi
+        return module.IntegrityError, module.OperationalError, module.Error
+
+    def _append_fast(self, change: Change) -> None:
+        self._check_open()
+        integrity, operational, driver_error = self._driver_errors()
+        delay = 0.005
+        for attempt in range(_LOCKED_RETRIES):
+            raw = self._engine.raw_connection()
+            try:
+                if isinstance(self._fast, SqliteSql):
+                    self._append_sqlite(raw.driver_connection, self._fast, change)
+                else:
+                    assert isinstance(self._fast, PostgresSql)
+                    self._append_postgres(raw.driver_connection, self._fast, change)
+                return
+            except SessionflowError:
+                raise
+            except integrity as error:
+                raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                          actual_version=None) from error
+            except operational as error:
+                if self.dialect == "sqlite" and _is_locked(error) and attempt + 1 < _LOCKED_RETRIES:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                if self._postgres:
+                    raw.invalidate()
+                raise StoreError(f"database error: {error}") from error
+            except driver_error as error:
+                raise StoreError(f"database error: {error}") from error
+            finally:
+                raw.close()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _append_sqlite(self, conn: Any, sql: SqliteSql, change: Change) -> None:
+        session_params = sql.session_params(session_row(change.session))
+        event_params = [sql.event_params(event_row(e)) for e in change.events]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if change.expected_version == 0:
+                conn.execute(sql.insert_session, session_params)
+            else:
+                session_params["expected_version"] = change.expected_version
+                if conn.execute(sql.update_session, session_params).rowcount != 1:
+                    found = conn.execute(sql.select_version, (session_params["id"],)).fetchone()
+                    raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                              actual_version=None if found is None else found[0])
+            if len(event_params) == 1:
+                conn.execute(sql.insert_event, event_params[0])
+            else:
+                conn.executemany(sql.insert_event, event_params)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _append_postgres(self, conn: Any, sql: PostgresSql, change: Change) -> None:
+        params = sql.append_params(session_row(change.session), [event_row(e) for e in change.events],
+                                   change.expected_version)
+        statement = sql.append_statement(change.expected_version == 0, len(change.events))
+        conn.autocommit = True
+        try:
+            inserted = conn.execute(statement, params).rowcount
+            if inserted != len(change.events):
+                found = conn.execute(sql.select_version, (change.session.id,)).fetchone()
+                raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                          actual_version=None if found is None else found[0])
+        finally:
+            if not conn.closed:
+                conn.autocommit = False
+
+    def _get_fast(self, session_id: UUID) -> Any:
+        self._check_open()
+        assert self._fast is not None
+        _, operational, driver_error = self._driver_errors()
+        delay = 0.005
+        key = self._fast.uuid(session_id)
+        for attempt in range(_LOCKED_RETRIES):
+            raw = self._engine.raw_connection()
+            try:
+                conn: Any = raw.driver_connection
+                if self._postgres:
+                    conn.autocommit = True
+                    try:
+                        return conn.execute(self._fast.select_session, (key,)).fetchone()
+                    finally:
+                        if not conn.closed:
+                            conn.autocommit = False
+                return conn.execute(self._fast.select_session, (key,)).fetchone()
+            except operational as error:
+                if self.dialect == "sqlite" and _is_locked(error) and attempt + 1 < _LOCKED_RETRIES:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+                    continue
+                if self._postgres:
+                    raw.invalidate()
+                raise StoreError(f"database error: {error}") from error
+            except driver_error as error:
+                raise StoreError(f"database error: {error}") from error
+            finally:
+                raw.close()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     # ------------------------------------------------------------------ reads
 
-    def get(self, session_id: UUID) -> Session | None:
-        row = self._read(lambda conn: conn.execute(
-            select(*_SESSION_COLUMNS).where(sessions.c.id == session_id)).first())
+    def get(self, session_id: UUID, *, fresh: bool = True) -> Session | None:
+        if not fresh and self._cache_size:
+            with self._cache_lock:
+                cached = self._cache.get(session_id)
+            if cached is not None:
+                return cached
+        if self._fast is not None:
+            row = self._get_fast(session_id)
+        else:
+            row = self._read(lambda conn: conn.execute(
+                select(*_SESSION_COLUMNS).where(sessions.c.id == session_id)).first())
         if row is None:
             self._forget(session_id)
             return None
         if self._cache_size:
             with self._cache_lock:
                 cached = self._cache.get(session_id)
-            if cached is not None and cached.version == row.version:
+            if cached is not None and cached.version == row[_VERSION]:
                 return cached
         session = session_from_row(row)
         self._remember(session)

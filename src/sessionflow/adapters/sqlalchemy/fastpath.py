@@ -1,0 +1,133 @@
+"""The hot path of the SQL store, on the driver connection: one append, one primary-key read.
+
+SQLAlchemy Core builds and compiles statements generically; on the two operations every transition does,
+that costs more than the database work. Here the SQL is written once per dialect and run on the pooled
+driver connection (the pool, its checkout and its reset still belong to SQLAlchemy):
+
+* SQLite: ``BEGIN IMMEDIATE``; insert or compare-and-set update of the projection; insert the events;
+  ``COMMIT``. All on one in-process connection, no round trips.
+* PostgreSQL: ONE statement in autocommit mode — a data-modifying CTE inserts or updates the projection
+  (``WHERE version = expected``) and the events are inserted only if it matched — so a transition costs
+  one round trip and is still atomic.
+
+The row formats are exactly those of :mod:`sessionflow.adapters.sqlalchemy.tables` (UUIDs as 32-digit hex
+text on SQLite, native on PostgreSQL; JSON as text / JSONB; times as epoch milliseconds).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sessionflow.adapters.sqlalchemy.tables import session_events, sessions
+
+__all__ = ["FastSql", "fast_sql_for"]
+
+SESSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in sessions.c)
+EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in session_events.c)
+_PG_CASTS = {"record_id": "uuid", "session_id": "uuid", "version": "integer", "event": "varchar",
+             "source_state": "varchar", "target_state": "varchar", "performer_id": "varchar",
+             "timestamp": "bigint", "payload": "jsonb"}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class FastSql:
+    """Dialect-specific SQL text and value conversion for the hot path."""
+
+    dialect = ""
+    select_session = ""
+    select_version = ""
+
+    def uuid(self, value: UUID) -> Any:
+        raise NotImplementedError
+
+    def session_params(self, row: dict[str, Any]) -> dict[str, Any]:
+        params = dict(row)
+        params["id"] = self.uuid(row["id"])
+        params["data"] = _dumps(row["data"])
+        return params
+
+    def event_params(self, row: dict[str, Any]) -> dict[str, Any]:
+        params = dict(row)
+        params["record_id"] = self.uuid(row["record_id"])
+        params["session_id"] = self.uuid(row["session_id"])
+        params["payload"] = _dumps(row["payload"])
+        return params
+
+
+class SqliteSql(FastSql):
+    dialect = "sqlite"
+
+    def __init__(self) -> None:
+        cols = ", ".join(SESSION_COLUMNS)
+        self.select_session = f"SELECT {cols} FROM sessions WHERE id = ?"
+        self.insert_session = (f"INSERT INTO sessions ({cols}) VALUES "
+                               f"({', '.join(':' + c for c in SESSION_COLUMNS)})")
+        sets = ", ".join(f"{c} = :{c}" for c in SESSION_COLUMNS if c != "id")
+        self.update_session = f"UPDATE sessions SET {sets} WHERE id = :id AND version = :expected_version"
+        self.insert_event = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) VALUES "
+                             f"({', '.join(':' + c for c in EVENT_COLUMNS)})")
+        self.select_version = "SELECT version FROM sessions WHERE id = ?"
+
+    def uuid(self, value: UUID) -> Any:
+        return value.hex
+
+
+class PostgresSql(FastSql):
+    dialect = "postgresql"
+
+    def __init__(self) -> None:
+        cols = ", ".join(SESSION_COLUMNS)
+        self.select_session = f"SELECT {cols} FROM sessions WHERE id = %s"
+        self.select_version = "SELECT version FROM sessions WHERE id = %s"
+        self._insert_session = (
+            f"INSERT INTO sessions ({cols}) VALUES ("
+            + ", ".join(f"%(s_{c})s::jsonb" if c == "data" else f"%(s_{c})s" for c in SESSION_COLUMNS)
+            + ") RETURNING 1")
+        sets = ", ".join(f"{c} = %(s_{c})s::jsonb" if c == "data" else f"{c} = %(s_{c})s"
+                         for c in SESSION_COLUMNS if c != "id")
+        self._update_session = (f"UPDATE sessions SET {sets} WHERE id = %(s_id)s "
+                                f"AND version = %(expected_version)s RETURNING 1")
+        self._statements: dict[tuple[bool, int], str] = {}
+
+    def uuid(self, value: UUID) -> Any:
+        return value
+
+    def append_statement(self, create: bool, events: int) -> str:
+        """One statement that writes the projection and, only if that matched, ``events`` event rows."""
+        key = (create, events)
+        statement = self._statements.get(key)
+        if statement is None:
+            rows = ", ".join(
+                "(" + ", ".join(f"%(e{i}_{c})s::{_PG_CASTS[c]}" for c in EVENT_COLUMNS) + ")"
+                for i in range(events))
+            statement = (
+                f"WITH w AS ({self._insert_session if create else self._update_session}) "
+                f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) "
+                f"SELECT {', '.join('v.' + c for c in EVENT_COLUMNS)} FROM (VALUES {rows}) "
+                f"AS v({', '.join(EVENT_COLUMNS)}) WHERE EXISTS (SELECT 1 FROM w)")
+            self._statements[key] = statement
+        return statement
+
+    def append_params(self, session_row: dict[str, Any], event_rows: Sequence[dict[str, Any]],
+                      expected_version: int) -> dict[str, Any]:
+        params: dict[str, Any] = {f"s_{k}": v for k, v in self.session_params(session_row).items()}
+        params["expected_version"] = expected_version
+        for i, row in enumerate(event_rows):
+            for key, value in self.event_params(row).items():
+                params[f"e{i}_{key}"] = value
+        return params
+
+
+def fast_sql_for(dialect: str) -> FastSql | None:
+    """The hot-path SQL for a dialect, or ``None`` where the generic Core path is used."""
+    if dialect == "sqlite":
+        return SqliteSql()
+    if dialect == "postgresql":
+        return PostgresSql()
+    return None
