@@ -37,7 +37,7 @@ __all__ = [
 
 
 def all_files_accounted(session: Session, **_: Any) -> bool:
-    """Every file has an outcome: ``processed + failed == total``."""
+    """Every file has an outcome: processed + failed == total."""
     return session.progress.all_accounted
 
 
@@ -47,12 +47,12 @@ def has_reason(reason: str | None = None, **_: Any) -> bool:
 
 
 def deadline_passed(session: Session, now: datetime, **_: Any) -> bool:
-    """The session's deadline is at or before ``now``."""
+    """The session's deadline is at or before now."""
     return session.expires_at <= now
 
 
 def deadline_not_passed(session: Session, now: datetime, **_: Any) -> bool:
-    """The session's deadline is still ahead of ``now``."""
+    """The session's deadline is still ahead of now."""
     return session.expires_at > now
 
 
