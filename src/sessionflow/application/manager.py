@@ -263,7 +263,7 @@ class SessionManager:
     def _event(self, session: Session | None, session_id: UUID, version: int, kind: EventType,
                target: SessionStatus, performer: str, now: datetime,
                payload: Mapping[str, Any]) -> SessionEvent:
-        return SessionEvent.model_construct(
+        return SessionEvent.trusted(
             record_id=uuid4(),
             session_id=session_id,
             version=version,

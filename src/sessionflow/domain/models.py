@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
@@ -85,6 +85,26 @@ JsonObject = Annotated[dict[str, Any], BeforeValidator(_freeze_object), AfterVal
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """Build from values the engine produced itself, every field given and already valid.
+
+        Skips validation (like ``model_construct``, but faster): the engine's hot path builds several
+        of these per transition. Never use it for input from outside the engine.
+        """
+        instance = cls.__new__(cls)
+        object.__setattr__(instance, "__dict__", values)
+        object.__setattr__(instance, "__pydantic_fields_set__", set(values))
+        object.__setattr__(instance, "__pydantic_extra__", None)
+        object.__setattr__(instance, "__pydantic_private__", None)
+        return instance
+
+    def evolve(self, **changes: Any) -> Self:
+        """A copy with ``changes`` applied, without validation (for values the engine produced)."""
+        values = dict(self.__dict__)
+        values.update(changes)
+        return type(self).trusted(**values)
 
 
 class SessionNote(_Frozen):

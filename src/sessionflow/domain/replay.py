@@ -46,7 +46,7 @@ def _create(event: SessionEvent) -> Session:
     paths = tuple(p.get("file_paths") or ())
     expires_at = _dt(p["expires_at"])
     assert expires_at is not None
-    return Session.model_construct(
+    return Session.trusted(
         id=event.session_id,
         status=SessionStatus.PENDING,
         version=1,
@@ -54,7 +54,7 @@ def _create(event: SessionEvent) -> Session:
         workspace_id=p.get("workspace_id"),
         module_name=p.get("module_name"),
         file_paths=paths,
-        progress=SessionProgress.model_construct(
+        progress=SessionProgress.trusted(
             total_files=len(paths), processed_files=0, failed_files=0, current_file=None),
         file_results=(),
         notes=(),
@@ -92,20 +92,20 @@ def apply(session: Session | None, event: SessionEvent) -> Session:
     kind = event.event
     if kind is EventType.FILE_RECORDED:
         error = p.get("error")
-        result = FileResult.model_construct(path=p["path"], error=error, recorded_at=ts)
+        result = FileResult.trusted(path=p["path"], error=error, recorded_at=ts)
         progress = session.progress
         update["file_results"] = (*session.file_results, result)
-        update["progress"] = progress.model_copy(update={
+        update["progress"] = progress.evolve(**{
             "processed_files": progress.processed_files + (error is None),
             "failed_files": progress.failed_files + (error is not None),
         })
     elif kind is EventType.NOTE_ADDED:
-        note = SessionNote.model_construct(
+        note = SessionNote.trusted(
             file_path=p["file_path"], memory_id=p.get("memory_id"), status=p["status"], created_at=ts)
         update["notes"] = (*session.notes, note)
     elif kind is EventType.UPDATED:
         if "current_file" in p:
-            update["progress"] = session.progress.model_copy(update={"current_file": p["current_file"]})
+            update["progress"] = session.progress.evolve(**{"current_file": p["current_file"]})
         if "metadata" in p:
             update["metadata"] = p["metadata"]
         if "ttl_seconds" in p:
@@ -118,7 +118,7 @@ def apply(session: Session | None, event: SessionEvent) -> Session:
     elif kind is EventType.DELETED:
         update["deleted_at"] = ts
     # STARTED and TOUCHED change only the common fields (status, deadline).
-    return session.model_copy(update=update)
+    return session.evolve(**update)
 
 
 def replay(events: Iterable[SessionEvent]) -> Session:

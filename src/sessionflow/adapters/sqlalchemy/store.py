@@ -126,7 +126,7 @@ def session_from_row(row: Any) -> Session:
         sid = UUID(str(sid))
     if isinstance(data, str | bytes):
         data = json.loads(data)
-    return Session.model_construct(
+    return Session.trusted(
         id=sid,
         status=_status(status, sid),
         version=version,
@@ -134,12 +134,12 @@ def session_from_row(row: Any) -> Session:
         workspace_id=workspace_id,
         module_name=module_name,
         file_paths=tuple(data["file_paths"]),
-        progress=SessionProgress.model_construct(
+        progress=SessionProgress.trusted(
             total_files=total_files, processed_files=processed_files,
             failed_files=failed_files, current_file=current_file),
-        file_results=tuple(FileResult.model_construct(path=p, error=e, recorded_at=from_millis(t))
+        file_results=tuple(FileResult.trusted(path=p, error=e, recorded_at=from_millis(t))
                            for p, e, t in data["file_results"]),
-        notes=tuple(SessionNote.model_construct(file_path=f, memory_id=m, status=st, created_at=from_millis(t))
+        notes=tuple(SessionNote.trusted(file_path=f, memory_id=m, status=st, created_at=from_millis(t))
                     for f, m, st, t in data["notes"]),
         metadata=_freeze(data["metadata"]),
         ttl_seconds=float(ttl_seconds),
@@ -175,7 +175,7 @@ def event_from_row(row: Any) -> SessionEvent:
         kind = EventType(row.event)
     except ValueError:
         raise StoreError(f"event {row.record_id} has an unknown name {row.event!r}") from None
-    return SessionEvent.model_construct(
+    return SessionEvent.trusted(
         record_id=row.record_id,
         session_id=row.session_id,
         version=row.version,
