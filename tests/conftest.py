@@ -78,3 +78,35 @@ def make_manager(backend: str, database_url: str | None) -> Iterator[MakeManager
     yield factory
     for manager in managers:
         manager.close()
+
+
+# --------------------------------------------------------------------------- CI: PostgreSQL must run
+
+_postgres_outcomes = {"passed": 0, "skipped": 0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "postgres" not in report.nodeid:
+        return
+    if report.skipped:
+        _postgres_outcomes["skipped"] += 1
+    elif report.when == "call" and report.passed:
+        _postgres_outcomes["passed"] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI a PostgreSQL test that did not run is a failure, not a skip."""
+    from tests.support.postgres import in_ci
+
+    if not in_ci() or exitstatus != 0 or session.config.option.collectonly:
+        return
+    if _postgres_outcomes["skipped"] or (session.testscollected and not _postgres_outcomes["passed"]
+                                         and not session.config.option.keyword
+                                         and session.config.args_source != pytest.Config.ArgsSource.ARGS):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"CI: PostgreSQL tests skipped={_postgres_outcomes['skipped']} "
+                f"passed={_postgres_outcomes['passed']}: a PostgreSQL test that did not run is a failure",
+                red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
