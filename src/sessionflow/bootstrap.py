@@ -5,7 +5,7 @@ Nothing here reads the environment; the CLI and the HTTP app do that and pass th
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import Engine
@@ -18,10 +18,13 @@ from sessionflow.adapters.sqlalchemy.store import SqlAlchemyEventStore, install_
 from sessionflow.application.manager import SessionManager
 from sessionflow.errors import InvalidInput, StoreError
 
-__all__ = ["DEFAULT_URL", "build", "create_engine", "create_store"]
+__all__ = ["DEFAULT_URL", "build", "create_engine", "create_store", "from_settings"]
 
 #: The embedded default: an SQLite file in the current directory.
 DEFAULT_URL = "sqlite:///./sessionflow.db"
+
+if TYPE_CHECKING:
+    from sessionflow.settings import Settings
 
 M = TypeVar("M", bound=SessionManager)
 
@@ -104,3 +107,21 @@ def build(url: str | None = None, *, manager_class: type[M] = SessionManager,  #
     except BaseException:
         store.close()
         raise
+
+
+def from_settings(settings: Settings, *, manager_class: type[M] = SessionManager,  # type: ignore[assignment]
+                  **options: Any) -> M:
+    """A manager configured by ``settings``: its database, timeouts and policies, with an (unstarted)
+    :class:`~sessionflow.adapters.apscheduler.ApschedulerWaker` sweeping every
+    ``settings.session.cleanup_interval_seconds``; call ``start_timeouts()`` to start it.
+
+    ``options`` override the settings or add to them (``clock``, ``migrate``, engine options, ``waker``...).
+    Reads nothing from the environment: build ``settings`` with ``Settings.from_env()`` in an entry point.
+    """
+    from sessionflow.adapters.apscheduler import ApschedulerWaker
+
+    merged: dict[str, Any] = settings.manager_options()
+    merged.update(options)
+    if "waker" not in merged:
+        merged["waker"] = ApschedulerWaker(cleanup_interval=settings.session.cleanup_interval)
+    return build(settings.database_url, manager_class=manager_class, **merged)

@@ -10,6 +10,7 @@ no projection row was changed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,7 @@ __all__ = [
     "SessionNotFound",
     "SessionUserMismatch",
     "SessionflowError",
+    "SettingsError",
     "StoreError",
 ]
 
@@ -148,6 +150,27 @@ class InvalidInput(SessionflowError, ValueError):
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         data.update(field=self.field, problem=self.problem)
+        return data
+
+
+class SettingsError(InvalidInput):
+    """One or more settings are invalid (below a minimum, of the wrong type, unknown, unreadable file).
+
+    ``problems`` lists ``(setting, problem)`` pairs, e.g. ``("session.timeout_seconds", "Input should be
+    greater than or equal to 60 (got '10') [environment variable SESSIONFLOW_SESSION__TIMEOUT_SECONDS]")``.
+    """
+
+    code = "invalid_settings"
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = tuple((str(name), str(problem)) for name, problem in problems)
+        self.field = ", ".join(name for name, _ in self.problems) or "settings"
+        self.problem = "; ".join(f"{name}: {problem}" for name, problem in self.problems)
+        SessionflowError.__init__(self, f"invalid settings: {self.problem}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["problems"] = [{"setting": name, "problem": problem} for name, problem in self.problems]
         return data
 
 

@@ -338,10 +338,7 @@ def test_non_transition_events_refused_once_terminal(mgr: SessionManager, clock:
         "touch": lambda: mgr.touch(s.id, performer_id="u1"),
         "update": lambda: mgr.update(s.id, current_file="a.py", performer_id="u1"),
     }
-    if (state, operation) == ("completed", "record_file"):
-        # Every file of a completed session is recorded: the path check refuses first.
-        refused(mgr, s.id, calls[operation], InvalidInput)
-        return
+    # The lifecycle decides first: even a file already recorded is refused as an invalid transition.
     error = refused(mgr, s.id, calls[operation])
     assert (error.state, error.event) == (state, operation)
 

@@ -56,10 +56,12 @@ from sessionflow.errors import (
     InvalidTransition,
     SessionNotFound,
     SessionUserMismatch,
+    StoreError,
 )
 
 if TYPE_CHECKING:
     from sessionflow.application.ports import ExpiryDecider
+    from sessionflow.settings import Settings
 
 __all__ = ["SYSTEM", "UNSET", "SessionManager", "Subscriber"]
 
@@ -180,6 +182,16 @@ class SessionManager:
         from sessionflow.bootstrap import build
 
         manager = build(url, manager_class=cls, **options)
+        assert isinstance(manager, cls)
+        return manager
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> Self:
+        """A manager configured by ``settings`` (database, timeouts, policies); see
+        :func:`sessionflow.bootstrap.from_settings`. ``options`` override or add constructor arguments."""
+        from sessionflow.bootstrap import from_settings
+
+        manager = from_settings(settings, manager_class=cls, **options)
         assert isinstance(manager, cls)
         return manager
 
@@ -380,9 +392,9 @@ class SessionManager:
         _check_expected(expected_version)
 
         def build(session: Session, now: datetime) -> Change:
-            if prepare is not None:
-                prepare(session)
             event = self._transition(session, machine_event, performer, now, dict(payload or {}), args)
+            if prepare is not None:  # after the lifecycle: a terminal session is an invalid transition
+                prepare(session)
             exclusive = (session.user_id if self.single_active_per_user and machine_event == "start"
                          else None)
             return Change(apply(session, event), (event,), session.version, exclusive_user=exclusive,
@@ -666,6 +678,47 @@ class SessionManager:
     def next_deadline(self) -> datetime | None:
         """The earliest deadline of any live session, or ``None``."""
         return self._store.next_deadline()
+
+    # ------------------------------------------------------------------ the waker (timeouts that fire)
+
+    @property
+    def waker(self) -> Waker | None:
+        """What wakes this manager at its deadlines (see :meth:`start_timeouts`), or ``None``."""
+        return self._waker
+
+    def start_timeouts(self, waker: Waker | None = None, *,
+                       cleanup_interval: timedelta = timedelta(minutes=5)) -> Waker:
+        """Expire sessions at their deadlines from now on, in the background; returns the waker.
+
+        Without ``waker``, the one given to the constructor is used, else an
+        :class:`~sessionflow.adapters.apscheduler.ApschedulerWaker` sweeping every ``cleanup_interval`` as
+        a safety net. A waker with a ``bind(manager)`` method is bound to this manager first. Starting
+        sweeps at once, in the calling thread: sessions that fell due while nothing ran are expired when
+        this returns. Stopped by :meth:`stop_timeouts`, :meth:`close` or leaving the ``with`` block.
+        Idempotent. Raises :class:`~sessionflow.errors.StoreError` if the manager is closed or the store
+        fails during the first sweep.
+        """
+        if self._closed:
+            raise StoreError("the manager is closed")
+        if waker is not None and waker is not self._waker:
+            if self._waker is not None:
+                self._waker.stop()
+            self._waker = waker
+        if self._waker is None:
+            # The default adapter, imported only when asked for (the application layer does not need it).
+            from sessionflow.adapters.apscheduler import ApschedulerWaker
+
+            self._waker = ApschedulerWaker(cleanup_interval=cleanup_interval)
+        bind = getattr(self._waker, "bind", None)
+        if callable(bind):
+            bind(self)
+        self._waker.start()
+        return self._waker
+
+    def stop_timeouts(self) -> None:
+        """Stop the waker (if any); sessions still expire lazily on reads and on :meth:`expire_sessions`."""
+        if self._waker is not None:
+            self._waker.stop()
 
     # ------------------------------------------------------------------ maintenance
 

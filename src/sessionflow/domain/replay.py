@@ -24,12 +24,15 @@ from sessionflow.domain.models import (
     SessionStatus,
 )
 from sessionflow.domain.values import FrozenDict
+from sessionflow.errors import SessionflowError
 
 __all__ = ["CorruptHistory", "apply", "replay"]
 
 
-class CorruptHistory(ValueError):
+class CorruptHistory(SessionflowError, ValueError):
     """A history that cannot be folded: a gap in versions, an event of another session, ..."""
+
+    code = "corrupt_history"
 
 
 def _dt(value: Any) -> datetime | None:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, and_, delete, event, exists, func, insert, select, text, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from sessionflow.adapters.sqlalchemy.fastpath import PostgresSql, SqliteSql, fast_sql_for
 from sessionflow.adapters.sqlalchemy.tables import from_millis, session_events, sessions, to_millis
@@ -50,6 +50,7 @@ T = TypeVar("T")
 
 _WRITE = "sessionflow_write"
 _LOCKED_RETRIES = 20
+_LOST_RETRIES = 4
 _SESSION_COLUMNS = tuple(sessions.c)
 _VERSION = [c.name for c in sessions.c].index("version")
 _EVENT_COLUMNS = tuple(session_events.c)
@@ -188,6 +189,12 @@ def event_from_row(row: Any) -> SessionEvent:
     )
 
 
+def _first_line(error: BaseException) -> str:
+    driver = getattr(error, "orig", None) or error
+    text_ = str(driver).strip().splitlines()
+    return text_[0] if text_ else type(driver).__name__
+
+
 def _is_locked(error: BaseException) -> bool:
     message = str(getattr(error, "orig", error)).lower()
     return "database is locked" in message or "database table is locked" in message or "busy" in message
@@ -233,46 +240,62 @@ class SqlAlchemyEventStore:
         if self._closed:
             raise StoreError("the store is closed")
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one write transaction, retrying while SQLite reports the database locked."""
+    def _locked(self, error: BaseException) -> bool:
+        return self.dialect == "sqlite" and _is_locked(error)
+
+    def _lost_connection(self, error: BaseException) -> bool:
+        """The connection broke (server restarted, backend terminated, network): worth a new one."""
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        driver = getattr(error, "orig", None) or error
+        return self._postgres and isinstance(driver, self._engine.dialect.loaded_dbapi.OperationalError)
+
+    def _run(self, op: Callable[[], T], *, retry_lost: bool = True) -> T:
+        """Run ``op`` (which opens its own connection), translating driver errors to :class:`StoreError`.
+
+        SQLite lock contention is waited out (with back-off, on top of the busy timeout). A lost
+        PostgreSQL connection is discarded and ``op`` tried again on a new one, a few times, when
+        ``retry_lost`` is true — ``op`` must then be safe to repeat (see :meth:`append`).
+        """
         self._check_open()
+        driver_error = self._engine.dialect.loaded_dbapi.Error
         delay = 0.005
-        for attempt in range(_LOCKED_RETRIES):
+        lost = 0
+        for _ in range(_LOCKED_RETRIES + _LOST_RETRIES):
             try:
-                with self._engine.connect() as conn:
-                    conn.execution_options(**{_WRITE: True})
-                    with conn.begin():
-                        return work(conn)
+                return op()
             except SessionflowError:
                 raise
-            except OperationalError as error:
-                if self.dialect == "sqlite" and _is_locked(error) and attempt + 1 < _LOCKED_RETRIES:
+            except (DBAPIError, driver_error) as error:
+                if self._locked(error) and delay < 2.0:
                     time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
+                    delay *= 2
                     continue
-                raise StoreError(f"database error: {error.orig}") from error
-            except DBAPIError as error:
-                raise StoreError(f"database error: {error.orig}") from error
-        raise AssertionError("unreachable")  # pragma: no cover
+                if retry_lost and self._lost_connection(error) and lost < _LOST_RETRIES:
+                    lost += 1
+                    logger.warning("database connection lost (%s); retrying on a new one", _first_line(error))
+                    time.sleep(0.05 * 2**lost)
+                    continue
+                raise StoreError(f"database error: {_first_line(error)}") from error
+        raise StoreError("database still locked or unreachable after retries")
+
+    def _write(self, work: Callable[[Connection], T], *, retry_lost: bool = True) -> T:
+        """Run ``work`` in one write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+
+        def op() -> T:
+            with self._engine.connect() as conn:
+                conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    return work(conn)
+
+        return self._run(op, retry_lost=retry_lost)
 
     def _read(self, work: Callable[[Connection], T]) -> T:
-        self._check_open()
-        delay = 0.005
-        for attempt in range(_LOCKED_RETRIES):
-            try:
-                with self._engine.connect() as conn:
-                    return work(conn)
-            except SessionflowError:
-                raise
-            except OperationalError as error:
-                if self.dialect == "sqlite" and _is_locked(error) and attempt + 1 < _LOCKED_RETRIES:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                raise StoreError(f"database error: {error.orig}") from error
-            except DBAPIError as error:
-                raise StoreError(f"database error: {error.orig}") from error
-        raise AssertionError("unreachable")  # pragma: no cover
+        def op() -> T:
+            with self._engine.connect() as conn:
+                return work(conn)
+
+        return self._run(op)
 
     def _remember(self, session: Session) -> None:
         if not self._cache_size:
@@ -331,11 +354,25 @@ class SqlAlchemyEventStore:
             raise ActiveSessionExists(session_id, user_id=user_id, active_session_id=other)
 
     def append(self, change: Change) -> None:
-        try:
+        # If a connection is lost mid-append the outcome is unknown: before trying again, look for the
+        # change's first event (its record id is unique). Found: it was applied, so it is not applied twice.
+        tried = False
+
+        def op() -> None:
+            nonlocal tried
+            if tried and self._event_exists(change.events[0].record_id):
+                return
+            tried = True
             if self._fast is not None and change.exclusive_user is None:
                 self._append_fast(change)
             else:
-                self._write(lambda conn: self._apply(conn, change))
+                with self._engine.connect() as conn:
+                    conn.execution_options(**{_WRITE: True})
+                    with conn.begin():
+                        self._apply(conn, change)
+
+        try:
+            self._run(op)
         except ConcurrencyConflict as conflict:
             if conflict.actual_version is None and change.expected_version > 0:
                 # Fill in the version we lost to, for a useful message (outside the failed transaction).
@@ -348,44 +385,33 @@ class SqlAlchemyEventStore:
             raise
         self._remember(change.session)
 
+    def _event_exists(self, record_id: UUID) -> bool:
+        with self._engine.connect() as conn:
+            found = conn.execute(select(session_events.c.version)
+                                 .where(session_events.c.record_id == record_id)).first()
+        return found is not None
+
     # ------------------------------------------------------------------ the hot path (driver level)
 
-    def _driver_errors(self) -> tuple[type[BaseException], type[BaseException], type[BaseException]]:
-        """(integrity error, operational error, any driver error) of this dialect's driver."""
-        module = self._engine.dialect.loaded_dbapi
-        return module.IntegrityError, module.OperationalError, module.Error
-
     def _append_fast(self, change: Change) -> None:
-        self._check_open()
-        integrity, operational, driver_error = self._driver_errors()
-        delay = 0.005
-        for attempt in range(_LOCKED_RETRIES):
-            raw = self._engine.raw_connection()
-            try:
-                if isinstance(self._fast, SqliteSql):
-                    self._append_sqlite(raw.driver_connection, self._fast, change)
-                else:
-                    assert isinstance(self._fast, PostgresSql)
-                    self._append_postgres(raw.driver_connection, self._fast, change)
-                return
-            except SessionflowError:
-                raise
-            except integrity as error:
-                raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
-                                          actual_version=None) from error
-            except operational as error:
-                if self.dialect == "sqlite" and _is_locked(error) and attempt + 1 < _LOCKED_RETRIES:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                if self._postgres:
-                    raw.invalidate()
-                raise StoreError(f"database error: {error}") from error
-            except driver_error as error:
-                raise StoreError(f"database error: {error}") from error
-            finally:
-                raw.close()
-        raise AssertionError("unreachable")  # pragma: no cover
+        """One append on the driver connection; driver errors propagate to :meth:`_run`."""
+        integrity = self._engine.dialect.loaded_dbapi.IntegrityError
+        raw = self._engine.raw_connection()
+        try:
+            if isinstance(self._fast, SqliteSql):
+                self._append_sqlite(raw.driver_connection, self._fast, change)
+            else:
+                assert isinstance(self._fast, PostgresSql)
+                self._append_postgres(raw.driver_connection, self._fast, change)
+        except integrity as error:
+            raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                      actual_version=None) from error
+        except BaseException as error:
+            if self._lost_connection(error):
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
 
     def _append_sqlite(self, conn: Any, sql: SqliteSql, change: Change) -> None:
         session_params = sql.session_params(session_row(change.session))
@@ -426,36 +452,30 @@ class SqlAlchemyEventStore:
                 conn.autocommit = False
 
     def _get_fast(self, session_id: UUID) -> Any:
-        self._check_open()
         assert self._fast is not None
-        _, operational, driver_error = self._driver_errors()
-        delay = 0.005
-        key = self._fast.uuid(session_id)
-        for attempt in range(_LOCKED_RETRIES):
+        sql = self._fast
+        key = sql.uuid(session_id)
+
+        def op() -> Any:
             raw = self._engine.raw_connection()
             try:
                 conn: Any = raw.driver_connection
-                if self._postgres:
-                    conn.autocommit = True
-                    try:
-                        return conn.execute(self._fast.select_session, (key,)).fetchone()
-                    finally:
-                        if not conn.closed:
-                            conn.autocommit = False
-                return conn.execute(self._fast.select_session, (key,)).fetchone()
-            except operational as error:
-                if self.dialect == "sqlite" and _is_locked(error) and attempt + 1 < _LOCKED_RETRIES:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                if self._postgres:
+                if not self._postgres:
+                    return conn.execute(sql.select_session, (key,)).fetchone()
+                conn.autocommit = True  # one statement, no BEGIN/ROLLBACK round trips
+                try:
+                    return conn.execute(sql.select_session, (key,)).fetchone()
+                finally:
+                    if not conn.closed:
+                        conn.autocommit = False
+            except BaseException as error:
+                if self._lost_connection(error):
                     raw.invalidate()
-                raise StoreError(f"database error: {error}") from error
-            except driver_error as error:
-                raise StoreError(f"database error: {error}") from error
+                raise
             finally:
                 raw.close()
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        return self._run(op)
 
     # ------------------------------------------------------------------ reads
 
@@ -610,7 +630,7 @@ class SqlAlchemyEventStore:
 
         with self._cache_lock:
             self._cache.clear()
-        return self._write(work)
+        return self._write(work, retry_lost=False)
 
     def ping(self) -> bool:
         """True when the database answers."""
