@@ -1,0 +1,184 @@
+"""Where the benchmarks run: the machine description and the PostgreSQL server.
+
+PostgreSQL: ``SESSIONFLOW_BENCH_DATABASE_URL`` names an existing server (any database on it; the role must
+be allowed to create databases). Without it a throwaway server is started with the test suite's helper
+(``tests.support.postgres.throwaway_postgres``: ``initdb`` + ``pg_ctl`` on a free loopback port, durability
+off since it is thrown away). Either way every benchmark gets a *fresh* database of its own
+(:meth:`PostgresProvider.fresh_database`), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+
+from benchmarks.framework import Skipped
+
+__all__ = ["ENV_URL", "Machine", "PostgresProvider", "conninfo", "describe_machine"]
+
+#: The environment variable that names an existing PostgreSQL server for the benchmarks.
+ENV_URL = "SESSIONFLOW_BENCH_DATABASE_URL"
+
+_PACKAGES = ("sessionflow", "python-statemachine", "transitions", "eventsourcing", "SQLAlchemy", "psycopg",
+             "pydantic")
+
+
+def conninfo(url: str | URL) -> dict[str, Any]:
+    """psycopg connection keywords for a SQLAlchemy URL (``postgresql+psycopg://user@host:port/db``)."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    info: dict[str, Any] = {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "user": parsed.username or "postgres",
+        "dbname": parsed.database or "postgres",
+    }
+    if parsed.password:
+        info["password"] = parsed.password
+    return info
+
+
+class PostgresProvider:
+    """Starts (or finds) a PostgreSQL server on first use; hands out fresh databases on it."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self._given = url
+        self._url: str | None = None
+        self._stack = contextlib.ExitStack()
+        self._error: str | None = None
+        self.server_version: str | None = None
+        self.origin = ""
+
+    def server_url(self) -> str:
+        """The server's URL (its default database); raises :class:`Skipped` when no server is available."""
+        if self._url is not None:
+            return self._url
+        if self._error is not None:
+            raise Skipped(self._error)
+        url = self._given or os.environ.get(ENV_URL, "").strip() or None
+        try:
+            if url is None:
+                try:
+                    from tests.support.postgres import PostgresUnavailable, throwaway_postgres
+                except ImportError as error:  # not run from the repository
+                    raise Skipped(f"no PostgreSQL: set {ENV_URL} ({error})") from None
+                try:
+                    url = self._stack.enter_context(throwaway_postgres())
+                except PostgresUnavailable as error:
+                    raise Skipped(f"no PostgreSQL: {error}") from None
+                self.origin = "throwaway server (tests/support/postgres.py: fsync, synchronous_commit off)"
+            else:
+                self.origin = f"server from {ENV_URL}" if self._given is None else "server given by the caller"
+            import psycopg
+
+            with psycopg.connect(**conninfo(url), autocommit=True) as conn:
+                row = conn.execute("SHOW server_version").fetchone()
+                self.server_version = str(row[0]) if row else "unknown"
+                settings = {name: conn.execute(f"SHOW {name}").fetchone() for name in
+                            ("fsync", "synchronous_commit")}
+                self.origin += ": " + ", ".join(f"{k}={v[0] if v else '?'}" for k, v in settings.items())
+        except Skipped as error:
+            self._error = str(error)
+            raise
+        self._url = url
+        return url
+
+    @contextlib.contextmanager
+    def fresh_database(self, prefix: str = "sfbench") -> Iterator[str]:
+        """A new, empty database on the server (its SQLAlchemy URL); dropped on exit."""
+        import psycopg
+
+        server = make_url(self.server_url())
+        name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(**conninfo(server), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with psycopg.connect(**conninfo(server), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@dataclass(frozen=True)
+class Machine:
+    date: str
+    cores: int
+    cpu: str
+    system: str
+    python: str
+    sqlite: str
+    postgres: str
+    packages: dict[str, str]
+    commit: str
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [
+            ("Date (UTC)", self.date),
+            ("CPU", f"{self.cores} cores, {self.cpu}"),
+            ("System", self.system),
+            ("Python", self.python),
+            ("SQLite", self.sqlite),
+            ("PostgreSQL", self.postgres),
+            ("Libraries", ", ".join(f"{k} {v}" for k, v in self.packages.items())),
+            ("sessionflow tree", self.commit),
+        ]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _commit() -> str:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src"], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha} (src/ with uncommitted changes)" if dirty else sha
+
+
+def describe_machine(postgres: PostgresProvider | None) -> Machine:
+    packages: dict[str, str] = {}
+    for name in _PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = "not installed"
+    pg = "not used"
+    if postgres is not None and postgres.server_version is not None:
+        pg = f"{postgres.server_version} ({postgres.origin})"
+    return Machine(
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        cores=os.cpu_count() or 0,
+        cpu=_cpu_model(),
+        system=f"{platform.system()} {platform.release()} ({platform.machine()})",
+        python=f"{platform.python_implementation()} {sys.version.split()[0]}",
+        sqlite=sqlite3.sqlite_version,
+        postgres=pg,
+        packages=packages,
+        commit=_commit(),
+    )
