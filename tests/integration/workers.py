@@ -45,3 +45,25 @@ def open_and_create(url: str, count: int) -> list[str]:
     """Open the database (migrating it) and create ``count`` sessions; used to race schema upgrades."""
     with SessionManager.open(url) as manager:
         return [str(manager.create(performer_id="racer").id) for _ in range(count)]
+
+
+def contend(url: str, operations: int, seed: int, busy_timeout: float, start_at: float) -> dict[str, Any]:
+    """Create and advance sessions on a shared SQLite file with a tiny busy timeout.
+
+    Returns the acknowledged ``(session_id, version)`` pairs and the names of the errors raised.
+    """
+    from sessionflow import SessionflowError
+
+    acked: list[tuple[str, int]] = []
+    errors: list[str] = []
+    with SessionManager.open(url, migrate=False, sqlite_busy_timeout=busy_timeout) as manager:
+        time.sleep(max(0.0, start_at - time.time()))
+        for _ in range(operations):
+            try:
+                s = manager.create(performer_id=f"c{seed}")
+                acked.append((str(s.id), 1))
+                s = manager.start(s.id, performer_id=f"c{seed}")
+                acked.append((str(s.id), 2))
+            except SessionflowError as error:
+                errors.append(type(error).__name__)
+    return {"acked": acked, "errors": errors}
