@@ -3,22 +3,9 @@
 The public names are listed in ``__all__``; everything else is internal.
 """
 
-from sessionflow.adapters.memory import InMemoryEventStore
-from sessionflow.application.manager import SYSTEM, UNSET, SessionManager, Subscriber
-from sessionflow.application.ports import Change, Clock, EventStore, Query, SystemClock
-from sessionflow.domain.deadlines import DeadlinePolicy
-from sessionflow.domain.decision import CompiledLifecycle, Decision
-from sessionflow.domain.lifecycle import SessionLifecycle
-from sessionflow.domain.models import (
-    EventType,
-    FileResult,
-    Session,
-    SessionEvent,
-    SessionNote,
-    SessionProgress,
-    SessionStatus,
-)
-from sessionflow.domain.replay import CorruptHistory, apply, replay
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from sessionflow.errors import (
     ActiveSessionExists,
     ConcurrencyConflict,
@@ -28,8 +15,74 @@ from sessionflow.errors import (
     SessionflowError,
     SessionNotFound,
     SessionUserMismatch,
+    SettingsError,
     StoreError,
 )
+
+if TYPE_CHECKING:
+    from sessionflow.adapters.apscheduler import ApschedulerWaker
+    from sessionflow.adapters.memory import InMemoryEventStore
+    from sessionflow.application.manager import SYSTEM, UNSET, SessionManager, Subscriber
+    from sessionflow.application.ports import Change, Clock, EventStore, Query, SystemClock
+    from sessionflow.domain.deadlines import DeadlinePolicy
+    from sessionflow.domain.decision import CompiledLifecycle, Decision
+    from sessionflow.domain.lifecycle import SessionLifecycle
+    from sessionflow.domain.models import (
+        EventType,
+        FileResult,
+        Session,
+        SessionEvent,
+        SessionNote,
+        SessionProgress,
+        SessionStatus,
+    )
+    from sessionflow.domain.replay import CorruptHistory, apply, replay
+    from sessionflow.settings import Settings
+
+# Everything but the errors is imported on first use (PEP 562), so ``import sessionflow`` — which pytest
+# does in every project that installs sessionflow, to load its plugin — stays cheap.
+_LAZY: dict[str, str] = {
+    "ApschedulerWaker": "sessionflow.adapters.apscheduler",
+    "InMemoryEventStore": "sessionflow.adapters.memory",
+    "SYSTEM": "sessionflow.application.manager",
+    "SessionManager": "sessionflow.application.manager",
+    "Subscriber": "sessionflow.application.manager",
+    "UNSET": "sessionflow.application.manager",
+    "Change": "sessionflow.application.ports",
+    "Clock": "sessionflow.application.ports",
+    "EventStore": "sessionflow.application.ports",
+    "Query": "sessionflow.application.ports",
+    "SystemClock": "sessionflow.application.ports",
+    "DeadlinePolicy": "sessionflow.domain.deadlines",
+    "CompiledLifecycle": "sessionflow.domain.decision",
+    "Decision": "sessionflow.domain.decision",
+    "SessionLifecycle": "sessionflow.domain.lifecycle",
+    "EventType": "sessionflow.domain.models",
+    "FileResult": "sessionflow.domain.models",
+    "Session": "sessionflow.domain.models",
+    "SessionEvent": "sessionflow.domain.models",
+    "SessionNote": "sessionflow.domain.models",
+    "SessionProgress": "sessionflow.domain.models",
+    "SessionStatus": "sessionflow.domain.models",
+    "CorruptHistory": "sessionflow.domain.replay",
+    "apply": "sessionflow.domain.replay",
+    "replay": "sessionflow.domain.replay",
+    "Settings": "sessionflow.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sessionflow' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 
@@ -37,6 +90,7 @@ __all__ = [
     "SYSTEM",
     "UNSET",
     "ActiveSessionExists",
+    "ApschedulerWaker",
     "Change",
     "Clock",
     "CompiledLifecycle",
@@ -62,6 +116,8 @@ __all__ = [
     "SessionStatus",
     "SessionUserMismatch",
     "SessionflowError",
+    "Settings",
+    "SettingsError",
     "StoreError",
     "Subscriber",
     "SystemClock",

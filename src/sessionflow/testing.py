@@ -1,17 +1,46 @@
-"""Helpers for testing code that uses sessionflow: a controllable clock and ready-made managers.
+"""Helpers for testing code that uses sessionflow: a controllable clock, time travel, ready-made managers.
 
-This module is also a pytest plugin (registered through the ``pytest11`` entry point), so installing
-sessionflow gives a test suite its fixtures. It imports nothing heavy at import time.
+This module is also a pytest plugin, registered through the ``pytest11`` entry point: installing sessionflow
+gives a test suite these fixtures (disable them with ``-p no:sessionflow``):
+
+``sessionflow_clock``
+    A :class:`ManualClock` at 2030-01-01 00:00 UTC. It moves only when told to.
+``sessionflow_time``
+    A :class:`TimeTravel` on that clock: ``sessionflow_time.advance(timedelta(minutes=5))`` moves the clock
+    and runs every timeout that falls due meanwhile — synchronously, in deadline order, each session
+    expired at its own deadline — without sleeping and without threads.
+``sessionflow_manager``
+    A :class:`~sessionflow.SessionManager` on an in-memory store and that clock, attached to
+    ``sessionflow_time`` and closed after the test.
+``sessionflow_sqlite_manager``
+    The same on an SQLite file in the test's ``tmp_path``.
+
+Outside pytest, :func:`advance` does the same for any manager built on a :class:`ManualClock`. The engine's
+default clock (``SystemClock``) reads ``datetime.now(UTC)`` at each call, so ``freezegun.freeze_time`` and
+``time_machine.travel`` move it too; this module imports neither.
+
+Importing this module is cheap (pytest imports it in every project that installs sessionflow): it imports
+only the standard library at import time; managers and stores are imported when first used.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 
 from sessionflow.domain.values import to_utc
 
-__all__ = ["ManualClock"]
+if TYPE_CHECKING:
+    from sessionflow.application.manager import SessionManager
+
+__all__ = ["ManualClock", "TimeTravel", "advance"]
+
+#: Where a :class:`ManualClock` starts unless told otherwise.
+DEFAULT_START = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 class ManualClock:
@@ -24,7 +53,7 @@ class ManualClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self._lock = threading.Lock()
-        self._now = to_utc(start, "start") if start is not None else datetime(2030, 1, 1, tzinfo=UTC)
+        self._now = to_utc(start, "start") if start is not None else DEFAULT_START
 
     def now(self) -> datetime:
         with self._lock:
@@ -40,7 +69,8 @@ class ManualClock:
             return when
 
     def advance(self, delta: timedelta) -> datetime:
-        """Move the clock forward by ``delta`` and return the new time."""
+        """Move the clock forward by ``delta`` and return the new time (runs no timeout: see
+        :class:`TimeTravel`)."""
         if delta < timedelta(0):
             raise ValueError("the clock does not go back")
         with self._lock:
@@ -49,3 +79,157 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock({self._now.isoformat()})"
+
+
+class TimeTravel:
+    """Moves a :class:`ManualClock` and runs the timeouts of the managers on it, synchronously.
+
+    :meth:`advance` stops the clock at each deadline on the way, in order, and expires the sessions due
+    there (as the real waker would, at that instant): a session's ``expired`` event is stamped with its own
+    deadline, and subscribers hear the expiries in deadline order. Nothing sleeps; no thread is started.
+
+    Managers made by :meth:`manager` and :meth:`sqlite_manager` are closed by :meth:`close` (or leaving the
+    ``with`` block); managers given to the constructor or :meth:`attach` are only driven. Subscribers hear
+    the expiries swept through their own manager: with several managers on one store, subscribe on the
+    first attached.
+    """
+
+    def __init__(self, clock: ManualClock | None = None, *managers: SessionManager) -> None:
+        self.clock = clock if clock is not None else ManualClock()
+        self._managers: list[SessionManager] = []
+        self._owned: list[SessionManager] = []
+        for manager in managers:
+            self.attach(manager)
+
+    @property
+    def managers(self) -> tuple[SessionManager, ...]:
+        return tuple(self._managers)
+
+    def attach(self, manager: SessionManager) -> SessionManager:
+        """Drive ``manager`` too; it must run on this clock. Returns it."""
+        if manager.clock is not self.clock:
+            raise ValueError("the manager does not run on this TimeTravel's clock: build it with clock=")
+        if manager not in self._managers:
+            self._managers.append(manager)
+        return manager
+
+    def manager(self, **options: Any) -> SessionManager:
+        """A new manager on an in-memory store and this clock (``options``: the manager's arguments)."""
+        from sessionflow.application.manager import SessionManager
+
+        manager = SessionManager.in_memory(clock=self.clock, **options)
+        self._owned.append(manager)
+        return self.attach(manager)
+
+    def sqlite_manager(self, path: str | Path, **options: Any) -> SessionManager:
+        """A new manager on an SQLite file at ``path`` (created and migrated) and this clock."""
+        from sessionflow.application.manager import SessionManager
+
+        manager = SessionManager.open(f"sqlite:///{Path(path)}", clock=self.clock, **options)
+        self._owned.append(manager)
+        return self.attach(manager)
+
+    # ------------------------------------------------------------------ moving time
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def advance(self, delta: timedelta) -> int:
+        """Move the clock forward by ``delta``, running every timeout due on the way; returns how many
+        sessions expired."""
+        if not isinstance(delta, timedelta) or delta < timedelta(0):
+            raise ValueError("advance takes a timedelta of zero or more: the clock does not go back")
+        return self.advance_to(self.clock.now() + delta)
+
+    def advance_to(self, when: datetime) -> int:
+        """Move the clock to ``when`` (not in the past), running every timeout due by then, in order."""
+        target = to_utc(when, "when")
+        if target < self.clock.now():
+            raise ValueError(f"the clock does not go back: {target.isoformat()} < {self.clock.now().isoformat()}")
+        expired = self.run_due()
+        while True:
+            deadline = self._next_deadline()
+            if deadline is None or deadline > target:
+                break
+            if deadline > self.clock.now():
+                self.clock.set(deadline)
+            swept = self.run_due()
+            if swept == 0 and (after := self._next_deadline()) is not None and after <= self.clock.now():
+                raise RuntimeError(f"a session due at {after.isoformat()} could not be expired")
+            expired += swept
+        self.clock.set(target)
+        return expired
+
+    def run_due(self) -> int:
+        """Expire what is due at the clock's current time; returns how many sessions expired."""
+        return sum(manager.expire_sessions() for manager in self._managers)
+
+    def _next_deadline(self) -> datetime | None:
+        deadlines = [d for manager in self._managers if (d := manager.next_deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Close the managers this object made."""
+        owned, self._owned = self._owned, []
+        for manager in owned:
+            if manager in self._managers:
+                self._managers.remove(manager)
+            manager.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TimeTravel({self.clock.now().isoformat()}, managers={len(self._managers)})"
+
+
+def advance(target: SessionManager | TimeTravel, delta: timedelta) -> int:
+    """Move the clock of ``target`` forward by ``delta`` and run every timeout due on the way (see
+    :meth:`TimeTravel.advance`); returns how many sessions expired.
+
+    ``target`` is a :class:`TimeTravel` or a manager built on a :class:`ManualClock`.
+    """
+    if isinstance(target, TimeTravel):
+        return target.advance(delta)
+    clock = target.clock
+    if not isinstance(clock, ManualClock):
+        raise TypeError(f"advance needs a manager built on a ManualClock, not on {clock!r} "
+                        "(with the system clock, use freezegun or time-machine and call expire_sessions())")
+    return TimeTravel(clock, target).advance(delta)
+
+
+# ---------------------------------------------------------------------- the pytest plugin
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - pytest is only needed for the fixtures
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    @pytest.fixture
+    def sessionflow_clock() -> ManualClock:
+        """A :class:`ManualClock` at 2030-01-01 00:00 UTC."""
+        return ManualClock()
+
+    @pytest.fixture
+    def sessionflow_time(sessionflow_clock: ManualClock) -> Iterator[TimeTravel]:
+        """A :class:`TimeTravel` on ``sessionflow_clock``; ``.advance(delta)`` runs the timeouts due."""
+        with TimeTravel(sessionflow_clock) as travel:
+            yield travel
+
+    @pytest.fixture
+    def sessionflow_manager(sessionflow_time: TimeTravel) -> SessionManager:
+        """An in-memory :class:`~sessionflow.SessionManager` on ``sessionflow_clock``."""
+        return sessionflow_time.manager()
+
+    @pytest.fixture
+    def sessionflow_sqlite_manager(sessionflow_time: TimeTravel, tmp_path: Path) -> SessionManager:
+        """A :class:`~sessionflow.SessionManager` on an SQLite file in ``tmp_path`` and ``sessionflow_clock``."""
+        return sessionflow_time.sqlite_manager(tmp_path / "sessionflow.db")

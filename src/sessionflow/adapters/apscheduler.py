@@ -1,0 +1,399 @@
+"""``ApschedulerWaker``: wakes the engine at the earliest deadline, with APScheduler 3.
+
+The deadlines live in the store (``expires_at``, indexed); APScheduler never owns a timeout. The waker keeps
+exactly two jobs, whatever the number of sessions:
+
+* ONE date job, armed at the earliest pending deadline (:meth:`SessionManager.next_deadline`). When it
+  fires, the engine sweeps (:meth:`SessionManager.expire_sessions`), then the job is armed again at the
+  next deadline. A write that sets an earlier deadline re-arms it at once (:meth:`notify_deadline`, called
+  by the manager after each commit), so the waker never sleeps past a deadline this process wrote.
+  With no live session the job stays in the scheduler, paused.
+* ONE interval job every ``cleanup_interval`` as a safety net: it asks for a sweep now. It catches deadlines
+  written by other processes and anything a lost wake-up would miss.
+
+Both jobs use ``misfire_grace_time=None`` (a late wake-up still runs: APScheduler's default of one second
+silently drops it), ``coalesce=True`` and ``max_instances=1``, and run on the waker's own one-thread
+executor, so a sweep never blocks the scheduler (nor, with :meth:`ApschedulerWaker.for_asyncio`, the event
+loop). :meth:`start` first sweeps synchronously — sessions that fell due while nothing ran expire before it
+returns (restart catch-up) — then arms the next deadline. :meth:`stop` removes the jobs and joins the
+waker's threads.
+
+Exactly-once expiry does not depend on the waker: the sweep claims overdue rows with a versioned
+compare-and-set, so any number of wakers, in any number of processes, may sweep one database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, Protocol
+from uuid import uuid4
+
+from apscheduler.events import (  # type: ignore[import-untyped]
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_SUBMITTED,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
+from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-untyped]
+from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+
+from sessionflow.application.ports import Clock, SystemClock
+from sessionflow.errors import InvalidInput
+
+__all__ = ["ApschedulerWaker", "SweepTarget"]
+
+logger = logging.getLogger("sessionflow.waker")
+
+#: The options of both jobs: never drop a late wake-up, never queue two, never run two at once.
+JOB_OPTIONS: Final = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+_MIN_INTERVAL: Final = timedelta(seconds=1)
+_RETRY_START: Final = timedelta(milliseconds=50)
+_RETRY_MAX: Final = timedelta(seconds=5)
+
+
+class SweepTarget(Protocol):
+    """What the waker drives: a :class:`~sessionflow.SessionManager` (or anything shaped like one)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def expire_sessions(self, now: datetime | None = None, batch_size: int = 1000) -> int: ...
+
+    def next_deadline(self) -> datetime | None: ...
+
+
+class ApschedulerWaker:
+    """Wakes a manager at its deadlines with one APScheduler date job and one safety-net interval job.
+
+    Args:
+        target: the manager to drive; may be given later with :meth:`bind` (``SessionManager.start_timeouts``
+            binds it).
+        cleanup_interval: period of the safety-net sweep (default five minutes, at least one second).
+        scheduler: an APScheduler 3 scheduler to add the two jobs to. The waker starts it if it is not
+            running, and on :meth:`stop` removes only its own jobs, listener and executor: the caller owns
+            it. By default the waker creates, starts and shuts down its own ``BackgroundScheduler``
+            (``kind="asyncio"``: its own ``AsyncIOScheduler`` on the running event loop).
+        kind: ``"background"`` (a scheduler thread) or ``"asyncio"`` (timers on an event loop); only used
+            when the waker creates the scheduler.
+        batch_size: sessions expired per transaction in a sweep.
+
+    The waker's methods are thread-safe. :meth:`notify_deadline` is cheap: a comparison, and a re-arm only
+    when the deadline is earlier than the armed one.
+    """
+
+    def __init__(
+        self,
+        target: SweepTarget | None = None,
+        *,
+        cleanup_interval: timedelta = timedelta(minutes=5),
+        scheduler: Any = None,
+        kind: Literal["background", "asyncio"] = "background",
+        event_loop: Any = None,
+        batch_size: int = 1000,
+    ) -> None:
+        if not isinstance(cleanup_interval, timedelta) or cleanup_interval < _MIN_INTERVAL:
+            raise InvalidInput("cleanup_interval", f"must be a timedelta of at least {_MIN_INTERVAL}")
+        if kind not in ("background", "asyncio"):
+            raise InvalidInput("kind", "must be 'background' or 'asyncio'")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 100_000:
+            raise InvalidInput("batch_size", "must be an integer between 1 and 100000")
+        self._target = target
+        self.cleanup_interval = cleanup_interval
+        self.batch_size = batch_size
+        self._given_scheduler = scheduler
+        self._kind = kind
+        self._event_loop = event_loop
+        suffix = uuid4().hex[:12]
+        #: The ids of the two jobs and of the executor they run on (unique per waker).
+        self.deadline_job_id = f"sessionflow-deadline-{suffix}"
+        self.interval_job_id = f"sessionflow-sweep-{suffix}"
+        self.executor_alias = f"sessionflow-{suffix}"
+        self._lock = threading.RLock()  # state and arming; never held while the scheduler holds its own lock
+        self._marks_lock = threading.Lock()
+        self._local = threading.local()
+        self._scheduler: Any = None
+        self._executor: Any = None
+        self._owns_scheduler = False
+        self._running = False
+        self._sweeping = False
+        self._armed_at: datetime | None = None  # the deadline (clock time) the date job is armed at
+        self._pending: datetime | None = None  # the earliest deadline notified since the last re-arm began
+        # Of the date job's current firing: APScheduler reported it submitted / its run finished.
+        self._fired = False
+        self._finished = False
+        self._retry = _RETRY_START
+        self._sweep_started: datetime | None = None  # clock time at the start of the last sweep
+        self.sweeps = 0
+        self.expired = 0
+        self.last_error: BaseException | None = None
+
+    @classmethod
+    def for_asyncio(cls, target: SweepTarget | None = None, *, event_loop: Any = None,
+                    **options: Any) -> ApschedulerWaker:
+        """A waker on its own ``AsyncIOScheduler`` (for asyncio hosts: FastAPI, aiohttp, ...).
+
+        Start it from the event loop's thread (or pass ``event_loop``). Its timers run on the loop; its
+        sweeps run on the waker's own worker thread, so they never block the loop.
+        """
+        return cls(target, kind="asyncio", event_loop=event_loop, **options)
+
+    # ------------------------------------------------------------------ introspection
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def scheduler(self) -> Any:
+        """The APScheduler scheduler in use (``None`` before :meth:`start`)."""
+        return self._scheduler
+
+    @property
+    def armed_at(self) -> datetime | None:
+        """The deadline the date job is armed at (``None`` when it is paused or firing)."""
+        return self._armed_at
+
+    def bind(self, target: SweepTarget) -> None:
+        """Drive ``target``. Raises :class:`~sessionflow.errors.InvalidInput` while running on another one."""
+        with self._lock:
+            if self._running and target is not self._target:
+                raise InvalidInput("waker", "is running for another manager; stop it first")
+            self._target = target
+
+    # ------------------------------------------------------------------ the Waker protocol
+
+    def start(self) -> None:
+        """Sweep once now (restart catch-up), then add the two jobs and start waking. Idempotent.
+
+        The catch-up sweep runs in the calling thread: when ``start`` returns, every session that fell due
+        while nothing ran has been expired. Its errors (e.g. :class:`~sessionflow.errors.StoreError`)
+        propagate and nothing is started.
+        """
+        with self._lock:
+            if self._running:
+                return
+            target = self._target
+            if target is None:
+                raise InvalidInput("waker", "has no manager to drive: call bind(manager) first")
+        self._sweep_started = target.clock.now()
+        expired = target.expire_sessions(batch_size=self.batch_size)
+        scheduler = self._given_scheduler
+        owns = scheduler is None
+        if owns:
+            scheduler = self._new_scheduler()
+        executor = ThreadPoolExecutor(max_workers=1, pool_kwargs={"thread_name_prefix": "sessionflow-waker"})
+        scheduler.add_executor(executor, self.executor_alias)
+        with self._lock:
+            self._scheduler, self._executor, self._owns_scheduler = scheduler, executor, owns
+            self._running, self._sweeping, self._armed_at, self._pending = True, False, None, None
+            self._fired = self._finished = False
+            self._retry = _RETRY_START
+            self.sweeps += 1
+            self.expired += expired
+        try:
+            scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+            scheduler.add_job(self._on_interval, IntervalTrigger(seconds=self.cleanup_interval.total_seconds(),
+                                                                 timezone=UTC),
+                              id=self.interval_job_id, name="sessionflow safety-net sweep",
+                              executor=self.executor_alias, replace_existing=True, **JOB_OPTIONS)
+            self._add_deadline_job(None)
+            if not scheduler.running:
+                scheduler.start()
+            self._rearm()
+        except BaseException:
+            self.stop()
+            raise
+        logger.debug("waker started (catch-up sweep expired %d sessions)", expired)
+
+    def stop(self) -> None:
+        """Remove the jobs and join the waker's threads (waiting for a sweep in progress). Idempotent.
+
+        A scheduler the waker created is shut down; one given to it is left running without the waker's
+        jobs, listener and executor.
+        """
+        with self._lock:
+            if self._scheduler is None:
+                return
+            scheduler, executor, owns = self._scheduler, self._executor, self._owns_scheduler
+            self._running = False
+            self._scheduler = self._executor = None
+            self._armed_at = self._pending = None
+        in_worker = bool(getattr(self._local, "in_job", False))
+        with contextlib.suppress(KeyError):
+            scheduler.remove_listener(self._on_event)
+        if owns:
+            if scheduler.running:
+                if self._kind == "asyncio":
+                    # Finishes on the loop (our threads are joined below); RuntimeError: the loop is closed.
+                    with contextlib.suppress(RuntimeError):
+                        scheduler.shutdown(wait=False)
+                else:
+                    scheduler.shutdown(wait=not in_worker)
+        else:
+            for job_id in (self.deadline_job_id, self.interval_job_id):
+                with contextlib.suppress(JobLookupError):
+                    scheduler.remove_job(job_id)
+            with contextlib.suppress(KeyError):
+                scheduler.remove_executor(self.executor_alias, shutdown=False)
+        executor.shutdown(wait=not in_worker)
+        logger.debug("waker stopped")
+
+    def notify_deadline(self, deadline: datetime) -> None:
+        """A write set ``deadline``: re-arm the date job if it is earlier than the armed one."""
+        if not self._running:
+            return
+        with self._lock:
+            if not self._running:
+                return
+            if self._pending is None or deadline < self._pending:
+                self._pending = deadline
+            if self._sweeping:
+                return  # the sweep in progress re-arms when it ends, counting this deadline
+            if self._armed_at is None or deadline < self._armed_at:
+                self._arm_locked(deadline)
+
+    def wakeup(self) -> None:
+        """Ask for a sweep now (in the background), e.g. after moving a frozen clock in a test."""
+        with self._lock:
+            if self._running and not self._sweeping:
+                self._arm_locked(self._target_clock().now())
+
+    # ------------------------------------------------------------------ jobs and events
+
+    def _on_deadline(self) -> None:
+        """The date job: sweep. It is armed again when APScheduler reports the run finished."""
+        with self._lock:
+            if not self._running:
+                return
+            self._sweeping = True
+            self._armed_at = None
+        self._local.in_job = True
+        try:
+            self._sweep()
+        finally:
+            self._local.in_job = False
+
+    def _on_interval(self) -> None:
+        """The safety-net job: ask for a sweep now (unless one is already running)."""
+        self.wakeup()
+
+    def _sweep(self) -> None:
+        target = self._target
+        if target is None:
+            return
+        self._sweep_started = target.clock.now()
+        try:
+            count = target.expire_sessions(batch_size=self.batch_size)
+        except Exception as error:  # a failed sweep is retried with backoff; the error is kept for inspection
+            self.last_error = error
+            logger.exception("sweep failed; retrying")
+            return
+        with self._lock:
+            self.sweeps += 1
+            self.expired += count
+            self.last_error = None
+
+    def _on_event(self, event: Any) -> None:
+        """Re-arm after the date job's run, once APScheduler has both removed the fired job (the
+        ``submitted`` event is dispatched after that) and released its instance (``executed``/``error``).
+        The two events come in either order; re-arming before both would lose the new job."""
+        try:
+            if event.job_id != self.deadline_job_id:
+                return
+            with self._marks_lock:
+                if event.code == EVENT_JOB_SUBMITTED:
+                    self._fired = True
+                else:
+                    self._finished = True
+                ready = self._fired and self._finished
+                if ready:
+                    self._fired = self._finished = False
+            if ready:
+                self._rearm()
+        except Exception:  # never let a listener error escape into APScheduler
+            logger.exception("could not re-arm the deadline job")
+
+    # ------------------------------------------------------------------ arming
+
+    def _rearm(self) -> None:
+        """Arm the date job at the earliest deadline: the store's, or one notified while reading it."""
+        with self._lock:
+            if not self._running:
+                return
+            self._pending = None
+            target = self._target
+            failed = self.last_error is not None
+        assert target is not None
+        deadline: datetime | None = None
+        try:
+            deadline = target.next_deadline()
+        except Exception as error:
+            self.last_error = error
+            failed = True
+            logger.exception("could not read the next deadline; retrying")
+        with self._lock:
+            if not self._running:
+                return
+            self._sweeping = False
+            swept_at = self._sweep_started
+            pending = self._pending
+            # A deadline notified while the store was read belongs to a write committed after that read
+            # (earlier writes are in the store): it counts. One at or before the sweep is stale.
+            if (pending is not None and (swept_at is None or pending > swept_at)
+                    and (deadline is None or pending < deadline)):
+                deadline = pending
+            if failed or (deadline is not None and swept_at is not None and deadline <= swept_at):
+                # Overdue already when the sweep began, yet still live: another process holds those rows,
+                # the store failed, or the clock does not move. Try again soon, backing off, not spinning.
+                retry = self._target_clock().now() + self._retry
+                self._retry = min(self._retry * 2, _RETRY_MAX, self.cleanup_interval)
+                deadline = retry if deadline is None or failed else max(deadline, retry)
+            else:
+                self._retry = _RETRY_START
+            self._arm_locked(deadline)
+
+    def _arm_locked(self, deadline: datetime | None) -> None:
+        self._armed_at = deadline
+        self._add_deadline_job(deadline)
+
+    def _add_deadline_job(self, deadline: datetime | None) -> None:
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        run_at = None if deadline is None else self._run_date(deadline)
+        scheduler.add_job(self._on_deadline, DateTrigger(run_date=run_at or datetime.now(UTC), timezone=UTC),
+                          id=self.deadline_job_id, name="sessionflow deadline sweep",
+                          executor=self.executor_alias, replace_existing=True, next_run_time=run_at,
+                          **JOB_OPTIONS)
+
+    def _target_clock(self) -> Clock:
+        target = self._target
+        return target.clock if target is not None else SystemClock()
+
+    def _run_date(self, deadline: datetime) -> datetime:
+        """The wall-clock time at which the manager's clock reaches ``deadline``."""
+        clock = self._target_clock()
+        if isinstance(clock, SystemClock):
+            return deadline
+        return datetime.now(UTC) + (deadline - clock.now())
+
+    def _new_scheduler(self) -> Any:
+        if self._kind == "asyncio":
+            from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+
+            options: dict[str, Any] = {"timezone": UTC}
+            if self._event_loop is not None:
+                options["event_loop"] = self._event_loop
+            return AsyncIOScheduler(**options)
+        from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+
+        return BackgroundScheduler(timezone=UTC, daemon=True)
+
+    def __repr__(self) -> str:
+        state = "running" if self._running else "stopped"
+        armed = self._armed_at.isoformat() if self._armed_at is not None else None
+        return f"ApschedulerWaker({state}, armed_at={armed}, interval={self.cleanup_interval})"
