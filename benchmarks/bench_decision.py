@@ -19,7 +19,7 @@ from typing import Any
 
 import transitions
 
-from benchmarks.framework import Benchmark, Contender, Context, Section, measure, profile_contender
+from benchmarks.framework import Benchmark, Contender, Context, Section, profile_contender
 from sessionflow import CompiledLifecycle, SessionLifecycle, SessionManager
 from sessionflow.domain.lifecycle import all_files_accounted, deadline_not_passed, deadline_passed, has_reason
 
@@ -93,7 +93,7 @@ def run(ctx: Context) -> Section:
         Contender("transitions construct + trigger", "transition", transitions_construct_trigger, ops_per_unit=2),
     ]
     log(f"  full path: {sessions} sessions x {rounds} rounds")
-    full = measure(section_contenders, sessions, rounds, log=log)
+    full = ctx.measure(section_contenders, sessions, rounds)
 
     # Bare decisions: machines are built untimed in prepare(); only send/trigger/decide is timed.
     machines: list[SessionLifecycle] = []
@@ -127,7 +127,7 @@ def run(ctx: Context) -> Section:
     ]
     bare_n = ctx.scale(1000, 100)
     log(f"  bare decision: {bare_n} x {rounds} rounds")
-    bare = measure(bare_contenders, bare_n, rounds, log=log)
+    bare = ctx.measure(bare_contenders, bare_n, rounds)
     machines.clear()
     models.clear()
     manager.close()

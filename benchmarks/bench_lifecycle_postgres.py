@@ -28,7 +28,6 @@ from benchmarks.framework import (
     Context,
     Section,
     Target,
-    measure,
     profile_contender,
 )
 from benchmarks.peer_eventsourcing import lifecycle, postgres_env, sessions_app
@@ -103,7 +102,7 @@ def run(ctx: Context) -> Section:
                     *peer,
                 ]
                 ctx.log(f"  PostgreSQL, {suffix}: {n} sessions x {rounds} rounds")
-                results = measure(contenders, n, rounds, log=ctx.log)
+                results = ctx.measure(contenders, n, rounds)
 
                 fetch, conn = _fetch(url)
                 stack.callback(conn.close)

@@ -24,7 +24,6 @@ from benchmarks.framework import (
     Measurement,
     Section,
     Target,
-    measure,
     profile_contender,
 )
 from benchmarks.peer_eventsourcing import lifecycle, sessions_app, sqlite_env, sqlite_synchronous
@@ -76,7 +75,7 @@ def run(ctx: Context) -> Section:
             if actual != level:
                 raise AssertionError(f"sessionflow's connections run with synchronous={actual}, not {level}")
             ctx.log(f"  SQLite {level}: {n} sessions x {rounds} rounds")
-            results = measure(contenders, n, rounds, log=ctx.log)
+            results = ctx.measure(contenders, n, rounds)
 
             # The raw rows must be sessionflow's rows, and read back through sessionflow.
             assert ours.last_session_id is not None

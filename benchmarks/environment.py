@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL, make_url
 
 from benchmarks.framework import Skipped
 
-__all__ = ["ENV_URL", "Machine", "PostgresProvider", "conninfo", "describe_machine"]
+__all__ = ["ENV_URL", "Machine", "PostgresProvider", "conninfo", "describe_machine", "load_average"]
 
 #: The environment variable that names an existing PostgreSQL server for the benchmarks.
 ENV_URL = "SESSIONFLOW_BENCH_DATABASE_URL"
@@ -125,6 +125,7 @@ class Machine:
     postgres: str
     packages: dict[str, str]
     commit: str
+    load: str = ""
 
     def rows(self) -> list[tuple[str, str]]:
         return [
@@ -136,6 +137,7 @@ class Machine:
             ("PostgreSQL", self.postgres),
             ("Libraries", ", ".join(f"{k} {v}" for k, v in self.packages.items())),
             ("sessionflow tree", self.commit),
+            ("Load average (1 min) at start / end", self.load),
         ]
 
 
@@ -161,7 +163,15 @@ def _commit() -> str:
     return f"{sha} (src/ with uncommitted changes)" if dirty else sha
 
 
-def describe_machine(postgres: PostgresProvider | None) -> Machine:
+def load_average() -> float:
+    """The 1-minute load average (0 where the system does not tell)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
+
+
+def describe_machine(postgres: PostgresProvider | None, load_at_start: float | None = None) -> Machine:
     packages: dict[str, str] = {}
     for name in _PACKAGES:
         try:
@@ -181,4 +191,5 @@ def describe_machine(postgres: PostgresProvider | None) -> Machine:
         postgres=pg,
         packages=packages,
         commit=_commit(),
+        load=(f"{load_at_start:.2f} / " if load_at_start is not None else "") + f"{load_average():.2f}",
     )

@@ -36,6 +36,7 @@ __all__ = [
     "Skipped",
     "TIMES",
     "Target",
+    "calibrate",
     "format_duration",
     "measure",
     "profile_contender",
@@ -201,6 +202,10 @@ class Context:
     def scale(self, full: int, quick: int) -> int:
         return quick if self.quick else full
 
+    def measure(self, contenders: Sequence[Contender], n: int, rounds: int) -> dict[str, Measurement]:
+        """:func:`measure` with this run's log (and no garbage collection between rounds in quick mode)."""
+        return measure(contenders, n, rounds, log=self.log, collect=not self.quick)
+
 
 @dataclass(frozen=True)
 class Benchmark:
@@ -231,10 +236,11 @@ class Contender:
     profile: bool = False
 
 
-def _timed(contender: Contender, n: int) -> float:
+def _timed(contender: Contender, n: int, collect: bool = True) -> float:
     if contender.prepare is not None:
         contender.prepare(n)
-    gc.collect()
+    if collect:
+        gc.collect()
     start = time.perf_counter()
     contender.run(n)
     elapsed = time.perf_counter() - start
@@ -242,17 +248,21 @@ def _timed(contender: Contender, n: int) -> float:
 
 
 def measure(contenders: Sequence[Contender], n: int, rounds: int, *, warmup: int = 1,
-            log: Callable[[str], None] | None = None) -> dict[str, Measurement]:
-    """Time every contender for ``rounds`` rounds of ``n`` units, interleaved; returns them by label."""
+            log: Callable[[str], None] | None = None, collect: bool = True) -> dict[str, Measurement]:
+    """Time every contender for ``rounds`` rounds of ``n`` units, interleaved; returns them by label.
+
+    ``collect``: run a full garbage collection before each round (so one contender's garbage is not
+    collected on another's time); quick runs skip it.
+    """
     for contender in contenders:
         for _ in range(warmup):
-            _timed(contender, max(contender.threads, n // 4))
+            _timed(contender, max(contender.threads, n // 4), collect)
     samples: dict[str, list[float]] = {c.label: [] for c in contenders}
     order = list(contenders)
     for round_no in range(rounds):
         shift = round_no % len(order)
         for contender in order[shift:] + order[:shift]:
-            samples[contender.label].append(_timed(contender, n))
+            samples[contender.label].append(_timed(contender, n, collect))
     result = {
         c.label: Measurement(c.label, c.unit, tuple(samples[c.label]), ops_per_round=n * c.ops_per_unit,
                              threads=c.threads)
@@ -263,6 +273,17 @@ def measure(contenders: Sequence[Contender], n: int, rounds: int, *, warmup: int
             log(f"    {m.label}: {format_duration(m.median)}/{m.unit} "
                 f"(median of {len(m.samples)}; {format_duration(m.low)} .. {format_duration(m.high)})")
     return result
+
+
+def calibrate(contender: Contender, *, seconds: float, low: int, high: int) -> int:
+    """How many units make a round of about ``seconds`` (between ``low`` and ``high``), from a short trial."""
+    n = 1
+    while True:
+        per_unit = _timed(contender, n, collect=False) * contender.ops_per_unit
+        if per_unit * n >= seconds / 20 or n >= high:
+            break
+        n *= 4
+    return max(low, min(high, int(seconds / per_unit)))
 
 
 def profile_contender(contender: Contender, n: int, *, top: int = 25) -> str:

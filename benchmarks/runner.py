@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import benchmarks
-from benchmarks.environment import PostgresProvider, describe_machine
+from benchmarks.environment import PostgresProvider, describe_machine, load_average
 from benchmarks.framework import Benchmark, Context, Section, Skipped
 from benchmarks.report import Report, console_table, render_markdown
 
@@ -70,6 +70,7 @@ def run_benchmarks(selected: Sequence[Benchmark], *, quick: bool, postgres_url: 
                    log: Callable[[str], None] = print) -> Report:
     """Run ``selected`` and return the report (nothing is written)."""
     started = time.perf_counter()
+    load_at_start = load_average()
     postgres = PostgresProvider(postgres_url)
     workdir = Path(tempfile.mkdtemp(prefix="sessionflow-bench-"))
     cache = cache_dir if cache_dir is not None else default_cache_dir()
@@ -98,7 +99,7 @@ def run_benchmarks(selected: Sequence[Benchmark], *, quick: bool, postgres_url: 
             for text in section.profiles:
                 log(text)
             log(f"   ({section.seconds:.1f} s)")
-        machine = describe_machine(postgres)
+        machine = describe_machine(postgres, load_at_start)
     finally:
         postgres.close()
         shutil.rmtree(workdir, ignore_errors=True)
