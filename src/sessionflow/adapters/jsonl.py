@@ -1,0 +1,277 @@
+"""The JSONL audit trail: one append-only file of JSON lines per session.
+
+Layout under a root folder::
+
+    <root>/users/<user_id>/sessions/<session_id>.jsonl   a session with a user
+    <root>/no-user/sessions/<session_id>.jsonl           a session without one
+
+Each line is one committed event, a JSON object with the keys ``record_id``, ``session_id``, ``version``,
+``user_id``, ``performer_id``, ``source`` (always ``"sessionflow"``), ``event``, ``from``, ``to``,
+``timestamp`` (ISO 8601 UTC with milliseconds and ``Z``) and ``payload``, in that order; the payload's keys
+are sorted, so a line is a pure function of its event.
+
+:class:`JsonlAuditTrail` is a subscriber that appends each event as the manager commits it;
+:func:`export` writes the same files from the stored histories (idempotently: a second run gives
+byte-identical files). A line is written with one ``write`` on a file opened with ``O_APPEND``, so a process
+that dies mid-way leaves whole lines only; ``export`` writes a temporary file and renames it into place.
+
+A user id or session id that could not safely be one path component (empty, ``.``/``..``, a path separator,
+NUL or a control character, or longer than 255 bytes) is refused with
+:class:`~sessionflow.errors.InvalidInput`: nothing is written outside the root.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+from uuid import UUID
+
+from sessionflow.domain.models import EventType, SessionEvent
+from sessionflow.domain.values import format_timestamp, thaw_json
+from sessionflow.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from sessionflow.application.manager import SessionManager
+    from sessionflow.application.ports import EventStore
+
+__all__ = ["NO_USER_DIR", "SOURCE", "ExportResult", "JsonlAuditTrail", "audit_line", "audit_path", "export"]
+
+logger = logging.getLogger("sessionflow.audit")
+
+#: The ``source`` of every line.
+SOURCE: Final = "sessionflow"
+#: The folder (under the root) for sessions without a user.
+NO_USER_DIR: Final = "no-user"
+_MAX_COMPONENT_BYTES: Final = 255
+_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
+def _component(value: str, field_name: str) -> str:
+    """``value`` if it is safe as one path component, else :class:`InvalidInput`."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(field_name, "must be a non-empty string to name a folder or file")
+    if value in (".", ".."):
+        raise InvalidInput(field_name, f"{value!r} would escape the audit root")
+    if "/" in value or "\\" in value or (os.altsep is not None and os.altsep in value):
+        raise InvalidInput(field_name, "contains a path separator")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidInput(field_name, "contains NUL or a control character")
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeError:
+        raise InvalidInput(field_name, "cannot be encoded as a file name") from None
+    if len(encoded) > _MAX_COMPONENT_BYTES:
+        raise InvalidInput(field_name, f"longer than {_MAX_COMPONENT_BYTES} bytes as a file name")
+    return value
+
+
+def audit_path(root: str | os.PathLike[str], session_id: UUID | str, user_id: str | None) -> Path:
+    """Where the lines of ``session_id`` go. Raises :class:`InvalidInput` for an unsafe id."""
+    sid = _component(str(session_id), "session_id")
+    base = Path(root)
+    folder = base / NO_USER_DIR if user_id is None else base / "users" / _component(user_id, "user_id")
+    path = folder / "sessions" / f"{sid}.jsonl"
+    # Defence in depth: the path must still be under the root, lexically.
+    if os.path.commonpath([os.path.abspath(base), os.path.abspath(path)]) != os.path.abspath(base):
+        raise InvalidInput("user_id", "would escape the audit root", session_id=None)  # pragma: no cover
+    return path
+
+
+def _sorted_json(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _sorted_json(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [_sorted_json(item) for item in value]
+    return value
+
+
+def audit_record(event: SessionEvent, user_id: str | None) -> dict[str, Any]:
+    """The JSON object of one line, as a dict."""
+    return {
+        "record_id": str(event.record_id),
+        "session_id": str(event.session_id),
+        "version": event.version,
+        "user_id": user_id,
+        "performer_id": event.performer_id,
+        "source": SOURCE,
+        "event": event.event.value,
+        "from": None if event.source_state is None else event.source_state.value,
+        "to": event.target_state.value,
+        "timestamp": format_timestamp(event.timestamp),
+        "payload": _sorted_json(thaw_json(event.payload)),
+    }
+
+
+def audit_line(event: SessionEvent, user_id: str | None) -> bytes:
+    """One line (UTF-8, ending in a newline) for ``event`` of a session of ``user_id``."""
+    text = json.dumps(audit_record(event, user_id), ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    written = os.write(fd, data)
+    if written != len(data):  # pragma: no cover - a short write on a regular file (disk full)
+        raise OSError(f"short write to the audit trail: {written} of {len(data)} bytes")
+
+
+class JsonlAuditTrail:
+    """A subscriber that appends each committed event to its session's JSONL file.
+
+    Args:
+        root: the audit folder (created when needed).
+        store: where to look up a session's user for events other than ``created`` (the manager's
+            store; its read cache is used, so this is cheap). :meth:`attach` passes it for you.
+        fsync: ``fsync`` each line before returning (durable against power loss, slower).
+
+    Events of one session are appended in the order this process commits them. Use :meth:`attach`::
+
+        trail = JsonlAuditTrail.attach(manager, "audit/")
+        ...
+        trail.detach()
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, store: EventStore | None = None,
+                 fsync: bool = False) -> None:
+        self.root = Path(root)
+        self.fsync = bool(fsync)
+        self._store = store
+        self._users: dict[UUID, str | None] = {}
+        self._folders: set[Path] = set()
+        self._lock = threading.Lock()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @classmethod
+    def attach(cls, manager: SessionManager, root: str | os.PathLike[str], *,
+               fsync: bool = False) -> JsonlAuditTrail:
+        """Subscribe a trail writing under ``root`` to ``manager``'s committed events."""
+        trail = cls(root, store=manager.store, fsync=fsync)
+        trail._unsubscribe = manager.subscribe(trail)
+        return trail
+
+    def detach(self) -> None:
+        """Stop receiving events (when attached with :meth:`attach`)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _user_of(self, event: SessionEvent) -> str | None:
+        if event.event is EventType.CREATED:
+            user = event.payload.get("user_id")
+            return None if user is None else str(user)
+        with self._lock:
+            if event.session_id in self._users:
+                return self._users[event.session_id]
+        if self._store is None:
+            raise InvalidInput("store", "the trail needs the manager's store to find a session's user "
+                               "(use JsonlAuditTrail.attach)", session_id=event.session_id)
+        session = self._store.get(event.session_id, fresh=False)
+        if session is not None:
+            return session.user_id
+        history = self._store.history(event.session_id)
+        user = history[0].payload.get("user_id") if history else None
+        return None if user is None else str(user)
+
+    def __call__(self, event: SessionEvent) -> None:
+        user = self._user_of(event)
+        path = audit_path(self.root, event.session_id, user)
+        data = audit_line(event, user)
+        folder = path.parent
+        if folder not in self._folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folders.add(folder)
+        fd = os.open(path, _FLAGS, 0o644)
+        try:
+            _write_all(fd, data)
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        with self._lock:
+            if event.event in (EventType.DELETED,):
+                self._users.pop(event.session_id, None)
+            else:
+                if len(self._users) >= 100_000:
+                    self._users.clear()
+                self._users[event.session_id] = user
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export` did."""
+
+    sessions: int = 0
+    events: int = 0
+    files_written: int = 0
+    files_unchanged: int = 0
+    skipped: list[tuple[UUID, str]] = field(default_factory=list)
+
+
+def _replace_file(path: Path, data: bytes, *, fsync: bool) -> bool:
+    """Write ``data`` to ``path`` atomically; False (and nothing written) when it already holds it."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def export(manager: SessionManager, root: str | os.PathLike[str], *, skip_invalid: bool = False,
+           fsync: bool = False, progress: Callable[[int], object] | None = None,
+           batch_size: int = 1000) -> ExportResult:
+    """Write every session's audit file under ``root`` from its stored history (deleted sessions too).
+
+    Idempotent: each file is rebuilt whole and replaced atomically (temporary file + ``os.replace``), and a
+    file that already has the right content is left untouched, so running it again gives identical files.
+    A session whose user id cannot be a folder name raises :class:`InvalidInput`, or is listed in
+    ``ExportResult.skipped`` when ``skip_invalid`` is true. ``progress(n)`` is called after each session
+    with the number of sessions done so far. Run it while no writer appends to the same root, or run it
+    again afterwards.
+    """
+    result = ExportResult()
+    for history in manager.store.histories(batch_size):
+        if not history:  # pragma: no cover - stores yield non-empty histories
+            continue
+        first = history[0]
+        raw_user = first.payload.get("user_id") if first.event is EventType.CREATED else None
+        user = None if raw_user is None else str(raw_user)
+        try:
+            path = audit_path(root, first.session_id, user)
+        except InvalidInput as error:
+            if not skip_invalid:
+                raise InvalidInput(error.field, error.problem, session_id=first.session_id) from None
+            result.skipped.append((first.session_id, error.message))
+            continue
+        data = b"".join(audit_line(event, user) for event in history)
+        if _replace_file(path, data, fsync=fsync):
+            result.files_written += 1
+        else:
+            result.files_unchanged += 1
+        result.sessions += 1
+        result.events += len(history)
+        if progress is not None:
+            progress(result.sessions)
+    return result

@@ -1,0 +1,238 @@
+"""Prometheus metrics for a :class:`~sessionflow.SessionManager` (needs the ``metrics`` extra).
+
+:class:`SessionflowMetrics` registers its metrics in a ``prometheus_client`` registry — the process-wide
+default, or one the embedding program passes — and :meth:`SessionflowMetrics.instrument` attaches them to a
+manager from the outside: a subscriber counts committed events, and thin wrappers around the manager's
+public methods (on that one instance; the class is untouched) time sweeps and count the errors they raise.
+
+- ``sessionflow_transitions_total`` (counter): committed events, by ``event``, ``source`` and ``target``.
+- ``sessionflow_sessions`` (gauge): sessions (not deleted) by ``status``, read from the store at scrape time.
+- ``sessionflow_expiry_lateness_seconds`` (histogram): each ``expired`` event's timestamp minus the deadline.
+- ``sessionflow_sweep_duration_seconds`` (histogram): duration of each ``expire_sessions`` call.
+- ``sessionflow_sweep_sessions`` (histogram): sessions expired by each ``expire_sessions`` call.
+- ``sessionflow_concurrency_conflicts_total`` (counter): ``ConcurrencyConflict`` raised, by ``operation``.
+- ``sessionflow_store_errors_total`` (counter): ``StoreError`` raised, by ``operation``.
+- ``sessionflow_errors_total`` (counter): every ``SessionflowError`` raised, by ``operation`` and ``error``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from functools import wraps
+from typing import TYPE_CHECKING, Any, Final
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from sessionflow.domain.models import EventType, SessionEvent, SessionStatus
+from sessionflow.errors import ConcurrencyConflict, SessionflowError, StoreError
+
+if TYPE_CHECKING:
+    from sessionflow.application.manager import SessionManager
+    from sessionflow.application.ports import EventStore
+
+__all__ = ["INSTRUMENTED_METHODS", "LATENESS_BUCKETS", "SWEEP_SIZE_BUCKETS", "SessionflowMetrics"]
+
+logger = logging.getLogger("sessionflow.metrics")
+
+#: The manager methods :meth:`SessionflowMetrics.instrument` wraps to count the errors they raise.
+INSTRUMENTED_METHODS: Final = (
+    "create", "start", "record_file", "add_note", "complete", "fail", "expire", "touch", "update", "delete",
+    "get", "get_active", "list", "history", "count", "expire_sessions",
+)
+#: Seconds: from a millisecond (a waker on time) to an hour (a sweep-only design).
+LATENESS_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                           300.0, 900.0, 3600.0)
+#: Sessions expired by one sweep.
+SWEEP_SIZE_BUCKETS: Final = (0, 1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
+_SWEEP_DURATION_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                                  60.0)
+
+
+class _StatusCollector(Collector):
+    """Yields ``sessionflow_sessions{status}`` from the store's counts, at scrape time."""
+
+    def __init__(self, owner: SessionflowMetrics, name: str) -> None:
+        self._owner = owner
+        self._name = name
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self._name, "Sessions (not deleted) by status, read from the store at scrape "
+                                 "time.", labels=["status"])
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        manager = self._owner.manager
+        if manager is None:
+            return [family]
+        try:
+            counts = _counts(manager)
+        except StoreError:
+            self._owner.store_errors.labels("scrape").inc()
+            self._owner.errors.labels("scrape", "StoreError").inc()
+            logger.warning("cannot read session counts for the metrics", exc_info=True)
+            return [family]
+        for status in SessionStatus:
+            family.add_metric([status.value], counts.get(status, 0))
+        return [family]
+
+
+def _counts(manager: SessionManager) -> dict[SessionStatus, int]:
+    by_status = getattr(manager.store, "count_by_status", None)
+    if callable(by_status):
+        result = by_status()
+        return {SessionStatus(k): int(v) for k, v in dict(result).items() if k in tuple(SessionStatus)}
+    return {status: manager.store.count(status) for status in SessionStatus}
+
+
+class SessionflowMetrics:
+    """sessionflow's Prometheus metrics, registered in ``registry``.
+
+    Args:
+        registry: where to register the metrics; by default ``prometheus_client.REGISTRY`` (the process-wide
+            registry that ``prometheus_client`` exposes). Pass your program's own ``CollectorRegistry`` to keep
+            them there; each registry can hold one ``SessionflowMetrics`` per ``namespace``.
+        namespace: the metric name prefix.
+
+    Attach to a manager with :meth:`instrument` (one manager per object: the ``sessions`` gauge reads that
+    manager's store). :meth:`observe_event` may also be subscribed by hand.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, namespace: str = "sessionflow") -> None:
+        self.registry: CollectorRegistry = REGISTRY if registry is None else registry
+        self.namespace = namespace
+        reg = self.registry
+        self.transitions = Counter(
+            "transitions", "Committed events, by event name and source and target state.",
+            ["event", "source", "target"], namespace=namespace, registry=reg)
+        self.expiry_lateness = Histogram(
+            "expiry_lateness_seconds", "Timestamp of each expired event minus the session's deadline.",
+            namespace=namespace, registry=reg, buckets=LATENESS_BUCKETS)
+        self.sweep_duration = Histogram(
+            "sweep_duration_seconds", "Duration of each expire_sessions sweep.",
+            namespace=namespace, registry=reg, buckets=_SWEEP_DURATION_BUCKETS)
+        self.sweep_size = Histogram(
+            "sweep_sessions", "Sessions expired by each expire_sessions sweep.",
+            namespace=namespace, registry=reg, buckets=SWEEP_SIZE_BUCKETS)
+        self.conflicts = Counter(
+            "concurrency_conflicts", "ConcurrencyConflict errors raised by the manager, by operation.",
+            ["operation"], namespace=namespace, registry=reg)
+        self.store_errors = Counter(
+            "store_errors", "StoreError errors raised by the manager (or a scrape), by operation.",
+            ["operation"], namespace=namespace, registry=reg)
+        self.errors = Counter(
+            "errors", "Every sessionflow error raised by the manager, by operation and error class.",
+            ["operation", "error"], namespace=namespace, registry=reg)
+        self.manager: SessionManager | None = None
+        self._store: EventStore | None = None
+        self._originals: dict[str, Any] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._collector = _StatusCollector(self, f"{namespace}_sessions")
+        reg.register(self._collector)
+
+    # ------------------------------------------------------------------ attaching
+
+    def instrument(self, manager: SessionManager) -> SessionflowMetrics:
+        """Count ``manager``'s events and errors and time its sweeps; returns ``self``.
+
+        Subscribes :meth:`observe_event` and wraps the methods in :data:`INSTRUMENTED_METHODS` on this
+        instance (so callers, the HTTP app and the timeout waker all go through them). Undo with
+        :meth:`detach`.
+        """
+        if self.manager is not None:
+            if self.manager is manager:
+                return self
+            raise ValueError("this SessionflowMetrics already instruments another manager")
+        self.manager = manager
+        self._store = manager.store
+        self._unsubscribe = manager.subscribe(self.observe_event)
+        for name in INSTRUMENTED_METHODS:
+            original = getattr(manager, name)
+            self._originals[name] = original
+            wrapper = self._timed_sweep(original) if name == "expire_sessions" else self._counted(name, original)
+            setattr(manager, name, wrapper)
+        return self
+
+    def detach(self) -> None:
+        """Undo :meth:`instrument` (the metrics keep their values and stay registered)."""
+        manager = self.manager
+        if manager is None:
+            return
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for name in self._originals:
+            if name in vars(manager):
+                delattr(manager, name)
+        self._originals.clear()
+        self.manager = None
+        self._store = None
+
+    def unregister(self) -> None:
+        """Remove every metric from the registry (after :meth:`detach`, to build a new object)."""
+        for collector in (self.transitions, self.expiry_lateness, self.sweep_duration, self.sweep_size,
+                          self.conflicts, self.store_errors, self.errors, self._collector):
+            self.registry.unregister(collector)
+
+    # ------------------------------------------------------------------ observing
+
+    def observe_event(self, event: SessionEvent) -> None:
+        """Count one committed event (a :meth:`SessionManager.subscribe` callback)."""
+        source = "none" if event.source_state is None else event.source_state.value
+        self.transitions.labels(event.event.value, source, event.target_state.value).inc()
+        if event.event is EventType.EXPIRED and self._store is not None:
+            # Expiry leaves the deadline as it was, so the stored (cached) session still carries it.
+            session = self._store.get(event.session_id, fresh=False)
+            if session is not None:
+                lateness = (event.timestamp - session.expires_at).total_seconds()
+                self.expiry_lateness.observe(max(lateness, 0.0))
+
+    def observe_error(self, operation: str, error: BaseException) -> None:
+        """Count an error raised by ``operation``."""
+        if not isinstance(error, SessionflowError):
+            return
+        self.errors.labels(operation, type(error).__name__).inc()
+        if isinstance(error, ConcurrencyConflict):
+            self.conflicts.labels(operation).inc()
+        elif isinstance(error, StoreError):
+            self.store_errors.labels(operation).inc()
+
+    def _counted(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(method)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except SessionflowError as error:
+                self.observe_error(name, error)
+                raise
+
+        return counted
+
+    def _timed_sweep(self, method: Callable[..., int]) -> Callable[..., int]:
+        @wraps(method)
+        def sweep(*args: Any, **kwargs: Any) -> int:
+            started = time.perf_counter()
+            try:
+                expired = method(*args, **kwargs)
+            except SessionflowError as error:
+                self.observe_error("expire_sessions", error)
+                raise
+            self.sweep_duration.observe(time.perf_counter() - started)
+            self.sweep_size.observe(expired)
+            return expired
+
+        return sweep
+
+    def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
+        """Every sample of these metrics as ``(name, labels, value)`` (handy in tests)."""
+        for collector in (self.transitions, self.expiry_lateness, self.sweep_duration, self.sweep_size,
+                          self.conflicts, self.store_errors, self.errors, self._collector):
+            for metric in collector.collect():
+                for sample in metric.samples:
+                    yield sample.name, dict(sample.labels), sample.value

@@ -1,0 +1,142 @@
+"""The error table: each sessionflow error maps to one status, with a JSON body naming the error and session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sessionflow import SessionManager
+from sessionflow.entrypoints.http import status_for
+from sessionflow.errors import (
+    ActiveSessionExists,
+    ConcurrencyConflict,
+    InvalidInput,
+    InvalidTransition,
+    LifecycleDefinitionError,
+    SessionNotFound,
+    SessionUserMismatch,
+    StoreError,
+)
+from tests.http.conftest import MakeClient
+
+U = {"performer_id": "u1"}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    status: int
+    error: str
+    manager_options: dict[str, Any]
+    act: Callable[[TestClient, str], Any]  # (client, id of a pending session of u1) -> response
+    names_session: bool = True
+
+
+def _start_twice(client: TestClient, sid: str) -> Any:
+    client.post(f"/sessions/{sid}/start", json=U)
+    return client.post(f"/sessions/{sid}/start", json=U)
+
+
+def _second_active(client: TestClient, sid: str) -> Any:
+    client.post(f"/sessions/{sid}/start", json=U)
+    other = client.post("/sessions", json={**U, "user_id": "u1"}).json()["id"]
+    return client.post(f"/sessions/{other}/start", json=U)
+
+
+CASES = [
+    Case("not found", 404, "SessionNotFound", {}, lambda c, sid: c.get(f"/sessions/{uuid4()}")),
+    Case("not found on write", 404, "SessionNotFound", {},
+         lambda c, sid: c.post(f"/sessions/{uuid4()}/touch", json=U)),
+    Case("history of nothing", 404, "SessionNotFound", {}, lambda c, sid: c.get(f"/sessions/{uuid4()}/history")),
+    Case("another user's session", 403, "SessionUserMismatch", {"enforce_owner": True},
+         lambda c, sid: c.post(f"/sessions/{sid}/touch", json={"performer_id": "mallory"})),
+    Case("invalid transition", 409, "InvalidTransition", {}, _start_twice),
+    Case("guard refused", 409, "InvalidTransition", {},
+         lambda c, sid: c.post(f"/sessions/{sid}/fail", json={**U, "reason": "  "})),
+    Case("active session exists", 409, "ActiveSessionExists", {"single_active_per_user": True}, _second_active),
+    Case("stale If-Match", 412, "ConcurrencyConflict", {},
+         lambda c, sid: c.post(f"/sessions/{sid}/touch", json=U, headers={"If-Match": "7"})),
+    Case("blank performer", 400, "InvalidInput", {},
+         lambda c, sid: c.post(f"/sessions/{sid}/touch", json={"performer_id": "   "})),
+    Case("missing performer", 400, "InvalidInput", {}, lambda c, sid: c.post(f"/sessions/{sid}/touch")),
+    Case("file not in the session", 400, "InvalidInput", {},
+         lambda c, sid: c.post(f"/sessions/{sid}/files", json={**U, "path": "nope"})),
+    Case("unknown field", 400, "InvalidInput", {},
+         lambda c, sid: c.post(f"/sessions/{sid}/touch", json={**U, "colour": "red"})),
+    Case("wrong type", 400, "InvalidInput", {},
+         lambda c, sid: c.post(f"/sessions/{sid}/fail", json={**U, "reason": 42})),
+    Case("malformed JSON", 400, "InvalidInput", {},
+         lambda c, sid: c.post(f"/sessions/{sid}/fail", content=b"{nope",
+                               headers={"content-type": "application/json"})),
+    Case("malformed session id", 400, "InvalidInput", {}, lambda c, sid: c.get("/sessions/not-a-uuid"),
+         names_session=False),
+    Case("metadata too deep", 400, "InvalidInput", {},
+         lambda c, sid: c.patch(f"/sessions/{sid}", json={**U, "metadata": _nested(40)})),
+    Case("ttl out of bounds", 400, "InvalidInput", {},
+         lambda c, sid: c.post("/sessions", json={**U, "ttl_seconds": 0.5}), names_session=False),
+]
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_error_table(case: Case, make_client: MakeClient) -> None:
+    client = make_client(manager_options=case.manager_options)
+    sid = client.post("/sessions", json={**U, "user_id": "u1", "file_paths": ["a"]}).json()["id"]
+    response = case.act(client, sid)
+    assert response.status_code == case.status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error"] == case.error
+    assert body["code"]
+    assert body["message"]
+    assert "session_id" in body
+    if case.names_session:
+        assert body["session_id"] is not None
+
+
+def test_store_failure_is_503(make_client: MakeClient, manager: SessionManager) -> None:
+    client = make_client(manager)
+    sid = client.post("/sessions", json=U).json()["id"]
+    manager.store.close()
+    response = client.get(f"/sessions/{sid}")
+    assert response.status_code == 503
+    assert response.json()["error"] == "StoreError"
+    assert response.json()["session_id"] == sid
+    assert client.get("/readyz").status_code == 503
+
+
+def test_error_bodies_carry_the_error_context(make_client: MakeClient) -> None:
+    client = make_client()
+    sid = client.post("/sessions", json=U).json()["id"]
+    refused = _start_twice(client, sid).json()
+    assert refused == {
+        "error": "InvalidTransition", "code": "invalid_transition", "message": refused["message"],
+        "session_id": sid, "state": "in_progress", "event": "start", "reason": refused["reason"]}
+    unknown = client.post("/sessions", json={**U, "colour": "red", "shade": 3}).json()
+    assert unknown["field"] == "colour"
+    assert unknown["problem"] == "unknown field"
+    assert [e["field"] for e in unknown["errors"]] == ["colour", "shade"]
+
+
+def test_status_for_covers_every_error() -> None:
+    sid = uuid4()
+    assert status_for(SessionNotFound(sid)) == 404
+    assert status_for(SessionUserMismatch(sid, owner="a", performer_id="b")) == 403
+    assert status_for(InvalidTransition(sid, state="pending", event="complete", reason="r")) == 409
+    assert status_for(ActiveSessionExists(sid, user_id="u", active_session_id=None)) == 409
+    conflict = ConcurrencyConflict(sid, expected_version=1, actual_version=2)
+    assert (status_for(conflict), status_for(conflict, if_match=True)) == (409, 412)
+    assert status_for(InvalidInput("f", "p")) == 400
+    assert status_for(StoreError("down")) == 503
+    assert status_for(LifecycleDefinitionError("bad")) == 500

@@ -1,0 +1,106 @@
+"""The compatibility routes of the seed design: sessions.start and sessions.end."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sessionflow import SessionManager
+from sessionflow.testing import ManualClock
+from tests.http.conftest import MakeClient
+
+START = "/session_manager/sessions.start"
+END = "/session_manager/sessions.end"
+
+
+def test_start_creates_and_starts_and_returns_the_created_record(client: TestClient, manager: SessionManager,
+                                                               clock: ManualClock) -> None:
+    response = client.post(START, json={
+        "user_id": "u1", "performer_id": "agent-7", "session_notes": "nightly import", "workspace_id": "ws",
+        "module_name": "auth", "file_paths": ["a.py"], "metadata": {"run": 3}, "ttl_seconds": 600,
+        "source": "sessionflow"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    events = manager.history(body["session_id"])
+    assert [e.event for e in events] == ["created", "started"]
+    assert body == {"session_id": body["session_id"], "record_id": str(events[0].record_id),
+                    "timestamp": "2030-01-01T12:00:00.000Z", "status": "in_progress", "version": 2,
+                    "source": "sessionflow"}
+    session = manager.get(body["session_id"])
+    assert session.user_id == "u1"
+    assert session.metadata == {"run": 3, "session_notes": "nightly import"}
+    assert session.expires_at == clock.now() + timedelta(seconds=600)
+    assert events[0].performer_id == "agent-7"
+
+
+def test_end_completes_the_users_session(client: TestClient, manager: SessionManager, clock: ManualClock) -> None:
+    sid = client.post(START, json={"user_id": "u1", "performer_id": "u1"}).json()["session_id"]
+    clock.advance(timedelta(seconds=3))
+    response = client.post(END, json={"user_id": "u1", "session_id": sid, "performer_id": "u1"})
+    assert response.status_code == 200, response.text
+    last = manager.history(sid)[-1]
+    assert response.json() == {"session_id": sid, "record_id": str(last.record_id),
+                               "timestamp": "2030-01-01T12:00:03.000Z", "status": "completed", "version": 3,
+                               "source": "sessionflow"}
+    again = client.post(END, json={"user_id": "u1", "session_id": sid, "performer_id": "u1"})
+    assert again.status_code == 409
+    assert again.json()["error"] == "InvalidTransition"
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ({"timestamp": "2030-01-01T00:00:00.000Z"}, "timestamp"),
+    ({"record_id": "8d3c1a52-3f0e-4f4b-9d76-0c1f0a3e6f11"}, "record_id"),
+    ({"source": "elsewhere"}, "source"),
+    ({"source": ""}, "source"),
+    ({"sessionNotes": "camelCase is not ours"}, "sessionNotes"),
+])
+def test_client_supplied_server_fields_and_unknown_fields_are_400(client: TestClient, manager: SessionManager,
+                                                                  extra: dict[str, Any], field: str) -> None:
+    for route, body in ((START, {"user_id": "u1", "performer_id": "u1"}),
+                        (END, {"user_id": "u1", "performer_id": "u1",
+                               "session_id": "8d3c1a52-3f0e-4f4b-9d76-0c1f0a3e6f11"})):
+        response = client.post(route, json={**body, **extra})
+        assert response.status_code == 400, (route, response.text)
+        assert response.json()["error"] == "InvalidInput"
+        assert response.json()["field"] == field
+    assert manager.count() == 0
+
+
+def test_end_refuses_another_users_session_and_unknown_ones(client: TestClient) -> None:
+    sid = client.post(START, json={"user_id": "u1", "performer_id": "u1"}).json()["session_id"]
+    mismatch = client.post(END, json={"user_id": "u2", "session_id": sid, "performer_id": "u2"})
+    assert mismatch.status_code == 403
+    assert mismatch.json()["session_id"] == sid
+    missing = client.post(END, json={"user_id": "u1", "session_id": "8d3c1a52-3f0e-4f4b-9d76-0c1f0a3e6f11",
+                                     "performer_id": "u1"})
+    assert missing.status_code == 404
+    assert client.post(END, json={"user_id": "u1", "session_id": sid}).status_code == 400  # no performer
+
+
+def test_a_refused_start_leaves_no_session_behind(make_client: MakeClient) -> None:
+    client = make_client(manager_options={"single_active_per_user": True})
+    first = client.post(START, json={"user_id": "u1", "performer_id": "u1"})
+    assert first.status_code == 200
+    second = client.post(START, json={"user_id": "u1", "performer_id": "u1"})
+    assert second.status_code == 409
+    assert second.json()["error"] == "ActiveSessionExists"
+    refused_id = second.json()["session_id"]
+    listed = client.get("/sessions", params={"user_id": "u1"}).json()["items"]
+    assert [s["id"] for s in listed] == [first.json()["session_id"]]
+    history = client.get(f"/sessions/{refused_id}/history").json()["events"]
+    assert [(e["event"], e["performer_id"]) for e in history] == [("created", "u1"), ("deleted", "system")]
+
+
+def test_seed_routes_with_tokens_take_the_performer_from_the_token(make_client: MakeClient) -> None:
+    client = make_client(tokens={"tok": "u1", "tok2": "u2"})
+    auth = {"Authorization": "Bearer tok"}
+    sid = client.post(START, json={"user_id": "u1"}, headers=auth).json()["session_id"]
+    assert client.post(START, json={"user_id": "u1", "performer_id": "u2"}, headers=auth).status_code == 400
+    other = client.post(START, json={"user_id": "u1"}, headers={"Authorization": "Bearer tok2"})
+    assert other.status_code == 403  # enforce_owner: u2 may not start u1's session
+    ended = client.post(END, json={"user_id": "u1", "session_id": sid}, headers=auth)
+    assert ended.status_code == 200
+    assert ended.json()["status"] == "completed"
