@@ -127,6 +127,7 @@ class ApschedulerWaker:
         self._finished = False
         self._retry = _RETRY_START
         self._sweep_started: datetime | None = None  # clock time at the start of the last sweep
+        self._early = False  # the last wake-up came before the clock reached the armed deadline
         self.sweeps = 0
         self.expired = 0
         self.last_error: BaseException | None = None
@@ -151,6 +152,11 @@ class ApschedulerWaker:
     def scheduler(self) -> Any:
         """The APScheduler scheduler in use (``None`` before :meth:`start`)."""
         return self._scheduler
+
+    @property
+    def sweeping(self) -> bool:
+        """True from the date job's firing until it is armed again (meanwhile APScheduler holds one job)."""
+        return self._sweeping
 
     @property
     def armed_at(self) -> datetime | None:
@@ -223,8 +229,13 @@ class ApschedulerWaker:
             self._scheduler = self._executor = None
             self._armed_at = self._pending = None
         in_worker = bool(getattr(self._local, "in_job", False))
-        with contextlib.suppress(KeyError):
-            scheduler.remove_listener(self._on_event)
+        scheduler.remove_listener(self._on_event)
+        # Remove the jobs first: each removal takes the scheduler's job-store lock, so a wake-up being
+        # processed finishes before the shutdown begins (APScheduler's shutdown marks the scheduler stopped
+        # before taking that lock; a date job fired at that moment would make its thread fail).
+        for job_id in (self.deadline_job_id, self.interval_job_id):
+            with contextlib.suppress(JobLookupError):
+                scheduler.remove_job(job_id)
         if owns:
             if scheduler.running:
                 if self._kind == "asyncio":
@@ -234,9 +245,6 @@ class ApschedulerWaker:
                 else:
                     scheduler.shutdown(wait=not in_worker)
         else:
-            for job_id in (self.deadline_job_id, self.interval_job_id):
-                with contextlib.suppress(JobLookupError):
-                    scheduler.remove_job(job_id)
             with contextlib.suppress(KeyError):
                 scheduler.remove_executor(self.executor_alias, shutdown=False)
         executor.shutdown(wait=not in_worker)
@@ -270,6 +278,8 @@ class ApschedulerWaker:
             if not self._running:
                 return
             self._sweeping = True
+            # Woken before the manager's clock reached the deadline? (See _rearm.)
+            self._early = self._armed_at is not None and self._target_clock().now() < self._armed_at
             self._armed_at = None
         self._local.in_job = True
         try:
@@ -346,9 +356,16 @@ class ApschedulerWaker:
             if (pending is not None and (swept_at is None or pending > swept_at)
                     and (deadline is None or pending < deadline)):
                 deadline = pending
-            if failed or (deadline is not None and swept_at is not None and deadline <= swept_at):
-                # Overdue already when the sweep began, yet still live: another process holds those rows,
-                # the store failed, or the clock does not move. Try again soon, backing off, not spinning.
+            early, self._early = self._early, False
+            if early and not failed:
+                # Woken before the clock reached the deadline: the scheduler's time and the clock disagree
+                # (a clock frozen by freezegun while the scheduler thread reads real time, ...). Any date
+                # would be due at once for the scheduler: pause the date job rather than spin; the interval
+                # job and the next write wake the engine again.
+                deadline = None
+            elif failed or (deadline is not None and swept_at is not None and deadline <= swept_at):
+                # Overdue already when the sweep began, yet still live (another process holds those rows),
+                # or the store failed: try again soon, backing off, not spinning.
                 retry = self._target_clock().now() + self._retry
                 self._retry = min(self._retry * 2, _RETRY_MAX, self.cleanup_interval)
                 deadline = retry if deadline is None or failed else max(deadline, retry)
@@ -375,9 +392,10 @@ class ApschedulerWaker:
         return target.clock if target is not None else SystemClock()
 
     def _run_date(self, deadline: datetime) -> datetime:
-        """The wall-clock time at which the manager's clock reaches ``deadline``."""
+        """The scheduler's time at which the manager's clock reaches ``deadline``: the deadline itself on
+        the system clock (which the scheduler reads too), else now plus the time left on the clock."""
         clock = self._target_clock()
-        if isinstance(clock, SystemClock):
+        if type(clock) is SystemClock:
             return deadline
         return datetime.now(UTC) + (deadline - clock.now())
 
