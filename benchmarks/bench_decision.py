@@ -55,7 +55,7 @@ def run(ctx: Context) -> Section:
         description=__doc__ or "",
     )
     sessions = ctx.scale(1000, 100)
-    rounds = ctx.scale(5, 2)
+    rounds = ctx.scale(7, 2)
     log = ctx.log
 
     manager = SessionManager.in_memory()

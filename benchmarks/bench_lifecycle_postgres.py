@@ -68,7 +68,7 @@ def _eventsourcing_postgres_missing() -> str | None:
 
 def run(ctx: Context) -> Section:
     section = Section(name="lifecycle-postgres", title="Durable lifecycle, PostgreSQL", description=__doc__ or "")
-    rounds = ctx.scale(5, 2)
+    rounds = ctx.scale(7, 2)
     sizes = {1: ctx.scale(300, 10), 8: ctx.scale(800, 16)}
     es_missing = _eventsourcing_postgres_missing()
     if es_missing is not None:

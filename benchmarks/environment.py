@@ -78,7 +78,7 @@ class PostgresProvider:
                     url = self._stack.enter_context(throwaway_postgres())
                 except PostgresUnavailable as error:
                     raise Skipped(f"no PostgreSQL: {error}") from None
-                self.origin = "throwaway server (tests/support/postgres.py: fsync, synchronous_commit off)"
+                self.origin = "throwaway server from tests/support/postgres.py"
             else:
                 self.origin = f"server from {ENV_URL}" if self._given is None else "server given by the caller"
             import psycopg

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
     from benchmarks.environment import PostgresProvider
@@ -49,6 +49,9 @@ Kind = Literal["latency", "throughput"]
 
 #: The multiplication sign of ratios (written as an escape: the linter flags it as a look-alike of ``x``).
 TIMES = "\u00d7"
+
+
+N = TypeVar("N", int, float)
 
 
 class Skipped(Exception):
@@ -158,7 +161,10 @@ class Comparison:
 
     @property
     def ratio_text(self) -> str:
-        return f"{self.ratio:.2f}{TIMES}" if self.ratio >= 0.095 else f"{self.ratio:.3f}{TIMES}"
+        ratio = self.ratio
+        if ratio >= 100:
+            return f"{ratio:.0f}{TIMES}"
+        return f"{ratio:.2f}{TIMES}" if ratio >= 0.095 else f"{ratio:.3f}{TIMES}"
 
 
 @dataclass
@@ -199,7 +205,8 @@ class Context:
     profile: bool = False
     log: Callable[[str], None] = print
 
-    def scale(self, full: int, quick: int) -> int:
+    def scale(self, full: N, quick: N) -> N:
+        """``full`` in a full run, ``quick`` in a quick one."""
         return quick if self.quick else full
 
     def measure(self, contenders: Sequence[Contender], n: int, rounds: int) -> dict[str, Measurement]:

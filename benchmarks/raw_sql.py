@@ -67,9 +67,14 @@ class ConflictError(Exception):
 
 
 class RawSqliteLifecycle:
-    """The lifecycle on one sqlite3 connection: WAL, the given ``synchronous``, ``BEGIN IMMEDIATE`` writes."""
+    """The lifecycle on one sqlite3 connection: WAL, the given ``synchronous``, ``BEGIN IMMEDIATE`` writes.
 
-    def __init__(self, path: str, synchronous: str) -> None:
+    The ``UPDATE`` sets only the columns the step changes; with ``full_row=True`` it sets every column (the
+    unchanged ones to their current values, kept in memory), which is what sessionflow's statement does.
+    """
+
+    def __init__(self, path: str, synchronous: str, *, full_row: bool = False) -> None:
+        self.full_row = full_row
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.last_session_id: str | None = None
         self.conn.execute("PRAGMA journal_mode = WAL")
@@ -82,6 +87,20 @@ class RawSqliteLifecycle:
         self.start_row = "UPDATE sessions SET status = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?"
         self.complete_row = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, "
                              "closed_by = ?, due_at = NULL WHERE id = ? AND version = ?")
+        self.update_row = (f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in _SESSION_COLUMNS[1:])} "
+                           "WHERE id = ? AND version = ?")
+
+    def _step_update(self, row: list[Any], version: int, changes: dict[str, Any]) -> tuple[str, tuple[Any, ...], bool]:
+        """The compare-and-set ``UPDATE`` for one step (``row`` is the current row, updated in place)."""
+        sid = row[0]
+        for name, value in changes.items():
+            row[_SESSION_COLUMNS.index(name)] = value
+        if self.full_row:
+            return self.update_row, (*row[1:], sid, version), True
+        if "closed_at" in changes:
+            return self.complete_row, (changes["status"], changes["version"], changes["updated_at"],
+                                       changes["closed_at"], changes["closed_by"], sid, version), True
+        return self.start_row, (changes["status"], changes["version"], changes["updated_at"], sid, version), True
 
     def _transaction(self, *statements: tuple[str, tuple[Any, ...], bool]) -> None:
         execute = self.conn.execute
@@ -103,20 +122,23 @@ class RawSqliteLifecycle:
             sid = self.last_session_id = uuid.uuid4().hex
             now = _now_ms()
             expires = now + _TTL_MS
+            row = _session_values(sid, user, now, expires)
             self._transaction(
-                (insert_session, _session_values(sid, user, now, expires), False),
+                (insert_session, row, False),
                 (insert_event, (uuid.uuid4().hex, sid, 1, "created", None, "pending", user, now,
                                 _created_payload(user, expires)), False),
             )
+            current = list(row)
             now = _now_ms()
             self._transaction(
-                (self.start_row, ("in_progress", 2, now, sid, 1), True),
+                self._step_update(current, 1, {"status": "in_progress", "version": 2, "updated_at": now}),
                 (insert_event, (uuid.uuid4().hex, sid, 2, "started", "pending", "in_progress", user, now, "{}"),
                  False),
             )
             now = _now_ms()
             self._transaction(
-                (self.complete_row, ("completed", 3, now, now, user, sid, 2), True),
+                self._step_update(current, 2, {"status": "completed", "version": 3, "updated_at": now,
+                                               "closed_at": now, "closed_by": user, "due_at": None}),
                 (insert_event, (uuid.uuid4().hex, sid, 3, "completed", "in_progress", "completed", user, now,
                                 "{}"), False),
             )

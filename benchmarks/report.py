@@ -73,6 +73,19 @@ def console_table(sections: Iterable[Section]) -> str:
     return "\n".join(out)
 
 
+def _busy_warning(report: Report) -> list[str]:
+    """A warning when other work competed for the CPUs during the run (load average above half the cores)."""
+    try:
+        loads = [float(part) for part in report.machine.load.split("/")]
+    except ValueError:
+        return []
+    if not loads or max(loads) <= report.machine.cores / 2:
+        return []
+    return [f"The machine was busy with other work during this run (load average up to {max(loads):.1f} on "
+            f"{report.machine.cores} cores): absolute figures are noisier and lower than on an idle machine. "
+            "The ratios hold better, since contenders ran interleaved, round by round.", ""]
+
+
 def render_markdown(report: Report) -> str:
     lines: list[str] = [
         "# Benchmarks",
@@ -89,6 +102,7 @@ def render_markdown(report: Report) -> str:
         "",
         *_table(["", ""], ([k, v] for k, v in report.machine.rows())),
         "",
+        *_busy_warning(report),
         "## Summary",
         "",
         *_table(_SUMMARY_HEADERS, summary_rows(report.sections)),
