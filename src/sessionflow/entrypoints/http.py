@@ -794,18 +794,12 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        start = getattr(manager, "start_timeouts", None)
-        running = False
         try:
-            if timeouts and callable(start):
-                start()
-                running = True
+            if timeouts:
+                manager.start_timeouts()
             yield
         finally:
-            stop = getattr(manager, "stop_timeouts", None)
-            if running and callable(stop):
-                stop()
-            manager.close()
+            manager.close()  # stops the waker too
 
     try:
         metrics = SessionflowMetrics(REGISTRY).instrument(manager)
@@ -815,12 +809,7 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
 
 
 def _open_manager(settings: Settings) -> SessionManager:
-    from sessionflow import bootstrap
+    from sessionflow.bootstrap import from_settings
 
-    from_settings = getattr(bootstrap, "from_settings", None)
-    if callable(from_settings):
-        manager = from_settings(settings)
-        assert isinstance(manager, SessionManager)
-        return manager
-    built: SessionManager = bootstrap.build(settings.database_url, **settings.manager_options())
-    return built
+    manager: SessionManager = from_settings(settings)
+    return manager
