@@ -39,8 +39,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
 	@touch $@
 
-demo: venv  ## run the demo on the embedded default store
-	$(BIN)/python -m sessionflow.demo
+demo: venv  ## run `sessionflow demo`: the CLI on the embedded default store (./sessionflow.db)
+	$(BIN)/sessionflow demo
 
 postgres-binaries:  ## make sure PostgreSQL's initdb/pg_ctl exist (installs Debian's postgresql as root)
 	@if compgen -G '$(PG_INITDB_GLOB)' >/dev/null; then \

@@ -380,8 +380,9 @@ def _layout(graph: LifecycleGraph, measure: Measure, counts: Mapping[str, int] |
             label = ((s.right + t.cx) / 2, s.cy - 8)
         else:  # backwards or within a column: over the top, on a lane of its own
             back_lane -= 34.0
-            points = [(s.cx, s.y), (s.cx, back_lane), (t.cx, back_lane), (t.cx, t.y)]
-            label = ((s.cx + t.cx) / 2, back_lane - 8)
+            out_x, in_x = s.x + s.width * 2 / 3, t.x + t.width / 3  # leave and enter apart from other lanes
+            points = [(out_x, s.y), (out_x, back_lane), (in_x, back_lane), (in_x, t.y)]
+            label = ((out_x + in_x) / 2, back_lane - 8)
         routes.append(_Route(edge, points, label))
     shift = max(0.0, (_MARGIN + title_h) - (back_lane - 30.0)) if back_lane < top - 26.0 else 0.0
     if shift:
