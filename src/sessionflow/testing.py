@@ -20,11 +20,13 @@ default clock (``SystemClock``) reads ``datetime.now(UTC)`` at each call, so ``f
 ``time_machine.travel`` move it too; this module imports neither.
 
 Importing this module is cheap (pytest imports it in every project that installs sessionflow): it imports
-only the standard library at import time; managers and stores are imported when first used.
+only the standard library at import time (and pytest's fixtures only when pytest is running); managers and
+stores are imported when first used.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -206,12 +208,10 @@ def advance(target: SessionManager | TimeTravel, delta: timedelta) -> int:
 
 # ---------------------------------------------------------------------- the pytest plugin
 
-try:
+# The fixtures exist when pytest runs (it imported itself before loading this plugin); a program that only
+# wants ManualClock or TimeTravel does not pay for importing pytest.
+if "pytest" in sys.modules:
     import pytest
-except ImportError:  # pragma: no cover - pytest is only needed for the fixtures
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
 
     @pytest.fixture
     def sessionflow_clock() -> ManualClock:
