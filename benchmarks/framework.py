@@ -7,6 +7,23 @@ measurements and the comparisons (ratio and, where an issue sets one, the target
 Timing: :func:`measure` runs each contender for ``rounds`` timed rounds of ``n`` units after one untimed
 warm-up round, interleaving the contenders (and rotating their order each round) so that drift of the
 machine affects them alike. A measurement keeps the time per operation of every round; figures are medians.
+
+Adding a benchmark (say ``benchmarks/bench_sweep.py``)::
+
+    def run(ctx: Context) -> Section:
+        section = Section(name="sweep", title="Sweep of 100k overdue sessions", description=__doc__ or "")
+        ours = Contender("sessionflow expire_sessions", "session", sweep_with_sessionflow)
+        raw = Contender("set-based SQL", "session", sweep_with_sql)
+        results = ctx.measure([ours, raw], n=ctx.scale(100_000, 1_000), rounds=ctx.scale(5, 2))
+        section.compare(section.add(results[ours.label], "throughput"),
+                        section.add(results[raw.label], "throughput"), "throughput")  # + Target(...) if set
+        return section
+
+    BENCHMARK = Benchmark(name="sweep", title="Sweep of 100k overdue sessions", run=run, order=60)
+
+Quantities other than time (memory per pending session, expiry lateness measured by the benchmark itself)
+are recorded as :class:`Measurement` objects built directly, with ``quantity="bytes"`` for sizes; the
+report formats them accordingly. A benchmark that cannot run raises :class:`Skipped` with the reason.
 """
 
 from __future__ import annotations
@@ -77,13 +94,19 @@ def format_rate(per_second: float) -> str:
 
 @dataclass(frozen=True)
 class Measurement:
-    """The time per operation of one contender, one value per timed round (seconds)."""
+    """The cost per operation of one contender, one value per timed round: seconds, or bytes."""
 
     label: str
     unit: str  # what one operation is: "session", "transition", "get", ...
     samples: tuple[float, ...]
     ops_per_round: int = 0
     threads: int = 1
+    quantity: Literal["time", "bytes"] = "time"
+
+    def format(self, value: float) -> str:
+        if self.quantity == "bytes":
+            return f"{value / 1024:,.1f} KiB" if value >= 1024 else f"{value:,.0f} B"
+        return format_duration(value)
 
     @property
     def median(self) -> float:
@@ -103,8 +126,8 @@ class Measurement:
 
     def describe(self, kind: Kind = "latency") -> str:
         """``12.3 µs/get`` for latency figures, ``6.42k sessions/s (156 µs/session)`` for throughput."""
-        per_op = f"{format_duration(self.median)}/{self.unit}"
-        if kind == "throughput":
+        per_op = f"{self.format(self.median)}/{self.unit}"
+        if kind == "throughput" and self.quantity == "time":
             return f"{format_rate(self.per_second).removesuffix('/s')} {self.unit}s/s ({per_op})"
         return per_op
 

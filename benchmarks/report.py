@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from benchmarks.environment import Machine
-from benchmarks.framework import TIMES, Comparison, Section, format_duration
+from benchmarks.framework import TIMES, Comparison, Section
 
 NONE = "\u2013"  # an en dash: no target
 
@@ -94,9 +94,11 @@ def render_markdown(report: Report) -> str:
         + (" (quick mode: small sizes, not representative)" if report.quick else "")
         + f" in {report.seconds:.0f} s. Every figure is the median of repeated timed rounds, and every "
         "reference beside it was measured in the same run on the same machine and at the same durability "
-        "setting. Ratios: for throughput, our rate divided by the reference's (above 1: sessionflow is "
-        "faster); for latency, our time divided by the reference's (below 1: sessionflow is faster). Targets "
-        "are those of the issues. Do not edit the numbers by hand: rerun `make bench`.",
+        "setting: each contender gets an untimed warm-up round, then the contenders' timed rounds are "
+        "interleaved (their order rotating) with a full garbage collection before each. Ratios: for "
+        "throughput, our rate divided by the reference's (above 1: sessionflow is faster); for latency, our "
+        "time divided by the reference's (below 1: sessionflow is faster). Targets are those of the issues. "
+        "Do not edit the numbers by hand: rerun `make bench`.",
         "",
         "## Machine",
         "",
@@ -128,7 +130,7 @@ def render_markdown(report: Report) -> str:
                 rows.append([
                     m.label,
                     m.describe(kind),
-                    f"{format_duration(m.low)} .. {format_duration(m.high)}",
+                    f"{m.format(m.low)} .. {m.format(m.high)}",
                     f"{len(m.samples)} {TIMES} {m.ops_per_round:,} {m.unit}s" + (f", {m.threads} threads"
                                                                             if m.threads > 1 else ""),
                 ])

@@ -108,8 +108,10 @@ def run_benchmarks(selected: Sequence[Benchmark], *, quick: bool, postgres_url: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0] if __doc__
-                                     else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Run sessionflow's benchmarks, each figure next to its references measured in the same run; "
+                    f"a full run writes {DEFAULT_OUTPUT.relative_to(ROOT)}.")
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all); a prefix selects several")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
     parser.add_argument("--output", type=Path, default=None,
