@@ -306,7 +306,7 @@ class SessionManager:
             return None
         event = self._event(session, session.id, session.version + 1, EventType.EXPIRED,
                             SessionStatus(decision.target), SYSTEM, now, {})
-        return Change(apply(session, event), (event,), session.version)
+        return Change(apply(session, event), (event,), session.version, previous=session)
 
     def _load(self, session_id: UUID, now: datetime, *, lazy_expiry: bool = True, fresh: bool = True) -> Session:
         """The live projection of a session; an overdue one is expired first (recorded as ``system``).
@@ -398,7 +398,7 @@ class SessionManager:
             exclusive = (session.user_id if self.single_active_per_user and machine_event == "start"
                          else None)
             return Change(apply(session, event), (event,), session.version, exclusive_user=exclusive,
-                          decided_at=now)
+                          decided_at=now, previous=session)
 
         return self._change(sid, performer, expected_version, build)
 
@@ -573,7 +573,8 @@ class SessionManager:
                 current = apply(current, event)
             exclusive = (session.user_id if self.single_active_per_user and target is SessionStatus.IN_PROGRESS
                          else None)
-            return Change(current, tuple(events), session.version, exclusive_user=exclusive, decided_at=now)
+            return Change(current, tuple(events), session.version, exclusive_user=exclusive, decided_at=now,
+                          previous=session)
 
         return self._change(sid, performer, expected_version, build)
 
@@ -587,7 +588,7 @@ class SessionManager:
         def build(session: Session, now: datetime) -> Change:
             event = self._event(session, sid, session.version + 1, EventType.DELETED, session.status, performer,
                                 now, {})
-            return Change(apply(session, event), (event,), session.version)
+            return Change(apply(session, event), (event,), session.version, previous=session)
 
         return self._change(sid, performer, expected_version, build, lazy_expiry=False)
 

@@ -47,6 +47,7 @@ class Change:
 
     ``expected_version`` is the version the writer read (0 for a new session); the store appends only if
     it is still the stored version, else raises :class:`~sessionflow.errors.ConcurrencyConflict`.
+    ``previous`` is the state the change was decided on, when known.
     ``exclusive_user``: when set, the store refuses the change (``ActiveSessionExists``) if another
     session of that user is in progress and not past its deadline at ``decided_at``, checked inside the
     same transaction.
@@ -57,6 +58,8 @@ class Change:
     expected_version: int
     exclusive_user: str | None = None
     decided_at: datetime | None = None
+    #: The session the change was decided on (lets a store write only the fields that changed).
+    previous: Session | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,8 +48,10 @@ class FastSql:
 
     def session_params(self, row: dict[str, Any]) -> dict[str, Any]:
         params = dict(row)
-        params["id"] = self.uuid(row["id"])
-        params["data"] = _dumps(row["data"])
+        if "id" in params:
+            params["id"] = self.uuid(row["id"])
+        if "data" in params:
+            params["data"] = _dumps(row["data"])
         return params
 
     def event_params(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -70,12 +72,28 @@ class SqliteSql(FastSql):
                                f"({', '.join(':' + c for c in SESSION_COLUMNS)})")
         sets = ", ".join(f"{c} = :{c}" for c in SESSION_COLUMNS if c != "id")
         self.update_session = f"UPDATE sessions SET {sets} WHERE id = :id AND version = :expected_version"
+        self._updates: dict[tuple[str, ...], str] = {}
         self.insert_event = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) VALUES "
                              f"({', '.join(':' + c for c in EVENT_COLUMNS)})")
         self.select_version = "SELECT version FROM sessions WHERE id = ?"
 
     def uuid(self, value: UUID) -> Any:
         return value.hex
+
+    def update_statement(self, columns: tuple[str, ...]) -> str:
+        """A compare-and-set ``UPDATE`` of just ``columns`` (the version always changes)."""
+        statement = self._updates.get(columns)
+        if statement is None:
+            sets = ", ".join(f"{c} = :{c}" for c in columns)
+            statement = f"UPDATE sessions SET {sets} WHERE id = :id AND version = :expected_version"
+            self._updates[columns] = statement
+        return statement
+
+    def update_params(self, session_id: UUID, columns: dict[str, Any], expected_version: int) -> dict[str, Any]:
+        params = self.session_params(columns)
+        params["id"] = self.uuid(session_id)
+        params["expected_version"] = expected_version
+        return params
 
 
 class PostgresSql(FastSql):
@@ -89,34 +107,40 @@ class PostgresSql(FastSql):
             f"INSERT INTO sessions ({cols}) VALUES ("
             + ", ".join(f"%(s_{c})s::jsonb" if c == "data" else f"%(s_{c})s" for c in SESSION_COLUMNS)
             + ") RETURNING 1")
-        sets = ", ".join(f"{c} = %(s_{c})s::jsonb" if c == "data" else f"{c} = %(s_{c})s"
-                         for c in SESSION_COLUMNS if c != "id")
-        self._update_session = (f"UPDATE sessions SET {sets} WHERE id = %(s_id)s "
-                                f"AND version = %(expected_version)s RETURNING 1")
-        self._statements: dict[tuple[bool, int], str] = {}
+        self._statements: dict[tuple[tuple[str, ...] | None, int], str] = {}
 
     def uuid(self, value: UUID) -> Any:
         return value
 
-    def append_statement(self, create: bool, events: int) -> str:
-        """One statement that writes the projection and, only if that matched, ``events`` event rows."""
-        key = (create, events)
+    def append_statement(self, update_columns: tuple[str, ...] | None, events: int) -> str:
+        """One statement that inserts the projection row (``update_columns`` None) or updates just
+        ``update_columns`` with a version compare-and-set, and — only if that matched — ``events`` event rows.
+        """
+        key = (update_columns, events)
         statement = self._statements.get(key)
         if statement is None:
+            if update_columns is None:
+                write = self._insert_session
+            else:
+                sets = ", ".join(f"{c} = %(s_{c})s::jsonb" if c == "data" else f"{c} = %(s_{c})s"
+                                 for c in update_columns)
+                write = (f"UPDATE sessions SET {sets} WHERE id = %(s_id)s "
+                         f"AND version = %(expected_version)s RETURNING 1")
             rows = ", ".join(
                 "(" + ", ".join(f"%(e{i}_{c})s::{_PG_CASTS[c]}" for c in EVENT_COLUMNS) + ")"
                 for i in range(events))
             statement = (
-                f"WITH w AS ({self._insert_session if create else self._update_session}) "
+                f"WITH w AS ({write}) "
                 f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) "
                 f"SELECT {', '.join('v.' + c for c in EVENT_COLUMNS)} FROM (VALUES {rows}) "
                 f"AS v({', '.join(EVENT_COLUMNS)}) WHERE EXISTS (SELECT 1 FROM w)")
             self._statements[key] = statement
         return statement
 
-    def append_params(self, session_row: dict[str, Any], event_rows: Sequence[dict[str, Any]],
+    def append_params(self, session_id: UUID, columns: dict[str, Any], event_rows: Sequence[dict[str, Any]],
                       expected_version: int) -> dict[str, Any]:
-        params: dict[str, Any] = {f"s_{k}": v for k, v in self.session_params(session_row).items()}
+        params: dict[str, Any] = {f"s_{k}": v for k, v in self.session_params(columns).items()}
+        params["s_id"] = session_id
         params["expected_version"] = expected_version
         for i, row in enumerate(event_rows):
             for key, value in self.event_params(row).items():

@@ -80,11 +80,20 @@ def _dt(value: int | None) -> datetime | None:
     return None if value is None else from_millis(value)
 
 
-def session_row(s: Session) -> dict[str, Any]:
-    """The ``sessions`` row for a session."""
+def _data(s: Session) -> dict[str, Any]:
+    return {
+        "file_paths": list(s.file_paths),
+        "file_results": [[r.path, r.error, to_millis(r.recorded_at)] for r in s.file_results],
+        "notes": [[n.file_path, n.memory_id, n.status, to_millis(n.created_at)] for n in s.notes],
+        "metadata": s.metadata,
+    }
+
+
+def session_row(s: Session, *, data: bool = True) -> dict[str, Any]:
+    """The ``sessions`` row for a session (without its JSON ``data`` column when ``data`` is false)."""
     live = s.status in LIVE_STATUSES and s.deleted_at is None
     progress = s.progress
-    return {
+    row: dict[str, Any] = {
         "id": s.id,
         "status": s.status.value,
         "version": s.version,
@@ -105,13 +114,31 @@ def session_row(s: Session) -> dict[str, Any]:
         "failure_reason": s.failure_reason,
         "deleted_at": _ms(s.deleted_at),
         "due_at": to_millis(s.expires_at) if live else None,
-        "data": {
-            "file_paths": list(s.file_paths),
-            "file_results": [[r.path, r.error, to_millis(r.recorded_at)] for r in s.file_results],
-            "notes": [[n.file_path, n.memory_id, n.status, to_millis(n.created_at)] for n in s.notes],
-            "metadata": s.metadata,
-        },
     }
+    if data:
+        row["data"] = _data(s)
+    return row
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or a == b
+
+
+def session_changes(previous: Session | None, s: Session) -> dict[str, Any]:
+    """The columns of ``s``'s row that differ from ``previous``'s row (all of them if ``previous`` is None).
+
+    The JSON ``data`` column is rebuilt only when the files, results, notes or metadata changed.
+    """
+    if previous is None:
+        return session_row(s)
+    new = session_row(s, data=False)
+    old = session_row(previous, data=False)
+    changed = {name: value for name, value in new.items() if old[name] != value}
+    if not (_same(s.file_paths, previous.file_paths) and _same(s.file_results, previous.file_results)
+            and _same(s.notes, previous.notes) and _same(s.metadata, previous.metadata)):
+        changed["data"] = _data(s)
+    changed.pop("id", None)
+    return changed
 
 
 _COLUMN_NAMES = tuple(c.name for c in sessions.c)
@@ -414,15 +441,22 @@ class SqlAlchemyEventStore:
             raw.close()
 
     def _append_sqlite(self, conn: Any, sql: SqliteSql, change: Change) -> None:
-        session_params = sql.session_params(session_row(change.session))
         event_params = [sql.event_params(event_row(e)) for e in change.events]
+        create = change.expected_version == 0
+        session = change.session
+        if create:
+            session_params = sql.session_params(session_row(session))
+            statement = sql.insert_session
+        else:
+            changes = session_changes(change.previous, session)
+            statement = sql.update_statement(tuple(changes))
+            session_params = sql.update_params(session.id, changes, change.expected_version)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if change.expected_version == 0:
-                conn.execute(sql.insert_session, session_params)
+            if create:
+                conn.execute(statement, session_params)
             else:
-                session_params["expected_version"] = change.expected_version
-                if conn.execute(sql.update_session, session_params).rowcount != 1:
+                if conn.execute(statement, session_params).rowcount != 1:
                     found = conn.execute(sql.select_version, (session_params["id"],)).fetchone()
                     raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
                                               actual_version=None if found is None else found[0])
@@ -437,9 +471,11 @@ class SqlAlchemyEventStore:
             raise
 
     def _append_postgres(self, conn: Any, sql: PostgresSql, change: Change) -> None:
-        params = sql.append_params(session_row(change.session), [event_row(e) for e in change.events],
+        create = change.expected_version == 0
+        columns = session_row(change.session) if create else session_changes(change.previous, change.session)
+        params = sql.append_params(change.session.id, columns, [event_row(e) for e in change.events],
                                    change.expected_version)
-        statement = sql.append_statement(change.expected_version == 0, len(change.events))
+        statement = sql.append_statement(None if create else tuple(columns), len(change.events))
         conn.autocommit = True
         try:
             inserted = conn.execute(statement, params).rowcount
