@@ -304,3 +304,25 @@ def test_sqlite_writes_use_wal_and_the_chosen_synchronous_level(tmp_path: Any) -
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
     finally:
         store.close()
+
+
+def test_upgrade_from_the_first_revision_keeps_the_data(sql_url: str) -> None:
+    from sessionflow.adapters.sqlalchemy.migrations import upgrade
+
+    engine = sf_create_engine(sql_url)
+    try:
+        upgrade(engine, "0001")
+        with engine.connect() as conn:
+            assert current_revision(conn) == "0001"
+        with SessionManager.open(sql_url, migrate=False) as old:
+            sid = old.create(user_id="u1", performer_id="u1").id
+            old.start(sid, performer_id="u1")
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert current_revision(conn) == head_revision()
+        assert schema_drift(engine) == []
+        with SessionManager.open(sql_url) as new:
+            assert new.get(sid).version == 2
+            assert [s.id for s in new.list(user_id="u1", status="in_progress")] == [sid]
+    finally:
+        engine.dispose()
