@@ -4,6 +4,7 @@ their exit codes."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -478,3 +479,26 @@ def test_demo_json_is_json_lines(run: Invoke) -> None:
     assert len(expired) >= 4  # the worker's two events, then the two histories' last events
     errors = [r for r in rows if "exit_code" in r]
     assert [e["exit_code"] for e in errors] == [4, 4, 3]
+
+
+def test_engine_log_records_are_one_line_on_stderr_and_only_while_a_command_runs(
+        run: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    def noisy(self: Cli, session_id: str) -> None:
+        try:
+            raise ValueError("first\nsecond")
+        except ValueError:
+            logging.getLogger("sessionflow.test").exception("subscriber failed")
+        logging.getLogger("sessionflow.test").info("only with --verbose")
+
+    logger = logging.getLogger("sessionflow")
+    level = logger.level
+    monkeypatch.setattr(Cli, "show", noisy)
+    result = run("show", "x")
+    assert result.exit_code == 0
+    assert len(result.stderr.splitlines()) == 1
+    assert "ERROR sessionflow.test: subscriber failed [ValueError: first second]" in result.stderr
+    assert "Traceback" not in result.stderr
+    verbose = run("--verbose", "show", "x")
+    assert "only with --verbose" in verbose.stderr
+    assert not any(isinstance(h, cli._StderrHandler) for h in logger.handlers)
+    assert logger.level == level

@@ -1040,17 +1040,29 @@ class _OneLineFormatter(logging.Formatter):
         return " ".join(text.splitlines())
 
 
-def _configure_logging(verbose: bool) -> None:
-    root = logging.getLogger("sessionflow")
-    if any(getattr(h, "_sessionflow_cli", False) for h in root.handlers):
-        root.setLevel(logging.INFO if verbose else logging.WARNING)
-        return
-    handler = logging.StreamHandler(sys.stderr)
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+@contextlib.contextmanager
+def _engine_logging(verbose: bool) -> Iterator[None]:
+    """While a command runs, the engine's log records go to stderr one line each (INFO too with -v)."""
+    logger = logging.getLogger("sessionflow")
+    handler = _StderrHandler()
     handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler._sessionflow_cli = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
-    root.propagate = False
+    level = logger.level
+    logger.addHandler(handler)
+    if verbose:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _handled(func: Callable[P, None]) -> Callable[P, None]:
@@ -1074,13 +1086,13 @@ def _handled(func: Callable[P, None]) -> Callable[P, None]:
 def _cli(ctx: typer.Context, *, db: str | None = None, performer: str | None = None,
          json_output: bool = False) -> Iterator[Cli]:
     g = _globals(ctx)
-    _configure_logging(g.verbose)
     from sessionflow.settings import Settings
 
     url = db or g.db
     overrides: dict[str, Any] = {"database_url": url} if url else {}
     settings = Settings.from_env(g.config, **overrides)
-    with Cli(settings, performer=performer or g.performer, json_mode=json_output or g.json) as cli:
+    with _engine_logging(g.verbose), Cli(settings, performer=performer or g.performer,
+                                         json_mode=json_output or g.json) as cli:
         yield cli
 
 
