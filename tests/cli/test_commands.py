@@ -3,6 +3,7 @@ their exit codes."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
@@ -325,6 +326,8 @@ def test_version(run: Invoke) -> None:
 def test_the_console_script_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["scripts"]["sessionflow"] == "sessionflow.entrypoints.cli:main"
+    installed = importlib.metadata.entry_points(group="console_scripts", name="sessionflow")
+    assert [e.value for e in installed] == ["sessionflow.entrypoints.cli:main"]
 
 
 # ---------------------------------------------------------------------- timeouts
