@@ -8,7 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -36,24 +36,27 @@ def act(manager: SessionManager, sid: UUID, action: str) -> None:
         manager.touch(sid, performer_id="worker")
 
 
-def run_processes(jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> list[tuple[str, Any]]:
-    """Run each ``(function, args)`` in its own spawned process, all released together by a barrier."""
+@pytest.fixture(scope="module")
+def processes() -> Iterator[Callable[[list[tuple[Callable[..., Any], tuple[Any, ...]]]], list[Any]]]:
+    """``run(jobs)``: run each ``(function, args)`` in its own process of a pool of four spawned (and
+    warmed-up) processes, all released together by a barrier; returns their results in order."""
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(len(jobs))
-    queue = ctx.Queue()
-    processes = [ctx.Process(target=function, args=(*args, barrier, queue)) for function, args in jobs]
-    for process in processes:
-        process.start()
-    try:
-        results = [queue.get(timeout=120) for _ in processes]
-    finally:
-        for process in processes:
-            process.join(30)
-            if process.is_alive():
-                process.kill()
-    failures = [detail for _, status, detail in results if status != "ok"]
-    assert not failures, "\n".join(failures)
-    return [(name, value) for name, _, value in results]
+    with ctx.Manager() as sync, ctx.Pool(4, initializer=workers.warm_up) as pool:
+
+        def run(jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
+            assert len(jobs) == 4
+            barrier = sync.Barrier(len(jobs))
+            return list(pool.starmap_async(_call, [(f, (*args, barrier)) for f, args in jobs],
+                                           chunksize=1).get(timeout=120))
+
+        yield run
+
+
+def _call(function: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    return function(*args)
+
+
+Run = Callable[[list[tuple[Callable[..., Any], tuple[Any, ...]]]], list[Any]]
 
 
 def create_due_sessions(manager: SessionManager, count: int) -> list[UUID]:
@@ -80,27 +83,27 @@ def assert_expired_exactly_once(manager: SessionManager, ids: list[UUID], at: da
 # ---------------------------------------------------------------- four processes, one database
 
 
-def test_four_processes_sweeping_at_once_expire_each_session_exactly_once(sql_url: str) -> None:
+def test_four_processes_sweeping_at_once_expire_each_session_exactly_once(sql_url: str, processes: Run) -> None:
     with SessionManager.open(sql_url, clock=ManualClock(T0)) as manager:
         ids = create_due_sessions(manager, 500)
         alive = manager.create(performer_id="setup", ttl=timedelta(hours=1)).id
     at = T0 + timedelta(minutes=2)
-    results = run_processes([(workers.sweep, (sql_url, at.isoformat(), 10))] * 4)
-    assert sum(count for _, count in results) == len(ids), results
+    results = processes([(workers.sweep, (sql_url, at.isoformat(), 10))] * 4)
+    assert sum(results) == len(ids), results
     if sql_url.startswith("postgresql"):
         # SKIP LOCKED lets the sweepers share the work (SQLite serialises them: one often takes it all).
-        assert sum(1 for _, count in results if count) >= 2, results
+        assert sum(1 for count in results if count) >= 2, results
     with SessionManager.open(sql_url, clock=ManualClock(at), cache_size=0) as manager:
         assert_expired_exactly_once(manager, ids, at)
         assert manager.store.get(alive).status is SessionStatus.PENDING  # type: ignore[union-attr]
 
 
-def test_four_wakers_starting_at_once_catch_up_exactly_once(sql_url: str) -> None:
+def test_four_wakers_starting_at_once_catch_up_exactly_once(sql_url: str, processes: Run) -> None:
     with SessionManager.open(sql_url, clock=ManualClock(T0)) as manager:
         ids = create_due_sessions(manager, 300)
     at = T0 + timedelta(minutes=30)  # they fell due while nothing ran; four processes restart together
-    results = run_processes([(workers.start_waker, (sql_url, at.isoformat()))] * 4)
-    assert sum(count for _, count in results) == len(ids), results
+    results = processes([(workers.start_waker, (sql_url, at.isoformat()))] * 4)
+    assert sum(results) == len(ids), results
     with SessionManager.open(sql_url, clock=ManualClock(at), cache_size=0) as manager:
         assert_expired_exactly_once(manager, ids, at)
 
@@ -155,19 +158,19 @@ def create_racing_sessions(manager: SessionManager, count: int) -> tuple[list[UU
     return ids, actions
 
 
-def test_processes_racing_expiry_with_complete_fail_and_touch(sql_url: str) -> None:
+def test_processes_racing_expiry_with_complete_fail_and_touch(sql_url: str, processes: Run) -> None:
     with SessionManager.open(sql_url, clock=ManualClock(T0)) as manager:
         ids, actions = create_racing_sessions(manager, 150)
     halves = [[(str(sid), actions[sid]) for sid in ids[k::2]] for k in range(2)]
-    writer_time = workers.iso(DEADLINE, -timedelta(milliseconds=1))  # not yet due for the writers
-    results = run_processes([
+    writer_time = (DEADLINE - timedelta(milliseconds=1)).isoformat()  # not yet due for the writers
+    sweep_a, finished_a, sweep_b, finished_b = processes([
         (workers.sweep, (sql_url, DEADLINE.isoformat(), 5)),
         (workers.finish, (sql_url, writer_time, halves[0])),
         (workers.sweep, (sql_url, DEADLINE.isoformat(), 5)),
         (workers.finish, (sql_url, writer_time, halves[1])),
     ])
-    swept = sum(value for name, value in results if name == "sweep")
-    outcomes = {UUID(sid): outcome for name, value in results if name == "finish" for sid, _, outcome in value}
+    swept = sweep_a + sweep_b
+    outcomes = {UUID(sid): outcome for sid, _, outcome in (*finished_a, *finished_b)}
     assert set(outcomes) == set(ids)
     with SessionManager.open(sql_url, clock=ManualClock(DEADLINE), cache_size=0) as manager:
         check_race(manager, ids, actions, outcomes, swept)
