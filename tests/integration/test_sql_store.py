@@ -309,8 +309,13 @@ def test_sqlite_writes_use_wal_and_the_chosen_synchronous_level(tmp_path: Any) -
 def test_upgrade_from_the_first_revision_keeps_the_data(sql_url: str) -> None:
     from sessionflow.adapters.sqlalchemy.migrations import upgrade
 
+    from sessionflow.adapters.sqlalchemy.tables import metadata
+
     engine = sf_create_engine(sql_url)
     try:
+        with engine.begin() as conn:  # start from an empty database (the PostgreSQL one is shared)
+            metadata.drop_all(conn)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         upgrade(engine, "0001")
         with engine.connect() as conn:
             assert current_revision(conn) == "0001"

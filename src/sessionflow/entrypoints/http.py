@@ -377,9 +377,10 @@ def create_app(
 
     Args:
         manager: the manager every route calls.
-        tokens: bearer tokens mapped to performer ids. When given (non-empty), every ``/sessions`` and
+        tokens: bearer tokens mapped to performer ids. When given, every ``/sessions`` and
             ``/session_manager`` route needs ``Authorization: Bearer <token>`` (else 401) and the performer
-            is the token's. ``None``: no authentication; writes name their ``performer_id``.
+            is the token's. ``None``: no authentication; writes name their ``performer_id``. An empty
+            mapping is refused (:class:`~sessionflow.errors.InvalidInput`) rather than read as "no auth".
         enforce_owner: only a session's user (or a ``"system"`` performer) may change it. Default: on
             when tokens are given, else the manager's policy. The manager's own policy always applies.
         registry: the ``prometheus_client`` registry to put the metrics in and serve on ``/metrics``

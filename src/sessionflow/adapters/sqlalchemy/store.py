@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -254,6 +255,9 @@ class SqlAlchemyEventStore:
         self._closed = False
         self._sane_multi_rowcount = bool(engine.dialect.supports_sane_multi_rowcount)
         self._fast = fast_sql_for(self.dialect)
+        self._local = threading.local()
+        self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self._thread_connections = self.dialect == "sqlite" and engine.url.database not in (None, "", ":memory:")
         #: Reads may be served from the cache when the caller allows it (``get(fresh=False)``).
         self.caches_reads = cache_size > 0
 
@@ -420,10 +424,29 @@ class SqlAlchemyEventStore:
 
     # ------------------------------------------------------------------ the hot path (driver level)
 
+    def _checkout(self) -> Any:
+        """A driver connection for the hot path, as a pool "fairy" (``driver_connection``, ``close()``).
+
+        SQLite files: each thread keeps one connection of its own for the hot path (detached from the
+        pool, configured like every pooled one), which saves a pool checkout per operation; closing it
+        is a no-op until the store closes. Elsewhere: a checkout from the pool.
+        """
+        if not self._thread_connections:
+            return self._engine.raw_connection()
+        held = getattr(self._local, "connection", None)
+        if held is None:
+            fairy = self._engine.raw_connection()
+            fairy.detach()
+            held = _Held(fairy)
+            self._local.connection = held
+            with self._cache_lock:
+                self._held.add(held)
+        return held
+
     def _append_fast(self, change: Change) -> None:
         """One append on the driver connection; driver errors propagate to :meth:`_run`."""
         integrity = self._engine.dialect.loaded_dbapi.IntegrityError
-        raw = self._engine.raw_connection()
+        raw = self._checkout()
         try:
             if isinstance(self._fast, SqliteSql):
                 self._append_sqlite(raw.driver_connection, self._fast, change)
@@ -493,7 +516,7 @@ class SqlAlchemyEventStore:
         key = sql.uuid(session_id)
 
         def op() -> Any:
-            raw = self._engine.raw_connection()
+            raw = self._checkout()
             try:
                 conn: Any = raw.driver_connection
                 if not self._postgres:
@@ -682,11 +705,36 @@ class SqlAlchemyEventStore:
         self._closed = True
         with self._cache_lock:
             self._cache.clear()
+            held, self._held = list(self._held), weakref.WeakSet()
+        for connection in held:
+            connection.release()
         if self._owns_engine:
             self._engine.dispose()
 
     def __repr__(self) -> str:
         return f"SqlAlchemyEventStore({self._engine.url.render_as_string(hide_password=True)!r})"
+
+
+class _Held:
+    """A thread's own SQLite connection (a detached pool fairy): ``close`` keeps it, ``release`` closes it."""
+
+    __slots__ = ("__weakref__", "driver_connection", "fairy")
+
+    def __init__(self, fairy: Any) -> None:
+        self.fairy = fairy
+        self.driver_connection = fairy.dbapi_connection  # for pysqlite the DBAPI and driver connection
+
+    def close(self) -> None:
+        """Kept for the next operation of this thread."""
+
+    def invalidate(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        try:
+            self.fairy.close()
+        except Exception:  # closing a broken connection must not hide the original error
+            logger.debug("closing a held SQLite connection failed", exc_info=True)
 
 
 _EXPIRY_COLUMNS = ("status", "version", "updated_at", "closed_at", "closed_by", "due_at")
