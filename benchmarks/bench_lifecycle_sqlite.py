@@ -4,8 +4,6 @@
   default) and ``FULL``, on a file whose schema its migrations created.
 * ceiling: raw ``sqlite3`` on one connection writing the same rows into a schema created the same way, at
   the same ``synchronous`` level (see `benchmarks/raw_sql.py`).
-* for the record (``NORMAL`` only): the same raw code with an ``UPDATE`` that sets every column of the row, as
-  sessionflow's statement does (the ceiling sets only the columns a step changes); no target.
 * peer (``FULL`` only): the ``eventsourcing`` library's SQLite persistence doing the same lifecycle; it
   does not lower ``synchronous``, so it runs at SQLite's default, ``FULL`` (checked in the run).
 
@@ -36,7 +34,6 @@ from sessionflow import SessionManager
 __all__ = ["BENCHMARK"]
 
 _LEVELS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
-_FULL_ROW_LABEL = "raw sqlite3, SQLite NORMAL, UPDATE of every column"
 
 
 def _synchronous_of(manager: SessionManager) -> str:
@@ -69,13 +66,7 @@ def run(ctx: Context) -> Section:
                 Contender(f"sessionflow, SQLite {level}", "session", ours.run, profile=True),
                 Contender(f"raw sqlite3, SQLite {level}", "session", raw.run),
             ]
-            full_row: RawSqliteLifecycle | None = None
-            if level == "NORMAL":  # what rewriting every column of the row costs, for the record
-                full_row_path = ctx.workdir / "raw-full-row.db"
-                SessionManager.open(f"sqlite:///{full_row_path}").close()
-                full_row = RawSqliteLifecycle(str(full_row_path), level, full_row=True)
-                stack.callback(full_row.close)
-                contenders.append(Contender(_FULL_ROW_LABEL, "session", full_row.run))
+
             es_label = ""
             if level == "FULL":
                 app = stack.enter_context(sessions_app(sqlite_env(str(ctx.workdir / "eventsourcing.db"))))
@@ -94,9 +85,6 @@ def run(ctx: Context) -> Section:
                 problems = same_rows((sqlite_fetch(conn), ours.last_session_id.hex),
                                      (sqlite_fetch(raw.conn), raw.last_session_id))
             problems += reads_back(f"sqlite:///{raw_path}", [raw.last_session_id])
-            if full_row is not None:
-                problems += same_rows((sqlite_fetch(raw.conn), raw.last_session_id),
-                                      (sqlite_fetch(full_row.conn), full_row.last_session_id))
             if problems:
                 raise AssertionError("the raw sqlite3 rows differ from sessionflow's: " + "; ".join(problems))
             if ctx.profile:
@@ -106,8 +94,6 @@ def run(ctx: Context) -> Section:
         reference = section.add(results[f"raw sqlite3, SQLite {level}"], "throughput")
         section.compare(subject, reference, "throughput",
                         Target(">=", 0.6 if level == "NORMAL" else 0.8, "issue 3"))
-        if level == "NORMAL":
-            section.compare(subject, section.add(results[_FULL_ROW_LABEL], "throughput"), "throughput")
         if es_label:
             peer: Measurement = section.add(results[es_label], "throughput")
             section.compare(subject, peer, "throughput", Target(">", 1.0, "issue 3: ahead"))

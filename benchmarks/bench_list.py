@@ -23,7 +23,16 @@ from sessionflow import SessionManager
 
 __all__ = ["BENCHMARK"]
 
-_USER_INDEX = "ix_sessions_user_id_status"
+
+
+def _index_on(conn: sqlite3.Connection, column: str) -> str | None:
+    """The name of an index of ``sessions`` whose first column is ``column``, if there is one."""
+    for row in conn.execute("PRAGMA index_list(sessions)"):
+        name = str(row[1])
+        first = conn.execute(f'PRAGMA index_info("{name}")').fetchone()
+        if first is not None and first[2] == column:
+            return name
+    return None
 
 
 def run(ctx: Context) -> Section:
@@ -66,17 +75,17 @@ def run(ctx: Context) -> Section:
                       profile=True),
             Contender("raw sqlite3 SELECT ... LIMIT 100", "list", raw_list("raw", select), prepare=draw("raw")),
         ]
-        indexes = {row[1] for row in raw.execute("PRAGMA index_list(sessions)")}
-        if _USER_INDEX in indexes:
-            forced = select.replace("FROM sessions", f"FROM sessions INDEXED BY {_USER_INDEX}")
-            contenders.append(Contender(f"raw sqlite3, same SELECT INDEXED BY {_USER_INDEX}", "list",
+        plan = " / ".join(str(row[-1]) for row in raw.execute(
+            f"EXPLAIN QUERY PLAN {select}", ("in_progress", "user-0001", 0, 100, 0)))
+        user_index = _index_on(raw, "user_id")
+        if user_index is not None and user_index not in plan:  # what the planner left aside
+            forced = select.replace("FROM sessions", f"FROM sessions INDEXED BY {user_index}")
+            contenders.append(Contender(f"raw sqlite3, same SELECT INDEXED BY {user_index}", "list",
                                         raw_list("forced", forced), prepare=draw("forced")))
         # Round size from a trial: the plan SQLite picks decides whether a call takes 1 ms or 300 ms.
         per_round = calibrate(contenders[0], seconds=ctx.scale(1.0, 0.05), low=ctx.scale(5, 3), high=500)
         ctx.log(f"  {per_round} lists x {rounds} rounds")
         results = ctx.measure(contenders, per_round, rounds)
-        plan = " / ".join(str(row[-1]) for row in raw.execute(
-            f"EXPLAIN QUERY PLAN {select}", ("in_progress", "user-0001", 0, 100, 0)))
         if ctx.profile:
             section.profiles.append(profile_contender(contenders[0], per_round))
 
@@ -84,9 +93,11 @@ def run(ctx: Context) -> Section:
     for contender in contenders[1:]:
         section.compare(ours, section.add(results[contender.label]), "latency")
     section.notes.append(f"Sessions returned per call: {sum(returned) / max(1, len(returned)):.1f} on average.")
-    section.notes.append(f"SQLite's plan for the query (the schema as migrated, no `ANALYZE` statistics): {plan}. "
-                         "The `INDEXED BY` reference shows what the same query costs on the (user_id, status) "
-                         "index.")
+    note = f"SQLite's plan for the query (the schema as migrated, no `ANALYZE` statistics): {plan}."
+    if len(contenders) > 2:
+        note += (" The `INDEXED BY` reference shows what the same query costs on the index that starts with "
+                 "`user_id`, which the planner did not choose.")
+    section.notes.append(note)
     return section
 
 

@@ -69,12 +69,10 @@ class ConflictError(Exception):
 class RawSqliteLifecycle:
     """The lifecycle on one sqlite3 connection: WAL, the given ``synchronous``, ``BEGIN IMMEDIATE`` writes.
 
-    The ``UPDATE`` sets only the columns the step changes; with ``full_row=True`` it sets every column (the
-    unchanged ones to their current values, kept in memory), which is what sessionflow's statement does.
+    Each step's ``UPDATE`` sets only the columns the step changes.
     """
 
-    def __init__(self, path: str, synchronous: str, *, full_row: bool = False) -> None:
-        self.full_row = full_row
+    def __init__(self, path: str, synchronous: str) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.last_session_id: str | None = None
         self.conn.execute("PRAGMA journal_mode = WAL")
@@ -87,16 +85,12 @@ class RawSqliteLifecycle:
         self.start_row = "UPDATE sessions SET status = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?"
         self.complete_row = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, "
                              "closed_by = ?, due_at = NULL WHERE id = ? AND version = ?")
-        self.update_row = (f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in _SESSION_COLUMNS[1:])} "
-                           "WHERE id = ? AND version = ?")
 
     def _step_update(self, row: list[Any], version: int, changes: dict[str, Any]) -> tuple[str, tuple[Any, ...], bool]:
         """The compare-and-set ``UPDATE`` for one step (``row`` is the current row, updated in place)."""
         sid = row[0]
         for name, value in changes.items():
             row[_SESSION_COLUMNS.index(name)] = value
-        if self.full_row:
-            return self.update_row, (*row[1:], sid, version), True
         if "closed_at" in changes:
             return self.complete_row, (changes["status"], changes["version"], changes["updated_at"],
                                        changes["closed_at"], changes["closed_by"], sid, version), True
