@@ -125,6 +125,22 @@ def test_the_interval_job_is_a_safety_net_for_deadlines_written_elsewhere() -> N
         assert wait_for(lambda: raw_status(sweeper, s.id) is SessionStatus.EXPIRED, timeout=2)
 
 
+def test_the_interval_job_revives_a_waker_whose_sweep_never_reported_its_end() -> None:
+    store = InMemoryEventStore()
+    with SessionManager(store, owns_store=False) as sweeper:
+        waker = started(sweeper, cleanup_interval=timedelta(seconds=1))
+        with waker._lock:  # simulate a lost "executed" event: a sweep that began long ago and never ended
+            waker._sweeping = True
+            waker._sweeping_since = time.monotonic() - 60
+        writer = SessionManager(store, clock=behind(0.05), waker=waker, owns_store=False)
+        s = writer.create(performer_id="w", ttl=TTL)  # the notification is parked: a sweep is "running"
+        time.sleep(0.3)
+        assert raw_status(sweeper, s.id) is SessionStatus.PENDING
+        assert wait_for(lambda: raw_status(sweeper, s.id) is SessionStatus.EXPIRED, timeout=2)
+        assert wait_for(lambda: not waker.sweeping, timeout=2)
+        writer.close()
+
+
 # ---------------------------------------------------------------- two jobs, whatever the number of sessions
 
 

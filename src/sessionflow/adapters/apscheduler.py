@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, Protocol
 from uuid import uuid4
@@ -128,6 +129,7 @@ class ApschedulerWaker:
         self._retry = _RETRY_START
         self._sweep_started: datetime | None = None  # clock time at the start of the last sweep
         self._early = False  # the last wake-up came before the clock reached the armed deadline
+        self._sweeping_since = 0.0  # time.monotonic() when the current sweep began
         self.sweeps = 0
         self.expired = 0
         self.last_error: BaseException | None = None
@@ -267,8 +269,17 @@ class ApschedulerWaker:
     def wakeup(self) -> None:
         """Ask for a sweep now (in the background), e.g. after moving a frozen clock in a test."""
         with self._lock:
-            if self._running and not self._sweeping:
-                self._arm_locked(self._target_clock().now())
+            if not self._running:
+                return
+            if self._sweeping:
+                # A sweep in progress re-arms when it ends. One "in progress" for longer than the safety-net
+                # interval has lost its end (it cannot happen with APScheduler 3.11, but a stuck waker would
+                # be silent): arm anyway.
+                if time.monotonic() - self._sweeping_since < self.cleanup_interval.total_seconds():
+                    return
+                logger.warning("a sweep started %.0f s ago never reported its end; waking up anyway",
+                               time.monotonic() - self._sweeping_since)
+            self._arm_locked(self._target_clock().now())
 
     # ------------------------------------------------------------------ jobs and events
 
@@ -278,6 +289,7 @@ class ApschedulerWaker:
             if not self._running:
                 return
             self._sweeping = True
+            self._sweeping_since = time.monotonic()
             # Woken before the manager's clock reached the deadline? (See _rearm.)
             self._early = self._armed_at is not None and self._target_clock().now() < self._armed_at
             self._armed_at = None
