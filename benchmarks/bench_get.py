@@ -35,7 +35,7 @@ def run(ctx: Context) -> Section:
     section = Section(name="get", title="get latency, 1M sessions (SQLite)" if not ctx.quick else
                       "get latency (SQLite, quick size)", description=__doc__ or "")
     size = ctx.scale(1_000_000, 10_000)
-    rounds = ctx.scale(7, 2)
+    rounds = ctx.scale(15, 2)  # cheap rounds, and the cold ones vary: many of them
     per_round = ctx.scale(2000, 200)
     data = sessions_dataset(size, cache_dir=ctx.cache_dir, workdir=ctx.workdir, log=ctx.log)
     es_data = eventsourcing_dataset(size, cache_dir=ctx.cache_dir, workdir=ctx.workdir, log=ctx.log)
