@@ -272,6 +272,33 @@ def test_a_subscriber_may_stop_the_waker_from_inside_a_sweep() -> None:
     writer.close()
 
 
+def test_stopping_while_a_subscriber_inside_the_sweep_also_stops_does_not_deadlock() -> None:
+    before = thread_idents()
+    store = InMemoryEventStore()
+    manager = SessionManager(store, owns_store=False)
+    in_sweep = threading.Event()
+
+    def on_event(event: SessionEvent) -> None:
+        if event.event is EventType.EXPIRED:
+            in_sweep.set()
+            time.sleep(0.2)  # meanwhile the main thread is stopping the waker and waiting for this sweep
+            manager.stop_timeouts()
+
+    manager.subscribe(on_event)
+    waker = started(manager)
+    writer = SessionManager(store, clock=behind(0.05), waker=waker, owns_store=False)
+    writer.create(performer_id="w", ttl=TTL)
+    assert in_sweep.wait(3)
+    stopper = threading.Thread(target=manager.stop_timeouts)
+    stopper.start()
+    stopper.join(5)
+    assert not stopper.is_alive(), "stop deadlocked"
+    assert not waker.running
+    assert threads_back_to(before)
+    manager.close()
+    writer.close()
+
+
 def test_start_is_idempotent_and_misuse_is_refused() -> None:
     with pytest.raises(InvalidInput):
         ApschedulerWaker(cleanup_interval=timedelta(milliseconds=10))

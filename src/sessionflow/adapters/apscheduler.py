@@ -115,6 +115,7 @@ class ApschedulerWaker:
         self.executor_alias = f"sessionflow-{suffix}"
         self._lock = threading.RLock()  # state and arming; never held while the scheduler holds its own lock
         self._marks_lock = threading.Lock()
+        self._lifecycle_lock = threading.RLock()  # one start or stop at a time
         self._local = threading.local()
         self._scheduler: Any = None
         self._executor: Any = None
@@ -181,6 +182,10 @@ class ApschedulerWaker:
         while nothing ran has been expired. Its errors (e.g. :class:`~sessionflow.errors.StoreError`)
         propagate and nothing is started.
         """
+        with self._lifecycle_lock:
+            self._start()
+
+    def _start(self) -> None:
         with self._lock:
             if self._running:
                 return
@@ -213,7 +218,7 @@ class ApschedulerWaker:
                 scheduler.start()
             self._rearm()
         except BaseException:
-            self.stop()
+            self._stop()
             raise
         logger.debug("waker started (catch-up sweep expired %d sessions)", expired)
 
@@ -223,6 +228,20 @@ class ApschedulerWaker:
         A scheduler the waker created is shut down; one given to it is left running without the waker's
         jobs, listener and executor.
         """
+        if getattr(self._local, "in_job", False):
+            # Called from inside a sweep (a subscriber): if another thread is stopping the waker, it is
+            # waiting for this sweep to end, so leave it to that thread rather than wait for it.
+            if not self._lifecycle_lock.acquire(blocking=False):
+                return
+            try:
+                self._stop()
+            finally:
+                self._lifecycle_lock.release()
+            return
+        with self._lifecycle_lock:
+            self._stop()
+
+    def _stop(self) -> None:
         with self._lock:
             if self._scheduler is None:
                 return
