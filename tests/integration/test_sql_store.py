@@ -308,7 +308,6 @@ def test_sqlite_writes_use_wal_and_the_chosen_synchronous_level(tmp_path: Any) -
 
 def test_upgrade_from_the_first_revision_keeps_the_data(sql_url: str) -> None:
     from sessionflow.adapters.sqlalchemy.migrations import upgrade
-
     from sessionflow.adapters.sqlalchemy.tables import metadata
 
     engine = sf_create_engine(sql_url)
