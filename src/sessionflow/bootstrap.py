@@ -65,9 +65,14 @@ def create_engine(
             install_sqlite_pragmas(engine, synchronous=sqlite_synchronous,
                                    busy_timeout_ms=int(sqlite_busy_timeout * 1000))
             return engine
+        options = {}
+        if backend == "postgresql":
+            # Single statements (the hot path, reads) then cost one round trip; the store begins its
+            # write transactions explicitly, and migrations switch a connection back to READ COMMITTED.
+            options["isolation_level"] = "AUTOCOMMIT"
         return sqlalchemy.create_engine(
             parsed, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout,
-            pool_recycle=pool_recycle, pool_pre_ping=pool_pre_ping)
+            pool_recycle=pool_recycle, pool_pre_ping=pool_pre_ping, **options)
     except (NoSuchModuleError, ImportError) as error:
         raise InvalidInput("url", f"no driver for {parsed.drivername!r}: {error}") from None
     except (ArgumentError, TypeError, ValueError) as error:
@@ -89,7 +94,8 @@ def create_store(url: str | None = None, *, migrate: bool = True, cache_size: in
     except BaseException:
         engine.dispose()
         raise
-    return SqlAlchemyEventStore(engine, cache_size=cache_size)
+    return SqlAlchemyEventStore(engine, cache_size=cache_size,
+                                autocommit_engine=engine.dialect.name == "postgresql")
 
 
 _ENGINE_OPTIONS = frozenset({"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping", "echo",

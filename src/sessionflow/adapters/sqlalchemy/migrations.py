@@ -71,6 +71,8 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
         if revision == "head" and current_revision(conn) == head:
             return head
         conn.rollback()
+        if engine.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="READ COMMITTED")  # transactional DDL and the lock
         conn.execution_options(**{_WRITE: True})
         with conn.begin():
             if engine.dialect.name == "postgresql":

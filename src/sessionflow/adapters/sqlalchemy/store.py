@@ -240,15 +240,21 @@ class SqlAlchemyEventStore:
             so that writes begin with ``BEGIN IMMEDIATE``.
         cache_size: how many sessions the read cache holds (0 turns it off). The cache is validated by
             version on every read, so it never serves a stale session.
+        autocommit_engine: the engine's PostgreSQL connections are in autocommit mode
+            (``isolation_level="AUTOCOMMIT"``); the store then begins write transactions itself.
     """
 
-    def __init__(self, engine: Engine, *, owns_engine: bool = True, cache_size: int = 10_000) -> None:
+    def __init__(self, engine: Engine, *, owns_engine: bool = True, cache_size: int = 10_000,
+                 autocommit_engine: bool = False) -> None:
         if cache_size < 0:
             raise ValueError("cache_size must be >= 0")
         self._engine = engine
         self._owns_engine = owns_engine
         self.dialect = engine.dialect.name
         self._postgres = self.dialect == "postgresql"
+        # A PostgreSQL engine whose connections are in autocommit mode (made so by bootstrap): single
+        # statements need no BEGIN/COMMIT round trips, and write transactions begin explicitly.
+        self._autocommit = bool(autocommit_engine) and self._postgres
         self._cache_size = cache_size
         self._cache: OrderedDict[UUID, Session] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -315,11 +321,28 @@ class SqlAlchemyEventStore:
 
         def op() -> T:
             with self._engine.connect() as conn:
-                conn.execution_options(**{_WRITE: True})
-                with conn.begin():
-                    return work(conn)
+                return self._transaction(conn, work)
 
         return self._run(op, retry_lost=retry_lost)
+
+    def _transaction(self, conn: Connection, work: Callable[[Connection], T]) -> T:
+        """``work`` in one write transaction on ``conn``."""
+        if self._autocommit:
+            conn.exec_driver_sql("BEGIN")
+            try:
+                result = work(conn)
+                conn.exec_driver_sql("COMMIT")
+            except BaseException:
+                if not conn.closed and not conn.invalidated:
+                    try:
+                        conn.exec_driver_sql("ROLLBACK")
+                    except DBAPIError:
+                        logger.debug("rollback after a failed transaction failed", exc_info=True)
+                raise
+            return result
+        conn.execution_options(**{_WRITE: True})
+        with conn.begin():
+            return work(conn)
 
     def _read(self, work: Callable[[Connection], T]) -> T:
         def op() -> T:
@@ -398,9 +421,7 @@ class SqlAlchemyEventStore:
                 self._append_fast(change)
             else:
                 with self._engine.connect() as conn:
-                    conn.execution_options(**{_WRITE: True})
-                    with conn.begin():
-                        self._apply(conn, change)
+                    self._transaction(conn, lambda c: self._apply(c, change))
 
         try:
             self._run(op)
@@ -499,7 +520,9 @@ class SqlAlchemyEventStore:
         params = sql.append_params(change.session.id, columns, [event_row(e) for e in change.events],
                                    change.expected_version)
         statement = sql.append_statement(None if create else tuple(columns), len(change.events))
-        conn.autocommit = True
+        toggle = not self._autocommit
+        if toggle:
+            conn.autocommit = True
         try:
             inserted = conn.execute(statement, params).rowcount
             if inserted != len(change.events):
@@ -507,7 +530,7 @@ class SqlAlchemyEventStore:
                 raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
                                           actual_version=None if found is None else found[0])
         finally:
-            if not conn.closed:
+            if toggle and not conn.closed:
                 conn.autocommit = False
 
     def _get_fast(self, session_id: UUID) -> Any:
@@ -519,7 +542,7 @@ class SqlAlchemyEventStore:
             raw = self._checkout()
             try:
                 conn: Any = raw.driver_connection
-                if not self._postgres:
+                if not self._postgres or self._autocommit:
                     return conn.execute(sql.select_session, (key,)).fetchone()
                 conn.autocommit = True  # one statement, no BEGIN/ROLLBACK round trips
                 try:
@@ -644,10 +667,17 @@ class SqlAlchemyEventStore:
 
     # ------------------------------------------------------------------ maintenance
 
+    def _snapshot(self, conn: Connection) -> None:
+        """Stream from one consistent snapshot (PostgreSQL: a REPEATABLE READ transaction, which server-side
+        cursors need anyway)."""
+        if self._postgres:
+            conn.execution_options(isolation_level="REPEATABLE READ")
+
     def histories(self, batch_size: int = 1000) -> Iterator[list[SessionEvent]]:
         """Every session's full history, one list per session, streamed in session-id order."""
         self._check_open()
         with self._engine.connect() as conn:
+            self._snapshot(conn)
             result = conn.execution_options(yield_per=batch_size).execute(
                 select(*_EVENT_COLUMNS).order_by(session_events.c.session_id, session_events.c.version))
             current: list[SessionEvent] = []
@@ -664,6 +694,7 @@ class SqlAlchemyEventStore:
         """Every projection row (deleted ones included), streamed in id order."""
         self._check_open()
         with self._engine.connect() as conn:
+            self._snapshot(conn)
             result = conn.execution_options(yield_per=batch_size).execute(
                 select(*_SESSION_COLUMNS).order_by(sessions.c.id))
             for row in result:
