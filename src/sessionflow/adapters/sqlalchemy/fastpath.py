@@ -105,7 +105,7 @@ class PostgresSql(FastSql):
         self.select_version = "SELECT version FROM sessions WHERE id = %s"
         self._insert_session = (
             f"INSERT INTO sessions ({cols}) VALUES ("
-            + ", ".join(f"%(s_{c})s::jsonb" if c == "data" else f"%(s_{c})s" for c in SESSION_COLUMNS)
+            + ", ".join("%s::jsonb" if c == "data" else "%s" for c in SESSION_COLUMNS)
             + ") RETURNING 1")
         self._statements: dict[tuple[tuple[str, ...] | None, int], str] = {}
 
@@ -115,6 +115,8 @@ class PostgresSql(FastSql):
     def append_statement(self, update_columns: tuple[str, ...] | None, events: int) -> str:
         """One statement that inserts the projection row (``update_columns`` None) or updates just
         ``update_columns`` with a version compare-and-set, and — only if that matched — ``events`` event rows.
+
+        Positional parameters, in the order :meth:`append_params` gives them.
         """
         key = (update_columns, events)
         statement = self._statements.get(key)
@@ -122,13 +124,10 @@ class PostgresSql(FastSql):
             if update_columns is None:
                 write = self._insert_session
             else:
-                sets = ", ".join(f"{c} = %(s_{c})s::jsonb" if c == "data" else f"{c} = %(s_{c})s"
-                                 for c in update_columns)
-                write = (f"UPDATE sessions SET {sets} WHERE id = %(s_id)s "
-                         f"AND version = %(expected_version)s RETURNING 1")
+                sets = ", ".join(f"{c} = %s::jsonb" if c == "data" else f"{c} = %s" for c in update_columns)
+                write = f"UPDATE sessions SET {sets} WHERE id = %s AND version = %s RETURNING 1"
             rows = ", ".join(
-                "(" + ", ".join(f"%(e{i}_{c})s::{_PG_CASTS[c]}" for c in EVENT_COLUMNS) + ")"
-                for i in range(events))
+                "(" + ", ".join(f"%s::{_PG_CASTS[c]}" for c in EVENT_COLUMNS) + ")" for _ in range(events))
             statement = (
                 f"WITH w AS ({write}) "
                 f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) "
@@ -138,13 +137,19 @@ class PostgresSql(FastSql):
         return statement
 
     def append_params(self, session_id: UUID, columns: dict[str, Any], event_rows: Sequence[dict[str, Any]],
-                      expected_version: int) -> dict[str, Any]:
-        params: dict[str, Any] = {f"s_{k}": v for k, v in self.session_params(columns).items()}
-        params["s_id"] = session_id
-        params["expected_version"] = expected_version
-        for i, row in enumerate(event_rows):
-            for key, value in self.event_params(row).items():
-                params[f"e{i}_{key}"] = value
+                      expected_version: int, *, create: bool) -> list[Any]:
+        """The parameters of :meth:`append_statement`: the row (all columns in table order when creating,
+        else the changed ``columns`` in their order, then id and expected version), then each event."""
+        values = self.session_params(columns)
+        if create:
+            params = [values[c] for c in SESSION_COLUMNS]
+        else:
+            params = list(values.values())
+            params.append(session_id)
+            params.append(expected_version)
+        for row in event_rows:
+            event = self.event_params(row)
+            params.extend(event[c] for c in EVENT_COLUMNS)
         return params
 
 

@@ -518,7 +518,7 @@ class SqlAlchemyEventStore:
         create = change.expected_version == 0
         columns = session_row(change.session) if create else session_changes(change.previous, change.session)
         params = sql.append_params(change.session.id, columns, [event_row(e) for e in change.events],
-                                   change.expected_version)
+                                   change.expected_version, create=create)
         statement = sql.append_statement(None if create else tuple(columns), len(change.events))
         toggle = not self._autocommit
         if toggle:
