@@ -13,7 +13,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from sessionflow.adapters.sqlalchemy.migrations import upgrade
 from sessionflow.adapters.sqlalchemy.store import SqlAlchemyEventStore, install_sqlite_pragmas
 from sessionflow.application.manager import SessionManager
 from sessionflow.errors import InvalidInput, StoreError
@@ -87,6 +86,8 @@ def create_store(url: str | None = None, *, migrate: bool = True, cache_size: in
     engine = create_engine(url, **engine_options)
     try:
         if migrate:
+            from sessionflow.adapters.sqlalchemy.migrations import upgrade  # Alembic only when migrating
+
             upgrade(engine)
     except SQLAlchemyError as error:
         engine.dispose()
