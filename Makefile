@@ -14,7 +14,7 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check --progress-bar off
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 PG_INITDB_GLOB ?= /usr/lib/postgresql/*/bin/initdb
 
-.PHONY: help venv demo test lint bench postgres-binaries clean
+.PHONY: help venv demo test lint bench load postgres-binaries clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ lint: venv  ## ruff and mypy only
 
 bench: venv  ## run the benchmarks
 	$(BIN)/python -m benchmarks
+
+load: venv postgres-binaries  ## the long load runs: library threads and HTTP clients on a throwaway PostgreSQL
+	$(BIN)/python -m tests.reliability.load
+	$(BIN)/python -m tests.reliability.http_load
 
 clean:  ## remove the virtualenv and the tool caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
