@@ -146,12 +146,17 @@ _COLUMN_NAMES = tuple(c.name for c in sessions.c)
 _I = {name: i for i, name in enumerate(_COLUMN_NAMES)}
 
 
-def session_from_row(row: Any) -> Session:
-    """The session a ``sessions`` row holds (a SQLAlchemy row or a raw driver tuple, in column order)."""
+def session_from_row(row: Any, session_id: UUID | None = None) -> Session:
+    """The session a ``sessions`` row holds (a SQLAlchemy row or a raw driver tuple, in column order).
+
+    ``session_id``: the row's id when the caller already has it as a UUID (saves parsing it).
+    """
     (sid, status, version, user_id, workspace_id, module_name, total_files, processed_files, failed_files,
      current_file, ttl_seconds, created_at, updated_at, expires_at, max_expires_at, closed_at, closed_by,
      failure_reason, deleted_at, _due_at, data) = row
-    if not isinstance(sid, UUID):
+    if session_id is not None:
+        sid = session_id
+    elif not isinstance(sid, UUID):
         sid = UUID(str(sid))
     if isinstance(data, str | bytes):
         data = json.loads(data)
@@ -580,7 +585,7 @@ class SqlAlchemyEventStore:
                 cached = self._cache.get(session_id)
             if cached is not None and cached.version == row[_VERSION]:
                 return cached
-        session = session_from_row(row)
+        session = session_from_row(row, session_id)
         self._remember(session)
         return session
 
@@ -637,6 +642,13 @@ class SqlAlchemyEventStore:
     # ------------------------------------------------------------------ sweeping
 
     def expire_due(self, now: datetime, limit: int, decide: ExpiryDecider) -> list[Change]:
+        if self._fast is not None:
+            # A repeat after a lost connection is safe: rows expired by a batch that did commit are no
+            # longer due, so they are not claimed twice.
+            fast = self._run(lambda: self._expire_due_fast(now, limit, decide))
+            self._remember_all(fast)
+            return fast
+
         def work(conn: Connection) -> list[Change]:
             stmt = (select(*_SESSION_COLUMNS).where(sessions.c.due_at <= to_millis(now))
                     .order_by(sessions.c.due_at).limit(limit))
@@ -661,9 +673,88 @@ class SqlAlchemyEventStore:
             return changes
 
         changes = self._write(work)
-        for change in changes:
-            self._remember(change.session)
+        self._remember_all(changes)
         return changes
+
+    def _remember_all(self, changes: list[Change]) -> None:
+        """Refresh the cached copies of swept sessions; add none: a sweep of thousands of cold sessions must
+        not evict the readers' working set (nor make every garbage collection scan them)."""
+        if not self._cache_size:
+            return
+        with self._cache_lock:
+            cache = self._cache
+            for change in changes:
+                sid = change.session.id
+                if sid in cache:
+                    cache[sid] = change.session
+
+    def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider) -> list[Change]:
+        """One sweep batch on the driver connection: claim (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
+        ``FOR UPDATE SKIP LOCKED``), decide, then one ``executemany`` of version compare-and-set updates
+        and one of event inserts, in one transaction. Driver errors propagate to :meth:`_run`."""
+        sqlite = isinstance(self._fast, SqliteSql)
+        mark = "?" if sqlite else "%s"
+        claim = (f"SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= {mark} "
+                 f"ORDER BY due_at LIMIT {mark}" + ("" if sqlite else " FOR UPDATE SKIP LOCKED"))
+        write = (f"UPDATE sessions SET status = {mark}, version = {mark}, updated_at = {mark}, closed_at = {mark}, "
+                 f"closed_by = {mark}, due_at = NULL WHERE id = {mark} AND version = {mark}")
+        record = (f"INSERT INTO session_events ({', '.join(c.name for c in _EVENT_COLUMNS)}) VALUES ("
+                  + ", ".join(mark if sqlite or c.name != "payload" else f"{mark}::jsonb" for c in _EVENT_COLUMNS)
+                  + ")")
+        key: Callable[[UUID], Any] = (lambda u: u.hex) if sqlite else (lambda u: u)
+        raw = self._checkout()
+        try:
+            conn: Any = raw.driver_connection
+            if sqlite:
+                conn.execute("BEGIN IMMEDIATE")
+            elif self._autocommit:
+                conn.execute("BEGIN")
+            try:
+                changes: list[Change] = []
+                for row in conn.execute(claim, (to_millis(now), limit)).fetchall():
+                    change = decide(session_from_row(row), now)
+                    if change is not None:
+                        changes.append(change)
+                if changes:
+                    updates = []
+                    events = []
+                    for change in changes:
+                        s = change.session
+                        sid = key(s.id)
+                        updates.append((s.status.value, s.version, to_millis(s.updated_at), _ms(s.closed_at),
+                                        s.closed_by, sid, change.expected_version))
+                        for e in change.events:
+                            events.append((key(e.record_id), sid, e.version, e.event.value,
+                                           None if e.source_state is None else e.source_state.value,
+                                           e.target_state.value, e.performer_id, to_millis(e.timestamp),
+                                           json.dumps(e.payload, ensure_ascii=False, separators=(",", ":"))
+                                           if e.payload else "{}"))
+                    cursor = conn.cursor()
+                    try:
+                        cursor.executemany(write, updates)
+                        if cursor.rowcount != len(updates):
+                            raise StoreError("a claimed session changed during the sweep; the batch was rolled back")
+                        cursor.executemany(record, events)
+                    finally:
+                        cursor.close()
+                if sqlite:
+                    conn.execute("COMMIT")
+                else:
+                    conn.commit()  # psycopg commits whatever the server has open, BEGIN included
+            except BaseException:
+                if sqlite:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                elif not conn.closed:
+                    conn.rollback()
+                raise
+            return changes
+        except BaseException as error:
+            if self._lost_connection(error):
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
 
     # ------------------------------------------------------------------ maintenance
 
