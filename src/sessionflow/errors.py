@@ -25,6 +25,7 @@ __all__ = [
     "SessionflowError",
     "SettingsError",
     "StoreError",
+    "UnknownState",
 ]
 
 
@@ -178,6 +179,26 @@ class LifecycleDefinitionError(SessionflowError):
     """A lifecycle definition cannot be used (unknown state, unsupported guard, ...)."""
 
     code = "lifecycle_definition_error"
+
+
+class UnknownState(LifecycleDefinitionError):
+    """A stored session is in a state its lifecycle definition does not know (a corrupt row, or a
+    definition changed in place instead of registered as a new version)."""
+
+    code = "unknown_state"
+
+    def __init__(self, session_id: UUID, *, lifecycle: str, version: int, state: str) -> None:
+        self.lifecycle = lifecycle
+        self.version = version
+        self.state = state
+        super().__init__(
+            f"session {session_id} is in state {state!r}, unknown to lifecycle {lifecycle!r} version {version}",
+            session_id=session_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(lifecycle=self.lifecycle, version=self.version, state=self.state)
+        return data
 
 
 class StoreError(SessionflowError):

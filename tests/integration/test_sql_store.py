@@ -318,9 +318,16 @@ def test_upgrade_from_the_first_revision_keeps_the_data(sql_url: str) -> None:
         upgrade(engine, "0001")
         with engine.connect() as conn:
             assert current_revision(conn) == "0001"
-        with SessionManager.open(sql_url, migrate=False) as old:
-            sid = old.create(user_id="u1", performer_id="u1").id
-            old.start(sid, performer_id="u1")
+        # Rows as the code of revision 0001 wrote them (no lifecycle columns yet).
+        with SessionManager.in_memory() as scratch:
+            sid = scratch.create(user_id="u1", performer_id="u1").id
+            started = scratch.start(sid, performer_id="u1")
+            events = scratch.history(sid)
+        row = {k: v for k, v in store_module.session_row(started).items()
+               if k not in ("lifecycle", "lifecycle_version")}
+        with engine.begin() as conn:
+            conn.execute(store_module.sessions.insert(), row)
+            conn.execute(store_module.session_events.insert(), [store_module.event_row(e) for e in events])
         upgrade(engine)
         with engine.connect() as conn:
             assert current_revision(conn) == head_revision()

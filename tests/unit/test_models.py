@@ -66,7 +66,7 @@ def test_status_values_and_terminal_states() -> None:
 def test_event_names() -> None:
     assert {e.value for e in EventType} == {
         "created", "started", "file_recorded", "note_added", "touched", "updated",
-        "completed", "failed", "expired", "deleted"}
+        "completed", "failed", "expired", "deleted", "migrated"}
 
 
 @pytest.mark.parametrize(

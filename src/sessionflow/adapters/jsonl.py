@@ -98,9 +98,9 @@ def audit_record(event: SessionEvent, user_id: str | None) -> dict[str, Any]:
         "user_id": user_id,
         "performer_id": event.performer_id,
         "source": SOURCE,
-        "event": event.event.value,
-        "from": None if event.source_state is None else event.source_state.value,
-        "to": event.target_state.value,
+        "event": str(event.event),
+        "from": None if event.source_state is None else str(event.source_state),
+        "to": str(event.target_state),
         "timestamp": format_timestamp(event.timestamp),
         "payload": _sorted_json(thaw_json(event.payload)),
     }

@@ -14,7 +14,7 @@ from datetime import datetime
 from uuid import UUID
 
 from sessionflow.application.ports import Change, ExpiryDecider, Query
-from sessionflow.domain.models import LIVE_STATUSES, Session, SessionEvent, SessionStatus
+from sessionflow.domain.models import Session, SessionEvent, SessionStatus
 from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict, StoreError
 
 __all__ = ["InMemoryEventStore"]
@@ -41,8 +41,7 @@ class InMemoryEventStore:
         with self._lock:
             self._check_open()
             self._append_locked(change)
-            if session.status in LIVE_STATUSES and session.deleted_at is None:
-                heapq.heappush(self._deadlines, (session.expires_at, session.id))
+            self._push(session)
 
     def _append_locked(self, change: Change) -> None:
         session = change.session
@@ -62,12 +61,17 @@ class InMemoryEventStore:
             for other in self._sessions.values():
                 if (other.user_id == change.exclusive_user and other.id != session.id
                         and other.status is SessionStatus.IN_PROGRESS and other.deleted_at is None
-                        and (change.decided_at is None or other.expires_at > change.decided_at)):
+                        and not (change.decided_at is not None and other.is_overdue(change.decided_at))):
                     raise ActiveSessionExists(session.id, user_id=change.exclusive_user,
                                               active_session_id=other.id)
         self._events.setdefault(session.id, []).extend(change.events)
         self._record_ids.update(e.record_id for e in change.events)
         self._sessions[session.id] = session
+
+    def _push(self, session: Session) -> None:
+        due = session.due_at
+        if due is not None:
+            heapq.heappush(self._deadlines, (due, session.id))
 
     def get(self, session_id: UUID, *, fresh: bool = True) -> Session | None:
         self._check_open()
@@ -97,7 +101,7 @@ class InMemoryEventStore:
             return False
         if q.module_name is not None and s.module_name != q.module_name:
             return False
-        return not (q.live_after is not None and s.status in LIVE_STATUSES and s.expires_at <= q.live_after)
+        return not (q.live_after is not None and s.is_overdue(q.live_after))
 
     def count(self, status: SessionStatus | None = None) -> int:
         with self._lock:
@@ -107,8 +111,7 @@ class InMemoryEventStore:
 
     def _live_deadline(self, entry: tuple[datetime, UUID]) -> bool:
         s = self._sessions.get(entry[1])
-        return (s is not None and s.deleted_at is None and s.status in LIVE_STATUSES
-                and s.expires_at == entry[0])
+        return s is not None and s.due_at == entry[0]
 
     def _prune(self) -> None:
         while self._deadlines and not self._live_deadline(self._deadlines[0]):
@@ -155,12 +158,12 @@ class InMemoryEventStore:
                     del self._events[key][length:]
                 self._record_ids = snapshot_ids
                 for session in due:
-                    heapq.heappush(self._deadlines, (session.expires_at, session.id))
+                    self._push(session)
                 raise
             applied_ids = {c.session.id for c in applied}
             for session in due:
                 if session.id not in applied_ids:
-                    heapq.heappush(self._deadlines, (session.expires_at, session.id))
+                    self._push(session)
         return applied
 
     def session_ids(self) -> list[UUID]:
@@ -185,8 +188,7 @@ class InMemoryEventStore:
         with self._lock:
             self._check_open()
             self._sessions = sessions
-            self._deadlines = [(s.expires_at, s.id) for s in sessions.values()
-                               if s.status in LIVE_STATUSES and s.deleted_at is None]
+            self._deadlines = [(due, s.id) for s in sessions.values() if (due := s.due_at) is not None]
             heapq.heapify(self._deadlines)
         return len(sessions)
 

@@ -184,12 +184,12 @@ class SessionflowMetrics:
 
     def observe_event(self, event: SessionEvent) -> None:
         """Count one committed event (a :meth:`SessionManager.subscribe` callback)."""
-        source = "none" if event.source_state is None else event.source_state.value
-        self.transitions.labels(event.event.value, source, event.target_state.value).inc()
+        source = "none" if event.source_state is None else str(event.source_state)
+        self.transitions.labels(str(event.event), source, str(event.target_state)).inc()
         if event.event is EventType.EXPIRED and self._store is not None:
             # Expiry leaves the deadline as it was, so the stored (cached) session still carries it.
             session = self._store.get(event.session_id, fresh=False)
-            if session is not None:
+            if session is not None and session.expires_at is not None:
                 lateness = (event.timestamp - session.expires_at).total_seconds()
                 self.expiry_lateness.observe(max(lateness, 0.0))
 

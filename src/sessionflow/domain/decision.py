@@ -5,9 +5,10 @@ decides thousands of times a second. :class:`CompiledLifecycle` reads the machin
 events, transitions and their ``cond``/``unless`` guards — and answers "from state S, may event E happen
 with these arguments, and where does it lead?" with a dictionary lookup and the guard calls themselves.
 
-It decides exactly as python-statemachine does: transitions are tried in declaration order, the first whose
-``cond`` guards are all truthy and ``unless`` guards all falsy wins, and guards receive only the keyword
-arguments their signatures ask for. ``tests/unit/test_decision.py`` checks that it agrees with the real
+It decides exactly as python-statemachine does: transitions are tried in declaration order, each one's
+validators run first (one that raises stops the event, here as :class:`InvalidTransition` with its message),
+the first whose ``cond`` guards are all truthy and ``unless`` guards all falsy wins, and guards receive only
+the keyword arguments their signatures ask for. ``tests/unit/test_decision.py`` checks that it agrees with the real
 machine on every (state, event, guard outcome).
 
 Guards must be pure functions of their arguments (callables, or names of methods on the machine class that
@@ -58,6 +59,7 @@ class CompiledTransition:
     target: str
     internal: bool
     guards: tuple[Guard, ...]
+    validators: tuple[Guard, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +103,13 @@ class CompiledLifecycle:
         self.states: tuple[str, ...] = tuple(str(s.value) for s in states)
         self.initial_state: str = next(str(s.value) for s in states if s.initial)
         self.final_states: frozenset[str] = frozenset(str(s.value) for s in states if s.final)
+        self.state_set: frozenset[str] = frozenset(self.states)
         table: dict[tuple[str, str], list[CompiledTransition]] = {}
         events: list[str] = []
         for state in states:
             for transition in state.transitions:
-                guards = tuple(self._compile_guards(transition))
+                guards = tuple(self._compile_callbacks(transition.cond.list, "guard"))
+                validators = tuple(self._compile_callbacks(transition.validators.list, "validator"))
                 for event in transition.events:
                     name = str(event.id) if hasattr(event, "id") else str(event)
                     if name not in events:
@@ -116,6 +120,7 @@ class CompiledLifecycle:
                         target=str(transition.target.value),
                         internal=bool(transition.internal),
                         guards=guards,
+                        validators=validators,
                     )
                     table.setdefault((compiled.source, name), []).append(compiled)
         self.events: tuple[str, ...] = tuple(events)
@@ -123,19 +128,19 @@ class CompiledLifecycle:
             key: tuple(value) for key, value in table.items()
         }
 
-    def _compile_guards(self, transition: Any) -> list[Guard]:
+    def _compile_callbacks(self, specs: Any, kind: str) -> list[Guard]:
         guards: list[Guard] = []
-        for spec in transition.cond.list:
+        for spec in specs:
             if getattr(spec, "is_convention", False):
                 continue
             func: Any = spec.func
-            expected = bool(spec.expected_value)
+            expected = bool(spec.expected_value) if kind == "guard" else True
             if isinstance(func, str):
                 name = func
                 attr = getattr(self.machine_class, name, None)
                 if attr is None or not callable(attr):
                     raise LifecycleDefinitionError(
-                        f"guard {name!r} of {self.machine_class.__name__} must name a method of the machine "
+                        f"{kind} {name!r} of {self.machine_class.__name__} must name a method of the machine "
                         "or be a callable (boolean expressions are not supported by the compiled table)"
                     )
                 if self._prototype is None:
@@ -169,6 +174,12 @@ class CompiledLifecycle:
             raise InvalidTransition(session_id, state=state, event=event, reason=reason)
         refusal = ""
         for transition in candidates:
+            for validator in transition.validators:  # as python-statemachine: before the guards; raising stops
+                try:
+                    validator.passes(kwargs)
+                except Exception as error:
+                    raise InvalidTransition(session_id, state=state, event=event,
+                                            reason=f"validator {validator.name!r}: {error}") from error
             for guard in transition.guards:
                 if not guard.passes(kwargs):
                     refusal = refusal or guard.refusal()

@@ -48,12 +48,12 @@ def has_reason(reason: str | None = None, **_: Any) -> bool:
 
 def deadline_passed(session: Session, now: datetime, **_: Any) -> bool:
     """The session's deadline is at or before now."""
-    return session.expires_at <= now
+    return session.expires_at is not None and session.expires_at <= now
 
 
 def deadline_not_passed(session: Session, now: datetime, **_: Any) -> bool:
     """The session's deadline is still ahead of now."""
-    return session.expires_at > now
+    return session.expires_at is None or session.expires_at > now
 
 
 class SessionLifecycle(StateMachine):

@@ -63,6 +63,7 @@ class EventType(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     DELETED = "deleted"
+    MIGRATED = "migrated"
 
 
 def _utc(value: datetime) -> datetime:
@@ -78,6 +79,28 @@ UtcDateTime = Annotated[
 def _freeze_object(value: Any) -> FrozenDict:
     return freeze_json(value, "json object")
 
+
+def _state(value: Any) -> str:
+    if isinstance(value, SessionStatus):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError("a state is a non-empty string")
+    return SessionStatus._value2member_map_.get(value, value)  # type: ignore[return-value]
+
+
+def _event_name(value: Any) -> str:
+    if isinstance(value, EventType):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError("an event name is a non-empty string")
+    return EventType._value2member_map_.get(value, value)  # type: ignore[return-value]
+
+
+#: A state value. The default lifecycle's states are :class:`SessionStatus` members (which are strings);
+#: a custom lifecycle's are plain strings.
+State = Annotated[str, AfterValidator(_state)]
+#: A recorded event name: an :class:`EventType` member for the engine's own names, else a plain string.
+EventName = Annotated[str, AfterValidator(_event_name)]
 
 #: A JSON object, stored deeply immutable.
 JsonObject = Annotated[dict[str, Any], BeforeValidator(_freeze_object), AfterValidator(FrozenDict)]
@@ -148,11 +171,18 @@ class SessionProgress(_Frozen):
 
 
 class Session(_Frozen):
-    """The current state of a session: the fold of its events (see :func:`sessionflow.replay`)."""
+    """The current state of a session: the fold of its events (see :func:`sessionflow.replay`).
+
+    ``status`` is the state in its lifecycle (``lifecycle`` at ``lifecycle_version``): a
+    :class:`SessionStatus` for the default ``session`` lifecycle. ``expires_at`` is the deadline of the
+    current state's timeout (``None`` when the state has none).
+    """
 
     id: UUID
-    status: SessionStatus
+    status: State
     version: int = Field(ge=1)
+    lifecycle: str = "session"
+    lifecycle_version: int = Field(default=1, ge=1)
     user_id: str | None = None
     workspace_id: str | None = None
     module_name: str | None = None
@@ -164,7 +194,7 @@ class Session(_Frozen):
     ttl_seconds: float = Field(gt=0)
     created_at: UtcDateTime
     updated_at: UtcDateTime
-    expires_at: UtcDateTime
+    expires_at: UtcDateTime | None
     max_expires_at: UtcDateTime | None = None
     closed_at: UtcDateTime | None = None
     closed_by: str | None = None
@@ -173,16 +203,26 @@ class Session(_Frozen):
 
     @property
     def is_terminal(self) -> bool:
-        """True once the session is completed, failed or expired."""
-        return self.status in TERMINAL_STATUSES
+        """True once the session reached a final state (completed, failed or expired by default)."""
+        return self.closed_at is not None or (self.lifecycle == "session" and self.status in TERMINAL_STATUSES)
+
+    @property
+    def is_live(self) -> bool:
+        """Not in a final state and not deleted."""
+        return self.deleted_at is None and not self.is_terminal
 
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
+    @property
+    def due_at(self) -> datetime | None:
+        """The deadline the engine acts on: ``expires_at`` while the session is live, else ``None``."""
+        return self.expires_at if self.is_live else None
+
     def is_overdue(self, now: datetime) -> bool:
         """True when the session is still live but its deadline has passed at ``now``."""
-        return self.status in LIVE_STATUSES and self.expires_at <= now
+        return self.expires_at is not None and self.expires_at <= now and self.is_live
 
 
 class SessionEvent(_Frozen):
@@ -191,9 +231,9 @@ class SessionEvent(_Frozen):
     record_id: UUID
     session_id: UUID
     version: int = Field(ge=1)
-    event: EventType
-    source_state: SessionStatus | None
-    target_state: SessionStatus
+    event: EventName
+    source_state: State | None
+    target_state: State
     performer_id: str
     timestamp: UtcDateTime
     payload: JsonObject = Field(default_factory=FrozenDict)

@@ -21,7 +21,6 @@ from sessionflow.domain.models import (
     SessionEvent,
     SessionNote,
     SessionProgress,
-    SessionStatus,
 )
 from sessionflow.domain.values import FrozenDict
 from sessionflow.errors import SessionflowError
@@ -47,12 +46,12 @@ def _create(event: SessionEvent) -> Session:
     p = event.payload
     ts = event.timestamp
     paths = tuple(p.get("file_paths") or ())
-    expires_at = _dt(p["expires_at"])
-    assert expires_at is not None
     return Session.trusted(
         id=event.session_id,
-        status=SessionStatus.PENDING,
+        status=event.target_state,
         version=1,
+        lifecycle=p.get("lifecycle", "session"),
+        lifecycle_version=int(p.get("lifecycle_version", 1)),
         user_id=p.get("user_id"),
         workspace_id=p.get("workspace_id"),
         module_name=p.get("module_name"),
@@ -65,13 +64,17 @@ def _create(event: SessionEvent) -> Session:
         ttl_seconds=float(p["ttl_seconds"]),
         created_at=ts,
         updated_at=ts,
-        expires_at=expires_at,
+        expires_at=_dt(p.get("expires_at")),
         max_expires_at=_dt(p.get("max_expires_at")),
         closed_at=None,
         closed_by=None,
         failure_reason=None,
         deleted_at=None,
     )
+
+
+#: The default lifecycle's closing events (its histories carry no ``final`` flag).
+_SESSION_CLOSING = frozenset({EventType.COMPLETED, EventType.FAILED, EventType.EXPIRED})
 
 
 def apply(session: Session | None, event: SessionEvent) -> Session:
@@ -113,14 +116,17 @@ def apply(session: Session | None, event: SessionEvent) -> Session:
             update["metadata"] = p["metadata"]
         if "ttl_seconds" in p:
             update["ttl_seconds"] = float(p["ttl_seconds"])
-    elif kind in (EventType.COMPLETED, EventType.FAILED, EventType.EXPIRED):
-        update["closed_at"] = ts
-        update["closed_by"] = event.performer_id
-        if kind is EventType.FAILED:
-            update["failure_reason"] = p.get("reason")
     elif kind is EventType.DELETED:
         update["deleted_at"] = ts
-    # STARTED and TOUCHED change only the common fields (status, deadline).
+    elif kind is EventType.MIGRATED:
+        update["lifecycle_version"] = int(p["to_version"])
+    elif p.get("final") or (session.lifecycle == "session" and kind in _SESSION_CLOSING):
+        # A transition into a final state closes the session.
+        update["closed_at"] = ts
+        update["closed_by"] = event.performer_id
+        if kind is EventType.FAILED or "reason" in p:
+            update["failure_reason"] = p.get("reason")
+    # Other transitions, STARTED and TOUCHED change only the common fields (state, deadline).
     return session.evolve(**update)
 
 

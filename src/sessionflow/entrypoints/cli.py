@@ -346,8 +346,8 @@ class Output:
         if self.json:
             self.line(event.model_dump(mode="json"))
         else:
-            source = event.source_state.value if event.source_state else "-"
-            self.print(f"{format_timestamp(event.timestamp)}  {escape(event.event.value)} session "
+            source = str(event.source_state) if event.source_state else "-"
+            self.print(f"{format_timestamp(event.timestamp)}  {escape(str(event.event))} session "
                        f"[bold]{event.session_id}[/] ({escape(source)} → {_status(event.target_state)}, "
                        f"by {escape(event.performer_id)})")
 
@@ -471,7 +471,7 @@ def history_table(events: Sequence[SessionEvent]) -> Table:
     for column in ("v", "event", "state", "performer", "timestamp (UTC)", "details"):
         table.add_column(column, no_wrap=column != "details")
     for e in events:
-        table.add_row(str(e.version), escape(e.event.value), _transition(e), escape(e.performer_id),
+        table.add_row(str(e.version), escape(str(e.event)), _transition(e), escape(e.performer_id),
                       format_timestamp(e.timestamp), escape(_details(e)))
     return table
 

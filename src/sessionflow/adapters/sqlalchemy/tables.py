@@ -88,7 +88,7 @@ sessions = Table(
     Column("ttl_seconds", Float, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
-    Column("expires_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
     Column("max_expires_at", BigInteger, nullable=True),
     Column("closed_at", BigInteger, nullable=True),
     Column("closed_by", String(256), nullable=True),
@@ -97,6 +97,9 @@ sessions = Table(
     Column("due_at", BigInteger, nullable=True),
     # file_paths, file_results, notes and metadata, as one JSON document.
     Column("data", _Json, nullable=False),
+    # The lifecycle definition the session runs under (see sessionflow.domain.definitions).
+    Column("lifecycle", String(128), nullable=False, server_default="session"),
+    Column("lifecycle_version", Integer, nullable=False, server_default="1"),
     Index(None, "due_at"),
     Index(None, "created_at", "id"),
     # One index per list filter, each in list order, so a filtered page is a short ordered index scan.
