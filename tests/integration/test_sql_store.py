@@ -22,6 +22,7 @@ from sessionflow import (
     StoreError,
     replay,
 )
+from sessionflow.errors import UnknownState
 from sessionflow.adapters.sqlalchemy import store as store_module
 from sessionflow.adapters.sqlalchemy.migrations import current_revision, head_revision, schema_drift
 from sessionflow.application.ports import Change
@@ -177,7 +178,7 @@ def test_unknown_stored_state_is_a_clear_error(sql_url: str) -> None:
         with engine.begin() as conn:
             conn.execute(text("UPDATE sessions SET status = 'limbo'"))
         engine.dispose()
-        with pytest.raises(StoreError, match="unknown stored state 'limbo'"):
+        with pytest.raises(UnknownState, match="state 'limbo', unknown to lifecycle 'session' version 1"):
             manager.get(sid)
 
 

@@ -164,6 +164,8 @@ class InMemoryEventStore:
             for session in due:
                 if session.id not in applied_ids:
                     self._push(session)
+            for change in applied:  # a timeout may lead to a state with a deadline of its own
+                self._push(change.session)
         return applied
 
     def session_ids(self) -> list[UUID]:

@@ -422,6 +422,7 @@ class SessionManager:
             session = self._store.get(session_id, fresh=fresh or attempt > 0)
             if session is None or session.deleted_at is not None:
                 raise SessionNotFound(session_id)
+            self._definition(session)  # a state unknown to its lifecycle is an error, not a KeyError later
             if not (lazy_expiry and session.is_overdue(now)):
                 return session
             change = self._expiry_change(session, now)

@@ -124,8 +124,11 @@ def apply(session: Session | None, event: SessionEvent) -> Session:
         # A transition into a final state closes the session.
         update["closed_at"] = ts
         update["closed_by"] = event.performer_id
-        if kind is EventType.FAILED or "reason" in p:
-            update["failure_reason"] = p.get("reason")
+        reason = p.get("reason")
+        if reason is None and isinstance(p.get("args"), dict):
+            reason = p["args"].get("reason")
+        if kind is EventType.FAILED or reason is not None:
+            update["failure_reason"] = reason
     # Other transitions, STARTED and TOUCHED change only the common fields (state, deadline).
     return session.evolve(**update)
 

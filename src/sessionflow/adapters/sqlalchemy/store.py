@@ -65,11 +65,13 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def _status(value: str, session_id: Any) -> SessionStatus:
-    try:
-        return SessionStatus(value)
-    except ValueError:
-        raise StoreError(f"session {session_id} has an unknown stored state {value!r}") from None
+def _status(value: str, session_id: Any) -> str:
+    """A stored state: the :class:`SessionStatus` member when it is one of the default lifecycle's. Whether
+    it exists in the session's lifecycle is checked by the manager against the definition."""
+    if not isinstance(value, str) or not value:
+        raise StoreError(f"session {session_id} has an empty stored state")
+    member: str = SessionStatus._value2member_map_.get(value, value)  # type: ignore[assignment]
+    return member
 
 
 def _ms(value: datetime | None) -> int | None:
@@ -207,10 +209,7 @@ def event_row(e: SessionEvent) -> dict[str, Any]:
 
 def event_from_row(row: Any) -> SessionEvent:
     """The event a ``session_events`` row holds."""
-    try:
-        kind = EventType(row.event)
-    except ValueError:
-        raise StoreError(f"event {row.record_id} has an unknown name {row.event!r}") from None
+    kind: str = EventType._value2member_map_.get(row.event, row.event)
     return SessionEvent.trusted(
         record_id=row.record_id,
         session_id=row.session_id,
@@ -621,7 +620,7 @@ class SqlAlchemyEventStore:
             stmt = stmt.where(sessions.c.status == status.value)
         return int(self._read(lambda conn: conn.execute(stmt).scalar_one()))
 
-    def count_by_status(self) -> dict[SessionStatus, int]:
+    def count_by_status(self) -> dict[str, int]:
         """How many sessions (not deleted) are in each status."""
         stmt = (select(sessions.c.status, func.count()).where(sessions.c.deleted_at.is_(None))
                 .group_by(sessions.c.status))
@@ -717,7 +716,8 @@ class SqlAlchemyEventStore:
                         s = change.session
                         sid: Any = s.id.hex if sqlite else s.id
                         updates.append((str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at),
-                                        s.closed_by, sid, change.expected_version))
+                                        s.closed_by, _ms(s.expires_at), _ms(s.due_at), s.failure_reason, sid,
+                                        change.expected_version))
                         for e in change.events:
                             events.append((e.record_id.hex if sqlite else e.record_id, sid, e.version, str(e.event),
                                            None if e.source_state is None else str(e.source_state),
@@ -861,13 +861,16 @@ class _Held:
             logger.debug("closing a held SQLite connection failed", exc_info=True)
 
 
-_EXPIRY_COLUMNS = ("status", "version", "updated_at", "closed_at", "closed_by", "due_at")
+_EXPIRY_COLUMNS = ("status", "version", "updated_at", "closed_at", "closed_by", "expires_at", "due_at",
+                   "failure_reason")
 
 # The sweep's SQL on the driver connections (see SqlAlchemyEventStore._expire_due_fast).
 _EVENT_NAMES = ", ".join(c.name for c in session_events.c)
 _SQLITE_CLAIM = f"SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= ? ORDER BY due_at LIMIT ?"
+# A timeout may close the session (the default lifecycle's expiry) or move it to a state with a deadline of its
+# own (a custom lifecycle's), so the deadline and the failure reason are written too.
 _SQLITE_EXPIRE_ROW = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, closed_by = ?, "
-                      "due_at = NULL WHERE id = ? AND version = ?")
+                      "expires_at = ?, due_at = ?, failure_reason = ? WHERE id = ? AND version = ?")
 _SQLITE_EXPIRE_EVENT = f"INSERT INTO session_events ({_EVENT_NAMES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _PG_CLAIM = (f"SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= %s ORDER BY due_at LIMIT %s "
              "FOR UPDATE SKIP LOCKED")
@@ -876,9 +879,11 @@ _PG_CLAIM = (f"SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= %
 #: dumps a 1,000-element array several times faster that way than as text).
 _PG_EXPIRE = (
     "WITH u AS (SELECT * FROM unnest(%b::varchar[], %b::integer[], %b::bigint[], %b::bigint[], %b::varchar[], "
-    "%b::uuid[], %b::integer[]) AS u(status, version, updated_at, closed_at, closed_by, id, expected)), "
+    "%b::bigint[], %b::bigint[], %b::text[], %b::uuid[], %b::integer[]) "
+    "AS u(status, version, updated_at, closed_at, closed_by, expires_at, due_at, failure_reason, id, expected)), "
     "w AS (UPDATE sessions AS s SET status = u.status, version = u.version, updated_at = u.updated_at, "
-    "closed_at = u.closed_at, closed_by = u.closed_by, due_at = NULL FROM u "
+    "closed_at = u.closed_at, closed_by = u.closed_by, expires_at = u.expires_at, due_at = u.due_at, "
+    "failure_reason = u.failure_reason FROM u "
     "WHERE s.id = u.id AND s.version = u.expected RETURNING s.id) "
     f"INSERT INTO session_events ({_EVENT_NAMES}) "
     "SELECT e.record_id, e.session_id, e.version, e.event, e.source_state, e.target_state, e.performer_id, "
@@ -905,7 +910,9 @@ def _expiry_params(change: Change) -> Mapping[str, Any]:
         "b_updated_at": to_millis(s.updated_at),
         "b_closed_at": _ms(s.closed_at),
         "b_closed_by": s.closed_by,
-        "b_due_at": None,
+        "b_expires_at": _ms(s.expires_at),
+        "b_due_at": _ms(s.due_at),
+        "b_failure_reason": s.failure_reason,
     }
 
 
