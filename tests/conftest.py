@@ -70,6 +70,11 @@ def make_manager(backend: str, database_url: str | None) -> Iterator[MakeManager
 
     def factory(**options: Any) -> SessionManager:
         store_options = {k: options.pop(k) for k in list(options) if k in _STORE_OPTIONS}
+        other = options.pop("store_of", None)  # share another manager's store (needed for the memory backend)
+        if other is not None:
+            manager = SessionManager(other.store, owns_store=False, **options)
+            managers.append(manager)
+            return manager
         store = open_store(backend, database_url, **store_options)
         manager = SessionManager(store, **options)
         managers.append(manager)

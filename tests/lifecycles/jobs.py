@@ -104,3 +104,35 @@ def register() -> None:
     registry = default_registry()
     registry.register(JOBS_V1)
     registry.register(JOBS_V2)
+
+
+def drive(url: str, session_ids: list[str], seed: int, start_at: float) -> dict[str, int]:
+    """Run in a spawned process: push the shared jobs forward and sweep, counting conflicts and sweeps."""
+    import random
+    import time
+    from uuid import UUID
+
+    from sessionflow import ConcurrencyConflict, InvalidTransition, SessionManager
+
+    register()
+    rng = random.Random(seed)
+    counts = {"ok": 0, "conflicts": 0, "refused": 0, "expired": 0}
+    with SessionManager.open(url, migrate=False, lifecycle=JOBS_V1) as manager:
+        time.sleep(max(0.0, start_at - time.time()))
+        for _ in range(80):
+            sid = UUID(rng.choice(session_ids))
+            event = rng.choice(["begin", "pause", "resume", "touch", "sweep"])
+            try:
+                if event == "sweep":
+                    counts["expired"] += manager.expire_sessions()
+                    continue
+                if event == "touch":
+                    manager.touch(sid, performer_id=f"p{seed}")
+                else:
+                    manager.send(sid, event, worker=f"w{seed}", performer_id=f"p{seed}")
+                counts["ok"] += 1
+            except ConcurrencyConflict:
+                counts["conflicts"] += 1
+            except InvalidTransition:
+                counts["refused"] += 1
+    return counts
