@@ -23,7 +23,9 @@ Adding a benchmark (say ``benchmarks/bench_sweep.py``)::
 
 Quantities other than time (memory per pending session, expiry lateness measured by the benchmark itself)
 are recorded as :class:`Measurement` objects built directly, with ``quantity="bytes"`` for sizes; the
-report formats them accordingly. A benchmark that cannot run raises :class:`Skipped` with the reason.
+report formats them accordingly. An absolute goal (``p99 <= 25 ms``) is a :class:`Goal`
+(``section.goal(...)``); tables of other shapes go to ``section.blocks`` (markdown) and figures for the
+plot to ``section.figures``. A benchmark that cannot run raises :class:`Skipped` with the reason.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from benchmarks.environment import PostgresProvider
@@ -47,6 +49,7 @@ __all__ = [
     "Comparison",
     "Contender",
     "Context",
+    "Goal",
     "Kind",
     "Measurement",
     "Section",
@@ -154,6 +157,27 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Goal:
+    """An absolute goal for one measurement, as an issue states it (``p99 lateness <= 25 ms``)."""
+
+    measurement: Measurement
+    op: Literal["<=", ">="]
+    limit: float  # in the measurement's quantity: seconds or bytes
+    source: str = ""
+    note: str = ""
+
+    @property
+    def met(self) -> bool:
+        value = self.measurement.median
+        return value <= self.limit if self.op == "<=" else value >= self.limit
+
+    def __str__(self) -> str:
+        symbol = {">=": "≥", "<=": "≤"}[self.op]
+        suffix = f" ({self.source})" if self.source else ""
+        return f"{symbol} {self.measurement.format(self.limit)}{suffix}"
+
+
+@dataclass(frozen=True)
 class Comparison:
     """sessionflow's measurement against one reference measured in the same run."""
 
@@ -199,7 +223,12 @@ class Section:
     description: str = ""
     measurements: list[Measurement] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Markdown blocks (tables) shown after the measurements.
+    blocks: list[str] = field(default_factory=list)
+    #: Figures for the plot, by name (see :mod:`benchmarks.plot`).
+    figures: dict[str, Any] = field(default_factory=dict)
     kinds: dict[str, Kind] = field(default_factory=dict)  # measurement label -> how to show it
     profiles: list[str] = field(default_factory=list)
     skipped: str | None = None
@@ -215,6 +244,12 @@ class Section:
         comparison = Comparison(subject, reference, kind, target, note)
         self.comparisons.append(comparison)
         return comparison
+
+    def goal(self, measurement: Measurement, op: Literal["<=", ">="], limit: float, source: str = "",
+             note: str = "") -> Goal:
+        goal = Goal(measurement, op, limit, source, note)
+        self.goals.append(goal)
+        return goal
 
 
 @dataclass

@@ -56,6 +56,15 @@ def summary_rows(sections: Iterable[Section]) -> list[list[str]]:
                 str(c.target) if c.target else NONE,
                 _verdict(c),
             ])
+        for g in section.goals:
+            rows.append([
+                section.title,
+                f"{g.measurement.label}: {g.measurement.describe(section.kinds.get(g.measurement.label, 'latency'))}",
+                g.note or NONE,
+                NONE,
+                str(g),
+                "met" if g.met else "**missed**",
+            ])
     return rows
 
 
@@ -86,7 +95,8 @@ def _busy_warning(report: Report) -> list[str]:
             "The ratios hold better, since contenders ran interleaved, round by round.", ""]
 
 
-def render_markdown(report: Report) -> str:
+def render_markdown(report: Report, plot: str | None = None) -> str:
+    """The report as markdown; ``plot``: the file name of the PNG plot to show (beside the page)."""
     lines: list[str] = [
         "# Benchmarks",
         "",
@@ -110,12 +120,14 @@ def render_markdown(report: Report) -> str:
         *_table(_SUMMARY_HEADERS, summary_rows(report.sections)),
         "",
     ]
-    missed = [(s, c) for s, c in report.comparisons if c.met is False]
+    missed = [f"- {s.title}: {c.subject.label} vs {c.reference.label}: {c.ratio_text}, target {c.target}"
+              for s, c in report.comparisons if c.met is False]
+    missed += [f"- {s.title}: {g.measurement.label}: {g.measurement.format(g.measurement.median)}, target {g}"
+               for s in report.sections for g in s.goals if not g.met]
     if missed:
-        lines += ["Targets missed in this run:", ""]
-        lines += [f"- {s.title}: {c.subject.label} vs {c.reference.label}: {c.ratio_text}, target {c.target}"
-                  for s, c in missed]
-        lines.append("")
+        lines += ["Targets missed in this run:", "", *missed, ""]
+    if plot:
+        lines += [f"![Lifecycle throughput and expiry lateness measured in this run]({plot})", ""]
     for section in report.sections:
         lines += [f"## {section.title} (`{section.name}`)", ""]
         if section.description:
@@ -136,6 +148,8 @@ def render_markdown(report: Report) -> str:
                 ])
             lines += _table(["Measurement", "Median", "Range of rounds (per op)", "Rounds"], rows)
             lines.append("")
+        for block in section.blocks:
+            lines += [block.strip(), ""]
         if section.notes:
             lines += [f"- {note}" for note in section.notes]
             lines.append("")

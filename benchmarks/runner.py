@@ -1,8 +1,9 @@
 """The command line: ``python -m benchmarks [NAME...] [--quick] [--output PATH] [--profile] [--list]``.
 
 Benchmarks are the modules ``benchmarks/bench_*.py`` that expose ``BENCHMARK``; they run in their
-``order``. A full run (no names, not quick) writes ``docs/benchmarks.md``; a partial or quick run writes
-only when ``--output`` is given.
+``order``. A full run (no names, not quick) writes ``docs/benchmarks.md`` and its plot ``docs/benchmarks.png``
+(see :mod:`benchmarks.plot`); a partial or quick run writes only when ``--output`` is given (the plot
+beside it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import benchmarks
 from benchmarks.environment import PostgresProvider, describe_machine, load_average
 from benchmarks.framework import Benchmark, Context, Section, Skipped
+from benchmarks.plot import write_plot
 from benchmarks.report import Report, console_table, render_markdown
 
 __all__ = ["DEFAULT_OUTPUT", "discover", "main", "run_benchmarks", "select"]
@@ -94,7 +96,7 @@ def run_benchmarks(selected: Sequence[Benchmark], *, quick: bool, postgres_url: 
                                   skipped="failed in this run (see the console output)")
             section.seconds = time.perf_counter() - t0
             sections.append(section)
-            if section.comparisons:
+            if section.comparisons or section.goals:
                 log(console_table([section]))
             for text in section.profiles:
                 log(text)
@@ -137,8 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = DEFAULT_OUTPUT
     if output is not None and not args.no_write:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render_markdown(report), encoding="utf-8")
-        print(f"wrote {output}")
+        plot = output.with_suffix(".png")
+        drawn = write_plot(report, plot)
+        output.write_text(render_markdown(report, plot=plot.name if drawn else None), encoding="utf-8")
+        print(f"wrote {output}" + (f" and {plot}" if drawn else ""))
     print(f"\n== summary ({report.seconds:.0f} s)\n{console_table(report.sections)}")
     if report.failures:
         print(f"\n{len(report.failures)} benchmark(s) failed: " + ", ".join(f.split(':')[0] for f in report.failures))
