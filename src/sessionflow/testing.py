@@ -229,6 +229,38 @@ if "pytest" in sys.modules:
         """An in-memory :class:`~sessionflow.SessionManager` on ``sessionflow_clock``."""
         return sessionflow_time.manager()
 
+    class ScenarioFile(pytest.File):
+        """A ``*.scenario.yaml`` file: one test that plays the scenario (see :mod:`sessionflow.scenarios`)."""
+
+        def collect(self) -> Iterator[pytest.Item]:
+            yield ScenarioItem.from_parent(self, name=self.path.name)
+
+    class ScenarioItem(pytest.Item):
+        def runtest(self) -> None:
+            from sessionflow.scenarios import run_scenario
+
+            report = run_scenario(self.path)
+            if not report.ok:
+                lines = [f"  step {s.index}: {s.step}\n    {s.message}" for s in report.failures]
+                raise ScenarioFailed(report.summary() + "\n" + "\n".join(lines))
+
+        def repr_failure(self, excinfo: Any, style: Any = None) -> str:
+            if isinstance(excinfo.value, ScenarioFailed):
+                return str(excinfo.value)
+            return str(super().repr_failure(excinfo))
+
+        def reportinfo(self) -> tuple[Path, int, str]:
+            return self.path, 0, f"scenario {self.name}"
+
+    class ScenarioFailed(AssertionError):
+        """A scenario step or expectation failed."""
+
+    def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> ScenarioFile | None:
+        """Collect ``*.scenario.yaml`` / ``*.scenario.yml`` / ``*.scenario.json`` files as tests."""
+        if file_path.name.endswith((".scenario.yaml", ".scenario.yml", ".scenario.json")):
+            return ScenarioFile.from_parent(parent, path=file_path)
+        return None
+
     @pytest.fixture
     def sessionflow_sqlite_manager(sessionflow_time: TimeTravel, tmp_path: Path) -> SessionManager:
         """A :class:`~sessionflow.SessionManager` on an SQLite file in ``tmp_path`` and ``sessionflow_clock``."""

@@ -12,11 +12,19 @@ exactly two jobs, whatever the number of sessions:
   written by other processes and anything a lost wake-up would miss.
 
 Both jobs use ``misfire_grace_time=None`` (a late wake-up still runs: APScheduler's default of one second
-silently drops it), ``coalesce=True`` and ``max_instances=1``, and run on the waker's own one-thread
-executor, so a sweep never blocks the scheduler (nor, with :meth:`ApschedulerWaker.for_asyncio`, the event
-loop). :meth:`start` first sweeps synchronously — sessions that fell due while nothing ran expire before it
-returns (restart catch-up) — then arms the next deadline. :meth:`stop` removes the jobs and joins the
-waker's threads.
+silently drops it), ``coalesce=True`` and ``max_instances=1``.
+
+Where the sweep runs: on a ``BackgroundScheduler`` the waker created itself (the default), on the scheduler's
+own thread, which has nothing else to do — no hand-off to another thread per wake-up, which matters when
+other Python threads keep the interpreter busy (each hand-off then waits for the GIL, up to the switch
+interval). The jobs themselves only mark the wake-up: the sweep and the re-arm run when APScheduler reports
+the job submitted, after it released its job-store lock, so the waker never holds its own lock while
+waiting for the scheduler's (writers re-arming the job take them in the other order). On a scheduler given
+to the waker, and with :meth:`ApschedulerWaker.for_asyncio`, sweeps run on the waker's own one-thread
+executor instead, so they never block the caller's scheduler or the event loop.
+
+:meth:`start` first sweeps synchronously — sessions that fell due while nothing ran expire before it returns
+(restart catch-up) — then arms the next deadline. :meth:`stop` removes the jobs and joins the waker's threads.
 
 Exactly-once expiry does not depend on the waker: the sweep claims overdue rows with a versioned
 compare-and-set, so any number of wakers, in any number of processes, may sweep one database.
@@ -37,8 +45,10 @@ from apscheduler.events import (  # type: ignore[import-untyped]
     EVENT_JOB_EXECUTED,
     EVENT_JOB_SUBMITTED,
 )
+from apscheduler.executors.debug import DebugExecutor  # type: ignore[import-untyped]
 from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
 from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-untyped]
+from apscheduler.schedulers.base import BaseScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
@@ -120,6 +130,7 @@ class ApschedulerWaker:
         self._scheduler: Any = None
         self._executor: Any = None
         self._owns_scheduler = False
+        self._inline = False  # sweeps run on the scheduler's own thread (see the module's docstring)
         self._running = False
         self._sweeping = False
         self._armed_at: datetime | None = None  # the deadline (clock time) the date job is armed at
@@ -198,10 +209,14 @@ class ApschedulerWaker:
         owns = scheduler is None
         if owns:
             scheduler = self._new_scheduler()
-        executor = ThreadPoolExecutor(max_workers=1, pool_kwargs={"thread_name_prefix": "sessionflow-waker"})
+        inline = owns and self._kind == "background"
+        # Inline: the jobs run on the scheduler's thread (they only mark the wake-up; see _on_event).
+        executor = DebugExecutor() if inline else ThreadPoolExecutor(
+            max_workers=1, pool_kwargs={"thread_name_prefix": "sessionflow-waker"})
         scheduler.add_executor(executor, self.executor_alias)
         with self._lock:
             self._scheduler, self._executor, self._owns_scheduler = scheduler, executor, owns
+            self._inline = inline
             self._running, self._sweeping, self._armed_at, self._pending = True, False, None, None
             self._fired = self._finished = False
             self._retry = _RETRY_START
@@ -209,7 +224,7 @@ class ApschedulerWaker:
             self.expired += expired
         try:
             scheduler.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
-            scheduler.add_job(self._on_interval, IntervalTrigger(seconds=self.cleanup_interval.total_seconds(),
+            scheduler.add_job(self._interval_job, IntervalTrigger(seconds=self.cleanup_interval.total_seconds(),
                                                                  timezone=UTC),
                               id=self.interval_job_id, name="sessionflow safety-net sweep",
                               executor=self.executor_alias, replace_existing=True, **JOB_OPTIONS)
@@ -250,6 +265,7 @@ class ApschedulerWaker:
             self._scheduler = self._executor = None
             self._armed_at = self._pending = None
         in_worker = bool(getattr(self._local, "in_job", False))
+        inline = self._inline
         scheduler.remove_listener(self._on_event)
         # Remove the jobs first: each removal takes the scheduler's job-store lock, so a wake-up being
         # processed finishes before the shutdown begins (APScheduler's shutdown marks the scheduler stopped
@@ -263,6 +279,10 @@ class ApschedulerWaker:
                     # Finishes on the loop (our threads are joined below); RuntimeError: the loop is closed.
                     with contextlib.suppress(RuntimeError):
                         scheduler.shutdown(wait=False)
+                elif inline and in_worker:
+                    # From a sweep on the scheduler's own thread: stop it without joining that very thread
+                    # (BackgroundScheduler.shutdown would); it ends as soon as this wake-up returns.
+                    BaseScheduler.shutdown(scheduler, wait=False)
                 else:
                     scheduler.shutdown(wait=not in_worker)
         else:
@@ -302,8 +322,19 @@ class ApschedulerWaker:
 
     # ------------------------------------------------------------------ jobs and events
 
+    def _deadline_job(self) -> None:
+        """The date job. Inline, it only marks the wake-up (it runs under the scheduler's job-store lock):
+        the sweep runs from :meth:`_on_event`. On an executor thread, it sweeps."""
+        if not self._inline:
+            self._on_deadline()
+
+    def _interval_job(self) -> None:
+        """The safety-net job (inline, the wake-up happens from :meth:`_on_event`, outside the scheduler's lock)."""
+        if not self._inline:
+            self._on_interval()
+
     def _on_deadline(self) -> None:
-        """The date job: sweep. It is armed again when APScheduler reports the run finished."""
+        """A deadline came: sweep. The date job is armed again once the sweep is over."""
         with self._lock:
             if not self._running:
                 return
@@ -341,8 +372,13 @@ class ApschedulerWaker:
     def _on_event(self, event: Any) -> None:
         """Re-arm after the date job's run, once APScheduler has both removed the fired job (the
         ``submitted`` event is dispatched after that) and released its instance (``executed``/``error``).
-        The two events come in either order; re-arming before both would lose the new job."""
+        The two events come in either order; re-arming before both would lose the new job. Inline, this is
+        also where the sweep runs: on the scheduler's thread, with no scheduler lock held."""
         try:
+            if event.job_id == self.interval_job_id:
+                if self._inline and event.code == EVENT_JOB_SUBMITTED:
+                    self._on_interval()
+                return
             if event.job_id != self.deadline_job_id:
                 return
             with self._marks_lock:
@@ -354,6 +390,8 @@ class ApschedulerWaker:
                 if ready:
                     self._fired = self._finished = False
             if ready:
+                if self._inline:
+                    self._on_deadline()
                 self._rearm()
         except Exception:  # never let a listener error escape into APScheduler
             logger.exception("could not re-arm the deadline job")
@@ -413,7 +451,7 @@ class ApschedulerWaker:
         if scheduler is None:
             return
         run_at = None if deadline is None else self._run_date(deadline)
-        scheduler.add_job(self._on_deadline, DateTrigger(run_date=run_at or datetime.now(UTC), timezone=UTC),
+        scheduler.add_job(self._deadline_job, DateTrigger(run_date=run_at or datetime.now(UTC), timezone=UTC),
                           id=self.deadline_job_id, name="sessionflow deadline sweep",
                           executor=self.executor_alias, replace_existing=True, next_run_time=run_at,
                           **JOB_OPTIONS)

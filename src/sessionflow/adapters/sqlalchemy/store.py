@@ -699,13 +699,19 @@ class SqlAlchemyEventStore:
         raw = self._checkout()
         try:
             conn: Any = raw.driver_connection
-            if sqlite:
-                conn.execute("BEGIN IMMEDIATE")
-            elif self._autocommit:
-                conn.execute("BEGIN")
+            claim = (to_millis(now), limit)
             try:
+                if sqlite:
+                    conn.execute("BEGIN IMMEDIATE")
+                    rows = conn.execute(_SQLITE_CLAIM, claim).fetchall()
+                elif self._autocommit:
+                    with conn.pipeline():  # BEGIN and the claim in one round trip
+                        conn.execute("BEGIN")
+                        rows = conn.execute(_PG_CLAIM, claim).fetchall()
+                else:
+                    rows = conn.execute(_PG_CLAIM, claim).fetchall()
                 changes: list[Change] = []
-                for row in conn.execute(_SQLITE_CLAIM if sqlite else _PG_CLAIM, (to_millis(now), limit)).fetchall():
+                for row in rows:
                     change = decide(session_from_row(row), now)
                     if change is not None:
                         changes.append(change)
