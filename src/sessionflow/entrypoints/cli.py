@@ -50,6 +50,7 @@ from sessionflow.errors import (
     ConcurrencyConflict,
     InvalidInput,
     InvalidTransition,
+    LifecycleDefinitionError,
     SessionflowError,
     SessionNotFound,
     SessionUserMismatch,
@@ -137,6 +138,7 @@ def exit_code_for(error: BaseException) -> ExitCode:
         (ActiveSessionExists, ExitCode.CONFLICT),
         (SessionUserMismatch, ExitCode.FORBIDDEN),
         (InvalidInput, ExitCode.INVALID_INPUT),
+        (LifecycleDefinitionError, ExitCode.INVALID_INPUT),
         (StoreError, ExitCode.STORE),
     )
     for kind, code in table:
@@ -540,11 +542,18 @@ class Cli:
 
     def create(self, *, user: str | None = None, workspace: str | None = None, module: str | None = None,
                files: Sequence[str] = (), metadata: Mapping[str, Any] | None = None,
-               ttl: timedelta | None = None) -> Session:
+               ttl: timedelta | None = None, lifecycle: str | None = None) -> Session:
         session = self.manager.create(user_id=user, workspace_id=workspace, module_name=module,
                                       file_paths=list(files), metadata=metadata, ttl=ttl,
-                                      performer_id=self.performer)
+                                      performer_id=self.performer, lifecycle=lifecycle)
         self.out.session(session, verb="created")
+        return session
+
+    def send(self, session_id: str | UUID, event: str, *, args: Mapping[str, Any] | None = None,
+             expected_version: int | None = None) -> Session:
+        session = self.manager.send(session_id, event, performer_id=self.performer,
+                                    expected_version=expected_version, **dict(args or {}))
+        self.out.session(session, verb=event)
         return session
 
     def start(self, session_id: str | UUID, *, expected_version: int | None = None) -> Session:
@@ -773,12 +782,22 @@ class Cli:
         manager.expire_sessions()
         return {status.value: manager.count(status) for status in SessionStatus}
 
-    def diagram(self, fmt: str = "mermaid", *, output: Path | None = None, counts: bool = False) -> bytes:
+    def diagram(self, fmt: str = "mermaid", *, output: Path | None = None, counts: bool = False,
+                lifecycle: str | None = None) -> bytes:
         from sessionflow import diagram
 
+        graph = None
+        if lifecycle is not None:
+            if Path(lifecycle).suffix.lower() in {".yaml", ".yml", ".json"}:
+                (definition,) = _register_lifecycles([lifecycle])
+            else:
+                from sessionflow.domain.definitions import default_registry
+
+                definition = default_registry().get(lifecycle)
+            graph = diagram.lifecycle_graph(definition.machine)
         numbers = self.counts() if counts else None
         try:
-            data = diagram.render(fmt, counts=numbers)
+            data = diagram.render(fmt, graph, counts=numbers)
         except diagram.DiagramUnavailable as error:
             raise CliError(str(error), code="unavailable") from None
         if output is not None:
@@ -969,6 +988,7 @@ app.add_typer(db_app, name="db")
 
 @dataclass
 class _Globals:
+    lifecycles: tuple[str, ...] = ()
     db: str | None = None
     config: Path | None = None
     performer: str | None = None
@@ -1010,8 +1030,12 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the engine does (stderr).")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    lifecycle: Annotated[list[str] | None, typer.Option(
+        "--lifecycle", metavar="FILE", help="Register a lifecycle defined in a YAML/JSON file (repeatable).",
+        show_default=False)] = None,
 ) -> None:
-    ctx.obj = _Globals(db=db, config=config, performer=performer, json=json_output, verbose=verbose)
+    ctx.obj = _Globals(db=db, config=config, performer=performer, json=json_output, verbose=verbose,
+                       lifecycles=tuple(lifecycle or ()))
 
 
 def _globals(ctx: Any) -> _Globals:
@@ -1082,12 +1106,28 @@ def _handled(func: Callable[P, None]) -> Callable[P, None]:
     return wrapper
 
 
+def _register_lifecycles(files: Sequence[str]) -> list[Any]:
+    """Load lifecycle files given with ``--lifecycle`` into the process-wide registry."""
+    from sessionflow.domain.definitions import default_registry
+    from sessionflow.loader import load_definition
+
+    registry = default_registry()
+    loaded = []
+    for file in files:
+        definition = load_definition(file)
+        if definition.key not in registry:
+            registry.register(definition)
+        loaded.append(registry.get(definition.name, definition.version))
+    return loaded
+
+
 @contextlib.contextmanager
 def _cli(ctx: typer.Context, *, db: str | None = None, performer: str | None = None,
          json_output: bool = False) -> Iterator[Cli]:
     g = _globals(ctx)
     from sessionflow.settings import Settings
 
+    _register_lifecycles(g.lifecycles)
     url = db or g.db
     overrides: dict[str, Any] = {"database_url": url} if url else {}
     settings = Settings.from_env(g.config, **overrides)
@@ -1115,11 +1155,42 @@ def create(
         "--ttl", metavar="DURATION", parser=parse_duration,
         help="Time to live: 90, 90s, 500ms, 15m, 2h, 1d (default: the settings' timeout, 1 h).",
         show_default=False)] = None,
+    lifecycle: Annotated[str | None, typer.Option(
+        "--in", metavar="LIFECYCLE", help="A registered lifecycle (default: session; see --lifecycle FILE).",
+        show_default=False)] = None,
     db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False,
 ) -> None:
-    """Create a session (pending)."""
+    """Create a session (pending, or its lifecycle's initial state)."""
     with _cli(ctx, db=db, performer=performer, json_output=json_output) as cli:
-        cli.create(user=user, workspace=workspace, module=module, files=file or (), metadata=metadata, ttl=ttl)
+        cli.create(user=user, workspace=workspace, module=module, files=file or (), metadata=metadata, ttl=ttl,
+                   lifecycle=lifecycle)
+
+
+def _arguments(values: Sequence[str] | None) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    for item in values or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--arg takes KEY=VALUE, not {item!r}", code="usage", exit_code=ExitCode.USAGE)
+        try:
+            args[key] = json.loads(raw)
+        except ValueError:
+            args[key] = raw
+    return args
+
+
+@app.command()
+@_handled
+def send(ctx: typer.Context, session_id: SessionArgument,
+         event: Annotated[str, typer.Argument(metavar="EVENT", help="An event of the session's lifecycle.")],
+         arg: Annotated[list[str] | None, typer.Option(
+             "--arg", metavar="KEY=VALUE", help="An argument for the event's guards (repeatable; JSON values).",
+             show_default=False)] = None,
+         expect_version: ExpectOption = None,
+         db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
+    """Send any event of the session's lifecycle (custom lifecycles: see --lifecycle FILE)."""
+    with _cli(ctx, db=db, performer=performer, json_output=json_output) as cli:
+        cli.send(session_id, event, args=_arguments(arg), expected_version=expect_version)
 
 
 @app.command()
@@ -1357,11 +1428,14 @@ def diagram(
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
                                                 help="Write to FILE instead of stdout.", show_default=False)] = None,
     counts: Annotated[bool, typer.Option("--counts", help="Annotate each state with its sessions in --db.")] = False,
+    of: Annotated[str | None, typer.Option(
+        "--of", metavar="LIFECYCLE", help="A registered lifecycle's name, or a YAML/JSON lifecycle file.",
+        show_default=False)] = None,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
-    """Draw the lifecycle from the state machine's definition."""
+    """Draw a lifecycle (default: the session lifecycle) from its state machine's definition."""
     with _cli(ctx, db=db, json_output=json_output) as cli:
-        cli.diagram(fmt.value, output=output, counts=counts)
+        cli.diagram(fmt.value, output=output, counts=counts, lifecycle=of)
 
 
 @app.command()
@@ -1376,6 +1450,41 @@ def demo(
     """Drive sessions down every path (completed, failed, deleted, expired by the worker) and show histories."""
     with _cli(ctx, db=db, json_output=json_output) as cli:
         Demo(cli, short_ttl=ttl).run()
+
+
+scenario_app = typer.Typer(help="Scripted scenarios on a frozen clock.", no_args_is_help=True)
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("run")
+@_handled
+def scenario_run(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Scenario files (YAML or JSON).")],
+    store: Annotated[str | None, typer.Option("--store", help="memory or sqlite (default: the file's).",
+                                              show_default=False)] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Play scenarios and report each step; exit 1 if an expectation fails."""
+    from sessionflow.scenarios import run_scenario
+
+    _register_lifecycles(_globals(ctx).lifecycles)
+    as_json = json_output or _globals(ctx).json
+    failed = False
+    for file in files:
+        report = run_scenario(file, store=store)
+        failed = failed or not report.ok
+        if as_json:
+            print(json.dumps({"scenario": report.name, "file": str(file), "ok": report.ok,
+                              "steps": [{"index": s.index, "step": s.step, "ok": s.ok, "expectation": s.expectation,
+                                         "message": s.message} for s in report.steps]}))
+            continue
+        for step in report.steps:
+            mark = "ok  " if step.ok else "FAIL"
+            print(f"{mark} {step.index:3d}. {step.step}" + (f"  — {step.message}" if not step.ok else ""))
+        print(report.summary())
+    if failed:
+        raise typer.Exit(int(ExitCode.FAILURE))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
