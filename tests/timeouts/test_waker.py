@@ -235,8 +235,7 @@ def test_stopping_leaves_no_thread_behind(how: str) -> None:
         s = writer.create(performer_id="w", ttl=TTL)
         assert wait_for(lambda: raw_status(manager, s.id) is SessionStatus.EXPIRED, timeout=3)
         names = {t.name for t in threading.enumerate() if t.ident not in before}
-        assert "APScheduler" in names
-        assert any(name.startswith("sessionflow-waker") for name in names)
+        assert "APScheduler" in names  # the waker's own scheduler; its sweeps run on that thread
         if how == "stop_timeouts":
             manager.stop_timeouts()
         elif how == "close":
