@@ -276,11 +276,7 @@ def _definition(document: dict[str, Any], base: Path) -> LifecycleDefinition:
         raise ScenarioError("lifecycle: a registered name or a file")
     candidate = base / lifecycle
     if candidate.suffix.lower() in {".yaml", ".yml", ".json"}:
-        definition = load_definition(candidate)
-        registry = default_registry()
-        if definition.key not in registry:  # a file played again reuses the definition registered first
-            registry.register(definition)
-        return registry.get(definition.name, definition.version)
+        return default_registry().register(load_definition(candidate))
     try:
         return default_registry().get(lifecycle)
     except LifecycleDefinitionError as error:

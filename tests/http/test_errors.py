@@ -21,6 +21,7 @@ from sessionflow.errors import (
     SessionNotFound,
     SessionUserMismatch,
     StoreError,
+    UnknownState,
 )
 from tests.http.conftest import MakeClient
 
@@ -139,4 +140,5 @@ def test_status_for_covers_every_error() -> None:
     assert (status_for(conflict), status_for(conflict, if_match=True)) == (409, 412)
     assert status_for(InvalidInput("f", "p")) == 400
     assert status_for(StoreError("down")) == 503
-    assert status_for(LifecycleDefinitionError("bad")) == 500
+    assert status_for(LifecycleDefinitionError("no lifecycle 'x' is registered")) == 400
+    assert status_for(UnknownState(sid, lifecycle="session", version=1, state="limbo")) == 500

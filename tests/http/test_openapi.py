@@ -12,7 +12,8 @@ ROUTES = {
     ("post", "/sessions/{session_id}/start"), ("post", "/sessions/{session_id}/complete"),
     ("post", "/sessions/{session_id}/fail"), ("post", "/sessions/{session_id}/touch"),
     ("post", "/sessions/{session_id}/files"), ("post", "/sessions/{session_id}/notes"),
-    ("get", "/sessions/{session_id}/history"), ("post", "/session_manager/sessions.start"),
+    ("get", "/sessions/{session_id}/history"), ("post", "/sessions/{session_id}/events/{event}"),
+    ("post", "/session_manager/sessions.start"),
     ("post", "/session_manager/sessions.end"), ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
 }
 

@@ -22,12 +22,12 @@ from sessionflow import (
     StoreError,
     replay,
 )
-from sessionflow.errors import UnknownState
 from sessionflow.adapters.sqlalchemy import store as store_module
 from sessionflow.adapters.sqlalchemy.migrations import current_revision, head_revision, schema_drift
 from sessionflow.application.ports import Change
 from sessionflow.bootstrap import create_engine as sf_create_engine
 from sessionflow.bootstrap import create_store
+from sessionflow.errors import UnknownState
 from sessionflow.testing import ManualClock
 from tests.integration import workers
 

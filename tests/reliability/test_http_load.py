@@ -16,6 +16,6 @@ def test_short_http_load_run(sql_url: str, tmp_path: Path) -> None:
     assert report.requests == 600
     assert report.transport_errors == []
     assert report.server_errors == 0
-    assert report.problems == []
+    assert report.problems == [], "\n".join(report.problems)
     assert report.statuses[201] > 0
     assert report.statuses[200] > 0

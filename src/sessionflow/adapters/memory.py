@@ -103,11 +103,11 @@ class InMemoryEventStore:
             return False
         return not (q.live_after is not None and s.is_overdue(q.live_after))
 
-    def count(self, status: SessionStatus | None = None) -> int:
+    def count(self, status: str | None = None) -> int:
         with self._lock:
             self._check_open()
             return sum(1 for s in self._sessions.values()
-                       if s.deleted_at is None and (status is None or s.status is status))
+                       if s.deleted_at is None and (status is None or s.status == status))
 
     def _live_deadline(self, entry: tuple[datetime, UUID]) -> bool:
         s = self._sessions.get(entry[1])

@@ -102,6 +102,9 @@ _STATUS_EVENTS: Final = {
     SessionStatus.EXPIRED: "expire",
 }
 _STRIPES: Final = 64
+#: Keyword names the engine gives guards itself; an event argument may not replace them.
+_RESERVED_ARGS: Final = frozenset({"session", "model", "now", "event", "source", "target", "state", "machine",
+                                   "event_data", "performer_id", "expected_version", "session_id"})
 _LOAD_ATTEMPTS: Final = 5
 
 def default_lifecycle() -> CompiledLifecycle:
@@ -579,9 +582,20 @@ class SessionManager:
              **args: Any) -> Session:
         """Send any event of the session's lifecycle, with keyword arguments for its guards and validators.
 
-        The arguments must form a JSON object: they are recorded in the event's payload (``args``).
+        The arguments must form a JSON object: they are recorded in the event's payload (``args``). Names
+        the engine passes itself (``session``, ``model``, ``now``, ``event``, ``source``, ...) are refused.
         ``send(id, "start", performer_id=...)`` is the same as :meth:`start`.
         """
+        return self.send_with(session_id, event, args, performer_id=performer_id,
+                              expected_version=expected_version)
+
+    def send_with(self, session_id: UUID | str, event: str, args: Mapping[str, Any] | None = None, *,
+                  performer_id: str, expected_version: int | None = None) -> Session:
+        """:meth:`send` with the event's arguments as a mapping (for arguments from outside, e.g. HTTP)."""
+        args = dict(args or {})
+        for key in args:
+            if not isinstance(key, str) or not key.isidentifier() or key in _RESERVED_ARGS:
+                raise InvalidInput("args", f"{str(key)[:40]!r} cannot be an event argument")
         if not isinstance(event, str) or not event:
             raise InvalidInput("event", "expected the name of an event")
         if event in DATA_EVENTS or event == "update":
@@ -810,7 +824,7 @@ class SessionManager:
         ``limit`` is at most :data:`~sessionflow.domain.values.MAX_LIST_LIMIT` (1000). Overdue live
         sessions are expired first, so none is listed as pending or in progress past its deadline.
         """
-        statuses = _statuses(status)
+        statuses = _statuses(status, self._registry)
         for name, value in (("user_id", user_id), ("workspace_id", workspace_id),
                             ("module_name", module_name)):
             if value is not None:
@@ -833,7 +847,7 @@ class SessionManager:
 
     def count(self, status: SessionStatus | str | None = None) -> int:
         """How many sessions there are (deleted ones excluded), optionally of one status."""
-        statuses = _statuses(status)
+        statuses = _statuses(status, self._registry)
         if statuses is not None and len(statuses) != 1:
             raise InvalidInput("status", "count takes one status")
         return self._store.count(next(iter(statuses)) if statuses else None)
@@ -935,7 +949,8 @@ def _check_expected(expected_version: Any) -> None:
         _check_int(expected_version, "expected_version", 1, 2**62)
 
 
-def _statuses(value: Any) -> frozenset[SessionStatus] | None:
+def _statuses(value: Any, registry: LifecycleRegistry) -> frozenset[str] | None:
+    """Status filters: states of the registered lifecycles (an unknown one is a typo: ``InvalidInput``)."""
     if value is None:
         return None
     if isinstance(value, str | SessionStatus):
@@ -944,10 +959,10 @@ def _statuses(value: Any) -> frozenset[SessionStatus] | None:
         items = list(value)
     else:
         raise InvalidInput("status", f"expected a status or a list of statuses, got {type(value).__name__}")
-    result: set[SessionStatus] = set()
+    known = registry.all_states()
+    result: set[str] = set()
     for item in items:
-        try:
-            result.add(SessionStatus(item))
-        except ValueError:
-            raise InvalidInput("status", f"unknown status {str(item)[:40]!r}") from None
+        if not isinstance(item, str) or item not in known:
+            raise InvalidInput("status", f"unknown status {str(item)[:40]!r}")
+        result.add(_as_state(item))
     return frozenset(result)

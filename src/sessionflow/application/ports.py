@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
-from sessionflow.domain.models import Session, SessionEvent, SessionStatus
+from sessionflow.domain.models import Session, SessionEvent
 
 __all__ = [
     "Change",
@@ -66,7 +66,7 @@ class Change:
 class Query:
     """Filters and a page for :meth:`EventStore.query`. Results are ordered by ``created_at`` then id."""
 
-    status: frozenset[SessionStatus] | None = None
+    status: frozenset[str] | None = None
     user_id: str | None = None
     workspace_id: str | None = None
     module_name: str | None = None
@@ -115,7 +115,7 @@ class EventStore(Protocol):
         """Sessions matching the filters, ordered by ``created_at`` then id."""
         ...
 
-    def count(self, status: SessionStatus | None = None) -> int:
+    def count(self, status: str | None = None) -> int:
         """How many sessions (not deleted) there are, optionally of one status."""
         ...
 

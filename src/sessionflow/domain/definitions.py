@@ -130,6 +130,22 @@ class LifecycleDefinition:
         return (self.name, self.version)
 
     @property
+    def fingerprint(self) -> tuple[Any, ...]:
+        """The rules, comparable: states, transitions with their guards' names, timeouts, event names.
+        Two definitions with the same fingerprint decide alike (e.g. one file loaded twice)."""
+        compiled = self.compiled
+        transitions = tuple(sorted(
+            (t.source, t.event, t.target, t.internal, tuple((g.name, g.expected) for g in t.guards),
+             tuple(v.name for v in t.validators))
+            for state in compiled.states for event in compiled.events
+            for t in compiled.transitions(state, event)))
+        timeouts = tuple(sorted((s, t.event, t.after, tuple(sorted(t.args.items())), t.restart)
+                                for s, t in self.timeouts.items()))
+        return (compiled.states, tuple(sorted(compiled.final_states)), transitions, timeouts,
+                tuple(sorted(self.event_names.items())),
+                tuple(sorted((v, tuple(sorted(m.items()))) for v, m in self.migrations.items())))
+
+    @property
     def states(self) -> tuple[str, ...]:
         return self.compiled.states
 
@@ -174,17 +190,20 @@ class LifecycleRegistry:
             self.register(definition)
 
     def register(self, definition: LifecycleDefinition) -> LifecycleDefinition:
-        """Add a definition. Registering the same object again is a no-op; another one under a taken
-        name and version is an error (sessions may already run under it)."""
+        """Add a definition and return the registered one. Registering it again, or an identical one (the
+        same file loaded twice), returns the first; different rules under a taken name and version are an
+        error (sessions may already run under it: register a new version instead)."""
         if not isinstance(definition, LifecycleDefinition):
             raise LifecycleDefinitionError(f"{definition!r} is not a LifecycleDefinition")
         with self._lock:
             existing = self._definitions.get(definition.key)
-            if existing is not None and existing is not definition:
-                raise LifecycleDefinitionError(
-                    f"lifecycle {definition.name!r} version {definition.version} is already registered")
-            self._definitions[definition.key] = definition
-        return definition
+            if existing is None:
+                self._definitions[definition.key] = definition
+                return definition
+        if existing is definition or existing.fingerprint == definition.fingerprint:
+            return existing
+        raise LifecycleDefinitionError(
+            f"lifecycle {definition.name!r} version {definition.version} is already registered with other rules")
 
     def get(self, name: str, version: int | None = None) -> LifecycleDefinition:
         """A definition; without ``version``, the newest one of that name."""
@@ -202,6 +221,11 @@ class LifecycleRegistry:
     def versions(self, name: str) -> list[int]:
         with self._lock:
             return sorted(v for (n, v) in self._definitions if n == name)
+
+    def all_states(self) -> frozenset[str]:
+        """Every state of every registered definition."""
+        with self._lock:
+            return frozenset(state for d in self._definitions.values() for state in d.states)
 
     def names(self) -> list[str]:
         with self._lock:

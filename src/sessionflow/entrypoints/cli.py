@@ -1112,13 +1112,7 @@ def _register_lifecycles(files: Sequence[str]) -> list[Any]:
     from sessionflow.loader import load_definition
 
     registry = default_registry()
-    loaded = []
-    for file in files:
-        definition = load_definition(file)
-        if definition.key not in registry:
-            registry.register(definition)
-        loaded.append(registry.get(definition.name, definition.version))
-    return loaded
+    return [registry.register(load_definition(file)) for file in files]
 
 
 @contextlib.contextmanager

@@ -47,10 +47,12 @@ from sessionflow.errors import (
     ConcurrencyConflict,
     InvalidInput,
     InvalidTransition,
+    LifecycleDefinitionError,
     SessionflowError,
     SessionNotFound,
     SessionUserMismatch,
     StoreError,
+    UnknownState,
 )
 
 if TYPE_CHECKING:
@@ -93,6 +95,8 @@ def status_for(error: SessionflowError, *, if_match: bool = False) -> int:
         return 400
     if isinstance(error, StoreError):
         return 503
+    if isinstance(error, LifecycleDefinitionError) and not isinstance(error, UnknownState):
+        return 400  # e.g. a request naming a lifecycle that is not registered
     return 500
 
 
@@ -182,6 +186,15 @@ class CreateSessionBody(_Request):
     ttl_seconds: float | None = Field(
         default=None, ge=MIN_TTL.total_seconds(), le=MAX_TTL.total_seconds(), allow_inf_nan=False,
         description="Time to live; the service's default when absent.")
+    lifecycle: _Id | None = Field(
+        default=None, description="A registered lifecycle's name (its newest version); default: the service's.")
+
+
+class EventBody(_Request):
+    """Any event of the session's lifecycle, with the arguments its guards and validators take."""
+
+    performer_id: _Id | None = Field(default=None, description=_PERFORMER_DOC)
+    args: dict[str, Any] | None = Field(default=None, description="Keyword arguments of the event (JSON).")
 
 
 class UpdateSessionBody(_Request):
@@ -194,7 +207,8 @@ class UpdateSessionBody(_Request):
     performer_id: _Id | None = Field(default=None, description=_PERFORMER_DOC)
     current_file: _FilePathText | None = None
     metadata: dict[str, Any] | None = None
-    status: SessionStatus | None = None
+    status: str | None = Field(default=None, min_length=1, max_length=128,
+                               description="The state to move to, through the one event that leads there.")
     reason: _Text | None = Field(default=None, description="The failure reason, with status=failed.")
 
 
@@ -437,14 +451,16 @@ def create_app(
             performer_id=performer_of(who, body.performer_id), user_id=body.user_id,
             workspace_id=body.workspace_id, module_name=body.module_name, file_paths=body.file_paths,
             metadata=body.metadata,
-            ttl=None if body.ttl_seconds is None else timedelta(seconds=body.ttl_seconds))
+            ttl=None if body.ttl_seconds is None else timedelta(seconds=body.ttl_seconds),
+            lifecycle=body.lifecycle)
         return _session_response(session, 201, {"Location": f"/sessions/{session.id}"})
 
     @app.get("/sessions", response_model=SessionPage, tags=["sessions"], operation_id="list_sessions",
              summary="List sessions (filters and pagination)", responses=_responses(400, *auth_codes, 503))
     def list_sessions(
         who: Caller,
-        status: Annotated[list[SessionStatus] | None, Query(description="Repeat for several.")] = None,
+        status: Annotated[list[Annotated[str, Query(min_length=1, max_length=128)]] | None, Query(
+            description="A state of the sessions' lifecycle; repeat for several.")] = None,
         user_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
         workspace_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
         module_name: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
@@ -518,6 +534,20 @@ def create_app(
                                               expected_version=expected))
 
     simple("touch", "Extend a live session's deadline by its time to live")
+
+    @app.post("/sessions/{session_id}/events/{event}", response_model=Session, tags=["transitions"],
+              operation_id="send_event", summary="Send any event of the session's lifecycle",
+              responses={200: {"headers": _ETAG_HEADER}, **_responses(*write_codes)})
+    def send_event(session_id: SessionId,
+                   event: Annotated[str, Path(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+                                              description="The event's name in the lifecycle.")],
+                   who: Caller, if_match: IfMatch = None, body: EventBody | None = None) -> Response:
+        performer = performer_of(who, None if body is None else body.performer_id)
+        expected = _expected_version(if_match)
+        check_owner(session_id, performer)
+        args = dict(body.args or {}) if body is not None else {}
+        return _session_response(manager.send_with(session_id, event, args, performer_id=performer,
+                                                   expected_version=expected))
 
     @app.post("/sessions/{session_id}/files", response_model=Session, tags=["transitions"],
               operation_id="record_file", summary="Record the outcome of one of the session's files",
@@ -721,7 +751,8 @@ def _install_openapi(app: FastAPI) -> None:
 
 
 _SESSION_OPERATIONS: Final = ("get_session", "update_session", "delete_session", "start_session", "complete_session",
-                               "fail_session", "touch_session", "record_file", "add_note", "session_history")
+                               "fail_session", "touch_session", "record_file", "add_note", "session_history",
+                               "send_event")
 
 
 def _add_links(schema: dict[str, Any]) -> None:

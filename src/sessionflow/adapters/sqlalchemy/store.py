@@ -601,7 +601,7 @@ class SqlAlchemyEventStore:
         if not query.include_deleted:
             stmt = stmt.where(sessions.c.deleted_at.is_(None))
         if query.status is not None:
-            stmt = stmt.where(sessions.c.status.in_(sorted(s.value for s in query.status)))
+            stmt = stmt.where(sessions.c.status.in_(sorted(str(s) for s in query.status)))
         if query.user_id is not None:
             stmt = stmt.where(sessions.c.user_id == query.user_id)
         if query.workspace_id is not None:
@@ -614,10 +614,10 @@ class SqlAlchemyEventStore:
         rows = self._read(lambda conn: conn.execute(stmt).all())
         return [session_from_row(r) for r in rows]
 
-    def count(self, status: SessionStatus | None = None) -> int:
+    def count(self, status: str | None = None) -> int:
         stmt = select(func.count()).select_from(sessions).where(sessions.c.deleted_at.is_(None))
         if status is not None:
-            stmt = stmt.where(sessions.c.status == status.value)
+            stmt = stmt.where(sessions.c.status == str(status))
         return int(self._read(lambda conn: conn.execute(stmt).scalar_one()))
 
     def count_by_status(self) -> dict[str, int]:
@@ -692,10 +692,17 @@ class SqlAlchemyEventStore:
     def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider) -> list[Change]:
         """One sweep batch on the driver connection, in one transaction: claim the due rows (SQLite:
         ``BEGIN IMMEDIATE``; PostgreSQL: ``FOR UPDATE SKIP LOCKED``), decide, then write every version
-        compare-and-set update and event insert — SQLite: one ``executemany`` of each; PostgreSQL: ONE
-        statement over arrays (:data:`_PG_EXPIRE`), which inserts a session's events only if its update
-        matched. Any mismatch rolls the whole batch back. Driver errors propagate to :meth:`_run`."""
+        compare-and-set update and event insert — SQLite: one statement of each over the whole batch (or one
+        ``executemany`` of each before 3.38), a mismatch rolling the batch back; PostgreSQL: ONE statement over
+        arrays (:data:`_PG_EXPIRE`), which inserts a session's events only if its update matched, sent with
+        the ``COMMIT`` in one round trip. Driver errors propagate to :meth:`_run`."""
         sqlite = isinstance(self._fast, SqliteSql)
+        # SQLite 3.38+: the claim reads the batch as ONE JSON value and the writes take it as one JSON
+        # parameter (json_each), so a batch costs a few driver calls, not two or three per row: each call
+        # releases the GIL, and with another thread busy in Python every release can cost a switch interval
+        # (5 ms) — a burst of expiries would crawl. (JSON renders REAL with 15 significant digits: exact for
+        # every TTL of at most microsecond precision, the only REAL column.)
+        json_batches = sqlite and getattr(self._engine.dialect.loaded_dbapi, "sqlite_version_info", ()) >= (3, 38)
         raw = self._checkout()
         try:
             conn: Any = raw.driver_connection
@@ -703,7 +710,11 @@ class SqlAlchemyEventStore:
             try:
                 if sqlite:
                     conn.execute("BEGIN IMMEDIATE")
-                    rows = conn.execute(_SQLITE_CLAIM, claim).fetchall()
+                    if json_batches:
+                        (batch,) = conn.execute(_SQLITE_CLAIM_JSON, claim).fetchone()
+                        rows = sorted((tuple(r) for r in json.loads(batch)), key=_by_deadline)
+                    else:
+                        rows = conn.execute(_SQLITE_CLAIM, claim).fetchall()
                 elif self._autocommit:
                     with conn.pipeline():  # BEGIN and the claim in one round trip
                         conn.execute("BEGIN")
@@ -730,7 +741,12 @@ class SqlAlchemyEventStore:
                                            str(e.target_state), e.performer_id, to_millis(e.timestamp),
                                            json.dumps(e.payload, ensure_ascii=False, separators=(",", ":"))
                                            if e.payload else "{}"))
-                    if sqlite:
+                    if json_batches:
+                        matched = conn.execute(_SQLITE_EXPIRE_ROWS_JSON, (_json_batch(updates),)).rowcount == len(
+                            updates)
+                        if matched:
+                            conn.execute(_SQLITE_EXPIRE_EVENTS_JSON, (_json_batch(events),))
+                    elif sqlite:
                         cursor = conn.cursor()
                         try:
                             cursor.executemany(_SQLITE_EXPIRE_ROW, updates)
@@ -742,7 +758,16 @@ class SqlAlchemyEventStore:
                     else:
                         columns = [list(c) for c in zip(*updates, strict=True)]
                         columns += [list(c) for c in zip(*events, strict=True)]
-                        matched = conn.execute(_PG_EXPIRE, columns).rowcount == len(events)
+                        if self._autocommit:
+                            # The statement and COMMIT in one round trip. It writes a session's events only if
+                            # its row matched, so each session's expiry is whole; the ones that did not match
+                            # (none can: the rows are locked) are left out of what was applied.
+                            with conn.pipeline():
+                                cursor = conn.execute(_PG_EXPIRE, columns)
+                                conn.execute("COMMIT")
+                                applied = {row[0] for row in cursor.fetchall()}
+                            return [c for c in changes if c.session.id in applied]
+                        matched = len(conn.execute(_PG_EXPIRE, columns).fetchall()) == len(events)
                     if not matched:
                         raise StoreError("a claimed session changed during the sweep; the batch was rolled back")
                 if sqlite:
@@ -878,6 +903,17 @@ _SQLITE_CLAIM = f"SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <
 _SQLITE_EXPIRE_ROW = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, closed_by = ?, "
                       "expires_at = ?, due_at = ?, failure_reason = ? WHERE id = ? AND version = ?")
 _SQLITE_EXPIRE_EVENT = f"INSERT INTO session_events ({_EVENT_NAMES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# The same three statements over one JSON document per batch (SQLite 3.38+: ``->>``, json_each, UPDATE FROM).
+_SQLITE_CLAIM_JSON = (f"SELECT json_group_array(json_array({', '.join(_COLUMN_NAMES)})) FROM (SELECT "
+                      f"{', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= ? ORDER BY due_at LIMIT ?)")
+_SQLITE_EXPIRE_ROWS_JSON = (
+    "UPDATE sessions SET status = j.value ->> 0, version = j.value ->> 1, updated_at = j.value ->> 2, "
+    "closed_at = j.value ->> 3, closed_by = j.value ->> 4, expires_at = j.value ->> 5, due_at = j.value ->> 6, "
+    "failure_reason = j.value ->> 7 FROM json_each(?) AS j "
+    "WHERE sessions.id = j.value ->> 8 AND sessions.version = j.value ->> 9")
+_SQLITE_EXPIRE_EVENTS_JSON = (f"INSERT INTO session_events ({_EVENT_NAMES}) SELECT "
+                              + ", ".join(f"j.value ->> {i}" for i in range(len(session_events.c)))
+                              + " FROM json_each(?) AS j")
 _PG_CLAIM = (f"SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= %s ORDER BY due_at LIMIT %s "
              "FOR UPDATE SKIP LOCKED")
 #: One statement for a whole batch: the rows' compare-and-set updates, then the events of the rows it updated.
@@ -896,8 +932,16 @@ _PG_EXPIRE = (
     "e.timestamp, e.payload::jsonb FROM unnest(%b::uuid[], %b::uuid[], %b::integer[], %b::varchar[], "
     "%b::varchar[], %b::varchar[], %b::varchar[], %b::bigint[], %b::text[]) "
     "AS e(record_id, session_id, version, event, source_state, target_state, performer_id, timestamp, payload) "
-    "WHERE e.session_id IN (SELECT id FROM w)"
+    "WHERE e.session_id IN (SELECT id FROM w) RETURNING session_id"
 )
+
+
+def _by_deadline(row: tuple[Any, ...]) -> Any:
+    return row[_I["due_at"]]
+
+
+def _json_batch(rows: list[tuple[Any, ...]]) -> str:
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
 
 
 def _bind(name: str) -> Any:
