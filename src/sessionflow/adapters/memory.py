@@ -194,6 +194,11 @@ class InMemoryEventStore:
             heapq.heapify(self._deadlines)
         return len(sessions)
 
+    def read_together(self, session_id: UUID) -> tuple[Session | None, list[SessionEvent]]:
+        with self._lock:
+            self._check_open()
+            return self._sessions.get(session_id), list(self._events.get(session_id, ()))
+
     def ping(self) -> bool:
         return not self._closed
 

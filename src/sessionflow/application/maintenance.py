@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from sessionflow.application.ports import EventStore
-from sessionflow.domain.models import Session
+from sessionflow.domain.models import Session, SessionEvent
 from sessionflow.domain.replay import CorruptHistory, replay
 
 __all__ = ["Difference", "rebuild_projection", "verify_projection"]
@@ -55,7 +55,37 @@ def rebuild_projection(store: EventStore, progress: Progress | None = None) -> i
 
 
 def verify_projection(store: EventStore, progress: Progress | None = None) -> list[Difference]:
-    """Every difference between the projection and the fold of the events (empty when they agree)."""
+    """Every difference between the projection and the fold of the events (empty when they agree).
+
+    The projection and the events are streamed in two passes; a session that differs is read again with
+    both from one snapshot before it is reported, so writers running meanwhile cause no false report.
+    """
+    suspects = _compare(store, progress)
+    if not suspects:
+        return []
+    confirmed: list[Difference] = []
+    for session_id in dict.fromkeys(d.session_id for d in suspects):
+        projection, history = store.read_together(session_id)
+        confirmed.extend(_differences(session_id, projection, history))
+    return confirmed
+
+
+def _differences(session_id: UUID, projection: Session | None, history: list[SessionEvent]) -> list[Difference]:
+    if not history:
+        return [] if projection is None else [Difference(session_id, "*", "session", None)]
+    try:
+        folded = replay(history)
+    except CorruptHistory as error:
+        return [Difference(session_id, "*", "history", str(error))]
+    if projection is None:
+        return [Difference(session_id, "*", None, "session")]
+    if projection == folded:
+        return []
+    return [Difference(session_id, name, getattr(projection, name), getattr(folded, name))
+            for name in Session.model_fields if getattr(projection, name) != getattr(folded, name)]
+
+
+def _compare(store: EventStore, progress: Progress | None) -> list[Difference]:
     differences: list[Difference] = []
     projected: dict[UUID, Session] = {s.id: s for s in store.projections()}
     for history in store.histories():

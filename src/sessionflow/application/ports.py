@@ -156,6 +156,10 @@ class EventStore(Protocol):
         """True when the store answers."""
         ...
 
+    def read_together(self, session_id: UUID) -> tuple[Session | None, list[SessionEvent]]:
+        """A session's projection and history read from one consistent snapshot."""
+        ...
+
     def close(self) -> None:
         """Release resources (connections, files). The store is unusable afterwards."""
         ...

@@ -697,11 +697,13 @@ class SqlAlchemyEventStore:
         arrays (:data:`_PG_EXPIRE`), which inserts a session's events only if its update matched, sent with
         the ``COMMIT`` in one round trip. Driver errors propagate to :meth:`_run`."""
         sqlite = isinstance(self._fast, SqliteSql)
-        # SQLite 3.38+: the claim reads the batch as ONE JSON value and the writes take it as one JSON
-        # parameter (json_each), so a batch costs a few driver calls, not two or three per row: each call
-        # releases the GIL, and with another thread busy in Python every release can cost a switch interval
-        # (5 ms) — a burst of expiries would crawl. (JSON renders REAL with 15 significant digits: exact for
-        # every TTL of at most microsecond precision, the only REAL column.)
+        # SQLite 3.38+: the claim reads the batch as ONE JSON value and the writes of a small batch (the
+        # waker's usual few rows) take it as one JSON parameter (json_each), so a wake-up costs a few driver
+        # calls, not two or three per row: each call releases the GIL, and with another thread busy in
+        # Python every release can cost a switch interval (5 ms or more) — expiries would fall behind and
+        # pile up. Large batches are written with executemany, which SQLite runs faster than json_each.
+        # (JSON renders REAL with 15 significant digits: exact for any TTL of at most microsecond precision,
+        # the only REAL column.)
         json_batches = sqlite and getattr(self._engine.dialect.loaded_dbapi, "sqlite_version_info", ()) >= (3, 38)
         raw = self._checkout()
         try:
@@ -741,7 +743,7 @@ class SqlAlchemyEventStore:
                                            str(e.target_state), e.performer_id, to_millis(e.timestamp),
                                            json.dumps(e.payload, ensure_ascii=False, separators=(",", ":"))
                                            if e.payload else "{}"))
-                    if json_batches:
+                    if json_batches and len(updates) <= _JSON_WRITES:
                         matched = conn.execute(_SQLITE_EXPIRE_ROWS_JSON, (_json_batch(updates),)).rowcount == len(
                             updates)
                         if matched:
@@ -846,6 +848,21 @@ class SqlAlchemyEventStore:
             self._cache.clear()
         return self._write(work, retry_lost=False)
 
+    def read_together(self, session_id: UUID) -> tuple[Session | None, list[SessionEvent]]:
+        """Projection and history in one read transaction (SQLite: one WAL snapshot; PostgreSQL:
+        REPEATABLE READ), so a writer committing in between cannot make them look inconsistent."""
+
+        def op() -> tuple[Session | None, list[SessionEvent]]:
+            with self._engine.connect() as conn:
+                self._snapshot(conn)
+                with conn.begin():
+                    row = conn.execute(select(*_SESSION_COLUMNS).where(sessions.c.id == session_id)).first()
+                    events = conn.execute(select(*_EVENT_COLUMNS).where(session_events.c.session_id == session_id)
+                                          .order_by(session_events.c.version)).all()
+            return (None if row is None else session_from_row(row)), [event_from_row(r) for r in events]
+
+        return self._run(op)
+
     def ping(self) -> bool:
         """True when the database answers."""
         try:
@@ -903,7 +920,9 @@ _SQLITE_CLAIM = f"SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <
 _SQLITE_EXPIRE_ROW = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, closed_by = ?, "
                       "expires_at = ?, due_at = ?, failure_reason = ? WHERE id = ? AND version = ?")
 _SQLITE_EXPIRE_EVENT = f"INSERT INTO session_events ({_EVENT_NAMES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# The same three statements over one JSON document per batch (SQLite 3.38+: ``->>``, json_each, UPDATE FROM).
+# The same three statements over one JSON document per batch (SQLite 3.38+: ``->>``, json_each, UPDATE FROM);
+# the writes only for batches of at most _JSON_WRITES sessions.
+_JSON_WRITES = 100
 _SQLITE_CLAIM_JSON = (f"SELECT json_group_array(json_array({', '.join(_COLUMN_NAMES)})) FROM (SELECT "
                       f"{', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= ? ORDER BY due_at LIMIT ?)")
 _SQLITE_EXPIRE_ROWS_JSON = (
