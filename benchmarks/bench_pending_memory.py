@@ -177,10 +177,10 @@ def run(ctx: Context) -> Section:
     section.blocks.append("\n".join(rows))
 
     for size, r in ours.items():
-        section.add(Measurement(f"sessionflow, {size:,} pending: RSS growth, waker started", "process",
+        section.add(Measurement(f"sessionflow, {size:,} pending: RSS growth, waker started", "",
                                 (max(r["with_waker"] - r["before"], 1),), ops_per_round=1, quantity="bytes"))
     for jobs, t in theirs.items():
-        section.add(Measurement(f"APScheduler, {jobs:,} jobs: RSS growth", "process",
+        section.add(Measurement(f"APScheduler, {jobs:,} jobs: RSS growth", "",
                                 (t["after"] - t["before"],), ops_per_round=1, quantity="bytes"))
     compare_at = largest_jobs
     subject = next(m for m in section.measurements if m.label.startswith(f"sessionflow, {compare_at:,} pending"))

@@ -128,8 +128,9 @@ class Measurement:
         return 1.0 / self.median
 
     def describe(self, kind: Kind = "latency") -> str:
-        """``12.3 µs/get`` for latency figures, ``6.42k sessions/s (156 µs/session)`` for throughput."""
-        per_op = f"{self.format(self.median)}/{self.unit}"
+        """``12.3 µs/get`` for latency figures, ``6.42k sessions/s (156 µs/session)`` for throughput; without a
+        unit (a lateness, a size), just the value."""
+        per_op = f"{self.format(self.median)}/{self.unit}" if self.unit else self.format(self.median)
         if kind == "throughput" and self.quantity == "time":
             return f"{format_rate(self.per_second).removesuffix('/s')} {self.unit}s/s ({per_op})"
         return per_op
@@ -199,12 +200,15 @@ class Comparison:
         return None if self.target is None else self.target.met(self.ratio)
 
     def reading(self) -> str:
-        """How much faster or slower sessionflow is, in words: ``1.72x faster``, ``83x slower``."""
+        """How much faster or slower sessionflow is, in words: ``1.72x faster``, ``83x slower`` (sizes: ``less``
+        and ``more``; a lateness: ``sooner`` and ``later``)."""
+        better, worse = (("less", "more") if self.subject.quantity == "bytes" else
+                         ("sooner", "later") if not self.subject.unit else ("faster", "slower"))
         speed = self.reference.median / self.subject.median  # > 1: sessionflow is faster
         if speed >= 1:
-            return f"{speed:.2f}{TIMES} faster" if speed < 10 else f"{speed:.0f}{TIMES} faster"
+            return f"{speed:.2f}{TIMES} {better}" if speed < 10 else f"{speed:.0f}{TIMES} {better}"
         slower = 1 / speed
-        return f"{slower:.2f}{TIMES} slower" if slower < 10 else f"{slower:.0f}{TIMES} slower"
+        return f"{slower:.2f}{TIMES} {worse}" if slower < 10 else f"{slower:.0f}{TIMES} {worse}"
 
     @property
     def ratio_text(self) -> str:

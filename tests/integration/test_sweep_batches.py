@@ -1,0 +1,44 @@
+"""The SQL store's sweep writes small and large batches differently (see ``_expire_due_fast``): both ways
+expire each overdue session exactly once, write the rows and events sessionflow's fold expects, and leave
+sessions that are not due alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from sessionflow import SessionManager, SessionStatus, replay
+from sessionflow.adapters.sqlalchemy import store as store_module
+from sessionflow.testing import ManualClock
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, store_module._JSON_WRITES, store_module._JSON_WRITES + 1, 1000])
+def test_every_batch_size_expires_each_overdue_session_once(sql_url: str, clock: ManualClock,
+                                                            batch_size: int) -> None:
+    with SessionManager.open(sql_url, clock=clock) as manager:
+        overdue = [manager.create(user_id=f"u{i}", metadata={"i": i, "name": "é"}, ttl=timedelta(minutes=1 + i % 3),
+                                  performer_id=f"u{i}").id for i in range(230)]
+        for sid in overdue[::2]:
+            manager.start(sid, performer_id=manager.store.get(sid).user_id)  # type: ignore[union-attr]
+        later = manager.create(performer_id="w", ttl=timedelta(hours=2)).id
+        closed = manager.create(performer_id="w").id
+        manager.fail(closed, reason="gone", performer_id="w")
+        expired: list[object] = []
+        manager.subscribe(lambda event: expired.append(event.session_id))
+        clock.advance(timedelta(minutes=5))
+
+        assert manager.expire_sessions(batch_size=batch_size) == len(overdue)
+        assert manager.expire_sessions(batch_size=batch_size) == 0
+
+        assert sorted(map(str, expired)) == sorted(map(str, overdue))
+        for sid in overdue[:10] + overdue[-10:]:
+            session = manager.store.get(sid)
+            assert session is not None
+            assert session.status is SessionStatus.EXPIRED
+            assert session.closed_by == "system"
+            assert replay(manager.history(sid)) == session
+        assert manager.get(later).status is SessionStatus.PENDING
+        assert manager.get(closed).status is SessionStatus.FAILED
+        assert manager.next_deadline() == manager.get(later).expires_at
+        assert manager.verify() == []
