@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from benchmarks.plot import write_plot
 from benchmarks.report import render_markdown
 from benchmarks.runner import discover, run_benchmarks, select
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.postgres
 
 def test_every_benchmark_runs_in_quick_mode_and_produces_numbers(postgres_url: str, tmp_path: Path) -> None:
     benchmarks = discover()
-    assert {"decision", "lifecycle-sqlite", "lifecycle-postgres", "get", "list"} <= {b.name for b in benchmarks}
+    assert {"decision", "lifecycle-sqlite", "lifecycle-postgres", "get", "list", "expiry-lateness", "sweep",
+            "pending-memory"} <= {b.name for b in benchmarks}
     lines: list[str] = []
 
     report = run_benchmarks(benchmarks, quick=True, postgres_url=postgres_url, cache_dir=tmp_path / "cache",
@@ -39,12 +41,27 @@ def test_every_benchmark_runs_in_quick_mode_and_produces_numbers(postgres_url: s
             assert comparison.reference.label in {m.label for m in section.measurements}
     targets = [c for _, c in report.comparisons if c.target is not None]
     assert targets, "the comparisons with targets from the issues are missing"
+    goals = {s.name: s.goals for s in report.sections if s.goals}
+    assert set(goals) == {"expiry-lateness"}, goals  # p99 lateness: idle and with a CPU-bound thread, each database
+    assert len(goals["expiry-lateness"]) == 4
+    lateness = next(s for s in report.sections if s.name == "expiry-lateness")
+    assert set(lateness.figures["lateness"]) >= {"sessionflow waker, SQLite, idle",
+                                                 "sessionflow waker, PostgreSQL, CPU-bound thread",
+                                                 "APScheduler date job per deadline, idle"}
 
-    text = render_markdown(report)
+    plot = tmp_path / "benchmarks.png"
+    assert write_plot(report, plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = render_markdown(report, plot=plot.name)
     assert "## Summary" in text
     assert "## Machine" in text
+    assert "](benchmarks.png)" in text
     for section in report.sections:
         assert section.title in text
+        for block in section.blocks:
+            assert block.strip() in text
+    assert "p99" in text
+    assert "an absolute target" in text
     assert report.machine.postgres != "not used"
 
 
