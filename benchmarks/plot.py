@@ -27,11 +27,12 @@ def _section(report: Report, name: str) -> Section | None:
 
 def _throughput(report: Report) -> list[tuple[str, float]]:
     bars: list[tuple[str, float]] = []
-    for name in ("lifecycle-sqlite", "lifecycle-postgres"):
+    for name, database in (("lifecycle-sqlite", "SQLite"), ("lifecycle-postgres", "PostgreSQL")):
         section = _section(report, name)
         if section is None:
             continue
-        bars.extend((m.label, m.per_second) for m in section.measurements
+        bars.extend((m.label if database in m.label else f"{m.label} ({database})", m.per_second)
+                    for m in section.measurements
                     if section.kinds.get(m.label) == "throughput" and m.quantity == "time")
     return bars
 
@@ -73,7 +74,7 @@ def write_plot(report: Report, path: Path) -> bool:
         ax.margins(x=0.15)
     if lateness:
         ax = row.pop(0)
-        names = list(lateness)
+        names = sorted(lateness, key=lambda name: ("CPU" in name, not name.startswith("sessionflow"), name))
         width = 0.27
         for k, (key, color) in enumerate(_PERCENTILES):
             ys = [i + (k - 1) * width for i in range(len(names))]
@@ -81,12 +82,12 @@ def write_plot(report: Report, path: Path) -> bool:
         ax.set_yticks(list(range(len(names))), names, fontsize=8)
         ax.invert_yaxis()
         ax.set_xscale("log")
-        for limit, text in ((25, "target p99 idle: 25 ms"), (50, "with a CPU-bound thread: 50 ms")):
-            ax.axvline(limit, color="#c0392b", linestyle="--", linewidth=1)
-            ax.text(limit, -0.7, f" {text}", color="#c0392b", fontsize=7, rotation=0)
+        for limit, text, style in ((25, "target p99, idle: 25 ms", "--"),
+                                   (50, "target p99, CPU-bound thread: 50 ms", ":")):
+            ax.axvline(limit, color="#c0392b", linestyle=style, linewidth=1.2, label=text)
         ax.set_xlabel("lateness: committed expired event minus deadline (ms, log scale)")
         ax.set_title("Expiry lateness (lower is better)", fontsize=10)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right", framealpha=0.9)
     fig.suptitle(f"sessionflow benchmarks, {report.machine.date} UTC, {report.machine.cores} cores"
                  + (" (quick mode)" if report.quick else ""), fontsize=11)
     fig.tight_layout()
