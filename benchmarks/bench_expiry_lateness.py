@@ -17,18 +17,25 @@ per deadline (the job notes the time it runs minus its scheduled time), on a ``B
 its default thread pool. The seeds' sweep-only design (a sweep every ``cleanup_interval``, 300 s by default)
 is late by up to the whole interval: a stated figure, not measured.
 
-Contenders run one after the other (one trial each per condition, in rotating order).
+Each trial runs in a fresh Python process (as the memory benchmark's probes do), so what earlier benchmarks
+left in this one (large heaps to collect, idle pools) does not weigh on it; contenders run one after the
+other, one trial each per condition, in rotating order.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from benchmarks.environment import load_average
@@ -39,6 +46,7 @@ from sessionflow.domain.models import EventType
 
 __all__ = ["BENCHMARK", "Lateness", "apscheduler_trial", "cpu_bound_thread", "waker_trial"]
 
+ROOT = Path(__file__).resolve().parents[1]
 _TARGETS = {"idle": 0.025, "CPU-bound thread": 0.050}
 _CLEANUP = timedelta(minutes=5)
 
@@ -160,6 +168,34 @@ def apscheduler_trial(n: int, spread: float, *, cpu: bool = False) -> Lateness:
     return Lateness(tuple(late))
 
 
+_URL_VARIABLE = "SESSIONFLOW_BENCH_TRIAL_URL"  # the database of a waker trial (not on the command line)
+
+
+def _in_fresh_process(*args: str, url: str | None = None) -> Lateness:
+    """A trial (``waker N SPREAD CPU``, the database in the environment, or ``apscheduler N SPREAD CPU``) in a
+    new interpreter."""
+    env = dict(os.environ)
+    if url is not None:
+        env[_URL_VARIABLE] = url
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_expiry_lateness", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"lateness trial {args[0]} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return Lateness(tuple(result["delivered"]), tuple(result["stamped"]))
+
+
+def main(argv: Sequence[str]) -> None:
+    kind, *rest = argv
+    if kind == "waker":
+        n, spread, cpu = rest
+        result = waker_trial(os.environ[_URL_VARIABLE], int(n), float(spread), cpu=cpu == "cpu", migrate=False)
+    else:
+        n, spread, cpu = rest
+        result = apscheduler_trial(int(n), float(spread), cpu=cpu == "cpu")
+    print(json.dumps({"delivered": result.delivered, "stamped": result.stamped}))
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -178,11 +214,16 @@ def run(ctx: Context) -> Section:
             section.notes.append(f"PostgreSQL not run: {skipped}")
         for url in urls.values():
             SessionManager.open(url).close()  # the schema, once
+        def mode(cpu: bool) -> str:
+            return "cpu" if cpu else "idle"
+
         trials: list[tuple[str, Callable[[bool], Lateness]]] = [
-            (f"sessionflow waker, {db}", lambda cpu, url=url: waker_trial(url, n, spread, cpu=cpu, migrate=False))
+            (f"sessionflow waker, {db}",
+             lambda cpu, url=url: _in_fresh_process("waker", str(n), str(spread), mode(cpu), url=url))
             for db, url in urls.items()
         ]
-        trials.append(("APScheduler date job per deadline", lambda cpu: apscheduler_trial(n, spread, cpu=cpu)))
+        trials.append(("APScheduler date job per deadline",
+                       lambda cpu: _in_fresh_process("apscheduler", str(n), str(spread), mode(cpu))))
         pooled: dict[tuple[str, str], list[Lateness]] = {}
         loads = [load_average()]
         for round_no in range(rounds):
@@ -232,3 +273,7 @@ def run(ctx: Context) -> Section:
 BENCHMARK = Benchmark(name="expiry-lateness", title="Expiry lateness with the real waker", run=run, order=50,
                       summary="deadline to committed expired event, p50/p99/max, SQLite and PostgreSQL, idle and "
                               "with a CPU-bound thread, vs APScheduler's own date-job lateness")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -9,7 +9,9 @@ created from a template database).
 * sessionflow: ``manager.expire_sessions(now=..., batch_size=1000)`` on a fresh manager (an empty read
   cache) — claims (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), decodes each
   row into a ``Session``, decides with the compiled lifecycle (the guard checks the deadline), builds the
-  event and the new state, and writes them with a version compare-and-set;
+  event and the new state, and writes them with a version compare-and-set: on SQLite one ``executemany`` of
+  updates and one of events per batch (the claim reads the batch as one JSON value), on PostgreSQL ONE
+  statement over arrays (updates, then the events of the rows it updated) sent with the ``COMMIT``;
 * ceiling: the raw driver (``sqlite3`` / psycopg 3) doing exactly that work by hand: claim 1,000 overdue
   rows ordered by deadline (``SKIP LOCKED`` on PostgreSQL), insert one event and update the row each
   (``executemany``, version compare-and-set checked), commit; no decision;
