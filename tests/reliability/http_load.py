@@ -28,7 +28,8 @@ from uuid import UUID
 
 import httpx
 
-from sessionflow import SessionManager, replay
+from sessionflow import SessionManager
+from tests.reliability.checks import check_acknowledged, database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,31 +170,9 @@ def run_http_load(base: str, database_url: str, *, clients: int = 16, requests: 
     report.seconds = time.perf_counter() - started
 
     with SessionManager.open(database_url, migrate=False, cache_size=0) as manager:
-        for sid, count in acked.items():
-            # The service's waker may still be expiring sessions: read projection and history together.
-            projection, history = manager.store.read_together(UUID(sid))
-            if [e.version for e in history] != list(range(1, len(history) + 1)):
-                report.problems.append(f"{sid}: versions not contiguous")
-            own = [e for e in history if e.performer_id != "system"]
-            if len(own) != count:
-                report.problems.append(f"{sid}: {count} acknowledged writes, {len(own)} events")
-            if replay(history) != projection:
-                report.problems.append(f"{sid}: projection differs from its history")
-            report.events += len(history)
+        report.problems, report.events = check_acknowledged(manager, {UUID(k): v for k, v in acked.items()})
         report.sessions = len(acked)
-        report.problems.extend(str(d) for d in manager.verify())
     return report
-
-
-@contextlib.contextmanager
-def _database(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    from tests.support.postgres import throwaway_postgres
-
-    with throwaway_postgres() as pg_url:
-        yield pg_url
 
 
 def main() -> int:
@@ -205,7 +184,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=120.0)
     args = parser.parse_args()
-    with _database(args.url) as url, tempfile.TemporaryDirectory() as tmp:
+    with database(args.url) as url, tempfile.TemporaryDirectory() as tmp:
         SessionManager.open(url).close()  # migrate before serving
         with serve(url, Path(tmp)) as base:
             report = run_http_load(base, url, clients=args.clients, requests=args.requests, seconds=args.seconds)

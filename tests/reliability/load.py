@@ -9,18 +9,17 @@ non-zero. The test suite runs a short version (tests/reliability/test_load.py).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID
 
-from sessionflow import ConcurrencyConflict, InvalidTransition, SessionManager, replay
+from sessionflow import ConcurrencyConflict, InvalidTransition, SessionManager
+from tests.reliability.checks import check_acknowledged, database
 
 
 @dataclass
@@ -122,32 +121,9 @@ def run_load(manager: SessionManager, *, threads: int = 8, operations: int = 400
     report.seconds = time.perf_counter() - started
     manager.expire_sessions()
 
-    for sid, count in acked.items():
-        history = manager.history(sid)
-        versions = [e.version for e in history]
-        if versions != list(range(1, len(history) + 1)):
-            report.problems.append(f"{sid}: versions not contiguous")
-        # Every acknowledged write is an event; lazy and swept expiries add system events on top.
-        own = [e for e in history if e.performer_id != "system"]
-        if len(own) != count:
-            report.problems.append(f"{sid}: {count} acknowledged writes but {len(own)} events")
-        if replay(history) != manager.store.get(sid):
-            report.problems.append(f"{sid}: projection differs from its history")
-        report.events += len(history)
+    report.problems, report.events = check_acknowledged(manager, acked)
     report.sessions = len(acked)
-    report.problems.extend(str(d) for d in manager.verify())
     return report
-
-
-@contextlib.contextmanager
-def _database(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    from tests.support.postgres import throwaway_postgres
-
-    with throwaway_postgres() as pg_url:
-        yield pg_url
 
 
 def main() -> int:
@@ -157,7 +133,7 @@ def main() -> int:
     parser.add_argument("--operations", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=120.0)
     args = parser.parse_args()
-    with _database(args.url) as url, SessionManager.open(url, pool_size=args.threads) as manager:
+    with database(args.url) as url, SessionManager.open(url, pool_size=args.threads) as manager:
         report = run_load(manager, threads=args.threads, operations=args.operations, seconds=args.seconds)
     print(report.summary())
     for problem in report.problems[:20] + report.errors[:20]:
