@@ -74,7 +74,8 @@ def write_plot(report: Report, path: Path) -> bool:
         ax.margins(x=0.15)
     if lateness:
         ax = row.pop(0)
-        names = sorted(lateness, key=lambda name: ("CPU" in name, not name.startswith("sessionflow"), name))
+        names = sorted(lateness, key=lambda name: ("CPU" in name, "switch" in name, not name.startswith("sessionflow"),
+                                                   name))
         width = 0.27
         for k, (key, color) in enumerate(_PERCENTILES):
             ys = [i + (k - 1) * width for i in range(len(names))]
