@@ -728,8 +728,9 @@ class SqlAlchemyEventStore:
                 # sessions' worth of objects alive at once is what makes the garbage collector's full passes
                 # frequent; those passes, not the SQL, were most of a large sweep's time.
                 changes: list[Change] = []
-                updates: list[tuple[Any, ...]] = []
+                updates: list[tuple[Any, ...]] = []  # SQLite: the rows written; PostgreSQL: by column, below
                 events: list[tuple[Any, ...]] = []
+                columns: list[list[Any]] = [[] for _ in range(_PG_EXPIRE_PARAMETERS)]
                 rows.reverse()
                 while rows:
                     decided = decide(session_from_row(rows.pop()), now)
@@ -737,15 +738,24 @@ class SqlAlchemyEventStore:
                         continue
                     s = decided.session
                     sid: Any = s.id.hex if sqlite else s.id
-                    updates.append((str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at),
-                                    s.closed_by, _ms(s.expires_at), _ms(s.due_at), s.failure_reason, sid,
-                                    decided.expected_version))
+                    update = (str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
+                              _ms(s.expires_at), _ms(s.due_at), s.failure_reason, sid, decided.expected_version)
+                    if sqlite:
+                        updates.append(update)
+                    else:
+                        for column, value in zip(columns[:len(update)], update, strict=True):
+                            column.append(value)
                     for e in decided.events:
-                        events.append((e.record_id.hex if sqlite else e.record_id, sid, e.version, str(e.event),
-                                       None if e.source_state is None else str(e.source_state),
-                                       str(e.target_state), e.performer_id, to_millis(e.timestamp),
-                                       json.dumps(e.payload, ensure_ascii=False, separators=(",", ":"))
-                                       if e.payload else "{}"))
+                        event = (e.record_id.hex if sqlite else e.record_id, sid, e.version, str(e.event),
+                                 None if e.source_state is None else str(e.source_state), str(e.target_state),
+                                 e.performer_id, to_millis(e.timestamp),
+                                 json.dumps(e.payload, ensure_ascii=False, separators=(",", ":"))
+                                 if e.payload else "{}")
+                        if sqlite:
+                            events.append(event)
+                        else:
+                            for column, value in zip(columns[len(update):], event, strict=True):
+                                column.append(value)
                     changes.append(Change(s, decided.events, decided.expected_version, decided.exclusive_user,
                                           decided.decided_at))
                 if changes:
@@ -764,8 +774,6 @@ class SqlAlchemyEventStore:
                         finally:
                             cursor.close()
                     else:
-                        columns = [list(c) for c in zip(*updates, strict=True)]
-                        columns += [list(c) for c in zip(*events, strict=True)]
                         if self._autocommit:
                             # The statement and COMMIT in one round trip. It writes a session's events only if
                             # its row matched, so each session's expiry is whole; the ones that did not match
@@ -775,7 +783,7 @@ class SqlAlchemyEventStore:
                                 conn.execute("COMMIT")
                                 applied = {row[0] for row in cursor.fetchall()}
                             return [c for c in changes if c.session.id in applied]
-                        matched = len(conn.execute(_PG_EXPIRE, columns).fetchall()) == len(events)
+                        matched = len(conn.execute(_PG_EXPIRE, columns).fetchall()) == len(columns[-1])
                     if not matched:
                         raise StoreError("a claimed session changed during the sweep; the batch was rolled back")
                 if sqlite:
@@ -960,6 +968,7 @@ _PG_EXPIRE = (
     "AS e(record_id, session_id, version, event, source_state, target_state, performer_id, timestamp, payload) "
     "WHERE e.session_id IN (SELECT id FROM w) RETURNING session_id"
 )
+_PG_EXPIRE_PARAMETERS = _PG_EXPIRE.count("%b")
 
 
 def _by_deadline(row: tuple[Any, ...]) -> Any:
