@@ -136,7 +136,7 @@ def test_failure_mid_append_leaves_nothing(sql_url: str, stage: str, monkeypatch
         def explode(*args: Any, **kwargs: Any) -> Any:
             raise RuntimeError(f"injected failure at {stage}")
 
-        target = "event_row" if stage == "event_insert" else "session_row"
+        target = "event_row" if stage == "event_insert" else "session_changes"
         monkeypatch.setattr(store_module, target, explode)
         with pytest.raises(RuntimeError, match="injected"):
             manager.touch(sid, performer_id="p")

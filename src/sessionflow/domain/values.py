@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -161,6 +162,10 @@ def _freeze(value: Any, field: str, depth: int) -> Any:
     _refuse(field, f"{type(value).__name__} is not a JSON value")
 
 
+#: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` without building an encoder per call.
+compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def freeze_json(value: Any, field: str = "metadata", *, max_bytes: int = MAX_JSON_BYTES) -> FrozenDict:
     """Validate a JSON object and return a deeply immutable copy of it.
 
@@ -174,7 +179,7 @@ def freeze_json(value: Any, field: str = "metadata", *, max_bytes: int = MAX_JSO
     if not isinstance(value, Mapping):
         _refuse(field, f"expected a JSON object, got {type(value).__name__}")
     frozen = _freeze(value, field, 1)
-    size = len(json.dumps(frozen, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    size = len(compact_json(frozen).encode("utf-8"))
     if size > max_bytes:
         _refuse(field, f"JSON object is {size} bytes, more than the {max_bytes}-byte limit")
     assert isinstance(frozen, FrozenDict)
@@ -232,10 +237,14 @@ def validate_text(
     return _check_string(value, field)
 
 
+#: A C0 control character or DEL (refused in identifiers and paths).
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def validate_identifier(value: Any, field: str) -> str:
     """An identifier: non-blank text of at most :data:`MAX_ID_LENGTH` characters, no control characters."""
     text = validate_text(value, field, max_length=MAX_ID_LENGTH)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    if _CONTROL.search(text) is not None:
         _refuse(field, "contains a control character")
     return text
 
@@ -243,7 +252,7 @@ def validate_identifier(value: Any, field: str) -> str:
 def validate_path(value: Any, field: str = "file_path") -> str:
     """A file path as the caller names it: non-blank text, at most :data:`MAX_PATH_LENGTH` characters."""
     text = validate_text(value, field, max_length=MAX_PATH_LENGTH)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    if _CONTROL.search(text) is not None:
         _refuse(field, "contains a control character")
     return text
 

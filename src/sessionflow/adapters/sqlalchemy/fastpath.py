@@ -16,24 +16,31 @@ text on SQLite, native on PostgreSQL; JSON as text / JSONB; times as epoch milli
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from sessionflow.adapters.sqlalchemy.tables import session_events, sessions
+from sessionflow.domain.values import compact_json
 
 __all__ = ["FastSql", "fast_sql_for"]
 
 SESSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in sessions.c)
 EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in session_events.c)
+_DATA = SESSION_COLUMNS.index("data")
+# PostgresSql.append_params lists an event's values in this order, without a lookup per column.
+if EVENT_COLUMNS != ("record_id", "session_id", "version", "event", "source_state", "target_state",
+                     "performer_id", "timestamp", "payload"):  # pragma: no cover - a schema edit
+    raise RuntimeError(f"session_events columns changed ({EVENT_COLUMNS}): update PostgresSql.append_params")
 _PG_CASTS = {"record_id": "uuid", "session_id": "uuid", "version": "integer", "event": "varchar",
              "source_state": "varchar", "target_state": "varchar", "performer_id": "varchar",
              "timestamp": "bigint", "payload": "jsonb"}
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if not value and isinstance(value, dict):
+        return "{}"  # most events' payload
+    return compact_json(value)
 
 
 class FastSql:
@@ -139,17 +146,20 @@ class PostgresSql(FastSql):
     def append_params(self, session_id: UUID, columns: dict[str, Any], event_rows: Sequence[dict[str, Any]],
                       expected_version: int, *, create: bool) -> list[Any]:
         """The parameters of :meth:`append_statement`: the row (all columns in table order when creating,
-        else the changed ``columns`` in their order, then id and expected version), then each event."""
-        values = self.session_params(columns)
+        else the changed ``columns`` in their order, then id and expected version), then each event's
+        values in :data:`EVENT_COLUMNS` order."""
         if create:
-            params = [values[c] for c in SESSION_COLUMNS]
+            params = [columns[c] for c in SESSION_COLUMNS]
+            params[_DATA] = _dumps(params[_DATA])
         else:
-            params = list(values.values())
+            params = list(columns.values())
+            if "data" in columns:
+                params[list(columns).index("data")] = _dumps(columns["data"])
             params.append(session_id)
             params.append(expected_version)
         for row in event_rows:
-            event = self.event_params(row)
-            params.extend(event[c] for c in EVENT_COLUMNS)
+            params += (row["record_id"], row["session_id"], row["version"], row["event"], row["source_state"],
+                       row["target_state"], row["performer_id"], row["timestamp"], _dumps(row["payload"]))
         return params
 
 

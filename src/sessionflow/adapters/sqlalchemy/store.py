@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, and_, delete, event, exists, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import QueuePool
 
 from sessionflow.adapters.sqlalchemy.fastpath import PostgresSql, SqliteSql, fast_sql_for
 from sessionflow.adapters.sqlalchemy.tables import from_millis, session_events, sessions, to_millis
@@ -59,7 +61,10 @@ _EVENT_COLUMNS = tuple(session_events.c)
 def _freeze(value: Any) -> Any:
     """Deep-freeze JSON read back from the database (already valid: it was validated on the way in)."""
     if isinstance(value, dict):
-        return FrozenDict({k: _freeze(v) for k, v in value.items()})
+        for item in value.values():
+            if isinstance(item, dict | list):
+                return FrozenDict({k: _freeze(v) for k, v in value.items()})
+        return FrozenDict(value)  # flat: no copy of each value needed
     if isinstance(value, list):
         return FrozenList(_freeze(v) for v in value)
     return value
@@ -123,29 +128,78 @@ def session_row(s: Session, *, data: bool = True) -> dict[str, Any]:
     return row
 
 
-def _same(a: Any, b: Any) -> bool:
-    return a is b or a == b
+#: Session fields stored as a column of the same name and value.
+_PLAIN_FIELDS = frozenset({"version", "user_id", "workspace_id", "module_name", "ttl_seconds", "closed_by",
+                           "failure_reason", "lifecycle", "lifecycle_version"})
+#: Session fields stored as epoch milliseconds in a column of the same name.
+_TIME_FIELDS = frozenset({"created_at", "updated_at", "expires_at", "max_expires_at", "closed_at", "deleted_at"})
+#: Session fields kept in the JSON ``data`` column.
+_DATA_FIELDS = frozenset({"file_paths", "file_results", "notes", "metadata"})
+_PROGRESS_COLUMNS = ("total_files", "processed_files", "failed_files", "current_file")
 
 
 def session_changes(previous: Session | None, s: Session) -> dict[str, Any]:
     """The columns of ``s``'s row that differ from ``previous``'s row (all of them if ``previous`` is None).
 
-    The JSON ``data`` column is rebuilt only when the files, results, notes or metadata changed.
+    Compares the two sessions field by field (a transition copies the fields it does not change, so most
+    are the very same objects); the JSON ``data`` column is rebuilt only when the files, results, notes or
+    metadata changed.
     """
     if previous is None:
         return session_row(s)
-    new = session_row(s, data=False)
-    old = session_row(previous, data=False)
-    changed = {name: value for name, value in new.items() if old[name] != value}
-    if not (_same(s.file_paths, previous.file_paths) and _same(s.file_results, previous.file_results)
-            and _same(s.notes, previous.notes) and _same(s.metadata, previous.metadata)):
+    old = previous.__dict__
+    changed: dict[str, Any] = {}
+    data = False
+    for name, value in s.__dict__.items():
+        before = old[name]
+        if value is before or value == before:
+            continue
+        if name in _PLAIN_FIELDS:
+            changed[name] = value
+        elif name in _TIME_FIELDS:
+            changed[name] = _ms(value)
+        elif name == "status":
+            changed["status"] = str(value)
+        elif name in _DATA_FIELDS:
+            data = True
+        elif name == "progress":
+            for column in _PROGRESS_COLUMNS:
+                if getattr(value, column) != getattr(before, column):
+                    changed[column] = getattr(value, column)
+        elif name == "id":
+            raise StoreError(f"a change cannot move session {before} to another id ({value})")
+        else:  # a field this function does not know: a programming error, not a silent omission
+            raise StoreError(f"session field {name!r} has no column mapping")
+    due_at = s.due_at
+    if due_at != previous.due_at:
+        changed["due_at"] = _ms(due_at)
+    if data:
         changed["data"] = _data(s)
-    changed.pop("id", None)
     return changed
 
 
 _COLUMN_NAMES = tuple(c.name for c in sessions.c)
 _I = {name: i for i, name in enumerate(_COLUMN_NAMES)}
+
+
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_EPOCH_TS = from_millis(0)
+
+
+def _json_text(text: str | bytes) -> Any:
+    """Parse a JSON column's text (the scanner straight away: the text was written by the engine)."""
+    if isinstance(text, str):
+        try:
+            value, end = _scan_json(text, 0)
+        except StopIteration:
+            value, end = None, -1
+        if end == len(text):
+            return value
+    return json.loads(text)  # anything unusual (whitespace, bytes, an error to report) the usual way
+
+
+def _time(ms: int, _epoch: datetime = _EPOCH_TS, _delta: type[timedelta] = timedelta) -> datetime:
+    return _epoch + _delta(0, 0, 0, ms)
 
 
 def session_from_row(row: Any, session_id: UUID | None = None) -> Session:
@@ -160,8 +214,11 @@ def session_from_row(row: Any, session_id: UUID | None = None) -> Session:
         sid = session_id
     elif not isinstance(sid, UUID):
         sid = UUID(str(sid))
-    if isinstance(data, str | bytes):
-        data = json.loads(data)
+    if not isinstance(data, dict):
+        data = _json_text(data)
+    created = _time(created_at)
+    results = data["file_results"]
+    notes = data["notes"]
     return Session.trusted(
         id=sid,
         status=_status(status, sid),
@@ -173,20 +230,20 @@ def session_from_row(row: Any, session_id: UUID | None = None) -> Session:
         progress=SessionProgress.trusted(
             total_files=total_files, processed_files=processed_files,
             failed_files=failed_files, current_file=current_file),
-        file_results=tuple(FileResult.trusted(path=p, error=e, recorded_at=from_millis(t))
-                           for p, e, t in data["file_results"]),
-        notes=tuple(SessionNote.trusted(file_path=f, memory_id=m, status=st, created_at=from_millis(t))
-                    for f, m, st, t in data["notes"]),
+        file_results=tuple(FileResult.trusted(path=p, error=e, recorded_at=_time(t))
+                           for p, e, t in results) if results else (),
+        notes=tuple(SessionNote.trusted(file_path=f, memory_id=m, status=st, created_at=_time(t))
+                    for f, m, st, t in notes) if notes else (),
         metadata=_freeze(data["metadata"]),
         ttl_seconds=float(ttl_seconds),
-        created_at=from_millis(created_at),
-        updated_at=from_millis(updated_at),
-        expires_at=_dt(expires_at),
-        max_expires_at=_dt(max_expires_at),
-        closed_at=_dt(closed_at),
+        created_at=created,
+        updated_at=created if updated_at == created_at else _time(updated_at),
+        expires_at=None if expires_at is None else _time(expires_at),
+        max_expires_at=None if max_expires_at is None else _time(max_expires_at),
+        closed_at=None if closed_at is None else _time(closed_at),
         closed_by=closed_by,
         failure_reason=failure_reason,
-        deleted_at=_dt(deleted_at),
+        deleted_at=None if deleted_at is None else _time(deleted_at),
         lifecycle=lifecycle,
         lifecycle_version=lifecycle_version,
     )
@@ -269,7 +326,19 @@ class SqlAlchemyEventStore:
         self._fast = fast_sql_for(self.dialect)
         self._local = threading.local()
         self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
-        self._thread_connections = self.dialect == "sqlite" and engine.url.database not in (None, "", ":memory:")
+        # Connections threads keep between hot-path operations (see _checkout): how many threads may.
+        if self.dialect == "sqlite":
+            file = engine.url.database not in (None, "", ":memory:")
+            self._hold_limit = sys.maxsize if file else 0
+        elif self._autocommit and isinstance(engine.pool, QueuePool):
+            # At most half the pool is held, so threads that hold none always have a share of their own
+            # (a holder may sit idle for as long as its thread lives).
+            capacity = engine.pool.size() + max(0, int(getattr(engine.pool, "_max_overflow", 0)))
+            self._hold_limit = min(engine.pool.size(), capacity // 2)
+        else:
+            self._hold_limit = 0
+        self._detach_held = self.dialect == "sqlite"
+        self._holders = 0
         #: Reads may be served from the cache when the caller allows it (``get(fresh=False)``).
         self.caches_reads = cache_size > 0
 
@@ -454,21 +523,51 @@ class SqlAlchemyEventStore:
     def _checkout(self) -> Any:
         """A driver connection for the hot path, as a pool "fairy" (``driver_connection``, ``close()``).
 
-        SQLite files: each thread keeps one connection of its own for the hot path (detached from the
-        pool, configured like every pooled one), which saves a pool checkout per operation; closing it
-        is a no-op until the store closes. Elsewhere: a checkout from the pool.
+        A pool checkout and check-in cost more Python than a whole transition's own work, so threads keep
+        a connection between operations ("held"; ``close()`` on it is a no-op):
+
+        * SQLite files: every thread keeps one connection of its own, detached from the pool (an
+          in-process file handle, configured like every pooled one).
+        * PostgreSQL (the autocommit engine :func:`~sessionflow.bootstrap.create_engine` makes): up to
+          ``min(pool_size, (pool_size + max_overflow) // 2)`` threads each keep one connection checked out
+          of the pool, so the number of server connections never exceeds ``pool_size + max_overflow``, and
+          at least half of them always circulate among the other threads, which check one out per
+          operation as usual (an idle holder can never starve them). A held connection goes back to the
+          pool when its thread ends or the store closes, and is discarded (the thread gets another) when
+          it breaks.
+
+        Elsewhere: a checkout from the pool per operation.
         """
-        if not self._thread_connections:
+        held: _Held | None = getattr(self._local, "connection", None)
+        if held is not None:
+            return held
+        if self._hold_limit == 0:
             return self._engine.raw_connection()
-        held = getattr(self._local, "connection", None)
-        if held is None:
+        with self._cache_lock:
+            if self._holders >= self._hold_limit:
+                hold = False
+            else:
+                self._holders += 1
+                hold = True
+        if not hold:
+            return self._engine.raw_connection()
+        try:
             fairy = self._engine.raw_connection()
-            fairy.detach()
-            held = _Held(fairy)
-            self._local.connection = held
+            if self._detach_held:
+                fairy.detach()
+        except BaseException:
             with self._cache_lock:
-                self._held.add(held)
+                self._holders -= 1
+            raise
+        held = _Held(fairy, self._local, self._unhold)
+        self._local.connection = held
+        with self._cache_lock:
+            self._held.add(held)
         return held
+
+    def _unhold(self) -> None:
+        with self._cache_lock:
+            self._holders -= 1
 
     def _append_fast(self, change: Change) -> None:
         """One append on the driver connection; driver errors propagate to :meth:`_run`."""
@@ -902,25 +1001,48 @@ class SqlAlchemyEventStore:
 
 
 class _Held:
-    """A thread's own SQLite connection (a detached pool fairy): ``close`` keeps it, ``release`` closes it."""
+    """A connection a thread keeps between hot-path operations (see ``SqlAlchemyEventStore._checkout``).
 
-    __slots__ = ("__weakref__", "driver_connection", "fairy")
+    ``close()`` keeps it; ``invalidate()`` (it broke) discards it and lets the thread get another;
+    ``release()`` gives it back (closes a detached SQLite connection, returns a PostgreSQL one to the pool).
+    It is released as well when the thread that keeps it ends (its thread-local slot is dropped).
+    """
 
-    def __init__(self, fairy: Any) -> None:
+    __slots__ = ("__weakref__", "_finalizer", "_local", "driver_connection", "fairy")
+
+    def __init__(self, fairy: Any, local: threading.local, on_release: Callable[[], None]) -> None:
         self.fairy = fairy
-        self.driver_connection = fairy.dbapi_connection  # for pysqlite the DBAPI and driver connection
+        self.driver_connection = fairy.dbapi_connection  # the driver's own connection for pysqlite and psycopg
+        self._local = local
+        # Runs once: on release(), on invalidate(), or when the thread's slot is garbage (thread ended).
+        self._finalizer = weakref.finalize(self, _give_back, fairy, on_release)
+        self._finalizer.atexit = False
 
     def close(self) -> None:
         """Kept for the next operation of this thread."""
 
     def invalidate(self) -> None:
-        self.release()
+        if getattr(self._local, "connection", None) is self:
+            self._local.connection = None
+        try:
+            self.fairy.invalidate()
+        except Exception:  # discarding a broken connection must not hide the original error
+            logger.debug("discarding a held connection failed", exc_info=True)
+        self._finalizer()
 
     def release(self) -> None:
-        try:
-            self.fairy.close()
-        except Exception:  # closing a broken connection must not hide the original error
-            logger.debug("closing a held SQLite connection failed", exc_info=True)
+        self._finalizer()
+
+
+def _give_back(fairy: Any, on_release: Callable[[], None]) -> None:
+    try:
+        if not fairy.is_valid:
+            return
+        fairy.close()
+    except Exception:  # closing a broken connection must not hide the original error
+        logger.debug("giving back a held connection failed", exc_info=True)
+    finally:
+        on_release()
 
 
 _EXPIRY_COLUMNS = ("status", "version", "updated_at", "closed_at", "closed_by", "expires_at", "due_at",
