@@ -16,7 +16,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 from uuid import UUID, uuid4
@@ -177,6 +177,7 @@ class SessionManager:
         self._default_definition = self._registry.register(lifecycle)
         self._store = store
         self._clock: Clock = clock if clock is not None else SystemClock()
+        self._system_clock = type(self._clock) is SystemClock
         self.default_ttl = validate_ttl(default_ttl, "default_ttl")
         if max_lifetime is not None:
             validate_ttl(max_lifetime, "max_lifetime")
@@ -310,6 +311,9 @@ class SessionManager:
     # ------------------------------------------------------------------ helpers
 
     def _now(self) -> datetime:
+        if self._system_clock:  # always aware UTC: only the sub-millisecond part to drop
+            now = datetime.now(UTC)
+            return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
         return truncate_to_ms(to_utc(self._clock.now(), "clock time"))
 
     def _event(self, session: Session | None, session_id: UUID, version: int, kind: str,

@@ -106,6 +106,11 @@ EventName = Annotated[str, AfterValidator(_event_name)]
 JsonObject = Annotated[dict[str, Any], BeforeValidator(_freeze_object), AfterValidator(FrozenDict)]
 
 
+_set = object.__setattr__
+#: Each model class's field names, for :meth:`_Frozen.trusted`.
+_ALL_FIELDS: dict[type, set[str]] = {}
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
@@ -117,10 +122,14 @@ class _Frozen(BaseModel):
         of these per transition. Never use it for input from outside the engine.
         """
         instance = cls.__new__(cls)
-        object.__setattr__(instance, "__dict__", values)
-        object.__setattr__(instance, "__pydantic_fields_set__", set(values))
-        object.__setattr__(instance, "__pydantic_extra__", None)
-        object.__setattr__(instance, "__pydantic_private__", None)
+        _set(instance, "__dict__", values)
+        every = _ALL_FIELDS.get(cls)
+        if every is None:
+            every = _ALL_FIELDS[cls] = set(cls.model_fields)
+        # a copy of the class's prepared set costs far less than building one from the keys
+        _set(instance, "__pydantic_fields_set__", every.copy() if len(values) == len(every) else set(values))
+        _set(instance, "__pydantic_extra__", None)
+        _set(instance, "__pydantic_private__", None)
         return instance
 
     def evolve(self, **changes: Any) -> Self:

@@ -642,6 +642,14 @@ class SqlAlchemyEventStore:
         assert self._fast is not None
         sql = self._fast
         key = sql.uuid(session_id)
+        held: _Held | None = getattr(self._local, "connection", None)
+        if held is not None and not self._closed:
+            # The thread's own connection, already in autocommit / outside a transaction: the SELECT as is.
+            # Any failure falls through to the careful path below (retries, lost connections, errors).
+            try:
+                return held.driver_connection.execute(sql.select_session, (key,)).fetchone()
+            except Exception:
+                logger.debug("primary-key read on the held connection failed; retrying", exc_info=True)
 
         def op() -> Any:
             raw = self._checkout()
