@@ -27,11 +27,12 @@ __all__ = ["FastSql", "fast_sql_for"]
 
 SESSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in sessions.c)
 EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in session_events.c)
+_ID = SESSION_COLUMNS.index("id")
 _DATA = SESSION_COLUMNS.index("data")
-# PostgresSql.append_params lists an event's values in this order, without a lookup per column.
+# FastSql.event_values lists an event's values in this order, without a lookup per column.
 if EVENT_COLUMNS != ("record_id", "session_id", "version", "event", "source_state", "target_state",
                      "performer_id", "timestamp", "payload"):  # pragma: no cover - a schema edit
-    raise RuntimeError(f"session_events columns changed ({EVENT_COLUMNS}): update PostgresSql.append_params")
+    raise RuntimeError(f"session_events columns changed ({EVENT_COLUMNS}): update FastSql.event_values")
 _PG_CASTS = {"record_id": "uuid", "session_id": "uuid", "version": "integer", "event": "varchar",
              "source_state": "varchar", "target_state": "varchar", "performer_id": "varchar",
              "timestamp": "bigint", "payload": "jsonb"}
@@ -44,7 +45,7 @@ def _dumps(value: Any) -> str:
 
 
 class FastSql:
-    """Dialect-specific SQL text and value conversion for the hot path."""
+    """Dialect-specific SQL text and value conversion for the hot path (positional parameters)."""
 
     dialect = ""
     select_session = ""
@@ -53,20 +54,27 @@ class FastSql:
     def uuid(self, value: UUID) -> Any:
         raise NotImplementedError
 
-    def session_params(self, row: dict[str, Any]) -> dict[str, Any]:
-        params = dict(row)
-        if "id" in params:
-            params["id"] = self.uuid(row["id"])
-        if "data" in params:
-            params["data"] = _dumps(row["data"])
+    def row_params(self, session_id: UUID, columns: dict[str, Any], expected_version: int, *,
+                   create: bool) -> list[Any]:
+        """The projection's parameters: every column in table order when creating, else the changed
+        ``columns`` in their order followed by the id and the expected version (the compare-and-set)."""
+        if create:
+            params = [columns[c] for c in SESSION_COLUMNS]
+            params[_ID] = self.uuid(session_id)
+            params[_DATA] = _dumps(params[_DATA])
+            return params
+        params = list(columns.values())
+        if "data" in columns:
+            params[list(columns).index("data")] = _dumps(columns["data"])
+        params.append(self.uuid(session_id))
+        params.append(expected_version)
         return params
 
-    def event_params(self, row: dict[str, Any]) -> dict[str, Any]:
-        params = dict(row)
-        params["record_id"] = self.uuid(row["record_id"])
-        params["session_id"] = self.uuid(row["session_id"])
-        params["payload"] = _dumps(row["payload"])
-        return params
+    def event_values(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """An event row's values in :data:`EVENT_COLUMNS` order."""
+        return (self.uuid(row["record_id"]), self.uuid(row["session_id"]), row["version"], row["event"],
+                row["source_state"], row["target_state"], row["performer_id"], row["timestamp"],
+                _dumps(row["payload"]))
 
 
 class SqliteSql(FastSql):
@@ -75,32 +83,24 @@ class SqliteSql(FastSql):
     def __init__(self) -> None:
         cols = ", ".join(SESSION_COLUMNS)
         self.select_session = f"SELECT {cols} FROM sessions WHERE id = ?"
-        self.insert_session = (f"INSERT INTO sessions ({cols}) VALUES "
-                               f"({', '.join(':' + c for c in SESSION_COLUMNS)})")
-        sets = ", ".join(f"{c} = :{c}" for c in SESSION_COLUMNS if c != "id")
-        self.update_session = f"UPDATE sessions SET {sets} WHERE id = :id AND version = :expected_version"
+        self.insert_session = f"INSERT INTO sessions ({cols}) VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})"
         self._updates: dict[tuple[str, ...], str] = {}
         self.insert_event = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) VALUES "
-                             f"({', '.join(':' + c for c in EVENT_COLUMNS)})")
+                             f"({', '.join('?' for _ in EVENT_COLUMNS)})")
         self.select_version = "SELECT version FROM sessions WHERE id = ?"
 
     def uuid(self, value: UUID) -> Any:
         return value.hex
 
     def update_statement(self, columns: tuple[str, ...]) -> str:
-        """A compare-and-set ``UPDATE`` of just ``columns`` (the version always changes)."""
+        """A compare-and-set ``UPDATE`` of just ``columns`` (the version always changes); parameters as
+        :meth:`row_params` gives them."""
         statement = self._updates.get(columns)
         if statement is None:
-            sets = ", ".join(f"{c} = :{c}" for c in columns)
-            statement = f"UPDATE sessions SET {sets} WHERE id = :id AND version = :expected_version"
+            sets = ", ".join(f"{c} = ?" for c in columns)
+            statement = f"UPDATE sessions SET {sets} WHERE id = ? AND version = ?"
             self._updates[columns] = statement
         return statement
-
-    def update_params(self, session_id: UUID, columns: dict[str, Any], expected_version: int) -> dict[str, Any]:
-        params = self.session_params(columns)
-        params["id"] = self.uuid(session_id)
-        params["expected_version"] = expected_version
-        return params
 
 
 class PostgresSql(FastSql):
@@ -145,21 +145,10 @@ class PostgresSql(FastSql):
 
     def append_params(self, session_id: UUID, columns: dict[str, Any], event_rows: Sequence[dict[str, Any]],
                       expected_version: int, *, create: bool) -> list[Any]:
-        """The parameters of :meth:`append_statement`: the row (all columns in table order when creating,
-        else the changed ``columns`` in their order, then id and expected version), then each event's
-        values in :data:`EVENT_COLUMNS` order."""
-        if create:
-            params = [columns[c] for c in SESSION_COLUMNS]
-            params[_DATA] = _dumps(params[_DATA])
-        else:
-            params = list(columns.values())
-            if "data" in columns:
-                params[list(columns).index("data")] = _dumps(columns["data"])
-            params.append(session_id)
-            params.append(expected_version)
+        """The parameters of :meth:`append_statement`: :meth:`row_params`, then each event's values."""
+        params = self.row_params(session_id, columns, expected_version, create=create)
         for row in event_rows:
-            params += (row["record_id"], row["session_id"], row["version"], row["event"], row["source_state"],
-                       row["target_state"], row["performer_id"], row["timestamp"], _dumps(row["payload"]))
+            params += self.event_values(row)
         return params
 
 

@@ -139,14 +139,16 @@ _PROGRESS_COLUMNS = ("total_files", "processed_files", "failed_files", "current_
 
 
 def session_changes(previous: Session | None, s: Session) -> dict[str, Any]:
-    """The columns of ``s``'s row that differ from ``previous``'s row (all of them if ``previous`` is None).
+    """The columns of ``s``'s row that differ from ``previous``'s row (all but the id if ``previous`` is None).
 
     Compares the two sessions field by field (a transition copies the fields it does not change, so most
     are the very same objects); the JSON ``data`` column is rebuilt only when the files, results, notes or
     metadata changed.
     """
     if previous is None:
-        return session_row(s)
+        row = session_row(s)
+        del row["id"]  # the key of the update, never one of its columns
+        return row
     old = previous.__dict__
     changed: dict[str, Any] = {}
     data = False
@@ -590,23 +592,23 @@ class SqlAlchemyEventStore:
             raw.close()
 
     def _append_sqlite(self, conn: Any, sql: SqliteSql, change: Change) -> None:
-        event_params = [sql.event_params(event_row(e)) for e in change.events]
+        event_params = [sql.event_values(event_row(e)) for e in change.events]
         create = change.expected_version == 0
         session = change.session
         if create:
-            session_params = sql.session_params(session_row(session))
             statement = sql.insert_session
+            session_params = sql.row_params(session.id, session_row(session), 0, create=True)
         else:
             changes = session_changes(change.previous, session)
             statement = sql.update_statement(tuple(changes))
-            session_params = sql.update_params(session.id, changes, change.expected_version)
+            session_params = sql.row_params(session.id, changes, change.expected_version, create=False)
         conn.execute("BEGIN IMMEDIATE")
         try:
             if create:
                 conn.execute(statement, session_params)
             else:
                 if conn.execute(statement, session_params).rowcount != 1:
-                    found = conn.execute(sql.select_version, (session_params["id"],)).fetchone()
+                    found = conn.execute(sql.select_version, (sql.uuid(session.id),)).fetchone()
                     raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
                                               actual_version=None if found is None else found[0])
             if len(event_params) == 1:
