@@ -179,6 +179,20 @@ def test_show_prints_a_readable_view(run: Invoke) -> None:
         assert text in out
 
 
+def test_a_closed_session_shows_no_deadline(run: Invoke) -> None:
+    sid = create(run, "--user", "u1")["id"]
+    live = run("show", sid).stdout
+    deadline = doc(run("show", sid, "--json"))["expires_at"]
+    assert deadline in live
+    assert ", expires " in run("start", sid).stdout
+    done = run("complete", sid)
+    assert done.exit_code == 0
+    assert "completed (version 3)" in done.stdout  # no deadline left to announce
+    assert deadline not in run("show", sid).stdout
+    assert deadline not in run("list").stdout
+    assert doc(run("show", sid, "--json"))["expires_at"] == deadline  # the record keeps it
+
+
 def test_list_streams_json_lines_and_filters(run: Invoke) -> None:
     ids = [create(run, "--user", f"u{i % 2}")["id"] for i in range(5)]
     run("start", ids[0])

@@ -326,8 +326,10 @@ class Output:
         elif verb is None:
             self.print(session_table(session))
         else:
+            deadline = session.due_at  # only a live session has one to act on
+            expires = f", expires {_when(deadline)}" if deadline is not None else ""
             self.print(f"{escape(verb)} session [bold]{session.id}[/]: {_status(session.status)} "
-                       f"(version {session.version}, expires {_when(session.expires_at)})")
+                       f"(version {session.version}{expires})")
 
     def sessions(self, sessions: Sequence[Session]) -> None:
         if self.json:
@@ -389,7 +391,7 @@ def session_table(session: Session) -> Table:
         ("ttl", str(timedelta(seconds=session.ttl_seconds))),
         ("created", _when(session.created_at)),
         ("updated", _when(session.updated_at)),
-        ("expires", _when(session.expires_at)),
+        ("expires", _when(session.due_at)),  # a closed or deleted session has no deadline any more
         ("lifetime cap", _when(session.max_expires_at)),
         ("closed", f"{_when(session.closed_at)} by {escape(session.closed_by)}" if session.closed_by else
          _when(session.closed_at)),
@@ -437,7 +439,7 @@ def sessions_table(sessions: Sequence[Session]) -> Table:
         p = s.progress
         files = f"{p.accounted_files}/{p.total_files}" + (f" ({p.failed_files} failed)" if p.failed_files else "")
         table.add_row(str(s.id), _status(s.status), str(s.version), escape(s.user_id or ""),
-                      escape(s.module_name or ""), files, _when(s.expires_at))
+                      escape(s.module_name or ""), files, _when(s.due_at))
     return table
 
 
