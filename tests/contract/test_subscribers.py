@@ -8,7 +8,14 @@ from datetime import timedelta
 
 import pytest
 
-from sessionflow import InvalidInput, InvalidTransition, SessionEvent, SessionManager, SessionStatus
+from sessionflow import (
+    ConcurrencyConflict,
+    InvalidInput,
+    InvalidTransition,
+    SessionEvent,
+    SessionManager,
+    SessionStatus,
+)
 from sessionflow.testing import ManualClock
 
 MakeManager = Callable[..., SessionManager]
@@ -162,3 +169,52 @@ def test_a_subscriber_may_write_through_the_manager(mgr: SessionManager) -> None
 def test_subscribe_needs_a_callable(mgr: SessionManager) -> None:
     with pytest.raises(InvalidInput):
         mgr.subscribe("not callable")  # type: ignore[arg-type]
+
+
+def test_a_subscriber_joining_during_concurrent_writes_sees_each_session_in_order(mgr: SessionManager) -> None:
+    """Writers on shared sessions while a subscriber joins: for each session it gets a contiguous run of
+    versions, in order, ending with the last one (what was committed before it joined may be missing)."""
+    import threading
+
+    sessions = [mgr.create(performer_id="u").id for _ in range(4)]
+    seen: dict[object, list[int]] = {sid: [] for sid in sessions}
+    lock = threading.Lock()
+    joined = threading.Event()
+
+    def record(event: SessionEvent) -> None:
+        with lock:
+            seen[event.session_id].append(event.version)
+
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            write(k)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    def write(k: int) -> None:
+        for i in range(60):
+            if k == 0 and i == 20:
+                mgr.subscribe(record)
+                joined.set()
+            sid = sessions[(k + i) % len(sessions)]
+            while True:
+                try:
+                    mgr.touch(sid, performer_id="u")
+                    break
+                except ConcurrencyConflict:  # another writer got there first: the loser tries again
+                    continue
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+    assert joined.is_set()
+    for sid in sessions:
+        versions = seen[sid]
+        last = mgr.get(sid).version
+        assert versions, sid
+        assert versions == list(range(versions[0], last + 1)), (sid, versions)

@@ -333,9 +333,14 @@ class SessionManager:
 
     def _commit(self, change: Change) -> None:
         session = change.session
-        with self._stripes[hash(session.id) % _STRIPES]:
+        if not self._subscribers:
+            # Nobody to deliver to: nothing to order, so no lock held across the database round trip. A
+            # subscriber that arrives meanwhile sees the session's later events only (never out of order).
             self._store.append(change)
-            if self._subscribers:
+        else:
+            # Commit and queue under the session's stripe, so its events are queued in version order.
+            with self._stripes[hash(session.id) % _STRIPES]:
+                self._store.append(change)
                 self._outbox.append(change.events)
         if self._outbox:
             self._deliver()
