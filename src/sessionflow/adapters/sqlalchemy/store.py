@@ -204,6 +204,10 @@ def _time(ms: int, _epoch: datetime = _EPOCH_TS, _delta: type[timedelta] = timed
     return _epoch + _delta(0, 0, 0, ms)
 
 
+#: The progress of a session without files (immutable, so every such session can share it).
+_NO_PROGRESS = SessionProgress.trusted(total_files=0, processed_files=0, failed_files=0, current_file=None)
+
+
 def session_from_row(row: Any, session_id: UUID | None = None) -> Session:
     """The session a ``sessions`` row holds (a SQLAlchemy row or a raw driver tuple, in column order).
 
@@ -229,9 +233,9 @@ def session_from_row(row: Any, session_id: UUID | None = None) -> Session:
         workspace_id=workspace_id,
         module_name=module_name,
         file_paths=tuple(data["file_paths"]),
-        progress=SessionProgress.trusted(
-            total_files=total_files, processed_files=processed_files,
-            failed_files=failed_files, current_file=current_file),
+        progress=_NO_PROGRESS if not (total_files or processed_files or failed_files or current_file is not None)
+        else SessionProgress.trusted(total_files=total_files, processed_files=processed_files,
+                                     failed_files=failed_files, current_file=current_file),
         file_results=tuple(FileResult.trusted(path=p, error=e, recorded_at=_time(t))
                            for p, e, t in results) if results else (),
         notes=tuple(SessionNote.trusted(file_path=f, memory_id=m, status=st, created_at=_time(t))
