@@ -98,3 +98,26 @@ def test_a_change_of_id_is_refused() -> None:
     b = manager.create(performer_id="u")
     with pytest.raises(SessionflowError, match="another id"):
         session_changes(a, b.evolve(version=2))
+
+
+def test_hot_path_event_values_match_the_event_row() -> None:
+    """The hot path writes an event's values straight from the model: the same as its ``event_row``."""
+    import json
+
+    from sessionflow.adapters.sqlalchemy.fastpath import EVENT_COLUMNS, PostgresSql, SqliteSql
+    from sessionflow.adapters.sqlalchemy.store import event_row
+
+    store = _Recording()
+    clock = ManualClock()
+    _workload(SessionManager(store, clock=clock), clock, random.Random(3), 300)
+    events = [e for c in store.changes for e in c.events]
+    assert len({str(e.event) for e in events}) >= 6
+    for event in events:
+        row = event_row(event)
+        for sql, uuid in ((SqliteSql(), lambda u: u.hex), (PostgresSql(), lambda u: u)):
+            values = dict(zip(EVENT_COLUMNS, sql.event_values(event), strict=True))
+            assert json.loads(values.pop("payload")) == row["payload"]
+            expected = {k: v for k, v in row.items() if k != "payload"}
+            expected["record_id"], expected["session_id"] = uuid(row["record_id"]), uuid(row["session_id"])
+            assert values == expected
+            assert all(type(values[k]) is str for k in ("event", "target_state"))

@@ -132,6 +132,8 @@ _EMPTY = FrozenDict()
 
 
 def _check_string(value: str, field: str) -> str:
+    if value.isascii():  # no surrogate can hide in ASCII
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -228,7 +230,7 @@ def validate_text(
     """A string of at most ``max_length`` characters without NUL; blank is refused unless allowed."""
     if not isinstance(value, str):
         _refuse(field, f"expected a string, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
+    if not allow_empty and (not value or value.isspace()):
         _refuse(field, "must not be empty or blank")
     if len(value) > max_length:
         _refuse(field, f"longer than {max_length} characters")

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sessionflow.adapters.sqlalchemy.tables import session_events, sessions
+from sessionflow.adapters.sqlalchemy.tables import session_events, sessions, to_millis
+from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import compact_json
 
 __all__ = ["FastSql", "fast_sql_for"]
@@ -70,11 +71,12 @@ class FastSql:
         params.append(expected_version)
         return params
 
-    def event_values(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        """An event row's values in :data:`EVENT_COLUMNS` order."""
-        return (self.uuid(row["record_id"]), self.uuid(row["session_id"]), row["version"], row["event"],
-                row["source_state"], row["target_state"], row["performer_id"], row["timestamp"],
-                _dumps(row["payload"]))
+    def event_values(self, event: SessionEvent) -> tuple[Any, ...]:
+        """An event's row values in :data:`EVENT_COLUMNS` order (the row of ``tables.event_row``)."""
+        source = event.source_state
+        return (self.uuid(event.record_id), self.uuid(event.session_id), event.version, str(event.event),
+                None if source is None else str(source), str(event.target_state), event.performer_id,
+                to_millis(event.timestamp), _dumps(event.payload))
 
 
 class SqliteSql(FastSql):
@@ -143,12 +145,12 @@ class PostgresSql(FastSql):
             self._statements[key] = statement
         return statement
 
-    def append_params(self, session_id: UUID, columns: dict[str, Any], event_rows: Sequence[dict[str, Any]],
+    def append_params(self, session_id: UUID, columns: dict[str, Any], events: Sequence[SessionEvent],
                       expected_version: int, *, create: bool) -> list[Any]:
         """The parameters of :meth:`append_statement`: :meth:`row_params`, then each event's values."""
         params = self.row_params(session_id, columns, expected_version, create=create)
-        for row in event_rows:
-            params += self.event_values(row)
+        for event in events:
+            params += self.event_values(event)
         return params
 
 

@@ -596,7 +596,7 @@ class SqlAlchemyEventStore:
             raw.close()
 
     def _append_sqlite(self, conn: Any, sql: SqliteSql, change: Change) -> None:
-        event_params = [sql.event_values(event_row(e)) for e in change.events]
+        event_params = [sql.event_values(e) for e in change.events]
         create = change.expected_version == 0
         session = change.session
         if create:
@@ -628,7 +628,7 @@ class SqlAlchemyEventStore:
     def _append_postgres(self, conn: Any, sql: PostgresSql, change: Change) -> None:
         create = change.expected_version == 0
         columns = session_row(change.session) if create else session_changes(change.previous, change.session)
-        params = sql.append_params(change.session.id, columns, [event_row(e) for e in change.events],
+        params = sql.append_params(change.session.id, columns, change.events,
                                    change.expected_version, create=create)
         statement = sql.append_statement(None if create else tuple(columns), len(change.events))
         toggle = not self._autocommit
