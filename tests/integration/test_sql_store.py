@@ -127,20 +127,37 @@ def test_lost_race_is_a_conflict_chained_to_the_driver_error(sql_url: str) -> No
         assert len(manager.history(session.id)) == 1
 
 
-@pytest.mark.parametrize("stage", ["event_insert", "projection_update"])
-def test_failure_mid_append_leaves_nothing(sql_url: str, stage: str, monkeypatch: pytest.MonkeyPatch) -> None:
+class _Exploding:
+    """A driver connection that raises when it is given a statement containing ``marker``."""
+
+    def __init__(self, connection: Any, marker: str) -> None:
+        self._connection = connection
+        self._marker = marker
+
+    def execute(self, statement: str, *args: Any) -> Any:
+        if self._marker in statement:
+            raise RuntimeError(f"injected failure at {self._marker!r}")
+        return self._connection.execute(statement, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+@pytest.mark.parametrize("marker", ["INSERT INTO session_events", "UPDATE sessions"])
+def test_failure_mid_append_leaves_nothing(sql_url: str, marker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure inside the append's transaction: on SQLite the projection UPDATE has already run when the
+    event INSERT fails (PostgreSQL runs both in one statement); either way nothing stays written."""
     with SessionManager.open(sql_url) as manager:
         sid = manager.create(performer_id="p").id
         before = manager.store.get(sid)
-
-        def explode(*args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError(f"injected failure at {stage}")
-
-        target = "event_row" if stage == "event_insert" else "session_changes"
-        monkeypatch.setattr(store_module, target, explode)
+        held = manager.store._local.connection  # type: ignore[attr-defined]  # this thread's connection
+        real = held.driver_connection
+        monkeypatch.setattr(held, "driver_connection", _Exploding(real, marker))
         with pytest.raises(RuntimeError, match="injected"):
             manager.touch(sid, performer_id="p")
         monkeypatch.undo()
+        if manager.store.dialect == "sqlite":
+            assert not real.in_transaction  # rolled back, not left open
         assert len(manager.history(sid)) == 1
         assert manager.store.get(sid) == before
         assert manager.touch(sid, performer_id="p").version == 2
