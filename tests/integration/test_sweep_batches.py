@@ -1,5 +1,6 @@
-"""The SQL store's sweep writes small and large batches differently (see ``_expire_due_fast``): both ways
-expire each overdue session exactly once, write the rows and events sessionflow's fold expects, and leave
+"""The SQL store's sweep (see ``_expire_due_fast``), in batches of every size — and on SQLite both ways it
+writes (one statement per batch from SQLite 3.38; before it, a transaction of per-session statements) —
+expires each overdue session exactly once, writes the rows and events sessionflow's fold expects, and leaves
 sessions that are not due alone."""
 
 from __future__ import annotations
@@ -13,10 +14,16 @@ from sessionflow.adapters.sqlalchemy import store as store_module
 from sessionflow.testing import ManualClock
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, store_module._JSON_WRITES, store_module._JSON_WRITES + 1, 1000])
-def test_every_batch_size_expires_each_overdue_session_once(sql_url: str, clock: ManualClock,
-                                                            batch_size: int) -> None:
+@pytest.mark.parametrize("modern", [True, False], ids=["one-statement", "per-session"])
+@pytest.mark.parametrize("batch_size", [1, 7, 100, 229, 230, 231, 1000])
+def test_every_batch_size_expires_each_overdue_session_once(sql_url: str, clock: ManualClock, batch_size: int,
+                                                            modern: bool) -> None:
+    if not modern and not sql_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL writes a batch one way")
     with SessionManager.open(sql_url, clock=clock) as manager:
+        store = manager.store
+        assert isinstance(store, store_module.SqlAlchemyEventStore)
+        store._sqlite_modern = store._sqlite_modern and modern
         overdue = [manager.create(user_id=f"u{i}", metadata={"i": i, "name": "é"}, ttl=timedelta(minutes=1 + i % 3),
                                   performer_id=f"u{i}").id for i in range(230)]
         for sid in overdue[::2]:
