@@ -210,14 +210,17 @@ def test_guards_apply_and_refused_or_rescheduled_sessions_give_the_next_deadline
         assert manager.verify() == []
 
 
-def test_a_session_changed_between_the_read_and_the_write_is_skipped_once(tmp_path: Any, clock: ManualClock) -> None:
+@pytest.mark.parametrize("others", [3, 150], ids=["one-statement", "executemany-then-one-statement"])
+def test_a_session_changed_between_the_read_and_the_write_is_skipped_once(tmp_path: Any, clock: ManualClock,
+                                                                          others: int) -> None:
     """SQLite reads the batch without a lock: a writer may change a session before the batch is written. Its
     compare-and-set then fails, its event is not written nor delivered, and the next deadline is read anew.
-    (PostgreSQL locks the claimed rows, so a writer waits for the batch instead.)"""
+    (A large batch, written with executemany, is rolled back and written again by the one statement, which
+    skips that session.) PostgreSQL locks the claimed rows, so a writer waits for the batch instead."""
     url = f"sqlite:///{tmp_path / 'race.db'}"
     with SessionManager.open(url, clock=clock) as manager, SessionManager.open(url, clock=clock) as writer:
         racing = manager.create(performer_id="a", ttl=timedelta(minutes=1))
-        others = [manager.create(performer_id="a", ttl=timedelta(minutes=1)).id for _ in range(3)]
+        expiring = [manager.create(performer_id="a", ttl=timedelta(minutes=1)).id for _ in range(others)]
         clock.advance(timedelta(minutes=2))
         decide = manager._expiry_change
         delivered: list[Any] = []
@@ -233,13 +236,13 @@ def test_a_session_changed_between_the_read_and_the_write_is_skipped_once(tmp_pa
 
         store = manager.store
         assert isinstance(store, store_module.SqlAlchemyEventStore)
-        batch = store.expire_due_next(clock.now(), 100, racing_decide)
-        assert sorted(str(c.session.id) for c in batch.changes) == sorted(map(str, others))
+        batch = store.expire_due_next(clock.now(), 1000, racing_decide)
+        assert sorted(str(c.session.id) for c in batch.changes) == sorted(map(str, expiring))
         assert not batch.known  # a session changed: the caller reads the next deadline itself
         history = manager.history(racing.id)
         assert [e.event for e in history] == [EventType.CREATED, EventType.FAILED]
         assert manager.expire_sessions() == 0
-        for sid in others:
+        for sid in expiring:
             assert [e.event for e in manager.history(sid)].count(EventType.EXPIRED) == 1
         assert manager.verify() == []
 

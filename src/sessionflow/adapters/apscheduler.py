@@ -4,9 +4,11 @@ The deadlines live in the store (``expires_at``, indexed); APScheduler never own
 exactly two jobs, whatever the number of sessions:
 
 * ONE date job, armed at the earliest pending deadline (:meth:`SessionManager.next_deadline`). When it
-  fires, the engine sweeps (:meth:`SessionManager.expire_sessions`), then the job is armed again at the
-  next deadline. A write that sets an earlier deadline re-arms it at once (:meth:`notify_deadline`, called
-  by the manager after each commit), so the waker never sleeps past a deadline this process wrote.
+  fires, the engine sweeps (:meth:`SessionManager.sweep`, which delivers the expired events to the
+  subscribers), then the job is armed again at the next deadline: the one the sweep found, so a wake-up
+  reads nothing more than the sweep's own statements (a target without ``sweep``: its ``next_deadline``).
+  A write that sets an earlier deadline re-arms it at once (:meth:`notify_deadline`, called by the manager
+  after each commit), so the waker never sleeps past a deadline this process wrote.
   With no live session the job stays in the scheduler, paused.
 * ONE interval job every ``cleanup_interval`` as a safety net: it asks for a sweep now. It catches deadlines
   written by other processes and anything a lost wake-up would miss.

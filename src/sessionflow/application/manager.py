@@ -413,16 +413,26 @@ class SessionManager:
 
     def _expiry_change(self, session: Session, now: datetime) -> Change | None:
         """The change firing the timeout of ``session``'s state as ``"system"``, or None if it is refused."""
+        event = self._timeout_event(session, now)
+        return None if event is None else Change(apply(session, event), (event,), session.version, previous=session)
+
+    def _sweep_change(self, session: Session, now: datetime) -> Change | None:
+        """:meth:`_expiry_change` for a sweep: the change does not keep the state it was decided on (a batch
+        of a thousand holds fewer objects until it commits; the store writes a sweep's columns anyway)."""
+        event = self._timeout_event(session, now)
+        return None if event is None else Change(apply(session, event), (event,), session.version)
+
+    def _timeout_event(self, session: Session, now: datetime) -> SessionEvent | None:
+        """The event firing the timeout of ``session``'s state as ``"system"``, or None if it is refused."""
         definition = self._definition(session)
         timeout = definition.timeouts.get(str(session.status))
         if timeout is None:
             return None
         try:
-            event = self._build(definition, session, timeout.event, SYSTEM, now, dict(_json_args(timeout.args)),
-                                timeout.args)
+            return self._build(definition, session, timeout.event, SYSTEM, now, dict(_json_args(timeout.args)),
+                               timeout.args)
         except InvalidTransition:
             return None
-        return Change(apply(session, event), (event,), session.version, previous=session)
 
     def _load(self, session_id: UUID, now: datetime, *, lazy_expiry: bool = True, fresh: bool = True) -> Session:
         """The live projection of a session; an overdue one is expired first (recorded as ``system``).
@@ -884,7 +894,7 @@ class SessionManager:
     def _sweep(self, now: datetime | None, batch_size: int, *, next_deadline: bool) -> SweepResult:
         at = self._now() if now is None else truncate_to_ms(to_utc(now, "now"))
         _check_int(batch_size, "batch_size", 1, 100_000)
-        decide: ExpiryDecider = self._expiry_change
+        decide: ExpiryDecider = self._sweep_change
         store = self._store
         with_next = getattr(store, "expire_due_next", None) if next_deadline else None
         total = 0

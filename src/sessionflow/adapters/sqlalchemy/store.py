@@ -803,12 +803,15 @@ class SqlAlchemyEventStore:
                                str(e.target_state), e.performer_id, to_millis(e.timestamp), dumps(e.payload)))
             else:
                 single = False
-            changes.append(Change(s, events, decided.expected_version, decided.exclusive_user, decided.decided_at))
+            changes.append(decided if decided.previous is None else Change(
+                s, events, decided.expected_version, decided.exclusive_user, decided.decided_at))
         if changes:
-            if single and modern:
+            if not (single and modern):
+                applied = self._sqlite_write_each(conn, changes)
+            elif len(writes) <= _SQLITE_MANY or not self._sqlite_write_many(conn, writes):
                 applied = self._sqlite_write(conn, changes, writes)
             else:
-                applied = self._sqlite_write_each(conn, changes)
+                applied = changes
         else:
             applied = changes
         known = with_next and claimed_all and len(applied) == len(changes)
@@ -861,6 +864,29 @@ class SqlAlchemyEventStore:
         written = {r[0] for r in conn.execute(_SQLITE_WRITTEN, (records,)).fetchall()}
         return [c for c in changes if c.events[0].record_id.hex in written]
 
+    def _sqlite_write_many(self, conn: Any, writes: list[tuple[Any, ...]]) -> bool | None:
+        """A large batch (a sweep of many sessions, not a waker's wake-up): ``executemany`` of the updates and of
+        the events in one ``BEGIN IMMEDIATE`` transaction, which SQLite runs faster than the trigger. True when
+        written; None when some session changed since it was read (rolled back: the caller writes the batch
+        with :meth:`_sqlite_write`, which skips it)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.executemany(_SQLITE_EXPIRE_ROW, [w[2:10] + w[:2] for w in writes])
+                if cursor.rowcount != len(writes):
+                    conn.execute("ROLLBACK")
+                    return None
+                cursor.executemany(_SQLITE_EXPIRE_EVENT, [(w[10], w[0], *w[11:]) for w in writes])
+            finally:
+                cursor.close()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return True
+
     def _sqlite_write_each(self, conn: Any, changes: list[Change]) -> list[Change]:
         """The general write (changes of several events, or SQLite before 3.38): in one ``BEGIN IMMEDIATE``
         transaction, per session a compare-and-set update, then its events if it matched."""
@@ -890,14 +916,14 @@ class SqlAlchemyEventStore:
                          with_next: bool) -> ExpiredBatch:
         """PostgreSQL: two round trips. ``BEGIN`` and the claim (``FOR UPDATE SKIP LOCKED``; with ``with_next``
         the same statement reads the earliest deadline of the sessions it did not claim,
-        :data:`_PG_CLAIM_NEXT`), then ONE statement over arrays (:data:`_PG_EXPIRE`: the compare-and-set
-        updates, and the events of the sessions whose update matched) and ``COMMIT``.
+        :data:`_PG_CLAIM_NEXT`), then ONE statement over the batch as two JSON documents (:data:`_PG_EXPIRE`:
+        the compare-and-set updates, and the events of the sessions whose update matched), ``COMMIT`` and a
+        count of the events written.
 
         Each round trip is one call of libpq's blocking ``PQexec`` on one query string, its parameters quoted
         client-side (:func:`_pg_exec`): the GIL is given away once per round trip, where psycopg's own
         execution gives it away a dozen times (each time, with other threads busy in Python, getting it back
-        may cost a switch interval). A large batch's arrays are sent in binary, in a pipeline instead (quoting
-        them as text costs more than the round trip)."""
+        may cost a switch interval)."""
         claim = (to_millis(now), limit)
         statement = _PG_CLAIM_NEXT if with_next else _PG_CLAIM
         try:
@@ -913,14 +939,9 @@ class SqlAlchemyEventStore:
             claimed_all = len(rows) < limit
             changes: list[Change] = []
             earliest = later
-            # The parameters of _PG_EXPIRE, gathered by column as rows are decided: one list per column of
-            # the updates, then one per column of the events.
-            columns: list[list[Any]] = [[] for _ in range(_PG_EXPIRE_PARAMETERS)]
-            updates = columns[:_PG_UPDATE_PARAMETERS]
-            event_columns = columns[_PG_UPDATE_PARAMETERS:]
-            (u_status, u_version, u_updated, u_closed, u_closed_by, u_expires, u_due, u_reason, u_id,
-             u_expected) = updates
-            dumps = _payload_text
+            # The batch as two JSON documents (:data:`_PG_EXPIRE`): the updates, and the events.
+            updates: list[tuple[Any, ...]] = []
+            events: list[tuple[Any, ...]] = []
             rows.reverse()
             while rows:
                 row = rows.pop()
@@ -934,51 +955,40 @@ class SqlAlchemyEventStore:
                 due = _ms(s.due_at)
                 if due is not None and (earliest is None or due < earliest):
                     earliest = due
-                u_status.append(str(s.status))
-                u_version.append(s.version)
-                u_updated.append(to_millis(s.updated_at))
-                u_closed.append(_ms(s.closed_at))
-                u_closed_by.append(s.closed_by)
-                u_expires.append(_ms(s.expires_at))
-                u_due.append(due)
-                u_reason.append(s.failure_reason)
-                u_id.append(s.id)
-                u_expected.append(decided.expected_version)
+                sid = s.id.hex
+                updates.append((str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
+                                _ms(s.expires_at), due, s.failure_reason, sid, decided.expected_version))
                 for e in decided.events:
                     source = e.source_state
-                    for column, value in zip(event_columns, (
-                            e.record_id, e.session_id, e.version, str(e.event), None if source is None else str(source),
-                            str(e.target_state), e.performer_id, to_millis(e.timestamp), dumps(e.payload)),
-                            strict=True):
-                        column.append(value)
-                changes.append(Change(s, decided.events, decided.expected_version, decided.exclusive_user,
-                                      decided.decided_at))
+                    events.append((e.record_id.hex, sid, e.version, str(e.event),
+                                   None if source is None else str(source), str(e.target_state), e.performer_id,
+                                   to_millis(e.timestamp), e.payload))
+                changes.append(decided if decided.previous is None else Change(
+                    s, decided.events, decided.expected_version, decided.exclusive_user, decided.decided_at))
             if not changes:
                 if self._autocommit:
                     _pg_exec(conn, "COMMIT")
                 else:
                     conn.commit()
                 applied = changes
-            elif self._autocommit:
-                # The statement and COMMIT in one round trip. It writes a session's events only if its row
-                # matched, so each session's expiry is whole; one that did not match (none can: the rows are
-                # locked) is left out of what was applied.
-                if len(changes) <= _PG_TEXT_WRITES:
-                    # PQexec returns the last statement's result: which events are there, read after COMMIT.
-                    result = _pg_exec(conn, _PG_EXPIRE_AND_COMMIT, [*columns, columns[_PG_UPDATE_PARAMETERS]])
-                    written = {row[0] for row in _pg_rows(conn, result)}
-                else:
-                    with conn.pipeline():
-                        cursor = conn.execute(_PG_EXPIRE, columns)
-                        conn.execute("COMMIT")
-                        written = {row[0] for row in cursor.fetchall()}
-                applied = changes if len(written) == len(changes) else [c for c in changes
-                                                                         if c.session.id in written]
             else:
-                written = {row[0] for row in conn.execute(_PG_EXPIRE, columns).fetchall()}
-                conn.commit()
-                applied = changes if len(written) == len(changes) else [c for c in changes
-                                                                         if c.session.id in written]
+                batch = (_json_text(updates), _json_text(events))
+                if self._autocommit:
+                    # The statement, COMMIT, and how many of the batch's events are there, in one round trip
+                    # (PQexec returns the last statement's result). The statement writes a session's events only
+                    # if its row matched, so each session's expiry is whole; a session that did not match (none
+                    # can: the rows are locked) is left out of what was applied.
+                    written = _pg_rows(conn, _pg_exec(conn, _PG_EXPIRE_AND_COMMIT, (*batch, batch[1])))[0][0]
+                    if written == len(events):
+                        applied = changes
+                    else:
+                        found = {r[0] for r in _pg_rows(conn, _pg_exec(conn, _PG_WRITTEN, (batch[1],)))}
+                        applied = [c for c in changes if c.session.id in found]
+                else:
+                    found = {r[0] for r in conn.execute(_PG_EXPIRE, batch).fetchall()}
+                    conn.commit()
+                    applied = changes if len(found) == len(changes) else [c for c in changes
+                                                                         if c.session.id in found]
         except BaseException:
             if not conn.closed:
                 conn.rollback()
@@ -1180,6 +1190,8 @@ _SQLITE_EXPIRE = (f"INSERT INTO temp.{_SQLITE_EXPIRY_VIEW} ({', '.join(_SQLITE_E
                   + ", ".join(f"j.value ->> {i}" for i in range(len(_SQLITE_EXPIRY_FIELDS)))
                   + " FROM json_each(?) AS j")
 _SQLITE_EXPIRE_HEAD, _SQLITE_EXPIRE_TAIL = _SQLITE_EXPIRE.removesuffix("json_each(?) AS j") + "json_each('", "') AS j"
+#: Batches larger than this are written with executemany (see _sqlite_write_many).
+_SQLITE_MANY = 100
 _SQLITE_WRITTEN = "SELECT record_id FROM session_events WHERE record_id IN (SELECT value FROM json_each(?))"
 # The general write (SQLite before 3.38, or changes of several events), per session.
 _SQLITE_EXPIRE_ROW = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, closed_by = ?, "
@@ -1195,30 +1207,32 @@ _PG_CLAIM_NEXT = (
     f"WITH c AS ({_PG_CLAIM}) SELECT c.*, n.next FROM (SELECT min(s.due_at) AS next FROM sessions AS s "
     "WHERE s.due_at IS NOT NULL AND s.id NOT IN (SELECT id FROM c)) AS n LEFT JOIN c ON true ORDER BY c.due_at")
 #: One statement for a whole batch: the rows' compare-and-set updates, then the events of the rows it updated.
-#: Parameters: one array per column of the updates, then one per column of the events (sent in binary: psycopg
-#: dumps a 1,000-element array several times faster that way than as text).
+#: Parameters: the updates and the events, each one JSON array of arrays (dumped by the json module in C and
+#: unpacked by the server: no per-value work in Python).
 _PG_EXPIRE = (
-    "WITH u AS (SELECT * FROM unnest(%b::varchar[], %b::integer[], %b::bigint[], %b::bigint[], %b::varchar[], "
-    "%b::bigint[], %b::bigint[], %b::text[], %b::uuid[], %b::integer[]) "
-    "AS u(status, version, updated_at, closed_at, closed_by, expires_at, due_at, failure_reason, id, expected)), "
+    "WITH u AS (SELECT u ->> 0 AS status, (u ->> 1)::integer AS version, (u ->> 2)::bigint AS updated_at, "
+    "(u ->> 3)::bigint AS closed_at, u ->> 4 AS closed_by, (u ->> 5)::bigint AS expires_at, "
+    "(u ->> 6)::bigint AS due_at, u ->> 7 AS failure_reason, (u ->> 8)::uuid AS id, (u ->> 9)::integer AS expected "
+    "FROM jsonb_array_elements(%s::jsonb) AS u), "
     "w AS (UPDATE sessions AS s SET status = u.status, version = u.version, updated_at = u.updated_at, "
     "closed_at = u.closed_at, closed_by = u.closed_by, expires_at = u.expires_at, due_at = u.due_at, "
     "failure_reason = u.failure_reason FROM u "
     "WHERE s.id = u.id AND s.version = u.expected RETURNING s.id) "
     f"INSERT INTO session_events ({_EVENT_NAMES}) "
-    "SELECT e.record_id, e.session_id, e.version, e.event, e.source_state, e.target_state, e.performer_id, "
-    "e.timestamp, e.payload::jsonb FROM unnest(%b::uuid[], %b::uuid[], %b::integer[], %b::varchar[], "
-    "%b::varchar[], %b::varchar[], %b::varchar[], %b::bigint[], %b::text[]) "
-    "AS e(record_id, session_id, version, event, source_state, target_state, performer_id, timestamp, payload) "
-    "WHERE e.session_id IN (SELECT id FROM w) RETURNING session_id"
+    "SELECT (e ->> 0)::uuid, (e ->> 1)::uuid, (e ->> 2)::integer, e ->> 3, e ->> 4, e ->> 5, e ->> 6, "
+    "(e ->> 7)::bigint, e -> 8 FROM jsonb_array_elements(%s::jsonb) AS e "
+    "WHERE (e ->> 1)::uuid IN (SELECT id FROM w) RETURNING session_id"
 )
-_PG_EXPIRE_PARAMETERS = _PG_EXPIRE.count("%b")
-#: The same, COMMIT, and which of the batch's events are there (by record id), as one query string (the arrays
-#: quoted client-side): for batches of at most _PG_TEXT_WRITES sessions (quoting costs some 25 µs a session,
-#: more than the round trip it saves beyond that).
-_PG_EXPIRE_AND_COMMIT = (_PG_EXPIRE.replace("%b", "%s") + "; COMMIT; "
-                         "SELECT DISTINCT session_id FROM session_events WHERE record_id = ANY(%s::uuid[])")
-_PG_TEXT_WRITES = 32
+#: Which sessions of a batch have their events (parameter: the batch's events, as for _PG_EXPIRE).
+_PG_WRITTEN = ("SELECT DISTINCT session_id FROM session_events WHERE record_id IN "
+               "(SELECT (e ->> 0)::uuid FROM jsonb_array_elements(%s::jsonb) AS e)")
+#: The batch statement, COMMIT, and how many of the batch's events are there, as one query string.
+_PG_EXPIRE_AND_COMMIT = (_PG_EXPIRE + "; COMMIT; SELECT count(*) FROM session_events WHERE record_id IN "
+                         "(SELECT (e ->> 0)::uuid FROM jsonb_array_elements(%s::jsonb) AS e)")
+
+
+def _json_text(rows: list[tuple[Any, ...]]) -> str:
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
 
 
 def _pg_exec(conn: Any, query: str, params: Sequence[Any] | None = None) -> Any:
@@ -1248,7 +1262,6 @@ def _pg_rows(conn: Any, result: Any) -> list[tuple[Any, ...]]:
     loader.set_pgresult(result)
     rows: list[tuple[Any, ...]] = loader.load_rows(0, result.ntuples, tuple)
     return rows
-_PG_UPDATE_PARAMETERS = 10
 
 
 def _by_deadline(row: list[Any]) -> Any:
