@@ -22,7 +22,7 @@ from sessionflow.errors import (
 if TYPE_CHECKING:
     from sessionflow.adapters.apscheduler import ApschedulerWaker
     from sessionflow.adapters.memory import InMemoryEventStore
-    from sessionflow.application.manager import SYSTEM, UNSET, SessionManager, Subscriber
+    from sessionflow.application.manager import SYSTEM, UNSET, SessionManager, Subscriber, SweepResult
     from sessionflow.application.ports import Change, Clock, EventStore, Query, SystemClock
     from sessionflow.domain.deadlines import DeadlinePolicy
     from sessionflow.domain.decision import CompiledLifecycle, Decision
@@ -47,6 +47,7 @@ _LAZY: dict[str, str] = {
     "SYSTEM": "sessionflow.application.manager",
     "SessionManager": "sessionflow.application.manager",
     "Subscriber": "sessionflow.application.manager",
+    "SweepResult": "sessionflow.application.manager",
     "UNSET": "sessionflow.application.manager",
     "Change": "sessionflow.application.ports",
     "Clock": "sessionflow.application.ports",
@@ -120,6 +121,7 @@ __all__ = [
     "SettingsError",
     "StoreError",
     "Subscriber",
+    "SweepResult",
     "SystemClock",
     "__version__",
     "apply",

@@ -1,10 +1,12 @@
-"""The SQL store's sweep writes small and large batches differently (see ``_expire_due_fast``): both ways
-expire each overdue session exactly once, write the rows and events sessionflow's fold expects, and leave
+"""The SQL store's sweep (see ``_expire_due_fast``), in batches of every size — and on SQLite both ways it
+writes (one statement per batch from SQLite 3.38; before it, a transaction of per-session statements) —
+expires each overdue session exactly once, writes the rows and events sessionflow's fold expects, and leaves
 sessions that are not due alone."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -12,11 +14,27 @@ from sessionflow import SessionManager, SessionStatus, replay
 from sessionflow.adapters.sqlalchemy import store as store_module
 from sessionflow.testing import ManualClock
 
+_BATCH_SIZES = [1, 7, 100, 229, 230, 231, 1000]
 
-@pytest.mark.parametrize("batch_size", [1, 7, store_module._JSON_WRITES, store_module._JSON_WRITES + 1, 1000])
+
+@pytest.mark.parametrize("batch_size", _BATCH_SIZES)
 def test_every_batch_size_expires_each_overdue_session_once(sql_url: str, clock: ManualClock,
                                                             batch_size: int) -> None:
+    _sweep_in_batches(sql_url, clock, batch_size, modern=True)
+
+
+@pytest.mark.parametrize("batch_size", _BATCH_SIZES)
+def test_sqlite_per_session_writes_expire_each_overdue_session_once(tmp_path: Path, clock: ManualClock,
+                                                                   batch_size: int) -> None:
+    """SQLite before 3.38 (no ``RETURNING``) writes a batch as a transaction of per-session statements."""
+    _sweep_in_batches(f"sqlite:///{tmp_path / 'sweep.db'}", clock, batch_size, modern=False)
+
+
+def _sweep_in_batches(sql_url: str, clock: ManualClock, batch_size: int, *, modern: bool) -> None:
     with SessionManager.open(sql_url, clock=clock) as manager:
+        store = manager.store
+        assert isinstance(store, store_module.SqlAlchemyEventStore)
+        store._sqlite_modern = store._sqlite_modern and modern
         overdue = [manager.create(user_id=f"u{i}", metadata={"i": i, "name": "é"}, ttl=timedelta(minutes=1 + i % 3),
                                   performer_id=f"u{i}").id for i in range(230)]
         for sid in overdue[::2]:

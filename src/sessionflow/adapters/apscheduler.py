@@ -4,9 +4,11 @@ The deadlines live in the store (``expires_at``, indexed); APScheduler never own
 exactly two jobs, whatever the number of sessions:
 
 * ONE date job, armed at the earliest pending deadline (:meth:`SessionManager.next_deadline`). When it
-  fires, the engine sweeps (:meth:`SessionManager.expire_sessions`), then the job is armed again at the
-  next deadline. A write that sets an earlier deadline re-arms it at once (:meth:`notify_deadline`, called
-  by the manager after each commit), so the waker never sleeps past a deadline this process wrote.
+  fires, the engine sweeps (:meth:`SessionManager.sweep`, which delivers the expired events to the
+  subscribers), then the job is armed again at the next deadline: the one the sweep found, so a wake-up
+  reads nothing more than the sweep's own statements (a target without ``sweep``: its ``next_deadline``).
+  A write that sets an earlier deadline re-arms it at once (:meth:`notify_deadline`, called by the manager
+  after each commit), so the waker never sleeps past a deadline this process wrote.
   With no live session the job stays in the scheduler, paused.
 * ONE interval job every ``cleanup_interval`` as a safety net: it asks for a sweep now. It catches deadlines
   written by other processes and anything a lost wake-up would miss.
@@ -77,6 +79,10 @@ class SweepTarget(Protocol):
     def next_deadline(self) -> datetime | None: ...
 
 
+#: A target may also offer ``sweep(batch_size=...) -> (expired, next_deadline)`` (:meth:`SessionManager.sweep`):
+#: the waker then re-arms at the deadline the sweep found, with no read of its own.
+
+
 class ApschedulerWaker:
     """Wakes a manager at its deadlines with one APScheduler date job and one safety-net interval job.
 
@@ -140,6 +146,8 @@ class ApschedulerWaker:
         self._finished = False
         self._retry = _RETRY_START
         self._sweep_started: datetime | None = None  # clock time at the start of the last sweep
+        # The next deadline the last sweep found (a 1-tuple; None: it found none to give), for _rearm.
+        self._swept: tuple[datetime | None] | None = None
         self._early = False  # the last wake-up came before the clock reached the armed deadline
         self._sweeping_since = 0.0  # time.monotonic() when the current sweep began
         self.sweeps = 0
@@ -218,6 +226,7 @@ class ApschedulerWaker:
             self._scheduler, self._executor, self._owns_scheduler = scheduler, executor, owns
             self._inline = inline
             self._running, self._sweeping, self._armed_at, self._pending = True, False, None, None
+            self._swept = None
             self._fired = self._finished = False
             self._retry = _RETRY_START
             self.sweeps += 1
@@ -343,6 +352,9 @@ class ApschedulerWaker:
             # Woken before the manager's clock reached the deadline? (See _rearm.)
             self._early = self._armed_at is not None and self._target_clock().now() < self._armed_at
             self._armed_at = None
+            # Deadlines notified from now on may be missing from what the sweep reads: _rearm counts them.
+            self._pending = None
+            self._swept = None
         self._local.in_job = True
         try:
             self._sweep()
@@ -358,8 +370,16 @@ class ApschedulerWaker:
         if target is None:
             return
         self._sweep_started = target.clock.now()
+        sweep = getattr(target, "sweep", None)
+        swept: tuple[datetime | None] | None = None
         try:
-            count = target.expire_sessions(batch_size=self.batch_size)
+            if callable(sweep):
+                # The sweep tells the next deadline itself (found by its own statements): no read before
+                # re-arming, so a wake-up costs only the sweep's few database calls.
+                count, deadline = sweep(batch_size=self.batch_size)
+                swept = (deadline,)
+            else:
+                count = target.expire_sessions(batch_size=self.batch_size)
         except Exception as error:  # a failed sweep is retried with backoff; the error is kept for inspection
             self.last_error = error
             logger.exception("sweep failed; retrying")
@@ -368,6 +388,7 @@ class ApschedulerWaker:
             self.sweeps += 1
             self.expired += count
             self.last_error = None
+            self._swept = swept
 
     def _on_event(self, event: Any) -> None:
         """Re-arm after the date job's run, once APScheduler has both removed the fired job (the
@@ -399,29 +420,36 @@ class ApschedulerWaker:
     # ------------------------------------------------------------------ arming
 
     def _rearm(self) -> None:
-        """Arm the date job at the earliest deadline: the store's, or one notified while reading it."""
+        """Arm the date job at the earliest deadline: the one the sweep found (else the store's), or one
+        notified since the sweep began (or while the store was read)."""
         with self._lock:
             if not self._running:
                 return
-            self._pending = None
+            swept, self._swept = self._swept, None
+            if swept is None:
+                self._pending = None  # the store is read below: deadlines notified from now on count
             target = self._target
             failed = self.last_error is not None
         assert target is not None
         deadline: datetime | None = None
-        try:
-            deadline = target.next_deadline()
-        except Exception as error:
-            self.last_error = error
-            failed = True
-            logger.exception("could not read the next deadline; retrying")
+        if swept is not None:
+            deadline = swept[0]
+        else:
+            try:
+                deadline = target.next_deadline()
+            except Exception as error:
+                self.last_error = error
+                failed = True
+                logger.exception("could not read the next deadline; retrying")
         with self._lock:
             if not self._running:
                 return
             self._sweeping = False
             swept_at = self._sweep_started
             pending = self._pending
-            # A deadline notified while the store was read belongs to a write committed after that read
-            # (earlier writes are in the store): it counts. One at or before the sweep is stale.
+            # A deadline notified since the sweep began (or while the store was read) may belong to a write
+            # committed after that read (earlier writes are in it): it counts. One at or before the sweep is
+            # stale.
             if (pending is not None and (swept_at is None or pending > swept_at)
                     and (deadline is None or pending < deadline)):
                 deadline = pending

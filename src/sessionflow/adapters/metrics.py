@@ -8,8 +8,8 @@ public methods (on that one instance; the class is untouched) time sweeps and co
 - ``sessionflow_transitions_total`` (counter): committed events, by ``event``, ``source`` and ``target``.
 - ``sessionflow_sessions`` (gauge): sessions (not deleted) by ``status``, read from the store at scrape time.
 - ``sessionflow_expiry_lateness_seconds`` (histogram): each ``expired`` event's timestamp minus the deadline.
-- ``sessionflow_sweep_duration_seconds`` (histogram): duration of each ``expire_sessions`` call.
-- ``sessionflow_sweep_sessions`` (histogram): sessions expired by each ``expire_sessions`` call.
+- ``sessionflow_sweep_duration_seconds`` (histogram): duration of each ``expire_sessions`` or ``sweep`` call.
+- ``sessionflow_sweep_sessions`` (histogram): sessions expired by each ``expire_sessions`` or ``sweep`` call.
 - ``sessionflow_concurrency_conflicts_total`` (counter): ``ConcurrencyConflict`` raised, by ``operation``.
 - ``sessionflow_store_errors_total`` (counter): ``StoreError`` raised, by ``operation``.
 - ``sessionflow_errors_total`` (counter): every ``SessionflowError`` raised, by ``operation`` and ``error``.
@@ -41,7 +41,7 @@ logger = logging.getLogger("sessionflow.metrics")
 #: The manager methods :meth:`SessionflowMetrics.instrument` wraps to count the errors they raise.
 INSTRUMENTED_METHODS: Final = (
     "create", "start", "record_file", "add_note", "complete", "fail", "expire", "touch", "update", "delete",
-    "get", "get_active", "list", "history", "count", "expire_sessions",
+    "get", "get_active", "list", "history", "count", "expire_sessions", "sweep",
 )
 #: Seconds: from a millisecond (a waker on time) to an hour (a sweep-only design).
 LATENESS_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -155,7 +155,8 @@ class SessionflowMetrics:
         for name in INSTRUMENTED_METHODS:
             original = getattr(manager, name)
             self._originals[name] = original
-            wrapper = self._timed_sweep(original) if name == "expire_sessions" else self._counted(name, original)
+            timed = name in ("expire_sessions", "sweep")  # the waker's sweeps go through ``sweep``
+            wrapper = self._timed_sweep(original) if timed else self._counted(name, original)
             setattr(manager, name, wrapper)
         return self
 
@@ -214,18 +215,19 @@ class SessionflowMetrics:
 
         return counted
 
-    def _timed_sweep(self, method: Callable[..., int]) -> Callable[..., int]:
+    def _timed_sweep(self, method: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(method)
-        def sweep(*args: Any, **kwargs: Any) -> int:
+        def sweep(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
-                expired = method(*args, **kwargs)
+                result = method(*args, **kwargs)
             except SessionflowError as error:
                 self.observe_error("expire_sessions", error)
                 raise
             self.sweep_duration.observe(time.perf_counter() - started)
-            self.sweep_size.observe(expired)
-            return expired
+            # expire_sessions returns a count; sweep, a SweepResult whose first field is that count.
+            self.sweep_size.observe(result if isinstance(result, int) else result[0])
+            return result
 
         return sweep
 

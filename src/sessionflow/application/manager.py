@@ -18,11 +18,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
 from uuid import UUID, uuid4
 
 from sessionflow.application.maintenance import Difference, rebuild_projection, verify_projection
-from sessionflow.application.ports import Change, Clock, EventStore, Query, SystemClock, Waker
+from sessionflow.application.ports import Change, Clock, EventStore, ExpiredBatch, Query, SystemClock, Waker
 from sessionflow.domain.deadlines import DeadlinePolicy, initial_deadline, refreshed_deadline
 from sessionflow.domain.decision import CompiledLifecycle, Decision
 from sessionflow.domain.definitions import (
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from sessionflow.application.ports import ExpiryDecider
     from sessionflow.settings import Settings
 
-__all__ = ["SYSTEM", "UNSET", "SessionManager", "Subscriber"]
+__all__ = ["SYSTEM", "UNSET", "SessionManager", "Subscriber", "SweepResult"]
 
 logger = logging.getLogger("sessionflow")
 
@@ -94,6 +94,14 @@ UNSET: Final = _Unset()
 
 #: A callback that receives each committed event.
 Subscriber = Callable[[SessionEvent], object]
+
+
+class SweepResult(NamedTuple):
+    """What :meth:`SessionManager.sweep` did: how many sessions it expired, and the earliest deadline of a live
+    session afterwards (``None``: none has one)."""
+
+    expired: int
+    next_deadline: datetime | None
 
 _STATUS_EVENTS: Final = {
     SessionStatus.IN_PROGRESS: "start",
@@ -414,16 +422,26 @@ class SessionManager:
 
     def _expiry_change(self, session: Session, now: datetime) -> Change | None:
         """The change firing the timeout of ``session``'s state as ``"system"``, or None if it is refused."""
+        event = self._timeout_event(session, now)
+        return None if event is None else Change(apply(session, event), (event,), session.version, previous=session)
+
+    def _sweep_change(self, session: Session, now: datetime) -> Change | None:
+        """:meth:`_expiry_change` for a sweep: the change does not keep the state it was decided on (a batch
+        of a thousand holds fewer objects until it commits; the store writes a sweep's columns anyway)."""
+        event = self._timeout_event(session, now)
+        return None if event is None else Change(apply(session, event), (event,), session.version)
+
+    def _timeout_event(self, session: Session, now: datetime) -> SessionEvent | None:
+        """The event firing the timeout of ``session``'s state as ``"system"``, or None if it is refused."""
         definition = self._definition(session)
         timeout = definition.timeouts.get(str(session.status))
         if timeout is None:
             return None
         try:
-            event = self._build(definition, session, timeout.event, SYSTEM, now, dict(_json_args(timeout.args)),
-                                timeout.args)
+            return self._build(definition, session, timeout.event, SYSTEM, now, dict(_json_args(timeout.args)),
+                               timeout.args)
         except InvalidTransition:
             return None
-        return Change(apply(session, event), (event,), session.version, previous=session)
 
     def _load(self, session_id: UUID, now: datetime, *, lazy_expiry: bool = True, fresh: bool = True) -> Session:
         """The live projection of a session; an overdue one is expired first (recorded as ``system``).
@@ -869,19 +887,44 @@ class SessionManager:
         Each gets exactly one ``expired`` event by ``"system"``, even with other sweepers running.
         ``now`` defaults to the clock. Returns how many this call expired.
         """
+        return self._sweep(now, batch_size, next_deadline=False).expired
+
+    def sweep(self, now: datetime | None = None, batch_size: int = 1000) -> SweepResult:
+        """:meth:`expire_sessions`, and then the earliest deadline left: what a waker re-arms at.
+
+        The deadline comes from the sweep's own statements when the store can tell it
+        (``expire_due_next``, see :class:`~sessionflow.application.ports.ExpiredBatch`), else from
+        :meth:`next_deadline`, read after the expired events were delivered to the subscribers. Either way it
+        may be earlier than the truth (a session completed since), never later, except for deadlines another
+        process wrote after the sweep read them.
+        """
+        return self._sweep(now, batch_size, next_deadline=True)
+
+    def _sweep(self, now: datetime | None, batch_size: int, *, next_deadline: bool) -> SweepResult:
         at = self._now() if now is None else truncate_to_ms(to_utc(now, "now"))
         _check_int(batch_size, "batch_size", 1, 100_000)
-        decide: ExpiryDecider = self._expiry_change
+        decide: ExpiryDecider = self._sweep_change
+        store = self._store
+        with_next = getattr(store, "expire_due_next", None) if next_deadline else None
         total = 0
         while True:
-            changes = self._store.expire_due(at, batch_size, decide)
+            if with_next is not None:
+                batch: ExpiredBatch = with_next(at, batch_size, decide)
+                changes = batch.changes
+            else:
+                changes = store.expire_due(at, batch_size, decide)
+                batch = ExpiredBatch(changes)
             total += len(changes)
             if changes and self._subscribers:
                 for change in changes:
                     self._outbox.append(change.events)
                 self._deliver()
             if len(changes) < batch_size:
-                return total
+                break
+        if not next_deadline:
+            return SweepResult(total, None)
+        # Delivered first: the deadline is read (if the batch could not tell it) only after the subscribers ran.
+        return SweepResult(total, batch.next_deadline if batch.known else store.next_deadline())
 
     def next_deadline(self) -> datetime | None:
         """The earliest deadline of any live session, or ``None``."""

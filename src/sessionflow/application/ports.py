@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
 from sessionflow.domain.models import Session, SessionEvent
@@ -18,6 +18,7 @@ __all__ = [
     "Change",
     "Clock",
     "EventStore",
+    "ExpiredBatch",
     "ExpiryDecider",
     "Query",
     "SystemClock",
@@ -81,6 +82,22 @@ class Query:
 ExpiryDecider = Callable[[Session, datetime], Change | None]
 
 
+class ExpiredBatch(NamedTuple):
+    """One sweep batch as a store reports it from ``expire_due_next`` (an optional method of a store: see
+    :meth:`EventStore.expire_due`).
+
+    ``changes``: the applied changes. ``next_deadline``: the earliest deadline of a live session once they
+    were written, as far as the batch could tell from what it read (``None``: no live session has one) —
+    what a waker re-arms at, with no further read. ``known`` is false when the batch could not tell (a
+    full batch, a session changed by someone else meanwhile, a store without that knowledge): read
+    :meth:`EventStore.next_deadline` instead.
+    """
+
+    changes: list[Change]
+    next_deadline: datetime | None = None
+    known: bool = False
+
+
 @runtime_checkable
 class EventStore(Protocol):
     """Where events are appended and sessions are read.
@@ -133,6 +150,10 @@ class EventStore(Protocol):
 
         A session another sweeper holds or has already expired is skipped, so each overdue session is
         expired exactly once however many sweepers run.
+
+        A store may also offer ``expire_due_next(now, limit, decide) -> ExpiredBatch``: the same batch, and the
+        earliest deadline left once it is written, found by the batch's own statements. The manager uses it
+        when present (:meth:`SessionManager.sweep`), so a waker needs no extra read before it re-arms.
         """
         ...
 

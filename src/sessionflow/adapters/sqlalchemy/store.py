@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -31,7 +31,7 @@ from sqlalchemy.pool import QueuePool
 
 from sessionflow.adapters.sqlalchemy.fastpath import PostgresSql, SqliteSql, fast_sql_for
 from sessionflow.adapters.sqlalchemy.tables import from_millis, session_events, sessions, to_millis
-from sessionflow.application.ports import Change, ExpiryDecider, Query
+from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import (
     EventType,
     FileResult,
@@ -41,7 +41,7 @@ from sessionflow.domain.models import (
     SessionProgress,
     SessionStatus,
 )
-from sessionflow.domain.values import FrozenDict, FrozenList
+from sessionflow.domain.values import FrozenDict, FrozenList, compact_json
 from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict, SessionflowError, StoreError
 
 __all__ = ["SqlAlchemyEventStore"]
@@ -331,7 +331,7 @@ class SqlAlchemyEventStore:
         self._sane_multi_rowcount = bool(engine.dialect.supports_sane_multi_rowcount)
         self._fast = fast_sql_for(self.dialect)
         self._local = threading.local()
-        self._held: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self._held: weakref.WeakSet[_Held | _Sweeper] = weakref.WeakSet()
         # Connections threads keep between hot-path operations (see _checkout): how many threads may.
         if self.dialect == "sqlite":
             file = engine.url.database not in (None, "", ":memory:")
@@ -345,6 +345,11 @@ class SqlAlchemyEventStore:
             self._hold_limit = 0
         self._detach_held = self.dialect == "sqlite"
         self._holders = 0
+        # Sweeps: PostgreSQL's kept connection (see _sweep_connection); SQLite 3.38+'s two-statement batch.
+        self._sweeper: _Sweeper | None = None
+        self._sweeper_lock = threading.Lock()
+        self._sqlite_modern = self.dialect == "sqlite" and getattr(
+            engine.dialect.loaded_dbapi, "sqlite_version_info", ()) >= (3, 38)
         #: Reads may be served from the cache when the caller allows it (``get(fresh=False)``).
         self.caches_reads = cache_size > 0
 
@@ -536,7 +541,8 @@ class SqlAlchemyEventStore:
           in-process file handle, configured like every pooled one).
         * PostgreSQL (the autocommit engine :func:`~sessionflow.bootstrap.create_engine` makes): up to
           ``min(pool_size, (pool_size + max_overflow) // 2)`` threads each keep one connection checked out
-          of the pool, so the number of server connections never exceeds ``pool_size + max_overflow``, and
+          of the pool, so the number of server connections never exceeds ``pool_size + max_overflow`` (plus
+          the one a sweeping store keeps, see :meth:`_sweep_connection`), and
           at least half of them always circulate among the other threads, which check one out per
           operation as usual (an idle holder can never starve them). A held connection goes back to the
           pool when its thread ends or the store closes, and is discarded (the thread gets another) when
@@ -756,12 +762,21 @@ class SqlAlchemyEventStore:
     # ------------------------------------------------------------------ sweeping
 
     def expire_due(self, now: datetime, limit: int, decide: ExpiryDecider) -> list[Change]:
+        return self._expire(now, limit, decide, with_next=False).changes
+
+    def expire_due_next(self, now: datetime, limit: int, decide: ExpiryDecider) -> ExpiredBatch:
+        """:meth:`expire_due`, and the earliest deadline left once the batch is written, read by the batch's own
+        claim (see :class:`~sessionflow.application.ports.ExpiredBatch`), so that a waker re-arms with no
+        further read."""
+        return self._expire(now, limit, decide, with_next=True)
+
+    def _expire(self, now: datetime, limit: int, decide: ExpiryDecider, *, with_next: bool) -> ExpiredBatch:
         if self._fast is not None:
-            # A repeat after a lost connection is safe: rows expired by a batch that did commit are no
-            # longer due, so they are not claimed twice.
-            fast = self._run(lambda: self._expire_due_fast(now, limit, decide))
-            self._remember_all(fast)
-            return fast
+            # A repeat after a lost connection is safe: a session expired by a batch that did commit is no
+            # longer due, nor at the version the repeat would compare with, so it is not expired twice.
+            batch = self._run(lambda: self._expire_due_fast(now, limit, decide, with_next))
+            self._remember_all(batch.changes)
+            return batch
 
         def work(conn: Connection) -> list[Change]:
             stmt = (select(*_SESSION_COLUMNS).where(sessions.c.due_at <= to_millis(now))
@@ -788,12 +803,12 @@ class SqlAlchemyEventStore:
 
         changes = self._write(work)
         self._remember_all(changes)
-        return changes
+        return ExpiredBatch(changes)
 
     def _remember_all(self, changes: list[Change]) -> None:
         """Refresh the cached copies of swept sessions; add none: a sweep of thousands of cold sessions must
         not evict the readers' working set (nor make every garbage collection scan them)."""
-        if not self._cache_size:
+        if not self._cache_size or not changes:
             return
         with self._cache_lock:
             cache = self._cache
@@ -802,121 +817,317 @@ class SqlAlchemyEventStore:
                 if sid in cache:
                     cache[sid] = change.session
 
-    def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider) -> list[Change]:
-        """One sweep batch on the driver connection, in one transaction: claim the due rows (SQLite:
-        ``BEGIN IMMEDIATE``; PostgreSQL: ``FOR UPDATE SKIP LOCKED``), decide, then write every version
-        compare-and-set update and event insert — SQLite: one statement of each over the whole batch (or one
-        ``executemany`` of each before 3.38), a mismatch rolling the batch back; PostgreSQL: ONE statement over
-        arrays (:data:`_PG_EXPIRE`), which inserts a session's events only if its update matched, sent with
-        the ``COMMIT`` in one round trip. Driver errors propagate to :meth:`_run`."""
-        sqlite = isinstance(self._fast, SqliteSql)
-        # SQLite 3.38+: the claim reads the batch as ONE JSON value and the writes of a small batch (the
-        # waker's usual few rows) take it as one JSON parameter (json_each), so a wake-up costs a few driver
-        # calls, not two or three per row: each call releases the GIL, and with another thread busy in
-        # Python every release can cost a switch interval (5 ms or more) — expiries would fall behind and
-        # pile up. Large batches are written with executemany, which SQLite runs faster than json_each.
-        # (JSON renders REAL with 15 significant digits: exact for any TTL of at most microsecond precision,
-        # the only REAL column.)
-        json_batches = sqlite and getattr(self._engine.dialect.loaded_dbapi, "sqlite_version_info", ()) >= (3, 38)
-        raw = self._checkout()
+    def _sweep_connection(self) -> Any:
+        """The driver connection a sweep batch runs on, as a pool "fairy" (``driver_connection``, ``close()``,
+        ``invalidate()``). SQLite files: the thread's own, as on the write path (the waker sweeps from one
+        thread). PostgreSQL: one connection the store keeps for its sweeps, so that a wake-up needs no pool
+        checkout nor reset; a sweep that finds it in use by another one takes a connection from the pool."""
+        if self._postgres and self._sweeper_lock.acquire(blocking=False):
+            held = self._sweeper
+            if held is None:
+                try:
+                    fairy = self._engine.raw_connection()
+                    driver = fairy.driver_connection
+                    fairy.detach()
+                except BaseException:
+                    self._sweeper_lock.release()
+                    raise
+                held = self._sweeper = _Sweeper(self, fairy, driver)
+                with self._cache_lock:
+                    self._held.add(held)  # closed with the store
+            return held
+        return self._checkout()
+
+    def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider, with_next: bool) -> ExpiredBatch:
+        """One sweep batch on the driver connection; driver errors propagate to :meth:`_run`.
+
+        A wake-up of the waker runs this once, and each driver call gives the GIL away (with other threads
+        busy in Python, getting it back costs up to the interpreter's switch interval), so a batch makes as
+        few as it can: SQLite, two statements (:meth:`_expire_sqlite`); PostgreSQL, two round trips
+        (:meth:`_expire_postgres`). Either claim also reads the earliest deadline it leaves (``with_next``).
+        """
+        raw = self._sweep_connection()
         try:
             conn: Any = raw.driver_connection
-            claim = (to_millis(now), limit)
-            try:
-                if sqlite:
-                    conn.execute("BEGIN IMMEDIATE")
-                    if json_batches:
-                        (batch,) = conn.execute(_SQLITE_CLAIM_JSON, claim).fetchone()
-                        rows = sorted((tuple(r) for r in json.loads(batch)), key=_by_deadline)
-                    else:
-                        rows = conn.execute(_SQLITE_CLAIM, claim).fetchall()
-                elif self._autocommit:
-                    with conn.pipeline():  # BEGIN and the claim in one round trip
-                        conn.execute("BEGIN")
-                        rows = conn.execute(_PG_CLAIM, claim).fetchall()
-                else:
-                    rows = conn.execute(_PG_CLAIM, claim).fetchall()
-                # The batch holds as few objects as it can until it commits: each row is dropped once decoded,
-                # and a change keeps its new state and events, not the state it was decided on. A thousand
-                # sessions' worth of objects alive at once is what makes the garbage collector's full passes
-                # frequent; those passes, not the SQL, were most of a large sweep's time.
-                changes: list[Change] = []
-                updates: list[tuple[Any, ...]] = []  # SQLite: the rows written; PostgreSQL: by column, below
-                events: list[tuple[Any, ...]] = []
-                columns: list[list[Any]] = [[] for _ in range(_PG_EXPIRE_PARAMETERS)]
-                rows.reverse()
-                while rows:
-                    decided = decide(session_from_row(rows.pop()), now)
-                    if decided is None:
-                        continue
-                    s = decided.session
-                    sid: Any = s.id.hex if sqlite else s.id
-                    update = (str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
-                              _ms(s.expires_at), _ms(s.due_at), s.failure_reason, sid, decided.expected_version)
-                    if sqlite:
-                        updates.append(update)
-                    else:
-                        for column, value in zip(columns[:len(update)], update, strict=True):
-                            column.append(value)
-                    for e in decided.events:
-                        event = (e.record_id.hex if sqlite else e.record_id, sid, e.version, str(e.event),
-                                 None if e.source_state is None else str(e.source_state), str(e.target_state),
-                                 e.performer_id, to_millis(e.timestamp),
-                                 json.dumps(e.payload, ensure_ascii=False, separators=(",", ":"))
-                                 if e.payload else "{}")
-                        if sqlite:
-                            events.append(event)
-                        else:
-                            for column, value in zip(columns[len(update):], event, strict=True):
-                                column.append(value)
-                    changes.append(Change(s, decided.events, decided.expected_version, decided.exclusive_user,
-                                          decided.decided_at))
-                if changes:
-                    if json_batches and len(updates) <= _JSON_WRITES:
-                        matched = conn.execute(_SQLITE_EXPIRE_ROWS_JSON, (_json_batch(updates),)).rowcount == len(
-                            updates)
-                        if matched:
-                            conn.execute(_SQLITE_EXPIRE_EVENTS_JSON, (_json_batch(events),))
-                    elif sqlite:
-                        cursor = conn.cursor()
-                        try:
-                            cursor.executemany(_SQLITE_EXPIRE_ROW, updates)
-                            matched = cursor.rowcount == len(updates)
-                            if matched:
-                                cursor.executemany(_SQLITE_EXPIRE_EVENT, events)
-                        finally:
-                            cursor.close()
-                    else:
-                        if self._autocommit:
-                            # The statement and COMMIT in one round trip. It writes a session's events only if
-                            # its row matched, so each session's expiry is whole; the ones that did not match
-                            # (none can: the rows are locked) are left out of what was applied.
-                            with conn.pipeline():
-                                cursor = conn.execute(_PG_EXPIRE, columns)
-                                conn.execute("COMMIT")
-                                applied = {row[0] for row in cursor.fetchall()}
-                            return [c for c in changes if c.session.id in applied]
-                        matched = len(conn.execute(_PG_EXPIRE, columns).fetchall()) == len(columns[-1])
-                    if not matched:
-                        raise StoreError("a claimed session changed during the sweep; the batch was rolled back")
-                if sqlite:
-                    conn.execute("COMMIT")
-                else:
-                    conn.commit()  # psycopg commits whatever the server has open, BEGIN included
-            except BaseException:
-                if sqlite:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                elif not conn.closed:
-                    conn.rollback()
-                raise
-            return changes
+            if isinstance(self._fast, SqliteSql):
+                return self._expire_sqlite(conn, now, limit, decide, with_next)
+            return self._expire_postgres(conn, now, limit, decide, with_next)
         except BaseException as error:
             if self._lost_connection(error):
                 raw.invalidate()
             raise
         finally:
             raw.close()
+
+    def _expire_sqlite(self, conn: Any, now: datetime, limit: int, decide: ExpiryDecider,
+                       with_next: bool) -> ExpiredBatch:
+        """SQLite: ONE statement reads the due rows (as one JSON value, :data:`_SQLITE_CLAIM`) and the
+        earliest deadline after them; ONE statement writes the whole batch (:data:`_SQLITE_EXPIRE`): an
+        ``INSERT`` into a temporary view whose ``INSTEAD OF`` trigger (:data:`_SQLITE_EXPIRY_SETUP`) updates each
+        session with a compare-and-set on the version read and inserts its event only if that update matched.
+        A statement outside a transaction is its own transaction, so the batch is written whole or not at
+        all, under the database's write lock (the busy timeout waits for it). The read takes no lock: a
+        session another sweeper or a writer changed in between is skipped, its event never written.
+
+        Both run through ``executescript``, which gives the GIL away once per statement (``execute`` and
+        ``fetchone`` give it away some five times each, around every small SQLite call): the read hands its one
+        row to a function of the connection (``sessionflow_claimed``) and the write takes its batch as a
+        quoted literal. (``BEGIN IMMEDIATE``, the reads, the writes and ``COMMIT`` as statements of their own,
+        as before, cost some thirty releases; each one, in a process with other threads busy in Python, may
+        cost a switch interval.)
+        """
+        now_ms = to_millis(now)
+        modern = self._sqlite_modern
+        if modern:
+            claimed, later = self._sqlite_claim(conn, now_ms, limit)
+            rows: list[Any] = json.loads(claimed)
+            rows.sort(key=_by_deadline, reverse=True)
+        else:  # before SQLite 3.38: the rows, then the deadline after them
+            rows = conn.execute(_SQLITE_CLAIM_ROWS, (now_ms, limit)).fetchall()
+            rows.reverse()
+            later = conn.execute(_SQLITE_LATER, (now_ms,)).fetchone()[0] if with_next else None
+        claimed_all = len(rows) < limit
+        # The batch holds as few objects as it can until it commits: each row is dropped once decoded, and a
+        # change keeps its new state and events, not the state it was decided on (fewer garbage-collector
+        # passes on large sweeps).
+        changes: list[Change] = []
+        writes: list[tuple[Any, ...]] = []
+        earliest: int | None = later  # of the sessions left live: unclaimed, refused, or given a new deadline
+        single = True
+        dumps = _payload_text
+        while rows:
+            row = rows.pop()
+            decided = decide(session_from_row(row), now)
+            if decided is None:
+                due = row[_DUE]
+                if earliest is None or due < earliest:
+                    earliest = due
+                continue
+            s = decided.session
+            due = _ms(s.due_at)
+            if due is not None and (earliest is None or due < earliest):
+                earliest = due
+            events = decided.events
+            if len(events) == 1 and single:
+                e = events[0]
+                source = e.source_state
+                writes.append((s.id.hex, decided.expected_version, str(s.status), s.version, to_millis(s.updated_at),
+                               _ms(s.closed_at), s.closed_by, _ms(s.expires_at), due, s.failure_reason,
+                               e.record_id.hex, e.version, str(e.event), None if source is None else str(source),
+                               str(e.target_state), e.performer_id, to_millis(e.timestamp), dumps(e.payload)))
+            else:
+                single = False
+            changes.append(decided if decided.previous is None else Change(
+                s, events, decided.expected_version, decided.exclusive_user, decided.decided_at))
+        if changes:
+            if not (single and modern):
+                applied = self._sqlite_write_each(conn, changes)
+            elif len(writes) <= _SQLITE_MANY or not self._sqlite_write_many(conn, writes):
+                applied = self._sqlite_write(conn, changes, writes)
+            else:
+                applied = changes
+        else:
+            applied = changes
+        known = with_next and claimed_all and len(applied) == len(changes)
+        return ExpiredBatch(applied, _dt(earliest) if known else None, known)
+
+    def _sqlite_claim(self, conn: Any, now_ms: int, limit: int) -> tuple[str, int | None]:
+        """The claim (:data:`_SQLITE_CLAIM`) as a script: its row goes to ``sessionflow_claimed``, registered on
+        the connection by its first sweep."""
+        local = self._local
+        local.claimed = None
+        script = _SQLITE_CLAIM_SCRIPT % (int(now_ms), int(now_ms), int(limit))
+        try:
+            conn.executescript(script)
+        except self._engine.dialect.loaded_dbapi.OperationalError as error:
+            if _SQLITE_CLAIMED not in str(error):
+                raise
+
+            def claimed(batch: str, later: int | None) -> None:
+                local.claimed = (batch, later)
+
+            conn.create_function(_SQLITE_CLAIMED, 2, claimed)
+            conn.executescript(script)
+        result: tuple[str, int | None] = local.claimed
+        local.claimed = None
+        return result
+
+    def _sqlite_write(self, conn: Any, changes: list[Change], writes: list[tuple[Any, ...]]) -> list[Change]:
+        """The batch's ONE write statement; returns the changes it applied (all, unless some session changed
+        since it was read)."""
+        # The batch as a literal: JSON text has no NUL (json.dumps escapes control characters) and a quote in
+        # a SQLite literal is escaped by doubling it, the only escape there is.
+        script = _SQLITE_EXPIRE_HEAD + json.dumps(writes, ensure_ascii=False, separators=(",", ":")).replace(
+            "'", "''") + _SQLITE_EXPIRE_TAIL
+        before = conn.total_changes
+        try:
+            conn.executescript(script)
+        except self._engine.dialect.loaded_dbapi.OperationalError as error:
+            if _SQLITE_EXPIRY_VIEW not in str(error):
+                raise
+            # A connection's first sweep: its temporary view and trigger (connection-local, created once).
+            for statement in _SQLITE_EXPIRY_SETUP:
+                conn.execute(statement)
+            before = conn.total_changes
+            conn.executescript(script)
+        if conn.total_changes - before == 2 * len(changes):  # each session: its update and its event
+            return changes
+        # Some session changed since it was read (its update did not match, nor was its event written): keep
+        # the changes whose event is there. (Other triggers on the tables would bring us here too.)
+        records = json.dumps([c.events[0].record_id.hex for c in changes])
+        written = {r[0] for r in conn.execute(_SQLITE_WRITTEN, (records,)).fetchall()}
+        return [c for c in changes if c.events[0].record_id.hex in written]
+
+    def _sqlite_write_many(self, conn: Any, writes: list[tuple[Any, ...]]) -> bool | None:
+        """A large batch (a sweep of many sessions, not a waker's wake-up): ``executemany`` of the updates and of
+        the events in one ``BEGIN IMMEDIATE`` transaction, which SQLite runs faster than the trigger — in key
+        order (sessions by id, events by record id), which walks each index once instead of jumping around it.
+        True when written; None when some session changed since it was read (rolled back: the caller writes
+        the batch with :meth:`_sqlite_write`, which skips it)."""
+        ordered = sorted(writes)  # by session id, the first field
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.executemany(_SQLITE_EXPIRE_ROW, [w[2:10] + w[:2] for w in ordered])
+                if cursor.rowcount != len(writes):
+                    conn.execute("ROLLBACK")
+                    return None
+                cursor.executemany(_SQLITE_EXPIRE_EVENT, sorted((w[10], w[0], *w[11:]) for w in ordered))
+            finally:
+                cursor.close()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return True
+
+    def _sqlite_write_each(self, conn: Any, changes: list[Change]) -> list[Change]:
+        """The general write (changes of several events, or SQLite before 3.38): in one ``BEGIN IMMEDIATE``
+        transaction, per session a compare-and-set update, then its events if it matched."""
+        applied: list[Change] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for change in changes:
+                s = change.session
+                sid = s.id.hex
+                update_ = (str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
+                           _ms(s.expires_at), _ms(s.due_at), s.failure_reason, sid, change.expected_version)
+                if conn.execute(_SQLITE_EXPIRE_ROW, update_).rowcount != 1:
+                    continue
+                conn.executemany(_SQLITE_EXPIRE_EVENT, [
+                    (e.record_id.hex, sid, e.version, str(e.event),
+                     None if e.source_state is None else str(e.source_state), str(e.target_state), e.performer_id,
+                     to_millis(e.timestamp), _payload_text(e.payload)) for e in change.events])
+                applied.append(change)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return applied
+
+    def _expire_postgres(self, conn: Any, now: datetime, limit: int, decide: ExpiryDecider,
+                         with_next: bool) -> ExpiredBatch:
+        """PostgreSQL: two round trips. ``BEGIN`` and the claim (``FOR UPDATE SKIP LOCKED``; with ``with_next``
+        the same statement reads the earliest deadline of the sessions it did not claim,
+        :data:`_PG_CLAIM_NEXT`), then ONE statement over the batch as two JSON documents (:data:`_PG_EXPIRE`:
+        the compare-and-set updates, and the events of the sessions whose update matched), ``COMMIT`` and a
+        count of the events written.
+
+        Each round trip is one call of libpq's blocking ``PQexec`` on one query string, its parameters quoted
+        client-side (:func:`_pg_exec`): the GIL is given away once per round trip, where psycopg's own
+        execution gives it away a dozen times (each time, with other threads busy in Python, getting it back
+        may cost a switch interval)."""
+        claim = (to_millis(now), limit)
+        statement = _PG_CLAIM_NEXT if with_next else _PG_CLAIM
+        try:
+            if self._autocommit:
+                rows = _pg_rows(conn, _pg_exec(conn, f"BEGIN; {statement}", claim))
+            else:
+                rows = conn.execute(statement, claim).fetchall()
+            later: int | None = None
+            if with_next:
+                later = rows[0][-1]
+                if rows[0][0] is None:  # nothing claimed: the one row only carries the deadline
+                    rows = []
+            claimed_all = len(rows) < limit
+            changes: list[Change] = []
+            earliest = later
+            # The batch's updates and events; sent as two JSON documents (:data:`_PG_EXPIRE`), or by a large
+            # batch as arrays in binary (:data:`_PG_EXPIRE_ARRAYS`, ids as UUIDs): the server unpacks those faster.
+            big = len(rows) > _PG_JSON_WRITES and self._autocommit
+            updates: list[tuple[Any, ...]] = []
+            events: list[tuple[Any, ...]] = []
+            rows.reverse()
+            while rows:
+                row = rows.pop()
+                decided = decide(session_from_row(row[:_COLUMN_COUNT] if with_next else row), now)
+                if decided is None:
+                    due = row[_DUE]
+                    if earliest is None or due < earliest:
+                        earliest = due
+                    continue
+                s = decided.session
+                due = _ms(s.due_at)
+                if due is not None and (earliest is None or due < earliest):
+                    earliest = due
+                sid = s.id if big else s.id.hex
+                updates.append((str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
+                                _ms(s.expires_at), due, s.failure_reason, sid, decided.expected_version))
+                for e in decided.events:
+                    source = e.source_state
+                    events.append((e.record_id if big else e.record_id.hex, sid, e.version, str(e.event),
+                                   None if source is None else str(source), str(e.target_state), e.performer_id,
+                                   to_millis(e.timestamp), e.payload))
+                changes.append(decided if decided.previous is None else Change(
+                    s, decided.events, decided.expected_version, decided.exclusive_user, decided.decided_at))
+            if not changes:
+                if self._autocommit:
+                    _pg_exec(conn, "COMMIT")
+                else:
+                    conn.commit()
+                applied = changes
+            else:
+                # In key order (sessions by id, events by record id): the server walks each index once.
+                updates.sort(key=_by_id)
+                events.sort(key=_by_record)
+                if big:
+                    columns = [list(column) for column in zip(*updates, strict=True)]
+                    columns += [list(column) for column in zip(*events, strict=True)]
+                    columns[-1] = [_payload_text(payload) for payload in columns[-1]]
+                    with conn.pipeline():  # the statement and COMMIT in one round trip
+                        cursor = conn.execute(_PG_EXPIRE_ARRAYS, columns)
+                        conn.execute("COMMIT")
+                        found = {row[0] for row in cursor.fetchall()}
+                    applied = changes if len(found) == len(changes) else [c for c in changes
+                                                                         if c.session.id in found]
+                    known = with_next and claimed_all and len(applied) == len(changes)
+                    return ExpiredBatch(applied, _dt(earliest) if known else None, known)
+                batch = (_rows_json(updates), _rows_json(events))
+                if self._autocommit:
+                    # The statement, COMMIT, and how many of the batch's events are there, in one round trip
+                    # (PQexec returns the last statement's result). The statement writes a session's events only
+                    # if its row matched, so each session's expiry is whole; a session that did not match (none
+                    # can: the rows are locked) is left out of what was applied.
+                    written = _pg_rows(conn, _pg_exec(conn, _PG_EXPIRE_AND_COMMIT, (*batch, batch[1])))[0][0]
+                    if written == len(events):
+                        applied = changes
+                    else:
+                        found = {r[0] for r in _pg_rows(conn, _pg_exec(conn, _PG_WRITTEN, (batch[1],)))}
+                        applied = [c for c in changes if c.session.id in found]
+                else:
+                    found = {r[0] for r in conn.execute(_PG_EXPIRE, batch).fetchall()}
+                    conn.commit()
+                    applied = changes if len(found) == len(changes) else [c for c in changes
+                                                                         if c.session.id in found]
+        except BaseException:
+            if not conn.closed:
+                conn.rollback()
+            raise
+        known = with_next and claimed_all and len(applied) == len(changes)
+        return ExpiredBatch(applied, _dt(earliest) if known else None, known)
 
     # ------------------------------------------------------------------ maintenance
 
@@ -1059,37 +1270,119 @@ def _give_back(fairy: Any, on_release: Callable[[], None]) -> None:
         on_release()
 
 
+class _Sweeper:
+    """The PostgreSQL connection a store keeps for its sweeps (a detached pool fairy), used by one sweep at a time
+    (the store's ``_sweeper_lock``, taken by ``_sweep_connection``): ``close`` hands it back, ``invalidate`` drops
+    it (the next sweep connects anew), ``release`` closes it (with the store)."""
+
+    __slots__ = ("__weakref__", "driver_connection", "fairy", "store")
+
+    def __init__(self, store: SqlAlchemyEventStore, fairy: Any, driver_connection: Any) -> None:
+        self.store = store
+        self.fairy = fairy
+        self.driver_connection = driver_connection
+
+    def close(self) -> None:
+        self.store._sweeper_lock.release()
+
+    def invalidate(self) -> None:
+        if self.store._sweeper is self:
+            self.store._sweeper = None
+        self.release()
+
+    def release(self) -> None:
+        try:
+            self.fairy.close()
+        except Exception:  # closing a broken connection must not hide the original error
+            logger.debug("closing the sweeps' PostgreSQL connection failed", exc_info=True)
+
+
 _EXPIRY_COLUMNS = ("status", "version", "updated_at", "closed_at", "closed_by", "expires_at", "due_at",
                    "failure_reason")
 
 # The sweep's SQL on the driver connections (see SqlAlchemyEventStore._expire_due_fast).
 _EVENT_NAMES = ", ".join(c.name for c in session_events.c)
-_SQLITE_CLAIM = f"SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= ? ORDER BY due_at LIMIT ?"
-# A timeout may close the session (the default lifecycle's expiry) or move it to a state with a deadline of its
-# own (a custom lifecycle's), so the deadline and the failure reason are written too.
+_COLUMN_COUNT = len(_COLUMN_NAMES)
+_DUE = _I["due_at"]
+#: SQLite 3.38+: ONE statement reads the batch — every column of the due rows, as one JSON array of arrays
+#: (``data`` as JSON) — and the earliest deadline after it. (JSON renders REAL with 15 significant digits:
+#: exact for any TTL of at most microsecond precision, the only REAL column.)
+_SQLITE_CLAIM = (
+    f"SELECT json_group_array(json_array({', '.join('json(data)' if c == 'data' else c for c in _COLUMN_NAMES)})), "
+    "(SELECT min(due_at) FROM sessions WHERE due_at > ?1) "
+    f"FROM (SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= ?1 ORDER BY due_at LIMIT ?2)")
+#: The same as a script (``executescript`` binds no parameters: the two integers are written in), its row handed
+#: to the connection's function ``sessionflow_claimed``.
+_SQLITE_CLAIMED = "sessionflow_claimed"
+_SQLITE_CLAIM_SCRIPT = (f"SELECT {_SQLITE_CLAIMED}(json_group_array(json_array("
+                        f"{', '.join('json(data)' if c == 'data' else c for c in _COLUMN_NAMES)})), "
+                        "(SELECT min(due_at) FROM sessions WHERE due_at > %d)) "
+                        f"FROM (SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= %d ORDER BY due_at "
+                        "LIMIT %d)")
+_SQLITE_CLAIM_ROWS = f"SELECT {', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= ? ORDER BY due_at LIMIT ?"
+_SQLITE_LATER = "SELECT min(due_at) FROM sessions WHERE due_at > ?"
+#: The batch's ONE write: a row per session into a temporary view (connection-local, created by a connection's
+#: first sweep) whose ``INSTEAD OF`` trigger updates the session with a compare-and-set on the version read
+#: (``expected``) and inserts its event only if that update matched (``changes() = 1``). A timeout may close
+#: the session (the default lifecycle's expiry) or move it to a state with a deadline of its own (a custom
+#: lifecycle's), so the deadline and the failure reason are written too.
+_SQLITE_EXPIRY_VIEW = "sessionflow_expiry"
+_SQLITE_EXPIRY_FIELDS = ("id", "expected", "status", "version", "updated_at", "closed_at", "closed_by", "expires_at",
+                         "due_at", "failure_reason", "record_id", "event_version", "event", "source_state",
+                         "target_state", "performer_id", "timestamp", "payload")
+_SQLITE_EXPIRY_SETUP = (
+    f"CREATE TEMP VIEW IF NOT EXISTS {_SQLITE_EXPIRY_VIEW} AS SELECT "
+    + ", ".join(f"NULL AS {name}" for name in _SQLITE_EXPIRY_FIELDS),
+    f"CREATE TEMP TRIGGER IF NOT EXISTS {_SQLITE_EXPIRY_VIEW}_write INSTEAD OF INSERT ON {_SQLITE_EXPIRY_VIEW} "
+    "BEGIN "
+    "UPDATE sessions SET status = NEW.status, version = NEW.version, updated_at = NEW.updated_at, "
+    "closed_at = NEW.closed_at, closed_by = NEW.closed_by, expires_at = NEW.expires_at, due_at = NEW.due_at, "
+    "failure_reason = NEW.failure_reason WHERE id = NEW.id AND version = NEW.expected; "
+    f"INSERT INTO session_events ({_EVENT_NAMES}) SELECT NEW.record_id, NEW.id, NEW.event_version, NEW.event, "
+    "NEW.source_state, NEW.target_state, NEW.performer_id, NEW.timestamp, NEW.payload WHERE changes() = 1; "
+    "END",
+)
+_SQLITE_EXPIRE = (f"INSERT INTO temp.{_SQLITE_EXPIRY_VIEW} ({', '.join(_SQLITE_EXPIRY_FIELDS)}) SELECT "
+                  + ", ".join(f"j.value ->> {i}" for i in range(len(_SQLITE_EXPIRY_FIELDS)))
+                  + " FROM json_each(?) AS j")
+_SQLITE_EXPIRE_HEAD, _SQLITE_EXPIRE_TAIL = _SQLITE_EXPIRE.removesuffix("json_each(?) AS j") + "json_each('", "') AS j"
+#: Batches larger than this are written with executemany (see _sqlite_write_many).
+_SQLITE_MANY = 100
+_SQLITE_WRITTEN = "SELECT record_id FROM session_events WHERE record_id IN (SELECT value FROM json_each(?))"
+# The general write (SQLite before 3.38, or changes of several events), per session.
 _SQLITE_EXPIRE_ROW = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, closed_by = ?, "
                       "expires_at = ?, due_at = ?, failure_reason = ? WHERE id = ? AND version = ?")
 _SQLITE_EXPIRE_EVENT = f"INSERT INTO session_events ({_EVENT_NAMES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# The same three statements over one JSON document per batch (SQLite 3.38+: ``->>``, json_each, UPDATE FROM);
-# the writes only for batches of at most _JSON_WRITES sessions.
-_JSON_WRITES = 100
-_SQLITE_CLAIM_JSON = (f"SELECT json_group_array(json_array({', '.join(_COLUMN_NAMES)})) FROM (SELECT "
-                      f"{', '.join(_COLUMN_NAMES)} FROM sessions WHERE due_at <= ? ORDER BY due_at LIMIT ?)")
-_SQLITE_EXPIRE_ROWS_JSON = (
-    "UPDATE sessions SET status = j.value ->> 0, version = j.value ->> 1, updated_at = j.value ->> 2, "
-    "closed_at = j.value ->> 3, closed_by = j.value ->> 4, expires_at = j.value ->> 5, due_at = j.value ->> 6, "
-    "failure_reason = j.value ->> 7 FROM json_each(?) AS j "
-    "WHERE sessions.id = j.value ->> 8 AND sessions.version = j.value ->> 9")
-_SQLITE_EXPIRE_EVENTS_JSON = (f"INSERT INTO session_events ({_EVENT_NAMES}) SELECT "
-                              + ", ".join(f"j.value ->> {i}" for i in range(len(session_events.c)))
-                              + " FROM json_each(?) AS j")
 # ``data`` as text: psycopg would build a dict of lists per row, alive for the whole batch.
 _PG_CLAIM = (f"SELECT {', '.join('data::text' if c == 'data' else c for c in _COLUMN_NAMES)} FROM sessions "
              "WHERE due_at <= %s ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED")
+#: The claim, and in the same statement the earliest deadline of every session it did not claim (those another
+#: transaction holds included): the claimed rows, each with that deadline as its last column; or, when none
+#: was claimed, one row of NULLs with it.
+_PG_CLAIM_NEXT = (
+    f"WITH c AS ({_PG_CLAIM}) SELECT c.*, n.next FROM (SELECT min(s.due_at) AS next FROM sessions AS s "
+    "WHERE s.due_at IS NOT NULL AND s.id NOT IN (SELECT id FROM c)) AS n LEFT JOIN c ON true ORDER BY c.due_at")
 #: One statement for a whole batch: the rows' compare-and-set updates, then the events of the rows it updated.
-#: Parameters: one array per column of the updates, then one per column of the events (sent in binary: psycopg
-#: dumps a 1,000-element array several times faster that way than as text).
+#: Parameters: the updates and the events, each one JSON array of arrays (dumped by the json module in C and
+#: unpacked by the server: no per-value work in Python).
 _PG_EXPIRE = (
+    "WITH u AS (SELECT u ->> 0 AS status, (u ->> 1)::integer AS version, (u ->> 2)::bigint AS updated_at, "
+    "(u ->> 3)::bigint AS closed_at, u ->> 4 AS closed_by, (u ->> 5)::bigint AS expires_at, "
+    "(u ->> 6)::bigint AS due_at, u ->> 7 AS failure_reason, (u ->> 8)::uuid AS id, (u ->> 9)::integer AS expected "
+    "FROM jsonb_array_elements(%s::jsonb) AS u), "
+    "w AS (UPDATE sessions AS s SET status = u.status, version = u.version, updated_at = u.updated_at, "
+    "closed_at = u.closed_at, closed_by = u.closed_by, expires_at = u.expires_at, due_at = u.due_at, "
+    "failure_reason = u.failure_reason FROM u "
+    "WHERE s.id = u.id AND s.version = u.expected RETURNING s.id) "
+    f"INSERT INTO session_events ({_EVENT_NAMES}) "
+    "SELECT (e ->> 0)::uuid, (e ->> 1)::uuid, (e ->> 2)::integer, e ->> 3, e ->> 4, e ->> 5, e ->> 6, "
+    "(e ->> 7)::bigint, e -> 8 FROM jsonb_array_elements(%s::jsonb) AS e "
+    "WHERE (e ->> 1)::uuid IN (SELECT id FROM w) RETURNING session_id"
+)
+#: The same over arrays, one per column of the updates then one per column of the events, sent in binary (a
+#: large batch: psycopg dumps a 1,000-element array several times faster that way than as text, and the server
+#: unpacks arrays faster than JSON).
+_PG_EXPIRE_ARRAYS = (
     "WITH u AS (SELECT * FROM unnest(%b::varchar[], %b::integer[], %b::bigint[], %b::bigint[], %b::varchar[], "
     "%b::bigint[], %b::bigint[], %b::text[], %b::uuid[], %b::integer[]) "
     "AS u(status, version, updated_at, closed_at, closed_by, expires_at, due_at, failure_reason, id, expected)), "
@@ -1104,15 +1397,63 @@ _PG_EXPIRE = (
     "AS e(record_id, session_id, version, event, source_state, target_state, performer_id, timestamp, payload) "
     "WHERE e.session_id IN (SELECT id FROM w) RETURNING session_id"
 )
-_PG_EXPIRE_PARAMETERS = _PG_EXPIRE.count("%b")
+#: Batches larger than this are sent as arrays (_PG_EXPIRE_ARRAYS) in a pipeline rather than as JSON.
+_PG_JSON_WRITES = 100
+#: Which sessions of a batch have their events (parameter: the batch's events, as for _PG_EXPIRE).
+_PG_WRITTEN = ("SELECT DISTINCT session_id FROM session_events WHERE record_id IN "
+               "(SELECT (e ->> 0)::uuid FROM jsonb_array_elements(%s::jsonb) AS e)")
+#: The batch statement, COMMIT, and how many of the batch's events are there, as one query string.
+_PG_EXPIRE_AND_COMMIT = (_PG_EXPIRE + "; COMMIT; SELECT count(*) FROM session_events WHERE record_id IN "
+                         "(SELECT (e ->> 0)::uuid FROM jsonb_array_elements(%s::jsonb) AS e)")
 
 
-def _by_deadline(row: tuple[Any, ...]) -> Any:
-    return row[_I["due_at"]]
+def _by_id(update: tuple[Any, ...]) -> Any:
+    return update[8]
 
 
-def _json_batch(rows: list[tuple[Any, ...]]) -> str:
-    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+def _by_record(event: tuple[Any, ...]) -> Any:
+    return event[0]
+
+
+def _rows_json(rows: list[tuple[Any, ...]]) -> str:
+    return compact_json(rows)
+
+
+def _pg_exec(conn: Any, query: str, params: Sequence[Any] | None = None) -> Any:
+    """Run ``query`` (statements separated by ``;``, ``%s`` parameters quoted client-side by psycopg) in ONE
+    call of libpq's blocking ``PQexec`` on psycopg connection ``conn``; the last statement's result (a
+    ``psycopg.pq.PGresult``). Errors are raised as psycopg's, a broken connection as ``OperationalError``."""
+    import psycopg
+    from psycopg import pq
+
+    text = psycopg.ClientCursor(conn).mogrify(query, params) if params is not None else query
+    encoding = conn.info.encoding
+    pgconn = conn.pgconn
+    with conn.lock:
+        result = pgconn.exec_(text.encode(encoding))
+    if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        return result
+    if pgconn.status != pq.ConnStatus.OK:
+        raise psycopg.OperationalError(pq.error_message(pgconn, encoding=encoding))
+    raise psycopg.errors.error_from_result(result, encoding=encoding)
+
+
+def _pg_rows(conn: Any, result: Any) -> list[tuple[Any, ...]]:
+    """The rows of a ``PGresult``, loaded as psycopg's cursors load them."""
+    from psycopg.adapt import Transformer
+
+    loader = Transformer(conn)
+    loader.set_pgresult(result)
+    rows: list[tuple[Any, ...]] = loader.load_rows(0, result.ntuples, tuple)
+    return rows
+
+
+def _by_deadline(row: list[Any]) -> Any:
+    return row[_DUE]
+
+
+def _payload_text(payload: Mapping[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")) if payload else "{}"
 
 
 def _bind(name: str) -> Any:
