@@ -892,33 +892,22 @@ class SqlAlchemyEventStore:
         # passes on large sweeps).
         changes: list[Change] = []
         writes: list[tuple[Any, ...]] = []
-        earliest: int | None = later  # of the sessions left live: unclaimed, refused, or given a new deadline
+        earliest: list[int | None] = [later]  # of the sessions left live: unclaimed, refused, or rescheduled
         single = True
         dumps = _payload_text
-        while rows:
-            row = rows.pop()
-            decided = decide(session_from_row(row), now)
-            if decided is None:
-                due = row[_DUE]
-                if earliest is None or due < earliest:
-                    earliest = due
-                continue
-            s = decided.session
-            due = _ms(s.due_at)
-            if due is not None and (earliest is None or due < earliest):
-                earliest = due
-            events = decided.events
+        for change, due in _decide_claimed(rows, decide, now, earliest):
+            s = change.session
+            events = change.events
             if len(events) == 1 and single:
                 e = events[0]
                 source = e.source_state
-                writes.append((s.id.hex, decided.expected_version, str(s.status), s.version, to_millis(s.updated_at),
+                writes.append((s.id.hex, change.expected_version, str(s.status), s.version, to_millis(s.updated_at),
                                _ms(s.closed_at), s.closed_by, _ms(s.expires_at), due, s.failure_reason,
                                e.record_id.hex, e.version, str(e.event), None if source is None else str(source),
                                str(e.target_state), e.performer_id, to_millis(e.timestamp), dumps(e.payload)))
             else:
                 single = False
-            changes.append(decided if decided.previous is None else Change(
-                s, events, decided.expected_version, decided.exclusive_user, decided.decided_at))
+            changes.append(change)
         if changes:
             if not (single and modern):
                 applied = self._sqlite_write_each(conn, changes)
@@ -929,7 +918,7 @@ class SqlAlchemyEventStore:
         else:
             applied = changes
         known = with_next and claimed_all and len(applied) == len(changes)
-        return ExpiredBatch(applied, _dt(earliest) if known else None, known)
+        return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
 
     def _sqlite_claim(self, conn: Any, now_ms: int, limit: int) -> tuple[str, int | None]:
         """The claim (:data:`_SQLITE_CLAIM`) as a script: its row goes to ``sessionflow_claimed``, registered on
@@ -1054,35 +1043,24 @@ class SqlAlchemyEventStore:
                     rows = []
             claimed_all = len(rows) < limit
             changes: list[Change] = []
-            earliest = later
+            earliest: list[int | None] = [later]
             # The batch's updates and events; sent as two JSON documents (:data:`_PG_EXPIRE`), or by a large
             # batch as arrays in binary (:data:`_PG_EXPIRE_ARRAYS`, ids as UUIDs): the server unpacks those faster.
             big = len(rows) > _PG_JSON_WRITES and self._autocommit
             updates: list[tuple[Any, ...]] = []
             events: list[tuple[Any, ...]] = []
             rows.reverse()
-            while rows:
-                row = rows.pop()
-                decided = decide(session_from_row(row[:_COLUMN_COUNT] if with_next else row), now)
-                if decided is None:
-                    due = row[_DUE]
-                    if earliest is None or due < earliest:
-                        earliest = due
-                    continue
-                s = decided.session
-                due = _ms(s.due_at)
-                if due is not None and (earliest is None or due < earliest):
-                    earliest = due
+            for change, due in _decide_claimed(rows, decide, now, earliest, _COLUMN_COUNT if with_next else None):
+                s = change.session
                 sid = s.id if big else s.id.hex
                 updates.append((str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
-                                _ms(s.expires_at), due, s.failure_reason, sid, decided.expected_version))
-                for e in decided.events:
+                                _ms(s.expires_at), due, s.failure_reason, sid, change.expected_version))
+                for e in change.events:
                     source = e.source_state
                     events.append((e.record_id if big else e.record_id.hex, sid, e.version, str(e.event),
                                    None if source is None else str(source), str(e.target_state), e.performer_id,
                                    to_millis(e.timestamp), e.payload))
-                changes.append(decided if decided.previous is None else Change(
-                    s, decided.events, decided.expected_version, decided.exclusive_user, decided.decided_at))
+                changes.append(change)
             if not changes:
                 if self._autocommit:
                     _pg_exec(conn, "COMMIT")
@@ -1104,7 +1082,7 @@ class SqlAlchemyEventStore:
                     applied = changes if len(found) == len(changes) else [c for c in changes
                                                                          if c.session.id in found]
                     known = with_next and claimed_all and len(applied) == len(changes)
-                    return ExpiredBatch(applied, _dt(earliest) if known else None, known)
+                    return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
                 batch = (_rows_json(updates), _rows_json(events))
                 if self._autocommit:
                     # The statement, COMMIT, and how many of the batch's events are there, in one round trip
@@ -1127,7 +1105,7 @@ class SqlAlchemyEventStore:
                 conn.rollback()
             raise
         known = with_next and claimed_all and len(applied) == len(changes)
-        return ExpiredBatch(applied, _dt(earliest) if known else None, known)
+        return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
 
     # ------------------------------------------------------------------ maintenance
 
@@ -1409,6 +1387,27 @@ _PG_EXPIRE_AND_COMMIT = (_PG_EXPIRE + "; COMMIT; SELECT count(*) FROM session_ev
 
 def _by_id(update: tuple[Any, ...]) -> Any:
     return update[8]
+
+
+def _decide_claimed(rows: list[Any], decide: ExpiryDecider, now: datetime, earliest: list[int | None],
+                    width: int | None = None) -> Iterator[tuple[Change, int | None]]:
+    """Decide a sweep's claimed rows, popping each (so it is dropped once decoded; the list holds them last
+    first). Yields each change the decider makes — keeping its new state and events, not the state it was
+    decided on — with its new deadline in epoch ms; ``earliest[0]`` (given the unclaimed sessions' earliest)
+    ends as the earliest deadline of every session left live. ``width``: the session columns of a longer row.
+    """
+    while rows:
+        row = rows.pop()
+        decided = decide(session_from_row(row if width is None else row[:width]), now)
+        if decided is None:  # refused: it keeps its deadline
+            due = row[_DUE]
+        else:
+            s = decided.session
+            due = _ms(s.due_at)
+            yield (decided if decided.previous is None else Change(
+                s, decided.events, decided.expected_version, decided.exclusive_user, decided.decided_at)), due
+        if due is not None and (earliest[0] is None or due < earliest[0]):
+            earliest[0] = due
 
 
 def _by_record(event: tuple[Any, ...]) -> Any:
