@@ -10,8 +10,9 @@ created from a template database).
   cache) — claims (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), decodes each
   row into a ``Session``, decides with the compiled lifecycle (the guard checks the deadline), builds the
   event and the new state, and writes them with a version compare-and-set: on SQLite one ``executemany`` of
-  updates and one of events per batch (the claim reads the batch as one JSON value), on PostgreSQL ONE
-  statement over arrays (updates, then the events of the rows it updated) sent with the ``COMMIT``;
+  updates and one of events per batch (the claim reads the batch as one JSON value), on PostgreSQL one
+  statement over arrays (updates, then the events of the rows it updated) per chunk of 200 sessions, each
+  sent in pipeline mode as soon as it is decided, and the ``COMMIT`` behind the last;
 * ceiling: the raw driver (``sqlite3`` / psycopg 3) doing exactly that work by hand: claim 1,000 overdue
   rows ordered by deadline (``SKIP LOCKED`` on PostgreSQL), insert one event and update the row each
   (``executemany``, version compare-and-set checked), commit; no decision;

@@ -14,7 +14,7 @@ from sessionflow import SessionManager, SessionStatus, replay
 from sessionflow.adapters.sqlalchemy import store as store_module
 from sessionflow.testing import ManualClock
 
-_BATCH_SIZES = [1, 7, 100, 229, 230, 231, 1000]
+_BATCH_SIZES = [1, 7, 100, 200, 229, 230, 231, 1000]
 
 
 @pytest.mark.parametrize("batch_size", _BATCH_SIZES)

@@ -247,27 +247,58 @@ def test_a_session_changed_between_the_read_and_the_write_is_skipped_once(tmp_pa
         assert manager.verify() == []
 
 
-def test_a_failing_batch_writes_nothing(sql_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("size", [5, 450], ids=["small-batch", "large-batch-in-chunks"])
+def test_a_failing_batch_writes_nothing(sql_url: str, clock: ManualClock, size: int) -> None:
+    """The database refuses the batch's last event (a record id it already wrote in this batch): nothing of the
+    batch stays. A large PostgreSQL batch has sent its earlier chunks' statements by then (``_PG_CHUNK``)."""
     with SessionManager.open(sql_url, clock=clock) as manager:
-        sessions = [manager.create(performer_id="a", ttl=timedelta(minutes=1)).id for _ in range(5)]
+        sessions = [manager.create(performer_id="a", ttl=timedelta(minutes=1)).id for _ in range(size)]
         clock.advance(timedelta(minutes=2))
         decide = manager._expiry_change
-        duplicate: list[Change] = []
+        decided: list[Change] = []
 
         def clashing(session: Session, now: Any) -> Change | None:
             change = decide(session, now)
             assert change is not None
-            if duplicate:  # the same record id twice: the database refuses the second event
-                clash = change.events[0].evolve(record_id=duplicate[0].events[0].record_id)
+            if len(decided) == size - 1:  # the last one reuses the first one's record id
+                clash = change.events[0].evolve(record_id=decided[0].events[0].record_id)
                 change = Change(change.session, (clash,), change.expected_version)
-            duplicate.append(change)
+            decided.append(change)
             return change
 
         store = manager.store
         with pytest.raises(StoreError):
-            store.expire_due(clock.now(), 100, clashing)
-        for sid in sessions:
-            assert [e.event for e in manager.history(sid)] == [EventType.CREATED]
-            assert manager.store.get(sid).status is SessionStatus.PENDING  # type: ignore[union-attr]
-        assert manager.expire_sessions() == 5
-        assert manager.verify() == []
+            store.expire_due(clock.now(), 1000, clashing)
+        assert len(decided) == size
+        _nothing_written(manager, sessions)
+
+
+def test_a_decider_failing_half_way_through_a_large_batch_writes_nothing(sql_url: str, clock: ManualClock) -> None:
+    """The decider raises on the batch's 301st session, after (on PostgreSQL) the first chunks were sent: the
+    error propagates, the transaction is rolled back, and the store's connection works on."""
+    with SessionManager.open(sql_url, clock=clock) as manager:
+        sessions = [manager.create(performer_id="a", ttl=timedelta(minutes=1)).id for _ in range(450)]
+        clock.advance(timedelta(minutes=2))
+        decide = manager._expiry_change
+        seen: list[Session] = []
+
+        def failing(session: Session, now: Any) -> Change | None:
+            seen.append(session)
+            if len(seen) == 301:
+                raise RuntimeError("the decider broke")
+            return decide(session, now)
+
+        with pytest.raises(RuntimeError, match="the decider broke"):
+            manager.store.expire_due(clock.now(), 1000, failing)
+        _nothing_written(manager, sessions)
+
+
+def _nothing_written(manager: SessionManager, sessions: list[Any]) -> None:
+    for sid in sessions[:3] + sessions[-3:]:
+        assert [e.event for e in manager.history(sid)] == [EventType.CREATED]
+    assert manager.count(SessionStatus.PENDING) == len(sessions)
+    assert manager.count(SessionStatus.EXPIRED) == 0
+    assert manager.expire_sessions() == len(sessions)
+    for sid in sessions[:3] + sessions[-3:]:
+        assert [e.event for e in manager.history(sid)] == [EventType.CREATED, EventType.EXPIRED]
+    assert manager.verify() == []

@@ -1023,7 +1023,8 @@ class SqlAlchemyEventStore:
         the same statement reads the earliest deadline of the sessions it did not claim,
         :data:`_PG_CLAIM_NEXT`), then ONE statement over the batch as two JSON documents (:data:`_PG_EXPIRE`:
         the compare-and-set updates, and the events of the sessions whose update matched), ``COMMIT`` and a
-        count of the events written.
+        count of the events written. (A batch of more than :data:`_PG_JSON_WRITES` sessions is written by
+        :meth:`_pg_write_overlapped` instead.)
 
         Each round trip is one call of libpq's blocking ``PQexec`` on one query string, its parameters quoted
         client-side (:func:`_pg_exec`): the GIL is given away once per round trip, where psycopg's own
@@ -1042,22 +1043,25 @@ class SqlAlchemyEventStore:
                 if rows[0][0] is None:  # nothing claimed: the one row only carries the deadline
                     rows = []
             claimed_all = len(rows) < limit
-            changes: list[Change] = []
             earliest: list[int | None] = [later]
-            # The batch's updates and events; sent as two JSON documents (:data:`_PG_EXPIRE`), or by a large
-            # batch as arrays in binary (:data:`_PG_EXPIRE_ARRAYS`, ids as UUIDs): the server unpacks those faster.
-            big = len(rows) > _PG_JSON_WRITES and self._autocommit
+            width = _COLUMN_COUNT if with_next else None
+            rows.reverse()
+            changes: list[Change] = []
+            if len(rows) > _PG_JSON_WRITES and self._autocommit:
+                applied, changes = self._pg_write_overlapped(conn, rows, decide, now, earliest, width)
+                known = with_next and claimed_all and len(applied) == len(changes)
+                return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
+            # A small batch (a waker's wake-up): its updates and events as two JSON documents.
             updates: list[tuple[Any, ...]] = []
             events: list[tuple[Any, ...]] = []
-            rows.reverse()
-            for change, due in _decide_claimed(rows, decide, now, earliest, _COLUMN_COUNT if with_next else None):
+            for change, due in _decide_claimed(rows, decide, now, earliest, width):
                 s = change.session
-                sid = s.id if big else s.id.hex
+                sid = s.id.hex
                 updates.append((str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
                                 _ms(s.expires_at), due, s.failure_reason, sid, change.expected_version))
                 for e in change.events:
                     source = e.source_state
-                    events.append((e.record_id if big else e.record_id.hex, sid, e.version, str(e.event),
+                    events.append((e.record_id.hex, sid, e.version, str(e.event),
                                    None if source is None else str(source), str(e.target_state), e.performer_id,
                                    to_millis(e.timestamp), e.payload))
                 changes.append(change)
@@ -1071,18 +1075,6 @@ class SqlAlchemyEventStore:
                 # In key order (sessions by id, events by record id): the server walks each index once.
                 updates.sort(key=_by_id)
                 events.sort(key=_by_record)
-                if big:
-                    columns = [list(column) for column in zip(*updates, strict=True)]
-                    columns += [list(column) for column in zip(*events, strict=True)]
-                    columns[-1] = [_payload_text(payload) for payload in columns[-1]]
-                    with conn.pipeline():  # the statement and COMMIT in one round trip
-                        cursor = conn.execute(_PG_EXPIRE_ARRAYS, columns)
-                        conn.execute("COMMIT")
-                        found = {row[0] for row in cursor.fetchall()}
-                    applied = changes if len(found) == len(changes) else [c for c in changes
-                                                                         if c.session.id in found]
-                    known = with_next and claimed_all and len(applied) == len(changes)
-                    return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
                 batch = (_rows_json(updates), _rows_json(events))
                 if self._autocommit:
                     # The statement, COMMIT, and how many of the batch's events are there, in one round trip
@@ -1106,6 +1098,42 @@ class SqlAlchemyEventStore:
             raise
         known = with_next and claimed_all and len(applied) == len(changes)
         return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
+
+    def _pg_write_overlapped(self, conn: Any, rows: list[Any], decide: ExpiryDecider, now: datetime,
+                             earliest: list[int | None], width: int | None) -> tuple[list[Change], list[Change]]:
+        """A large PostgreSQL batch (a sweep of many sessions, not a waker's wake-up), in the transaction its
+        claim opened: decided in chunks of :data:`_PG_CHUNK` sessions, each chunk's statement
+        (:data:`_PG_EXPIRE_ARRAYS`, arrays in binary, in key order) sent in pipeline mode as soon as it is
+        decided, so that the server writes one chunk while Python decides the next; then ``COMMIT``, sent behind
+        the last chunk. Nothing is committed unless every chunk was sent. Returns ``(applied, changes)``: the
+        changes whose session the compare-and-set matched (all of them: the rows are locked), and every change
+        decided."""
+        changes: list[Change] = []
+        cursors: list[Any] = []
+        updates: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        with conn.pipeline():
+            for change, due in _decide_claimed(rows, decide, now, earliest, width):
+                s = change.session
+                sid = s.id
+                updates.append((str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
+                                _ms(s.expires_at), due, s.failure_reason, sid, change.expected_version))
+                for e in change.events:
+                    source = e.source_state
+                    events.append((e.record_id, sid, e.version, str(e.event), None if source is None else str(source),
+                                   str(e.target_state), e.performer_id, to_millis(e.timestamp),
+                                   _payload_text(e.payload)))
+                changes.append(change)
+                if len(updates) == _PG_CHUNK:
+                    cursors.append(_pg_send_chunk(conn, updates, events))
+                    updates, events = [], []
+            if updates:
+                cursors.append(_pg_send_chunk(conn, updates, events))
+            conn.execute("COMMIT")
+            found = {row[0] for cursor in cursors for row in cursor.fetchall()}
+        if len(found) == len(changes):
+            return changes, changes
+        return [c for c in changes if c.session.id in found], changes
 
     # ------------------------------------------------------------------ maintenance
 
@@ -1377,6 +1405,8 @@ _PG_EXPIRE_ARRAYS = (
 )
 #: Batches larger than this are sent as arrays (_PG_EXPIRE_ARRAYS) in a pipeline rather than as JSON.
 _PG_JSON_WRITES = 100
+#: How many sessions of a large batch one statement writes (see ``_pg_write_overlapped``).
+_PG_CHUNK = 200
 #: Which sessions of a batch have their events (parameter: the batch's events, as for _PG_EXPIRE).
 _PG_WRITTEN = ("SELECT DISTINCT session_id FROM session_events WHERE record_id IN "
                "(SELECT (e ->> 0)::uuid FROM jsonb_array_elements(%s::jsonb) AS e)")
@@ -1412,6 +1442,15 @@ def _decide_claimed(rows: list[Any], decide: ExpiryDecider, now: datetime, earli
 
 def _by_record(event: tuple[Any, ...]) -> Any:
     return event[0]
+
+
+def _pg_send_chunk(conn: Any, updates: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> Any:
+    """Send one chunk of a large batch (:data:`_PG_EXPIRE_ARRAYS`) on ``conn``, in pipeline mode; its cursor."""
+    updates.sort(key=_by_id)
+    events.sort(key=_by_record)
+    columns = [list(column) for column in zip(*updates, strict=True)]
+    columns += [list(column) for column in zip(*events, strict=True)]
+    return conn.execute(_PG_EXPIRE_ARRAYS, columns, prepare=True)
 
 
 def _rows_json(rows: list[tuple[Any, ...]]) -> str:
