@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import sqlite3
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -161,6 +163,35 @@ def test_failure_mid_append_leaves_nothing(sql_url: str, marker: str, monkeypatc
         assert len(manager.history(sid)) == 1
         assert manager.store.get(sid) == before
         assert manager.touch(sid, performer_id="p").version == 2
+
+
+class _LockedOnce(_Exploding):
+    """A driver connection whose first statement containing ``marker`` finds the database locked."""
+
+    def execute(self, statement: str, *args: Any) -> Any:
+        if self._marker in statement and not getattr(self, "failed", False):
+            self.failed = True
+            raise sqlite3.OperationalError("database is locked")
+        return self._connection.execute(statement, *args)
+
+
+@pytest.mark.parametrize("marker", ["BEGIN IMMEDIATE", "INSERT INTO session_events", "COMMIT"])
+def test_a_driver_error_on_the_sqlite_fast_path_is_retried_once_and_applied_once(
+        tmp_path: Path, marker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SQLite append on the thread's connection that meets a driver error (here a lock that outlived the
+    busy timeout) is rolled back and handed to the careful path, which tries again: applied exactly once."""
+    with SessionManager.open(f"sqlite:///{tmp_path / 'retry.db'}") as manager:
+        sid = manager.create(performer_id="p").id
+        held = manager.store._local.connection  # type: ignore[attr-defined]  # this thread's connection
+        real = held.driver_connection
+        flaky = _LockedOnce(real, marker)
+        monkeypatch.setattr(held, "driver_connection", flaky)
+        assert manager.touch(sid, performer_id="p").version == 2
+        assert flaky.failed
+        monkeypatch.undo()
+        assert not real.in_transaction
+        assert [e.version for e in manager.history(sid)] == [1, 2]
+        assert manager.verify() == []
 
 
 def test_driver_failure_after_projection_update_rolls_back(sql_url: str) -> None:

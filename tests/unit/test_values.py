@@ -7,7 +7,7 @@ import json
 import pickle
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import RFC_4122, UUID, uuid4
 
 import pytest
 
@@ -22,8 +22,10 @@ from sessionflow.domain.values import (
     MIN_TTL,
     FrozenDict,
     FrozenList,
+    compact_json,
     format_timestamp,
     freeze_json,
+    new_uuid4,
     parse_session_id,
     thaw_json,
     to_utc,
@@ -375,3 +377,40 @@ def test_parse_session_id() -> None:
             parse_session_id(bad)
         assert info.value.field == "session_id"
     assert isinstance(parse_session_id(UUID(int=1)), UUID)
+
+
+# ---------------------------------------------------------------------------------------------- encoders, ids
+
+_JSON_SAMPLES: list[Any] = [
+    {}, [], "", 0, -1.5, 1e300, None, True, False, "é ☃ \u2028 \x00 \" \\ / \n",
+    {"a": [1, 2.0, None, {"b": []}], "é": {"nested": {"deeper": "x"}}},
+    FrozenDict({"metadata": FrozenDict({"k": FrozenList([1, "two"])})}),
+    [["row", 1, None, 2.5], ["other", -3, "x", 0.0]],
+]
+
+
+@pytest.mark.parametrize("value", _JSON_SAMPLES)
+def test_compact_json_is_json_dumps_compact_and_unescaped(value: Any) -> None:
+    assert compact_json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert json.loads(compact_json(value)) == value
+
+
+def test_compact_json_refuses_values_that_are_not_json() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        compact_json({"a": object()})
+
+
+def test_new_uuid4_makes_random_version_4_uuids_like_uuid4() -> None:
+    made = [new_uuid4() for _ in range(2000)]
+    assert len({u.int for u in made}) == len(made)
+    for u in made[:200]:
+        assert isinstance(u, UUID)
+        assert (u.version, u.variant) == (4, RFC_4122)
+        assert UUID(str(u)) == u
+        assert hash(UUID(u.hex)) == hash(u)
+        assert UUID(bytes=u.bytes) == u
+        with pytest.raises(TypeError):
+            u.int = 5  # type: ignore[misc]  # immutable, as every UUID
+    # every random bit takes both values across the sample: nothing but the version and variant is fixed
+    fixed = {i for i in range(128) if len({(u.int >> i) & 1 for u in made}) == 1}
+    assert fixed == {76, 77, 78, 79, 62, 63}

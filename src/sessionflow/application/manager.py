@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from sessionflow.application.maintenance import Difference, rebuild_projection, verify_projection
 from sessionflow.application.ports import Change, Clock, EventStore, ExpiredBatch, Query, SystemClock, Waker
@@ -48,6 +48,7 @@ from sessionflow.domain.values import (
     FrozenList,
     format_timestamp,
     freeze_json,
+    new_uuid4,
     parse_session_id,
     to_utc,
     truncate_to_ms,
@@ -72,6 +73,9 @@ if TYPE_CHECKING:
     from sessionflow.settings import Settings
 
 __all__ = ["SYSTEM", "UNSET", "SessionManager", "Subscriber", "SweepResult"]
+
+#: ``timedelta(microseconds=n)`` for n < 1000 (subtracting one is cheaper than ``datetime.replace``).
+_MICROSECONDS: Final = tuple(timedelta(microseconds=n) for n in range(1000))
 
 logger = logging.getLogger("sessionflow")
 
@@ -321,14 +325,15 @@ class SessionManager:
     def _now(self) -> datetime:
         if self._system_clock:  # always aware UTC: only the sub-millisecond part to drop
             now = datetime.now(UTC)
-            return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+            micros = now.microsecond % 1000
+            return now - _MICROSECONDS[micros] if micros else now
         return truncate_to_ms(to_utc(self._clock.now(), "clock time"))
 
     def _event(self, session: Session | None, session_id: UUID, version: int, kind: str,
                target: str, performer: str, now: datetime,
                payload: Mapping[str, Any]) -> SessionEvent:
         return SessionEvent.trusted(
-            record_id=uuid4(),
+            record_id=new_uuid4(),
             session_id=session_id,
             version=version,
             event=kind,
@@ -567,7 +572,7 @@ class SessionManager:
         if definition is not SESSION_DEFINITION:
             payload["lifecycle"] = definition.name
             payload["lifecycle_version"] = definition.version
-        sid = uuid4()
+        sid = new_uuid4()
         event = self._event(None, sid, 1, EventType.CREATED, _as_state(initial), performer, now, payload)
         session = apply(None, event)
         self._commit(Change(session, (event,), 0))

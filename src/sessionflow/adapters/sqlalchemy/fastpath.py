@@ -71,12 +71,13 @@ class FastSql:
         params.append(expected_version)
         return params
 
-    def event_values(self, event: SessionEvent) -> tuple[Any, ...]:
-        """An event's row values in :data:`EVENT_COLUMNS` order (the row of ``tables.event_row``)."""
+    def event_values(self, event: SessionEvent, session_key: Any = None) -> tuple[Any, ...]:
+        """An event's row values in :data:`EVENT_COLUMNS` order (the row of ``tables.event_row``);
+        ``session_key``: its session id as :meth:`uuid` gives it, when the caller has it already."""
         source = event.source_state
-        return (self.uuid(event.record_id), self.uuid(event.session_id), event.version, str(event.event),
-                None if source is None else str(source), str(event.target_state), event.performer_id,
-                to_millis(event.timestamp), _dumps(event.payload))
+        return (self.uuid(event.record_id), self.uuid(event.session_id) if session_key is None else session_key,
+                event.version, str(event.event), None if source is None else str(source), str(event.target_state),
+                event.performer_id, to_millis(event.timestamp), _dumps(event.payload))
 
 
 class SqliteSql(FastSql):

@@ -22,7 +22,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine, and_, delete, event, exists, func, insert, select, text, update
@@ -352,6 +352,11 @@ class SqlAlchemyEventStore:
             engine.dialect.loaded_dbapi, "sqlite_version_info", ()) >= (3, 38)
         #: Reads may be served from the cache when the caller allows it (``get(fresh=False)``).
         self.caches_reads = cache_size > 0
+        self._driver_error: type[BaseException] = engine.dialect.loaded_dbapi.Error
+        self._integrity_error: type[BaseException] = engine.dialect.loaded_dbapi.IntegrityError
+        self._sqlite_sql = self._fast if isinstance(self._fast, SqliteSql) else SqliteSql()
+        #: Appends on an SQLite file go straight to the thread's connection when it has one (see append).
+        self._sqlite_fast = isinstance(self._fast, SqliteSql) and self._hold_limit > 0
 
     @property
     def engine(self) -> Engine:
@@ -440,11 +445,14 @@ class SqlAlchemyEventStore:
     def _remember(self, session: Session) -> None:
         if not self._cache_size:
             return
+        cache = self._cache
+        sid = session.id
         with self._cache_lock:
-            self._cache[session.id] = session
-            self._cache.move_to_end(session.id)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            if sid in cache:
+                cache.move_to_end(sid)
+            cache[sid] = session  # a new key goes last
+            if len(cache) > self._cache_size:
+                cache.popitem(last=False)
 
     def _forget(self, session_id: UUID) -> None:
         with self._cache_lock:
@@ -494,9 +502,32 @@ class SqlAlchemyEventStore:
             raise ActiveSessionExists(session_id, user_id=user_id, active_session_id=other)
 
     def append(self, change: Change) -> None:
+        retry = False
+        if self._sqlite_fast and change.exclusive_user is None and not self._closed:
+            # The common case first, with no retry machinery around it: on a file, the thread's own
+            # connection. Any driver error goes on to the careful path below, which tries again as usual
+            # (nothing was written: the failed transaction was rolled back).
+            held: _Held | None = getattr(self._local, "connection", None)
+            if held is not None:
+                try:
+                    self._append_sqlite(held.driver_connection, self._sqlite_sql, change)
+                except self._integrity_error as error:
+                    self._conflict(change, ConcurrencyConflict(
+                        change.session.id, expected_version=change.expected_version, actual_version=None),
+                        error)
+                except self._driver_error:
+                    retry = True
+                except ConcurrencyConflict as conflict:
+                    self._conflict(change, conflict, conflict.__cause__)
+                except BaseException:
+                    self._forget(change.session.id)
+                    raise
+                else:
+                    self._remember(change.session)
+                    return
         # If a connection is lost mid-append the outcome is unknown: before trying again, look for the
         # change's first event (its record id is unique). Found: it was applied, so it is not applied twice.
-        tried = False
+        tried = retry
 
         def op() -> None:
             nonlocal tried
@@ -512,16 +543,21 @@ class SqlAlchemyEventStore:
         try:
             self._run(op)
         except ConcurrencyConflict as conflict:
-            if conflict.actual_version is None and change.expected_version > 0:
-                # Fill in the version we lost to, for a useful message (outside the failed transaction).
-                actual = self._read(lambda conn: self._actual_version(conn, change.session.id))
-                raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
-                                          actual_version=actual) from conflict.__cause__
-            raise
+            self._conflict(change, conflict, conflict.__cause__)
         except BaseException:
             self._forget(change.session.id)
             raise
         self._remember(change.session)
+
+    def _conflict(self, change: Change, conflict: ConcurrencyConflict, cause: BaseException | None) -> NoReturn:
+        """Raise ``conflict`` (chained to the driver error ``cause``) for a lost append; with the version it
+        lost to, read outside the failed transaction, when the conflict does not tell it."""
+        self._forget(change.session.id)
+        if conflict.actual_version is None and change.expected_version > 0:
+            actual = self._read(lambda conn: self._actual_version(conn, change.session.id))
+            raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                      actual_version=actual) from cause
+        raise conflict from cause
 
     def _event_exists(self, record_id: UUID) -> bool:
         with self._engine.connect() as conn:
@@ -602,33 +638,36 @@ class SqlAlchemyEventStore:
             raw.close()
 
     def _append_sqlite(self, conn: Any, sql: SqliteSql, change: Change) -> None:
-        event_params = [sql.event_values(e) for e in change.events]
-        create = change.expected_version == 0
+        events = change.events
         session = change.session
-        if create:
-            statement = sql.insert_session
+        key = session.id.hex
+        if change.expected_version == 0:
+            update = None
             session_params = sql.row_params(session.id, session_row(session), 0, create=True)
         else:
             changes = session_changes(change.previous, session)
-            statement = sql.update_statement(tuple(changes))
+            update = sql.update_statement(tuple(changes))
             session_params = sql.row_params(session.id, changes, change.expected_version, create=False)
-        conn.execute("BEGIN IMMEDIATE")
+        execute = conn.execute
+        execute("BEGIN IMMEDIATE")
         try:
-            if create:
-                conn.execute(statement, session_params)
+            if update is None:
+                execute(sql.insert_session, session_params)
+            elif execute(update, session_params).rowcount != 1:
+                found = execute(sql.select_version, (key,)).fetchone()
+                raise ConcurrencyConflict(session.id, expected_version=change.expected_version,
+                                          actual_version=None if found is None else found[0])
+            # (the session's key, already in hand, for the events that carry the very same id object)
+            if len(events) == 1:
+                event = events[0]
+                execute(sql.insert_event, sql.event_values(event, key if event.session_id is session.id else None))
             else:
-                if conn.execute(statement, session_params).rowcount != 1:
-                    found = conn.execute(sql.select_version, (sql.uuid(session.id),)).fetchone()
-                    raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
-                                              actual_version=None if found is None else found[0])
-            if len(event_params) == 1:
-                conn.execute(sql.insert_event, event_params[0])
-            else:
-                conn.executemany(sql.insert_event, event_params)
-            conn.execute("COMMIT")
+                conn.executemany(sql.insert_event, [
+                    sql.event_values(e, key if e.session_id is session.id else None) for e in events])
+            execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                execute("ROLLBACK")
             raise
 
     def _append_postgres(self, conn: Any, sql: PostgresSql, change: Change) -> None:
