@@ -239,3 +239,22 @@ def test_engine_timestamps_are_utc_ms(manager: SessionManager) -> None:
     assert TIMESTAMP.match(data["timestamp"])
     for key in ("created_at", "updated_at", "expires_at"):
         assert TIMESTAMP.match(json.loads(s.model_dump_json())[key])
+
+
+def test_evolve_and_trusted_build_the_model_validation_would() -> None:
+    """The engine's unvalidated constructors give models equal to (and behaving like) validated ones."""
+    original = _session(metadata={"a": [1]})
+    later = T0 + timedelta(minutes=5)
+    evolved = original.evolve(version=2, status=SessionStatus.IN_PROGRESS, updated_at=later)
+    assert evolved == original.model_copy(update={"version": 2, "status": SessionStatus.IN_PROGRESS,
+                                                  "updated_at": later})
+    assert evolved == Session.model_validate(evolved.model_dump())
+    assert evolved.model_fields_set == set(Session.model_fields)
+    assert (original.version, original.status, original.updated_at) == (1, SessionStatus.PENDING, T0)
+    assert evolved.metadata is original.metadata  # unchanged parts are shared, not copied
+    with pytest.raises(ValidationError):
+        evolved.version = 3  # still frozen
+    assert json.loads(evolved.model_dump_json())["version"] == 2
+    event = _event()
+    assert SessionEvent.trusted(**event.__dict__) == event
+    assert SessionEvent.trusted(**event.__dict__).model_fields_set == set(SessionEvent.model_fields)

@@ -414,3 +414,24 @@ def test_new_uuid4_makes_random_version_4_uuids_like_uuid4() -> None:
     # every random bit takes both values across the sample: nothing but the version and variant is fixed
     fixed = {i for i in range(128) if len({(u.int >> i) & 1 for u in made}) == 1}
     assert fixed == {76, 77, 78, 79, 62, 63}
+
+
+def test_identifiers_remembered_as_valid_stay_exactly_as_checked() -> None:
+    """Valid identifiers are remembered (bounded) so the next check is a lookup; refusals never are."""
+    from sessionflow.domain import values
+
+    for _ in range(2):
+        assert validate_identifier("performer-7", "performer_id") == "performer-7"
+        for bad in ["", "  ", "a\x00b", "tab\there", "x" * (MAX_ID_LENGTH + 1), "\ud800"]:
+            with pytest.raises(InvalidInput):
+                validate_identifier(bad, "performer_id")
+    assert "performer-7" in values._VALID_IDS
+
+    class Sneaky(str):
+        pass
+
+    assert validate_identifier(Sneaky("sub-class"), "user_id") == "sub-class"
+    assert "sub-class" not in values._VALID_IDS  # only exact strings are remembered
+    for i in range(values._VALID_IDS_MAX + 10):
+        validate_identifier(f"id-{i}", "user_id")
+    assert len(values._VALID_IDS) <= values._VALID_IDS_MAX

@@ -134,9 +134,19 @@ class _Frozen(BaseModel):
 
     def evolve(self, **changes: Any) -> Self:
         """A copy with ``changes`` applied, without validation (for values the engine produced)."""
-        values = dict(self.__dict__)
+        values = self.__dict__.copy()
         values.update(changes)
-        return type(self).trusted(**values)
+        cls = type(self)
+        instance = cls.__new__(cls)
+        _set(instance, "__dict__", values)
+        # every field is there (copied): a copy of the class's prepared set, built on the first call
+        every = _ALL_FIELDS.get(cls)
+        if every is None:
+            every = _ALL_FIELDS[cls] = set(cls.model_fields)
+        _set(instance, "__pydantic_fields_set__", every.copy() if len(values) == len(every) else set(values))
+        _set(instance, "__pydantic_extra__", None)
+        _set(instance, "__pydantic_private__", None)
+        return instance
 
 
 class SessionNote(_Frozen):
