@@ -354,9 +354,8 @@ class SqlAlchemyEventStore:
         self.caches_reads = cache_size > 0
         self._driver_error: type[BaseException] = engine.dialect.loaded_dbapi.Error
         self._integrity_error: type[BaseException] = engine.dialect.loaded_dbapi.IntegrityError
-        self._sqlite_sql = self._fast if isinstance(self._fast, SqliteSql) else SqliteSql()
-        #: Appends on an SQLite file go straight to the thread's connection when it has one (see append).
-        self._sqlite_fast = isinstance(self._fast, SqliteSql) and self._hold_limit > 0
+        #: Appends go straight to the thread's kept connection when it has one (see append and _checkout).
+        self._direct = self._fast is not None and self._hold_limit > 0
 
     @property
     def engine(self) -> Engine:
@@ -503,19 +502,26 @@ class SqlAlchemyEventStore:
 
     def append(self, change: Change) -> None:
         retry = False
-        if self._sqlite_fast and change.exclusive_user is None and not self._closed:
-            # The common case first, with no retry machinery around it: on a file, the thread's own
-            # connection. Any driver error goes on to the careful path below, which tries again as usual
-            # (nothing was written: the failed transaction was rolled back).
+        if self._direct and change.exclusive_user is None and not self._closed:
+            # The common case first, with no retry machinery around it: the thread's kept connection (see
+            # _checkout). A driver error goes on to the careful path below, which tries again as after any
+            # failed attempt (looking first for the change's event, in case a lost connection hid a commit).
             held: _Held | None = getattr(self._local, "connection", None)
             if held is not None:
+                sql = self._fast
                 try:
-                    self._append_sqlite(held.driver_connection, self._sqlite_sql, change)
+                    if isinstance(sql, SqliteSql):
+                        self._append_sqlite(held.driver_connection, sql, change)
+                    else:
+                        assert isinstance(sql, PostgresSql)
+                        self._append_postgres(held.driver_connection, sql, change)
                 except self._integrity_error as error:
                     self._conflict(change, ConcurrencyConflict(
                         change.session.id, expected_version=change.expected_version, actual_version=None),
                         error)
-                except self._driver_error:
+                except self._driver_error as error:
+                    if self._lost_connection(error):
+                        held.invalidate()
                     retry = True
                 except ConcurrencyConflict as conflict:
                     self._conflict(change, conflict, conflict.__cause__)
