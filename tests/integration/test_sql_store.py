@@ -130,19 +130,29 @@ def test_lost_race_is_a_conflict_chained_to_the_driver_error(sql_url: str) -> No
 
 
 class _Exploding:
-    """A driver connection that raises when it is given a statement containing ``marker``."""
+    """A driver connection (and its cursors) raising when given a statement containing ``marker``."""
 
-    def __init__(self, connection: Any, marker: str) -> None:
+    def __init__(self, connection: Any, marker: str, owner: _Exploding | None = None) -> None:
         self._connection = connection
         self._marker = marker
+        self._owner = owner or self  # the connection's proxy: where the cursors' proxies keep their state
 
     def execute(self, statement: str, *args: Any) -> Any:
         if self._marker in statement:
             raise RuntimeError(f"injected failure at {self._marker!r}")
         return self._connection.execute(statement, *args)
 
+    def cursor(self) -> Any:
+        return type(self)(self._connection.cursor(), self._marker, self._owner)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
+
+
+def _inject(monkeypatch: pytest.MonkeyPatch, held: Any, proxy: _Exploding) -> None:
+    """Route the thread's kept connection, and the cursor it keeps, through ``proxy``."""
+    monkeypatch.setattr(held, "driver_connection", proxy)
+    monkeypatch.setattr(held, "_cursor", None)
 
 
 @pytest.mark.parametrize("marker", ["INSERT INTO session_events", "UPDATE sessions"])
@@ -154,7 +164,7 @@ def test_failure_mid_append_leaves_nothing(sql_url: str, marker: str, monkeypatc
         before = manager.store.get(sid)
         held = manager.store._local.connection  # type: ignore[attr-defined]  # this thread's connection
         real = held.driver_connection
-        monkeypatch.setattr(held, "driver_connection", _Exploding(real, marker))
+        _inject(monkeypatch, held, _Exploding(real, marker))
         with pytest.raises(RuntimeError, match="injected"):
             manager.touch(sid, performer_id="p")
         monkeypatch.undo()
@@ -168,9 +178,11 @@ def test_failure_mid_append_leaves_nothing(sql_url: str, marker: str, monkeypatc
 class _LockedOnce(_Exploding):
     """A driver connection whose first statement containing ``marker`` finds the database locked."""
 
+    failed = False
+
     def execute(self, statement: str, *args: Any) -> Any:
-        if self._marker in statement and not getattr(self, "failed", False):
-            self.failed = True
+        if self._marker in statement and not self._owner.failed:
+            self._owner.failed = True
             raise sqlite3.OperationalError("database is locked")
         return self._connection.execute(statement, *args)
 
@@ -185,7 +197,7 @@ def test_a_driver_error_on_the_sqlite_fast_path_is_retried_once_and_applied_once
         held = manager.store._local.connection  # type: ignore[attr-defined]  # this thread's connection
         real = held.driver_connection
         flaky = _LockedOnce(real, marker)
-        monkeypatch.setattr(held, "driver_connection", flaky)
+        _inject(monkeypatch, held, flaky)
         assert manager.touch(sid, performer_id="p").version == 2
         assert flaky.failed
         monkeypatch.undo()
