@@ -121,28 +121,23 @@ class _Frozen(BaseModel):
         Skips validation (like ``model_construct``, but faster): the engine's hot path builds several
         of these per transition. Never use it for input from outside the engine.
         """
+        return cls._from_dict(values)
+
+    def evolve(self, **changes: Any) -> Self:
+        """A copy with ``changes`` applied, without validation (for values the engine produced)."""
+        values = self.__dict__.copy()
+        values.update(changes)
+        return type(self)._from_dict(values)
+
+    @classmethod
+    def _from_dict(cls, values: dict[str, Any]) -> Self:
+        """An instance whose field values are ``values`` (the dict itself becomes its ``__dict__``)."""
         instance = cls.__new__(cls)
         _set(instance, "__dict__", values)
         every = _ALL_FIELDS.get(cls)
         if every is None:
             every = _ALL_FIELDS[cls] = set(cls.model_fields)
         # a copy of the class's prepared set costs far less than building one from the keys
-        _set(instance, "__pydantic_fields_set__", every.copy() if len(values) == len(every) else set(values))
-        _set(instance, "__pydantic_extra__", None)
-        _set(instance, "__pydantic_private__", None)
-        return instance
-
-    def evolve(self, **changes: Any) -> Self:
-        """A copy with ``changes`` applied, without validation (for values the engine produced)."""
-        values = self.__dict__.copy()
-        values.update(changes)
-        cls = type(self)
-        instance = cls.__new__(cls)
-        _set(instance, "__dict__", values)
-        # every field is there (copied): a copy of the class's prepared set, built on the first call
-        every = _ALL_FIELDS.get(cls)
-        if every is None:
-            every = _ALL_FIELDS[cls] = set(cls.model_fields)
         _set(instance, "__pydantic_fields_set__", every.copy() if len(values) == len(every) else set(values))
         _set(instance, "__pydantic_extra__", None)
         _set(instance, "__pydantic_private__", None)

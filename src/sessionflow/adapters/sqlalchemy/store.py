@@ -992,10 +992,9 @@ class SqlAlchemyEventStore:
     def _sqlite_write(self, conn: Any, changes: list[Change], writes: list[tuple[Any, ...]]) -> list[Change]:
         """The batch's ONE write statement; returns the changes it applied (all, unless some session changed
         since it was read)."""
-        # The batch as a literal: JSON text has no NUL (json.dumps escapes control characters) and a quote in
+        # The batch as a literal: JSON text has no NUL (the encoder escapes control characters) and a quote in
         # a SQLite literal is escaped by doubling it, the only escape there is.
-        script = _SQLITE_EXPIRE_HEAD + json.dumps(writes, ensure_ascii=False, separators=(",", ":")).replace(
-            "'", "''") + _SQLITE_EXPIRE_TAIL
+        script = _SQLITE_EXPIRE_HEAD + compact_json(writes).replace("'", "''") + _SQLITE_EXPIRE_TAIL
         before = conn.total_changes
         try:
             conn.executescript(script)
@@ -1460,7 +1459,7 @@ _PG_EXPIRE_ARRAYS = (
     "AS e(record_id, session_id, version, event, source_state, target_state, performer_id, timestamp, payload) "
     "WHERE e.session_id IN (SELECT id FROM w) RETURNING session_id"
 )
-#: Batches larger than this are sent as arrays (_PG_EXPIRE_ARRAYS) in a pipeline rather than as JSON.
+#: Batches larger than this are sent as arrays (_PG_EXPIRE_ARRAYS), in chunks, rather than as JSON.
 _PG_JSON_WRITES = 100
 #: How many sessions of a large batch one statement writes (see ``_pg_write_overlapped``).
 _PG_CHUNK = 200
@@ -1548,7 +1547,7 @@ def _by_deadline(row: list[Any]) -> Any:
 
 
 def _payload_text(payload: Mapping[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")) if payload else "{}"
+    return compact_json(payload) if payload else "{}"
 
 
 def _bind(name: str) -> Any:
