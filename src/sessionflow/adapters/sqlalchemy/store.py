@@ -502,35 +502,23 @@ class SqlAlchemyEventStore:
 
     def append(self, change: Change) -> None:
         retry = False
-        if self._direct and change.exclusive_user is None and not self._closed:
+        if (self._direct and change.exclusive_user is None and not self._closed
+                and getattr(self._local, "connection", None) is not None):
             # The common case first, with no retry machinery around it: the thread's kept connection (see
             # _checkout). A driver error goes on to the careful path below, which tries again as after any
             # failed attempt (looking first for the change's event, in case a lost connection hid a commit).
-            held: _Held | None = getattr(self._local, "connection", None)
-            if held is not None:
-                sql = self._fast
-                try:
-                    if isinstance(sql, SqliteSql):
-                        self._append_sqlite(held.driver_connection, sql, change, held.cursor())
-                    else:
-                        assert isinstance(sql, PostgresSql)
-                        self._append_postgres(held.driver_connection, sql, change, held.cursor())
-                except self._integrity_error as error:
-                    self._conflict(change, ConcurrencyConflict(
-                        change.session.id, expected_version=change.expected_version, actual_version=None),
-                        error)
-                except self._driver_error as error:
-                    if self._lost_connection(error):
-                        held.invalidate()
-                    retry = True
-                except ConcurrencyConflict as conflict:
-                    self._conflict(change, conflict, conflict.__cause__)
-                except BaseException:
-                    self._forget(change.session.id)
-                    raise
-                else:
-                    self._remember(change.session)
-                    return
+            try:
+                self._append_fast(change)
+            except self._driver_error:
+                retry = True  # a lost connection was discarded by _append_fast
+            except ConcurrencyConflict as conflict:
+                self._conflict(change, conflict, conflict.__cause__)
+            except BaseException:
+                self._forget(change.session.id)
+                raise
+            else:
+                self._remember(change.session)
+                return
         # If a connection is lost mid-append the outcome is unknown: before trying again, look for the
         # change's first event (its record id is unique). Found: it was applied, so it is not applied twice.
         tried = retry
@@ -624,16 +612,17 @@ class SqlAlchemyEventStore:
             self._holders -= 1
 
     def _append_fast(self, change: Change) -> None:
-        """One append on the driver connection; driver errors propagate to :meth:`_run`."""
-        integrity = self._engine.dialect.loaded_dbapi.IntegrityError
+        """One append on the driver connection (a kept one: on its cursor); a lost connection is discarded;
+        driver errors propagate (to :meth:`_run`, or to the direct path of :meth:`append`)."""
         raw = self._checkout()
+        cursor = raw.cursor() if isinstance(raw, _Held) else None
         try:
             if isinstance(self._fast, SqliteSql):
-                self._append_sqlite(raw.driver_connection, self._fast, change)
+                self._append_sqlite(raw.driver_connection, self._fast, change, cursor)
             else:
                 assert isinstance(self._fast, PostgresSql)
-                self._append_postgres(raw.driver_connection, self._fast, change)
-        except integrity as error:
+                self._append_postgres(raw.driver_connection, self._fast, change, cursor)
+        except self._integrity_error as error:
             raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
                                       actual_version=None) from error
         except BaseException as error:
@@ -1046,16 +1035,12 @@ class SqlAlchemyEventStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for change in changes:
-                s = change.session
-                sid = s.id.hex
-                update_ = (str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
-                           _ms(s.expires_at), _ms(s.due_at), s.failure_reason, sid, change.expected_version)
-                if conn.execute(_SQLITE_EXPIRE_ROW, update_).rowcount != 1:
+                sid = change.session.id.hex
+                if conn.execute(_SQLITE_EXPIRE_ROW, _expiry_update(change, _ms(change.session.due_at), sid)
+                                ).rowcount != 1:
                     continue
                 conn.executemany(_SQLITE_EXPIRE_EVENT, [
-                    (e.record_id.hex, sid, e.version, str(e.event),
-                     None if e.source_state is None else str(e.source_state), str(e.target_state), e.performer_id,
-                     to_millis(e.timestamp), _payload_text(e.payload)) for e in change.events])
+                    _expiry_event(e, e.record_id.hex, sid, _payload_text(e.payload)) for e in change.events])
                 applied.append(change)
             conn.execute("COMMIT")
         except BaseException:
@@ -1102,15 +1087,9 @@ class SqlAlchemyEventStore:
             updates: list[tuple[Any, ...]] = []
             events: list[tuple[Any, ...]] = []
             for change, due in _decide_claimed(rows, decide, now, earliest, width):
-                s = change.session
-                sid = s.id.hex
-                updates.append((str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
-                                _ms(s.expires_at), due, s.failure_reason, sid, change.expected_version))
-                for e in change.events:
-                    source = e.source_state
-                    events.append((e.record_id.hex, sid, e.version, str(e.event),
-                                   None if source is None else str(source), str(e.target_state), e.performer_id,
-                                   to_millis(e.timestamp), e.payload))
+                sid = change.session.id.hex
+                updates.append(_expiry_update(change, due, sid))
+                events += [_expiry_event(e, e.record_id.hex, sid, e.payload) for e in change.events]
                 changes.append(change)
             if not changes:
                 if self._autocommit:
@@ -1161,15 +1140,9 @@ class SqlAlchemyEventStore:
         events: list[tuple[Any, ...]] = []
         with conn.pipeline():
             for change, due in _decide_claimed(rows, decide, now, earliest, width):
-                s = change.session
-                sid = s.id
-                updates.append((str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
-                                _ms(s.expires_at), due, s.failure_reason, sid, change.expected_version))
-                for e in change.events:
-                    source = e.source_state
-                    events.append((e.record_id, sid, e.version, str(e.event), None if source is None else str(source),
-                                   str(e.target_state), e.performer_id, to_millis(e.timestamp),
-                                   _payload_text(e.payload)))
+                sid = change.session.id
+                updates.append(_expiry_update(change, due, sid))
+                events += [_expiry_event(e, e.record_id, sid, _payload_text(e.payload)) for e in change.events]
                 changes.append(change)
                 if len(updates) == _PG_CHUNK:
                     cursors.append(_pg_send_chunk(conn, updates, events))
@@ -1494,6 +1467,21 @@ def _decide_claimed(rows: list[Any], decide: ExpiryDecider, now: datetime, earli
                 s, decided.events, decided.expected_version, decided.exclusive_user, decided.decided_at)), due
         if due is not None and (earliest[0] is None or due < earliest[0]):
             earliest[0] = due
+
+
+def _expiry_update(change: Change, due: int | None, key: Any) -> tuple[Any, ...]:
+    """A swept session's compare-and-set update: its new columns, then its key and the version it was read at
+    (the parameters of :data:`_SQLITE_EXPIRE_ROW`, a row of :data:`_PG_EXPIRE` / :data:`_PG_EXPIRE_ARRAYS`)."""
+    s = change.session
+    return (str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by, _ms(s.expires_at), due,
+            s.failure_reason, key, change.expected_version)
+
+
+def _expiry_event(e: SessionEvent, record: Any, key: Any, payload: Any) -> tuple[Any, ...]:
+    """A swept session's event row, in ``session_events`` column order (its ids and payload as given)."""
+    source = e.source_state
+    return (record, key, e.version, str(e.event), None if source is None else str(source), str(e.target_state),
+            e.performer_id, to_millis(e.timestamp), payload)
 
 
 def _by_record(event: tuple[Any, ...]) -> Any:
