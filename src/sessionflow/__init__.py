@@ -22,8 +22,9 @@ from sessionflow.errors import (
 if TYPE_CHECKING:
     from sessionflow.adapters.apscheduler import ApschedulerWaker
     from sessionflow.adapters.memory import InMemoryEventStore
-    from sessionflow.application.manager import SYSTEM, UNSET, SessionManager, Subscriber, SweepResult
+    from sessionflow.application.manager import SYSTEM, UNSET, Subscriber, SweepResult
     from sessionflow.application.ports import Change, Clock, EventStore, Query, SystemClock
+    from sessionflow.bootstrap import SessionManager
     from sessionflow.domain.deadlines import DeadlinePolicy
     from sessionflow.domain.decision import CompiledLifecycle, Decision
     from sessionflow.domain.lifecycle import SessionLifecycle
@@ -45,7 +46,7 @@ _LAZY: dict[str, str] = {
     "ApschedulerWaker": "sessionflow.adapters.apscheduler",
     "InMemoryEventStore": "sessionflow.adapters.memory",
     "SYSTEM": "sessionflow.application.manager",
-    "SessionManager": "sessionflow.application.manager",
+    "SessionManager": "sessionflow.bootstrap",
     "Subscriber": "sessionflow.application.manager",
     "SweepResult": "sessionflow.application.manager",
     "UNSET": "sessionflow.application.manager",

@@ -1,11 +1,16 @@
 """The one wiring place: builds engines, stores and managers from explicit arguments.
 
-Nothing here reads the environment; the CLI and the HTTP app do that and pass the values in.
+:class:`SessionManager` here is the public facade (``sessionflow.SessionManager``): the application's
+:class:`~sessionflow.application.manager.SessionManager` with the constructors that open a store
+(:meth:`~SessionManager.open`, :meth:`~SessionManager.in_memory`, :meth:`~SessionManager.from_settings`) and the
+default waker (:class:`~sessionflow.adapters.apscheduler.ApschedulerWaker`). Nothing here reads the
+environment; the CLI and the HTTP app do that and pass the values in.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import sqlalchemy
 from sqlalchemy import Engine
@@ -14,18 +19,57 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from sessionflow.adapters.sqlalchemy.store import SqlAlchemyEventStore, install_sqlite_pragmas
-from sessionflow.application.manager import SessionManager
+from sessionflow.application import manager
 from sessionflow.errors import InvalidInput, StoreError
 
-__all__ = ["DEFAULT_URL", "build", "create_engine", "create_store", "from_settings"]
+__all__ = ["DEFAULT_URL", "SessionManager", "build", "create_engine", "create_store", "from_settings"]
 
 #: The embedded default: an SQLite file in the current directory.
 DEFAULT_URL = "sqlite:///./sessionflow.db"
 
 if TYPE_CHECKING:
+    from sessionflow.application.ports import Waker
     from sessionflow.settings import Settings
 
-M = TypeVar("M", bound=SessionManager)
+
+class SessionManager(manager.SessionManager):
+    """Drives sessions through their lifecycle: the facade embedding programs use.
+
+    Build one from a store (``SessionManager(store, ...)``, the arguments of
+    :class:`sessionflow.application.manager.SessionManager`), or open one with :meth:`in_memory`,
+    :meth:`open` or :meth:`from_settings`. :meth:`start_timeouts` without a waker starts an
+    :class:`~sessionflow.adapters.apscheduler.ApschedulerWaker`.
+    """
+
+    @classmethod
+    def in_memory(cls, **options: Any) -> Self:
+        """A manager over a fresh :class:`~sessionflow.adapters.memory.InMemoryEventStore`."""
+        from sessionflow.adapters.memory import InMemoryEventStore
+
+        return cls(InMemoryEventStore(), **options)
+
+    @classmethod
+    def open(cls, url: str | None = None, **options: Any) -> Self:
+        """A manager over a durable SQL store (default: ``sqlite:///./sessionflow.db``).
+
+        The schema is brought up to date unless ``migrate=False``. Other options are those of the
+        constructor plus the store's (``pool_size``, ``echo``, ...); see :func:`build`.
+        """
+        return build(url, manager_class=cls, **options)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> Self:
+        """A manager configured by ``settings`` (database, timeouts, policies); see :func:`from_settings`.
+        ``options`` override or add constructor arguments."""
+        return from_settings(settings, manager_class=cls, **options)
+
+    def _new_waker(self, cleanup_interval: timedelta) -> Waker:
+        from sessionflow.adapters.apscheduler import ApschedulerWaker  # the scheduler only when asked for
+
+        return ApschedulerWaker(cleanup_interval=cleanup_interval)
+
+
+M = TypeVar("M", bound=manager.SessionManager)
 
 
 def create_engine(

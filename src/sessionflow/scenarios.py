@@ -46,7 +46,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sessionflow.application.manager import SessionManager
+from sessionflow.bootstrap import SessionManager
 from sessionflow.domain.definitions import LifecycleDefinition, default_registry
 from sessionflow.domain.models import Session
 from sessionflow.errors import InvalidTransition, LifecycleDefinitionError, SessionflowError, SessionNotFound

@@ -1,34 +1,22 @@
 """Helpers for testing code that uses sessionflow: a controllable clock, time travel, ready-made managers.
 
-This module is also a pytest plugin, registered through the ``pytest11`` entry point: installing sessionflow
-gives a test suite these fixtures (disable them with ``-p no:sessionflow``):
+:class:`ManualClock` moves only when told to; :class:`TimeTravel` moves it and runs every timeout that falls
+due meanwhile — synchronously, in deadline order, each session expired at its own deadline — without
+sleeping and without threads; :func:`advance` does the same for any manager built on a :class:`ManualClock`.
+The engine's default clock (``SystemClock``) reads ``datetime.now(UTC)`` at each call, so
+``freezegun.freeze_time`` and ``time_machine.travel`` move it too; this module imports neither.
 
-``sessionflow_clock``
-    A :class:`ManualClock` at 2030-01-01 00:00 UTC. It moves only when told to.
-``sessionflow_time``
-    A :class:`TimeTravel` on that clock: ``sessionflow_time.advance(timedelta(minutes=5))`` moves the clock
-    and runs every timeout that falls due meanwhile — synchronously, in deadline order, each session
-    expired at its own deadline — without sleeping and without threads.
-``sessionflow_manager``
-    A :class:`~sessionflow.SessionManager` on an in-memory store and that clock, attached to
-    ``sessionflow_time`` and closed after the test.
-``sessionflow_sqlite_manager``
-    The same on an SQLite file in the test's ``tmp_path``.
+The pytest fixtures built on these helpers (``sessionflow_clock``, ``sessionflow_time``,
+``sessionflow_manager``, ``sessionflow_sqlite_manager``) and the scenario files are in
+:mod:`sessionflow.pytest_plugin`, which installing sessionflow registers with pytest.
 
-Outside pytest, :func:`advance` does the same for any manager built on a :class:`ManualClock`. The engine's
-default clock (``SystemClock``) reads ``datetime.now(UTC)`` at each call, so ``freezegun.freeze_time`` and
-``time_machine.travel`` move it too; this module imports neither.
-
-Importing this module is cheap (pytest imports it in every project that installs sessionflow): it imports
-only the standard library at import time (and pytest's fixtures only when pytest is running); managers and
-stores are imported when first used.
+Importing this module is cheap: it imports only the standard library and sessionflow's value helpers at
+import time; managers and stores are imported when first used.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -117,7 +105,7 @@ class TimeTravel:
 
     def manager(self, **options: Any) -> SessionManager:
         """A new manager on an in-memory store and this clock (``options``: the manager's arguments)."""
-        from sessionflow.application.manager import SessionManager
+        from sessionflow.bootstrap import SessionManager
 
         manager = SessionManager.in_memory(clock=self.clock, **options)
         self._owned.append(manager)
@@ -125,7 +113,7 @@ class TimeTravel:
 
     def sqlite_manager(self, path: str | Path, **options: Any) -> SessionManager:
         """A new manager on an SQLite file at ``path`` (created and migrated) and this clock."""
-        from sessionflow.application.manager import SessionManager
+        from sessionflow.bootstrap import SessionManager
 
         manager = SessionManager.open(f"sqlite:///{Path(path)}", clock=self.clock, **options)
         self._owned.append(manager)
@@ -204,64 +192,3 @@ def advance(target: SessionManager | TimeTravel, delta: timedelta) -> int:
         raise TypeError(f"advance needs a manager built on a ManualClock, not on {clock!r} "
                         "(with the system clock, use freezegun or time-machine and call expire_sessions())")
     return TimeTravel(clock, target).advance(delta)
-
-
-# ---------------------------------------------------------------------- the pytest plugin
-
-# The fixtures exist when pytest runs (it imported itself before loading this plugin); a program that only
-# wants ManualClock or TimeTravel does not pay for importing pytest.
-if "pytest" in sys.modules:
-    import pytest
-
-    @pytest.fixture
-    def sessionflow_clock() -> ManualClock:
-        """A :class:`ManualClock` at 2030-01-01 00:00 UTC."""
-        return ManualClock()
-
-    @pytest.fixture
-    def sessionflow_time(sessionflow_clock: ManualClock) -> Iterator[TimeTravel]:
-        """A :class:`TimeTravel` on ``sessionflow_clock``; ``.advance(delta)`` runs the timeouts due."""
-        with TimeTravel(sessionflow_clock) as travel:
-            yield travel
-
-    @pytest.fixture
-    def sessionflow_manager(sessionflow_time: TimeTravel) -> SessionManager:
-        """An in-memory :class:`~sessionflow.SessionManager` on ``sessionflow_clock``."""
-        return sessionflow_time.manager()
-
-    class ScenarioFile(pytest.File):
-        """A ``*.scenario.yaml`` file: one test that plays the scenario (see :mod:`sessionflow.scenarios`)."""
-
-        def collect(self) -> Iterator[pytest.Item]:
-            yield ScenarioItem.from_parent(self, name=self.path.name)
-
-    class ScenarioItem(pytest.Item):
-        def runtest(self) -> None:
-            from sessionflow.scenarios import run_scenario
-
-            report = run_scenario(self.path)
-            if not report.ok:
-                lines = [f"  step {s.index}: {s.step}\n    {s.message}" for s in report.failures]
-                raise ScenarioFailed(report.summary() + "\n" + "\n".join(lines))
-
-        def repr_failure(self, excinfo: Any, style: Any = None) -> str:
-            if isinstance(excinfo.value, ScenarioFailed):
-                return str(excinfo.value)
-            return str(super().repr_failure(excinfo))
-
-        def reportinfo(self) -> tuple[Path, int, str]:
-            return self.path, 0, f"scenario {self.name}"
-
-    class ScenarioFailed(AssertionError):
-        """A scenario step or expectation failed."""
-
-    def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> ScenarioFile | None:
-        """Collect ``*.scenario.yaml`` / ``*.scenario.yml`` / ``*.scenario.json`` files as tests."""
-        if file_path.name.endswith((".scenario.yaml", ".scenario.yml", ".scenario.json")):
-            return ScenarioFile.from_parent(parent, path=file_path)
-        return None
-
-    @pytest.fixture
-    def sessionflow_sqlite_manager(sessionflow_time: TimeTravel, tmp_path: Path) -> SessionManager:
-        """A :class:`~sessionflow.SessionManager` on an SQLite file in ``tmp_path`` and ``sessionflow_clock``."""
-        return sessionflow_time.sqlite_manager(tmp_path / "sessionflow.db")

@@ -16,6 +16,7 @@ from statemachine import State, StateMachine
 
 from sessionflow import EventType, Session, SessionManager, SessionStatus, StoreError, replay
 from sessionflow.adapters.sqlalchemy import store as store_module
+from sessionflow.application.pipeline import WritePipeline
 from sessionflow.application.ports import Change
 from sessionflow.domain.definitions import LifecycleDefinition, LifecycleRegistry, StateTimeout
 from sessionflow.domain.replay import apply
@@ -229,8 +230,8 @@ def test_a_session_changed_between_the_read_and_the_write_is_skipped_once(tmp_pa
         def racing_decide(session: Session, now: Any) -> Change | None:
             change = decide(session, now)
             if session.id == racing.id:  # a writer fails it meanwhile
-                failed = writer._event(session, session.id, session.version + 1, EventType.FAILED,
-                                       SessionStatus.FAILED, "w", now, {"reason": "x"})
+                failed = WritePipeline.event(session, session.id, session.version + 1, EventType.FAILED,
+                                            SessionStatus.FAILED, "w", now, {"reason": "x"})
                 writer.store.append(Change(apply(session, failed), (failed,), session.version, previous=session))
             return change
 

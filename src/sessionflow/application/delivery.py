@@ -1,0 +1,107 @@
+"""After the commit: events to the subscribers, new deadlines to the waker.
+
+Subscribers hear every event committed through one manager, after its commit, in subscription order; one
+session's events arrive in version order (its commits are queued under a per-session stripe lock while
+anybody listens). A subscriber that raises is logged and skipped. The waker, when there is one, hears each
+deadline a commit sets, so it can re-arm earlier.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from sessionflow.application.ports import Change, EventStore, Waker
+from sessionflow.domain.models import SessionEvent
+from sessionflow.errors import InvalidInput
+
+__all__ = ["Delivery", "Subscriber"]
+
+logger = logging.getLogger("sessionflow")
+
+#: A callback that receives each committed event.
+Subscriber = Callable[[SessionEvent], object]
+
+_STRIPES: Final = 64
+
+
+class Delivery:
+    """Commits changes to a store and tells the subscribers and the waker about them, in order.
+
+    ``waker`` may be replaced at any time (see :meth:`~sessionflow.SessionManager.start_timeouts`).
+    """
+
+    __slots__ = ("_deliver_lock", "_outbox", "_stripes", "_subscribe_lock", "store", "subscribers", "waker")
+
+    def __init__(self, store: EventStore, waker: Waker | None) -> None:
+        self.store = store
+        self.waker = waker
+        self.subscribers: tuple[Subscriber, ...] = ()
+        self._subscribe_lock = threading.Lock()
+        self._stripes = tuple(threading.Lock() for _ in range(_STRIPES))
+        self._outbox: deque[tuple[SessionEvent, ...]] = deque()
+        self._deliver_lock = threading.Lock()
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Add ``callback``; returns a function that removes it."""
+        if not callable(callback):
+            raise InvalidInput("callback", "must be callable")
+        with self._subscribe_lock:
+            self.subscribers = (*self.subscribers, callback)
+
+        def unsubscribe() -> None:
+            with self._subscribe_lock:
+                self.subscribers = tuple(s for s in self.subscribers if s is not callback)
+
+        return unsubscribe
+
+    def commit(self, change: Change) -> None:
+        """Append ``change`` to the store; then deliver its events and tell the waker its deadline."""
+        session = change.session
+        if not self.subscribers:
+            # Nobody to deliver to: nothing to order, so no lock held across the database round trip. A
+            # subscriber that arrives meanwhile sees the session's later events only (never out of order).
+            self.store.append(change)
+        else:
+            # Commit and queue under the session's stripe, so its events are queued in version order.
+            with self._stripes[hash(session.id) % _STRIPES]:
+                self.store.append(change)
+                self._outbox.append(change.events)
+        if self._outbox:
+            self.deliver()
+        due = session.due_at
+        waker = self.waker
+        if waker is not None and due is not None:
+            waker.notify_deadline(due)
+
+    def committed(self, changes: Iterable[Change]) -> None:
+        """Deliver the events of ``changes``, which a store has already committed (a sweep's batch)."""
+        if self.subscribers:
+            for change in changes:
+                self._outbox.append(change.events)
+            self.deliver()
+
+    def deliver(self) -> None:
+        """Call the subscribers for every queued event; another thread already delivering takes ours too."""
+        while self._outbox:
+            if not self._deliver_lock.acquire(blocking=False):
+                return  # another thread is delivering; it will pick our events up
+            try:
+                while True:
+                    try:
+                        events = self._outbox.popleft()
+                    except IndexError:
+                        break
+                    subscribers = self.subscribers
+                    for event in events:
+                        for callback in subscribers:
+                            try:
+                                callback(event)
+                            except Exception:
+                                logger.exception("subscriber %r failed on event %s v%d of session %s",
+                                                 callback, str(event.event), event.version, event.session_id)
+            finally:
+                self._deliver_lock.release()

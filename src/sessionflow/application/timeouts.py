@@ -1,0 +1,101 @@
+"""Timeouts: the sweep that expires overdue sessions, and the waker that runs it at the deadlines.
+
+The deadlines live in the store. :class:`Timeouts` sweeps in batches (each overdue session gets exactly one
+``expired`` event however many processes sweep: the store's compare-and-set sees to it), delivers the
+expired events, and tells what the next deadline is. It also owns the waker's wiring: which waker runs,
+binding it to its manager, starting and stopping it. Which waker to build when none is given is the
+caller's choice (``waker_factory``): this layer imports no scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sessionflow.application.pipeline import WritePipeline
+from sessionflow.application.ports import ExpiredBatch, ExpiryDecider, Waker
+from sessionflow.application.validation import check_int
+from sessionflow.domain.values import to_utc, truncate_to_ms
+from sessionflow.errors import InvalidInput
+
+__all__ = ["MAX_BATCH_SIZE", "SweepResult", "Timeouts", "WakerFactory"]
+
+#: The largest batch a sweep accepts.
+MAX_BATCH_SIZE = 100_000
+
+#: Builds the waker :meth:`Timeouts.start` uses when none was given, from the safety-net interval.
+WakerFactory = Callable[[timedelta], Waker]
+
+
+class SweepResult(NamedTuple):
+    """What :meth:`SessionManager.sweep` did: how many sessions it expired, and the earliest deadline of a live
+    session afterwards (``None``: none has one)."""
+
+    expired: int
+    next_deadline: datetime | None
+
+
+class Timeouts:
+    """Sweeps the overdue sessions of one pipeline's store and runs its waker."""
+
+    __slots__ = ("_pipeline", "_waker_factory")
+
+    def __init__(self, pipeline: WritePipeline, waker_factory: WakerFactory | None) -> None:
+        self._pipeline = pipeline
+        self._waker_factory = waker_factory
+
+    @property
+    def waker(self) -> Waker | None:
+        return self._pipeline.delivery.waker
+
+    def sweep(self, now: datetime | None, batch_size: int, *, next_deadline: bool) -> SweepResult:
+        """Expire every session due at ``now`` (default: the clock), ``batch_size`` per transaction."""
+        pipeline = self._pipeline
+        at = pipeline.now() if now is None else truncate_to_ms(to_utc(now, "now"))
+        check_int(batch_size, "batch_size", 1, MAX_BATCH_SIZE)
+        decide: ExpiryDecider = pipeline.sweep_change
+        store = pipeline.store
+        delivery = pipeline.delivery
+        with_next = getattr(store, "expire_due_next", None) if next_deadline else None
+        total = 0
+        while True:
+            if with_next is not None:
+                batch: ExpiredBatch = with_next(at, batch_size, decide)
+                changes = batch.changes
+            else:
+                changes = store.expire_due(at, batch_size, decide)
+                batch = ExpiredBatch(changes)
+            total += len(changes)
+            if changes:
+                delivery.committed(changes)
+            if len(changes) < batch_size:
+                break
+        if not next_deadline:
+            return SweepResult(total, None)
+        # Delivered first: the deadline is read (if the batch could not tell it) only after the subscribers ran.
+        return SweepResult(total, batch.next_deadline if batch.known else store.next_deadline())
+
+    def start(self, manager: Any, waker: Waker | None, cleanup_interval: timedelta) -> Waker:
+        """Run ``waker`` (or the current one, or a new one from the factory) for ``manager``; returns it."""
+        delivery = self._pipeline.delivery
+        if waker is not None and waker is not delivery.waker:
+            if delivery.waker is not None:
+                delivery.waker.stop()
+            delivery.waker = waker
+        if delivery.waker is None:
+            if self._waker_factory is None:
+                raise InvalidInput("waker", "no waker given and none to build: pass one to start_timeouts()")
+            delivery.waker = self._waker_factory(cleanup_interval)
+        current = delivery.waker
+        bind = getattr(current, "bind", None)
+        if callable(bind):
+            bind(manager)
+        current.start()
+        return current
+
+    def stop(self) -> None:
+        """Stop the waker, if any."""
+        waker = self._pipeline.delivery.waker
+        if waker is not None:
+            waker.stop()

@@ -1,0 +1,227 @@
+"""Input validation at the edge of the facade: every argument a caller passes is checked here, once.
+
+Each function either returns the value in the shape the engine keeps (a :class:`~uuid.UUID`, a frozen JSON
+object, a set of state names...) or raises :class:`~sessionflow.errors.InvalidInput` naming the argument,
+before anything is read or written. The write pipeline and the stores trust what comes out of here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Final
+
+from sessionflow.domain.definitions import DATA_EVENTS, LifecycleDefinition, LifecycleRegistry
+from sessionflow.domain.models import SessionStatus
+from sessionflow.domain.values import (
+    MAX_ID_LENGTH,
+    MAX_LIST_LIMIT,
+    FrozenList,
+    freeze_json,
+    validate_identifier,
+    validate_path,
+    validate_paths,
+    validate_text,
+    validate_ttl,
+)
+from sessionflow.errors import InvalidInput
+
+__all__ = [
+    "UNSET",
+    "CreateArguments",
+    "as_state",
+    "check_expected",
+    "check_int",
+    "create_arguments",
+    "event_arguments",
+    "fail_reason",
+    "file_outcome",
+    "json_args",
+    "list_filters",
+    "note_payload",
+    "optional_id",
+    "performer",
+    "resolve_lifecycle",
+    "statuses",
+    "update_fields",
+]
+
+#: Keyword names the engine gives guards itself; an event argument may not replace them.
+RESERVED_ARGS: Final = frozenset({"session", "model", "now", "event", "source", "target", "state", "machine",
+                                  "event_data", "performer_id", "expected_version", "session_id"})
+#: The largest ``offset`` a list accepts.
+MAX_OFFSET: Final = 2**62
+
+
+class _Unset:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: Marks an ``update`` argument that was not given (``None`` means "clear it").
+UNSET: Final = _Unset()
+
+
+def as_state(value: str) -> str:
+    """A state value as the models keep it: the :class:`SessionStatus` member when there is one."""
+    member: str = SessionStatus._value2member_map_.get(value, value)  # type: ignore[assignment]
+    return member
+
+
+def check_int(value: Any, field: str, low: int, high: int) -> int:
+    """``value`` if it is an integer (not a bool) between ``low`` and ``high``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(field, f"expected an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise InvalidInput(field, f"must be between {low} and {high}")
+    return value
+
+
+def check_expected(expected_version: Any) -> None:
+    """An ``expected_version`` is ``None`` or a positive version number."""
+    if expected_version is not None:
+        check_int(expected_version, "expected_version", 1, MAX_OFFSET)
+
+
+def performer(value: Any) -> str:
+    """The ``performer_id`` every write requires."""
+    return validate_identifier(value, "performer_id")
+
+
+def optional_id(value: Any, field: str) -> str | None:
+    return None if value is None else validate_identifier(value, field)
+
+
+def json_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Event arguments as recorded in the payload (``args``), validated as a JSON object."""
+    return {"args": freeze_json(args, "args")} if args else {}
+
+
+def resolve_lifecycle(registry: LifecycleRegistry, lifecycle: LifecycleDefinition | str | None,
+                      default: LifecycleDefinition) -> LifecycleDefinition:
+    """The definition ``lifecycle`` names (``None``: ``default``); a definition given is registered."""
+    if lifecycle is None:
+        return default
+    if isinstance(lifecycle, LifecycleDefinition):
+        return registry.register(lifecycle)
+    if isinstance(lifecycle, str):
+        return registry.get(lifecycle)
+    raise InvalidInput("lifecycle", "expected a LifecycleDefinition or the name of a registered one")
+
+
+class CreateArguments:
+    """The validated arguments of :meth:`~sessionflow.SessionManager.create`."""
+
+    __slots__ = ("payload", "performer", "ttl")
+
+    def __init__(self, payload: dict[str, Any], performer: str, ttl: timedelta) -> None:
+        self.payload = payload
+        self.performer = performer
+        self.ttl = ttl
+
+
+def create_arguments(*, performer_id: Any, user_id: Any, workspace_id: Any, module_name: Any,
+                     file_paths: Iterable[Any] | None, metadata: Any, ttl: Any,
+                     default_ttl: timedelta) -> CreateArguments:
+    """The payload of a ``created`` event (without its deadlines), its performer and its TTL."""
+    who = performer(performer_id)
+    payload: dict[str, Any] = {
+        "user_id": optional_id(user_id, "user_id"),
+        "workspace_id": optional_id(workspace_id, "workspace_id"),
+        "module_name": optional_id(module_name, "module_name"),
+        "file_paths": FrozenList(validate_paths(file_paths)),
+        "metadata": freeze_json(metadata, "metadata"),
+    }
+    return CreateArguments(payload, who, default_ttl if ttl is None else validate_ttl(ttl))
+
+
+def event_arguments(event: Any, args: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The arguments of :meth:`~sessionflow.SessionManager.send` and the payload recording them."""
+    arguments = dict(args or {})
+    for key in arguments:
+        if not isinstance(key, str) or not key.isidentifier() or key in RESERVED_ARGS:
+            raise InvalidInput("args", f"{str(key)[:40]!r} cannot be an event argument")
+    if not isinstance(event, str) or not event:
+        raise InvalidInput("event", "expected the name of an event")
+    if event in DATA_EVENTS or event == "update":
+        raise InvalidInput("event", f"use the {event} method: it takes its own arguments")
+    payload = json_args(arguments)
+    if event == "fail" and "reason" in arguments:
+        reason = arguments["reason"]
+        payload = {"reason": reason.strip() if isinstance(reason, str) else reason}
+    return arguments, payload
+
+
+def fail_reason(reason: Any) -> str:
+    """The ``reason`` of a ``fail`` as given (the lifecycle's guard refuses an empty one)."""
+    if reason is not None and not isinstance(reason, str):
+        raise InvalidInput("reason", f"expected a string, got {type(reason).__name__}")
+    return validate_text(reason, "reason", allow_empty=True) if reason is not None else ""
+
+
+def file_outcome(path: Any, error: Any) -> tuple[str, str | None]:
+    """The ``path`` and ``error`` of :meth:`~sessionflow.SessionManager.record_file`."""
+    return validate_path(path, "path"), None if error is None else validate_text(error, "error")
+
+
+def note_payload(file_path: Any, memory_id: Any, status: Any) -> dict[str, Any]:
+    """The payload of a ``note_added`` event."""
+    return {
+        "file_path": validate_path(file_path, "file_path"),
+        "memory_id": optional_id(memory_id, "memory_id"),
+        "status": validate_identifier(status, "status"),
+    }
+
+
+def update_fields(session_id: Any, current_file: Any, metadata: Any, status: Any,
+                  reason: Any) -> tuple[dict[str, Any], str | None, str | None]:
+    """The fields an ``update`` changes, the state it moves to, and the reason of a move to a failed state."""
+    fields: dict[str, Any] = {}
+    if current_file is not UNSET:
+        fields["current_file"] = None if current_file is None else validate_path(current_file, "current_file")
+    if metadata is not UNSET:
+        fields["metadata"] = freeze_json(metadata, "metadata")
+    target: str | None = None
+    if status is not None:
+        if not isinstance(status, str) or not status or len(status) > 128:
+            raise InvalidInput("status", f"unknown status {str(status)[:40]!r}", session_id=session_id)
+        target = status
+    if not fields and target is None:
+        raise InvalidInput("update", "nothing to update: give current_file, metadata or status",
+                           session_id=session_id)
+    reason_text = None if reason is None else validate_text(reason, "reason", allow_empty=True)
+    return fields, target, reason_text
+
+
+def statuses(value: Any, registry: LifecycleRegistry) -> frozenset[str] | None:
+    """Status filters: states of the registered lifecycles (an unknown one is a typo: ``InvalidInput``)."""
+    if value is None:
+        return None
+    if isinstance(value, str | SessionStatus):
+        items: Sequence[Any] = [value]
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        items = list(value)
+    else:
+        raise InvalidInput("status", f"expected a status or a list of statuses, got {type(value).__name__}")
+    known = registry.all_states()
+    result: set[str] = set()
+    for item in items:
+        if not isinstance(item, str) or item not in known:
+            raise InvalidInput("status", f"unknown status {str(item)[:40]!r}")
+        result.add(as_state(item))
+    return frozenset(result)
+
+
+def list_filters(*, user_id: Any, workspace_id: Any, module_name: Any, limit: Any, offset: Any) -> None:
+    """The filters and page of :meth:`~sessionflow.SessionManager.list` (the statuses: :func:`statuses`)."""
+    for name, value in (("user_id", user_id), ("workspace_id", workspace_id), ("module_name", module_name)):
+        if value is not None:
+            validate_text(value, name, max_length=MAX_ID_LENGTH, allow_empty=True)
+    check_int(limit, "limit", 1, MAX_LIST_LIMIT)
+    check_int(offset, "offset", 0, MAX_OFFSET)
+
