@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
-from benchmarks.framework import Skipped
+from benchmarks.skip import Skipped
 
 __all__ = ["ENV_URL", "Machine", "PostgresProvider", "conninfo", "describe_machine", "load_average"]
 

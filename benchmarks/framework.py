@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from benchmarks.skip import Skipped
+
 if TYPE_CHECKING:
     from benchmarks.environment import PostgresProvider
 
@@ -72,10 +74,6 @@ TIMES = "\u00d7"
 
 
 N = TypeVar("N", int, float)
-
-
-class Skipped(Exception):
-    """A benchmark (or part of one) cannot run here; the message says why."""
 
 
 def format_duration(seconds: float) -> str:
