@@ -1,0 +1,79 @@
+"""How a command runs: the commands object it gets, and its errors turned into exit codes.
+
+Owns :func:`open_commands` (reads the settings from the global and the command's options, registers the
+``--lifecycle`` files, and yields the object whose methods do the work, inside the engine's logging),
+:func:`handled` (every error becomes its one-line report and exit code, never a traceback) and
+:func:`register_lifecycles`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+
+from sessionflow.entrypoints.cli.context import CommandContext
+from sessionflow.entrypoints.cli.errors import report_error
+from sessionflow.entrypoints.cli.logs import engine_logging
+from sessionflow.entrypoints.cli.options import globals_of
+
+__all__ = ["handled", "open_commands", "register_lifecycles"]
+
+P = ParamSpec("P")
+C = TypeVar("C", bound=CommandContext)
+
+
+def _json_mode(args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
+    ctx = kwargs.get("ctx", args[0] if args else None)
+    return bool(kwargs.get("json_output")) or globals_of(ctx).json
+
+
+def handled(func: Callable[P, None]) -> Callable[P, None]:
+    """Run a command: map every error to its one-line report and exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        json_mode = _json_mode(args, kwargs)
+        try:
+            func(*args, **kwargs)
+        except (Exception, KeyboardInterrupt) as error:
+            if type(error).__module__.split(".")[0] == "typer":  # Exit, Abort, usage errors: typer's own
+                raise
+            code = report_error(error, json_mode=json_mode)
+            raise typer.Exit(int(code)) from None
+
+    return wrapper
+
+
+def register_lifecycles(files: Sequence[str]) -> list[Any]:
+    """Load lifecycle files given with ``--lifecycle`` into the process-wide registry."""
+    from sessionflow.domain.definitions import default_registry
+    from sessionflow.loader import load_definition
+
+    registry = default_registry()
+    return [registry.register(load_definition(file)) for file in files]
+
+
+@contextlib.contextmanager
+def open_commands(ctx: typer.Context, kind: type[C], *, db: str | None = None, performer: str | None = None,
+                  json_output: bool = False) -> Iterator[C]:
+    """The object whose methods run a command, with the settings of the command line; closed afterwards.
+
+    ``kind`` is the command group's class; the object is of the class the root command names
+    (:attr:`Globals.commands <sessionflow.entrypoints.cli.options.Globals.commands>`: ``Cli``) when that has
+    the group's methods, so every command runs through ``Cli``.
+    """
+    g = globals_of(ctx)
+    from sessionflow import Settings
+
+    register_lifecycles(g.lifecycles)
+    url = db or g.db
+    overrides: dict[str, Any] = {"database_url": url} if url else {}
+    settings = Settings.from_env(g.config, **overrides)
+    factory: type[C] = g.commands if issubclass(g.commands, kind) else kind
+    with engine_logging(g.verbose), factory(settings, performer=performer or g.performer,
+                                            json_mode=json_output or g.json) as commands:
+        yield commands

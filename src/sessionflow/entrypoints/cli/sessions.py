@@ -1,0 +1,307 @@
+"""The session commands: create, send, start, record-file, note, complete, fail, touch, delete, show, list and
+expire.
+
+Owns :class:`SessionCommands` (each command as a method that calls the manager and prints the result) and the
+typer functions that read the commands' options and call those methods.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+
+from sessionflow import EventType, Session, SessionStatus
+from sessionflow.entrypoints.cli.context import CommandContext
+from sessionflow.entrypoints.cli.options import DbOption, ExpectOption, JsonOption, PerformerOption, SessionArgument
+from sessionflow.entrypoints.cli.parsing import parse_arguments, parse_duration, parse_json_object
+from sessionflow.entrypoints.cli.running import handled, open_commands
+
+__all__ = ["SessionCommands", "complete", "create", "delete", "expire", "fail", "list_", "note", "record_file",
+           "send", "show", "start", "touch"]
+
+
+class SessionCommands(CommandContext):
+    """The session commands as methods: each calls the manager, prints its result and returns it."""
+
+    # ------------------------------------------------------------------ writes
+
+    def create(self, *, user: str | None = None, workspace: str | None = None, module: str | None = None,
+               files: Sequence[str] = (), metadata: Mapping[str, Any] | None = None,
+               ttl: timedelta | None = None, lifecycle: str | None = None) -> Session:
+        """Create a session."""
+        session = self.manager.create(user_id=user, workspace_id=workspace, module_name=module,
+                                      file_paths=list(files), metadata=metadata, ttl=ttl,
+                                      performer_id=self.performer, lifecycle=lifecycle)
+        self.out.session(session, verb="created")
+        return session
+
+    def send(self, session_id: str | UUID, event: str, *, args: Mapping[str, Any] | None = None,
+             expected_version: int | None = None) -> Session:
+        """Send any event of the session's lifecycle."""
+        session = self.manager.send(session_id, event, performer_id=self.performer,
+                                    expected_version=expected_version, **dict(args or {}))
+        self.out.session(session, verb=event)
+        return session
+
+    def start(self, session_id: str | UUID, *, expected_version: int | None = None) -> Session:
+        """Start a pending session."""
+        session = self.manager.start(session_id, performer_id=self.performer, expected_version=expected_version)
+        self.out.session(session, verb="started")
+        return session
+
+    def record_file(self, session_id: str | UUID, path: str, *, error: str | None = None,
+                    expected_version: int | None = None) -> Session:
+        """Record a file's outcome: processed, or failed with ``error``."""
+        session = self.manager.record_file(session_id, path, error, performer_id=self.performer,
+                                           expected_version=expected_version)
+        self.out.session(session, verb=f"recorded {path!r} ({'failed' if error is not None else 'processed'}) in")
+        return session
+
+    def note(self, session_id: str | UUID, *, file_path: str, status: str, memory_id: str | None = None,
+             expected_version: int | None = None) -> Session:
+        """Attach a note to a live session."""
+        session = self.manager.add_note(session_id, file_path=file_path, status=status, memory_id=memory_id,
+                                        performer_id=self.performer, expected_version=expected_version)
+        self.out.session(session, verb="added a note to")
+        return session
+
+    def complete(self, session_id: str | UUID, *, expected_version: int | None = None) -> Session:
+        """Complete a session in progress."""
+        session = self.manager.complete(session_id, performer_id=self.performer, expected_version=expected_version)
+        self.out.session(session, verb="completed")
+        return session
+
+    def fail(self, session_id: str | UUID, *, reason: str, expected_version: int | None = None) -> Session:
+        """Fail a live session with a reason."""
+        session = self.manager.fail(session_id, reason=reason, performer_id=self.performer,
+                                    expected_version=expected_version)
+        self.out.session(session, verb="failed")
+        return session
+
+    def touch(self, session_id: str | UUID, *, expected_version: int | None = None) -> Session:
+        """Extend a live session's deadline."""
+        session = self.manager.touch(session_id, performer_id=self.performer, expected_version=expected_version)
+        self.out.session(session, verb="touched")
+        return session
+
+    def delete(self, session_id: str | UUID, *, expected_version: int | None = None) -> Session:
+        """Delete a session (its history stays)."""
+        session = self.manager.delete(session_id, performer_id=self.performer, expected_version=expected_version)
+        self.out.session(session, verb="deleted")
+        return session
+
+    # ------------------------------------------------------------------ reads
+
+    def show(self, session_id: str | UUID) -> Session:
+        """Show a session."""
+        session = self.manager.get(session_id)
+        self.out.session(session)
+        return session
+
+    def list(self, *, statuses: Sequence[SessionStatus] = (), user: str | None = None,
+             workspace: str | None = None, module: str | None = None, limit: int = 100, offset: int = 0,
+             every: bool = False) -> builtins.list[Session]:
+        """List sessions, a page (or with ``every``, page after page); JSON lines are printed page by page."""
+        found: builtins.list[Session] = []
+        status = list(statuses) or None
+        while True:
+            page = self.manager.list(status=status, user_id=user, workspace_id=workspace, module_name=module,
+                                     limit=limit, offset=offset)
+            found.extend(page)
+            if self.out.json:
+                self.out.sessions(page)
+            if not every or len(page) < limit:
+                break
+            offset += len(page)
+        if not self.out.json:
+            self.out.sessions(found)
+        return found
+
+    # ------------------------------------------------------------------ timeouts
+
+    def expire(self, session_id: str | UUID | None = None, *, batch_size: int = 1000) -> int:
+        """Expire one overdue session, or sweep: expire every overdue session now. Returns how many."""
+        manager = self.manager
+        if session_id is not None:
+            session = manager.expire(session_id)
+            self.out.session(session, verb="expired")
+            return 1
+        with self.out.progress("expiring overdue sessions", None) as advance:
+            unsubscribe = manager.subscribe(lambda event: advance(1) if event.event is EventType.EXPIRED else None)
+            try:
+                count = manager.expire_sessions(batch_size=batch_size)
+            finally:
+                unsubscribe()
+        if self.out.json:
+            self.out.document({"expired": count})
+        else:
+            self.out.print(f"expired {count} overdue session" + ("" if count == 1 else "s"))
+        return count
+
+
+# ---------------------------------------------------------------------- writes
+
+
+@handled
+def create(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option("--user", metavar="ID", help="The session's user.")] = None,
+    workspace: Annotated[str | None, typer.Option("--workspace", metavar="ID", help="Workspace id.")] = None,
+    module: Annotated[str | None, typer.Option("--module", metavar="NAME", help="Module name.")] = None,
+    file: Annotated[list[str] | None, typer.Option(
+        "--file", "-f", metavar="PATH", help="A file the session will process (repeatable).")] = None,
+    metadata: Annotated[dict[str, Any] | None, typer.Option(
+        "--metadata", metavar="JSON", parser=parse_json_object, help="A JSON object to store with the session.",
+        show_default=False)] = None,
+    ttl: Annotated[timedelta | None, typer.Option(
+        "--ttl", metavar="DURATION", parser=parse_duration,
+        help="Time to live: 90, 90s, 500ms, 15m, 2h, 1d (default: the settings' timeout, 1 h).",
+        show_default=False)] = None,
+    lifecycle: Annotated[str | None, typer.Option(
+        "--in", metavar="LIFECYCLE", help="A registered lifecycle (default: session; see --lifecycle FILE).",
+        show_default=False)] = None,
+    db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False,
+) -> None:
+    """Create a session (pending, or its lifecycle's initial state)."""
+    with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
+        cli.create(user=user, workspace=workspace, module=module, files=file or (), metadata=metadata, ttl=ttl,
+                   lifecycle=lifecycle)
+
+
+@handled
+def send(ctx: typer.Context, session_id: SessionArgument,
+         event: Annotated[str, typer.Argument(metavar="EVENT", help="An event of the session's lifecycle.")],
+         arg: Annotated[list[str] | None, typer.Option(
+             "--arg", metavar="KEY=VALUE", help="An argument for the event's guards (repeatable; JSON values).",
+             show_default=False)] = None,
+         expect_version: ExpectOption = None,
+         db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
+    """Send any event of the session's lifecycle (custom lifecycles: see --lifecycle FILE)."""
+    with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
+        cli.send(session_id, event, args=parse_arguments(arg), expected_version=expect_version)
+
+
+@handled
+def start(ctx: typer.Context, session_id: SessionArgument, expect_version: ExpectOption = None,
+          db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
+    """Start a pending session (pending → in_progress; refused past its deadline)."""
+    with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
+        cli.start(session_id, expected_version=expect_version)
+
+
+@handled
+def record_file(
+    ctx: typer.Context,
+    session_id: SessionArgument,
+    path: Annotated[str, typer.Argument(metavar="PATH", help="One of the session's files.", show_default=False)],
+    error: Annotated[str | None, typer.Option("--error", metavar="TEXT",
+                                              help="Record the file as failed with this error.")] = None,
+    expect_version: ExpectOption = None, db: DbOption = None, performer: PerformerOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Record a file's outcome: processed, or failed with --error."""
+    with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
+        cli.record_file(session_id, path, error=error, expected_version=expect_version)
+
+
+@handled
+def note(
+    ctx: typer.Context,
+    session_id: SessionArgument,
+    file_path: Annotated[str, typer.Option("--file", "-f", metavar="PATH", help="The file the note is about.")],
+    status: Annotated[str, typer.Option("--status", metavar="STATUS", help="The note's status, e.g. stored.")],
+    memory_id: Annotated[str | None, typer.Option("--memory-id", metavar="ID",
+                                                  help="Where the result was stored.")] = None,
+    expect_version: ExpectOption = None, db: DbOption = None, performer: PerformerOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Attach a note to a live session."""
+    with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
+        cli.note(session_id, file_path=file_path, status=status, memory_id=memory_id,
+                 expected_version=expect_version)
+
+
+@handled
+def complete(ctx: typer.Context, session_id: SessionArgument, expect_version: ExpectOption = None,
+             db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
+    """Complete a session in progress (every file must have an outcome)."""
+    with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
+        cli.complete(session_id, expected_version=expect_version)
+
+
+@handled
+def fail(ctx: typer.Context, session_id: SessionArgument,
+         reason: Annotated[str, typer.Option("--reason", "-r", metavar="TEXT", help="Why it failed (required).")],
+         expect_version: ExpectOption = None, db: DbOption = None, performer: PerformerOption = None,
+         json_output: JsonOption = False) -> None:
+    """Fail a live session with a reason."""
+    with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
+        cli.fail(session_id, reason=reason, expected_version=expect_version)
+
+
+@handled
+def touch(ctx: typer.Context, session_id: SessionArgument, expect_version: ExpectOption = None,
+          db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
+    """Extend a live session's deadline to now + its TTL (never past its lifetime cap)."""
+    with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
+        cli.touch(session_id, expected_version=expect_version)
+
+
+@handled
+def delete(ctx: typer.Context, session_id: SessionArgument, expect_version: ExpectOption = None,
+           db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
+    """Delete a session: gone from show and list; its history stays."""
+    with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
+        cli.delete(session_id, expected_version=expect_version)
+
+
+# ---------------------------------------------------------------------- reads
+
+
+@handled
+def show(ctx: typer.Context, session_id: SessionArgument, db: DbOption = None,
+         json_output: JsonOption = False) -> None:
+    """Show a session (an overdue one is expired first, as every read does)."""
+    with open_commands(ctx, SessionCommands, db=db, json_output=json_output) as cli:
+        cli.show(session_id)
+
+
+@handled
+def list_(
+    ctx: typer.Context,
+    status: Annotated[list[SessionStatus] | None, typer.Option(
+        "--status", "-s", help="Only these states (repeatable).", case_sensitive=False)] = None,
+    user: Annotated[str | None, typer.Option("--user", metavar="ID", help="Only this user's.")] = None,
+    workspace: Annotated[str | None, typer.Option("--workspace", metavar="ID", help="Only this workspace.")] = None,
+    module: Annotated[str | None, typer.Option("--module", metavar="NAME", help="Only this module.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many per page.")] = 100,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many.")] = 0,
+    every: Annotated[bool, typer.Option("--all", help="Every match, page after page.")] = False,
+    db: DbOption = None, json_output: JsonOption = False,
+) -> None:
+    """List sessions, oldest first (JSON lines with --json)."""
+    with open_commands(ctx, SessionCommands, db=db, json_output=json_output) as cli:
+        cli.list(statuses=status or (), user=user, workspace=workspace, module=module, limit=limit,
+                 offset=offset, every=every)
+
+
+# ---------------------------------------------------------------------- timeouts
+
+
+@handled
+def expire(
+    ctx: typer.Context,
+    session_id: Annotated[str | None, typer.Argument(
+        metavar="[SESSION_ID]", help="Expire only this overdue session.", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000,
+                                            help="Sessions expired per transaction.")] = 1000,
+    db: DbOption = None, json_output: JsonOption = False,
+) -> None:
+    """Run a sweep now: expire every overdue session (or one), once each."""
+    with open_commands(ctx, SessionCommands, db=db, json_output=json_output) as cli:
+        cli.expire(session_id, batch_size=batch_size)

@@ -1,0 +1,144 @@
+"""The long-running commands: ``worker`` (the timeout waker) and ``serve`` (the HTTP service).
+
+Owns :class:`WorkerCommands`, the typer functions of both commands, and :func:`stop_on_signals`: both stop
+cleanly (exit 0) on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import builtins
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from sessionflow import EventType, SessionEvent
+from sessionflow.entrypoints.cli.context import CommandContext
+from sessionflow.entrypoints.cli.errors import CliError
+from sessionflow.entrypoints.cli.options import DbOption, JsonOption
+from sessionflow.entrypoints.cli.parsing import mask_url, parse_duration
+from sessionflow.entrypoints.cli.running import handled, open_commands
+
+__all__ = ["WorkerCommands", "serve", "stop_on_signals", "worker"]
+
+
+class WorkerCommands(CommandContext):
+    """Running until stopped: the timeout waker, or the HTTP service."""
+
+    def worker(self, *, interval: timedelta | None = None, duration: float | None = None,
+               stop: threading.Event | None = None, handle_signals: bool = True) -> int:
+        """Run the timeout waker against the database until SIGINT/SIGTERM (or ``duration`` seconds, or
+        ``stop`` is set), printing each expiry as it happens. Returns how many sessions it expired."""
+        manager = self.manager
+        stop = stop if stop is not None else threading.Event()
+        cleanup = interval if interval is not None else self.settings.session.cleanup_interval
+        expired = 0
+
+        def on_event(event: SessionEvent) -> None:
+            nonlocal expired
+            if event.event is EventType.EXPIRED:
+                expired += 1
+                self.out.event(event)
+
+        unsubscribe = manager.subscribe(on_event)
+        restore = stop_on_signals(stop) if handle_signals else (lambda: None)
+        started = False
+        try:
+            self.out.info(f"[dim]worker: expiring sessions of {escape(mask_url(self.url))} at their deadlines "
+                          f"(safety sweep every {cleanup}); stop with Ctrl-C or SIGTERM[/]")
+            manager.start_timeouts(cleanup_interval=cleanup)
+            started = True
+            deadline = None if duration is None else time.monotonic() + duration
+            while not stop.is_set():
+                remaining = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
+                if remaining <= 0:
+                    break
+                stop.wait(remaining)
+        finally:
+            try:
+                if started:
+                    manager.stop_timeouts()
+            finally:
+                unsubscribe()
+                restore()
+        self.out.info(f"[dim]worker stopped: {expired} session{'' if expired == 1 else 's'} expired[/]")
+        return expired
+
+    def serve(self, *, host: str = "127.0.0.1", port: int = 8000, timeouts: bool = True,
+              log_level: str = "info") -> None:
+        """Run the HTTP service with uvicorn (and the timeout waker, unless ``timeouts`` is false)."""
+        try:
+            import uvicorn
+
+            from sessionflow.entrypoints.http import app_from_env
+        except ImportError as error:
+            raise CliError(f"serve is not available: {error.name or error} is not installed "
+                           "(pip install 'sessionflow[http]')", code="unavailable") from None
+        application = app_from_env(self.settings, timeouts=timeouts)
+        self.out.info(f"[dim]serving {escape(mask_url(self.url))} on http://{host}:{port} "
+                      f"({'with' if timeouts else 'without'} the timeout waker); stop with Ctrl-C or SIGTERM[/]")
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+                super().handle_exit(sig, frame)
+                # Stop cleanly (exit 0) instead of re-raising SIGINT/SIGTERM once shut down.
+                captured = getattr(self, "_captured_signals", None)
+                if isinstance(captured, builtins.list):
+                    captured.clear()
+
+        Server(uvicorn.Config(application, host=host, port=port, log_level=log_level)).run()
+
+
+def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """Set ``stop`` on SIGINT/SIGTERM (main thread only); returns a function restoring the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+@handled
+def worker(
+    ctx: typer.Context,
+    interval: Annotated[timedelta | None, typer.Option(
+        "--interval", metavar="DURATION", parser=parse_duration,
+        help="Safety-net sweep period (default: the settings' cleanup interval, 5 min).", show_default=False)] = None,
+    duration: Annotated[timedelta | None, typer.Option(
+        "--for", metavar="DURATION", parser=parse_duration,
+        help="Stop after this long (default: run until SIGINT/SIGTERM).", show_default=False)] = None,
+    db: DbOption = None, json_output: JsonOption = False,
+) -> None:
+    """Expire sessions at their deadlines until SIGINT/SIGTERM, then stop cleanly (exit 0).
+
+    Prints each expiry as it happens (JSON lines with --json).
+    """
+    with open_commands(ctx, WorkerCommands, db=db, json_output=json_output) as cli:
+        cli.worker(interval=interval, duration=None if duration is None else duration.total_seconds())
+
+
+@handled
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
+    no_timeouts: Annotated[bool, typer.Option("--no-timeouts", help="Do not run the timeout waker.")] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    db: DbOption = None, json_output: JsonOption = False,
+) -> None:
+    """Run the HTTP service (uvicorn) with the timeout waker, until SIGINT/SIGTERM."""
+    with open_commands(ctx, WorkerCommands, db=db, json_output=json_output) as cli:
+        cli.serve(host=host, port=port, timeouts=not no_timeouts, log_level=log_level)
