@@ -200,3 +200,67 @@ def test_importing_the_plugin_is_cheap() -> None:
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                                 check=True)
         assert result.stdout.strip() == "[]", module
+
+
+
+# ---------------------------------------------------------------- freezegun and time-machine
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    return None if request.param == "memory" else f"sqlite:///{tmp_path / 'frozen.db'}"
+
+
+def _manager(url: str | None) -> SessionManager:
+    return SessionManager.in_memory() if url is None else SessionManager.open(url)
+
+
+def test_the_system_clock_follows_freezegun(store_url: str | None) -> None:
+    freezegun = pytest.importorskip("freezegun")
+    start = datetime(2030, 6, 1, 8, 0, tzinfo=UTC)
+    with freezegun.freeze_time(start) as frozen, _manager(store_url) as manager:
+        assert SystemClock().now() == start
+        a = manager.create(performer_id="u", ttl=timedelta(minutes=10))
+        b = manager.create(performer_id="u", ttl=timedelta(minutes=20))
+        assert a.created_at == start
+        frozen.tick(timedelta(minutes=10) - timedelta(milliseconds=1))
+        assert manager.expire_sessions() == 0
+        frozen.tick(timedelta(milliseconds=1))
+        assert manager.expire_sessions() == 1  # exactly as at that instant
+        assert expired_at(manager, a.id) == [("system", start + timedelta(minutes=10))]
+        frozen.move_to(start + timedelta(hours=1))
+        assert manager.get(b.id).status is SessionStatus.EXPIRED  # lazy expiry follows the frozen clock too
+        assert expired_at(manager, b.id) == [("system", start + timedelta(hours=1))]
+
+
+def test_the_system_clock_follows_time_machine(store_url: str | None) -> None:
+    time_machine = pytest.importorskip("time_machine")
+    start = datetime(2031, 3, 1, 9, 30, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as traveller, _manager(store_url) as manager:
+        assert SystemClock().now() == start
+        s = manager.create(performer_id="u", ttl=timedelta(minutes=30))
+        traveller.shift(timedelta(minutes=29))
+        assert manager.expire_sessions() == 0
+        assert manager.touch(s.id, performer_id="u").expires_at == start + timedelta(minutes=59)
+        traveller.shift(timedelta(minutes=30))
+        assert manager.expire_sessions() == 1
+        assert expired_at(manager, s.id) == [("system", start + timedelta(minutes=59))]
+
+
+def test_a_frozen_sweep_equals_a_sweep_at_that_instant() -> None:
+    freezegun = pytest.importorskip("freezegun")
+    instant = T0 + timedelta(minutes=15)
+    outcomes = []
+    for frozen_clock in (True, False):
+        clock = ManualClock(T0)
+        with freezegun.freeze_time(T0) as frozen, SessionManager.in_memory(clock=None if frozen_clock else clock) as m:
+            ids = [m.create(performer_id="u", ttl=timedelta(minutes=k)).id for k in (5, 15, 16, 30)]
+            if frozen_clock:
+                frozen.move_to(instant)
+                count = m.expire_sessions()
+            else:
+                count = m.expire_sessions(now=instant)
+            outcomes.append((count, [(m.store.get(sid).status, expired_at(m, sid))  # type: ignore[union-attr]
+                                     for sid in ids]))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] == 2
