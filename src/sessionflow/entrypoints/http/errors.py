@@ -1,0 +1,157 @@
+"""Error mapping: the HTTP status of each library error, the one error body, and the app's exception handlers.
+
+Every error response is a JSON :class:`ErrorBody` (ASCII-escaped, since it may quote client input). A library
+error gets :func:`status_for` its class; invalid input (FastAPI's request validation) is a 400 naming the
+field, never a 422; a missing or unknown bearer token is a 401 with a ``WWW-Authenticate`` challenge; an
+unknown route or method keeps its 404/405 in the same shape. See ``docs/errors.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+from uuid import UUID
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sessionflow.entrypoints.http.auth import Unauthorized
+from sessionflow.entrypoints.http.bodies import SERVICE_SOURCE
+from sessionflow.errors import (
+    ActiveSessionExists,
+    ConcurrencyConflict,
+    InvalidInput,
+    InvalidTransition,
+    LifecycleDefinitionError,
+    SessionflowError,
+    SessionNotFound,
+    SessionUserMismatch,
+    StoreError,
+    UnknownState,
+)
+
+__all__ = ["ErrorBody", "install_error_handlers", "status_for"]
+
+logger = logging.getLogger("sessionflow.http")
+
+_SERVER_FIELDS: Final = {
+    "timestamp": "is set by the server; do not send it",
+    "record_id": "is set by the server; do not send it",
+}
+
+
+def status_for(error: SessionflowError, *, if_match: bool = False) -> int:
+    """The HTTP status of a sessionflow error (a conflict on a request with ``If-Match`` is 412)."""
+    if isinstance(error, SessionNotFound):
+        return 404
+    if isinstance(error, SessionUserMismatch):
+        return 403
+    if isinstance(error, ConcurrencyConflict):
+        return 412 if if_match else 409
+    if isinstance(error, InvalidTransition | ActiveSessionExists):
+        return 409
+    if isinstance(error, InvalidInput):
+        return 400
+    if isinstance(error, StoreError):
+        return 503
+    if isinstance(error, LifecycleDefinitionError) and not isinstance(error, UnknownState):
+        return 400  # e.g. a request naming a lifecycle that is not registered
+    return 500
+
+
+class ErrorBody(BaseModel):
+    """Every error response: the error's class, a stable code, a message, the session, and its context.
+
+    Besides the listed fields, an error carries the attributes of its class (``state``, ``event`` and
+    ``reason`` for ``InvalidTransition``; ``expected_version``/``actual_version`` for
+    ``ConcurrencyConflict``; ``field``/``problem`` for ``InvalidInput``; ...). See ``docs/errors.md``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="The error class, e.g. SessionNotFound.", examples=["SessionNotFound"])
+    code: str = Field(description="A stable machine-readable code.", examples=["session_not_found"])
+    message: str = Field(description="A readable message.")
+    session_id: str | None = Field(default=None, description="The session the error is about, if any.")
+
+
+def _error_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response:
+    # ASCII-escaped: an error may quote client input, which must never break the encoder.
+    content = json.dumps(body, ensure_ascii=True, separators=(",", ":"), default=str).encode("ascii")
+    return Response(content, status_code=status, media_type="application/json", headers=dict(headers or {}))
+
+
+def _field_of(location: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in location]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _validation_body(error: RequestValidationError) -> dict[str, Any]:
+    problems: list[dict[str, str]] = []
+    for item in error.errors():
+        location = tuple(item.get("loc", ()))
+        name = _field_of(location)
+        kind = item.get("type", "")
+        problem = str(item.get("msg", "invalid"))
+        if kind == "extra_forbidden":
+            problem = _SERVER_FIELDS.get(name, "unknown field")
+        elif name == "source" and kind == "literal_error":
+            problem = f"must be {SERVICE_SOURCE!r} (the service's own) if given"
+        problems.append({"field": name, "problem": problem})
+    first = problems[0] if problems else {"field": "body", "problem": "invalid request"}
+    body = InvalidInput(first["field"], first["problem"]).to_dict()
+    body["errors"] = problems
+    return body
+
+
+def _with_session(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """Name the session of the route in an error that does not carry one (e.g. a missing performer_id)."""
+    if body.get("session_id") is None:
+        raw = request.path_params.get("session_id")
+        try:
+            body["session_id"] = str(UUID(str(raw))) if raw is not None else None
+        except ValueError:
+            body["session_id"] = None
+    return body
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map library errors, invalid input, missing tokens and Starlette's HTTP errors to :class:`ErrorBody`."""
+
+    async def on_sessionflow_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, SessionflowError)
+        status = status_for(error, if_match=request.headers.get("if-match") is not None)
+        if status >= 500:
+            logger.warning("%s %s: %s", request.method, request.url.path, error.message)
+        return _error_response(status, _with_session(request, error.to_dict()))
+
+    async def on_validation_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        return _error_response(400, _with_session(request, _validation_body(error)))
+
+    async def on_unauthorized(request: Request, error: Exception) -> Response:
+        assert isinstance(error, Unauthorized)
+        challenge = 'Bearer realm="sessionflow"'
+        if error.invalid_token:
+            challenge += ', error="invalid_token"'
+        return _error_response(401, {"error": "Unauthorized", "code": "unauthorized", "message": error.message},
+                               {"WWW-Authenticate": challenge})
+
+    async def on_http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        name = {404: "NotFound", 405: "MethodNotAllowed"}.get(error.status_code, "HTTPError")
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        return _error_response(error.status_code, {"error": name, "code": code, "message": str(error.detail)},
+                               error.headers)
+
+    app.add_exception_handler(SessionflowError, on_sessionflow_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Unauthorized, on_unauthorized)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
