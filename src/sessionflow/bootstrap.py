@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from sessionflow.adapters.sqlalchemy.store import SqlAlchemyEventStore, install_sqlite_pragmas
+from sessionflow.adapters.sqlalchemy import SqlAlchemyEventStore, install_sqlite_pragmas
 from sessionflow.application import manager
 from sessionflow.errors import InvalidInput, StoreError
 

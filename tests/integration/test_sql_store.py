@@ -24,8 +24,9 @@ from sessionflow import (
     StoreError,
     replay,
 )
-from sessionflow.adapters.sqlalchemy import store as store_module
+from sessionflow.adapters.sqlalchemy import rows as store_rows
 from sessionflow.adapters.sqlalchemy.migrations import current_revision, head_revision, schema_drift
+from sessionflow.adapters.sqlalchemy.tables import session_events, sessions
 from sessionflow.application.ports import Change
 from sessionflow.bootstrap import create_engine as sf_create_engine
 from sessionflow.bootstrap import create_store
@@ -384,11 +385,11 @@ def test_upgrade_from_the_first_revision_keeps_the_data(sql_url: str) -> None:
             sid = scratch.create(user_id="u1", performer_id="u1").id
             started = scratch.start(sid, performer_id="u1")
             events = scratch.history(sid)
-        row = {k: v for k, v in store_module.session_row(started).items()
+        row = {k: v for k, v in store_rows.session_row(started).items()
                if k not in ("lifecycle", "lifecycle_version")}
         with engine.begin() as conn:
-            conn.execute(store_module.sessions.insert(), row)
-            conn.execute(store_module.session_events.insert(), [store_module.event_row(e) for e in events])
+            conn.execute(sessions.insert(), row)
+            conn.execute(session_events.insert(), [store_rows.event_row(e) for e in events])
         upgrade(engine)
         with engine.connect() as conn:
             assert current_revision(conn) == head_revision()

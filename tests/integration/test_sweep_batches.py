@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sessionflow import SessionManager, SessionStatus, replay
-from sessionflow.adapters.sqlalchemy import store as store_module
+from sessionflow.adapters.sqlalchemy import SqlAlchemyEventStore, SqliteEventStore
 from sessionflow.testing import ManualClock
 
 _BATCH_SIZES = [1, 7, 100, 200, 229, 230, 231, 1000]
@@ -33,8 +33,9 @@ def test_sqlite_per_session_writes_expire_each_overdue_session_once(tmp_path: Pa
 def _sweep_in_batches(sql_url: str, clock: ManualClock, batch_size: int, *, modern: bool) -> None:
     with SessionManager.open(sql_url, clock=clock) as manager:
         store = manager.store
-        assert isinstance(store, store_module.SqlAlchemyEventStore)
-        store._sqlite_modern = store._sqlite_modern and modern
+        assert isinstance(store, SqlAlchemyEventStore)
+        if isinstance(store, SqliteEventStore):
+            store._modern = store._modern and modern
         overdue = [manager.create(user_id=f"u{i}", metadata={"i": i, "name": "é"}, ttl=timedelta(minutes=1 + i % 3),
                                   performer_id=f"u{i}").id for i in range(230)]
         for sid in overdue[::2]:

@@ -15,7 +15,8 @@ import pytest
 from statemachine import State, StateMachine
 
 from sessionflow import EventType, Session, SessionManager, SessionStatus, StoreError, replay
-from sessionflow.adapters.sqlalchemy import store as store_module
+from sessionflow.adapters.sqlalchemy import SqlAlchemyEventStore
+from sessionflow.adapters.sqlalchemy import postgres as postgres_module
 from sessionflow.application.pipeline import WritePipeline
 from sessionflow.application.ports import Change
 from sessionflow.domain.definitions import LifecycleDefinition, LifecycleRegistry, StateTimeout
@@ -66,7 +67,7 @@ def driver_calls(monkeypatch: pytest.MonkeyPatch) -> Callable[[SessionManager], 
 
     def count(manager: SessionManager) -> DriverCalls:
         store = manager.store
-        assert isinstance(store, store_module.SqlAlchemyEventStore)
+        assert isinstance(store, SqlAlchemyEventStore)
         calls = DriverCalls()
         if store.dialect == "sqlite":
             original = store._sweep_connection
@@ -99,13 +100,13 @@ def driver_calls(monkeypatch: pytest.MonkeyPatch) -> Callable[[SessionManager], 
 
             monkeypatch.setattr(store, "_sweep_connection", lambda: Fairy(original()))
         else:
-            exec_ = store_module._pg_exec
+            exec_ = postgres_module._pg_exec
 
             def counted_exec(*args: Any, **kwargs: Any) -> Any:
                 calls["exec"] += 1
                 return exec_(*args, **kwargs)
 
-            monkeypatch.setattr(store_module, "_pg_exec", counted_exec)
+            monkeypatch.setattr(postgres_module, "_pg_exec", counted_exec)
             assert store._sweeper is not None, "sweep once before counting: the store keeps its connection then"
             conn = store._sweeper.driver_connection
             for name in ("execute", "pipeline", "commit", "rollback", "cursor"):
@@ -171,7 +172,7 @@ def test_the_waker_rearms_at_the_deadline_its_sweep_found_without_reading_the_st
     far = writer.create(performer_id="w", ttl=timedelta(hours=1))
     assert wait_for(lambda: {first.id, second.id} <= set(seen), timeout=5)
     assert wait_for(lambda: waker.armed_at == far.expires_at, timeout=2)
-    if not isinstance(store, store_module.SqlAlchemyEventStore):
+    if not isinstance(store, SqlAlchemyEventStore):
         return  # the in-memory store has no expire_due_next: the waker reads its (free) next deadline
     assert reads["next_deadline"] == 0
     assert waker.sweeps >= 3  # the catch-up sweep and at least one per deadline
@@ -236,7 +237,7 @@ def test_a_session_changed_between_the_read_and_the_write_is_skipped_once(tmp_pa
             return change
 
         store = manager.store
-        assert isinstance(store, store_module.SqlAlchemyEventStore)
+        assert isinstance(store, SqlAlchemyEventStore)
         batch = store.expire_due_next(clock.now(), 1000, racing_decide)
         assert sorted(str(c.session.id) for c in batch.changes) == sorted(map(str, expiring))
         assert not batch.known  # a session changed: the caller reads the next deadline itself

@@ -10,7 +10,7 @@ import pytest
 
 from sessionflow import SessionManager
 from sessionflow.adapters.memory import InMemoryEventStore
-from sessionflow.adapters.sqlalchemy.store import session_changes, session_from_row, session_row
+from sessionflow.adapters.sqlalchemy.rows import session_changes, session_from_row, session_row
 from sessionflow.adapters.sqlalchemy.tables import sessions
 from sessionflow.application.ports import Change
 from sessionflow.domain.models import Session
@@ -104,8 +104,9 @@ def test_hot_path_event_values_match_the_event_row() -> None:
     """The hot path writes an event's values straight from the model: the same as its ``event_row``."""
     import json
 
-    from sessionflow.adapters.sqlalchemy.fastpath import EVENT_COLUMNS, PostgresSql, SqliteSql
-    from sessionflow.adapters.sqlalchemy.store import event_row
+    from sessionflow.adapters.sqlalchemy.postgres import PostgresSql
+    from sessionflow.adapters.sqlalchemy.rows import EVENT_COLUMNS, event_row
+    from sessionflow.adapters.sqlalchemy.sqlite import SqliteSql
 
     store = _Recording()
     clock = ManualClock()

@@ -1,0 +1,284 @@
+"""The driver-level fast path the SQLite and PostgreSQL recorders share: connections threads keep between
+operations, and the frame of an append, a primary-key read and a sweep batch on the driver connection.
+
+SQLAlchemy Core builds and compiles statements generically; on the operations every transition does that
+costs more than the database work, and so does a pool checkout and check-in. :class:`DriverRecorder` keeps a
+driver connection per thread (``_checkout``) and runs the hot operations on it with SQL written once per
+dialect; each recorder supplies that SQL (a :class:`~sessionflow.adapters.sqlalchemy.rows.FastSql`) and the
+dialect's part of each operation (:meth:`DriverRecorder._append_on`, :meth:`DriverRecorder._get_on`,
+:meth:`DriverRecorder._expire_on`). The pool, its checkout and its reset still belong to SQLAlchemy.
+
+Also here: the sweep's row helpers both recorders' batches use (:func:`decide_claimed`, :func:`expiry_update`,
+:func:`expiry_event`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine
+
+from sessionflow.adapters.sqlalchemy.persistence import SqlAlchemyEventStore
+from sessionflow.adapters.sqlalchemy.rows import SESSION_COLUMNS, _ms, session_from_row
+from sessionflow.adapters.sqlalchemy.tables import to_millis
+from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
+from sessionflow.domain.models import SessionEvent
+from sessionflow.domain.values import compact_json
+from sessionflow.errors import ConcurrencyConflict
+
+__all__ = ["DriverRecorder", "decide_claimed", "expiry_event", "expiry_update", "payload_text"]
+
+logger = logging.getLogger("sessionflow.store")
+
+#: The position of ``due_at`` in a ``sessions`` row.
+DUE = SESSION_COLUMNS.index("due_at")
+
+
+class DriverRecorder(SqlAlchemyEventStore):
+    """A recorder whose appends, primary-key reads and sweep batches run on the driver connection.
+
+    A subclass sets ``_fast`` (its SQL) and ``_hold_limit`` (how many threads may keep a connection; 0: none,
+    a checkout per operation) in its ``__init__``, and implements the three ``_..._on`` methods.
+    """
+
+    def __init__(self, engine: Engine, **options: Any) -> None:
+        super().__init__(engine, **options)
+        #: How many threads may keep a connection between operations (see _checkout).
+        self._hold_limit = 0
+        #: A kept connection is detached from the pool (SQLite: an in-process handle of the thread's own).
+        self._detach_held = False
+        self._holders = 0
+
+    def _enable_holding(self, limit: int, *, detach: bool) -> None:
+        """Let up to ``limit`` threads keep a connection; appends then go straight to it (see ``append``)."""
+        self._hold_limit = limit
+        self._detach_held = detach
+        self._direct = self._fast is not None and limit > 0
+
+    # ------------------------------------------------------------------ kept connections
+
+    def _checkout(self) -> Any:
+        """A driver connection for the hot path, as a pool "fairy" (``driver_connection``, ``close()``).
+
+        A pool checkout and check-in cost more Python than a whole transition's own work, so up to
+        ``_hold_limit`` threads keep a connection between operations ("held"; ``close()`` on it is a no-op;
+        each recorder says how many may, and why). A held connection is given back when its thread ends or
+        the store closes, and is discarded (the thread gets another) when it breaks. Other threads: a
+        checkout from the pool per operation.
+        """
+        held: _Held | None = getattr(self._local, "connection", None)
+        if held is not None:
+            return held
+        if self._hold_limit == 0:
+            return self._engine.raw_connection()
+        with self._cache_lock:
+            if self._holders >= self._hold_limit:
+                hold = False
+            else:
+                self._holders += 1
+                hold = True
+        if not hold:
+            return self._engine.raw_connection()
+        try:
+            fairy = self._engine.raw_connection()
+            if self._detach_held:
+                fairy.detach()
+        except BaseException:
+            with self._cache_lock:
+                self._holders -= 1
+            raise
+        held = _Held(fairy, self._local, self._unhold)
+        self._local.connection = held
+        with self._cache_lock:
+            self._held.add(held)
+        return held
+
+    def _unhold(self) -> None:
+        with self._cache_lock:
+            self._holders -= 1
+
+    # ------------------------------------------------------------------ the hot operations
+
+    def _append_fast(self, change: Change) -> None:
+        """One append on the driver connection (a kept one: on its cursor); a lost connection is discarded;
+        driver errors propagate (to ``_run``, or to the direct path of ``append``)."""
+        raw = self._checkout()
+        cursor = raw.cursor() if isinstance(raw, _Held) else None
+        try:
+            self._append_on(raw.driver_connection, change, cursor)
+        except self._integrity_error as error:
+            raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                      actual_version=None) from error
+        except BaseException as error:
+            if self._lost_connection(error):
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
+
+    def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
+        """The dialect's append of ``change`` on driver connection ``conn`` (its statements on ``cursor``, if
+        not None), atomic; raises :class:`ConcurrencyConflict` when the version does not match."""
+        raise NotImplementedError
+
+    def _get_fast(self, session_id: UUID) -> Any:
+        assert self._fast is not None
+        sql = self._fast
+        key = sql.uuid(session_id)
+        held: _Held | None = getattr(self._local, "connection", None)
+        if held is not None and not self._closed:
+            # The thread's own connection, already in autocommit / outside a transaction: the SELECT as is.
+            # Any failure falls through to the careful path below (retries, lost connections, errors).
+            try:
+                return held.cursor().execute(sql.select_session, (key,)).fetchone()
+            except Exception:
+                logger.debug("primary-key read on the held connection failed; retrying", exc_info=True)
+
+        def op() -> Any:
+            raw = self._checkout()
+            try:
+                return self._get_on(raw.driver_connection, sql.select_session, key)
+            except BaseException as error:
+                if self._lost_connection(error):
+                    raw.invalidate()
+                raise
+            finally:
+                raw.close()
+
+        return self._run(op)
+
+    def _get_on(self, conn: Any, statement: str, key: Any) -> Any:
+        """The row ``statement`` reads for ``key`` on driver connection ``conn`` (a pooled one), or None."""
+        return conn.execute(statement, (key,)).fetchone()
+
+    def _sweep_connection(self) -> Any:
+        """The driver connection a sweep batch runs on, as a pool "fairy": the thread's own, as on the write
+        path (a recorder may keep one for its sweeps instead)."""
+        return self._checkout()
+
+    def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider, with_next: bool) -> ExpiredBatch:
+        """One sweep batch on the driver connection; driver errors propagate to ``_run``.
+
+        A wake-up of the waker runs this once, and each driver call gives the GIL away (with other threads
+        busy in Python, getting it back costs up to the interpreter's switch interval), so each recorder's
+        batch makes as few as it can. Its claim also reads the earliest deadline it leaves (``with_next``).
+        """
+        raw = self._sweep_connection()
+        try:
+            return self._expire_on(raw.driver_connection, now, limit, decide, with_next)
+        except BaseException as error:
+            if self._lost_connection(error):
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
+
+    def _expire_on(self, conn: Any, now: datetime, limit: int, decide: ExpiryDecider,
+                   with_next: bool) -> ExpiredBatch:
+        """The dialect's sweep batch on driver connection ``conn`` (see :meth:`_expire_due_fast`)."""
+        raise NotImplementedError
+
+
+class _Held:
+    """A connection a thread keeps between hot-path operations (see ``DriverRecorder._checkout``).
+
+    ``close()`` keeps it; ``invalidate()`` (it broke) discards it and lets the thread get another;
+    ``release()`` gives it back (closes a detached SQLite connection, returns a PostgreSQL one to the pool).
+    It is released as well when the thread that keeps it ends (its thread-local slot is dropped).
+    """
+
+    __slots__ = ("__weakref__", "_cursor", "_finalizer", "_local", "driver_connection", "fairy")
+
+    def __init__(self, fairy: Any, local: threading.local, on_release: Callable[[], None]) -> None:
+        self.fairy = fairy
+        self.driver_connection = fairy.dbapi_connection  # the driver's own connection for pysqlite and psycopg
+        self._cursor: Any = None
+        self._local = local
+        # Runs once: on release(), on invalidate(), or when the thread's slot is garbage (thread ended).
+        self._finalizer = weakref.finalize(self, _give_back, fairy, on_release)
+        self._finalizer.atexit = False
+
+    def cursor(self) -> Any:
+        """One driver cursor kept with the connection for its statements: a cursor per statement (what the
+        connection's ``execute`` makes) costs psycopg some thirty microseconds of Python."""
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self.driver_connection.cursor()
+        return cursor
+
+    def close(self) -> None:
+        """Kept for the next operation of this thread."""
+
+    def invalidate(self) -> None:
+        if getattr(self._local, "connection", None) is self:
+            self._local.connection = None
+        try:
+            self.fairy.invalidate()
+        except Exception:  # discarding a broken connection must not hide the original error
+            logger.debug("discarding a held connection failed", exc_info=True)
+        self._finalizer()
+
+    def release(self) -> None:
+        self._finalizer()
+
+
+def _give_back(fairy: Any, on_release: Callable[[], None]) -> None:
+    try:
+        if not fairy.is_valid:
+            return
+        fairy.close()
+    except Exception:  # closing a broken connection must not hide the original error
+        logger.debug("giving back a held connection failed", exc_info=True)
+    finally:
+        on_release()
+
+
+# ---------------------------------------------------------------------- the sweep's rows
+
+
+def decide_claimed(rows: list[Any], decide: ExpiryDecider, now: datetime, earliest: list[int | None],
+                   width: int | None = None) -> Iterator[tuple[Change, int | None]]:
+    """Decide a sweep's claimed rows, popping each (so it is dropped once decoded; the list holds them last
+    first). Yields each change the decider makes — keeping its new state and events, not the state it was
+    decided on — with its new deadline in epoch ms; ``earliest[0]`` (given the unclaimed sessions' earliest)
+    ends as the earliest deadline of every session left live. ``width``: the session columns of a longer row.
+    """
+    while rows:
+        row = rows.pop()
+        decided = decide(session_from_row(row if width is None else row[:width]), now)
+        if decided is None:  # refused: it keeps its deadline
+            due = row[DUE]
+        else:
+            s = decided.session
+            due = _ms(s.due_at)
+            yield (decided if decided.previous is None else Change(
+                s, decided.events, decided.expected_version, decided.exclusive_user, decided.decided_at)), due
+        if due is not None and (earliest[0] is None or due < earliest[0]):
+            earliest[0] = due
+
+
+def expiry_update(change: Change, due: int | None, key: Any) -> tuple[Any, ...]:
+    """A swept session's compare-and-set update: its new columns, then its key and the version it was read at
+    (the parameters of the recorders' per-row expiry ``UPDATE`` and the rows of their batch statements)."""
+    s = change.session
+    return (str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by, _ms(s.expires_at), due,
+            s.failure_reason, key, change.expected_version)
+
+
+def expiry_event(e: SessionEvent, record: Any, key: Any, payload: Any) -> tuple[Any, ...]:
+    """A swept session's event row, in ``session_events`` column order (its ids and payload as given)."""
+    source = e.source_state
+    return (record, key, e.version, str(e.event), None if source is None else str(source), str(e.target_state),
+            e.performer_id, to_millis(e.timestamp), payload)
+
+
+def payload_text(payload: Mapping[str, Any]) -> str:
+    """An event payload as the JSON text a driver binds."""
+    return compact_json(payload) if payload else "{}"
+

@@ -1,0 +1,471 @@
+"""``SqlAlchemyEventStore``: the durable event store on SQLAlchemy, and the base class of its recorders.
+
+Each append is one transaction: the new events are inserted and the ``sessions`` projection row is
+inserted or updated with a compare-and-set on its version. The database enforces
+``UNIQUE(session_id, version)``; a lost race surfaces as :class:`~sessionflow.errors.ConcurrencyConflict`
+chained to the driver error, and any failure leaves neither a new event nor a changed projection.
+
+One recorder per backend, as in eventsourcing's ``persistence.py`` / ``sqlite.py`` / ``postgres.py``:
+``SqlAlchemyEventStore(engine, ...)`` builds the recorder of the engine's dialect (``__new__`` picks the
+subclass registered for it; each is an ``SqlAlchemyEventStore``):
+
+* ``sqlite.py``, ``SqliteEventStore``: everything SQLite-specific (its pragmas, its SQL, its sweep, its
+  "database is locked" rule);
+* ``postgres.py``, ``PostgresEventStore``: everything PostgreSQL-specific (autocommit transactions, its SQL,
+  its pipelined sweep, the lost-connection rule, advisory locks);
+* any other dialect: this class itself, every operation on SQLAlchemy Core (``statements.py``).
+
+This module owns what every recorder shares: the constructor, the retry framework (:meth:`_run`) with the
+per-backend rules as hooks a recorder overrides (:meth:`_locked`, :meth:`_lost_connection`,
+:meth:`_transaction`, :meth:`_check_exclusive`, :meth:`_snapshot`), the read cache, and each operation of the
+:class:`~sessionflow.application.ports.EventStore` port: on the driver-level fast path where the recorder has
+one (``driver.py``: held connections and the hooks ``_append_fast``, ``_get_fast``, ``_expire_due_fast``),
+else on the generic path. The hot paths stay methods of one class hierarchy, resolved once per call like any
+method: no helper object or function layer between an append and its SQL.
+
+Modules, each importing only those before it: ``tables`` (schema), ``rows`` (row mapping), ``statements``
+(the Core SQL), ``persistence``, ``driver``, then ``sqlite`` and ``postgres``; the package ``__init__`` imports
+the recorders, which registers them.
+
+Seams for new backends:
+
+* another SQL dialect: a subclass (of this class, or of ``driver.DriverRecorder`` for a fast path on the
+  driver connection) declared with ``dialect="<name>"`` and imported by the package ``__init__``;
+* a backend that is not SQL (the planned Redis store): not a subclass of this class but a module of its own
+  under ``adapters/`` implementing the ``EventStore`` port (``sessionflow.application.ports``); it plugs into
+  the contract suite (``tests/contract``, which runs unchanged on every store) through ``BACKENDS`` and
+  ``open_store`` in ``tests/support/backends.py``, and must pass it.
+
+Longer than 400 lines: it is the one implementation of the whole ``EventStore`` port (about twenty
+operations) that every recorder inherits, with the retry framework they share; a recorder overrides a few
+hooks instead of re-implementing operations. Cutting it in two would put a layer of indirection between each
+operation and its SQL, or split one class across modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any, ClassVar, NoReturn, Protocol, Self, TypeVar, cast
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import DBAPIError
+
+from sessionflow.adapters.sqlalchemy import statements as sql
+from sessionflow.adapters.sqlalchemy.rows import FastSql, _status, event_from_row, session_from_row
+from sessionflow.adapters.sqlalchemy.tables import from_millis
+from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
+from sessionflow.domain.models import Session, SessionEvent
+from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict, SessionflowError, StoreError
+
+__all__ = ["SqlAlchemyEventStore"]
+
+logger = logging.getLogger("sessionflow.store")
+
+T = TypeVar("T")
+
+_LOCKED_RETRIES = 20
+_LOST_RETRIES = 4
+
+
+def _first_line(error: BaseException) -> str:
+    driver = getattr(error, "orig", None) or error
+    text_ = str(driver).strip().splitlines()
+    return text_[0] if text_ else type(driver).__name__
+
+
+class _Releasable(Protocol):
+    """A connection the store keeps (see ``driver.py``), given back when the store closes."""
+
+    def release(self) -> None: ...
+
+
+class SqlAlchemyEventStore:
+    """An event store on a SQLAlchemy :class:`~sqlalchemy.Engine` (SQLite or PostgreSQL).
+
+    Build one with :func:`sessionflow.bootstrap.create_store` (which configures SQLite and runs the
+    migrations) or pass an engine you configured yourself; the store disposes of the engine on
+    :meth:`close` only if ``owns_engine`` is true. The object built is the recorder of the engine's
+    dialect, a subclass (see the module's docstring).
+
+    Args:
+        engine: the engine; SQLite engines should be made by :func:`sessionflow.bootstrap.create_engine`
+            so that writes begin with ``BEGIN IMMEDIATE``.
+        cache_size: how many sessions the read cache holds (0 turns it off). The cache is validated by
+            version on every read, so it never serves a stale session.
+        autocommit_engine: the engine's PostgreSQL connections are in autocommit mode
+            (``isolation_level="AUTOCOMMIT"``); the store then begins write transactions itself.
+    """
+
+    #: The recorder class of each dialect name (filled by the subclasses declared with ``dialect=``).
+    _recorders: ClassVar[dict[str, type[SqlAlchemyEventStore]]] = {}
+
+    def __init_subclass__(cls, *, dialect: str | None = None, **options: Any) -> None:
+        super().__init_subclass__(**options)
+        if dialect is not None:
+            SqlAlchemyEventStore._recorders[dialect] = cls
+
+    def __new__(cls, engine: Engine, *args: Any, **kwargs: Any) -> Self:
+        """Called on this class: an instance of the recorder registered for ``engine``'s dialect (this
+        class itself when none is); called on a subclass: an instance of that subclass."""
+        recorder = cls._recorders.get(engine.dialect.name, cls) if cls is SqlAlchemyEventStore else cls
+        return cast(Self, object.__new__(recorder))
+
+    def __init__(self, engine: Engine, *, owns_engine: bool = True, cache_size: int = 10_000,
+                 autocommit_engine: bool = False) -> None:
+        if cache_size < 0:
+            raise ValueError("cache_size must be >= 0")
+        self._engine = engine
+        self._owns_engine = owns_engine
+        self.dialect = engine.dialect.name
+        self._cache_size = cache_size
+        self._cache: OrderedDict[UUID, Session] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._closed = False
+        self._sane_multi_rowcount = bool(engine.dialect.supports_sane_multi_rowcount)
+        self._local = threading.local()
+        # Connections kept between operations (driver.py, postgres.py): given back by close().
+        self._held: weakref.WeakSet[_Releasable] = weakref.WeakSet()
+        #: Reads may be served from the cache when the caller allows it (``get(fresh=False)``).
+        self.caches_reads = cache_size > 0
+        self._driver_error: type[BaseException] = engine.dialect.loaded_dbapi.Error
+        self._integrity_error: type[BaseException] = engine.dialect.loaded_dbapi.IntegrityError
+        #: The hot-path SQL of a recorder with a driver-level fast path (driver.py); None: the generic path.
+        self._fast: FastSql | None = None
+        #: Appends go straight to the thread's kept connection when it has one (see append and driver.py).
+        self._direct = False
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # ------------------------------------------------------------------ plumbing, and the backends' rules
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def _locked(self, error: BaseException) -> bool:
+        """The database is locked by another writer: worth waiting for (none here; SQLite's recorder says)."""
+        return False
+
+    def _lost_connection(self, error: BaseException) -> bool:
+        """The connection broke (server restarted, backend terminated, network): worth a new one."""
+        return isinstance(error, DBAPIError) and error.connection_invalidated
+
+    def _run(self, op: Callable[[], T], *, retry_lost: bool = True) -> T:
+        """Run ``op`` (which opens its own connection), translating driver errors to :class:`StoreError`.
+
+        Lock contention (:meth:`_locked`) is waited out with back-off (on top of SQLite's busy timeout). A
+        lost connection (:meth:`_lost_connection`) is discarded and ``op`` tried again on a new one, a few
+        times, when ``retry_lost`` is true — ``op`` must then be safe to repeat (see :meth:`append`).
+        """
+        self._check_open()
+        driver_error = self._engine.dialect.loaded_dbapi.Error
+        delay = 0.005
+        lost = 0
+        for _ in range(_LOCKED_RETRIES + _LOST_RETRIES):
+            try:
+                return op()
+            except SessionflowError:
+                raise
+            except (DBAPIError, driver_error) as error:
+                if self._locked(error) and delay < 2.0:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                if retry_lost and self._lost_connection(error) and lost < _LOST_RETRIES:
+                    lost += 1
+                    logger.warning("database connection lost (%s); retrying on a new one", _first_line(error))
+                    time.sleep(0.05 * 2**lost)
+                    continue
+                raise StoreError(f"database error: {_first_line(error)}") from error
+        raise StoreError("database still locked or unreachable after retries")
+
+    def _write(self, work: Callable[[Connection], T], *, retry_lost: bool = True) -> T:
+        """Run ``work`` in one write transaction (see :meth:`_transaction`)."""
+
+        def op() -> T:
+            with self._engine.connect() as conn:
+                return self._transaction(conn, work)
+
+        return self._run(op, retry_lost=retry_lost)
+
+    def _transaction(self, conn: Connection, work: Callable[[Connection], T]) -> T:
+        """``work`` in one write transaction on ``conn``."""
+        with conn.begin():
+            return work(conn)
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        def op() -> T:
+            with self._engine.connect() as conn:
+                return work(conn)
+
+        return self._run(op)
+
+    def _snapshot(self, conn: Connection) -> None:
+        """Make ``conn`` read from one consistent snapshot (as it does already, unless a recorder says)."""
+
+    def _remember(self, session: Session) -> None:
+        if not self._cache_size:
+            return
+        cache = self._cache
+        sid = session.id
+        with self._cache_lock:
+            if sid in cache:
+                cache.move_to_end(sid)
+            cache[sid] = session  # a new key goes last
+            if len(cache) > self._cache_size:
+                cache.popitem(last=False)
+
+    def _forget(self, session_id: UUID) -> None:
+        with self._cache_lock:
+            self._cache.pop(session_id, None)
+
+    # ------------------------------------------------------------------ writes
+
+    def _apply(self, conn: Connection, change: Change) -> None:
+        if change.exclusive_user is not None:
+            self._check_exclusive(conn, change.session.id, change.exclusive_user, change.decided_at)
+        sql.write_change(conn, change)
+
+    def _check_exclusive(self, conn: Connection, session_id: UUID, user_id: str, now: datetime | None) -> None:
+        other = sql.active_session_of(conn, user_id, session_id, now)
+        if other is not None:
+            raise ActiveSessionExists(session_id, user_id=user_id, active_session_id=other)
+
+    def append(self, change: Change) -> None:
+        """Append ``change`` atomically (see :meth:`EventStore.append`); a lost connection is retried
+        without applying the change twice."""
+        retry = False
+        if (self._direct and change.exclusive_user is None and not self._closed
+                and getattr(self._local, "connection", None) is not None):
+            # The common case first, with no retry machinery around it: the thread's kept connection (see
+            # _checkout). A driver error goes on to the careful path below, which tries again as after any
+            # failed attempt (looking first for the change's event, in case a lost connection hid a commit).
+            try:
+                self._append_fast(change)
+            except self._driver_error:
+                retry = True  # a lost connection was discarded by _append_fast
+            except ConcurrencyConflict as conflict:
+                self._conflict(change, conflict, conflict.__cause__)
+            except BaseException:
+                self._forget(change.session.id)
+                raise
+            else:
+                self._remember(change.session)
+                return
+        # If a connection is lost mid-append the outcome is unknown: before trying again, look for the
+        # change's first event (its record id is unique). Found: it was applied, so it is not applied twice.
+        tried = retry
+
+        def op() -> None:
+            nonlocal tried
+            if tried and self._event_exists(change.events[0].record_id):
+                return
+            tried = True
+            if self._fast is not None and change.exclusive_user is None:
+                self._append_fast(change)
+            else:
+                with self._engine.connect() as conn:
+                    self._transaction(conn, lambda c: self._apply(c, change))
+
+        try:
+            self._run(op)
+        except ConcurrencyConflict as conflict:
+            self._conflict(change, conflict, conflict.__cause__)
+        except BaseException:
+            self._forget(change.session.id)
+            raise
+        self._remember(change.session)
+
+    def _conflict(self, change: Change, conflict: ConcurrencyConflict, cause: BaseException | None) -> NoReturn:
+        """Raise ``conflict`` (chained to the driver error ``cause``) for a lost append; with the version it
+        lost to, read outside the failed transaction, when the conflict does not tell it."""
+        self._forget(change.session.id)
+        if conflict.actual_version is None and change.expected_version > 0:
+            actual = self._read(lambda conn: sql.actual_version(conn, change.session.id))
+            raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                      actual_version=actual) from cause
+        raise conflict from cause
+
+    def _event_exists(self, record_id: UUID) -> bool:
+        with self._engine.connect() as conn:
+            return sql.event_exists(conn, record_id)
+
+    # ------------------------------------------------------------------ the driver-level hooks (driver.py)
+
+    def _append_fast(self, change: Change) -> None:
+        """One append on the driver connection; called only when the recorder has a fast path (``_fast``)."""
+        raise NotImplementedError
+
+    def _get_fast(self, session_id: UUID) -> Any:
+        """One primary-key read on the driver connection (its row, or None); as :meth:`_append_fast`."""
+        raise NotImplementedError
+
+    def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider, with_next: bool) -> ExpiredBatch:
+        """One sweep batch on the driver connection; as :meth:`_append_fast`."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, session_id: UUID, *, fresh: bool = True) -> Session | None:
+        """The stored projection of a session, or None (see :meth:`EventStore.get`)."""
+        if not fresh and self._cache_size:
+            with self._cache_lock:
+                cached = self._cache.get(session_id)
+            if cached is not None:
+                return cached
+        if self._fast is not None:
+            row = self._get_fast(session_id)
+        else:
+            row = self._read(lambda conn: conn.execute(sql.session_statement(session_id)).first())
+        if row is None:
+            self._forget(session_id)
+            return None
+        if self._cache_size:
+            with self._cache_lock:
+                cached = self._cache.get(session_id)
+            if cached is not None and cached.version == row[sql.VERSION]:
+                return cached
+        session = session_from_row(row, session_id)
+        self._remember(session)
+        return session
+
+    def history(self, session_id: UUID) -> list[SessionEvent]:
+        """Every event of a session, oldest first."""
+        rows = self._read(lambda conn: conn.execute(sql.history_statement(session_id)).all())
+        return [event_from_row(r) for r in rows]
+
+    def query(self, query: Query) -> list[Session]:
+        """Sessions matching the filters, ordered by ``created_at`` then id."""
+        stmt = sql.query_statement(query)
+        rows = self._read(lambda conn: conn.execute(stmt).all())
+        return [session_from_row(r) for r in rows]
+
+    def count(self, status: str | None = None) -> int:
+        """How many sessions (not deleted) there are, optionally of one status."""
+        stmt = sql.count_statement(status)
+        return int(self._read(lambda conn: conn.execute(stmt).scalar_one()))
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many sessions (not deleted) are in each status."""
+        rows = self._read(lambda conn: conn.execute(sql.COUNT_BY_STATUS).all())
+        return {_status(status, "?"): int(n) for status, n in rows}
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest deadline of a live session."""
+        value = self._read(lambda conn: conn.execute(sql.NEXT_DEADLINE).scalar())
+        return None if value is None else from_millis(int(value))
+
+    def has_due(self, now: datetime) -> bool:
+        """Whether a live session's deadline is at or before ``now``."""
+        stmt = sql.due_statement(now)
+        return bool(self._read(lambda conn: conn.execute(stmt).scalar()))
+
+    def session_ids(self) -> list[UUID]:
+        """The id of every session that has events."""
+        rows = self._read(lambda conn: conn.execute(sql.SESSION_IDS).scalars().all())
+        return list(rows)
+
+    # ------------------------------------------------------------------ sweeping
+
+    def expire_due(self, now: datetime, limit: int, decide: ExpiryDecider) -> list[Change]:
+        """Expire up to ``limit`` overdue sessions in one transaction (see :meth:`EventStore.expire_due`)."""
+        return self._expire(now, limit, decide, with_next=False).changes
+
+    def expire_due_next(self, now: datetime, limit: int, decide: ExpiryDecider) -> ExpiredBatch:
+        """:meth:`expire_due`, and the earliest deadline left once the batch is written, read by the batch's own
+        claim (see :class:`~sessionflow.application.ports.ExpiredBatch`), so that a waker re-arms with no
+        further read."""
+        return self._expire(now, limit, decide, with_next=True)
+
+    def _expire(self, now: datetime, limit: int, decide: ExpiryDecider, *, with_next: bool) -> ExpiredBatch:
+        if self._fast is not None:
+            # A repeat after a lost connection is safe: a session expired by a batch that did commit is no
+            # longer due, nor at the version the repeat would compare with, so it is not expired twice.
+            batch = self._run(lambda: self._expire_due_fast(now, limit, decide, with_next))
+            self._remember_all(batch.changes)
+            return batch
+        changes = self._write(lambda conn: sql.expire_claimed(conn, now, limit, decide,
+                                                              sane_multi_rowcount=self._sane_multi_rowcount))
+        self._remember_all(changes)
+        return ExpiredBatch(changes)
+
+    def _remember_all(self, changes: list[Change]) -> None:
+        """Refresh the cached copies of swept sessions; add none: a sweep of thousands of cold sessions must
+        not evict the readers' working set (nor make every garbage collection scan them)."""
+        if not self._cache_size or not changes:
+            return
+        with self._cache_lock:
+            cache = self._cache
+            for change in changes:
+                sid = change.session.id
+                if sid in cache:
+                    cache[sid] = change.session
+
+    # ------------------------------------------------------------------ maintenance
+
+    def histories(self, batch_size: int = 1000) -> Iterator[list[SessionEvent]]:
+        """Every session's full history, one list per session, streamed in session-id order."""
+        self._check_open()
+        with self._engine.connect() as conn:
+            self._snapshot(conn)
+            yield from sql.stream_histories(conn, batch_size)
+
+    def projections(self, batch_size: int = 1000) -> Iterator[Session]:
+        """Every projection row (deleted ones included), streamed in id order."""
+        self._check_open()
+        with self._engine.connect() as conn:
+            self._snapshot(conn)
+            yield from sql.stream_projections(conn, batch_size)
+
+    def replace_projection(self, rebuilt: Iterable[Session], batch_size: int = 1000) -> int:
+        """Delete every projection row and insert ``rebuilt`` instead, in one transaction."""
+        with self._cache_lock:
+            self._cache.clear()
+        return self._write(lambda conn: sql.replace_rows(conn, rebuilt, batch_size), retry_lost=False)
+
+    def read_together(self, session_id: UUID) -> tuple[Session | None, list[SessionEvent]]:
+        """Projection and history in one read transaction (one snapshot: see :meth:`_snapshot`), so a writer
+        committing in between cannot make them look inconsistent."""
+
+        def op() -> tuple[Session | None, list[SessionEvent]]:
+            with self._engine.connect() as conn:
+                self._snapshot(conn)
+                with conn.begin():
+                    row = conn.execute(sql.session_statement(session_id)).first()
+                    events = conn.execute(sql.history_statement(session_id)).all()
+            return (None if row is None else session_from_row(row)), [event_from_row(r) for r in events]
+
+        return self._run(op)
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            self._read(lambda conn: conn.execute(select(1)).scalar())
+        except StoreError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Give back the connections the store keeps, and dispose of the engine if the store owns it."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cache_lock:
+            self._cache.clear()
+            held, self._held = list(self._held), weakref.WeakSet()
+        for connection in held:
+            connection.release()
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"SqlAlchemyEventStore({self._engine.url.render_as_string(hide_password=True)!r})"

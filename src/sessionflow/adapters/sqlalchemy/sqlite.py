@@ -1,0 +1,381 @@
+"""The SQLite recorder: everything SQLite-specific about the store.
+
+* the connection's configuration (:func:`install_sqlite_pragmas`: WAL, ``synchronous``, the busy timeout,
+  ``BEGIN IMMEDIATE`` for writes) and the "database is locked" rule (waited out, see ``_run``);
+* the hot path: ``BEGIN IMMEDIATE``; insert or compare-and-set update of the projection; insert the events;
+  ``COMMIT`` — on the thread's own connection, a file handle kept between operations (no round trips);
+* the sweep batch, in two statements (:meth:`SqliteEventStore._expire_on`).
+
+The row formats are those of :mod:`sessionflow.adapters.sqlalchemy.tables` (UUIDs as 32-digit hex text, JSON
+as text, times as epoch milliseconds).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, event
+
+from sessionflow.adapters.sqlalchemy.driver import DUE, DriverRecorder, decide_claimed, expiry_event, expiry_update
+from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
+from sessionflow.adapters.sqlalchemy.rows import (
+    EVENT_COLUMNS,
+    SESSION_COLUMNS,
+    FastSql,
+    _dt,
+    _ms,
+    session_changes,
+    session_row,
+)
+from sessionflow.adapters.sqlalchemy.tables import to_millis
+from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
+from sessionflow.domain.values import compact_json
+from sessionflow.errors import ConcurrencyConflict
+
+__all__ = ["SqliteEventStore", "SqliteSql", "install_sqlite_pragmas"]
+
+T = TypeVar("T")
+
+#: The execution option that makes SQLAlchemy's ``begin`` emit ``BEGIN IMMEDIATE`` (see install_sqlite_pragmas).
+_WRITE = "sessionflow_write"
+
+
+class SqliteSql(FastSql):
+    """The hot path's SQL on SQLite (``?`` parameters, UUIDs as hex text)."""
+
+    dialect = "sqlite"
+
+    def __init__(self) -> None:
+        cols = ", ".join(SESSION_COLUMNS)
+        self.select_session = f"SELECT {cols} FROM sessions WHERE id = ?"
+        self.insert_session = f"INSERT INTO sessions ({cols}) VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})"
+        self._updates: dict[tuple[str, ...], str] = {}
+        self.insert_event = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) VALUES "
+                             f"({', '.join('?' for _ in EVENT_COLUMNS)})")
+        self.select_version = "SELECT version FROM sessions WHERE id = ?"
+
+    def uuid(self, value: Any) -> Any:
+        return value.hex
+
+    def update_statement(self, columns: tuple[str, ...]) -> str:
+        """A compare-and-set ``UPDATE`` of just ``columns`` (the version always changes); parameters as
+        :meth:`row_params` gives them."""
+        statement = self._updates.get(columns)
+        if statement is None:
+            sets = ", ".join(f"{c} = ?" for c in columns)
+            statement = f"UPDATE sessions SET {sets} WHERE id = ? AND version = ?"
+            self._updates[columns] = statement
+        return statement
+
+
+def _is_locked(error: BaseException) -> bool:
+    message = str(getattr(error, "orig", error)).lower()
+    return "database is locked" in message or "database table is locked" in message or "busy" in message
+
+
+class SqliteEventStore(DriverRecorder, dialect="sqlite"):
+    """The store on an SQLite engine (see :class:`~sessionflow.adapters.sqlalchemy.SqlAlchemyEventStore`).
+
+    Every thread keeps a connection of its own to a database file, detached from the pool (an in-process
+    file handle, configured like every pooled one); an in-memory database has one connection, so none is
+    kept. Writes begin with ``BEGIN IMMEDIATE``, so a writer waits for the lock (the busy timeout, then
+    back-off) instead of failing at commit.
+    """
+
+    _sql: SqliteSql
+
+    def __init__(self, engine: Engine, **options: Any) -> None:
+        super().__init__(engine, **options)
+        self._fast = self._sql = SqliteSql()
+        file = engine.url.database not in (None, "", ":memory:")
+        self._enable_holding(sys.maxsize if file else 0, detach=True)
+        #: SQLite 3.38+ (``->>``): the sweep's two-statement batch.
+        self._modern = getattr(engine.dialect.loaded_dbapi, "sqlite_version_info", ()) >= (3, 38)
+        self._operational_error: type[BaseException] = engine.dialect.loaded_dbapi.OperationalError
+
+    def _locked(self, error: BaseException) -> bool:
+        return _is_locked(error)
+
+    def _transaction(self, conn: Connection, work: Callable[[Connection], T]) -> T:
+        conn.execution_options(**{_WRITE: True})
+        with conn.begin():
+            return work(conn)
+
+    # ------------------------------------------------------------------ the hot path
+
+    def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
+        """One append in one ``BEGIN IMMEDIATE`` transaction on ``conn`` (its statements on ``cursor``, if given)."""
+        sql = self._sql
+        events = change.events
+        session = change.session
+        key = session.id.hex
+        if change.expected_version == 0:
+            update = None
+            session_params = sql.row_params(session.id, session_row(session), 0, create=True)
+        else:
+            changes = session_changes(change.previous, session)
+            update = sql.update_statement(tuple(changes))
+            session_params = sql.row_params(session.id, changes, change.expected_version, create=False)
+        execute = conn.execute if cursor is None else cursor.execute
+        execute("BEGIN IMMEDIATE")
+        try:
+            if update is None:
+                execute(sql.insert_session, session_params)
+            elif execute(update, session_params).rowcount != 1:
+                found = execute(sql.select_version, (key,)).fetchone()
+                raise ConcurrencyConflict(session.id, expected_version=change.expected_version,
+                                          actual_version=None if found is None else found[0])
+            # (the session's key, already in hand, for the events that carry the very same id object)
+            if len(events) == 1:
+                event_ = events[0]
+                execute(sql.insert_event, sql.event_values(event_, key if event_.session_id is session.id else None))
+            else:
+                (conn if cursor is None else cursor).executemany(sql.insert_event, [
+                    sql.event_values(e, key if e.session_id is session.id else None) for e in events])
+            execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------------ the sweep
+
+    def _expire_on(self, conn: Any, now: datetime, limit: int, decide: ExpiryDecider,
+                   with_next: bool) -> ExpiredBatch:
+        """ONE statement reads the due rows (as one JSON value, :data:`_CLAIM_SCRIPT`) and the earliest deadline
+        after them; ONE statement writes the whole batch (:data:`_EXPIRE`): an ``INSERT`` into a temporary view
+        whose ``INSTEAD OF`` trigger (:data:`_EXPIRY_SETUP`) updates each session with a compare-and-set on the
+        version read and inserts its event only if that update matched. A statement outside a transaction is
+        its own transaction, so the batch is written whole or not at all, under the database's write lock (the
+        busy timeout waits for it). The read takes no lock: a session another sweeper or a writer changed in
+        between is skipped, its event never written.
+
+        Both run through ``executescript``, which gives the GIL away once per statement (``execute`` and
+        ``fetchone`` give it away some five times each, around every small SQLite call): the read hands its one
+        row to a function of the connection (``sessionflow_claimed``) and the write takes its batch as a
+        quoted literal. (``BEGIN IMMEDIATE``, the reads, the writes and ``COMMIT`` as statements of their own
+        cost some thirty releases; each one, in a process with other threads busy in Python, may cost a switch
+        interval.)
+        """
+        now_ms = to_millis(now)
+        modern = self._modern
+        if modern:
+            claimed, later = self._claim(conn, now_ms, limit)
+            rows: list[Any] = json.loads(claimed)
+            rows.sort(key=_by_deadline, reverse=True)
+        else:  # before SQLite 3.38: the rows, then the deadline after them
+            rows = conn.execute(_CLAIM_ROWS, (now_ms, limit)).fetchall()
+            rows.reverse()
+            later = conn.execute(_LATER, (now_ms,)).fetchone()[0] if with_next else None
+        claimed_all = len(rows) < limit
+        # The batch holds as few objects as it can until it commits: each row is dropped once decoded, and a
+        # change keeps its new state and events, not the state it was decided on (fewer garbage-collector
+        # passes on large sweeps).
+        changes: list[Change] = []
+        writes: list[tuple[Any, ...]] = []
+        earliest: list[int | None] = [later]  # of the sessions left live: unclaimed, refused, or rescheduled
+        single = True
+        dumps = _payload_text
+        for change, due in decide_claimed(rows, decide, now, earliest):
+            s = change.session
+            events = change.events
+            if len(events) == 1 and single:
+                e = events[0]
+                source = e.source_state
+                writes.append((s.id.hex, change.expected_version, str(s.status), s.version, to_millis(s.updated_at),
+                               _ms(s.closed_at), s.closed_by, _ms(s.expires_at), due, s.failure_reason,
+                               e.record_id.hex, e.version, str(e.event), None if source is None else str(source),
+                               str(e.target_state), e.performer_id, to_millis(e.timestamp), dumps(e.payload)))
+            else:
+                single = False
+            changes.append(change)
+        if changes:
+            if not (single and modern):
+                applied = self._write_each(conn, changes)
+            elif len(writes) <= _MANY or not self._write_many(conn, writes):
+                applied = self._write_batch(conn, changes, writes)
+            else:
+                applied = changes
+        else:
+            applied = changes
+        known = with_next and claimed_all and len(applied) == len(changes)
+        return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
+
+    def _claim(self, conn: Any, now_ms: int, limit: int) -> tuple[str, int | None]:
+        """The claim (:data:`_CLAIM_SCRIPT`) as a script: its row goes to ``sessionflow_claimed``, registered on
+        the connection by its first sweep."""
+        local = self._local
+        local.claimed = None
+        script = _CLAIM_SCRIPT % (int(now_ms), int(now_ms), int(limit))
+        try:
+            conn.executescript(script)
+        except self._operational_error as error:
+            if _CLAIMED not in str(error):
+                raise
+
+            def claimed(batch: str, later: int | None) -> None:
+                local.claimed = (batch, later)
+
+            conn.create_function(_CLAIMED, 2, claimed)
+            conn.executescript(script)
+        result: tuple[str, int | None] = local.claimed
+        local.claimed = None
+        return result
+
+    def _write_batch(self, conn: Any, changes: list[Change], writes: list[tuple[Any, ...]]) -> list[Change]:
+        """The batch's ONE write statement; returns the changes it applied (all, unless some session changed
+        since it was read)."""
+        # The batch as a literal: JSON text has no NUL (the encoder escapes control characters) and a quote in
+        # a SQLite literal is escaped by doubling it, the only escape there is.
+        script = _EXPIRE_HEAD + compact_json(writes).replace("'", "''") + _EXPIRE_TAIL
+        before = conn.total_changes
+        try:
+            conn.executescript(script)
+        except self._operational_error as error:
+            if _EXPIRY_VIEW not in str(error):
+                raise
+            # A connection's first sweep: its temporary view and trigger (connection-local, created once).
+            for statement in _EXPIRY_SETUP:
+                conn.execute(statement)
+            before = conn.total_changes
+            conn.executescript(script)
+        if conn.total_changes - before == 2 * len(changes):  # each session: its update and its event
+            return changes
+        # Some session changed since it was read (its update did not match, nor was its event written): keep
+        # the changes whose event is there. (Other triggers on the tables would bring us here too.)
+        records = json.dumps([c.events[0].record_id.hex for c in changes])
+        written = {r[0] for r in conn.execute(_WRITTEN, (records,)).fetchall()}
+        return [c for c in changes if c.events[0].record_id.hex in written]
+
+    def _write_many(self, conn: Any, writes: list[tuple[Any, ...]]) -> bool | None:
+        """A large batch (a sweep of many sessions, not a waker's wake-up): ``executemany`` of the updates and of
+        the events in one ``BEGIN IMMEDIATE`` transaction, which SQLite runs faster than the trigger — in key
+        order (sessions by id, events by record id), which walks each index once instead of jumping around it.
+        True when written; None when some session changed since it was read (rolled back: the caller writes
+        the batch with :meth:`_write_batch`, which skips it)."""
+        ordered = sorted(writes)  # by session id, the first field
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.executemany(_EXPIRE_ROW, [w[2:10] + w[:2] for w in ordered])
+                if cursor.rowcount != len(writes):
+                    conn.execute("ROLLBACK")
+                    return None
+                cursor.executemany(_EXPIRE_EVENT, sorted((w[10], w[0], *w[11:]) for w in ordered))
+            finally:
+                cursor.close()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return True
+
+    def _write_each(self, conn: Any, changes: list[Change]) -> list[Change]:
+        """The general write (changes of several events, or SQLite before 3.38): in one ``BEGIN IMMEDIATE``
+        transaction, per session a compare-and-set update, then its events if it matched."""
+        applied: list[Change] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for change in changes:
+                sid = change.session.id.hex
+                if conn.execute(_EXPIRE_ROW, expiry_update(change, _ms(change.session.due_at), sid)).rowcount != 1:
+                    continue
+                conn.executemany(_EXPIRE_EVENT, [
+                    expiry_event(e, e.record_id.hex, sid, _payload_text(e.payload)) for e in change.events])
+                applied.append(change)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return applied
+
+
+def _by_deadline(row: list[Any]) -> Any:
+    return row[DUE]
+
+
+def install_sqlite_pragmas(engine: Engine, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 30_000) -> None:
+    """Configure an SQLite engine: WAL, ``synchronous``, a busy timeout, and ``BEGIN IMMEDIATE`` for writes.
+
+    pysqlite's own transaction handling is turned off so SQLAlchemy's ``begin`` emits our ``BEGIN``.
+    """
+    if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ValueError(f"unknown SQLite synchronous level {synchronous!r}")
+    level = synchronous.upper()
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if engine.url.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA synchronous = {level}")
+            cursor.execute("PRAGMA foreign_keys = OFF")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_WRITE):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+# ---------------------------------------------------------------------- the sweep's SQL
+
+_COLUMNS = ", ".join(SESSION_COLUMNS)
+_EVENT_NAMES = ", ".join(EVENT_COLUMNS)
+#: SQLite 3.38+: ONE statement reads the batch — every column of the due rows, as one JSON array of arrays
+#: (``data`` as JSON) — and the earliest deadline after it, as a script (``executescript`` binds no parameters:
+#: the two integers are written in), its row handed to the connection's function ``sessionflow_claimed``.
+#: (JSON renders REAL with 15 significant digits: exact for any TTL of at most microsecond precision, the only
+#: REAL column.)
+_CLAIMED = "sessionflow_claimed"
+_CLAIM_SCRIPT = (f"SELECT {_CLAIMED}(json_group_array(json_array("
+                 f"{', '.join('json(data)' if c == 'data' else c for c in SESSION_COLUMNS)})), "
+                 "(SELECT min(due_at) FROM sessions WHERE due_at > %d)) "
+                 f"FROM (SELECT {_COLUMNS} FROM sessions WHERE due_at <= %d ORDER BY due_at LIMIT %d)")
+_CLAIM_ROWS = f"SELECT {_COLUMNS} FROM sessions WHERE due_at <= ? ORDER BY due_at LIMIT ?"
+_LATER = "SELECT min(due_at) FROM sessions WHERE due_at > ?"
+#: The batch's ONE write: a row per session into a temporary view (connection-local, created by a connection's
+#: first sweep) whose ``INSTEAD OF`` trigger updates the session with a compare-and-set on the version read
+#: (``expected``) and inserts its event only if that update matched (``changes() = 1``). A timeout may close
+#: the session (the default lifecycle's expiry) or move it to a state with a deadline of its own (a custom
+#: lifecycle's), so the deadline and the failure reason are written too.
+_EXPIRY_VIEW = "sessionflow_expiry"
+_EXPIRY_FIELDS = ("id", "expected", "status", "version", "updated_at", "closed_at", "closed_by", "expires_at",
+                  "due_at", "failure_reason", "record_id", "event_version", "event", "source_state",
+                  "target_state", "performer_id", "timestamp", "payload")
+_EXPIRY_SETUP = (
+    f"CREATE TEMP VIEW IF NOT EXISTS {_EXPIRY_VIEW} AS SELECT "
+    + ", ".join(f"NULL AS {name}" for name in _EXPIRY_FIELDS),
+    f"CREATE TEMP TRIGGER IF NOT EXISTS {_EXPIRY_VIEW}_write INSTEAD OF INSERT ON {_EXPIRY_VIEW} "
+    "BEGIN "
+    "UPDATE sessions SET status = NEW.status, version = NEW.version, updated_at = NEW.updated_at, "
+    "closed_at = NEW.closed_at, closed_by = NEW.closed_by, expires_at = NEW.expires_at, due_at = NEW.due_at, "
+    "failure_reason = NEW.failure_reason WHERE id = NEW.id AND version = NEW.expected; "
+    f"INSERT INTO session_events ({_EVENT_NAMES}) SELECT NEW.record_id, NEW.id, NEW.event_version, NEW.event, "
+    "NEW.source_state, NEW.target_state, NEW.performer_id, NEW.timestamp, NEW.payload WHERE changes() = 1; "
+    "END",
+)
+_EXPIRE_HEAD = (f"INSERT INTO temp.{_EXPIRY_VIEW} ({', '.join(_EXPIRY_FIELDS)}) SELECT "
+                + ", ".join(f"j.value ->> {i}" for i in range(len(_EXPIRY_FIELDS)))
+                + " FROM json_each('")
+_EXPIRE_TAIL = "') AS j"
+#: Batches larger than this are written with executemany (see _write_many).
+_MANY = 100
+_WRITTEN = "SELECT record_id FROM session_events WHERE record_id IN (SELECT value FROM json_each(?))"
+# The general write (SQLite before 3.38, or changes of several events), per session.
+_EXPIRE_ROW = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, closed_by = ?, "
+               "expires_at = ?, due_at = ?, failure_reason = ? WHERE id = ? AND version = ?")
+_EXPIRE_EVENT = f"INSERT INTO session_events ({_EVENT_NAMES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"

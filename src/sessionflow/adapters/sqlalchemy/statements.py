@@ -1,0 +1,233 @@
+"""The generic path's SQL: the statements the store runs through SQLAlchemy Core, dialect-neutral, and the
+functions that run the longer ones on a :class:`~sqlalchemy.Connection`.
+
+The SQLite and PostgreSQL recorders run their hot paths (an append, a primary-key read, a sweep batch) as
+hand-written SQL on the driver connection (``driver.py``, ``sqlite.py``, ``postgres.py``); everything else
+runs here: reads and queries, the append of a change that checks its user's other sessions, the maintenance
+streams, and every operation of a dialect with no recorder of its own. (Apart from ``persistence.py``, which
+runs them in transactions, with retries and a read cache, so that each module stays short and the store's
+class reads as the machinery it is.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Select, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from sessionflow.adapters.sqlalchemy.rows import _ms, event_from_row, event_row, session_from_row, session_row
+from sessionflow.adapters.sqlalchemy.tables import session_events, sessions, to_millis
+from sessionflow.application.ports import Change, ExpiryDecider, Query
+from sessionflow.domain.models import Session, SessionEvent, SessionStatus
+from sessionflow.errors import ConcurrencyConflict, StoreError
+
+__all__ = [
+    "COUNT_BY_STATUS",
+    "EVENT_FIELDS",
+    "NEXT_DEADLINE",
+    "SESSION_FIELDS",
+    "SESSION_IDS",
+    "VERSION",
+    "active_session_of",
+    "actual_version",
+    "count_statement",
+    "due_statement",
+    "event_exists",
+    "expire_claimed",
+    "history_statement",
+    "query_statement",
+    "replace_rows",
+    "session_statement",
+    "stream_histories",
+    "stream_projections",
+    "write_change",
+]
+
+#: Every column of ``sessions`` / ``session_events``, as selected (in table order).
+SESSION_FIELDS = tuple(sessions.c)
+EVENT_FIELDS = tuple(session_events.c)
+#: The position of ``version`` in a ``sessions`` row.
+VERSION = [c.name for c in sessions.c].index("version")
+
+_EXPIRY_COLUMNS = ("status", "version", "updated_at", "closed_at", "closed_by", "expires_at", "due_at",
+                   "failure_reason")
+
+
+def actual_version(conn: Connection, session_id: UUID) -> int | None:
+    """The stored version of a session (``None``: no such session)."""
+    return conn.execute(select(sessions.c.version).where(sessions.c.id == session_id)).scalar()
+
+
+def write_change(conn: Connection, change: Change) -> None:
+    """Insert (expected version 0) or compare-and-set update the projection row, and insert the events.
+
+    Raises :class:`~sessionflow.errors.ConcurrencyConflict` when the stored version is not the expected one
+    (chained to the driver's error when the database's unique constraints tell it)."""
+    sid = change.session.id
+    row = session_row(change.session)
+    try:
+        if change.expected_version == 0:
+            conn.execute(insert(sessions), row)
+        else:
+            result = conn.execute(
+                update(sessions)
+                .where(and_(sessions.c.id == sid, sessions.c.version == change.expected_version))
+                .values(row))
+            if result.rowcount != 1:
+                raise ConcurrencyConflict(sid, expected_version=change.expected_version,
+                                          actual_version=actual_version(conn, sid))
+        conn.execute(insert(session_events), [event_row(e) for e in change.events])
+    except IntegrityError as error:
+        raise ConcurrencyConflict(sid, expected_version=change.expected_version,
+                                  actual_version=None) from error
+
+
+def active_session_of(conn: Connection, user_id: str, session_id: UUID, now: datetime | None) -> Any:
+    """The id of another session of ``user_id`` in progress and not past its deadline at ``now``, or None."""
+    return conn.execute(
+        select(sessions.c.id).where(
+            sessions.c.user_id == user_id,
+            sessions.c.status == SessionStatus.IN_PROGRESS.value,
+            sessions.c.deleted_at.is_(None),
+            sessions.c.id != session_id,
+            sessions.c.expires_at > (to_millis(now) if now is not None else -1),
+        ).limit(1)
+    ).scalar()
+
+
+def event_exists(conn: Connection, record_id: UUID) -> bool:
+    """Whether the event with this record id is stored."""
+    found = conn.execute(select(session_events.c.version).where(session_events.c.record_id == record_id)).first()
+    return found is not None
+
+
+def session_statement(session_id: UUID) -> Select[Any]:
+    """One session's projection row."""
+    return select(*SESSION_FIELDS).where(sessions.c.id == session_id)
+
+
+def history_statement(session_id: UUID) -> Select[Any]:
+    """One session's events, oldest first."""
+    return select(*EVENT_FIELDS).where(session_events.c.session_id == session_id).order_by(session_events.c.version)
+
+
+def query_statement(query: Query) -> Select[Any]:
+    """The page of projection rows :meth:`EventStore.query` returns."""
+    stmt = select(*SESSION_FIELDS)
+    if not query.include_deleted:
+        stmt = stmt.where(sessions.c.deleted_at.is_(None))
+    if query.status is not None:
+        stmt = stmt.where(sessions.c.status.in_(sorted(str(s) for s in query.status)))
+    if query.user_id is not None:
+        stmt = stmt.where(sessions.c.user_id == query.user_id)
+    if query.workspace_id is not None:
+        stmt = stmt.where(sessions.c.workspace_id == query.workspace_id)
+    if query.module_name is not None:
+        stmt = stmt.where(sessions.c.module_name == query.module_name)
+    if query.live_after is not None:
+        stmt = stmt.where((sessions.c.due_at.is_(None)) | (sessions.c.due_at > to_millis(query.live_after)))
+    return stmt.order_by(sessions.c.created_at, sessions.c.id).limit(query.limit).offset(query.offset)
+
+
+def count_statement(status: str | None) -> Select[Any]:
+    """How many sessions (not deleted) there are, optionally of one status."""
+    stmt = select(func.count()).select_from(sessions).where(sessions.c.deleted_at.is_(None))
+    if status is not None:
+        stmt = stmt.where(sessions.c.status == str(status))
+    return stmt
+
+
+#: How many sessions (not deleted) are in each status; the earliest deadline; whether one is due; every id.
+COUNT_BY_STATUS = (select(sessions.c.status, func.count()).where(sessions.c.deleted_at.is_(None))
+                   .group_by(sessions.c.status))
+NEXT_DEADLINE = select(func.min(sessions.c.due_at))
+SESSION_IDS = select(session_events.c.session_id).distinct()
+
+
+def due_statement(now: datetime) -> Select[Any]:
+    """Whether a live session's deadline is at or before ``now``."""
+    return select(exists().where(sessions.c.due_at <= to_millis(now)))
+
+
+def expire_claimed(conn: Connection, now: datetime, limit: int, decide: ExpiryDecider, *,
+                   sane_multi_rowcount: bool) -> list[Change]:
+    """One sweep batch on the generic path, in the caller's transaction: read up to ``limit`` overdue rows
+    (earliest deadline first), apply what ``decide`` makes of them with a compare-and-set per session."""
+    stmt = (select(*SESSION_FIELDS).where(sessions.c.due_at <= to_millis(now))
+            .order_by(sessions.c.due_at).limit(limit))
+    rows = conn.execute(stmt).all()
+    changes: list[Change] = []
+    for row in rows:
+        change = decide(session_from_row(row), now)
+        if change is not None:
+            changes.append(change)
+    if not changes:
+        return changes
+    result = conn.execute(
+        update(sessions)
+        .where(and_(sessions.c.id == bindparam("b_id"), sessions.c.version == bindparam("b_expected")))
+        .values({name: bindparam(f"b_{name}") for name in _EXPIRY_COLUMNS}),
+        [_expiry_params(c) for c in changes])
+    if sane_multi_rowcount and result.rowcount != len(changes):
+        raise StoreError("a claimed session changed during the sweep; the batch was rolled back")
+    conn.execute(insert(session_events), [event_row(e) for c in changes for e in c.events])
+    return changes
+
+
+def _expiry_params(change: Change) -> Mapping[str, Any]:
+    s = change.session
+    return {
+        "b_id": s.id,
+        "b_expected": change.expected_version,
+        "b_status": str(s.status),
+        "b_version": s.version,
+        "b_updated_at": to_millis(s.updated_at),
+        "b_closed_at": _ms(s.closed_at),
+        "b_closed_by": s.closed_by,
+        "b_expires_at": _ms(s.expires_at),
+        "b_due_at": _ms(s.due_at),
+        "b_failure_reason": s.failure_reason,
+    }
+
+
+def stream_histories(conn: Connection, batch_size: int) -> Iterator[list[SessionEvent]]:
+    """Every session's full history, one list per session, streamed in session-id order."""
+    result = conn.execution_options(yield_per=batch_size).execute(
+        select(*EVENT_FIELDS).order_by(session_events.c.session_id, session_events.c.version))
+    current: list[SessionEvent] = []
+    for row in result:
+        event_ = event_from_row(row)
+        if current and current[0].session_id != event_.session_id:
+            yield current
+            current = []
+        current.append(event_)
+    if current:
+        yield current
+
+
+def stream_projections(conn: Connection, batch_size: int) -> Iterator[Session]:
+    """Every projection row (deleted ones included), streamed in id order."""
+    result = conn.execution_options(yield_per=batch_size).execute(select(*SESSION_FIELDS).order_by(sessions.c.id))
+    for row in result:
+        yield session_from_row(row)
+
+
+def replace_rows(conn: Connection, rebuilt: Iterable[Session], batch_size: int) -> int:
+    """Delete every projection row and insert ``rebuilt`` instead (in the caller's transaction)."""
+    conn.execute(delete(sessions))
+    count = 0
+    batch: list[dict[str, Any]] = []
+    for session in rebuilt:
+        batch.append(session_row(session))
+        if len(batch) >= batch_size:
+            conn.execute(insert(sessions), batch)
+            count += len(batch)
+            batch = []
+    if batch:
+        conn.execute(insert(sessions), batch)
+        count += len(batch)
+    return count
