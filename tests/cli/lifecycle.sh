@@ -61,7 +61,7 @@ doc=$(sf note "$sid" --file a.py --memory-id m1 --status stored --expect-version
 [ "$(q 'd["notes"][0]["memory_id"], d["version"]' <<<"$doc")" = "[\"m1\", $((version + 1))]" ] || fail "note: $doc"
 sf touch "$sid" --json >/dev/null
 doc=$(sf complete "$sid" --json)
-[ "$(q 'd["status"], d["closed_by"], d["progress"]["failed_files"]' <<<"$doc")" = '["completed", "alice", 1]' ] \
+[ "$(q 'd["status"], d["closed_by"], d["progress"]["failed_files"]' <<<"$doc")" = '["completed", "alice", ["b.py"]]' ] \
     || fail "complete: $doc"
 ok "completed"
 

@@ -104,7 +104,7 @@ def test_create(mgr: SessionManager, clock: ManualClock) -> None:
     assert (s.user_id, s.workspace_id, s.module_name) == ("u", "w", "m")
     assert s.file_paths == ("x", "y")
     assert s.progress.total_files == 2
-    assert (s.progress.processed_files, s.progress.failed_files, s.progress.current_file) == (0, 0, None)
+    assert (s.progress.processed_files, s.progress.failed_files, s.progress.current_file) == (0, (), None)
     assert s.metadata == {"k": [1]}
     assert s.created_at == s.updated_at == clock.now()
     assert s.expires_at == clock.now() + timedelta(seconds=90)
@@ -276,9 +276,10 @@ def test_record_file(mgr: SessionManager, clock: ManualClock, state: str) -> Non
     s = in_state(mgr, clock, state, files=("a.py", "b.py", "c.py"))
     one = mgr.record_file(s.id, "a.py", performer_id="u1")
     assert one.status is SessionStatus(state)
-    assert (one.progress.processed_files, one.progress.failed_files) == (1, 0)
+    assert (one.progress.processed_files, one.progress.failed_files) == (1, ())
     two = mgr.record_file(s.id, "b.py", error="syntax error", performer_id="u1")
-    assert (two.progress.processed_files, two.progress.failed_files, two.progress.total_files) == (1, 1, 3)
+    assert (two.progress.processed_files, two.progress.failed_files, two.progress.total_files) == (1, ("b.py",), 3)
+    assert two.progress.failed_count == 1
     assert [(r.path, r.error) for r in two.file_results] == [("a.py", None), ("b.py", "syntax error")]
     assert two.file_results[1].failed
     last = mgr.history(s.id)[-1]

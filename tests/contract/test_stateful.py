@@ -310,7 +310,8 @@ class ManagerVersusModel(RuleBasedStateMachine):
             assert [e.version for e in history] == list(range(1, m.version + 1))
             assert stored.expires_at == m.expires_at
             assert stored.progress.processed_files == sum(1 for failed in m.recorded.values() if not failed)
-            assert stored.progress.failed_files == sum(1 for failed in m.recorded.values() if failed)
+            assert stored.progress.failed_count == sum(1 for failed in m.recorded.values() if failed)
+            assert stored.progress.failed_files == tuple(path for path, failed in m.recorded.items() if failed)
             assert len(stored.notes) == m.notes
             assert replay(history) == stored
 

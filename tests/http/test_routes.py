@@ -38,7 +38,7 @@ def test_a_full_lifecycle_through_every_route(client: TestClient, manager: Sessi
     assert client.post(f"/sessions/{sid}/files", json={**U, "path": "a.py"}).json()["progress"][
         "processed_files"] == 1
     failed_file = client.post(f"/sessions/{sid}/files", json={**U, "path": "b.py", "error": "parse error"})
-    assert failed_file.json()["progress"]["failed_files"] == 1
+    assert failed_file.json()["progress"]["failed_files"] == ["b.py"]
     noted = client.post(f"/sessions/{sid}/notes", json={**U, "file_path": "a.py", "memory_id": "m-1",
                                                          "status": "stored"})
     assert noted.json()["notes"][0]["memory_id"] == "m-1"

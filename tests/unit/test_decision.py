@@ -37,7 +37,7 @@ DEADLINES = {"ahead": timedelta(seconds=1), "now": timedelta(0), "passed": -time
 
 
 def _session(state: str, accounted: bool, deadline: timedelta) -> Session:
-    progress = SessionProgress(total_files=2, processed_files=1, failed_files=1 if accounted else 0)
+    progress = SessionProgress(total_files=2, processed_files=1, failed_files=("b",) if accounted else ())
     return Session(id=uuid4(), status=SessionStatus(state), version=3, file_paths=("a", "b"),
                    progress=progress, ttl_seconds=60.0, created_at=NOW - timedelta(minutes=1),
                    updated_at=NOW, expires_at=NOW + deadline)

@@ -146,10 +146,12 @@ def test_metadata_must_be_json() -> None:
 
 
 def test_progress_accounting() -> None:
-    p = SessionProgress(total_files=3, processed_files=1, failed_files=1)
+    p = SessionProgress(total_files=3, processed_files=1, failed_files=("b.py",))
     assert p.accounted_files == 2
     assert not p.all_accounted
-    assert SessionProgress(total_files=3, processed_files=2, failed_files=1).all_accounted
+    assert p.failed_count == 1
+    assert SessionProgress(total_files=3, processed_files=2, failed_files=["c.py"]).failed_files == ("c.py",)
+    assert SessionProgress(total_files=3, processed_files=2, failed_files=("c.py",)).all_accounted
     assert SessionProgress().all_accounted
     with pytest.raises(ValidationError):
         SessionProgress(total_files=-1)

@@ -55,7 +55,7 @@ def test_replay_of_a_full_history_equals_the_session(manager: SessionManager, cl
     assert session.status is SessionStatus.COMPLETED
     assert session.version == len(history)
     assert session.progress.processed_files == 1
-    assert session.progress.failed_files == 1
+    assert session.progress.failed_files == ("b.py",)
     assert session.progress.current_file is None
     assert [(r.path, r.error) for r in session.file_results] == [("a.py", None), ("b.py", "parse error")]
     assert [(n.file_path, n.memory_id, n.status) for n in session.notes] == [("a.py", "m-1", "stored")]

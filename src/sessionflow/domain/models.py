@@ -166,17 +166,26 @@ class FileResult(_Frozen):
 
 
 class SessionProgress(_Frozen):
-    """Counts of the session's files. ``processed_files`` excludes the failed ones."""
+    """The session's files: how many there are, how many were processed, which failed.
+
+    ``processed_files`` counts the files recorded without an error; ``failed_files`` holds the paths of the
+    files recorded with one, in the order they failed (``failed_count`` is their number).
+    """
 
     total_files: int = Field(default=0, ge=0)
     processed_files: int = Field(default=0, ge=0)
-    failed_files: int = Field(default=0, ge=0)
+    failed_files: tuple[str, ...] = ()
     current_file: str | None = None
+
+    @property
+    def failed_count(self) -> int:
+        """How many files failed: ``len(failed_files)``."""
+        return len(self.failed_files)
 
     @property
     def accounted_files(self) -> int:
         """Files with an outcome, processed or failed."""
-        return self.processed_files + self.failed_files
+        return self.processed_files + len(self.failed_files)
 
     @property
     def all_accounted(self) -> bool:

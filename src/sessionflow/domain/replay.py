@@ -57,7 +57,7 @@ def _create(event: SessionEvent) -> Session:
         module_name=p.get("module_name"),
         file_paths=paths,
         progress=SessionProgress.trusted(
-            total_files=len(paths), processed_files=0, failed_files=0, current_file=None),
+            total_files=len(paths), processed_files=0, failed_files=(), current_file=None),
         file_results=(),
         notes=(),
         metadata=p.get("metadata") or FrozenDict(),
@@ -103,7 +103,7 @@ def apply(session: Session | None, event: SessionEvent) -> Session:
         update["file_results"] = (*session.file_results, result)
         update["progress"] = progress.evolve(**{
             "processed_files": progress.processed_files + (error is None),
-            "failed_files": progress.failed_files + (error is not None),
+            "failed_files": progress.failed_files if error is None else (*progress.failed_files, p["path"]),
         })
     elif kind is EventType.NOTE_ADDED:
         note = SessionNote.trusted(

@@ -90,7 +90,7 @@ def session_row(s: Session, *, data: bool = True) -> dict[str, Any]:
         "module_name": s.module_name,
         "total_files": progress.total_files,
         "processed_files": progress.processed_files,
-        "failed_files": progress.failed_files,
+        "failed_files": len(progress.failed_files),  # the column holds the count; the paths are in ``data``
         "current_file": progress.current_file,
         "ttl_seconds": s.ttl_seconds,
         "created_at": to_millis(s.created_at),
@@ -150,6 +150,8 @@ def session_changes(previous: Session | None, s: Session) -> dict[str, Any]:
             for column in _PROGRESS_COLUMNS:
                 if getattr(value, column) != getattr(before, column):
                     changed[column] = getattr(value, column)
+            if "failed_files" in changed:
+                changed["failed_files"] = len(value.failed_files)
         elif name == "id":
             raise StoreError(f"a change cannot move session {before} to another id ({value})")
         else:  # a field this function does not know: a programming error, not a silent omission
@@ -183,7 +185,7 @@ def _time(ms: int, _epoch: datetime = _EPOCH_TS, _delta: type[timedelta] = timed
 
 
 #: The progress of a session without files (immutable, so every such session can share it).
-_NO_PROGRESS = SessionProgress.trusted(total_files=0, processed_files=0, failed_files=0, current_file=None)
+_NO_PROGRESS = SessionProgress.trusted(total_files=0, processed_files=0, failed_files=(), current_file=None)
 
 
 def session_from_row(row: Any, session_id: UUID | None = None) -> Session:
@@ -212,8 +214,10 @@ def session_from_row(row: Any, session_id: UUID | None = None) -> Session:
         module_name=module_name,
         file_paths=tuple(data["file_paths"]),
         progress=_NO_PROGRESS if not (total_files or processed_files or failed_files or current_file is not None)
-        else SessionProgress.trusted(total_files=total_files, processed_files=processed_files,
-                                     failed_files=failed_files, current_file=current_file),
+        else SessionProgress.trusted(
+            total_files=total_files, processed_files=processed_files, current_file=current_file,
+            # the column holds the count; the paths, in the order they failed, are the failed results'
+            failed_files=tuple(p for p, e, _t in results if e is not None) if failed_files else ()),
         file_results=tuple(FileResult.trusted(path=p, error=e, recorded_at=_time(t))
                            for p, e, t in results) if results else (),
         notes=tuple(SessionNote.trusted(file_path=f, memory_id=m, status=st, created_at=_time(t))

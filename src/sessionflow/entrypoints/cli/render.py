@@ -215,7 +215,7 @@ def session_table(session: Session) -> Table:
     progress = session.progress
     files = f"{progress.accounted_files}/{progress.total_files} accounted"
     if progress.total_files:
-        files += f" ({progress.processed_files} processed, {progress.failed_files} failed)"
+        files += f" ({progress.processed_files} processed, {progress.failed_count} failed)"
     rows: list[tuple[str, str]] = [
         ("id", str(session.id)),
         ("status", _status(session.status, deleted=session.is_deleted)),
@@ -275,7 +275,7 @@ def sessions_table(sessions: Sequence[Session]) -> Table:
         table.add_column(column, no_wrap=column in ("id", "expires"))
     for s in sessions:
         p = s.progress
-        files = f"{p.accounted_files}/{p.total_files}" + (f" ({p.failed_files} failed)" if p.failed_files else "")
+        files = f"{p.accounted_files}/{p.total_files}" + (f" ({p.failed_count} failed)" if p.failed_files else "")
         table.add_row(str(s.id), _status(s.status), str(s.version), escape(s.user_id or ""),
                       escape(s.module_name or ""), files, _when(s.due_at))
     return table
