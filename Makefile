@@ -1,6 +1,7 @@
 # sessionflow — the two commands of the README are `make demo` and `make test`.
 # Every target sets up what it needs: a virtualenv in .venv with the package installed in editable mode
-# (pip runs again only when pyproject.toml changes) and, for the tests, PostgreSQL's server binaries.
+# (pip runs again only when pyproject.toml changes) and, for the tests, PostgreSQL's server binaries and
+# Graphviz's dot (the SVG and PNG diagrams).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,7 +15,7 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check --progress-bar off
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 PG_INITDB_GLOB ?= /usr/lib/postgresql/*/bin/initdb
 
-.PHONY: help venv demo test lint bench load postgres-binaries clean
+.PHONY: help venv demo test lint bench load postgres-binaries graphviz clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,7 +57,18 @@ postgres-binaries:  ## make sure PostgreSQL's initdb/pg_ctl exist (installs Debi
 			"SESSIONFLOW_TEST_DATABASE_URL." >&2; \
 	fi
 
-test: venv postgres-binaries  ## run the whole test suite (with a throwaway PostgreSQL), ruff and mypy
+graphviz:  ## make sure Graphviz's dot exists, for SVG/PNG diagrams (installs Debian's graphviz as root)
+	@if command -v dot >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo ">> Graphviz (dot) not found: installing Debian's graphviz"; \
+		$(APT_GET) update && $(APT_GET) install -y graphviz; \
+	else \
+		echo "warning: Graphviz's dot not found and not root: the SVG and PNG diagram tests will be skipped" \
+			"(under CI=true they fail). Install Debian's graphviz package." >&2; \
+	fi
+
+test: venv postgres-binaries graphviz  ## run the whole test suite (with a throwaway PostgreSQL), ruff and mypy
 	$(BIN)/pytest
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src

@@ -1,4 +1,4 @@
-"""Diagrams of the session lifecycle, drawn from the python-statemachine definition itself.
+"""Diagrams of a lifecycle, drawn from the python-statemachine definition itself.
 
 :func:`lifecycle_graph` reads a ``StateMachine`` class (by default
 :class:`~sessionflow.domain.lifecycle.SessionLifecycle`) through its compiled decision table — states,
@@ -6,28 +6,25 @@ transitions, guards — so a picture can never drift from the rules the engine r
 
 - Mermaid ``stateDiagram-v2`` text (:func:`to_mermaid`) and Graphviz DOT text (:func:`to_dot`), with no
   extra dependency;
-- SVG (:func:`to_svg`), drawn by a small layered layout in pure Python, with no extra dependency;
-- PNG (:func:`to_png`), the same drawing rasterised with Pillow (the optional ``diagram`` extra).
+- SVG (:func:`to_svg`) and PNG (:func:`to_png`): the DOT text laid out and drawn by Graphviz's ``dot``
+  program (the ``graphviz`` system package: ``apt-get install graphviz``, ``brew install graphviz``). Without
+  it they raise :class:`DiagramUnavailable`, saying what to install.
 
 Every renderer takes optional ``counts`` (state value → number of sessions) to annotate the states, e.g.
-with live counts from a database. Without counts the output is deterministic, so the pictures in
-``docs/`` are checked against it by the tests.
-
-The layout puts each state in the column of its longest path from the initial state, follows the first
-transitions from the initial state along the top row, stacks the other states below, and routes edges
-orthogonally: along the row, or down from the source and then right into the target (lines that meet
-lead to the same state). Internal self-transitions (``record_file``, ``add_note``, ...) are listed in a
-caption instead of drawn as loops.
+with live counts from a database. In the SVG each state is a group ``id="state:<value>"`` and each
+transition a group ``id="transition:<event>:<source>:<target>"``, so tools and tests can read the picture's
+structure whatever layout Graphviz chooses. Internal self-transitions (``record_file``, ``add_note``, ...)
+are listed in the caption instead of drawn as loops.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Literal
-from xml.sax.saxutils import escape, quoteattr
 
 from statemachine import StateMachine
 
@@ -42,20 +39,21 @@ __all__ = [
     "StateNode",
     "lifecycle_graph",
     "render",
+    "title",
     "to_dot",
     "to_mermaid",
     "to_png",
     "to_svg",
 ]
 
-#: The formats :func:`render` knows; the first two and ``svg`` need nothing beyond sessionflow itself.
+#: The formats :func:`render` knows; ``mermaid`` and ``dot`` need nothing, ``svg`` and ``png`` Graphviz's ``dot``.
 FORMATS = ("mermaid", "dot", "svg", "png")
 
 Format = Literal["mermaid", "dot", "svg", "png"]
 
 
 class DiagramUnavailable(RuntimeError):
-    """A format needs an optional dependency that is not installed (PNG needs Pillow)."""
+    """A format needs a program that is not installed (SVG and PNG need Graphviz's ``dot``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,463 +152,120 @@ def to_mermaid(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | 
 
 
 def _dot_id(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + _escape(value) + '"'
+
+
+def _escape(value: str) -> str:
+    """``value`` inside a DOT string: backslashes and quotes escaped (DOT's own escapes are added after)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _lines(lines: list[str], end: str) -> str:
+    """A DOT label of several lines, each ended by ``end`` (``\\l`` left-aligned, ``\\n`` centred)."""
+    # a \\l ends the line it left-aligns, the last one too; a \\n only separates
+    return '"' + end.join(_escape(line) for line in lines) + (end if end == "\\l" else "") + '"'
+
+
+def _total(counts: Mapping[str, int]) -> str:
+    total = sum(counts.values())
+    return f"{total} session" + ("" if total == 1 else "s")
+
+
+def _caption(graph: LifecycleGraph) -> list[str]:
+    """The lines under the title: the internal events, which keep the state and are not drawn as loops."""
+    lines = []
+    for events, sources in graph.internal:
+        states = ", ".join(graph.state(s).label for s in sources)
+        lines.append(f"{', '.join(events)}: allowed in {states}; the state stays")
+    return lines
+
+
+def title(graph: LifecycleGraph, counts: Mapping[str, int] | None = None) -> str:
+    """The picture's title: "Session lifecycle" for the default lifecycle, else the machine's name; with
+    ``counts``, followed by the number of sessions counted."""
+    name = "Session lifecycle" if graph.name == SessionLifecycle.__name__ else graph.name
+    return name if counts is None else f"{name} ({_total(counts)})"
+
+
+#: Colours of the drawing: ink, the fill of a live state, the fill of a final state, muted text.
+_INK, _FILL, _FINAL_FILL, _MUTED = "#1f2933", "#eef2f7", "#e3ebe3", "#52606d"
 
 
 def to_dot(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | None = None) -> str:
-    """Graphviz DOT source (``sessionflow diagram --format dot | dot -Tpng`` where Graphviz is installed)."""
+    """Graphviz DOT source (``sessionflow diagram --format dot | dot -Tpdf`` where Graphviz is installed).
+
+    The title and the caption of internal events are the graph's label; final states have a double border;
+    each state and transition carries the ``id`` its SVG group gets.
+    """
     graph = graph or lifecycle_graph()
-    lines = [f"digraph {_dot_id(graph.name)} {{", "    rankdir=LR;",
-             '    node [shape=box, style=rounded, fontname="Helvetica", fontsize=12];',
-             '    edge [fontname="Helvetica", fontsize=10];']
+    heading = _lines([title(graph, counts), *_caption(graph)], "\\l")
+    lines = [f"digraph {_dot_id(graph.name)} {{",
+             f'    graph [rankdir=LR, nodesep=0.45, ranksep=0.8, pad=0.25, fontname="Helvetica", fontsize=12, '
+             f'fontcolor="{_MUTED}", labelloc=t, labeljust=l, label={heading}];',
+             f'    node [shape=box, style="rounded,filled", fillcolor="{_FILL}", color="{_INK}", '
+             f'fontname="Helvetica", fontsize=13, fontcolor="{_INK}", margin="0.2,0.1"];',
+             f'    edge [fontname="Helvetica", fontsize=11, color="{_INK}", fontcolor="{_INK}"];']
     for state in graph.states:
-        extra = ", peripheries=2" if state.final else ""
-        label = state.label + _count_suffix(counts, state.value)
-        lines.append(f"    {_dot_id(state.value)} [label={_dot_id(label)}{extra}];")
+        extra = f', peripheries=2, fillcolor="{_FINAL_FILL}"' if state.final else ""
+        text = state.label + _count_suffix(counts, state.value)
+        lines.append(f"    {_dot_id(state.value)} [label={_dot_id(text)}, "
+                     f"id={_dot_id('state:' + state.value)}{extra}];")
     for state in graph.states:
         if state.initial:
-            lines.append("    __initial__ [shape=point, width=0.15, label=\"\"];")
-            lines.append(f"    __initial__ -> {_dot_id(state.value)};")
+            lines.append(f'    "__initial__" [shape=point, width=0.15, style=filled, fillcolor="{_INK}", '
+                         'label="", id="initial"];')
+            lines.append(f'    "__initial__" -> {_dot_id(state.value)} [id="initial:{state.value}"];')
     for edge in graph.edges:
-        label = f"{edge.event}\\n{edge.guard_text}" if edge.guards else edge.event
-        lines.append(f'    {_dot_id(edge.source)} -> {_dot_id(edge.target)} [label="{label}"];')
-    if graph.internal:
-        notes = "\\l".join(f"{', '.join(events)}: keep the state ({', '.join(sources)})"
-                           for events, sources in graph.internal)
-        lines.append(f'    label="{notes}\\l"; labelloc=b; labeljust=l; fontname="Helvetica"; fontsize=10;')
+        text = _lines([edge.event, edge.guard_text], "\\n") if edge.guards else _dot_id(edge.event)
+        ident = f"transition:{edge.event}:{edge.source}:{edge.target}"
+        lines.append(f"    {_dot_id(edge.source)} -> {_dot_id(edge.target)} "
+                     f"[label={text}, id={_dot_id(ident)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-# ---------------------------------------------------------------------------------------------- layout
+# ---------------------------------------------------------------------------------------------- Graphviz
 
-Role = Literal["title", "state", "count", "event", "guard", "caption"]
-Measure = Callable[[str, "Role"], float]
-
-#: Font sizes (px) of each kind of text.
-FONT_SIZES: dict[str, int] = {"title": 15, "state": 14, "count": 11, "event": 12, "guard": 10, "caption": 11}
-
-_NARROW = set("il.,:;|!'`[]()fjrtI ")
-_WIDE = set("mwMW@%")
+#: What to install when ``dot`` is missing.
+_INSTALL = ("SVG and PNG output need Graphviz's dot program, which was not found on PATH: install Graphviz "
+            "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz); "
+            "--format mermaid and --format dot need nothing")
 
 
-def estimate_width(text: str, role: Role) -> float:
-    """A generous estimate of the rendered width of ``text`` in a Helvetica/Arial-like font."""
-    size = FONT_SIZES[role]
-    units = 0.0
-    for ch in text:
-        if ch in _NARROW:
-            units += 0.32
-        elif ch in _WIDE:
-            units += 0.86
-        elif ch.isupper():
-            units += 0.7
-        else:
-            units += 0.58
-    return units * size
-
-
-@dataclass(slots=True)
-class _Box:
-    state: StateNode
-    column: int
-    row: int
-    width: float = 0.0
-    height: float = 0.0
-    x: float = 0.0  # left
-    y: float = 0.0  # top
-
-    @property
-    def cx(self) -> float:
-        return self.x + self.width / 2
-
-    @property
-    def cy(self) -> float:
-        return self.y + self.height / 2
-
-    @property
-    def right(self) -> float:
-        return self.x + self.width
-
-    @property
-    def bottom(self) -> float:
-        return self.y + self.height
-
-
-@dataclass(slots=True)
-class _Route:
-    edge: Edge
-    points: list[tuple[float, float]]
-    label_at: tuple[float, float] = (0.0, 0.0)  # centre of the label, baseline of the event line
-
-
-@dataclass(slots=True)
-class _Layout:
-    width: float
-    height: float
-    title: str
-    boxes: dict[str, _Box]
-    routes: list[_Route]
-    dots: list[tuple[float, float]]
-    initial: list[tuple[tuple[float, float], tuple[float, float]]]  # (dot centre, arrow end)
-    caption: list[str]
-    caption_y: float
-    counts: Mapping[str, int] | None = None
-
-
-_PAD_X = 16.0
-_MIN_BOX = 112.0
-_BOX_H = 44.0
-_BOX_H_COUNTS = 58.0
-_GAP_MIN = 70.0
-_LABEL_MARGIN = 18.0
-_ROW_GAP = 46.0
-_MARGIN = 24.0
-_INITIAL_SPACE = 44.0
-
-
-def _ranks(graph: LifecycleGraph) -> dict[str, int]:
-    """Longest path from the initial state(s) over forward edges (cycles are cut)."""
-    rank = {s.value: 0 for s in graph.states}
-    outgoing: dict[str, list[str]] = {}
-    for edge in graph.edges:
-        outgoing.setdefault(edge.source, []).append(edge.target)
-
-    def visit(value: str, depth: int, path: frozenset[str]) -> None:
-        if depth < rank[value]:
-            return
-        rank[value] = depth
-        for target in outgoing.get(value, []):
-            if target not in path:
-                visit(target, depth + 1, path | {target})
-
-    for state in graph.states:
-        if state.initial:
-            visit(state.value, 0, frozenset({state.value}))
-    return rank
-
-
-def _place(graph: LifecycleGraph) -> dict[str, _Box]:
-    rank = _ranks(graph)
-    boxes: dict[str, _Box] = {}
-    current = next((s for s in graph.states if s.initial), graph.states[0])
-    while current.value not in boxes:  # the spine: first transitions one column at a time, top row
-        boxes[current.value] = _Box(current, rank[current.value], 0)
-        following = next((e.target for e in graph.edges if e.source == current.value
-                          and rank[e.target] == rank[current.value] + 1 and e.target not in boxes), None)
-        if following is None:
-            break
-        current = graph.state(following)
-    used: dict[int, int] = {}
-    for box in boxes.values():
-        used[box.column] = max(used.get(box.column, -1), box.row)
-    for state in sorted(graph.states, key=lambda s: rank[s.value]):  # stable: declaration order within a rank
-        if state.value not in boxes:
-            row = used.get(rank[state.value], -1) + 1
-            used[rank[state.value]] = row
-            boxes[state.value] = _Box(state, rank[state.value], row)
-    return boxes
-
-
-def _layout(graph: LifecycleGraph, measure: Measure, counts: Mapping[str, int] | None) -> _Layout:
-    boxes = _place(graph)
-    box_h = _BOX_H_COUNTS if counts is not None else _BOX_H
-    for box in boxes.values():
-        text = measure(box.state.label, "state")
-        if counts is not None:
-            text = max(text, measure(_count_text(counts, box.state.value), "count"))
-        box.width = max(_MIN_BOX, text + 2 * _PAD_X)
-        box.height = box_h
-    columns = max(b.column for b in boxes.values()) + 1
-    col_width = [max((b.width for b in boxes.values() if b.column == c), default=_MIN_BOX) for c in range(columns)]
-
-    def label_width(edge: Edge) -> float:
-        return max(measure(edge.event, "event"), measure(edge.guard_text, "guard")) + 2 * _LABEL_MARGIN
-
-    gaps = [_GAP_MIN] * max(columns - 1, 0)
-    for edge in graph.edges:  # straight edges along a row need their label to fit in the gap(s)
-        s, t = boxes[edge.source], boxes[edge.target]
-        if s.row == t.row and t.column == s.column + 1:
-            gaps[s.column] = max(gaps[s.column], label_width(edge))
-
-    title_h = 30.0
-    top = _MARGIN + title_h + 18.0  # room for the labels of top-row edges above their lines
-
-    def position() -> None:
-        x = _MARGIN + _INITIAL_SPACE
-        lefts = []
-        for c in range(columns):
-            lefts.append(x)
-            x += col_width[c] + (gaps[c] if c < columns - 1 else 0)
-        for box in boxes.values():
-            box.x = lefts[box.column] + (col_width[box.column] - box.width) / 2
-            box.y = top + box.row * (box_h + _ROW_GAP)
-
-    position()
-    # A label on a corner route sits between its corner and the next corner into the same target (or the
-    # target itself): widen the gap just before that point until it fits.
-    for _ in range(len(graph.edges) + 1):
-        changed = False
-        for edge in graph.edges:
-            s, t = boxes[edge.source], boxes[edge.target]
-            if t.row > s.row and t.column > s.column:
-                end, end_column = _corner_span_end(graph, boxes, edge)
-                deficit = label_width(edge) - (end - s.cx)
-                if deficit > 0.5 and end_column > 0:
-                    gaps[end_column - 1] += deficit
-                    changed = True
-                    position()
-        if not changed:
-            break
-
-    routes: list[_Route] = []
-    back_lane = top - 26.0
-    for edge in graph.edges:
-        s, t = boxes[edge.source], boxes[edge.target]
-        blocked = any(b.row == s.row and s.column < b.column < t.column for b in boxes.values())
-        if t.column > s.column and t.row == s.row and not blocked:
-            points = [(s.right, s.cy), (t.x, t.cy)]
-            label = ((s.right + t.x) / 2, s.cy - 8)
-        elif t.column > s.column and t.row > s.row:
-            points = [(s.cx, s.bottom), (s.cx, t.cy), (t.x, t.cy)]
-            end, _ = _corner_span_end(graph, boxes, edge)
-            label = ((s.cx + end) / 2, t.cy - 8)
-        elif t.column > s.column and t.row < s.row:  # upwards: right, then up into the target's bottom
-            points = [(s.right, s.cy), (t.cx, s.cy), (t.cx, t.bottom)]
-            label = ((s.right + t.cx) / 2, s.cy - 8)
-        else:  # backwards or within a column: over the top, on a lane of its own
-            back_lane -= 34.0
-            out_x, in_x = s.x + s.width * 2 / 3, t.x + t.width / 3  # leave and enter apart from other lanes
-            points = [(out_x, s.y), (out_x, back_lane), (in_x, back_lane), (in_x, t.y)]
-            label = ((out_x + in_x) / 2, back_lane - 8)
-        routes.append(_Route(edge, points, label))
-    shift = max(0.0, (_MARGIN + title_h) - (back_lane - 30.0)) if back_lane < top - 26.0 else 0.0
-    if shift:
-        for box in boxes.values():
-            box.y += shift
-        for route in routes:
-            route.points = [(x, y + shift) for x, y in route.points]
-            route.label_at = (route.label_at[0], route.label_at[1] + shift)
-
-    dots = _junctions(routes)
-    initial = []
-    for box in boxes.values():
-        if box.state.initial:
-            initial.append(((box.x - _INITIAL_SPACE + 8, box.cy), (box.x, box.cy)))
-    right = max(b.right for b in boxes.values())
-    bottom = max(b.bottom for b in boxes.values())
-    caption = [f"{', '.join(events)}: allowed in {_and(graph.state(v).label for v in sources)}; the state stays"
-               for events, sources in graph.internal]
-    caption_y = bottom + 30.0
-    height = (caption_y + (len(caption) - 1) * 16.0 if caption else bottom) + _MARGIN
-    width = right + _MARGIN
-    for line in caption:
-        width = max(width, _MARGIN + measure(line, "caption") + _MARGIN)
-    title = "Session lifecycle" if graph.name == "SessionLifecycle" else graph.name
-    if counts is not None:
-        total = sum(counts.values())
-        title += f" ({total} session{'' if total == 1 else 's'})"
-    width = max(width, _MARGIN + measure(title, "title") + _MARGIN)
-    return _Layout(width=round(width), height=round(height), title=title, boxes=boxes, routes=routes, dots=dots,
-                   initial=initial, caption=caption, caption_y=caption_y, counts=counts)
-
-
-def _and(items: Iterable[str]) -> str:
-    words = list(items)
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-
-
-def _corner_span_end(graph: LifecycleGraph, boxes: Mapping[str, _Box], edge: Edge) -> tuple[float, int]:
-    """Where the horizontal part of a corner route stops being its own: the next corner into the same
-    target, or the target; with the column of the box there."""
-    s, t = boxes[edge.source], boxes[edge.target]
-    end, column = t.x, t.column
-    for other in graph.edges:
-        o = boxes[other.source]
-        if other.target == edge.target and other is not edge and o.row < t.row and s.cx < o.cx < end:
-            end, column = o.cx, o.column
-    return end, column
-
-
-def _junctions(routes: Sequence[_Route]) -> list[tuple[float, float]]:
-    """Corners where two or more routes meet: drawn as dots (lines that meet lead to the same state)."""
-    corners = {p for r in routes for p in r.points[1:-1]}
-    dots = []
-    for corner in sorted(corners):
-        passing = sum(1 for r in routes if _on_route(corner, r.points))
-        if passing >= 2:
-            dots.append(corner)
-    return dots
-
-
-def _on_route(point: tuple[float, float], points: Sequence[tuple[float, float]]) -> bool:
-    px, py = point
-    for (x1, y1), (x2, y2) in pairwise(points):
-        if x1 == x2 == px and min(y1, y2) <= py <= max(y1, y2):
-            return True
-        if y1 == y2 == py and min(x1, x2) <= px <= max(x1, x2):
-            return True
-    return False
-
-
-def _count_text(counts: Mapping[str, int], value: str) -> str:
-    n = counts.get(value, 0)
-    return f"{n} session" + ("" if n == 1 else "s")
-
-
-def _arrowhead(points: Sequence[tuple[float, float]], size: float = 8.0) -> list[tuple[float, float]]:
-    (x1, y1), (x2, y2) = points[-2], points[-1]
-    dx, dy = x2 - x1, y2 - y1
-    length = max((dx * dx + dy * dy) ** 0.5, 1e-9)
-    ux, uy = dx / length, dy / length
-    bx, by = x2 - ux * size, y2 - uy * size
-    return [(x2, y2), (bx - uy * size / 2, by + ux * size / 2), (bx + uy * size / 2, by - ux * size / 2)]
-
-
-# ---------------------------------------------------------------------------------------------- SVG
-
-_INK = "#1f2933"
-_MUTED = "#52606d"
-_FILL = "#f0f4f8"
-_FINAL_FILL = "#e3f2e8"
-_FONT = "Helvetica, Arial, sans-serif"
-
-
-def _n(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".")
+def _graphviz(source: str, *arguments: str) -> bytes:
+    """``source`` laid out and drawn by ``dot`` with ``arguments`` (e.g. ``-Tsvg``)."""
+    program = shutil.which("dot")
+    if program is None:
+        raise DiagramUnavailable(_INSTALL)
+    try:
+        done = subprocess.run([program, *arguments], input=source.encode("utf-8"), capture_output=True,
+                              timeout=60, check=False, env={**os.environ, "LC_ALL": "C"})
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise DiagramUnavailable(f"Graphviz's dot could not run: {error}") from error
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip() or f"exit status {done.returncode}"
+        raise DiagramUnavailable(f"Graphviz's dot failed: {message}")
+    return done.stdout
 
 
 def to_svg(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | None = None) -> str:
-    """An SVG picture of the lifecycle (pure Python; deterministic when ``counts`` is ``None``)."""
-    graph = graph or lifecycle_graph()
-    lay = _layout(graph, estimate_width, counts)
-    out: list[str] = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(lay.width)}" height="{_n(lay.height)}" '
-        f'viewBox="0 0 {_n(lay.width)} {_n(lay.height)}" font-family="{_FONT}" role="img" '
-        f"aria-label={quoteattr(lay.title)}>",
-        f"<title>{escape(lay.title)}</title>",
-        '<rect width="100%" height="100%" fill="#ffffff"/>',
-        f'<text x="{_n(_MARGIN)}" y="{_n(_MARGIN + 14)}" font-size="{FONT_SIZES["title"]}" font-weight="bold" '
-        f'fill="{_INK}">{escape(lay.title)}</text>',
-    ]
-    for route in lay.routes:
-        path = " ".join(f"{_n(x)},{_n(y)}" for x, y in route.points[:-1])
-        end = _arrowhead(route.points)
-        bx, by = (end[1][0] + end[2][0]) / 2, (end[1][1] + end[2][1]) / 2
-        out.append(f'<polyline points="{path} {_n(bx)},{_n(by)}" fill="none" stroke="{_INK}" stroke-width="1.4"/>')
-        out.append(f'<polygon points="{" ".join(f"{_n(x)},{_n(y)}" for x, y in end)}" fill="{_INK}"/>')
-    for x, y in lay.dots:
-        out.append(f'<circle cx="{_n(x)}" cy="{_n(y)}" r="3" fill="{_INK}"/>')
-    for (cx, cy), target in lay.initial:
-        out.append(f'<circle cx="{_n(cx)}" cy="{_n(cy)}" r="6" fill="{_INK}"/>')
-        head = _arrowhead([(cx + 6, cy), target])
-        base = ((head[1][0] + head[2][0]) / 2, (head[1][1] + head[2][1]) / 2)
-        out.append(f'<line x1="{_n(cx + 6)}" y1="{_n(cy)}" x2="{_n(base[0])}" y2="{_n(base[1])}" '
-                   f'stroke="{_INK}" stroke-width="1.4"/>')
-        out.append(f'<polygon points="{" ".join(f"{_n(x)},{_n(y)}" for x, y in head)}" fill="{_INK}"/>')
-    for route in lay.routes:
-        lx, ly = route.label_at
-        if route.edge.guards:
-            ly -= 12
-        out.append(f'<text x="{_n(lx)}" y="{_n(ly)}" font-size="{FONT_SIZES["event"]}" font-weight="bold" '
-                   f'text-anchor="middle" fill="{_INK}">{escape(route.edge.event)}</text>')
-        if route.edge.guards:
-            out.append(f'<text x="{_n(lx)}" y="{_n(ly + 12)}" font-size="{FONT_SIZES["guard"]}" '
-                       f'font-style="italic" text-anchor="middle" fill="{_MUTED}">'
-                       f"{escape(route.edge.guard_text)}</text>")
-    for box in lay.boxes.values():
-        fill = _FINAL_FILL if box.state.final else _FILL
-        out.append(f'<rect x="{_n(box.x)}" y="{_n(box.y)}" width="{_n(box.width)}" height="{_n(box.height)}" '
-                   f'rx="10" fill="{fill}" stroke="{_INK}" stroke-width="1.4"/>')
-        if box.state.final:
-            out.append(f'<rect x="{_n(box.x + 3)}" y="{_n(box.y + 3)}" width="{_n(box.width - 6)}" '
-                       f'height="{_n(box.height - 6)}" rx="8" fill="none" stroke="{_INK}" stroke-width="0.8"/>')
-        label_y = box.cy + 5 if counts is None else box.cy - 2
-        out.append(f'<text x="{_n(box.cx)}" y="{_n(label_y)}" font-size="{FONT_SIZES["state"]}" '
-                   f'text-anchor="middle" fill="{_INK}">{escape(box.state.label)}</text>')
-        if counts is not None:
-            out.append(f'<text x="{_n(box.cx)}" y="{_n(box.cy + 15)}" font-size="{FONT_SIZES["count"]}" '
-                       f'text-anchor="middle" fill="{_MUTED}">{escape(_count_text(counts, box.state.value))}'
-                       "</text>")
-    for index, line in enumerate(lay.caption):
-        out.append(f'<text x="{_n(_MARGIN)}" y="{_n(lay.caption_y + index * 16)}" '
-                   f'font-size="{FONT_SIZES["caption"]}" fill="{_MUTED}">{escape(line)}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+    """An SVG picture of the lifecycle, laid out by Graphviz.
 
-
-# ---------------------------------------------------------------------------------------------- PNG
+    Raises :class:`DiagramUnavailable` when Graphviz's ``dot`` is not installed.
+    """
+    return _graphviz(to_dot(graph, counts), "-Tsvg").decode("utf-8")
 
 
 def to_png(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | None = None, *,
            scale: float = 2.0) -> bytes:
-    """A PNG picture of the lifecycle, drawn with Pillow at ``scale`` times the SVG's size.
+    """A PNG picture of the lifecycle, laid out by Graphviz, at ``scale`` times the SVG's size.
 
-    Raises :class:`DiagramUnavailable` when Pillow (the ``diagram`` extra) is not installed.
+    Raises :class:`DiagramUnavailable` when Graphviz's ``dot`` is not installed, ``ValueError`` for a
+    ``scale`` that is not positive.
     """
-    try:
-        from PIL import Image, ImageDraw, ImageFont
-    except ImportError:
-        raise DiagramUnavailable(
-            "PNG output needs Pillow: pip install 'sessionflow[diagram]' (mermaid, dot and svg need nothing)"
-        ) from None
-    graph = graph or lifecycle_graph()
-    fonts = {role: ImageFont.load_default(size=round(size * scale)) for role, size in FONT_SIZES.items()}
-
-    def measure(text: str, role: Role) -> float:
-        return float(fonts[role].getlength(text)) / scale * 1.04
-
-    lay = _layout(graph, measure, counts)
-
-    def s(value: float) -> float:
-        return value * scale
-
-    def pts(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-        return [(s(x), s(y)) for x, y in points]
-
-    image = Image.new("RGB", (round(s(lay.width)), round(s(lay.height))), "#ffffff")
-    draw = ImageDraw.Draw(image)
-    width = max(1, round(1.4 * scale))
-    draw.text((s(_MARGIN), s(_MARGIN + 14)), lay.title, fill=_INK, font=fonts["title"], anchor="ls",
-              stroke_width=max(0, round(scale / 3)), stroke_fill=_INK)
-    for route in lay.routes:
-        head = _arrowhead(route.points)
-        base = ((head[1][0] + head[2][0]) / 2, (head[1][1] + head[2][1]) / 2)
-        draw.line(pts([*route.points[:-1], base]), fill=_INK, width=width, joint="curve")
-        draw.polygon(pts(head), fill=_INK)
-    for x, y in lay.dots:
-        draw.ellipse([s(x - 3), s(y - 3), s(x + 3), s(y + 3)], fill=_INK)
-    for (cx, cy), end in lay.initial:
-        draw.ellipse([s(cx - 6), s(cy - 6), s(cx + 6), s(cy + 6)], fill=_INK)
-        head = _arrowhead([(cx + 6, cy), end])
-        base = ((head[1][0] + head[2][0]) / 2, (head[1][1] + head[2][1]) / 2)
-        draw.line(pts([(cx + 6, cy), base]), fill=_INK, width=width)
-        draw.polygon(pts(head), fill=_INK)
-    for route in lay.routes:
-        lx, ly = route.label_at
-        if route.edge.guards:
-            ly -= 12
-        draw.text((s(lx), s(ly)), route.edge.event, fill=_INK, font=fonts["event"], anchor="ms",
-                  stroke_width=max(0, round(scale / 4)), stroke_fill=_INK)
-        if route.edge.guards:
-            draw.text((s(lx), s(ly + 12)), route.edge.guard_text, fill=_MUTED, font=fonts["guard"], anchor="ms")
-    for box in lay.boxes.values():
-        fill = _FINAL_FILL if box.state.final else _FILL
-        draw.rounded_rectangle([s(box.x), s(box.y), s(box.right), s(box.bottom)], radius=s(10), fill=fill,
-                               outline=_INK, width=width)
-        if box.state.final:
-            draw.rounded_rectangle([s(box.x + 3), s(box.y + 3), s(box.right - 3), s(box.bottom - 3)], radius=s(8),
-                                   outline=_INK, width=max(1, round(0.8 * scale)))
-        label_y = box.cy + 5 if counts is None else box.cy - 2
-        draw.text((s(box.cx), s(label_y)), box.state.label, fill=_INK, font=fonts["state"], anchor="ms")
-        if counts is not None:
-            draw.text((s(box.cx), s(box.cy + 15)), _count_text(counts, box.state.value), fill=_MUTED,
-                      font=fonts["count"], anchor="ms")
-    for index, line in enumerate(lay.caption):
-        draw.text((s(_MARGIN), s(lay.caption_y + index * 16)), line, fill=_MUTED, font=fonts["caption"], anchor="ls")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    return _graphviz(to_dot(graph, counts), "-Tpng", f"-Gdpi={72 * scale:g}")
 
 
 # ---------------------------------------------------------------------------------------------- dispatch

@@ -50,7 +50,7 @@ class DiagramCommands(CommandContext):
         try:
             data = diagram.render(fmt, graph, counts=numbers)
         except diagram.DiagramUnavailable as error:
-            raise CliError(str(error), code="unavailable") from None
+            raise CliError(str(error), code="unavailable", exit_code=ExitCode.USAGE) from None
         if output is not None:
             output.write_bytes(data)
             if self.out.json:
@@ -86,7 +86,7 @@ class DiagramFormat(StrEnum):
 def diagram(
     ctx: typer.Context,
     fmt: Annotated[DiagramFormat, typer.Option(
-        "--format", help="mermaid, dot and svg need nothing extra; png needs Pillow.")] = DiagramFormat.MERMAID,
+        "--format", help="mermaid and dot need nothing; svg and png need Graphviz's dot.")] = DiagramFormat.MERMAID,
     output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
                                                 help="Write to FILE instead of stdout.", show_default=False)] = None,
     counts: Annotated[bool, typer.Option("--counts", help="Annotate each state with its sessions in --db.")] = False,
