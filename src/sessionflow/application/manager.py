@@ -1,16 +1,12 @@
 """``SessionManager``: the facade that embedding programs use.
 
 Each public method validates its arguments at the edge (:mod:`~sessionflow.application.validation`) and hands
-them to one of three parts: the write pipeline (:mod:`~sessionflow.application.pipeline`, with the writes of
-:mod:`~sessionflow.application.commands`), the reads (:mod:`~sessionflow.application.reads`) or the timeouts
-(:mod:`~sessionflow.application.timeouts`); events reach subscribers and the waker after their commit
-(:mod:`~sessionflow.application.delivery`).
-
-The manager holds no session state of its own, so it is safe to share between threads; any number of
-managers, in any number of processes, may share one durable store. This class is built from a store; the
-constructors that open one (``SessionManager.open(url)``, ``in_memory()``, ``from_settings()``) are those of
-:class:`sessionflow.SessionManager`, its subclass in :mod:`sessionflow.bootstrap`, which also picks the default
-waker.
+them to the write pipeline (:mod:`~sessionflow.application.pipeline`, :mod:`~sessionflow.application.commands`),
+the reads (:mod:`~sessionflow.application.reads`) or the timeouts (:mod:`~sessionflow.application.timeouts`);
+events reach subscribers and the waker after their commit (:mod:`~sessionflow.application.delivery`). It holds
+no session state, so threads may share it, and any number of managers in any number of processes may share one
+durable store. The constructors that open a store (``open(url)``, ``in_memory()``, ``from_settings()``) are
+those of :class:`sessionflow.SessionManager`, its subclass in :mod:`sessionflow.bootstrap`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,124 @@
+"""The architecture holds: no import circles, imports point inward, small modules, and docs/architecture.md
+says what the code does."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.architecture.imports import ImportGraph, cycles, import_graph
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "sessionflow"
+DOC = ROOT / "docs" / "architecture.md"
+MAX_LINES = 400
+#: A module longer than MAX_LINES says why in its docstring, in a sentence starting so.
+LONG_REASON = "Longer than 400 lines:"
+
+#: For each part of the package: the parts of sessionflow it may import, and the third-party packages.
+#: docs/architecture.md shows the same table.
+ALLOWED: dict[str, tuple[set[str], set[str]]] = {
+    "errors": (set(), set()),
+    "domain": ({"errors"}, {"pydantic", "statemachine"}),
+    "application": ({"domain", "errors"}, set()),
+    "adapters": ({"application", "domain", "errors"},
+                 {"sqlalchemy", "psycopg", "alembic", "apscheduler", "prometheus_client"}),
+    "settings": ({"domain", "errors"}, {"pydantic", "pydantic_settings"}),
+    "loader": ({"domain", "errors"}, {"statemachine", "yaml"}),
+    "diagram": ({"domain"}, {"statemachine"}),
+    "bootstrap": ({"adapters", "application", "domain", "errors", "settings"}, {"sqlalchemy"}),
+    "testing": ({"application", "bootstrap", "domain"}, set()),
+    "scenarios": ({"bootstrap", "domain", "errors", "loader", "testing"}, {"yaml"}),
+    "pytest_plugin": ({"application", "scenarios", "testing"}, {"pytest"}),
+    "entrypoints": ({"", "adapters", "application", "bootstrap", "diagram", "domain", "errors", "loader",
+                     "scenarios", "settings"},
+                    {"fastapi", "starlette", "pydantic", "uvicorn", "typer", "rich", "click", "prometheus_client",
+                     "sqlalchemy", "alembic"}),
+    "__main__": ({"entrypoints"}, set()),
+    "": ({"adapters", "application", "bootstrap", "domain", "errors", "settings"}, set()),
+}
+
+
+def _part(module: str) -> str:
+    """``sessionflow.application.manager`` -> ``application``; the package root -> ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+@pytest.fixture(scope="module")
+def graph() -> ImportGraph:
+    return import_graph(SRC)
+
+
+@pytest.mark.parametrize("root", [SRC, ROOT / "benchmarks"], ids=["src", "benchmarks"])
+def test_no_import_circles(root: Path) -> None:
+    assert cycles(import_graph(root)) == []
+
+
+def test_the_circle_finder_finds_circles(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg.sub import b\n")
+    (package / "sub" / "b.py").write_text("def f():\n    from .. import c\n")
+    (package / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.a\n")
+    (package / "d.py").write_text("import pkg.a\n")
+    assert cycles(import_graph(package)) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
+
+
+def test_every_part_imports_only_what_its_layer_allows(graph: ImportGraph) -> None:
+    stdlib = set(sys.stdlib_module_names)
+    wrong: list[str] = []
+    for module, targets in sorted(graph.edges.items()):
+        part = _part(module)
+        assert part in ALLOWED, f"{module}: a new part of the package: add it to ALLOWED and the docs"
+        inside, outside = ALLOWED[part]
+        wrong += [f"{module} -> {t}" for t in sorted(targets) if _part(t) != part and _part(t) not in inside]
+        wrong += [f"{module} -> {name} (third-party)" for name in sorted(graph.external(module))
+                  if name not in stdlib and name != "sessionflow" and name not in outside]
+    assert wrong == []
+
+
+def test_the_domain_and_the_application_import_no_infrastructure(graph: ImportGraph) -> None:
+    for module in graph.files:
+        if _part(module) in ("domain", "application"):
+            assert not graph.external(module) & {"sqlalchemy", "apscheduler", "fastapi", "psycopg", "typer"}, module
+
+
+def test_modules_are_small_or_say_why() -> None:
+    long = []
+    for path in sorted(SRC.rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").count("\n")
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        if lines > MAX_LINES and LONG_REASON not in docstring:
+            long.append(f"{path.relative_to(ROOT)}: {lines} lines")
+    assert long == []
+
+
+def test_the_architecture_document_shows_the_rules() -> None:
+    """Each row of the table in docs/architecture.md lists the part's allowed imports, as ALLOWED does."""
+    text = DOC.read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([\w./]*)` \| ([^|]*) \| ([^|]*) \|", text, flags=re.MULTILINE)
+    documented = {}
+    for name, inside, outside in rows:
+        key = "" if name == "sessionflow" else name
+        documented[key] = ({"" if n == "sessionflow" else n for n in re.findall(r"`([\w]+)`", inside)},
+                           set(re.findall(r"`([\w]+)`", outside)))
+    assert documented == ALLOWED
+    assert (ROOT / "docs" / "architecture.svg").exists()
+
+
+def test_the_picture_shows_the_imports_as_they_are() -> None:
+    """docs/architecture.svg draws the transitive reduction of the imports between parts, no more, no less
+    (redraw it with ``python -m tests.architecture.picture``)."""
+    from tests.architecture.picture import part_edges, reduced
+
+    svg = (ROOT / "docs" / "architecture.svg").read_text(encoding="utf-8")
+    drawn = set(re.findall(r'<g id="import:([\w]+):([\w]+)"', svg))
+    expected = {(a or "sessionflow", b or "sessionflow") for a, b in reduced(part_edges())}
+    assert drawn == expected
