@@ -21,6 +21,9 @@ The same settings in a TOML file::
     [policies]
     enforce_owner = true
 
+    [http]
+    max_body_bytes = 1048576
+
 Precedence, highest first: explicit keyword arguments, environment variables, the TOML file, defaults.
 A value below its minimum, of the wrong type or unknown raises :class:`~sessionflow.errors.SettingsError`,
 which names each offending setting and its environment variable.
@@ -47,7 +50,7 @@ from pydantic_settings import (
 from sessionflow.domain.values import MAX_TTL
 from sessionflow.errors import SettingsError
 
-__all__ = ["DEFAULT_DATABASE_URL", "ENV_PREFIX", "PolicySettings", "SessionSettings", "Settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "ENV_PREFIX", "HttpSettings", "PolicySettings", "SessionSettings", "Settings"]
 
 #: The embedded default database: an SQLite file in the current directory.
 DEFAULT_DATABASE_URL = "sqlite:///./sessionflow.db"
@@ -55,6 +58,10 @@ DEFAULT_DATABASE_URL = "sqlite:///./sessionflow.db"
 ENV_PREFIX = "SESSIONFLOW_"
 _NESTED = "__"
 _MAX_SECONDS = int(MAX_TTL.total_seconds())
+#: The default limit on an HTTP request body (4 MiB), and the bounds of the setting.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+_MIN_BODY_BYTES = 1024
+_MAX_BODY_BYTES = 1024 * 1024 * 1024
 
 # Set only while Settings.from_env builds an object: which external sources to read.
 _EXTERNAL: ContextVar[tuple[bool, Path | None] | None] = ContextVar("sessionflow_settings_sources", default=None)
@@ -108,6 +115,26 @@ class PolicySettings(BaseModel):
     enforce_owner: bool = False
 
 
+class HttpSettings(BaseModel):
+    """The HTTP service: ``[http]`` in TOML, ``SESSIONFLOW_HTTP__…`` in the environment.
+
+    Bearer tokens are not settings (so they never appear in a settings ``repr`` or error): the service reads
+    them from ``SESSIONFLOW_HTTP_TOKENS`` or the file named by ``SESSIONFLOW_HTTP_TOKENS_FILE``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: A request body over this many bytes is refused with 413 before it is read whole (1 KiB to 1 GiB).
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=_MIN_BODY_BYTES, le=_MAX_BODY_BYTES)
+
+    @field_validator("max_body_bytes", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("expected a number of bytes, got a boolean")
+        return value
+
+
 class Settings(BaseSettings):
     """sessionflow's settings. Immutable.
 
@@ -131,6 +158,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default=DEFAULT_DATABASE_URL, min_length=1)
     session: SessionSettings = Field(default_factory=SessionSettings)
     policies: PolicySettings = Field(default_factory=PolicySettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     def __init__(self, **values: Any) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from sessionflow import SessionManager
 from sessionflow.entrypoints.http import status_for
+from sessionflow.entrypoints.http.errors import HTTP_ERROR_NAMES, http_error_name
 from sessionflow.errors import (
     ActiveSessionExists,
     ConcurrencyConflict,
@@ -142,3 +144,55 @@ def test_status_for_covers_every_error() -> None:
     assert status_for(StoreError("down")) == 503
     assert status_for(LifecycleDefinitionError("no lifecycle 'x' is registered")) == 400
     assert status_for(UnknownState(sid, lifecycle="session", version=1, state="limbo")) == 500
+
+
+SNAKE_CASE = re.compile(r"^[a-z]+(_[a-z]+)*$")
+
+
+@pytest.mark.parametrize(("name", "status", "code"), [
+    ("unknown route", 404, "not_found"),
+    ("wrong method", 405, "method_not_allowed"),
+    ("body too large", 413, "payload_too_large"),
+    ("no token", 401, "unauthorized"),
+    ("missing scope", 403, "forbidden"),
+    ("malformed JSON", 400, "invalid_json"),
+    ("100,000 nested brackets", 400, "invalid_json"),
+    ("100,000 nested brackets in a field", 400, "invalid_json"),
+    ("not UTF-8", 400, "invalid_json"),
+])
+def test_every_error_code_is_a_readable_name(make_client: MakeClient, name: str, status: int, code: str) -> None:
+    client = make_client(tokens={"tok-r": {"service": "r", "scopes": ["sessions:read"]},
+                                 "tok-w": {"service": "w", "scopes": ["sessions:write"]}}, max_body_bytes=10**6)
+    reader = {"Authorization": "Bearer tok-r"}
+    as_json = {"Authorization": "Bearer tok-w", "content-type": "application/json"}
+    act: dict[str, Callable[[], Any]] = {
+        "unknown route": lambda: client.get("/nowhere"),
+        "wrong method": lambda: client.put("/sessions"),
+        "body too large": lambda: client.post("/sessions", content=b" " * (10**6 + 1), headers=as_json),
+        "no token": lambda: client.get("/sessions"),
+        "missing scope": lambda: client.post("/sessions", json={}, headers=reader),
+        "malformed JSON": lambda: client.post("/sessions", content=b"{nope", headers=as_json),
+        "100,000 nested brackets": lambda: client.post("/sessions", content=b"[" * 100_000, headers=as_json),
+        "100,000 nested brackets in a field": lambda: client.post(
+            "/sessions", content=b'{"metadata": {"k": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", headers=as_json),
+        "not UTF-8": lambda: client.post("/sessions", content=b'{"user_id": "\xff\xfe"}', headers=as_json),
+    }
+    response = act[name]()
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code
+    assert SNAKE_CASE.match(body["code"])
+    assert body["message"]
+    if code == "invalid_json":
+        assert (body["error"], body["field"]) == ("InvalidInput", "body")
+        if "nested" in name:
+            assert body["problem"] == "nested too deeply to read"
+
+
+def test_a_status_without_a_name_of_its_own_is_http_error() -> None:
+    assert http_error_name(418) == ("HTTPError", "http_error")
+    assert http_error_name(404) == ("NotFound", "not_found")
+    for error, code in HTTP_ERROR_NAMES.values():
+        assert SNAKE_CASE.match(code)
+        assert "h_t_t_p" not in code
+        assert error[0].isupper()

@@ -94,13 +94,23 @@ def test_a_refused_start_leaves_no_session_behind(make_client: MakeClient) -> No
     assert [(e["event"], e["performer_id"]) for e in history] == [("created", "u1"), ("deleted", "system")]
 
 
-def test_seed_routes_with_tokens_take_the_performer_from_the_token(make_client: MakeClient) -> None:
-    client = make_client(tokens={"tok": "u1", "tok2": "u2"})
-    auth = {"Authorization": "Bearer tok"}
+def test_seed_routes_with_tokens_follow_the_principal_rules(make_client: MakeClient,
+                                                            manager: SessionManager) -> None:
+    client = make_client(manager, tokens={
+        "tok": "u1", "tok2": "u2", "tok-w": {"service": "worker", "scopes": ["sessions:write"]},
+        "tok-r": {"service": "reader", "scopes": ["sessions:read"]}})
+    auth, other = {"Authorization": "Bearer tok"}, {"Authorization": "Bearer tok2"}
     sid = client.post(START, json={"user_id": "u1"}, headers=auth).json()["session_id"]
     assert client.post(START, json={"user_id": "u1", "performer_id": "u2"}, headers=auth).status_code == 400
-    other = client.post(START, json={"user_id": "u1"}, headers={"Authorization": "Bearer tok2"})
-    assert other.status_code == 403  # enforce_owner: u2 may not start u1's session
+    refused = client.post(START, json={"user_id": "u1"}, headers=other)
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")  # u2 starts only its own
+    assert client.post(END, json={"user_id": "u1", "session_id": sid}, headers=other).status_code == 404
+    assert client.post(END, json={"user_id": "u2", "session_id": sid}, headers=other).status_code == 404
+    assert client.post(START, json={"user_id": "u1"}, headers={"Authorization": "Bearer tok-r"}).status_code == 403
+    assert manager.count() == 1
     ended = client.post(END, json={"user_id": "u1", "session_id": sid}, headers=auth)
-    assert ended.status_code == 200
-    assert ended.json()["status"] == "completed"
+    assert (ended.status_code, ended.json()["status"]) == (200, "completed")
+    by_worker = client.post(START, json={"user_id": "u2"}, headers={"Authorization": "Bearer tok-w"}).json()
+    history = manager.history(by_worker["session_id"])
+    assert [(e.event, e.performer_id) for e in history] == [("created", "worker"), ("started", "worker")]
+    assert manager.get(by_worker["session_id"]).user_id == "u2"

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+LIMIT = 65536
 
 
 def _free_port() -> int:
@@ -29,7 +30,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = _free_port()
     env = {**os.environ,
            "SESSIONFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}",
-           "SESSIONFLOW_HTTP_TOKENS": json.dumps({"tok-alice": "alice", "tok-ops": "system"}),
+           "SESSIONFLOW_HTTP_TOKENS": json.dumps({"tok-alice": "alice", "tok-bob": "bob", "tok-ops": {
+               "service": "ops", "scopes": ["sessions:read", "sessions:write", "sessions:admin"]}}),
+           "SESSIONFLOW_HTTP__MAX_BODY_BYTES": str(LIMIT),
            "PYTHONPATH": str(ROOT / "src")}
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "sessionflow.entrypoints.http:app_from_env",
@@ -89,6 +92,11 @@ def test_real_http_calls_against_uvicorn(server: tuple[str, subprocess.Popen[str
         assert "sessionflow_expiry_lateness_seconds_count 1.0" in metrics
         expired = http.get(f"/sessions/{short}/history", headers=alice).json()["events"][-1]
         assert (expired["event"], expired["performer_id"]) == ("expired", "system")
+        bob, ops = {"Authorization": "Bearer tok-bob"}, {"Authorization": "Bearer tok-ops"}
+        assert http.get(f"/sessions/{sid}", headers=bob).status_code == 404
+        assert http.get("/sessions", headers=bob).json()["items"] == []
+        assert http.get("/sessions", params={"user_id": "alice"}, headers=bob).status_code == 403
+        assert len(http.get("/sessions", headers=ops).json()["items"]) == 3
         assert http.get("/openapi.json").json()["info"]["title"] == "sessionflow"
 
     process.send_signal(signal.SIGTERM)
@@ -96,3 +104,20 @@ def test_real_http_calls_against_uvicorn(server: tuple[str, subprocess.Popen[str
     assert "Application shutdown complete" in output, output
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Traceback" not in output, output
+
+
+def test_a_body_over_the_limit_is_413_from_the_real_server(server: tuple[str, subprocess.Popen[str]]) -> None:
+    base, _ = server
+    headers = {"Authorization": "Bearer tok-alice", "content-type": "application/json"}
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        for _ in range(LIMIT // 4096 + 4):
+            yield b" " * 4096
+
+    for content in (b" " * (LIMIT + 1), chunks()):
+        with httpx.Client(base_url=base, timeout=10) as http:
+            refused = http.post("/sessions", content=content, headers=headers)
+            assert refused.status_code == 413
+            assert refused.json()["code"] == "payload_too_large"
+    with httpx.Client(base_url=base, timeout=10) as http:
+        assert http.get("/sessions", headers=headers).json()["items"] == []

@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from sessionflow import EventType, SessionEvent
 from sessionflow.entrypoints.cli.context import CommandContext
-from sessionflow.entrypoints.cli.errors import CliError
+from sessionflow.entrypoints.cli.errors import CliError, ExitCode
 from sessionflow.entrypoints.cli.options import DbOption, JsonOption
 from sessionflow.entrypoints.cli.parsing import mask_url, parse_duration
 from sessionflow.entrypoints.cli.running import handled, open_commands
@@ -71,18 +71,32 @@ class WorkerCommands(CommandContext):
         return expired
 
     def serve(self, *, host: str = "127.0.0.1", port: int = 8000, timeouts: bool = True,
-              log_level: str = "info") -> None:
-        """Run the HTTP service with uvicorn (and the timeout waker, unless ``timeouts`` is false)."""
+              log_level: str = "info", insecure_no_auth: bool = False) -> None:
+        """Run the HTTP service with uvicorn (and the timeout waker, unless ``timeouts`` is false).
+
+        Refuses (a usage error, exit 2) to listen beyond the loopback interface without bearer tokens
+        unless ``insecure_no_auth``.
+        """
         try:
             import uvicorn
 
-            from sessionflow.entrypoints.http import app_from_env
+            from sessionflow.entrypoints.http import Unprotected, app_from_env, is_loopback
         except ImportError as error:
             raise CliError(f"serve is not available: {error.name or error} is not installed "
                            "(pip install 'sessionflow[http]')", code="unavailable") from None
-        application = app_from_env(self.settings, timeouts=timeouts)
+        try:
+            application = app_from_env(self.settings, timeouts=timeouts, host=host,
+                                       insecure_no_auth=insecure_no_auth)
+        except Unprotected as error:
+            raise CliError(error.message, code="authentication_required", exit_code=ExitCode.USAGE) from None
+        secured = application.state.auth is not None
+        if not secured and not is_loopback(host):
+            self.out.info(f"[bold]warning:[/] serving on {escape(host)} without authentication "
+                          "(--insecure-no-auth): every session is open to whoever reaches it")
         self.out.info(f"[dim]serving {escape(mask_url(self.url))} on http://{host}:{port} "
-                      f"({'with' if timeouts else 'without'} the timeout waker); stop with Ctrl-C or SIGTERM[/]")
+                      f"({'with' if timeouts else 'without'} the timeout waker, "
+                      f"{'with bearer tokens' if secured else 'without authentication'}); "
+                      "stop with Ctrl-C or SIGTERM[/]")
         class Server(uvicorn.Server):
             def handle_exit(self, sig: int, frame: FrameType | None) -> None:
                 super().handle_exit(sig, frame)
@@ -137,8 +151,16 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
     no_timeouts: Annotated[bool, typer.Option("--no-timeouts", help="Do not run the timeout waker.")] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth", help="Serve beyond the loopback interface without bearer tokens (only when "
+                                   "something in front of the service restricts who reaches it).")] = False,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
-    """Run the HTTP service (uvicorn) with the timeout waker, until SIGINT/SIGTERM."""
+    """Run the HTTP service (uvicorn) with the timeout waker, until SIGINT/SIGTERM.
+
+    Without bearer tokens (SESSIONFLOW_HTTP_TOKENS or SESSIONFLOW_HTTP_TOKENS_FILE) it listens only on a
+    loopback address unless --insecure-no-auth is given.
+    """
     with open_commands(ctx, WorkerCommands, db=db, json_output=json_output) as cli:
-        cli.serve(host=host, port=port, timeouts=not no_timeouts, log_level=log_level)
+        cli.serve(host=host, port=port, timeouts=not no_timeouts, log_level=log_level,
+                  insecure_no_auth=insecure_no_auth)

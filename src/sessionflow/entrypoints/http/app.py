@@ -1,25 +1,29 @@
 """``create_app``: the one place that assembles the HTTP service from its parts.
 
-It turns the tokens into a :class:`~.auth.BearerAuth`, picks the metrics to serve, keeps them and the manager
-on ``app.state`` (:mod:`~.state`), installs the error handlers (:mod:`~.errors`), includes the routers
-(:mod:`~.routers.sessions`, :mod:`~.routers.seed`, :mod:`~.routers.health`, in that order) and installs the
-OpenAPI document (:mod:`~.openapi`). It never reads the environment (that is :mod:`~.environment`).
+It turns the tokens into a :class:`~.auth.BearerAuth` over a :class:`~.principals.TokenTable`, picks the
+metrics to serve, keeps them and the manager on ``app.state`` (:mod:`~.state`), installs the body limit
+(:mod:`~.limits`) and the error handlers (:mod:`~.errors`), includes the routers (:mod:`~.routers.sessions`,
+:mod:`~.routers.seed`, :mod:`~.routers.health`, in that order) and installs the OpenAPI document
+(:mod:`~.openapi`). It never reads the environment (that is :mod:`~.environment`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from sessionflow import __version__
-from sessionflow.entrypoints.http.auth import BearerAuth, token_table
+from sessionflow import SYSTEM, __version__
+from sessionflow.entrypoints.http.auth import BearerAuth, CheckedTokens, TokenSource
 from sessionflow.entrypoints.http.errors import install_error_handlers
-from sessionflow.entrypoints.http.openapi import install_openapi
+from sessionflow.entrypoints.http.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from sessionflow.entrypoints.http.openapi import install_openapi, route_scopes
+from sessionflow.entrypoints.http.principals import Scope, Service, TokenTable
 from sessionflow.entrypoints.http.routers import health, seed, sessions
 from sessionflow.entrypoints.http.state import share
+from sessionflow.errors import InvalidInput
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -27,37 +31,54 @@ if TYPE_CHECKING:
     from sessionflow import SessionManager
     from sessionflow.adapters.metrics import SessionflowMetrics
 
-__all__ = ["create_app"]
+__all__ = ["check_tokens_for", "create_app"]
 
 
 def create_app(
     manager: SessionManager,
     *,
-    tokens: Mapping[str, str] | None = None,
+    tokens: Mapping[str, Any] | TokenSource | None = None,
     enforce_owner: bool | None = None,
     registry: CollectorRegistry | None = None,
     metrics: SessionflowMetrics | bool | None = None,
     title: str = "sessionflow",
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """The HTTP service over ``manager`` (which the caller owns and closes).
 
     Args:
         manager: the manager every route calls.
-        tokens: bearer tokens mapped to performer ids. When given, every ``/sessions`` and
-            ``/session_manager`` route needs ``Authorization: Bearer <token>`` (else 401) and the performer
-            is the token's. ``None``: no authentication; writes name their ``performer_id``. An empty
-            mapping is refused (:class:`~sessionflow.errors.InvalidInput`) rather than read as "no auth".
-        enforce_owner: only a session's user (or a ``"system"`` performer) may change it. Default: on
-            when tokens are given, else the manager's policy. The manager's own policy always applies.
+        tokens: bearer tokens mapped to principals (``docs/http.md``, "Who may do what"): a user id
+            (``"alice"``), ``{"user": "alice"}``, ``{"service": "worker", "scopes": ["sessions:write"]}``,
+            or a :class:`~.principals.User` / :class:`~.principals.Service`; a key may be a token or
+            ``"sha256:<hex digest>"``. Or a token source (a :class:`~.principals.TokenTable`, or a
+            :class:`~.environment.TokenFile` that follows its file). When given, every ``/sessions`` and
+            ``/session_manager`` route needs ``Authorization: Bearer <token>`` (else 401), the performer is
+            the principal, a user principal reaches only its own sessions and a service only what its
+            scopes allow. ``None``: no authentication; writes name their ``performer_id``. An empty or
+            malformed mapping is refused (:class:`~sessionflow.errors.InvalidInput`).
+        enforce_owner: without tokens, only a session's user (or a ``"system"`` performer) may change it
+            (default: the manager's policy, which always applies). With tokens users are always limited to
+            their own sessions: ``False`` is refused.
         registry: the ``prometheus_client`` registry to put the metrics in and serve on ``/metrics``
             (default: a new one for this app).
         metrics: a :class:`~sessionflow.adapters.metrics.SessionflowMetrics` already instrumenting
             ``manager`` to serve instead; ``False`` for no ``/metrics``.
         lifespan: passed to FastAPI (startup/shutdown work of the host).
+        max_body_bytes: a request body over this many bytes is refused with 413 before it is read whole.
+
+    Raises :class:`~sessionflow.errors.InvalidInput` for a token configuration the manager cannot honour
+    (see :func:`check_tokens_for`).
     """
-    table = token_table(tokens) if tokens is not None else None
-    owner_check = (bool(table) if enforce_owner is None else bool(enforce_owner)) and not manager.enforce_owner
+    source = _token_source(tokens)
+    if source is not None:
+        if enforce_owner is False:
+            raise InvalidInput("enforce_owner", "with tokens, user principals always reach only their own "
+                                                "sessions; give a service principal the access it needs")
+        if manager.enforce_owner:
+            source = CheckedTokens(source, lambda table: check_tokens_for(manager, table))
+    owner_check = source is None and bool(enforce_owner) and not manager.enforce_owner
     served = _metrics_for(manager, registry, metrics)
 
     app = FastAPI(
@@ -69,15 +90,42 @@ def create_app(
                      "(see ErrorBody). Invalid input is 400; a stale If-Match is 412."),
         lifespan=lifespan,
     )
-    share(app, manager=manager, auth=BearerAuth(table) if table is not None else None, owner_check=owner_check,
+    share(app, manager=manager, auth=BearerAuth(source) if source is not None else None, owner_check=owner_check,
           metrics=served)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     install_error_handlers(app)
-    secured = table is not None
-    app.include_router(sessions.router(secured=secured))
-    app.include_router(seed.router(secured=secured))
-    app.include_router(health.router(metrics=served is not None))
-    install_openapi(app)
+    secured = source is not None
+    routers = [sessions.router(secured=secured), seed.router(secured=secured),
+               health.router(metrics=served is not None)]
+    for router in routers:
+        app.include_router(router)
+    install_openapi(app, route_scopes(routers))
     return app
+
+
+def check_tokens_for(manager: SessionManager, table: TokenTable) -> None:
+    """Refuse a token table the manager would contradict: with the manager's ``enforce_owner`` policy on,
+    only a session's user or ``"system"`` may change it, so a service that writes must be named ``"system"``.
+
+    Raises :class:`~sessionflow.errors.InvalidInput` naming the service (never a token).
+    """
+    if not manager.enforce_owner:
+        return
+    for principal in sorted(table.principals, key=lambda p: p.id):
+        if (isinstance(principal, Service) and principal.id != SYSTEM
+                and principal.scopes & {Scope.SESSIONS_WRITE, Scope.SESSIONS_ADMIN}):
+            raise InvalidInput("tokens", f"service {principal.id!r} could not change users' sessions: the "
+                                         "manager enforces owners (enforce_owner), which lets only a session's "
+                                         f"user or {SYSTEM!r} change it; name the service {SYSTEM!r} or turn "
+                                         "the policy off")
+
+
+def _token_source(tokens: Mapping[str, Any] | TokenSource | None) -> TokenSource | None:
+    if tokens is None:
+        return None
+    if isinstance(tokens, Mapping):
+        return TokenTable.parse(tokens)
+    return tokens
 
 
 def _metrics_for(manager: SessionManager, registry: CollectorRegistry | None,

@@ -1,28 +1,29 @@
-"""Who is calling: bearer tokens, the token table, and the caller of a request with the rules for who may act.
+"""Authentication: the bearer token of a request → its :class:`~.principals.Principal`, and the refusals.
 
-Tokens are kept only as SHA-256 digests and compared in constant time. :func:`caller` is the FastAPI
-dependency every ``/sessions`` and ``/session_manager`` route takes: with tokens configured it refuses a
-request without a valid one (:class:`Unauthorized`, a 401); without them the performer is what the request
-names. The operations routes (health, readiness, metrics) never take it.
+:class:`BearerAuth` looks a token up in a token source (a :class:`~.principals.TokenTable`, or a
+:class:`~.environment.TokenFile` that reloads itself when its file changes). :class:`Authorize` is the FastAPI
+dependency of a route (``who: Reader``, ``Writer`` or ``Admin``): it authenticates the request
+(:class:`Unauthorized`, a 401, without a valid token), checks the route's :class:`~.principals.Scope` for a
+service principal (:class:`~.access.Forbidden`, a 403, before anything is read) and hands the route its
+:class:`~.access.Caller`. The operations routes (health, readiness, metrics) never take it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated
-from uuid import UUID
+import logging
+from collections.abc import Callable
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
-from sessionflow import SYSTEM
-from sessionflow.errors import InvalidInput, SessionUserMismatch
+from sessionflow.entrypoints.http.access import Caller, Forbidden
+from sessionflow.entrypoints.http.principals import Principal, Scope, Service, TokenTable
+from sessionflow.errors import InvalidInput
 
-if TYPE_CHECKING:
-    from sessionflow import SessionManager
+__all__ = ["Admin", "Authorize", "BearerAuth", "CheckedTokens", "Forbidden", "Reader", "TokenSource", "Unauthorized",
+           "Writer"]
 
-__all__ = ["BearerAuth", "Caller", "CallerDep", "Unauthorized", "caller", "token_table"]
+logger = logging.getLogger("sessionflow.http")
 
 
 class Unauthorized(Exception):
@@ -34,85 +35,89 @@ class Unauthorized(Exception):
         self.invalid_token = invalid_token
 
 
-def token_table(tokens: Mapping[str, str]) -> dict[bytes, str]:
-    """The SHA-256 digest of each token → its performer id; refuses an empty or malformed mapping."""
-    if not tokens:
-        raise InvalidInput("tokens", "no tokens given: pass None to run without authentication")
-    table: dict[bytes, str] = {}
-    for token, performer in tokens.items():
-        if not isinstance(token, str) or not token or not isinstance(performer, str) or not performer.strip():
-            raise InvalidInput("tokens", "each token and performer id must be a non-empty string")
-        table[hashlib.sha256(token.encode("utf-8")).digest()] = performer
-    return table
+class TokenSource(Protocol):
+    """Where the tokens come from: :meth:`current` is the table to check a request against now."""
+
+    def current(self) -> TokenTable:
+        """The token table in force."""
+        ...
+
+
+class CheckedTokens:
+    """A token source whose every new table must pass ``check`` (raising
+    :class:`~sessionflow.errors.InvalidInput`) before it is used; a table that fails is logged (by the
+    problem, never a token) and the last one that passed stays in force."""
+
+    __slots__ = ("_check", "_in_force", "_source")
+
+    def __init__(self, source: TokenSource, check: Callable[[TokenTable], None]) -> None:
+        self._source = source
+        self._check = check
+        first = source.current()
+        check(first)
+        self._in_force = first
+
+    def current(self) -> TokenTable:
+        """The newest table of the source that passed the check."""
+        table = self._source.current()
+        if table is not self._in_force:
+            try:
+                self._check(table)
+            except InvalidInput as error:
+                logger.error("new tokens not used, the previous ones stay in force: %s", error.problem)
+                return self._in_force
+            self._in_force = table
+        return table
 
 
 class BearerAuth:
-    """Bearer tokens → performer ids (tokens kept only as SHA-256 digests, compared in constant time)."""
+    """Bearer tokens → principals, from a :class:`TokenSource` (tokens kept only as SHA-256 digests)."""
 
-    def __init__(self, table: dict[bytes, str]) -> None:
-        self._table = table
+    __slots__ = ("source",)
 
-    def performer(self, authorization: str | None) -> str:
-        """The performer of an ``Authorization`` header's token; raises :class:`Unauthorized`."""
+    def __init__(self, source: TokenSource) -> None:
+        self.source = source
+
+    def principal(self, authorization: str | None) -> Principal:
+        """The principal of an ``Authorization`` header's bearer token; raises :class:`Unauthorized`."""
         scheme, _, token = (authorization or "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)", invalid_token=False)
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        found = None
-        for known, name in self._table.items():  # every entry, so the time does not depend on the token
-            if hmac.compare_digest(known, digest):
-                found = name
+        found = self.source.current().find(token)
         if found is None:
             raise Unauthorized("the bearer token is not valid", invalid_token=True)
         return found
 
 
-class Caller:
-    """The caller of one request: its authenticated performer (``None`` without authentication) and the
-    rules for who may act on a session."""
+class Authorize:
+    """The FastAPI dependency of a route that needs ``scope`` from a service principal.
 
-    __slots__ = ("_manager", "_owner_check", "authenticated")
-
-    def __init__(self, authenticated: str | None, manager: SessionManager, *, owner_check: bool) -> None:
-        self.authenticated = authenticated
-        self._manager = manager
-        self._owner_check = owner_check
-
-    def performer(self, given: str | None) -> str:
-        """Who acts: the token's performer (``given`` may only repeat it), else ``given`` (then required).
-
-        Raises :class:`~sessionflow.InvalidInput` (a 400) otherwise.
-        """
-        if self.authenticated is not None:
-            if given is not None and given != self.authenticated:
-                raise InvalidInput("performer_id", "differs from the bearer token's performer; omit it")
-            return self.authenticated
-        if given is None:
-            raise InvalidInput("performer_id", "required (the service runs without authentication)")
-        return given
-
-    def check_owner(self, session_id: UUID, performer: str) -> None:
-        """With the app's owner check on: only the session's user (or ``"system"``) may change it.
-
-        Raises :class:`~sessionflow.SessionUserMismatch` (a 403), or what reading the session raises.
-        """
-        if self._owner_check:
-            session = self._manager.get(session_id)
-            if session.user_id is not None and performer not in (session.user_id, SYSTEM):
-                raise SessionUserMismatch(session_id, owner=session.user_id, performer_id=performer)
-
-
-def caller(request: Request) -> Caller:
-    """The FastAPI dependency: the request's :class:`Caller`, from what :func:`~.state.share` put on the app.
-
-    Raises :class:`Unauthorized` when the app has tokens and the request has no valid one.
+    With tokens, a request without a valid one is :class:`Unauthorized` and a service without ``scope`` is
+    :class:`~.access.Forbidden`; a user principal passes (what it may touch is checked per session by the
+    :class:`~.access.Caller`). Without tokens every request passes, as an unauthenticated caller. The
+    OpenAPI document reads ``scope`` to describe each route's security.
     """
-    state = request.app.state
-    auth: BearerAuth | None = state.auth
-    authenticated = None if auth is None else auth.performer(request.headers.get("authorization"))
-    return Caller(authenticated, state.manager, owner_check=state.owner_check)
+
+    __slots__ = ("scope",)
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def __call__(self, request: Request) -> Caller:
+        """The request's :class:`~.access.Caller`, once it is authenticated and its scope checked."""
+        state = request.app.state
+        auth: BearerAuth | None = state.auth
+        principal = None if auth is None else auth.principal(request.headers.get("authorization"))
+        if isinstance(principal, Service) and not principal.allows(self.scope):
+            raise Forbidden(f"the token of service {principal.id!r} lacks the scope {self.scope.value!r} this "
+                            "route needs", required_scope=self.scope)
+        return Caller(principal, state.manager, owner_check=state.owner_check)
 
 
-#: A route's parameter ``who: CallerDep`` authenticates the request and names its caller.
-CallerDep = Annotated[Caller, Depends(caller)]
+#: A reading route's caller (``who: Reader``): a service needs ``sessions:read``.
+Reader = Annotated[Caller, Depends(Authorize(Scope.SESSIONS_READ))]
+#: A writing route's caller (``who: Writer``): a service needs ``sessions:write``.
+Writer = Annotated[Caller, Depends(Authorize(Scope.SESSIONS_WRITE))]
+#: A deleting route's caller (``who: Admin``): a service needs ``sessions:admin``.
+Admin = Annotated[Caller, Depends(Authorize(Scope.SESSIONS_ADMIN))]

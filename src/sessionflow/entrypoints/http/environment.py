@@ -2,68 +2,175 @@
 settings and the bearer tokens from the environment, opens the manager, and ties the timeout waker and the
 manager's closing to the app's lifespan.
 
-This is the only module of the HTTP service that reads the environment or a file.
+The tokens come from ``SESSIONFLOW_HTTP_TOKENS`` (a JSON object) or the JSON file named by
+``SESSIONFLOW_HTTP_TOKENS_FILE``, which a :class:`TokenFile` follows: an edited file is in force within a
+second, without a restart, so a token is rotated by adding the new one beside the old and removing the old
+once clients have moved. This is the only module of the HTTP service that reads the environment or a file.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import FastAPI
 
 from sessionflow.entrypoints.http.app import create_app
+from sessionflow.entrypoints.http.auth import TokenSource
+from sessionflow.entrypoints.http.principals import TokenTable
 from sessionflow.errors import InvalidInput
 
 if TYPE_CHECKING:
     from sessionflow import SessionManager, Settings
 
-__all__ = ["TOKENS_ENV", "TOKENS_FILE_ENV", "app_from_env"]
+__all__ = ["TOKENS_ENV", "TOKENS_FILE_ENV", "TokenFile", "Unprotected", "app_from_env", "is_loopback",
+           "tokens_from_env"]
+
+logger = logging.getLogger("sessionflow.http")
 
 #: Environment variables read by :func:`app_from_env` (besides the settings' ``SESSIONFLOW_…``).
 TOKENS_ENV: Final = "SESSIONFLOW_HTTP_TOKENS"
 TOKENS_FILE_ENV: Final = "SESSIONFLOW_HTTP_TOKENS_FILE"
+_FORMAT: Final = ('a JSON object of token → principal, e.g. {"s3cret": "alice", "0rch": {"service": "scheduler", '
+                  '"scopes": ["sessions:read", "sessions:write"]}}')
 
 
-def _tokens_from_env(environ: Mapping[str, str]) -> dict[str, str] | None:
+class Unprotected(Exception):
+    """``serve`` was asked to listen beyond the loopback interface with no tokens configured."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.message = (
+            f"refusing to serve on {host} without authentication: anyone who can reach that address could read, "
+            f"change and delete every session. Configure bearer tokens ({TOKENS_ENV} or {TOKENS_FILE_ENV}), "
+            "listen on a loopback address (--host 127.0.0.1), or pass --insecure-no-auth if something in front "
+            "of the service already restricts who reaches it")
+        super().__init__(self.message)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only the loopback interface (``localhost``, ``127.x.x.x``, ``::1``).
+
+    Anything else — ``0.0.0.0``, ``::``, an interface address, another host name — may be reachable from
+    other machines.
+    """
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse(raw: str, source: str) -> TokenTable:
+    def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for position, (key, value) in enumerate(pairs, start=1):
+            if key in result:
+                raise InvalidInput(source, f"entry {position} repeats an earlier token")
+            result[key] = value
+        return result
+
+    try:
+        data = json.loads(raw, object_pairs_hook=no_repeats)
+    except ValueError as error:
+        if isinstance(error, InvalidInput):
+            raise
+        raise InvalidInput(source, f"expected {_FORMAT}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(source, f"expected {_FORMAT}")
+    return TokenTable.parse(data, source=source)
+
+
+class TokenFile:
+    """The tokens of a JSON file, re-read when the file changes (checked at most every ``check_every``
+    seconds, on the next request).
+
+    The first read raises :class:`~sessionflow.InvalidInput` for a missing or malformed file. Later, a
+    file that cannot be read or is malformed (half-written, say) is logged — by its problem, never a token
+    — and the tokens in force stay.
+    """
+
+    def __init__(self, path: str | Path, *, check_every: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = Path(path)
+        self._check_every = check_every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stamp, self._table = self._read()
+        self._next_check = clock() + check_every
+
+    def _read(self) -> tuple[tuple[int, int, int], TokenTable]:
+        try:
+            info = self.path.stat()
+            raw = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise InvalidInput(TOKENS_FILE_ENV, f"cannot read {str(self.path)!r}: {reason}") from None
+        return (info.st_mtime_ns, info.st_size, info.st_ino), _parse(raw, TOKENS_FILE_ENV)
+
+    def current(self) -> TokenTable:
+        """The tokens in force: the file's, as of its last change that could be read."""
+        if self._clock() < self._next_check:
+            return self._table
+        with self._lock:
+            if self._clock() >= self._next_check:
+                self._next_check = self._clock() + self._check_every
+                self._reload()
+        return self._table
+
+    def _reload(self) -> None:
+        try:
+            info = self.path.stat()
+        except OSError as error:
+            logger.error("tokens file %s: %s; the previous tokens stay in force", self.path, error.strerror)
+            return
+        if (info.st_mtime_ns, info.st_size, info.st_ino) == self._stamp:
+            return
+        try:
+            self._stamp, self._table = self._read()
+        except InvalidInput as error:
+            logger.error("tokens file %s not reloaded: %s; the previous tokens stay in force", self.path,
+                         error.problem)
+            return
+        logger.info("tokens file %s reloaded: %d tokens", self.path, len(self._table))
+
+
+def tokens_from_env(environ: Mapping[str, str]) -> TokenSource | None:
+    """The tokens of ``SESSIONFLOW_HTTP_TOKENS`` or of the file of ``SESSIONFLOW_HTTP_TOKENS_FILE`` (a
+    :class:`TokenFile`), or ``None`` when neither is set. Raises :class:`~sessionflow.InvalidInput`."""
     raw = environ.get(TOKENS_ENV)
-    source = TOKENS_ENV
     path = environ.get(TOKENS_FILE_ENV)
     if path:
         if raw:
             raise InvalidInput(TOKENS_ENV, f"set {TOKENS_ENV} or {TOKENS_FILE_ENV}, not both")
-        try:
-            raw = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise InvalidInput(TOKENS_FILE_ENV, f"cannot read {path!r}: {error.strerror}") from None
-        source = TOKENS_FILE_ENV
+        return TokenFile(path)
     if not raw:
         return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise InvalidInput(source, 'expected a JSON object of token → performer id, e.g. {"s3cret": "alice"}') \
-            from None
-    if not isinstance(data, dict) or not data or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise InvalidInput(source, "expected a non-empty JSON object of token (string) → performer id (string)")
-    return data
+    return _parse(raw, TOKENS_ENV)
 
 
 def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
-                 timeouts: bool = True) -> FastAPI:
+                 timeouts: bool = True, host: str | None = None, insecure_no_auth: bool = False) -> FastAPI:
     """The service as ``sessionflow serve`` runs it: settings from ``SESSIONFLOW_…`` variables.
 
-    Reads :class:`~sessionflow.settings.Settings` (database URL, timeouts, policies) unless ``settings`` is
-    given, and the bearer tokens from ``SESSIONFLOW_HTTP_TOKENS`` (a JSON object token → performer id) or
-    the JSON file named by ``SESSIONFLOW_HTTP_TOKENS_FILE``; neither set: no authentication. The manager is
-    opened now; while the app runs the timeout waker runs too (``timeouts=False``: not), and the manager is
-    closed on shutdown. Metrics go to ``prometheus_client``'s default registry. Usable as a uvicorn
-    factory: ``uvicorn --factory sessionflow.entrypoints.http:app_from_env``.
+    Reads :class:`~sessionflow.settings.Settings` (database URL, timeouts, policies, ``http.max_body_bytes``)
+    unless ``settings`` is given, and the bearer tokens (:func:`tokens_from_env`); neither token variable
+    set: no authentication. ``host``, when given, is the address the service will listen on: beyond the
+    loopback interface without tokens it raises :class:`Unprotected` (unless ``insecure_no_auth``), before
+    the database is opened. The manager is opened now; while the app runs the timeout waker runs too
+    (``timeouts=False``: not), and the manager is closed on shutdown. Metrics go to ``prometheus_client``'s
+    default registry. Usable as a uvicorn factory: ``uvicorn --factory
+    sessionflow.entrypoints.http:app_from_env`` (which does not tell it the address: see ``docs/http.md``).
     """
     from prometheus_client import REGISTRY
 
@@ -71,7 +178,9 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
     from sessionflow.adapters.metrics import SessionflowMetrics
 
     env = os.environ if environ is None else environ
-    tokens = _tokens_from_env(env)
+    tokens = tokens_from_env(env)
+    if tokens is None and host is not None and not is_loopback(host) and not insecure_no_auth:
+        raise Unprotected(host)
     config = settings if settings is not None else SettingsClass.from_env()
     manager = _open_manager(config)
 
@@ -88,7 +197,15 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
         metrics = SessionflowMetrics(REGISTRY).instrument(manager)
     except ValueError:  # already registered in this process (a second app): keep a private registry
         metrics = None
-    return create_app(manager, tokens=tokens, metrics=metrics, lifespan=lifespan)
+    try:
+        return create_app(manager, tokens=tokens, metrics=metrics, lifespan=lifespan,
+                          max_body_bytes=config.http.max_body_bytes)
+    except BaseException:  # e.g. tokens the manager's policy contradicts: leave nothing open or registered
+        if metrics is not None:
+            metrics.detach()
+            metrics.unregister()
+        manager.close()
+        raise
 
 
 def _open_manager(settings: Settings) -> SessionManager:

@@ -2,15 +2,17 @@
 
 Every error response is a JSON :class:`ErrorBody` (ASCII-escaped, since it may quote client input). A library
 error gets :func:`status_for` its class; invalid input (FastAPI's request validation) is a 400 naming the
-field, never a 422; a missing or unknown bearer token is a 401 with a ``WWW-Authenticate`` challenge; an
-unknown route or method keeps its 404/405 in the same shape. See ``docs/errors.md``.
+field, never a 422 (a body that is not JSON, or is nested too deeply to read, has the code ``invalid_json``);
+a missing or unknown bearer token is a 401 with a ``WWW-Authenticate`` challenge; a principal refused by
+the access rules is a 403 ``forbidden``; a body over the limit is a 413 ``payload_too_large``; an unknown
+route or method keeps its 404/405 in the same shape. Every ``code`` is a readable snake_case name (an HTTP
+status without a name of its own here is ``http_error``). See ``docs/errors.md`` and ``docs/http.md``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 from uuid import UUID
@@ -20,8 +22,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sessionflow.entrypoints.http.access import Forbidden
 from sessionflow.entrypoints.http.auth import Unauthorized
 from sessionflow.entrypoints.http.bodies import SERVICE_SOURCE
+from sessionflow.entrypoints.http.limits import BodyTooLarge, too_large_body
 from sessionflow.errors import (
     ActiveSessionExists,
     ConcurrencyConflict,
@@ -35,9 +39,23 @@ from sessionflow.errors import (
     UnknownState,
 )
 
-__all__ = ["ErrorBody", "install_error_handlers", "status_for"]
+__all__ = ["HTTP_ERROR_NAMES", "ErrorBody", "http_error_name", "install_error_handlers", "status_for"]
 
 logger = logging.getLogger("sessionflow.http")
+
+#: The ``error`` and ``code`` of an HTTP status raised by the framework (not by the library).
+HTTP_ERROR_NAMES: Final[dict[int, tuple[str, str]]] = {
+    400: ("BadRequest", "bad_request"),
+    401: ("Unauthorized", "unauthorized"),
+    403: ("Forbidden", "forbidden"),
+    404: ("NotFound", "not_found"),
+    405: ("MethodNotAllowed", "method_not_allowed"),
+    406: ("NotAcceptable", "not_acceptable"),
+    413: ("PayloadTooLarge", "payload_too_large"),
+    415: ("UnsupportedMediaType", "unsupported_media_type"),
+}
+#: The ``code`` of a request body that is not JSON, or nests too deeply to read.
+INVALID_JSON: Final = "invalid_json"
 
 _SERVER_FIELDS: Final = {
     "timestamp": "is set by the server; do not send it",
@@ -80,6 +98,12 @@ class ErrorBody(BaseModel):
     session_id: str | None = Field(default=None, description="The session the error is about, if any.")
 
 
+def http_error_name(status: int) -> tuple[str, str]:
+    """The ``error`` and ``code`` of an HTTP status: a name of :data:`HTTP_ERROR_NAMES`, else ``HTTPError``
+    and ``http_error``."""
+    return HTTP_ERROR_NAMES.get(status, ("HTTPError", "http_error"))
+
+
 def _error_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response:
     # ASCII-escaped: an error may quote client input, which must never break the encoder.
     content = json.dumps(body, ensure_ascii=True, separators=(",", ":"), default=str).encode("ascii")
@@ -100,7 +124,12 @@ def _validation_body(error: RequestValidationError) -> dict[str, Any]:
         name = _field_of(location)
         kind = item.get("type", "")
         problem = str(item.get("msg", "invalid"))
-        if kind == "extra_forbidden":
+        if kind == "json_invalid":
+            name = "body"
+            position = location[-1] if location and isinstance(location[-1], int) else None
+            detail = str((item.get("ctx") or {}).get("error", "")) or problem
+            problem = f"not valid JSON: {detail}" + ("" if position is None else f" (at character {position})")
+        elif kind == "extra_forbidden":
             problem = _SERVER_FIELDS.get(name, "unknown field")
         elif name == "source" and kind == "literal_error":
             problem = f"must be {SERVICE_SOURCE!r} (the service's own) if given"
@@ -108,6 +137,16 @@ def _validation_body(error: RequestValidationError) -> dict[str, Any]:
     first = problems[0] if problems else {"field": "body", "problem": "invalid request"}
     body = InvalidInput(first["field"], first["problem"]).to_dict()
     body["errors"] = problems
+    if any(item.get("type") == "json_invalid" for item in error.errors()):
+        body["code"] = INVALID_JSON
+    return body
+
+
+def _unreadable_body(problem: str) -> dict[str, Any]:
+    """The 400 of a body FastAPI could not parse at all (nested too deeply, not text): ``invalid_json``."""
+    body = InvalidInput("body", problem).to_dict()
+    body["code"] = INVALID_JSON
+    body["errors"] = [{"field": "body", "problem": problem}]
     return body
 
 
@@ -123,7 +162,8 @@ def _with_session(request: Request, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map library errors, invalid input, missing tokens and Starlette's HTTP errors to :class:`ErrorBody`."""
+    """Map library errors, invalid input, missing tokens, refusals and Starlette's HTTP errors (413
+    included) to :class:`ErrorBody`."""
 
     async def on_sessionflow_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, SessionflowError)
@@ -144,14 +184,31 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error_response(401, {"error": "Unauthorized", "code": "unauthorized", "message": error.message},
                                {"WWW-Authenticate": challenge})
 
+    async def on_forbidden(request: Request, error: Exception) -> Response:
+        assert isinstance(error, Forbidden)
+        body: dict[str, Any] = {"error": "Forbidden", "code": "forbidden", "message": error.message}
+        headers: dict[str, str] = {}
+        if error.required_scope is not None:
+            body["required_scope"] = error.required_scope.value
+            headers["WWW-Authenticate"] = (f'Bearer realm="sessionflow", error="insufficient_scope", '
+                                           f'scope="{error.required_scope.value}"')
+        return _error_response(403, body, headers)
+
     async def on_http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
-        name = {404: "NotFound", 405: "MethodNotAllowed"}.get(error.status_code, "HTTPError")
-        code = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        if isinstance(error, BodyTooLarge):
+            return _error_response(413, too_large_body(error.limit), error.headers)
+        if error.status_code == 400 and error.__cause__ is not None:
+            # FastAPI could not parse the body at all: nested too deeply (RecursionError) or not text.
+            deep = isinstance(error.__cause__, RecursionError)
+            problem = "nested too deeply to read" if deep else "not valid JSON"
+            return _error_response(400, _with_session(request, _unreadable_body(problem)))
+        name, code = http_error_name(error.status_code)
         return _error_response(error.status_code, {"error": name, "code": code, "message": str(error.detail)},
                                error.headers)
 
     app.add_exception_handler(SessionflowError, on_sessionflow_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Unauthorized, on_unauthorized)
+    app.add_exception_handler(Forbidden, on_forbidden)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -2,28 +2,37 @@
 
 Routes document their error responses with :func:`error_responses` and their ``ETag`` with
 :data:`ETAG_HEADER`. :func:`install_openapi` then builds the document without FastAPI's default 422 responses
-(invalid input is 400 here), with the tag descriptions, the bearer security scheme when the app has tokens, and
-links from the routes that create a session to every route on ``/sessions/{session_id}``.
+(invalid input is 400 here), with the tag descriptions, the bearer security scheme when the app has tokens
+(each operation names the scope a service principal needs: OpenAPI 3.1 lets a non-OAuth scheme list the
+roles an operation requires), and links from the routes that create a session to every route on
+``/sessions/{session_id}``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
+from sessionflow.entrypoints.http.auth import Authorize
 from sessionflow.entrypoints.http.errors import ErrorBody
+from sessionflow.entrypoints.http.principals import Scope
 
-__all__ = ["ETAG_HEADER", "TAGS", "error_responses", "install_openapi"]
+__all__ = ["ETAG_HEADER", "TAGS", "error_responses", "install_openapi", "route_scopes"]
 
 _ERROR_DESCRIPTIONS: Final = {
     400: "Invalid input: malformed JSON, an unknown or server-set field, a value out of bounds.",
     401: "Missing or invalid bearer token.",
-    403: "The session belongs to another user (enforce_owner).",
-    404: "No such session (or it was deleted).",
+    403: ("Refused before anything is read: a service token without the route's scope, or a user token naming "
+          "another user (user_id); without tokens, a write to another user's session (enforce_owner)."),
+    404: "No such session: it never existed, it was deleted, or (for a user token) it is another user's.",
     409: "Invalid transition, a user's other active session, or a concurrent change.",
     412: "If-Match names a version that is not the session's current version.",
+    413: "The request body is larger than the service's limit; it was not read.",
     503: "The database is unreachable.",
 }
 
@@ -39,6 +48,16 @@ TAGS: Final = [
     {"name": "operations", "description": "Health, readiness and metrics (never authenticated)."},
 ]
 
+_SCHEME_DESCRIPTION: Final = (
+    "A token the service was configured with; it stands for a principal. A user principal acts as its user, "
+    "on that user's sessions only (another user's session is 404). A service principal acts on any session "
+    "within its scopes, recorded under its own id: " + "; ".join(
+        f"{scope.value}: {text}" for scope, text in (
+            (Scope.SESSIONS_READ, "get, list and history"),
+            (Scope.SESSIONS_WRITE, "create, update, transitions, progress, notes, the compatibility routes"),
+            (Scope.SESSIONS_ADMIN, "delete"),
+            (Scope.EVENTS_READ, "reserved for the event feed"))) + ". Each operation lists the scope it needs.")
+
 _SESSION_OPERATIONS: Final = ("get_session", "update_session", "delete_session", "start_session", "complete_session",
                                "fail_session", "touch_session", "record_file", "add_note", "session_history",
                                "send_event")
@@ -49,8 +68,10 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]} for code in codes}
 
 
-def install_openapi(app: FastAPI) -> None:
-    """The OpenAPI document without FastAPI's default 422 responses: invalid input is 400 here."""
+def install_openapi(app: FastAPI, scopes: Mapping[str, Scope]) -> None:
+    """The OpenAPI document without FastAPI's default 422 responses: invalid input is 400 here; with tokens,
+    each operation of ``scopes`` (operation id → the scope a service needs, see :func:`route_scopes`)
+    declares the bearer scheme with its scope."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -61,20 +82,43 @@ def install_openapi(app: FastAPI) -> None:
                 for operation in item.values():
                     if isinstance(operation, dict):
                         operation.get("responses", {}).pop("422", None)
-                        if secured and "operations" not in operation.get("tags", ()):
-                            operation["security"] = [{"bearer": []}]
+                        scope = scopes.get(operation.get("operationId", ""))
+                        if secured and scope is not None:
+                            operation["security"] = [{"bearer": [scope.value]}]
             components = schema.setdefault("components", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 components.get("schemas", {}).pop(name, None)
             _add_links(schema)
             if secured:
                 components["securitySchemes"] = {"bearer": {
-                    "type": "http", "scheme": "bearer",
-                    "description": "A token the service was configured with; it names the performer."}}
+                    "type": "http", "scheme": "bearer", "description": _SCHEME_DESCRIPTION}}
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def route_scopes(routers: Iterable[APIRouter]) -> dict[str, Scope]:
+    """The scope each operation (by id) of ``routers`` needs from a service principal, read from the
+    :class:`~.auth.Authorize` dependency it takes (operations without one are open)."""
+    found: dict[str, Scope] = {}
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.operation_id is not None:
+                scope = _scope_of(route.dependant)
+                if scope is not None:
+                    found[route.operation_id] = scope
+    return found
+
+
+def _scope_of(dependant: Dependant) -> Scope | None:
+    if isinstance(dependant.call, Authorize):
+        return dependant.call.scope
+    for dependency in dependant.dependencies:
+        scope = _scope_of(dependency)
+        if scope is not None:
+            return scope
+    return None
 
 
 def _add_links(schema: dict[str, Any]) -> None:

@@ -2,8 +2,8 @@
 dependency that hands the manager to a route.
 
 ``app.state`` holds ``manager`` (the :class:`~sessionflow.SessionManager` every route calls), ``auth`` (the
-:class:`~.auth.BearerAuth`, or ``None`` without authentication), ``owner_check`` (whether the app checks a
-session's owner on top of the manager's own policy) and ``metrics`` (the served
+:class:`~.auth.BearerAuth` over the token table, or ``None`` without authentication), ``owner_check`` (without
+tokens: whether the app checks a session's owner on top of the manager's own policy) and ``metrics`` (the served
 :class:`~sessionflow.adapters.metrics.SessionflowMetrics`, or ``None``). Nothing here is a module global: two
 apps in one process share nothing.
 """

@@ -1,8 +1,11 @@
 """The ``/sessions`` routes: create, list, read, update and delete sessions, their lifecycle transitions and
 progress, and their history.
 
-Each handler resolves the performer, checks the owner when the app does, and calls one manager method. A
-response carrying a session has its version as ``ETag``; ``If-Match`` makes a write conditional on it.
+Each handler takes its caller from the dependency of its scope (``Reader``, ``Writer``, ``Admin``: a service
+principal needs ``sessions:read``, ``sessions:write``, ``sessions:admin``), resolves the performer, lets the
+caller check that it may touch the session (a user principal only its own: another's is 404), and calls one
+manager method. A response carrying a session has its version as ``ETag``; ``If-Match`` makes a write
+conditional on it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from fastapi.responses import JSONResponse
 
 from sessionflow import Session
 from sessionflow.domain.values import MAX_ID_LENGTH, MAX_LIST_LIMIT
-from sessionflow.entrypoints.http.auth import Caller, CallerDep
+from sessionflow.entrypoints.http.access import Caller
+from sessionflow.entrypoints.http.auth import Admin, Reader, Writer
 from sessionflow.entrypoints.http.bodies import (
     PERFORMER_DOC,
     CreateSessionBody,
@@ -66,24 +70,25 @@ def _write(who: Caller, session_id: UUID, given: str | None, if_match: str | Non
     """The performer and the expected version of a write to a session, once the caller may make it."""
     performer = who.performer(given)
     expected = _expected_version(if_match)
-    who.check_owner(session_id, performer)
+    who.check_write(session_id, performer)
     return performer, expected
 
 
 def router(*, secured: bool) -> APIRouter:
-    """The session routes; ``secured``: the app has bearer tokens (the routes then document a 401)."""
+    """The session routes; ``secured``: the app has bearer tokens (the routes then document 401 and 403)."""
     routes = APIRouter()
-    auth_codes = (401,) if secured else ()
-    write_codes = (400, *auth_codes, 403, 404, 409, 412, 503)
+    auth_codes = (401, 403) if secured else ()
+    write_codes = (400, 401, 403, 404, 409, 412, 413, 503) if secured else (400, 403, 404, 409, 412, 413, 503)
     written = {200: {"headers": ETAG_HEADER}, **error_responses(*write_codes)}
 
     @routes.post("/sessions", status_code=201, response_model=Session, tags=["sessions"],
                  operation_id="create_session", summary="Create a session (pending)",
                  responses={201: {"headers": {**ETAG_HEADER, "Location": {"schema": {"type": "string"}}}},
-                            **error_responses(400, *auth_codes, 503)})
-    def create_session(body: CreateSessionBody, who: CallerDep, manager: ManagerDep) -> Response:
+                            **error_responses(400, *auth_codes, 413, 503)})
+    def create_session(body: CreateSessionBody, who: Writer, manager: ManagerDep) -> Response:
+        performer = who.performer(body.performer_id)
         session = manager.create(
-            performer_id=who.performer(body.performer_id), user_id=body.user_id,
+            performer_id=performer, user_id=who.owner_for_create(body.user_id),
             workspace_id=body.workspace_id, module_name=body.module_name, file_paths=body.file_paths,
             metadata=body.metadata,
             ttl=None if body.ttl_seconds is None else timedelta(seconds=body.ttl_seconds),
@@ -93,7 +98,7 @@ def router(*, secured: bool) -> APIRouter:
     @routes.get("/sessions", response_model=SessionPage, tags=["sessions"], operation_id="list_sessions",
                 summary="List sessions (filters and pagination)", responses=error_responses(400, *auth_codes, 503))
     def list_sessions(
-        who: CallerDep,
+        who: Reader,
         manager: ManagerDep,
         status: Annotated[list[Annotated[str, Query(min_length=1, max_length=128)]] | None, Query(
             description="A state of the sessions' lifecycle; repeat for several.")] = None,
@@ -103,20 +108,20 @@ def router(*, secured: bool) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
         offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     ) -> Response:
-        items = manager.list(status=status, user_id=user_id, workspace_id=workspace_id, module_name=module_name,
-                             limit=limit, offset=offset)
+        items = manager.list(status=status, user_id=who.owner_for_list(user_id), workspace_id=workspace_id,
+                             module_name=module_name, limit=limit, offset=offset)
         return JSONResponse({"items": [s.model_dump(mode="json") for s in items], "limit": limit,
                              "offset": offset, "next_offset": offset + limit if len(items) == limit else None})
 
     @routes.get("/sessions/{session_id}", response_model=Session, tags=["sessions"], operation_id="get_session",
                 summary="Get a session", responses={200: {"headers": ETAG_HEADER},
                                                     **error_responses(400, *auth_codes, 404, 503)})
-    def get_session(session_id: SessionId, who: CallerDep, manager: ManagerDep) -> Response:
-        return _session_response(manager.get(session_id))
+    def get_session(session_id: SessionId, who: Reader) -> Response:
+        return _session_response(who.get(session_id))
 
     @routes.patch("/sessions/{session_id}", response_model=Session, tags=["sessions"],
                   operation_id="update_session", summary="Update fields and/or move to a status", responses=written)
-    def update_session(session_id: SessionId, body: UpdateSessionBody, who: CallerDep, manager: ManagerDep,
+    def update_session(session_id: SessionId, body: UpdateSessionBody, who: Writer, manager: ManagerDep,
                        if_match: IfMatch = None) -> Response:
         performer, expected = _write(who, session_id, body.performer_id, if_match)
         changes: dict[str, Any] = {}
@@ -131,14 +136,14 @@ def router(*, secured: bool) -> APIRouter:
     @routes.delete("/sessions/{session_id}", response_model=Session, tags=["sessions"],
                    operation_id="delete_session", summary="Delete a session (its history stays)", responses=written)
     def delete_session(
-        session_id: SessionId, who: CallerDep, manager: ManagerDep, if_match: IfMatch = None,
+        session_id: SessionId, who: Admin, manager: ManagerDep, if_match: IfMatch = None,
         performer_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH, description=PERFORMER_DOC)] = None,
     ) -> Response:
         performer, expected = _write(who, session_id, performer_id, if_match)
         return _session_response(manager.delete(session_id, performer_id=performer, expected_version=expected))
 
     def simple(name: str, summary: str) -> None:
-        def handler(session_id: SessionId, who: CallerDep, manager: ManagerDep, if_match: IfMatch = None,
+        def handler(session_id: SessionId, who: Writer, manager: ManagerDep, if_match: IfMatch = None,
                     body: PerformerBody | None = None) -> Response:
             performer, expected = _write(who, session_id, None if body is None else body.performer_id, if_match)
             method = getattr(manager, name)
@@ -153,7 +158,7 @@ def router(*, secured: bool) -> APIRouter:
 
     @routes.post("/sessions/{session_id}/fail", response_model=Session, tags=["transitions"],
                  operation_id="fail_session", summary="Fail a session with a reason", responses=written)
-    def fail_session(session_id: SessionId, body: FailBody, who: CallerDep, manager: ManagerDep,
+    def fail_session(session_id: SessionId, body: FailBody, who: Writer, manager: ManagerDep,
                      if_match: IfMatch = None) -> Response:
         performer, expected = _write(who, session_id, body.performer_id, if_match)
         return _session_response(manager.fail(session_id, reason=body.reason, performer_id=performer,
@@ -166,7 +171,7 @@ def router(*, secured: bool) -> APIRouter:
     def send_event(session_id: SessionId,
                    event: Annotated[str, Path(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
                                               description="The event's name in the lifecycle.")],
-                   who: CallerDep, manager: ManagerDep, if_match: IfMatch = None,
+                   who: Writer, manager: ManagerDep, if_match: IfMatch = None,
                    body: EventBody | None = None) -> Response:
         performer, expected = _write(who, session_id, None if body is None else body.performer_id, if_match)
         args = dict(body.args or {}) if body is not None else {}
@@ -176,7 +181,7 @@ def router(*, secured: bool) -> APIRouter:
     @routes.post("/sessions/{session_id}/files", response_model=Session, tags=["transitions"],
                  operation_id="record_file", summary="Record the outcome of one of the session's files",
                  responses=written)
-    def record_file(session_id: SessionId, body: FileBody, who: CallerDep, manager: ManagerDep,
+    def record_file(session_id: SessionId, body: FileBody, who: Writer, manager: ManagerDep,
                     if_match: IfMatch = None) -> Response:
         performer, expected = _write(who, session_id, body.performer_id, if_match)
         return _session_response(manager.record_file(session_id, body.path, body.error, performer_id=performer,
@@ -184,7 +189,7 @@ def router(*, secured: bool) -> APIRouter:
 
     @routes.post("/sessions/{session_id}/notes", response_model=Session, tags=["transitions"],
                  operation_id="add_note", summary="Attach a note to a live session", responses=written)
-    def add_note(session_id: SessionId, body: NoteBody, who: CallerDep, manager: ManagerDep,
+    def add_note(session_id: SessionId, body: NoteBody, who: Writer, manager: ManagerDep,
                  if_match: IfMatch = None) -> Response:
         performer, expected = _write(who, session_id, body.performer_id, if_match)
         return _session_response(manager.add_note(session_id, file_path=body.file_path, status=body.status,
@@ -194,8 +199,8 @@ def router(*, secured: bool) -> APIRouter:
     @routes.get("/sessions/{session_id}/history", response_model=SessionHistory, tags=["sessions"],
                 operation_id="session_history", summary="Every event of a session, oldest first",
                 responses=error_responses(400, *auth_codes, 404, 503))
-    def session_history(session_id: SessionId, who: CallerDep, manager: ManagerDep) -> Response:
-        events = manager.history(session_id)
+    def session_history(session_id: SessionId, who: Reader) -> Response:
+        events = who.history(session_id)
         return JSONResponse({"session_id": str(session_id), "events": [e.model_dump(mode="json") for e in events]})
 
     return routes
