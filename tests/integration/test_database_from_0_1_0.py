@@ -65,3 +65,17 @@ def test_it_takes_new_writes(old_database: str) -> None:
         assert done.progress.failed_files == ("p.py",)
         assert manager.get(frank.id) == done
         assert manager.verify() == []
+
+
+def test_its_events_get_feed_positions_in_timestamp_session_version_order(old_database: str) -> None:
+    with sqlite3.connect(old_database.removeprefix("sqlite:///")) as conn:
+        stored = conn.execute("SELECT session_id, version, timestamp FROM session_events").fetchall()
+    conn.close()
+    with SessionManager.open(old_database, clock=ManualClock(WRITTEN_AT)) as manager:
+        feed = manager.events(limit=10_000)
+        assert [e.position for e in feed] == list(range(1, len(stored) + 1))
+        expected = sorted(stored, key=lambda row: (row[2], row[0], row[1]))
+        assert [(e.session_id.hex, e.version) for e in feed] == [(sid, v) for sid, v, _t in expected]
+        # New events continue after them.
+        s = manager.create(performer_id="frank")
+        assert [e.position for e in manager.history(s.id)] == [len(stored) + 1]

@@ -21,7 +21,7 @@ def reset_postgres(url: str) -> None:
         with engine.begin() as conn:
             tables = conn.execute(text(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename IN ('sessions', 'session_events')")).scalars().all()
+                "AND tablename IN ('sessions', 'session_events', 'sessionflow_consumers')")).scalars().all()
             if tables:
                 conn.execute(text("TRUNCATE " + ", ".join(tables)))
     finally:

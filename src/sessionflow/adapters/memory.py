@@ -7,6 +7,7 @@ examples and short-lived embedded use: nothing survives the process.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import threading
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,10 @@ class InMemoryEventStore:
         self._record_ids: set[UUID] = set()
         # (expires_at, session_id) of live sessions; stale entries are skipped lazily.
         self._deadlines: list[tuple[datetime, UUID]] = []
+        # The global feed: every stored event in position order (positions from 1, in commit order).
+        self._feed: list[SessionEvent] = []
+        self._positions: list[int] = []
+        self._consumers: dict[str, int] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -64,7 +69,11 @@ class InMemoryEventStore:
                         and not (change.decided_at is not None and other.is_overdue(change.decided_at))):
                     raise ActiveSessionExists(session.id, user_id=change.exclusive_user,
                                               active_session_id=other.id)
-        self._events.setdefault(session.id, []).extend(change.events)
+        last = self._positions[-1] if self._positions else 0
+        stored = [e.evolve(position=last + i) for i, e in enumerate(change.events, 1)]
+        self._events.setdefault(session.id, []).extend(stored)
+        self._feed.extend(stored)
+        self._positions.extend(e.position for e in stored)  # type: ignore[misc]
         self._record_ids.update(e.record_id for e in change.events)
         self._sessions[session.id] = session
 
@@ -148,6 +157,7 @@ class InMemoryEventStore:
             snapshot_sessions = dict(self._sessions)
             snapshot_events = {k: len(v) for k, v in self._events.items()}
             snapshot_ids = set(self._record_ids)
+            snapshot_feed = len(self._feed)
             try:
                 for change in staged:
                     self._append_locked(change)
@@ -157,6 +167,8 @@ class InMemoryEventStore:
                 for key, length in snapshot_events.items():
                     del self._events[key][length:]
                 self._record_ids = snapshot_ids
+                del self._feed[snapshot_feed:]
+                del self._positions[snapshot_feed:]
                 for session in due:
                     self._push(session)
                 raise
@@ -167,6 +179,36 @@ class InMemoryEventStore:
             for change in applied:  # a timeout may lead to a state with a deadline of its own
                 self._push(change.session)
         return applied
+
+    def read_events(self, after: int, limit: int, *, user_id: str | None = None) -> list[SessionEvent]:
+        with self._lock:
+            self._check_open()
+            start = bisect.bisect_right(self._positions, after)
+            if user_id is None:
+                return self._feed[start:start + limit]
+            found: list[SessionEvent] = []
+            for event in self._feed[start:]:
+                if self._sessions[event.session_id].user_id == user_id:
+                    found.append(event)
+                    if len(found) == limit:
+                        break
+            return found
+
+    def last_position(self) -> int:
+        with self._lock:
+            self._check_open()
+            return self._positions[-1] if self._positions else 0
+
+    def consumer_position(self, name: str) -> int:
+        with self._lock:
+            self._check_open()
+            return self._consumers.get(name, 0)
+
+    def save_consumer_position(self, name: str, position: int, now: datetime) -> None:
+        with self._lock:
+            self._check_open()
+            if position > self._consumers.get(name, 0):
+                self._consumers[name] = position
 
     def session_ids(self) -> list[UUID]:
         with self._lock:

@@ -5,13 +5,18 @@ them to the write pipeline (:mod:`~sessionflow.application.pipeline`, :mod:`~ses
 the reads (:mod:`~sessionflow.application.reads`) or the timeouts (:mod:`~sessionflow.application.timeouts`);
 events reach subscribers and the waker after their commit (:mod:`~sessionflow.application.delivery`). It holds
 no session state, so threads may share it, and any number of managers in any number of processes may share one
-durable store. The constructors that open a store (``open(url)``, ``in_memory()``, ``from_settings()``) are
+durable store. The global event feed and its consumers are :mod:`~sessionflow.application.feed`'s. The
+constructors that open a store (``open(url)``, ``in_memory()``, ``from_settings()``) are
 those of :class:`sessionflow.SessionManager`, its subclass in :mod:`sessionflow.bootstrap`.
+
+Longer than 400 lines: it is the whole public API of the library, some thirty methods of a few lines each,
+each with the docstring that documents it; every one hands its work to another module at once.
 """
 
 from __future__ import annotations
 
 import builtins
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -21,6 +26,7 @@ from uuid import UUID
 from sessionflow.application import commands
 from sessionflow.application import validation as valid
 from sessionflow.application.delivery import Delivery, Subscriber
+from sessionflow.application.feed import Feed, Handler
 from sessionflow.application.maintenance import Difference, rebuild_projection, verify_projection
 from sessionflow.application.pipeline import SYSTEM, WritePipeline
 from sessionflow.application.ports import Clock, EventStore, SystemClock, Waker
@@ -101,10 +107,16 @@ class SessionManager:
         self._reads = Reads(self._pipeline, self._timeouts)
         #: The decider that expires one overdue session (what a sweep asks the store to apply).
         self._expiry_change = self._pipeline.expiry_change
+        self._feed = Feed(store, self._pipeline, self._new_watcher)
 
     def _new_waker(self, cleanup_interval: timedelta) -> Waker:
         """The waker :meth:`start_timeouts` builds when none was given (here: none; a subclass picks one)."""
         raise InvalidInput("waker", "no waker given: pass one to the constructor or to start_timeouts()")
+
+    def _new_watcher(self) -> Any:
+        """The watcher that tells of other processes' commits (``subscribe(callback) -> unsubscribe``), or
+        ``None`` (here: none; :class:`sessionflow.SessionManager` builds one for its store)."""
+        return None
 
     # ------------------------------------------------------------------ what it runs on
 
@@ -331,6 +343,39 @@ class SessionManager:
         if statuses is not None and len(statuses) != 1:
             raise InvalidInput("status", "count takes one status")
         return self._reads.count(next(iter(statuses)) if statuses else None)
+
+    # ------------------------------------------------------------------ the global feed
+
+    def events(self, *, after: int = 0, limit: int = 1000) -> builtins.list[SessionEvent]:
+        """Up to ``limit`` (at most 10,000) events of every session with a ``position`` above ``after``, in
+        position order: commit order, so an event never appears below a position already read."""
+        return self._feed.events(after, limit)
+
+    def last_position(self) -> int:
+        """The position of the newest event in the feed (0: none yet)."""
+        return self._feed.last_position()
+
+    def consumer_position(self, name: str) -> int:
+        """The position the consumer ``name`` has handled the feed up to (0: nothing yet)."""
+        return self._feed.consumer_position(name)
+
+    def save_consumer_position(self, name: str, position: int) -> None:
+        """Store ``position`` for the consumer ``name`` (never moving it back)."""
+        self._feed.save_consumer_position(name, position)
+
+    def consume(self, name: str, handler: Handler, *, batch_size: int = 100, follow: bool = True,
+                stop: threading.Event | None = None, poll_interval: float = 0.5, max_events: int | None = None) -> int:
+        """Hand each event after the position stored for ``name`` to ``handler(event)``, in position order, and
+        store the position of each batch once its handler calls returned; returns how many were handled.
+
+        At-least-once: after a crash the consumer resumes at its stored position, so a handler must be
+        idempotent (``event.record_id`` identifies an event). ``follow``: wait for new events (woken by other
+        processes' commits where the store can tell, else every ``poll_interval`` seconds) until ``stop`` is
+        set or ``max_events`` were handled; else return when the feed is exhausted. An exception of the
+        handler stops the consumer (the events before it stay handled) and propagates.
+        """
+        return self._feed.consume(name, handler, batch_size=batch_size, follow=follow, stop=stop,
+                                  poll_interval=poll_interval, max_events=max_events)
 
     # ------------------------------------------------------------------ timeouts
 

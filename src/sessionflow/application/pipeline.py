@@ -158,6 +158,7 @@ class WritePipeline:
             performer_id=performer,
             timestamp=now,
             payload=FrozenDict(payload),
+            position=None,
         )
 
     # ------------------------------------------------------------------ timeouts

@@ -161,6 +161,28 @@ class EventStore(Protocol):
         """The id of every session that has events (deleted ones included)."""
         ...
 
+    def read_events(self, after: int, limit: int, *, user_id: str | None = None) -> list[SessionEvent]:
+        """The global feed: up to ``limit`` events whose ``position`` is above ``after``, in position order
+        (with ``user_id``: only the events of that user's sessions).
+
+        Positions increase in commit order: an event never becomes visible at a position lower than one a
+        reader has already been given. There may be gaps (a transaction that rolled back).
+        """
+        ...
+
+    def last_position(self) -> int:
+        """The highest feed position (0: no event yet)."""
+        ...
+
+    def consumer_position(self, name: str) -> int:
+        """The position stored for the feed consumer ``name`` (0: none stored)."""
+        ...
+
+    def save_consumer_position(self, name: str, position: int, now: datetime) -> None:
+        """Store ``position`` for the feed consumer ``name``; a position lower than the stored one changes
+        nothing (the stored position never moves back)."""
+        ...
+
     def histories(self, batch_size: int = 1000) -> Iterator[list[SessionEvent]]:
         """Every session's whole history (one list per session, oldest event first), streamed."""
         ...

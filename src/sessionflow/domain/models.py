@@ -249,7 +249,14 @@ class Session(_Frozen):
 
 
 class SessionEvent(_Frozen):
-    """One recorded change of a session. Events are append-only; ``version`` numbers them from 1."""
+    """One recorded change of a session. Events are append-only; ``version`` numbers them from 1.
+
+    ``position`` is the event's place in the store's global feed (see ``SessionManager.events``): an integer
+    that increases in commit order across all sessions. The store assigns it when the event is committed, so
+    it is set on every event read back from a store (``history``, ``events``) and ``None`` on an event that
+    was never stored (one a write builds, and the copy subscribers receive). It is where the store placed the
+    event, not part of the change it records: two events are equal (and hash alike) when every other field is.
+    """
 
     record_id: UUID
     session_id: UUID
@@ -260,3 +267,18 @@ class SessionEvent(_Frozen):
     performer_id: str
     timestamp: UtcDateTime
     payload: JsonObject = Field(default_factory=FrozenDict)
+    position: int | None = Field(default=None, ge=1)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SessionEvent):
+            return NotImplemented
+        mine, theirs = self.__dict__, other.__dict__
+        return all(mine[name] == theirs[name] for name in _EVENT_IDENTITY)
+
+    def __hash__(self) -> int:
+        values = self.__dict__
+        return hash(tuple(values[name] for name in _EVENT_IDENTITY))
+
+
+#: The fields that say which change an event records (all but ``position``), for equality and hashing.
+_EVENT_IDENTITY = tuple(name for name in SessionEvent.model_fields if name != "position")

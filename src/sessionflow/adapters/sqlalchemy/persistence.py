@@ -59,7 +59,7 @@ from sqlalchemy.exc import DBAPIError
 
 from sessionflow.adapters.sqlalchemy import statements as sql
 from sessionflow.adapters.sqlalchemy.rows import FastSql, _status, event_from_row, session_from_row
-from sessionflow.adapters.sqlalchemy.tables import from_millis
+from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent
 from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict, SessionflowError, StoreError
@@ -342,6 +342,26 @@ class SqlAlchemyEventStore:
         """Every event of a session, oldest first."""
         rows = self._read(lambda conn: conn.execute(sql.history_statement(session_id)).all())
         return [event_from_row(r) for r in rows]
+
+    def read_events(self, after: int, limit: int, *, user_id: str | None = None) -> list[SessionEvent]:
+        """Up to ``limit`` events with a feed position above ``after``, in position order (with ``user_id``:
+        only those of that user's sessions)."""
+        stmt = sql.events_after(after, limit, user_id)
+        rows = self._read(lambda conn: conn.execute(stmt).all())
+        return [event_from_row(r) for r in rows]
+
+    def last_position(self) -> int:
+        """The highest feed position (0: no event yet)."""
+        return int(self._read(lambda conn: conn.execute(sql.LAST_POSITION).scalar_one()))
+
+    def consumer_position(self, name: str) -> int:
+        """The stored position of the feed consumer ``name`` (0: none stored)."""
+        return self._read(lambda conn: sql.read_consumer_position(conn, name))
+
+    def save_consumer_position(self, name: str, position: int, now: datetime) -> None:
+        """Store ``position`` for the feed consumer ``name``; a lower one than stored changes nothing."""
+        params = {"name": name, "position": position, "now": to_millis(now)}
+        self._write(lambda conn: conn.execute(sql.SAVE_CONSUMER_POSITION, params))
 
     def query(self, query: Query) -> list[Session]:
         """Sessions matching the filters, ordered by ``created_at`` then id."""

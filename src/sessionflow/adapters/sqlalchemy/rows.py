@@ -37,7 +37,8 @@ __all__ = ["EVENT_COLUMNS", "SESSION_COLUMNS", "FastSql", "event_from_row", "eve
 
 #: The columns of ``sessions`` and ``session_events``, by name, in table order.
 SESSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in sessions.c)
-EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in session_events.c)
+#: (``position`` is left out of the events' columns: the database assigns it on insert.)
+EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in session_events.c if c.name != "position")
 
 
 def _freeze(value: Any) -> Any:
@@ -265,6 +266,7 @@ def event_from_row(row: Any) -> SessionEvent:
         performer_id=row.performer_id,
         timestamp=from_millis(row.timestamp),
         payload=_freeze(row.payload),
+        position=row.position,
     )
 
 

@@ -4,7 +4,9 @@
   ``BEGIN IMMEDIATE`` for writes) and the "database is locked" rule (waited out, see ``_run``);
 * the hot path: ``BEGIN IMMEDIATE``; insert or compare-and-set update of the projection; insert the events;
   ``COMMIT`` — on the thread's own connection, a file handle kept between operations (no round trips);
-* the sweep batch, in two statements (:meth:`SqliteEventStore._expire_on`).
+* the sweep batch, in two statements (:meth:`SqliteEventStore._expire_on`);
+* the feed position of each event, computed by its ``INSERT`` (:data:`NEXT_POSITION`): a write holds the
+  database's write lock from ``BEGIN IMMEDIATE`` to ``COMMIT``, so positions follow commit order.
 
 The row formats are those of :mod:`sessionflow.adapters.sqlalchemy.tables` (UUIDs as 32-digit hex text, JSON
 as text, times as epoch milliseconds).
@@ -36,9 +38,13 @@ from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.domain.values import compact_json
 from sessionflow.errors import ConcurrencyConflict
 
-__all__ = ["SqliteEventStore", "SqliteSql", "install_sqlite_pragmas"]
+__all__ = ["NEXT_POSITION", "SqliteEventStore", "SqliteSql", "install_sqlite_pragmas"]
 
 T = TypeVar("T")
+
+#: An event's feed position, computed in its ``INSERT`` (the highest so far, plus one; an index lookup). Each
+#: execution evaluates it anew, so the rows of an ``executemany`` and of a trigger get one position each.
+NEXT_POSITION = "(SELECT coalesce(max(position), 0) + 1 FROM session_events)"
 
 #: The execution option that makes SQLAlchemy's ``begin`` emit ``BEGIN IMMEDIATE`` (see install_sqlite_pragmas).
 _WRITE = "sessionflow_write"
@@ -54,8 +60,8 @@ class SqliteSql(FastSql):
         self.select_session = f"SELECT {cols} FROM sessions WHERE id = ?"
         self.insert_session = f"INSERT INTO sessions ({cols}) VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})"
         self._updates: dict[tuple[str, ...], str] = {}
-        self.insert_event = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) VALUES "
-                             f"({', '.join('?' for _ in EVENT_COLUMNS)})")
+        self.insert_event = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}, position) VALUES "
+                             f"({', '.join('?' for _ in EVENT_COLUMNS)}, {NEXT_POSITION})")
         self.select_version = "SELECT version FROM sessions WHERE id = ?"
 
     def uuid(self, value: Any) -> Any:
@@ -364,8 +370,9 @@ _EXPIRY_SETUP = (
     "UPDATE sessions SET status = NEW.status, version = NEW.version, updated_at = NEW.updated_at, "
     "closed_at = NEW.closed_at, closed_by = NEW.closed_by, expires_at = NEW.expires_at, due_at = NEW.due_at, "
     "failure_reason = NEW.failure_reason WHERE id = NEW.id AND version = NEW.expected; "
-    f"INSERT INTO session_events ({_EVENT_NAMES}) SELECT NEW.record_id, NEW.id, NEW.event_version, NEW.event, "
-    "NEW.source_state, NEW.target_state, NEW.performer_id, NEW.timestamp, NEW.payload WHERE changes() = 1; "
+    f"INSERT INTO session_events ({_EVENT_NAMES}, position) SELECT NEW.record_id, NEW.id, NEW.event_version, "
+    "NEW.event, NEW.source_state, NEW.target_state, NEW.performer_id, NEW.timestamp, NEW.payload, "
+    f"{NEXT_POSITION} WHERE changes() = 1; "
     "END",
 )
 _EXPIRE_HEAD = (f"INSERT INTO temp.{_EXPIRY_VIEW} ({', '.join(_EXPIRY_FIELDS)}) SELECT "
@@ -378,4 +385,5 @@ _WRITTEN = "SELECT record_id FROM session_events WHERE record_id IN (SELECT valu
 # The general write (SQLite before 3.38, or changes of several events), per session.
 _EXPIRE_ROW = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, closed_by = ?, "
                "expires_at = ?, due_at = ?, failure_reason = ? WHERE id = ? AND version = ?")
-_EXPIRE_EVENT = f"INSERT INTO session_events ({_EVENT_NAMES}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_EXPIRE_EVENT = (f"INSERT INTO session_events ({_EVENT_NAMES}, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                 f"{NEXT_POSITION})")

@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Select, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, exists, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from sessionflow.adapters.sqlalchemy.rows import _ms, event_from_row, event_row, session_from_row, session_row
-from sessionflow.adapters.sqlalchemy.tables import session_events, sessions, to_millis
+from sessionflow.adapters.sqlalchemy.tables import consumers, session_events, sessions, to_millis
 from sessionflow.application.ports import Change, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent, SessionStatus
 from sessionflow.errors import ConcurrencyConflict, StoreError
@@ -28,6 +28,8 @@ from sessionflow.errors import ConcurrencyConflict, StoreError
 __all__ = [
     "COUNT_BY_STATUS",
     "EVENT_FIELDS",
+    "LAST_POSITION",
+    "SAVE_CONSUMER_POSITION",
     "NEXT_DEADLINE",
     "SESSION_FIELDS",
     "SESSION_IDS",
@@ -37,6 +39,10 @@ __all__ = [
     "count_statement",
     "due_statement",
     "event_exists",
+    "events_after",
+    "insert_events",
+    "read_consumer_position",
+
     "expire_claimed",
     "history_statement",
     "query_statement",
@@ -80,10 +86,50 @@ def write_change(conn: Connection, change: Change) -> None:
             if result.rowcount != 1:
                 raise ConcurrencyConflict(sid, expected_version=change.expected_version,
                                           actual_version=actual_version(conn, sid))
-        conn.execute(insert(session_events), [event_row(e) for e in change.events])
+        conn.execute(insert_events(conn), [event_row(e) for e in change.events])
     except IntegrityError as error:
         raise ConcurrencyConflict(sid, expected_version=change.expected_version,
                                   actual_version=None) from error
+
+
+#: SQLite: the next feed position, computed by the insert itself (writes hold the database's write lock, so
+#: positions follow commit order; evaluated again for each row of an executemany).
+_NEXT_POSITION = select(func.coalesce(func.max(session_events.c.position), 0) + 1).scalar_subquery()
+
+
+def insert_events(conn: Connection) -> Any:
+    """The ``INSERT`` of event rows on ``conn``'s dialect, with their feed position: on SQLite computed by the
+    statement, on PostgreSQL assigned by the table's trigger (the column is left out)."""
+    if conn.dialect.name == "sqlite":
+        return insert(session_events).values(position=_NEXT_POSITION)
+    return insert(session_events)
+
+
+def events_after(after: int, limit: int, user_id: str | None = None) -> Select[Any]:
+    """Up to ``limit`` events with a feed position above ``after``, in position order; with ``user_id``, only
+    the events of that user's sessions."""
+    stmt = select(*EVENT_FIELDS).where(session_events.c.position > after)
+    if user_id is not None:
+        stmt = stmt.where(session_events.c.session_id.in_(
+            select(sessions.c.id).where(sessions.c.user_id == user_id)))
+    return stmt.order_by(session_events.c.position).limit(limit)
+
+
+#: The highest feed position (0: no event yet).
+LAST_POSITION = select(func.coalesce(func.max(session_events.c.position), 0))
+
+
+def read_consumer_position(conn: Connection, name: str) -> int:
+    """The stored position of the consumer ``name`` (0: none stored)."""
+    found = conn.execute(select(consumers.c.position).where(consumers.c.name == name)).scalar()
+    return 0 if found is None else int(found)
+
+
+#: Store a consumer's position, never moving it back (one statement: SQLite and PostgreSQL both upsert).
+SAVE_CONSUMER_POSITION = text(
+    "INSERT INTO sessionflow_consumers (name, position, updated_at) VALUES (:name, :position, :now) "
+    "ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at "
+    "WHERE sessionflow_consumers.position < excluded.position")
 
 
 def active_session_of(conn: Connection, user_id: str, session_id: UUID, now: datetime | None) -> Any:
@@ -174,7 +220,7 @@ def expire_claimed(conn: Connection, now: datetime, limit: int, decide: ExpiryDe
         [_expiry_params(c) for c in changes])
     if sane_multi_rowcount and result.rowcount != len(changes):
         raise StoreError("a claimed session changed during the sweep; the batch was rolled back")
-    conn.execute(insert(session_events), [event_row(e) for c in changes for e in c.events])
+    conn.execute(insert_events(conn), [event_row(e) for c in changes for e in c.events])
     return changes
 
 

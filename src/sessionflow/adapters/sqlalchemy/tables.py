@@ -4,6 +4,11 @@ Timestamps are stored as integer milliseconds since the Unix epoch (UTC): exact,
 PostgreSQL, cheap to compare and index. The projection is derived from the events and can be dropped and
 rebuilt from them at any time, so no foreign key ties the two tables.
 
+``session_events.position`` is the event's place in the global feed: an integer increasing in commit order
+across all sessions, assigned by the database as the event is inserted (on PostgreSQL by a trigger that
+serializes the assignment until commit, on SQLite by the insert itself under the database's write lock; see
+``postgres.py`` and ``sqlite.py``). ``sessionflow_consumers`` keeps each named feed consumer's position.
+
 ``due_at`` is the deadline of a live (pending or in-progress, not deleted) session and NULL otherwise; its
 index makes "overdue and not terminal" a range scan for the sweeper.
 """
@@ -28,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["NAMING_CONVENTION", "from_millis", "metadata", "session_events", "sessions", "to_millis"]
+__all__ = ["NAMING_CONVENTION", "consumers", "from_millis", "metadata", "session_events", "sessions", "to_millis"]
 
 #: Names for every constraint and index, so Alembic can compare and alter them.
 NAMING_CONVENTION = {
@@ -69,7 +74,10 @@ session_events = Table(
     Column("performer_id", String(256), nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Column("payload", _Json, nullable=False),
+    # The place in the global feed (assigned by the database; NULL only while an old row is being migrated).
+    Column("position", BigInteger, nullable=True),
     UniqueConstraint("session_id", "version"),
+    Index(None, "position", unique=True),
 )
 
 sessions = Table(
@@ -106,4 +114,13 @@ sessions = Table(
     Index(None, "status", "created_at", "id"),
     Index(None, "user_id", "created_at", "id"),
     Index(None, "workspace_id", "created_at", "id"),
+)
+
+consumers = Table(
+    "sessionflow_consumers",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    # The position of the last event the consumer has handled (0: none yet).
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
