@@ -36,7 +36,7 @@ from sessionflow.testing import ManualClock
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_FIELDS = set(Session.model_fields)
 EVENT_FIELDS = {"record_id", "session_id", "version", "event", "source_state", "target_state", "performer_id",
-                "timestamp", "payload"}
+                "timestamp", "payload", "position"}
 
 Invoke = Callable[..., Result]
 

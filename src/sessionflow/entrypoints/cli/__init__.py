@@ -13,8 +13,8 @@ methods, prints the result and maps the library's errors to exit codes. The rule
 - Progress bars (on stderr) only when both stdout and stderr are terminals.
 
 This module assembles the typer ``app`` and :class:`Cli` from the command groups, one module each:
-:mod:`~.sessions`, :mod:`~.history` (and export), :mod:`~.worker` (and serve), :mod:`~.maintenance` (db upgrade,
-rebuild, verify), :mod:`~.diagrams`, :mod:`~.scenarios` and :mod:`~.demo`. They share :mod:`~.context` (the
+:mod:`~.sessions`, :mod:`~.history` (and export), :mod:`~.feed` (the global event feed), :mod:`~.worker`
+(and serve), :mod:`~.maintenance` (db upgrade, rebuild, verify), :mod:`~.diagrams`, :mod:`~.scenarios` and :mod:`~.demo`. They share :mod:`~.context` (the
 settings, performer, output and manager), :mod:`~.options` (shared and global options), :mod:`~.running`
 (how a command runs and fails), :mod:`~.render` (all output), :mod:`~.parsing`, :mod:`~.errors` (exit codes)
 and :mod:`~.logs`. The commands are methods of :class:`Cli`, which ``sessionflow demo`` drives as a program
@@ -29,7 +29,7 @@ from typing import Annotated
 
 import typer
 
-from sessionflow.entrypoints.cli import demo, diagrams, history, maintenance, scenarios, sessions, worker
+from sessionflow.entrypoints.cli import demo, diagrams, feed, history, maintenance, scenarios, sessions, worker
 from sessionflow.entrypoints.cli.errors import EXIT_CODES, CliError, ExitCode, exit_code_for
 from sessionflow.entrypoints.cli.logs import StderrHandler
 from sessionflow.entrypoints.cli.options import DbOption, Globals, JsonOption
@@ -41,10 +41,10 @@ __all__ = ["EXIT_CODES", "Cli", "CliError", "ExitCode", "Output", "app", "exit_c
 _StderrHandler = StderrHandler  # its name from when the command line was one module
 
 
-class Cli(demo.DemoCommands, maintenance.MaintenanceCommands, diagrams.DiagramCommands):
+class Cli(demo.DemoCommands, feed.FeedCommands, maintenance.MaintenanceCommands, diagrams.DiagramCommands):
     """The commands of ``sessionflow`` as methods: each calls the manager and prints its result.
 
-    Every command group's methods in one class (the session commands, ``history``/``export``,
+    Every command group's methods in one class (the session commands, ``history``/``export``, ``events``,
     ``worker``/``serve``, ``db upgrade``/``rebuild``/``verify``, ``diagram``); every command runs through it.
     ``settings`` say where the database is and how sessions behave; the manager is opened on first use and
     closed by :meth:`close` (or leaving a ``with`` block). ``manager`` may be given instead (it is then not
@@ -112,6 +112,7 @@ app.command("delete")(sessions.delete)
 app.command("show")(sessions.show)
 app.command("list")(sessions.list_)
 app.command("history")(history.history)
+app.command("events")(feed.events)
 app.command("expire")(sessions.expire)
 app.command("worker")(worker.worker)
 app.command("serve")(worker.serve)

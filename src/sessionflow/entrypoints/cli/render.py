@@ -181,6 +181,16 @@ class Output:
                        f"[bold]{event.session_id}[/] ({escape(source)} → {_status(event.target_state)}, "
                        f"by {escape(event.performer_id)})")
 
+    def feed_event(self, event: SessionEvent) -> None:
+        """One event of the global feed, with its position."""
+        if self.json:
+            self.line(event.model_dump(mode="json"))
+        else:
+            source = str(event.source_state) if event.source_state else "-"
+            self.print(f"{event.position:>8}  {format_timestamp(event.timestamp)}  {escape(str(event.event))} "
+                       f"session [bold]{event.session_id}[/] v{event.version} ({escape(source)} → "
+                       f"{_status(event.target_state)}, by {escape(event.performer_id)})")
+
     def differences(self, differences: Sequence[Difference]) -> None:
         """The report of ``verify``: ok, or a table of every difference."""
         if self.json:
