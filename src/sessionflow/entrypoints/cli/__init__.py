@@ -13,12 +13,12 @@ methods, prints the result and maps the library's errors to exit codes. The rule
 - Progress bars (on stderr) only when both stdout and stderr are terminals.
 
 This module assembles the typer ``app`` and :class:`Cli` from the command groups, one module each:
-:mod:`~.sessions`, :mod:`~.history` (and export), :mod:`~.feed` (the global event feed), :mod:`~.worker`
-(and serve), :mod:`~.maintenance` (db upgrade, rebuild, verify), :mod:`~.diagrams`, :mod:`~.scenarios` and :mod:`~.demo`. They share :mod:`~.context` (the
-settings, performer, output and manager), :mod:`~.options` (shared and global options), :mod:`~.running`
-(how a command runs and fails), :mod:`~.render` (all output), :mod:`~.parsing`, :mod:`~.errors` (exit codes)
-and :mod:`~.logs`. The commands are methods of :class:`Cli`, which ``sessionflow demo`` drives as a program
-would. See ``docs/cli.md``.
+:mod:`~.sessions`, :mod:`~.history` (and export), :mod:`~.feed` (the global event feed), :mod:`~.worker` (and
+serve), :mod:`~.maintenance` (db upgrade, rebuild, verify), :mod:`~.diagrams`, :mod:`~.scenarios` and
+:mod:`~.demo`. They share :mod:`~.context` (the settings, performer, output and manager), :mod:`~.options` (shared
+and global options), :mod:`~.running` (how a command runs and fails), :mod:`~.render` (all output),
+:mod:`~.parsing`, :mod:`~.errors` (exit codes) and :mod:`~.logs`. The commands are methods of :class:`Cli`, which
+``sessionflow demo`` drives as a program would. See ``docs/cli.md``.
 """
 
 from __future__ import annotations
