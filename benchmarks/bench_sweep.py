@@ -56,6 +56,7 @@ from benchmarks.framework import (
     profile_contender,
 )
 from benchmarks.population import Population, load_postgres, population
+from benchmarks.raw_sql import NEXT_POSITION
 from sessionflow import SessionLifecycle, SessionManager, SessionStatus, replay
 
 __all__ = ["BENCHMARK", "RawSweep", "apscheduler_burst"]
@@ -87,6 +88,9 @@ class RawSweep:
         self.statemachine = statemachine
         mark, json_mark = ("?", "?") if dialect == "sqlite" else ("%s", "%s::jsonb")
         self.insert_event = _INSERT_EVENT.format(mark, json_mark)
+        if dialect == "sqlite":  # the feed position, as sessionflow computes it (PostgreSQL: the table's trigger)
+            self.insert_event = self.insert_event.replace(
+                ", payload) VALUES (", ", payload, position) VALUES (").replace("?)", f"?, {NEXT_POSITION})")
         self.update_row = _UPDATE_ROW.format(mark)
         self.claim = _CLAIM.format(mark) + (" FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else "")
 

@@ -22,7 +22,8 @@ Fetch = Callable[[str, Any], list[dict[str, Any]]]
 
 _VARYING_SESSION = {"id", "created_at", "updated_at", "expires_at", "max_expires_at", "closed_at", "deleted_at",
                     "due_at"}
-_VARYING_EVENT = {"record_id", "session_id", "timestamp"}
+# (the feed position is where the event landed among all writes; both sides must have one: see same_rows)
+_VARYING_EVENT = {"record_id", "session_id", "timestamp", "position"}
 
 
 def sqlite_fetch(conn: Any) -> Fetch:
@@ -72,6 +73,8 @@ def same_rows(ours: tuple[Fetch, Any], raw: tuple[Fetch, Any]) -> list[str]:
     if len(histories[0]) != len(histories[1]):
         return [*problems, f"events: {len(histories[0])} != {len(histories[1])}"]
     for ea, eb in zip(*histories, strict=True):
+        if (ea.get("position") is None) != (eb.get("position") is None):
+            problems.append(f"event v{ea['version']}.position: {ea.get('position')!r} vs {eb.get('position')!r}")
         ma, mb = _masked(ea, _VARYING_EVENT), _masked(eb, _VARYING_EVENT)
         ma["payload"], mb["payload"] = _payload(ma["payload"]), _payload(mb["payload"])
         problems += [f"event v{ea['version']}.{k}: {ma[k]!r} != {mb.get(k)!r}" for k in ma if ma[k] != mb.get(k)]

@@ -22,6 +22,7 @@ the same way by :func:`eventsourcing_dataset`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -155,11 +156,15 @@ def _clone_session(template: dict[str, Any], sid: str, user: str, ws: str, modul
 
 
 def _clone_events(template: list[dict[str, Any]], payloads: list[dict[str, Any] | None], record_ids: Iterator[str],
-                  sid: str, user: str, ws: str, module: str, shift: int) -> list[tuple[Any, ...]]:
+                  sid: str, user: str, ws: str, module: str, shift: int,
+                  positions: Iterator[int] | None = None) -> list[tuple[Any, ...]]:
+    """The event rows of one cloned session; ``positions`` numbers them in the feed (in insertion order)."""
     rows = []
     for event, payload in zip(template, payloads, strict=True):
         row = dict(event)
         row["record_id"] = next(record_ids)
+        if "position" in row:
+            row["position"] = None if positions is None else next(positions)
         row["session_id"] = sid
         row["timestamp"] += shift
         if row["performer_id"] == "template-user":
@@ -183,6 +188,7 @@ def _build_sessions(path: Path, size: int, workdir: Path, log: Callable[[str], N
     session_ids = sorted(uuid.uuid4().hex for _ in range(size))
     events_total = sum(len(templates[k][1]) for k in kinds)
     record_ids = iter(sorted(uuid.uuid4().hex for _ in range(events_total)))
+    positions = itertools.count(1)
     payloads = {k: [json.loads(e["payload"]) if e["event"] == "created" else None for e in events]
                 for k, (_, events) in templates.items()}
     session_columns = list(next(iter(templates.values()))[0])
@@ -221,7 +227,7 @@ def _build_sessions(path: Path, size: int, workdir: Path, log: Callable[[str], N
                 shift = created - session_template["created_at"]
                 sessions.append(_clone_session(session_template, sid, user, ws, module, shift))
                 events.extend(_clone_events(event_templates, payloads[kind], record_ids, sid, user, ws, module,
-                                            shift))
+                                            shift, positions))
             conn.executemany(insert_session, sessions)
             conn.executemany(insert_event, events)
             if size > _CHUNK:

@@ -22,6 +22,7 @@ copy is loaded from it with ``COPY`` (:func:`load_postgres`).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import random
 import sqlite3
@@ -136,6 +137,7 @@ def _build(path: Path, overdue: int, live: int, closed: int, first_deadline_ms: 
     session_ids = sorted(uuid.uuid4().hex for _ in range(size))
     events_total = sum(len(templates[k][1]) for k in kinds)
     record_ids = iter(sorted(uuid.uuid4().hex for _ in range(events_total)))
+    positions = itertools.count(1)
     payloads = {k: [json.loads(e["payload"]) if e["event"] == "created" else None for e in events]
                 for k, (_, events) in templates.items()}
     session_columns = list(templates["completed"][0])
@@ -175,7 +177,7 @@ def _build(path: Path, overdue: int, live: int, closed: int, first_deadline_ms: 
                 sid = session_ids[position]
                 session_rows.append(_clone_session(session_template, sid, user, ws, module, shift))
                 event_rows.extend(_clone_events(event_templates, payloads[kind], record_ids, sid, user, ws, module,
-                                                shift))
+                                                shift, positions))
             conn.executemany(insert_session, session_rows)
             conn.executemany(insert_event, event_rows)
             if size > _CHUNK:
@@ -289,6 +291,9 @@ def load_postgres(pop: Population, conninfo: dict[str, Any], log: Callable[[str]
                             copy.write_row(row)
             for _, definition in indexes:
                 conn.execute(definition)
+            # The copied events keep their feed positions: new ones continue after them.
+            conn.execute("SELECT setval('session_events_position_seq', "
+                         "(SELECT coalesce(max(position), 0) + 1 FROM session_events), false)")
             conn.execute("VACUUM ANALYZE sessions")
             conn.execute("VACUUM ANALYZE session_events")
     finally:

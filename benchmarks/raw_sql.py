@@ -31,6 +31,8 @@ _SESSION_COLUMNS = ("id", "status", "version", "user_id", "workspace_id", "modul
                     "processed_files", "failed_files", "current_file", "ttl_seconds", "created_at", "updated_at",
                     "expires_at", "max_expires_at", "closed_at", "closed_by", "failure_reason", "deleted_at",
                     "due_at", "data")
+#: An event's feed position on SQLite, computed in its INSERT as sessionflow's own SQL does (the same work).
+NEXT_POSITION = "(SELECT coalesce(max(position), 0) + 1 FROM session_events)"
 _EVENT_COLUMNS = ("record_id", "session_id", "version", "event", "source_state", "target_state", "performer_id",
                   "timestamp", "payload")
 
@@ -80,8 +82,9 @@ class RawSqliteLifecycle:
         self.conn.execute("PRAGMA busy_timeout = 30000")
         self.insert_session = (f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}) "
                                f"VALUES ({', '.join('?' for _ in _SESSION_COLUMNS)})")
-        self.insert_event = (f"INSERT INTO session_events ({', '.join(_EVENT_COLUMNS)}) "
-                             f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)})")
+        # The same work as sessionflow's: each event takes the next position of the global feed.
+        self.insert_event = (f"INSERT INTO session_events ({', '.join(_EVENT_COLUMNS)}, position) "
+                             f"VALUES ({', '.join('?' for _ in _EVENT_COLUMNS)}, {NEXT_POSITION})")
         self.start_row = "UPDATE sessions SET status = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?"
         self.complete_row = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, "
                              "closed_by = ?, due_at = NULL WHERE id = ? AND version = ?")

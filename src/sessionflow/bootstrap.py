@@ -9,6 +9,7 @@ environment; the CLI and the HTTP app do that and pass the values in.
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -29,6 +30,7 @@ DEFAULT_URL = "sqlite:///./sessionflow.db"
 
 if TYPE_CHECKING:
     from sessionflow.application.ports import Waker
+    from sessionflow.application.watching import ChangeWatcher
     from sessionflow.settings import Settings
 
 
@@ -38,8 +40,16 @@ class SessionManager(manager.SessionManager):
     Build one from a store (``SessionManager(store, ...)``, the arguments of
     :class:`sessionflow.application.manager.SessionManager`), or open one with :meth:`in_memory`,
     :meth:`open` or :meth:`from_settings`. :meth:`start_timeouts` without a waker starts an
-    :class:`~sessionflow.adapters.apscheduler.ApschedulerWaker`.
+    :class:`~sessionflow.adapters.apscheduler.ApschedulerWaker`, which also follows the store's change
+    watcher: writes of other processes wake it (PostgreSQL's ``NOTIFY``; an SQLite file polled every
+    :attr:`sqlite_watch_interval` seconds).
     """
+
+    #: Seconds between two polls of an SQLite database file by the change watcher (``None``: no watcher, and
+    #: other processes' deadlines wait for the safety-net sweep). Set it on the class or on a manager
+    #: before the watcher is first needed.
+    sqlite_watch_interval: float | None = 0.1
+    _store_watcher: ChangeWatcher | None  # set by the first _new_watcher()
 
     @classmethod
     def in_memory(cls, **options: Any) -> Self:
@@ -67,6 +77,42 @@ class SessionManager(manager.SessionManager):
         from sessionflow.adapters.apscheduler import ApschedulerWaker  # the scheduler only when asked for
 
         return ApschedulerWaker(cleanup_interval=cleanup_interval)
+
+    def _new_watcher(self) -> ChangeWatcher | None:
+        """The change watcher of this manager's store, started: built on the first call and shared by every
+        later one (the waker, feed consumers), stopped by :meth:`close`. ``None`` for a store without one (in
+        memory, an in-memory SQLite database) and once the manager is closed."""
+        with _WATCHER_LOCK:
+            if getattr(self, "_store_watcher_closed", False):
+                return None
+            if hasattr(self, "_store_watcher"):
+                return self._store_watcher
+            watcher = None
+            store = self.store
+            if isinstance(store, SqlAlchemyEventStore):
+                from sessionflow.adapters.sqlalchemy.notifications import watcher_for_engine
+
+                watcher = watcher_for_engine(store.engine, sqlite_interval=self.sqlite_watch_interval)
+            self._store_watcher = watcher
+            if watcher is not None:
+                watcher.start()
+            return watcher
+
+    def close(self) -> None:
+        """Stop the waker if running, stop the change watcher and release the store (if the manager owns
+        it). Idempotent."""
+        try:
+            super().close()
+        finally:
+            with _WATCHER_LOCK:
+                watcher = getattr(self, "_store_watcher", None)
+                self._store_watcher = None
+                self._store_watcher_closed = True
+            if watcher is not None:
+                watcher.stop()
+
+
+_WATCHER_LOCK = threading.Lock()  # builds and stops the managers' change watchers, one at a time
 
 
 M = TypeVar("M", bound=manager.SessionManager)

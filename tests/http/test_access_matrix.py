@@ -28,18 +28,18 @@ TOKENS: dict[str, Any] = {
     "tok-writer": {"service": "writer", "scopes": ["sessions:write"]},
     "tok-admin": {"service": "admin", "scopes": ["sessions:admin"]},
     "tok-ops": {"service": "ops", "scopes": ["sessions:read", "sessions:write", "sessions:admin", "events:read"]},
-    "tok-feed": {"service": "feed", "scopes": ["events:read"]},  # holds no scope any route takes yet
+    "tok-feed": {"service": "feed", "scopes": ["events:read"]},
 }
 USERS = ("alice", "bob")
 SERVICES = {"reader": {"sessions:read"}, "writer": {"sessions:write"}, "admin": {"sessions:admin"},
             "ops": {"sessions:read", "sessions:write", "sessions:admin", "events:read"}, "feed": {"events:read"}}
 PRINCIPALS = ("anonymous", *USERS, *SERVICES)
 
-Kind = Literal["read", "list", "create", "write", "admin", "open"]
+Kind = Literal["read", "list", "create", "write", "admin", "feed", "open"]
 Prepared = Literal["pending", "in_progress", "ready"]
 #: The scope a service principal needs for each kind of route.
 SCOPE: dict[Kind, str] = {"read": "sessions:read", "list": "sessions:read", "create": "sessions:write",
-                          "write": "sessions:write", "admin": "sessions:admin"}
+                          "write": "sessions:write", "admin": "sessions:admin", "feed": "events:read"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,8 @@ ROUTES = [
     Route("POST", "/session_manager/sessions.start", "create", body=lambda user, sid: {"user_id": user}),
     Route("POST", "/session_manager/sessions.end", "write", prepared="ready",
           body=lambda user, sid: {"user_id": user, "session_id": sid}),
+    Route("GET", "/events", "feed"),
+    Route("GET", "/events/stream", "feed", query=lambda user: {"limit": "1"}),
     Route("GET", "/healthz", "open"),
     Route("GET", "/readyz", "open"),
     Route("GET", "/metrics", "open"),
@@ -104,7 +106,7 @@ def expected_status(route: Route, principal: str, target: str) -> int:
     if principal == "anonymous":
         return 401
     if principal in USERS:
-        if principal == target:
+        if principal == target or route.kind == "feed":  # the feed: its own sessions' events, whoever else asks
             return route.success
         return 404 if route.about_a_session else 403  # another's session is not found; another user refused
     return route.success if SCOPE[route.kind] in SERVICES[principal] else 403

@@ -152,7 +152,8 @@ def test_the_openapi_document_declares_the_scheme_and_each_routes_scope(secured:
         assert scope in scheme["description"]
     expected = {("get", "/sessions"): "sessions:read", ("get", "/sessions/{session_id}"): "sessions:read",
                 ("get", "/sessions/{session_id}/history"): "sessions:read",
-                ("delete", "/sessions/{session_id}"): "sessions:admin"}
+                ("delete", "/sessions/{session_id}"): "sessions:admin", ("get", "/events"): "events:read",
+                ("get", "/events/stream"): "events:read"}
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if path in ("/healthz", "/readyz", "/metrics"):

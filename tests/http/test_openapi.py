@@ -14,7 +14,8 @@ ROUTES = {
     ("post", "/sessions/{session_id}/files"), ("post", "/sessions/{session_id}/notes"),
     ("get", "/sessions/{session_id}/history"), ("post", "/sessions/{session_id}/events/{event}"),
     ("post", "/session_manager/sessions.start"),
-    ("post", "/session_manager/sessions.end"), ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
+    ("post", "/session_manager/sessions.end"), ("get", "/events"), ("get", "/events/stream"), ("get", "/healthz"),
+    ("get", "/readyz"), ("get", "/metrics"),
 }
 
 

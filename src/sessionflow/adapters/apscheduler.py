@@ -10,8 +10,14 @@ exactly two jobs, whatever the number of sessions:
   A write that sets an earlier deadline re-arms it at once (:meth:`notify_deadline`, called by the manager
   after each commit), so the waker never sleeps past a deadline this process wrote.
   With no live session the job stays in the scheduler, paused.
-* ONE interval job every ``cleanup_interval`` as a safety net: it asks for a sweep now. It catches deadlines
-  written by other processes and anything a lost wake-up would miss.
+* ONE interval job every ``cleanup_interval`` as a safety net: it asks for a sweep now. It catches anything
+  a lost wake-up or a lost notice would miss.
+
+Deadlines written by other processes reach the waker through a change watcher
+(:class:`~sessionflow.application.watching.ChangeWatcher`: PostgreSQL's ``NOTIFY``, SQLite's
+``PRAGMA data_version``), given to the constructor or offered by the manager when it starts the waker
+(:meth:`ApschedulerWaker.follow`). A ``"deadline"`` notice is :meth:`notify_deadline`; a ``"changed"``
+notice reads the store's next deadline and re-arms if it is earlier; ``"events"`` notices are ignored.
 
 Both jobs use ``misfire_grace_time=None`` (a late wake-up still runs: APScheduler's default of one second
 silently drops it), ``coalesce=True`` and ``max_instances=1``.
@@ -43,6 +49,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, Protocol
 from uuid import uuid4
@@ -60,6 +67,7 @@ from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from sessionflow.application.ports import Clock, SystemClock
+from sessionflow.application.watching import ChangeWatcher, Notice
 from sessionflow.errors import InvalidInput
 
 __all__ = ["ApschedulerWaker", "SweepTarget"]
@@ -102,6 +110,9 @@ class ApschedulerWaker:
         kind: ``"background"`` (a scheduler thread) or ``"asyncio"`` (timers on an event loop); only used
             when the waker creates the scheduler.
         batch_size: sessions expired per transaction in a sweep.
+        watcher: a change watcher reporting writes of other processes (see :meth:`follow`); by default the
+            one the manager offers when it starts the waker. The waker subscribes while it runs and starts the
+            watcher if needed, but never stops it: whoever built it does.
 
     The waker's methods are thread-safe. :meth:`notify_deadline` is cheap: a comparison, and a re-arm only
     when the deadline is earlier than the armed one.
@@ -116,6 +127,7 @@ class ApschedulerWaker:
         kind: Literal["background", "asyncio"] = "background",
         event_loop: Any = None,
         batch_size: int = 1000,
+        watcher: ChangeWatcher | None = None,
     ) -> None:
         if not isinstance(cleanup_interval, timedelta) or cleanup_interval < _MIN_INTERVAL:
             raise InvalidInput("cleanup_interval", f"must be a timedelta of at least {_MIN_INTERVAL}")
@@ -158,6 +170,12 @@ class ApschedulerWaker:
         self.sweeps = 0
         self.expired = 0
         self.last_error: BaseException | None = None
+        self._watcher = watcher
+        self._offered: Callable[[], ChangeWatcher | None] | None = None  # the manager's watcher, built on start
+        self._following: ChangeWatcher | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        #: How many ``"deadline"`` and ``"changed"`` notices the waker received while running.
+        self.notices = 0
 
     @classmethod
     def for_asyncio(cls, target: SweepTarget | None = None, *, event_loop: Any = None,
@@ -189,6 +207,22 @@ class ApschedulerWaker:
     def armed_at(self) -> datetime | None:
         """The deadline the date job is armed at (``None`` when it is paused or firing)."""
         return self._armed_at
+
+    @property
+    def watcher(self) -> ChangeWatcher | None:
+        """The change watcher the waker follows while it runs (``None``: none, or not started)."""
+        return self._following
+
+    def follow(self, watcher: ChangeWatcher | Callable[[], ChangeWatcher | None] | None) -> None:
+        """Offer the watcher to follow from the next :meth:`start` (one given to the constructor wins).
+
+        ``watcher`` may be a function building it, called at start: ``SessionManager.start_timeouts`` offers
+        the manager's this way, so a waker that is never started builds nothing.
+        """
+        if watcher is None or isinstance(watcher, ChangeWatcher):
+            self._offered = (lambda: watcher)
+        else:
+            self._offered = watcher
 
     def bind(self, target: SweepTarget) -> None:
         """Drive ``target``. Raises :class:`~sessionflow.errors.InvalidInput` while running on another one."""
@@ -245,6 +279,7 @@ class ApschedulerWaker:
             self._add_deadline_job(None)
             if not scheduler.running:
                 scheduler.start()
+            self._subscribe()  # before the first read of the store: a later write is then not missed
             self._rearm()
         except BaseException:
             self._stop()
@@ -278,6 +313,9 @@ class ApschedulerWaker:
             self._running = False
             self._scheduler = self._executor = None
             self._armed_at = self._pending = None
+            unsubscribe, self._unsubscribe, self._following = self._unsubscribe, None, None
+        if unsubscribe is not None:
+            unsubscribe()
         in_worker = bool(getattr(self._local, "in_job", False))
         inline = self._inline
         scheduler.remove_listener(self._on_event)
@@ -318,6 +356,37 @@ class ApschedulerWaker:
                 return  # the sweep in progress re-arms when it ends, counting this deadline
             if self._armed_at is None or deadline < self._armed_at:
                 self._arm_locked(deadline)
+
+    def _subscribe(self) -> None:
+        watcher = self._watcher
+        if watcher is None and self._offered is not None:
+            watcher = self._offered()
+        if watcher is None:
+            return
+        unsubscribe = watcher.subscribe(self._on_notice)
+        with self._lock:
+            self._following, self._unsubscribe = watcher, unsubscribe
+        watcher.start()
+
+    def _on_notice(self, notice: Notice) -> None:
+        """A change watcher saw a write (of any process): re-arm if it set an earlier deadline."""
+        if not self._running or notice.kind == "events":
+            return
+        self.notices += 1
+        deadline = notice.deadline
+        if notice.kind != "deadline" or deadline is None:
+            target = self._target
+            if target is None:
+                return
+            try:
+                deadline = target.next_deadline()
+            except Exception:  # the safety net and the next notice will try again
+                if self._running:  # (a store closed under a stopping waker is no news)
+                    logger.exception("could not read the next deadline after a change")
+                return
+            if deadline is None:
+                return
+        self.notify_deadline(deadline)
 
     def wakeup(self) -> None:
         """Ask for a sweep now (in the background), e.g. after moving a frozen clock in a test."""

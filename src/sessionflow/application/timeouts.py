@@ -77,7 +77,12 @@ class Timeouts:
         return SweepResult(total, batch.next_deadline if batch.known else store.next_deadline())
 
     def start(self, manager: Any, waker: Waker | None, cleanup_interval: timedelta) -> Waker:
-        """Run ``waker`` (or the current one, or a new one from the factory) for ``manager``; returns it."""
+        """Run ``waker`` (or the current one, or a new one from the factory) for ``manager``; returns it.
+
+        A waker with ``bind(manager)`` is bound first; one with ``follow(factory)`` is offered the manager's
+        change watcher (``manager._new_watcher``, which builds it once; ``None`` when the store has none), so
+        deadlines written by other processes wake it too.
+        """
         delivery = self._pipeline.delivery
         if waker is not None and waker is not delivery.waker:
             if delivery.waker is not None:
@@ -91,6 +96,12 @@ class Timeouts:
         bind = getattr(current, "bind", None)
         if callable(bind):
             bind(manager)
+        # A waker that can follow a change watcher (writes of other processes) is offered the manager's,
+        # built only if the waker needs it.
+        follow = getattr(current, "follow", None)
+        new_watcher = getattr(manager, "_new_watcher", None)
+        if callable(follow) and callable(new_watcher):
+            follow(new_watcher)
         current.start()
         return current
 

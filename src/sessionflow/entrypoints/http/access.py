@@ -4,7 +4,7 @@
   session of no user) is answered exactly as a session that does not exist: :class:`~sessionflow.SessionNotFound`,
   a 404 — on reads, history and writes alike — so ids cannot be probed. Creating or listing for another user
   is :class:`Forbidden` (a 403, whatever that user has: nothing is read first); without a ``user_id`` it
-  creates and lists for itself.
+  creates and lists for itself. The event feed shows it only the events of its own sessions.
 - A **service** principal reaches every session; its scopes were checked before the route ran
   (:func:`~.auth.authorize`).
 - **Without authentication** the performer is what the request names, and the app's owner check (if on)
@@ -85,6 +85,12 @@ class Caller:
         if user_id is not None and user_id != own:
             raise Forbidden("a user token lists only its own sessions; omit user_id or give your own")
         return own
+
+    @property
+    def feed_user(self) -> str | None:
+        """The user whose events the feed shows this caller: a user principal's own id; ``None`` (every
+        event) for anyone else."""
+        return self._user
 
     def visible(self, session: Session) -> Session:
         """``session`` if the caller may see it; raises :class:`~sessionflow.SessionNotFound` otherwise."""

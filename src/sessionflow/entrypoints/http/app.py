@@ -3,8 +3,8 @@
 It turns the tokens into a :class:`~.auth.BearerAuth` over a :class:`~.principals.TokenTable`, picks the
 metrics to serve, keeps them and the manager on ``app.state`` (:mod:`~.state`), installs the body limit
 (:mod:`~.limits`) and the error handlers (:mod:`~.errors`), includes the routers (:mod:`~.routers.sessions`,
-:mod:`~.routers.seed`, :mod:`~.routers.health`, in that order) and installs the OpenAPI document
-(:mod:`~.openapi`). It never reads the environment (that is :mod:`~.environment`).
+:mod:`~.routers.events`, :mod:`~.routers.seed`, :mod:`~.routers.health`, in that order) and installs the
+OpenAPI document (:mod:`~.openapi`). It never reads the environment (that is :mod:`~.environment`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sessionflow.entrypoints.http.errors import install_error_handlers
 from sessionflow.entrypoints.http.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from sessionflow.entrypoints.http.openapi import install_openapi, route_scopes
 from sessionflow.entrypoints.http.principals import Scope, Service, TokenTable
-from sessionflow.entrypoints.http.routers import health, seed, sessions
+from sessionflow.entrypoints.http.routers import events, health, seed, sessions
 from sessionflow.entrypoints.http.state import share
 from sessionflow.errors import InvalidInput
 
@@ -95,7 +95,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     install_error_handlers(app)
     secured = source is not None
-    routers = [sessions.router(secured=secured), seed.router(secured=secured),
+    routers = [sessions.router(secured=secured), events.router(secured=secured), seed.router(secured=secured),
                health.router(metrics=served is not None)]
     for router in routers:
         app.include_router(router)

@@ -20,8 +20,8 @@ from sessionflow.entrypoints.http.access import Caller, Forbidden
 from sessionflow.entrypoints.http.principals import Principal, Scope, Service, TokenTable
 from sessionflow.errors import InvalidInput
 
-__all__ = ["Admin", "Authorize", "BearerAuth", "CheckedTokens", "Forbidden", "Reader", "TokenSource", "Unauthorized",
-           "Writer"]
+__all__ = ["Admin", "Authorize", "BearerAuth", "CheckedTokens", "EventsReader", "Forbidden", "Reader", "TokenSource",
+           "Unauthorized", "Writer"]
 
 logger = logging.getLogger("sessionflow.http")
 
@@ -121,3 +121,5 @@ Reader = Annotated[Caller, Depends(Authorize(Scope.SESSIONS_READ))]
 Writer = Annotated[Caller, Depends(Authorize(Scope.SESSIONS_WRITE))]
 #: A deleting route's caller (``who: Admin``): a service needs ``sessions:admin``.
 Admin = Annotated[Caller, Depends(Authorize(Scope.SESSIONS_ADMIN))]
+#: A route of the event feed (``who: EventsReader``): a service needs ``events:read``.
+EventsReader = Annotated[Caller, Depends(Authorize(Scope.EVENTS_READ))]
