@@ -171,25 +171,21 @@ class Output:
         else:
             self.print(history_table(events))
 
-    def event(self, event: SessionEvent) -> None:
-        """One event as it happens (the worker's stream)."""
+    def event(self, event: SessionEvent, *, position: bool = False) -> None:
+        """One event as it happens (the worker's stream); with ``position``, its place in the feed first."""
         if self.json:
             self.line(event.model_dump(mode="json"))
         else:
             source = str(event.source_state) if event.source_state else "-"
-            self.print(f"{format_timestamp(event.timestamp)}  {escape(str(event.event))} session "
-                       f"[bold]{event.session_id}[/] ({escape(source)} → {_status(event.target_state)}, "
+            where = f"{event.position:>8}  " if position else ""
+            version = f" v{event.version}" if position else ""
+            self.print(f"{where}{format_timestamp(event.timestamp)}  {escape(str(event.event))} session "
+                       f"[bold]{event.session_id}[/]{version} ({escape(source)} → {_status(event.target_state)}, "
                        f"by {escape(event.performer_id)})")
 
     def feed_event(self, event: SessionEvent) -> None:
         """One event of the global feed, with its position."""
-        if self.json:
-            self.line(event.model_dump(mode="json"))
-        else:
-            source = str(event.source_state) if event.source_state else "-"
-            self.print(f"{event.position:>8}  {format_timestamp(event.timestamp)}  {escape(str(event.event))} "
-                       f"session [bold]{event.session_id}[/] v{event.version} ({escape(source)} → "
-                       f"{_status(event.target_state)}, by {escape(event.performer_id)})")
+        self.event(event, position=True)
 
     def differences(self, differences: Sequence[Difference]) -> None:
         """The report of ``verify``: ok, or a table of every difference."""
