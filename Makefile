@@ -14,6 +14,8 @@ STAMP := $(VENV)/.sessionflow-installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check --progress-bar off
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 PG_INITDB_GLOB ?= /usr/lib/postgresql/*/bin/initdb
+# pytest-xdist workers for `make test` (each starts its own throwaway PostgreSQL server).
+TEST_WORKERS ?= 2
 
 .PHONY: help venv demo test lint bench load postgres-binaries graphviz clean
 
@@ -69,7 +71,7 @@ graphviz:  ## make sure Graphviz's dot exists, for SVG/PNG diagrams (installs De
 	fi
 
 test: venv postgres-binaries graphviz  ## run the whole test suite (with a throwaway PostgreSQL), ruff and mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src
 

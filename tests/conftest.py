@@ -4,6 +4,11 @@
 (``memory``, ``sqlite`` on a temporary file, ``postgres`` on the test server) and closes it afterwards.
 Within one test, every SQL manager it makes shares one database, so a test can open a second manager
 on the same data (as another process would).
+
+The contract suite (``tests/contract``) and the custom-lifecycle tests (``tests/lifecycles``) also run on the
+asyncio facade: ``memory-async``, ``sqlite-async`` and ``postgres-async`` build an
+:class:`~sessionflow.AsyncSessionManager` on an event loop of its own and hand the test a synchronous bridge to
+it (``tests/support/async_bridge.py``). Elsewhere those parameters are deselected.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from sessionflow import SessionManager
+from sessionflow import AsyncSessionManager, SessionManager
 from sessionflow.testing import ManualClock
+from tests.support.async_bridge import LoopThread, SyncBridge
 from tests.support.backends import BACKENDS, SQL_BACKENDS, open_store, reset_postgres
 from tests.support.postgres import postgres_url  # noqa: F401  (a session-scoped fixture)
 
@@ -30,7 +36,13 @@ def clock() -> ManualClock:
     return ManualClock(datetime(2030, 1, 1, 12, 0, tzinfo=UTC))
 
 
-@pytest.fixture(params=BACKENDS)
+#: The asyncio facade over each store, for the contract suite (see the module's docstring).
+ASYNC_BACKENDS = ["memory-async", "sqlite-async", "postgres-async"]
+#: The folders whose tests run on the asyncio backends too.
+ASYNC_SUITES = ("contract", "lifecycles")
+
+
+@pytest.fixture(params=BACKENDS + ASYNC_BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -41,6 +53,7 @@ def sql_backend(request: pytest.FixtureRequest) -> str:
 
 
 def _database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    backend = backend.removesuffix("-async")
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'sessionflow.db'}"
     if backend == "postgres":
@@ -66,6 +79,9 @@ def sql_url(sql_backend: str, request: pytest.FixtureRequest, tmp_path: Path) ->
 
 @pytest.fixture
 def make_manager(backend: str, database_url: str | None) -> Iterator[MakeManager]:
+    if backend in ASYNC_BACKENDS:
+        yield from _async_managers(backend, database_url)
+        return
     managers: list[SessionManager] = []
 
     def factory(**options: Any) -> SessionManager:
@@ -83,6 +99,50 @@ def make_manager(backend: str, database_url: str | None) -> Iterator[MakeManager
     yield factory
     for manager in managers:
         manager.close()
+
+
+def _async_managers(backend: str, database_url: str | None) -> Iterator[MakeManager]:
+    """``make_manager`` on the asyncio facade: each manager a :class:`SyncBridge` to an ``AsyncSessionManager``
+    on one event loop per test."""
+    loop = LoopThread()
+    bridges: list[SyncBridge] = []
+
+    def factory(**options: Any) -> SessionManager:
+        store_options = {k: options.pop(k) for k in list(options) if k in _STORE_OPTIONS}
+        other = options.pop("store_of", None)
+        if other is not None:
+            manager = AsyncSessionManager(other.async_manager.store, owns_store=False, **options)
+        elif database_url is None:
+            manager = AsyncSessionManager.in_memory(**options)
+        else:
+            async def open_() -> AsyncSessionManager:
+                return await AsyncSessionManager.open(database_url, **store_options, **options)
+
+            manager = loop.run(open_())
+        bridge = SyncBridge(manager, loop)
+        bridges.append(bridge)
+        return bridge  # type: ignore[return-value]  # a SessionManager look-alike
+
+    try:
+        yield factory
+        for bridge in bridges:
+            bridge.close()
+    finally:
+        loop.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The asyncio backends run the suites of :data:`ASYNC_SUITES` only."""
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("backend") if callspec is not None else None
+        suite = item.path.parent.name
+        (dropped if param in ASYNC_BACKENDS and suite not in ASYNC_SUITES else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 # --------------------------------------------------------------------------- CI: PostgreSQL must run

@@ -22,6 +22,7 @@ from sessionflow.errors import (
 if TYPE_CHECKING:
     from sessionflow.adapters.apscheduler import ApschedulerWaker
     from sessionflow.adapters.memory import InMemoryEventStore
+    from sessionflow.aio import AsyncSessionManager
     from sessionflow.application.manager import SYSTEM, UNSET, Subscriber, SweepResult
     from sessionflow.application.ports import Change, Clock, EventStore, Query, SystemClock
     from sessionflow.bootstrap import SessionManager
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 # does in every project that installs sessionflow, to load its plugin — stays cheap.
 _LAZY: dict[str, str] = {
     "ApschedulerWaker": "sessionflow.adapters.apscheduler",
+    "AsyncSessionManager": "sessionflow.aio",
     "InMemoryEventStore": "sessionflow.adapters.memory",
     "SYSTEM": "sessionflow.application.manager",
     "SessionManager": "sessionflow.bootstrap",
@@ -93,6 +95,7 @@ __all__ = [
     "UNSET",
     "ActiveSessionExists",
     "ApschedulerWaker",
+    "AsyncSessionManager",
     "Change",
     "Clock",
     "CompiledLifecycle",

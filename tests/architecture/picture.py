@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("entry points", ["__main__", "pytest_plugin"]),
     ("entry points, test kit", ["entrypoints", "scenarios"]),
     ("package root, test kit", ["", "testing"]),
+    ("asyncio wiring", ["aio"]),
     ("wiring", ["bootstrap"]),
     ("adapters, configuration", ["adapters", "settings", "diagram", "loader"]),
     ("application", ["application"]),
@@ -30,7 +31,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("errors", ["errors"]),
 ]
 LABELS = {"": "sessionflow\n(__init__: the public names)", "entrypoints": "entrypoints\n(cli/, http/)",
-          "adapters": "adapters\n(memory, sqlalchemy/, apscheduler,\njsonl, metrics)",
+          "adapters": "adapters\n(memory, sqlalchemy/, apscheduler,\naio, jsonl, metrics)",
+          "aio": "aio\n(AsyncSessionManager's constructors)",
           "application": "application\n(manager, pipeline, commands, reads,\ntimeouts, delivery, validation, ports)",
           "domain": "domain\n(models, lifecycle, definitions, decision,\ndeadlines, replay, values)"}
 

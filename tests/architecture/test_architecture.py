@@ -31,6 +31,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "loader": ({"domain", "errors"}, {"statemachine", "yaml"}),
     "diagram": ({"domain"}, {"statemachine"}),
     "bootstrap": ({"adapters", "application", "domain", "errors", "settings"}, {"sqlalchemy"}),
+    "aio": ({"adapters", "application", "bootstrap", "errors"}, {"sqlalchemy"}),
     "testing": ({"application", "bootstrap", "domain"}, set()),
     "scenarios": ({"bootstrap", "domain", "errors", "loader", "testing"}, {"yaml"}),
     "pytest_plugin": ({"application", "scenarios", "testing"}, {"pytest"}),
@@ -39,7 +40,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
                     {"fastapi", "starlette", "pydantic", "uvicorn", "typer", "rich", "click", "prometheus_client",
                      "sqlalchemy", "alembic"}),
     "__main__": ({"entrypoints"}, set()),
-    "": ({"adapters", "application", "bootstrap", "domain", "errors", "settings"}, set()),
+    "": ({"adapters", "aio", "application", "bootstrap", "domain", "errors", "settings"}, set()),
 }
 
 
