@@ -10,7 +10,9 @@ that open a store and its default runner and waker.
   fastest path and its lock waits off the loop. The schema is brought up to date first unless
   ``migrate=False`` — without blocking the loop either.
 * ``start_timeouts()`` without a waker starts an :class:`~sessionflow.adapters.apscheduler.ApschedulerWaker` on an
-  ``AsyncIOScheduler`` of the running loop.
+  ``AsyncIOScheduler`` of the running loop. It follows the store's change watcher (PostgreSQL's ``LISTEN``; an
+  SQLite file's ``data_version``, see :mod:`sessionflow.adapters.sqlalchemy.notifications`), as the feed's
+  consumers do: other processes' deadlines and events wake them at once.
 
 Nothing here reads the environment.
 """
@@ -136,6 +138,37 @@ class AsyncSessionManager(async_manager.AsyncSessionManager):
         if getattr(store, "awaits_io", False) or isinstance(store, InMemoryEventStore):
             return GreenletRunner()
         return ThreadRunner()
+
+    #: Seconds between two polls of an SQLite database file by the change watcher (``None``: no watcher).
+    sqlite_watch_interval: float | None = 0.1
+
+    def _new_watcher(self) -> Any:
+        """The change watcher of this manager's store, started on the first call and shared by the waker and
+        the feed's consumers; stopped by :meth:`close`. ``None`` for a store without one and once closed."""
+        if self.closed:
+            return None
+        if not hasattr(self, "_store_watcher"):
+            from sessionflow.adapters.sqlalchemy import SqlAlchemyEventStore
+            from sessionflow.adapters.sqlalchemy.notifications import watcher_for_engine
+
+            store = self.store
+            watcher = None
+            if isinstance(store, SqlAlchemyEventStore):
+                watcher = watcher_for_engine(store.engine, sqlite_interval=self.sqlite_watch_interval)
+            if watcher is not None:
+                watcher.start()
+            self._store_watcher = watcher
+        return self._store_watcher
+
+    async def close(self) -> None:
+        """Stop the waker, the change watcher and release the store (if the manager owns it). Idempotent."""
+        try:
+            await super().close()
+        finally:
+            watcher = getattr(self, "_store_watcher", None)
+            self._store_watcher = None
+            if watcher is not None:
+                await asyncio.to_thread(watcher.stop)  # joins the watcher's thread: off the loop
 
     def _new_waker(self, cleanup_interval: timedelta, loop: asyncio.AbstractEventLoop) -> Waker:
         from sessionflow.adapters.apscheduler import ApschedulerWaker  # the scheduler only when asked for

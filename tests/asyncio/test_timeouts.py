@@ -7,6 +7,8 @@ import asyncio
 import threading
 from datetime import timedelta
 
+import pytest
+
 from sessionflow import ApschedulerWaker, AsyncSessionManager, SessionEvent, SessionStatus
 from tests.asyncio.conftest import Opener
 
@@ -85,5 +87,51 @@ def test_a_deadline_written_after_start_rearms_the_waker() -> None:
                 await asyncio.sleep(0.01)
             assert (await mgr.get(second.id)).status is SessionStatus.EXPIRED
             assert (await mgr.get(first.id)).status is SessionStatus.PENDING
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"], indirect=True)  # what another process can write to
+def test_a_deadline_written_by_another_process_wakes_the_loops_waker(open_manager: Opener) -> None:
+    """The waker follows the store's change watcher: a session another process creates expires at its deadline,
+    not at the next safety-net sweep (one hour away here)."""
+
+    async def main() -> None:
+        async with await open_manager() as mgr, await open_manager() as other:
+            expired = asyncio.Event()
+            mgr.subscribe(lambda event: expired.set() if event.event == "expired" else None)
+            await mgr.start_timeouts(cleanup_interval=timedelta(hours=1))
+            await asyncio.sleep(0.3)  # the watcher is listening
+            # Another manager on the same database stands for another process: its write does not reach
+            # ``mgr``'s waker through the manager, only through the database.
+            s = await other.create(performer_id="u", ttl=SECOND)
+            await asyncio.wait_for(expired.wait(), 5)
+            got = await mgr.get(s.id)
+            assert got.status is SessionStatus.EXPIRED
+            assert got.closed_at is not None
+            assert got.expires_at is not None
+            assert got.closed_at - got.expires_at < SECOND
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"], indirect=True)  # what another process can write to
+def test_a_following_consumer_wakes_on_another_process_commit(open_manager: Opener) -> None:
+
+    async def main() -> None:
+        async with await open_manager() as mgr, await open_manager() as other:
+            got: list[SessionEvent] = []
+            stop = asyncio.Event()
+
+            async def handler(event: SessionEvent) -> None:
+                got.append(event)
+                stop.set()
+
+            # A long poll interval: only the change notice can wake it in time.
+            task = asyncio.ensure_future(mgr.consume("c", handler, stop=stop, poll_interval=60))
+            await asyncio.sleep(0.3)
+            await other.create(performer_id="u")
+            await asyncio.wait_for(task, 5)
+            assert [e.event for e in got] == ["created"]
 
     asyncio.run(main())

@@ -90,6 +90,12 @@ class AsyncSessionManager:
         picks one)."""
         raise InvalidInput("runner", "no runner given: pass one to the constructor")
 
+    def _new_watcher(self) -> Any:
+        """The change watcher reporting other processes' commits (``subscribe(callback) -> unsubscribe``), or
+        ``None`` (here: none; :class:`sessionflow.AsyncSessionManager` builds one for its store). The waker and
+        the feed's consumers follow it."""
+        return None
+
     def _new_waker(self, cleanup_interval: timedelta, loop: asyncio.AbstractEventLoop) -> Waker:
         """The waker :meth:`start_timeouts` builds when none was given (here: none; a subclass picks one)."""
         raise InvalidInput("waker", "no waker given: pass one to the constructor or to start_timeouts()")
@@ -358,6 +364,16 @@ class AsyncSessionManager:
         if stop is not None and not isinstance(stop, asyncio.Event):
             raise InvalidInput("stop", "expected an asyncio.Event")
         position = await self.consumer_position(name)
+        wakeup = _Wakeup(self._new_watcher() if follow else None)
+        try:
+            return await self._consume(name, handler, position, batch_size, follow, stop, interval, max_events,
+                                       wakeup)
+        finally:
+            wakeup.close()
+
+    async def _consume(self, name: str, handler: AsyncHandler, position: int, batch_size: int, follow: bool,
+                       stop: asyncio.Event | None, interval: float, max_events: int | None,
+                       wakeup: _Wakeup) -> int:
         handled = 0
         while not (stop is not None and stop.is_set()):
             wanted = batch_size if max_events is None else min(batch_size, max_events - handled)
@@ -381,7 +397,7 @@ class AsyncSessionManager:
                 continue
             if not follow:
                 break
-            await _pause(stop, interval)
+            await wakeup.wait(stop, interval)
         return handled
 
     async def follow(self, name: str, *, batch_size: int = 100,
@@ -399,10 +415,19 @@ class AsyncSessionManager:
         batch_size = check_int(batch_size, "batch_size", 1, MAX_PAGE)
         interval = check_poll_interval(poll_interval)
         position = await self.consumer_position(name)
+        wakeup = _Wakeup(self._new_watcher())
+        try:
+            async for event in self._follow(name, position, batch_size, interval, wakeup):
+                yield event
+        finally:
+            wakeup.close()
+
+    async def _follow(self, name: str, position: int, batch_size: int, interval: float,
+                      wakeup: _Wakeup) -> AsyncIterator[SessionEvent]:
         while True:
             batch = await self.events(after=position, limit=batch_size)
             if not batch:
-                await asyncio.sleep(interval)
+                await wakeup.wait(None, interval)
                 continue
             for event in batch:
                 yield event
@@ -457,6 +482,9 @@ class AsyncSessionManager:
             bind = getattr(current, "bind", None)
             if callable(bind):
                 bind(self._target)
+            follow = getattr(current, "follow", None)
+            if callable(follow):  # deadlines written by other processes wake it too
+                follow(self._new_watcher)
             await self._call(self._sync.start_timeouts, self._proxy)  # the delivery tells it the deadlines
             # Its catch-up sweep goes through the runner; its scheduler is made on the running loop.
             await self._runner.run_here(current.start)
@@ -493,10 +521,36 @@ class AsyncSessionManager:
         return f"{type(self).__name__}({self._sync.store!r}, runner={self._runner!r})"
 
 
-async def _pause(stop: asyncio.Event | None, seconds: float) -> None:
-    """Wait ``seconds``, or until ``stop`` is set."""
-    if stop is None:
-        await asyncio.sleep(seconds)
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+class _Wakeup:
+    """What a feed consumer waits on between empty reads: ``seconds``, the consumer's ``stop``, or a notice of
+    the change watcher (another process committed), whichever comes first. The watcher calls from its own
+    thread: the notice is handed to the loop."""
+
+    __slots__ = ("_event", "_loop", "_unsubscribe")
+
+    def __init__(self, watcher: Any) -> None:
+        self._event = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._unsubscribe: Callable[[], object] | None = None
+        if watcher is not None:
+            self._unsubscribe = watcher.subscribe(self._notice)
+
+    def _notice(self, _notice: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self, stop: asyncio.Event | None, seconds: float) -> None:
+        waits = [asyncio.ensure_future(self._event.wait())]
+        if stop is not None:
+            waits.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            self._event.clear()
+
+    def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
