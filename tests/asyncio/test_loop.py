@@ -163,3 +163,37 @@ def test_a_cancelled_call_leaves_the_manager_usable(open_manager: Opener) -> Non
             assert await mgr.count("in_progress") == 20
 
     asyncio.run(main())
+
+
+def test_a_retry_after_a_lost_connection_waits_without_blocking_the_loop(pg_url: str) -> None:
+    """The store's back-off before it retries on a new connection awaits: other tasks run meanwhile."""
+    pauses: list[float] = []
+
+    async def main() -> None:
+        async with AsyncSessionManager.open(pg_url) as mgr:
+            s = await mgr.create(performer_id="u")
+            store = mgr.store
+            lost = store._operational_error  # type: ignore[attr-defined]  # the driver's "connection lost"
+            original_pause = store._pause  # type: ignore[attr-defined]
+            attempts = {"n": 0}
+
+            def flaky_read() -> object:
+                attempts["n"] += 1
+                if attempts["n"] <= 2:  # the first two attempts find the connection gone
+                    raise lost("server closed the connection unexpectedly")
+                return store.get(s.id)
+
+            def pause(seconds: float) -> None:
+                pauses.append(seconds)
+                original_pause(seconds)
+
+            store._pause = pause  # type: ignore[attr-defined]
+            async with Ticker() as ticker:
+                got = await mgr.run_sync(lambda m: m.store._run(flaky_read))  # type: ignore[attr-defined]
+            assert got.id == s.id
+            assert attempts["n"] == 3
+            assert sum(pauses) >= 0.25  # 0.1 s then 0.2 s of back-off
+            assert ticker.ticks >= 100  # the ticker kept ticking through them
+            assert ticker.longest < 0.1
+
+    asyncio.run(main())

@@ -153,8 +153,4 @@ class UnboundWaker:
 
 def task_aware_delivery(manager: SessionManager, runner: Runner) -> None:
     """Give ``manager``'s delivery locks that make a task wait (see the module's docstring)."""
-    delivery = getattr(manager, "_delivery", None)
-    stripes = getattr(delivery, "_stripes", None)
-    if delivery is None or not isinstance(stripes, tuple):  # pragma: no cover - a delivery without stripes
-        return
-    delivery._stripes = tuple(runner.lock() for _ in stripes)
+    manager._delivery.use_locks(runner.lock)

@@ -12,7 +12,8 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Final
+from contextlib import AbstractContextManager
+from typing import Any, Final
 
 from sessionflow.application.ports import Change, EventStore, Waker
 from sessionflow.domain.models import SessionEvent
@@ -32,18 +33,27 @@ class Delivery:
     """Commits changes to a store and tells the subscribers and the waker about them, in order.
 
     ``waker`` may be replaced at any time (see :meth:`~sessionflow.SessionManager.start_timeouts`).
+    ``lock_factory`` makes the per-session locks that keep one session's deliveries in version order (default
+    ``threading.Lock``; the asyncio facade gives locks that make a task wait instead of its thread). Call
+    :meth:`use_locks` to change them before the first write.
     """
 
     __slots__ = ("_deliver_lock", "_outbox", "_stripes", "_subscribe_lock", "store", "subscribers", "waker")
 
-    def __init__(self, store: EventStore, waker: Waker | None) -> None:
+    def __init__(self, store: EventStore, waker: Waker | None,
+                 lock_factory: Callable[[], AbstractContextManager[Any]] = threading.Lock) -> None:
         self.store = store
         self.waker = waker
         self.subscribers: tuple[Subscriber, ...] = ()
         self._subscribe_lock = threading.Lock()
-        self._stripes = tuple(threading.Lock() for _ in range(_STRIPES))
+        self._stripes: tuple[AbstractContextManager[Any], ...] = ()
+        self.use_locks(lock_factory)
         self._outbox: deque[tuple[SessionEvent, ...]] = deque()
         self._deliver_lock = threading.Lock()
+
+    def use_locks(self, lock_factory: Callable[[], AbstractContextManager[Any]]) -> None:
+        """Make the per-session delivery locks with ``lock_factory`` (before any write is under way)."""
+        self._stripes = tuple(lock_factory() for _ in range(_STRIPES))
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Add ``callback``; returns a function that removes it."""

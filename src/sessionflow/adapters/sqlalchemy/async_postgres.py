@@ -45,6 +45,7 @@ Measured alternatives (50 tasks on one loop, create + start + complete per sessi
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -109,6 +110,9 @@ class AsyncPostgresEventStore(PostgresEventStore):
     def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider, with_next: bool) -> ExpiredBatch:
         return self._sweeps._expire_due_fast(now, limit, decide, with_next)
 
+    def _pause(self, seconds: float) -> None:
+        await_only(asyncio.sleep(seconds))  # a retry's back-off lets the loop run
+
     def close(self) -> None:
         """Close the store (and dispose of the engine if it owns it: inside ``greenlet_spawn``)."""
         self._keep = 0  # nothing is kept any more
@@ -135,6 +139,9 @@ class _SweepRecorder(PostgresEventStore):
 
     def _sweep_connection(self) -> Any:
         return self._checkout()
+
+    def _pause(self, seconds: float) -> None:
+        await_only(asyncio.sleep(seconds))
 
 
 class _Checkout:

@@ -177,16 +177,20 @@ class SqlAlchemyEventStore:
                 raise
             except (DBAPIError, driver_error) as error:
                 if self._locked(error) and delay < 2.0:
-                    time.sleep(delay)
+                    self._pause(delay)
                     delay *= 2
                     continue
                 if retry_lost and self._lost_connection(error) and lost < _LOST_RETRIES:
                     lost += 1
                     logger.warning("database connection lost (%s); retrying on a new one", _first_line(error))
-                    time.sleep(0.05 * 2**lost)
+                    self._pause(0.05 * 2**lost)
                     continue
                 raise StoreError(f"database error: {_first_line(error)}") from error
         raise StoreError("database still locked or unreachable after retries")
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before a retry (a recorder whose I/O awaits an event loop waits without blocking it)."""
+        time.sleep(seconds)
 
     def _write(self, work: Callable[[Connection], T], *, retry_lost: bool = True) -> T:
         """Run ``work`` in one write transaction (see :meth:`_transaction`)."""
