@@ -23,7 +23,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Generator
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -34,6 +34,9 @@ from sessionflow.application import async_manager
 from sessionflow.application.ports import EventStore, Waker
 from sessionflow.bootstrap import DEFAULT_URL, create_store
 from sessionflow.errors import InvalidInput, StoreError
+
+if TYPE_CHECKING:
+    from sessionflow.settings import Settings
 
 __all__ = ["AsyncSessionManager", "Opening"]
 
@@ -98,6 +101,23 @@ class AsyncSessionManager(async_manager.AsyncSessionManager):
         malformed URL and :class:`~sessionflow.errors.StoreError` when the database cannot be prepared.
         """
         return Opening(lambda: cls._open(url, options))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> Opening[Self]:
+        """A manager configured by ``settings`` (database, timeouts, policies), as
+        :meth:`sessionflow.SessionManager.from_settings`: ``await`` it or ``async with`` it. Its (unstarted)
+        waker sweeps every ``settings.session.cleanup_interval_seconds`` once :meth:`start_timeouts` is
+        awaited. ``options`` override the settings or add constructor arguments."""
+        merged: dict[str, Any] = settings.manager_options()
+        merged.update(options)
+        cleanup = settings.session.cleanup_interval
+
+        async def open_() -> Self:
+            if "waker" not in merged:
+                merged["waker"] = _asyncio_waker(asyncio.get_running_loop(), cleanup)
+            return await cls._open(settings.database_url, merged)
+
+        return Opening(open_)
 
     @classmethod
     async def _open(cls, url: str | None, options: dict[str, Any]) -> Self:
@@ -171,9 +191,14 @@ class AsyncSessionManager(async_manager.AsyncSessionManager):
                 await asyncio.to_thread(watcher.stop)  # joins the watcher's thread: off the loop
 
     def _new_waker(self, cleanup_interval: timedelta, loop: asyncio.AbstractEventLoop) -> Waker:
-        from sessionflow.adapters.apscheduler import ApschedulerWaker  # the scheduler only when asked for
+        return _asyncio_waker(loop, cleanup_interval)
 
-        return ApschedulerWaker.for_asyncio(event_loop=loop, cleanup_interval=cleanup_interval)
+
+def _asyncio_waker(loop: asyncio.AbstractEventLoop, cleanup_interval: timedelta) -> Waker:
+    """An :class:`~sessionflow.adapters.apscheduler.ApschedulerWaker` on an ``AsyncIOScheduler`` of ``loop``."""
+    from sessionflow.adapters.apscheduler import ApschedulerWaker  # the scheduler only when asked for
+
+    return ApschedulerWaker.for_asyncio(event_loop=loop, cleanup_interval=cleanup_interval)
 
 
 async def _postgres_store(url: Any, migrate: bool, cache_size: int, engine_options: dict[str, Any]) -> EventStore:

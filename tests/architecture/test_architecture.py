@@ -31,7 +31,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "loader": ({"domain", "errors"}, {"statemachine", "yaml"}),
     "diagram": ({"domain"}, {"statemachine"}),
     "bootstrap": ({"adapters", "application", "domain", "errors", "settings"}, {"sqlalchemy"}),
-    "aio": ({"adapters", "application", "bootstrap", "errors"}, {"sqlalchemy"}),
+    "aio": ({"adapters", "application", "bootstrap", "errors", "settings"}, {"sqlalchemy"}),
     "testing": ({"application", "bootstrap", "domain"}, set()),
     "scenarios": ({"bootstrap", "domain", "errors", "loader", "testing"}, {"yaml"}),
     "pytest_plugin": ({"application", "scenarios", "testing"}, {"pytest"}),

@@ -241,3 +241,23 @@ def test_a_custom_lifecycle_through_the_facade(open_manager: Opener) -> None:
             assert mgr.definition.name == "review-async"
 
     asyncio.run(main())
+
+
+def test_from_settings_configures_the_manager_and_its_waker(tmp_path: Path) -> None:
+    from sessionflow import Settings
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'settings.db'}",
+                        session={"timeout_seconds": 90, "cleanup_interval_seconds": 70},
+                        policies={"single_active_per_user": True})
+
+    async def main() -> None:
+        async with AsyncSessionManager.from_settings(settings) as mgr:
+            assert mgr.single_active_per_user
+            s = await mgr.create(performer_id="u")
+            assert s.ttl_seconds == 90
+            waker = await mgr.start_timeouts()
+            assert type(waker.scheduler).__name__ == "AsyncIOScheduler"  # type: ignore[attr-defined]
+            assert waker.cleanup_interval == timedelta(seconds=70)  # type: ignore[attr-defined]
+        assert not waker.running  # type: ignore[attr-defined]
+
+    asyncio.run(main())
