@@ -28,10 +28,11 @@ from uuid import UUID
 
 from sessionflow.application.async_support import LoopTarget, Runner, UnboundWaker, task_aware_delivery
 from sessionflow.application.delivery import Subscriber
-from sessionflow.application.feed import MAX_PAGE, MAX_POSITION, check_poll_interval
+from sessionflow.application.feed import MAX_PAGE, check_poll_interval, consumer_options
 from sessionflow.application.maintenance import Difference
 from sessionflow.application.manager import SessionManager
 from sessionflow.application.ports import Clock, EventStore, Waker
+from sessionflow.application.reads import SessionPage
 from sessionflow.application.timeouts import SweepResult
 from sessionflow.application.validation import UNSET, check_int
 from sessionflow.domain.deadlines import DeadlinePolicy
@@ -311,10 +312,23 @@ class AsyncSessionManager:
 
     async def list(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
                    user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
-                   limit: int = 100, offset: int = 0) -> builtins.list[Session]:
-        """Sessions matching every given filter, ordered by ``created_at`` (see ``SessionManager.list``)."""
+                   lifecycle: str | None = None, created_after: datetime | None = None,
+                   created_before: datetime | None = None, cursor: str | None = None, limit: int = 100,
+                   offset: int = 0) -> builtins.list[Session]:
+        """Sessions matching every given filter, ordered by ``created_at`` then id (see ``SessionManager.list``)."""
         return await self._call(self._sync.list, status=status, user_id=user_id, workspace_id=workspace_id,
-                                module_name=module_name, limit=limit, offset=offset)
+                                module_name=module_name, lifecycle=lifecycle, created_after=created_after,
+                                created_before=created_before, cursor=cursor, limit=limit, offset=offset)
+
+    async def page(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
+                   user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
+                   lifecycle: str | None = None, created_after: datetime | None = None,
+                   created_before: datetime | None = None, cursor: str | None = None,
+                   limit: int = 100) -> SessionPage:
+        """One page of ``list`` walked by cursor, and the next page's cursor (see ``SessionManager.page``)."""
+        return await self._call(self._sync.page, status=status, user_id=user_id, workspace_id=workspace_id,
+                                module_name=module_name, lifecycle=lifecycle, created_after=created_after,
+                                created_before=created_before, cursor=cursor, limit=limit)
 
     async def history(self, session_id: UUID | str) -> builtins.list[SessionEvent]:
         """Every event of the session, oldest first — deleted sessions included."""
@@ -354,15 +368,8 @@ class AsyncSessionManager:
         reads) until ``stop`` is set or ``max_events`` were handled; else return when the feed is exhausted. An
         exception of the handler stops the consumer (the events before it stay handled) and propagates.
         """
-        name = validate_identifier(name, "name")
-        if not callable(handler):
-            raise InvalidInput("handler", "expected a callable taking one SessionEvent")
-        batch_size = check_int(batch_size, "batch_size", 1, MAX_PAGE)
-        interval = check_poll_interval(poll_interval)
-        if max_events is not None:
-            max_events = check_int(max_events, "max_events", 1, MAX_POSITION)
-        if stop is not None and not isinstance(stop, asyncio.Event):
-            raise InvalidInput("stop", "expected an asyncio.Event")
+        name, batch_size, interval, max_events = consumer_options(name, handler, batch_size, poll_interval,
+                                                                  max_events, stop, asyncio.Event)
         position = await self.consumer_position(name)
         wakeup = _Wakeup(self._new_watcher() if follow else None)
         try:

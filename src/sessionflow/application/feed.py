@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sessionflow.application.ports import Clock, EventStore
 from sessionflow.application.validation import check_int
@@ -24,7 +24,7 @@ from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import validate_identifier
 from sessionflow.errors import InvalidInput
 
-__all__ = ["MAX_PAGE", "MAX_POSITION", "Feed", "Handler"]
+__all__ = ["MAX_PAGE", "MAX_POSITION", "ConsumerOptions", "Feed", "Handler", "consumer_options"]
 
 #: The largest page :meth:`Feed.events` returns, and the largest batch a consumer reads.
 MAX_PAGE = 10_000
@@ -44,6 +44,31 @@ def check_poll_interval(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
         raise InvalidInput("poll_interval", "must be a number of seconds above 0 and at most 3600")
     return float(value)
+
+
+class ConsumerOptions(NamedTuple):
+    """A consumer's arguments, checked (see :func:`consumer_options`)."""
+
+    name: str
+    batch_size: int
+    poll_interval: float
+    max_events: int | None
+
+
+def consumer_options(name: Any, handler: Any, batch_size: Any, poll_interval: Any, max_events: Any, stop: Any,
+                     stop_type: type) -> ConsumerOptions:
+    """The arguments of a consumer (``consume`` of the synchronous and of the asyncio facade), checked in one
+    place: :class:`~sessionflow.errors.InvalidInput` names the first bad one, before anything is read."""
+    name = validate_identifier(name, "name")
+    if not callable(handler):
+        raise InvalidInput("handler", "expected a callable taking one SessionEvent")
+    batch_size = check_int(batch_size, "batch_size", 1, MAX_PAGE)
+    interval = check_poll_interval(poll_interval)
+    if max_events is not None:
+        max_events = check_int(max_events, "max_events", 1, MAX_POSITION)
+    if stop is not None and not isinstance(stop, stop_type):
+        raise InvalidInput("stop", f"expected an {stop_type.__module__}.{stop_type.__qualname__}")
+    return ConsumerOptions(name, batch_size, interval, max_events)
 
 
 class Feed:
@@ -79,15 +104,8 @@ class Feed:
                 stop: threading.Event | None = None, poll_interval: Any = 0.5, max_events: Any = None) -> int:
         """Hand every event after the consumer's stored position to ``handler``, in position order; returns
         how many were handled. See :meth:`SessionManager.consume`."""
-        name = validate_identifier(name, "name")
-        if not callable(handler):
-            raise InvalidInput("handler", "expected a callable taking one SessionEvent")
-        batch_size = check_int(batch_size, "batch_size", 1, MAX_PAGE)
-        interval = check_poll_interval(poll_interval)
-        if max_events is not None:
-            max_events = check_int(max_events, "max_events", 1, MAX_POSITION)
-        if stop is not None and not isinstance(stop, threading.Event):
-            raise InvalidInput("stop", "expected a threading.Event")
+        name, batch_size, interval, max_events = consumer_options(name, handler, batch_size, poll_interval,
+                                                                  max_events, stop, threading.Event)
         store = self._store
         position = store.consumer_position(name)
         handled = 0
