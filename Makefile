@@ -14,10 +14,10 @@ STAMP := $(VENV)/.sessionflow-installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check --progress-bar off
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 PG_INITDB_GLOB ?= /usr/lib/postgresql/*/bin/initdb
-# pytest-xdist workers for `make test` (each starts its own throwaway PostgreSQL server).
+# pytest-xdist workers for `make test` (each starts its own throwaway PostgreSQL and Redis servers).
 TEST_WORKERS ?= 2
 
-.PHONY: help venv demo test lint bench load postgres-binaries graphviz clean
+.PHONY: help venv demo test lint bench load postgres-binaries graphviz redis-server clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -70,7 +70,18 @@ graphviz:  ## make sure Graphviz's dot exists, for SVG/PNG diagrams (installs De
 			"(under CI=true they fail). Install Debian's graphviz package." >&2; \
 	fi
 
-test: venv postgres-binaries graphviz  ## run the whole test suite (with a throwaway PostgreSQL), ruff and mypy
+redis-server:  ## make sure redis-server exists, for the Redis store's tests (installs Debian's redis-server as root)
+	@if command -v redis-server >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo ">> redis-server not found: installing Debian's redis-server"; \
+		$(APT_GET) update && $(APT_GET) install -y redis-server; \
+	else \
+		echo "warning: redis-server not found and not root: the Redis tests will be skipped (under CI=true" \
+			"they fail). Install Debian's redis-server package or set SESSIONFLOW_TEST_REDIS_URL." >&2; \
+	fi
+
+test: venv postgres-binaries graphviz redis-server  ## run the whole test suite (with a throwaway PostgreSQL), ruff and mypy
 	$(BIN)/pytest -n $(TEST_WORKERS)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src

@@ -1,12 +1,13 @@
 """Shared fixtures: the store backends every contract test runs on, and a manual clock.
 
 ``make_manager(**options)`` builds a :class:`SessionManager` over the backend of the current parameter
-(``memory``, ``sqlite`` on a temporary file, ``postgres`` on the test server) and closes it afterwards.
+(``memory``, ``sqlite`` on a temporary file, ``postgres`` on the test server, ``redis`` on the test Redis server)
+and closes it afterwards.
 Within one test, every SQL manager it makes shares one database, so a test can open a second manager
 on the same data (as another process would).
 
 The contract suite (``tests/contract``) and the custom-lifecycle tests (``tests/lifecycles``) also run on the
-asyncio facade: ``memory-async``, ``sqlite-async`` and ``postgres-async`` build an
+asyncio facade: ``memory-async``, ``sqlite-async``, ``postgres-async`` and ``redis-async`` build an
 :class:`~sessionflow.AsyncSessionManager` on an event loop of its own and hand the test a synchronous bridge to
 it (``tests/support/async_bridge.py``). Elsewhere those parameters are deselected.
 """
@@ -25,6 +26,7 @@ from sessionflow.testing import ManualClock
 from tests.support.async_bridge import LoopThread, SyncBridge
 from tests.support.backends import BACKENDS, SQL_BACKENDS, open_store, reset_postgres
 from tests.support.postgres import postgres_url  # noqa: F401  (a session-scoped fixture)
+from tests.support.redis import redis_url, reset_redis  # noqa: F401  (redis_url: a session-scoped fixture)
 
 MakeManager = Callable[..., SessionManager]
 
@@ -37,7 +39,7 @@ def clock() -> ManualClock:
 
 
 #: The asyncio facade over each store, for the contract suite (see the module's docstring).
-ASYNC_BACKENDS = ["memory-async", "sqlite-async", "postgres-async"]
+ASYNC_BACKENDS = ["memory-async", "sqlite-async", "postgres-async", "redis-async"]
 #: The folders whose tests run on the asyncio backends too.
 ASYNC_SUITES = ("contract", "lifecycles")
 
@@ -59,6 +61,10 @@ def _database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) 
     if backend == "postgres":
         url = str(request.getfixturevalue("postgres_url"))
         reset_postgres(url)
+        return url
+    if backend == "redis":
+        url = str(request.getfixturevalue("redis_url"))
+        reset_redis(url)
         return url
     return None
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sessionflow.aio import AsyncSessionManager
     from sessionflow.application.manager import SYSTEM, UNSET, Subscriber, SweepResult
     from sessionflow.application.ports import Change, Clock, EventStore, Query, SystemClock
+    from sessionflow.application.reads import SessionPage, cursor_of
     from sessionflow.bootstrap import SessionManager
     from sessionflow.domain.deadlines import DeadlinePolicy
     from sessionflow.domain.decision import CompiledLifecycle, Decision
@@ -57,6 +58,8 @@ _LAZY: dict[str, str] = {
     "EventStore": "sessionflow.application.ports",
     "Query": "sessionflow.application.ports",
     "SystemClock": "sessionflow.application.ports",
+    "SessionPage": "sessionflow.application.reads",
+    "cursor_of": "sessionflow.application.reads",
     "DeadlinePolicy": "sessionflow.domain.deadlines",
     "CompiledLifecycle": "sessionflow.domain.decision",
     "Decision": "sessionflow.domain.decision",
@@ -117,6 +120,7 @@ __all__ = [
     "SessionManager",
     "SessionNote",
     "SessionNotFound",
+    "SessionPage",
     "SessionProgress",
     "SessionStatus",
     "SessionUserMismatch",
@@ -129,5 +133,6 @@ __all__ = [
     "SystemClock",
     "__version__",
     "apply",
+    "cursor_of",
     "replay",
 ]

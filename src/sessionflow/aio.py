@@ -32,7 +32,7 @@ from sessionflow.adapters.aio import GreenletRunner, ThreadRunner
 from sessionflow.adapters.memory import InMemoryEventStore
 from sessionflow.application import async_manager
 from sessionflow.application.ports import EventStore, Waker
-from sessionflow.bootstrap import DEFAULT_URL, create_store
+from sessionflow.bootstrap import DEFAULT_URL, create_redis_store, create_store, is_redis_url
 from sessionflow.errors import InvalidInput, StoreError
 
 if TYPE_CHECKING:
@@ -126,6 +126,10 @@ class AsyncSessionManager(async_manager.AsyncSessionManager):
         migrate = bool(options.pop("migrate", True))
         cache_size = options.pop("cache_size", 10_000)
         raw = url or DEFAULT_URL
+        if is_redis_url(raw):  # the synchronous Redis store, on a worker thread
+            redis_options = {k: options.pop(k) for k in list(options) if k.startswith("redis_")}
+            return await cls._on_thread(lambda: create_redis_store(raw, cache_size=cache_size, **redis_options),
+                                        options)
         try:
             parsed = make_url(raw)
         except ArgumentError as error:
@@ -137,13 +141,23 @@ class AsyncSessionManager(async_manager.AsyncSessionManager):
                                                       cache_size, engine_options)
             runner: Any = GreenletRunner()
         else:
-            runner = ThreadRunner()
-            try:
-                store = await runner.run(create_store, raw, migrate=migrate, cache_size=cache_size,
-                                         **engine_options)
-            except BaseException:
-                await runner.aclose()
-                raise
+            return await cls._on_thread(
+                lambda: create_store(raw, migrate=migrate, cache_size=cache_size, **engine_options), options)
+        return await cls._manager(store, runner, options)
+
+    @classmethod
+    async def _on_thread(cls, open_store: Callable[[], EventStore], options: dict[str, Any]) -> Self:
+        """A manager over the synchronous store ``open_store`` makes, run on a worker thread of its own."""
+        runner = ThreadRunner()
+        try:
+            store = await runner.run(open_store)
+        except BaseException:
+            await runner.aclose()
+            raise
+        return await cls._manager(store, runner, options)
+
+    @classmethod
+    async def _manager(cls, store: EventStore, runner: Any, options: dict[str, Any]) -> Self:
         try:
             manager = cls(store, runner=runner, **options)
         except BaseException:
@@ -175,6 +189,8 @@ class AsyncSessionManager(async_manager.AsyncSessionManager):
             watcher = None
             if isinstance(store, SqlAlchemyEventStore):
                 watcher = watcher_for_engine(store.engine, sqlite_interval=self.sqlite_watch_interval)
+            elif callable(make := getattr(store, "change_watcher", None)):  # the Redis store's pub/sub watcher
+                watcher = make()
             if watcher is not None:
                 watcher.start()
             self._store_watcher = watcher

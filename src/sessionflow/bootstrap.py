@@ -23,7 +23,8 @@ from sessionflow.adapters.sqlalchemy import SqlAlchemyEventStore, install_sqlite
 from sessionflow.application import manager
 from sessionflow.errors import InvalidInput, StoreError
 
-__all__ = ["DEFAULT_URL", "SessionManager", "build", "create_engine", "create_store", "from_settings"]
+__all__ = ["DEFAULT_URL", "SessionManager", "build", "create_engine", "create_redis_store", "create_store",
+           "from_settings", "is_redis_url"]
 
 #: The embedded default: an SQLite file in the current directory.
 DEFAULT_URL = "sqlite:///./sessionflow.db"
@@ -60,10 +61,11 @@ class SessionManager(manager.SessionManager):
 
     @classmethod
     def open(cls, url: str | None = None, **options: Any) -> Self:
-        """A manager over a durable SQL store (default: ``sqlite:///./sessionflow.db``).
+        """A manager over a durable store (default: ``sqlite:///./sessionflow.db``): a SQLAlchemy URL, or
+        ``redis://host:port/db`` for the Redis store (the ``redis`` extra).
 
         The schema is brought up to date unless ``migrate=False``. Other options are those of the
-        constructor plus the store's (``pool_size``, ``echo``, ...); see :func:`build`.
+        constructor plus the store's (``pool_size``, ``echo``, ``redis_prefix``, ...); see :func:`build`.
         """
         return build(url, manager_class=cls, **options)
 
@@ -93,6 +95,8 @@ class SessionManager(manager.SessionManager):
                 from sessionflow.adapters.sqlalchemy.notifications import watcher_for_engine
 
                 watcher = watcher_for_engine(store.engine, sqlite_interval=self.sqlite_watch_interval)
+            elif callable(make := getattr(store, "change_watcher", None)):  # the Redis store's pub/sub watcher
+                watcher = make()
             self._store_watcher = watcher
             if watcher is not None:
                 watcher.start()
@@ -193,12 +197,43 @@ _ENGINE_OPTIONS = frozenset({"pool_size", "max_overflow", "pool_timeout", "pool_
                              "sqlite_synchronous", "sqlite_busy_timeout"})
 
 
+_REDIS_OPTIONS = frozenset({"redis_prefix", "redis_retries", "redis_socket_timeout", "redis_max_connections"})
+
+
+def is_redis_url(url: str | None) -> bool:
+    """Whether ``url`` names a Redis server (``redis://``, ``rediss://`` or ``unix://``) rather than a database."""
+    return url is not None and url.split(":", 1)[0].lower() in ("redis", "rediss", "unix")
+
+
+def create_redis_store(url: str, *, cache_size: int = 10_000, redis_prefix: str = "sessionflow:",
+                       redis_retries: int = 6, redis_socket_timeout: float | None = 10.0,
+                       redis_max_connections: int | None = None) -> Any:
+    """A :class:`~sessionflow.adapters.redis.RedisEventStore` on ``url`` (the ``redis`` extra). Raises
+    :class:`~sessionflow.errors.InvalidInput` without redis-py or for a malformed URL, and
+    :class:`~sessionflow.errors.StoreError` if the server does not answer."""
+    try:
+        from sessionflow.adapters.redis import RedisEventStore
+    except ImportError as error:
+        raise InvalidInput("url", f"the Redis store needs redis-py (pip install 'sessionflow[redis]'): {error}"
+                           ) from None
+    try:
+        return RedisEventStore.from_url(url, prefix=redis_prefix, cache_size=cache_size, retries=redis_retries,
+                                        socket_timeout=redis_socket_timeout, max_connections=redis_max_connections)
+    except (ValueError, TypeError) as error:
+        raise InvalidInput("url", f"not a Redis URL: {error}") from None
+
+
 def build(url: str | None = None, *, manager_class: type[M] = SessionManager,  # type: ignore[assignment]
           migrate: bool = True, cache_size: int = 10_000, **options: Any) -> M:
     """A manager over a durable store on ``url``: engine options go to :func:`create_engine`, the rest to
     the manager's constructor."""
     engine_options = {k: options.pop(k) for k in list(options) if k in _ENGINE_OPTIONS}
-    store = create_store(url, migrate=migrate, cache_size=cache_size, **engine_options)
+    store: Any
+    if is_redis_url(url):  # redis://, rediss://, unix://: the Redis store (nothing to migrate)
+        redis_options = {k: options.pop(k) for k in list(options) if k in _REDIS_OPTIONS}
+        store = create_redis_store(str(url), cache_size=cache_size, **redis_options)
+    else:
+        store = create_store(url, migrate=migrate, cache_size=cache_size, **engine_options)
     try:
         return manager_class(store, **options)
     except BaseException:

@@ -26,7 +26,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "domain": ({"errors"}, {"pydantic", "statemachine"}),
     "application": ({"domain", "errors"}, set()),
     "adapters": ({"application", "domain", "errors"},
-                 {"sqlalchemy", "psycopg", "alembic", "apscheduler", "prometheus_client"}),
+                 {"sqlalchemy", "psycopg", "alembic", "apscheduler", "prometheus_client", "redis"}),
     "settings": ({"domain", "errors"}, {"pydantic", "pydantic_settings"}),
     "loader": ({"domain", "errors"}, {"statemachine", "yaml"}),
     "diagram": ({"domain"}, {"statemachine"}),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -182,3 +182,152 @@ def test_empty(mgr: SessionManager) -> None:
     assert mgr.list() == []
     assert mgr.list(status="pending", user_id="u") == []
     assert mgr.count() == 0
+
+
+# ---------------------------------------------------------------------- lifecycle, creation range, cursor
+
+
+def test_list_by_lifecycle(mgr: SessionManager, population: list[Session]) -> None:
+    from tests.lifecycles.jobs import JOBS_V1
+
+    jobs = sorted((mgr.create(performer_id="p", user_id="u1", lifecycle=JOBS_V1) for _ in range(2)),
+                  key=lambda s: s.id)  # one millisecond: in id order
+    assert ids(mgr.list(lifecycle="jobs")) == ids(jobs)
+    assert ids(mgr.list(lifecycle="session")) == ids(population)
+    assert ids(mgr.list(lifecycle="jobs", user_id="u1")) == ids(jobs)
+    assert ids(mgr.list(lifecycle="jobs", status="queued", user_id="u1")) == ids(jobs)
+    assert mgr.list(lifecycle="jobs", status="pending") == []
+    assert mgr.list(lifecycle="nothing-registered") == []
+    assert ids(mgr.page(lifecycle="jobs", limit=1).items) == ids(jobs[:1])
+    for bad in (3, "x" * 129, "a\x00b"):
+        with pytest.raises(InvalidInput) as info:
+            mgr.list(lifecycle=bad)
+        assert info.value.field == "lifecycle"
+
+
+def test_list_by_creation_range(mgr: SessionManager, population: list[Session]) -> None:
+    """``created_after <= created_at < created_before``: consecutive ranges share no session and miss none."""
+    at = [s.created_at for s in population]
+    assert ids(mgr.list(created_after=at[3])) == ids(population[3:])
+    assert ids(mgr.list(created_before=at[3])) == ids(population[:3])
+    assert ids(mgr.list(created_after=at[2], created_before=at[5])) == ids(population[2:5])
+    assert ids(mgr.list(created_after=at[2], created_before=at[5], user_id="u1")) == [population[4].id]
+    assert ids(mgr.list(created_after=at[0], status="pending", limit=2, offset=1)) == ids([population[2],
+                                                                                          population[3]])
+    assert mgr.list(created_after=at[4], created_before=at[4]) == []
+    # a bound between two milliseconds, and in another time zone, mean the same instant
+    plus_half_ms = at[4] + timedelta(microseconds=500)
+    assert ids(mgr.list(created_after=plus_half_ms)) == ids(population[5:])
+    assert ids(mgr.list(created_before=plus_half_ms)) == ids(population[:5])
+    paris = timezone(timedelta(hours=1))
+    assert ids(mgr.list(created_after=at[6].astimezone(paris))) == ids(population[6:])
+    windows = [mgr.list(created_after=at[i], created_before=at[i + 3]) for i in (0, 3)] + [
+        mgr.list(created_after=at[6])]
+    assert [s.id for window in windows for s in window] == ids(population)
+
+
+def test_list_refuses_a_bad_creation_range(mgr: SessionManager) -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    cases = [({"created_after": datetime(2030, 1, 1)}, "created_after"),
+             ({"created_before": datetime(2030, 1, 1)}, "created_before"),
+             ({"created_after": "2030-01-01T00:00:00Z"}, "created_after"),
+             ({"created_before": 1_700_000_000}, "created_before"),
+             ({"created_after": now, "created_before": now - timedelta(milliseconds=1)}, "created_after")]
+    for arguments, field in cases:
+        for method in (mgr.list, mgr.page):
+            with pytest.raises(InvalidInput) as info:
+                method(**arguments)
+            assert info.value.field == field
+
+
+def walk(mgr: SessionManager, limit: int, **filters: Any) -> list[list[Session]]:
+    pages = []
+    cursor = None
+    while True:
+        page = mgr.page(cursor=cursor, limit=limit, **filters)
+        pages.append(page.items)
+        if page.next_cursor is None:
+            return pages
+        assert len(page.items) == limit
+        cursor = page.next_cursor
+
+
+@pytest.mark.parametrize("filters", [{}, {"status": "pending"}, {"status": ["pending", "failed"]},
+                                     {"user_id": "u1"}, {"user_id": "u2", "status": ["pending", "in_progress"]},
+                                     {"workspace_id": "w0"}, {"lifecycle": "session"}, {"module_name": "m1"}])
+def test_cursor_walks_every_page(mgr: SessionManager, population: list[Session], filters: dict[str, Any]) -> None:
+    everything = mgr.list(limit=1000, **filters)
+    for limit in (1, 2, 4, 1000):
+        pages = walk(mgr, limit, **filters)
+        assert [s for page in pages for s in page] == everything
+        assert len(pages) == max(1, -(-len(everything) // limit))
+    first = mgr.page(limit=2, **filters)
+    assert (first.next_cursor is None) == (len(everything) <= 2)
+    if first.next_cursor is not None:
+        assert ids(mgr.list(cursor=first.next_cursor, limit=2, **filters)) == ids(everything[2:4])
+        assert ids(mgr.list(cursor=first.next_cursor, offset=1, limit=2, **filters)) == ids(everything[3:5])
+
+
+def test_cursor_orders_sessions_of_one_millisecond_by_id(mgr: SessionManager) -> None:
+    made = [mgr.create(performer_id="p", user_id="same-ms") for _ in range(7)]  # the clock does not move
+    assert len({s.created_at for s in made}) == 1
+    expected = sorted(made, key=lambda s: s.id)
+    assert mgr.list(user_id="same-ms") == expected
+    for limit in (1, 2, 3):
+        assert [s for page in walk(mgr, limit, user_id="same-ms") for s in page] == expected
+
+
+def test_cursor_is_stable_while_sessions_are_created(mgr: SessionManager, population: list[Session],
+                                                     clock: ManualClock) -> None:
+    seen: list[Session] = []
+    cursor = None
+    for _ in range(3):
+        page = mgr.page(cursor=cursor, limit=3)
+        seen.extend(page.items)
+        cursor = page.next_cursor
+        clock.advance(timedelta(seconds=1))
+        mgr.create(performer_id="p")  # newer than everything listed: it comes last, nothing shifts
+    assert ids(seen) == ids(population)
+    rest = mgr.page(cursor=cursor, limit=10)
+    assert len(rest.items) == 3
+    assert rest.next_cursor is None
+    offsets = [s.id for offset in (0, 3, 6) for s in mgr.list(limit=3, offset=offset)]
+    assert offsets == ids(population)  # (offsets agree here only because nothing older was created)
+
+
+def test_cursor_after_the_last_session_and_after_deleted_ones(mgr: SessionManager,
+                                                              population: list[Session]) -> None:
+    page = mgr.page(limit=8)
+    assert page.next_cursor is not None
+    last = mgr.page(cursor=page.next_cursor, limit=8)
+    assert ids(last.items) == [population[8].id]
+    assert last.next_cursor is None
+    mgr.delete(population[8].id, performer_id="p")
+    assert mgr.page(cursor=page.next_cursor).items == []
+    head = mgr.page(limit=2)
+    mgr.delete(population[1].id, performer_id="p")  # the session the cursor stands after is gone: no matter
+    assert ids(mgr.list(cursor=head.next_cursor, limit=2)) == ids(population[2:4])
+
+
+def test_a_page_without_a_next_one(mgr: SessionManager, population: list[Session]) -> None:
+    assert mgr.page(limit=9).next_cursor is None
+    assert mgr.page(limit=1000).next_cursor is None
+    assert mgr.page(user_id="nobody") == mgr.page(status=[])
+    assert mgr.page(user_id="nobody").items == []
+    assert mgr.page(user_id="nobody").next_cursor is None
+
+
+def test_bad_cursors_are_refused(mgr: SessionManager, population: list[Session]) -> None:
+    good = mgr.page(limit=2).next_cursor
+    assert good is not None
+    tampered = [good[:-1] + ("A" if good[-1] != "A" else "B"), good[:10] + ("x" if good[10] != "x" else "y")
+                + good[11:], good[:-4], good + "AAAA", "", "not a cursor", "%%%%", "é" * 40, "A" * 40,
+                good.replace("-", "+").replace("_", "/") + "==" if ("-" in good or "_" in good) else good + "!"]
+    for bad in [*tampered, 12, b"bytes", ["x"]]:
+        for method in (mgr.list, mgr.page):
+            with pytest.raises(InvalidInput) as info:
+                method(cursor=bad)
+            assert info.value.field == "cursor", bad
+    with pytest.raises(InvalidInput) as info:
+        mgr.page(limit=0)
+    assert info.value.field == "limit"

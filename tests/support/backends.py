@@ -1,4 +1,4 @@
-"""The store backends the contract suite runs on: in memory, SQLite on a file, and PostgreSQL."""
+"""The store backends the contract suite runs on: in memory, SQLite on a file, PostgreSQL and Redis."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from sqlalchemy import create_engine, text
 
 from sessionflow.adapters.memory import InMemoryEventStore
 from sessionflow.application.ports import EventStore
-from sessionflow.bootstrap import create_store
+from sessionflow.bootstrap import create_redis_store, create_store
 
-BACKENDS = ["memory", "sqlite", "postgres"]
+BACKENDS = ["memory", "sqlite", "postgres", "redis"]
 SQL_BACKENDS = ["sqlite", "postgres"]
+#: The store options the Redis store takes (the SQL ones, e.g. ``sqlite_synchronous``, do not apply to it).
+_REDIS_OPTIONS = frozenset({"cache_size", "redis_prefix", "redis_retries", "redis_socket_timeout"})
 
 
 def reset_postgres(url: str) -> None:
@@ -35,4 +37,7 @@ def open_store(backend: str, url: str | None, **options: Any) -> EventStore:
     if backend in SQL_BACKENDS:
         assert url is not None
         return create_store(url, **options)
+    if backend == "redis":
+        assert url is not None
+        return create_redis_store(url, **{k: v for k, v in options.items() if k in _REDIS_OPTIONS})
     raise ValueError(f"unknown backend {backend!r}")

@@ -110,6 +110,14 @@ class InMemoryEventStore:
             return False
         if q.module_name is not None and s.module_name != q.module_name:
             return False
+        if q.lifecycle is not None and s.lifecycle != q.lifecycle:
+            return False
+        if q.created_after is not None and s.created_at < q.created_after:
+            return False
+        if q.created_before is not None and s.created_at >= q.created_before:
+            return False
+        if q.after is not None and (s.created_at, s.id) <= q.after:
+            return False
         return not (q.live_after is not None and s.is_overdue(q.live_after))
 
     def count(self, status: str | None = None) -> int:

@@ -13,6 +13,8 @@ public methods (on that one instance; the class is untouched) time sweeps and co
 - ``sessionflow_concurrency_conflicts_total`` (counter): ``ConcurrencyConflict`` raised, by ``operation``.
 - ``sessionflow_store_errors_total`` (counter): ``StoreError`` raised, by ``operation``.
 - ``sessionflow_errors_total`` (counter): every ``SessionflowError`` raised, by ``operation`` and ``error``.
+- ``sessionflow_store_command_seconds`` (histogram): each store operation's round trips, by ``operation``, from
+  a store that reports them (the Redis store: ``append``, ``get``, ``query``, ``claim``, ``sweep``, ...).
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ LATENESS_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 SWEEP_SIZE_BUCKETS: Final = (0, 1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
 _SWEEP_DURATION_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                                   60.0)
+#: Seconds: from 50 microseconds (a command on a local server) to 5 s (retries after a lost connection).
+_STORE_LATENCY_BUCKETS: Final = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1, 0.25, 0.5, 1.0, 5.0)
 
 
 class _StatusCollector(Collector):
@@ -129,6 +134,10 @@ class SessionflowMetrics:
         self.errors = Counter(
             "errors", "Every sessionflow error raised by the manager, by operation and error class.",
             ["operation", "error"], namespace=namespace, registry=reg)
+        self.store_latency = Histogram(
+            "store_command_seconds", "Duration of each store operation's round trips (stores that report them: "
+            "Redis), by operation.", ["operation"], namespace=namespace, registry=reg,
+            buckets=_STORE_LATENCY_BUCKETS)
         self.manager: SessionManager | None = None
         self._store: EventStore | None = None
         self._originals: dict[str, Any] = {}
@@ -152,6 +161,9 @@ class SessionflowMetrics:
         self.manager = manager
         self._store = manager.store
         self._unsubscribe = manager.subscribe(self.observe_event)
+        report_latency = getattr(manager.store, "observe_latency", None)  # the Redis store times its commands
+        if callable(report_latency):
+            report_latency(self.observe_store_latency)
         for name in INSTRUMENTED_METHODS:
             original = getattr(manager, name)
             self._originals[name] = original
@@ -168,6 +180,9 @@ class SessionflowMetrics:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        report_latency = getattr(manager.store, "observe_latency", None)
+        if callable(report_latency):
+            report_latency(None)
         for name in self._originals:
             if name in vars(manager):
                 delattr(manager, name)
@@ -178,7 +193,7 @@ class SessionflowMetrics:
     def unregister(self) -> None:
         """Remove every metric from the registry (after :meth:`detach`, to build a new object)."""
         for collector in (self.transitions, self.expiry_lateness, self.sweep_duration, self.sweep_size,
-                          self.conflicts, self.store_errors, self.errors, self._collector):
+                          self.conflicts, self.store_errors, self.errors, self.store_latency, self._collector):
             self.registry.unregister(collector)
 
     # ------------------------------------------------------------------ observing
@@ -193,6 +208,10 @@ class SessionflowMetrics:
             if session is not None and session.expires_at is not None:
                 lateness = (event.timestamp - session.expires_at).total_seconds()
                 self.expiry_lateness.observe(max(lateness, 0.0))
+
+    def observe_store_latency(self, operation: str, seconds: float) -> None:
+        """Record one store operation's duration (called by a store that reports them, e.g. Redis)."""
+        self.store_latency.labels(operation).observe(seconds)
 
     def observe_error(self, operation: str, error: BaseException) -> None:
         """Count an error raised by ``operation``."""
@@ -234,7 +253,7 @@ class SessionflowMetrics:
     def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
         """Every sample of these metrics as ``(name, labels, value)`` (handy in tests)."""
         for collector in (self.transitions, self.expiry_lateness, self.sweep_duration, self.sweep_size,
-                          self.conflicts, self.store_errors, self.errors, self._collector):
+                          self.conflicts, self.store_errors, self.errors, self.store_latency, self._collector):
             for metric in collector.collect():
                 for sample in metric.samples:
                     yield sample.name, dict(sample.labels), sample.value

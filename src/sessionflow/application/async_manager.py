@@ -32,6 +32,7 @@ from sessionflow.application.feed import MAX_PAGE, check_poll_interval, consumer
 from sessionflow.application.maintenance import Difference
 from sessionflow.application.manager import SessionManager
 from sessionflow.application.ports import Clock, EventStore, Waker
+from sessionflow.application.reads import SessionPage
 from sessionflow.application.timeouts import SweepResult
 from sessionflow.application.validation import UNSET, check_int
 from sessionflow.domain.deadlines import DeadlinePolicy
@@ -311,10 +312,23 @@ class AsyncSessionManager:
 
     async def list(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
                    user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
-                   limit: int = 100, offset: int = 0) -> builtins.list[Session]:
-        """Sessions matching every given filter, ordered by ``created_at`` (see ``SessionManager.list``)."""
+                   lifecycle: str | None = None, created_after: datetime | None = None,
+                   created_before: datetime | None = None, cursor: str | None = None, limit: int = 100,
+                   offset: int = 0) -> builtins.list[Session]:
+        """Sessions matching every given filter, ordered by ``created_at`` then id (see ``SessionManager.list``)."""
         return await self._call(self._sync.list, status=status, user_id=user_id, workspace_id=workspace_id,
-                                module_name=module_name, limit=limit, offset=offset)
+                                module_name=module_name, lifecycle=lifecycle, created_after=created_after,
+                                created_before=created_before, cursor=cursor, limit=limit, offset=offset)
+
+    async def page(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
+                   user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
+                   lifecycle: str | None = None, created_after: datetime | None = None,
+                   created_before: datetime | None = None, cursor: str | None = None,
+                   limit: int = 100) -> SessionPage:
+        """One page of ``list`` walked by cursor, and the next page's cursor (see ``SessionManager.page``)."""
+        return await self._call(self._sync.page, status=status, user_id=user_id, workspace_id=workspace_id,
+                                module_name=module_name, lifecycle=lifecycle, created_after=created_after,
+                                created_before=created_before, cursor=cursor, limit=limit)
 
     async def history(self, session_id: UUID | str) -> builtins.list[SessionEvent]:
         """Every event of the session, oldest first — deleted sessions included."""

@@ -30,7 +30,7 @@ from sessionflow.application.feed import Feed, Handler
 from sessionflow.application.maintenance import Difference, rebuild_projection, verify_projection
 from sessionflow.application.pipeline import SYSTEM, WritePipeline
 from sessionflow.application.ports import Clock, EventStore, SystemClock, Waker
-from sessionflow.application.reads import Reads
+from sessionflow.application.reads import Reads, SessionPage
 from sessionflow.application.timeouts import SweepResult, Timeouts
 from sessionflow.application.validation import UNSET
 from sessionflow.domain.deadlines import DeadlinePolicy
@@ -322,16 +322,34 @@ class SessionManager:
 
     def list(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
              user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
-             limit: int = 100, offset: int = 0) -> builtins.list[Session]:
-        """Sessions matching every given filter, ordered by ``created_at``.
+             lifecycle: str | None = None, created_after: datetime | None = None,
+             created_before: datetime | None = None, cursor: str | None = None, limit: int = 100,
+             offset: int = 0) -> builtins.list[Session]:
+        """Sessions matching every given filter, ordered by ``created_at`` then id.
 
-        ``limit`` is at most :data:`~sessionflow.domain.values.MAX_LIST_LIMIT` (1000). Overdue live
-        sessions are expired first, so none is listed as pending or in progress past its deadline.
+        ``lifecycle``: the name sessions were created under. ``created_after <= created_at < created_before``
+        (aware datetimes). ``cursor``: continue after the place a :meth:`page`'s ``next_cursor`` stands for
+        (``offset`` then skips within what follows). ``limit`` is at most
+        :data:`~sessionflow.domain.values.MAX_LIST_LIMIT` (1000). Overdue live sessions are expired first, so
+        none is listed as pending or in progress past its deadline.
         """
-        statuses = valid.statuses(status, self._registry)
-        valid.list_filters(user_id=user_id, workspace_id=workspace_id, module_name=module_name, limit=limit,
-                           offset=offset)
-        return self._reads.list(statuses, user_id, workspace_id, module_name, limit, offset)
+        filters = valid.list_arguments(
+            self._registry, status=status, user_id=user_id, workspace_id=workspace_id, module_name=module_name,
+            lifecycle=lifecycle, created_after=created_after, created_before=created_before, limit=limit,
+            offset=offset)
+        return self._reads.list(filters, limit, offset, valid.decode_cursor(cursor))
+
+    def page(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
+             user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
+             lifecycle: str | None = None, created_after: datetime | None = None,
+             created_before: datetime | None = None, cursor: str | None = None, limit: int = 100) -> SessionPage:
+        """One page of :meth:`list` walked by cursor (keyset pagination): ``items``, and ``next_cursor`` to pass
+        as ``cursor`` for the next page (``None`` after the last one). Page 1,000 costs what page 1 costs, and
+        sessions created meanwhile never shift a page."""
+        filters = valid.list_arguments(
+            self._registry, status=status, user_id=user_id, workspace_id=workspace_id, module_name=module_name,
+            lifecycle=lifecycle, created_after=created_after, created_before=created_before, limit=limit)
+        return self._reads.page(filters, limit, valid.decode_cursor(cursor))
 
     def history(self, session_id: UUID | str) -> builtins.list[SessionEvent]:
         """Every event of the session, oldest first — deleted sessions included."""

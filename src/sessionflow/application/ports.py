@@ -65,7 +65,12 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """Filters and a page for :meth:`EventStore.query`. Results are ordered by ``created_at`` then id."""
+    """Filters and a page for :meth:`EventStore.query`. Results are ordered by ``created_at`` then id.
+
+    ``created_after`` / ``created_before``: a half-open range of creation times, ``created_after <= created_at
+    < created_before`` (either bound may be left out). ``after``: keyset pagination — only the sessions
+    strictly after this ``(created_at, id)`` in list order (``offset`` then skips within them).
+    """
 
     status: frozenset[str] | None = None
     user_id: str | None = None
@@ -76,6 +81,10 @@ class Query:
     include_deleted: bool = False
     # Live sessions whose deadline is at or before this instant are left out (they are being expired).
     live_after: datetime | None = field(default=None)
+    lifecycle: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    after: tuple[datetime, UUID] | None = None
 
 
 #: Given an overdue session and the time, return the change that expires it (or ``None`` to leave it).

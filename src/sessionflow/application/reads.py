@@ -1,4 +1,5 @@
-"""Reads: one session, a filtered page, a history, counts — never a live session past its deadline.
+"""Reads: one session, a filtered page (by offset or by cursor), a history, counts — never a live session past
+its deadline.
 
 A session read by id is expired first when it is overdue (lazy expiry, recorded once as ``"system"``); a
 list first sweeps whatever is due, so none is listed as pending or in progress past its deadline. The
@@ -8,15 +9,35 @@ arguments arrive validated (:mod:`sessionflow.application.validation`).
 from __future__ import annotations
 
 import builtins
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from sessionflow.application.pipeline import WritePipeline
 from sessionflow.application.ports import Query
 from sessionflow.application.timeouts import Timeouts
+from sessionflow.application.validation import ListFilters, encode_cursor
 from sessionflow.domain.models import LIVE_STATUSES, Session, SessionEvent
 from sessionflow.errors import SessionNotFound
 
-__all__ = ["Reads"]
+__all__ = ["Reads", "SessionPage", "cursor_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    """One page of a list walked with a cursor: the sessions, and the cursor of the next page.
+
+    ``next_cursor`` is ``None`` when no session follows the page (given to ``page(cursor=...)`` or
+    ``list(cursor=...)``, it continues right after the page's last session, whatever was created since).
+    """
+
+    items: builtins.list[Session]
+    next_cursor: str | None
+
+
+def cursor_of(session: Session) -> str:
+    """The cursor that continues a list right after ``session`` (its place: creation time, then id)."""
+    return encode_cursor(session.created_at, session.id)
 
 
 class Reads:
@@ -40,16 +61,28 @@ class Reads:
             return None
         return session if session.status in LIVE_STATUSES else None
 
-    def list(self, statuses: frozenset[str] | None, user_id: str | None, workspace_id: str | None,
-             module_name: str | None, limit: int, offset: int) -> list[Session]:
+    def list(self, filters: ListFilters, limit: int, offset: int,
+             after: tuple[datetime, UUID] | None = None) -> builtins.list[Session]:
         """One page of the sessions matching the filters, once the sessions due now were expired."""
         pipeline = self._pipeline
         now = pipeline.now()
         store = pipeline.store
         if store.has_due(now):
             self._timeouts.sweep(now, 1000, next_deadline=False)
-        return store.query(Query(status=statuses, user_id=user_id, workspace_id=workspace_id,
-                                 module_name=module_name, limit=limit, offset=offset, live_after=now))
+        return store.query(Query(
+            status=filters.statuses, user_id=filters.user_id, workspace_id=filters.workspace_id,
+            module_name=filters.module_name, limit=limit, offset=offset, live_after=now,
+            lifecycle=filters.lifecycle, created_after=filters.created_after,
+            created_before=filters.created_before, after=after))
+
+    def page(self, filters: ListFilters, limit: int, after: tuple[datetime, UUID] | None) -> SessionPage:
+        """Up to ``limit`` sessions after the cursor's position, and the next page's cursor (one more row is
+        read to know whether there is a next page)."""
+        found = self.list(filters, limit + 1, 0, after)
+        if len(found) <= limit:
+            return SessionPage(found, None)
+        items = found[:limit]
+        return SessionPage(items, cursor_of(items[-1]))
 
     def history(self, sid: UUID) -> builtins.list[SessionEvent]:
         events = self._pipeline.store.history(sid)

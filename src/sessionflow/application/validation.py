@@ -7,9 +7,15 @@ before anything is read or written. The write pipeline and the stores trust what
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import struct
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+from uuid import UUID
 
 from sessionflow.domain.definitions import DATA_EVENTS, LifecycleDefinition, LifecycleRegistry
 from sessionflow.domain.models import SessionStatus
@@ -18,6 +24,7 @@ from sessionflow.domain.values import (
     MAX_LIST_LIMIT,
     FrozenList,
     freeze_json,
+    to_utc,
     validate_identifier,
     validate_path,
     validate_paths,
@@ -29,14 +36,20 @@ from sessionflow.errors import InvalidInput
 __all__ = [
     "UNSET",
     "CreateArguments",
+    "ListFilters",
     "as_state",
     "check_expected",
     "check_int",
     "create_arguments",
+    "created_range",
+    "decode_cursor",
+    "encode_cursor",
     "event_arguments",
     "fail_reason",
     "file_outcome",
     "json_args",
+    "lifecycle_name",
+    "list_arguments",
     "list_filters",
     "note_payload",
     "optional_id",
@@ -225,3 +238,118 @@ def list_filters(*, user_id: Any, workspace_id: Any, module_name: Any, limit: An
     check_int(limit, "limit", 1, MAX_LIST_LIMIT)
     check_int(offset, "offset", 0, MAX_OFFSET)
 
+
+
+def lifecycle_name(value: Any) -> str | None:
+    """The ``lifecycle`` filter of a list: the name sessions were created under (not looked up in the registry,
+    so that sessions of a lifecycle another process registered can be listed too)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("lifecycle", f"expected the name of a lifecycle, got {type(value).__name__}")
+    return validate_text(value, "lifecycle", max_length=128, allow_empty=True)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ceil_to_ms(value: datetime) -> datetime:
+    """``value`` rounded up to the millisecond: creation times are whole milliseconds, so ``created_at >= t``
+    and ``created_at < t`` mean the same with the rounded bound, on every store."""
+    micro = value.microsecond % 1000
+    return value if not micro else value + timedelta(microseconds=1000 - micro)
+
+
+def created_range(created_after: Any, created_before: Any) -> tuple[datetime | None, datetime | None]:
+    """The creation-time range of a list, ``created_after <= created_at < created_before``: aware datetimes
+    (naive ones are refused), in UTC, rounded up to the millisecond; ``created_after`` may not be later than
+    ``created_before``."""
+    bounds: list[datetime | None] = []
+    for name, value in (("created_after", created_after), ("created_before", created_before)):
+        if value is None:
+            bounds.append(None)
+            continue
+        if not isinstance(value, datetime):
+            raise InvalidInput(name, f"expected a timezone-aware datetime, got {type(value).__name__}")
+        try:
+            bounds.append(_ceil_to_ms(to_utc(value, name)))
+        except OverflowError:
+            raise InvalidInput(name, "out of range") from None
+    low, high = bounds
+    if low is not None and high is not None and low > high:
+        raise InvalidInput("created_after", "is later than created_before")
+    return low, high
+
+
+#: A cursor: a format byte, the creation time in epoch milliseconds, the id, and a check of those.
+_CURSOR: Final = struct.Struct(">Bq16s")
+_CURSOR_FORMAT: Final = 1
+_CHECK_BYTES: Final = 6
+_CHECK_KEY: Final = b"sessionflow.list.cursor"
+
+
+def _check(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=_CHECK_BYTES, key=_CHECK_KEY).digest()
+
+
+def encode_cursor(created_at: datetime, session_id: UUID) -> str:
+    """The opaque cursor of a list position (the place of the session created at ``created_at`` with this id):
+    URL-safe base64 without padding, 40 characters."""
+    delta = created_at - _EPOCH
+    millis = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    body = _CURSOR.pack(_CURSOR_FORMAT, millis, session_id.bytes)
+    return _text(body + _check(body))
+
+
+def _text(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(value: Any, field: str = "cursor") -> tuple[datetime, UUID] | None:
+    """The ``(created_at, id)`` position a cursor stands for (``None``: no cursor, the first page).
+
+    A cursor that is not one this module made, or that was altered, is refused (``InvalidInput``)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"expected a cursor string, got {type(value).__name__}")
+    if len(value) > 64 or not value.isascii():
+        raise InvalidInput(field, "not a list cursor")
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidInput(field, "not a list cursor") from None
+    body, check = raw[:_CURSOR.size], raw[_CURSOR.size:]
+    if len(body) != _CURSOR.size or check != _check(body) or _text(raw) != value:  # one spelling per cursor
+        raise InvalidInput(field, "not a list cursor, or an altered one")
+    version, millis, sid = _CURSOR.unpack(body)
+    if version != _CURSOR_FORMAT:
+        raise InvalidInput(field, "a cursor of an unknown format")
+    try:
+        created_at = _EPOCH + timedelta(milliseconds=millis)
+    except OverflowError:
+        raise InvalidInput(field, "not a list cursor") from None
+    return created_at, UUID(bytes=sid)
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    """The validated filters of a list (see :meth:`~sessionflow.SessionManager.list`)."""
+
+    statuses: frozenset[str] | None = None
+    user_id: str | None = None
+    workspace_id: str | None = None
+    module_name: str | None = None
+    lifecycle: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def list_arguments(registry: LifecycleRegistry, *, status: Any, user_id: Any, workspace_id: Any, module_name: Any,
+                   lifecycle: Any, created_after: Any, created_before: Any, limit: Any,
+                   offset: Any = 0) -> ListFilters:
+    """Every filter and the page of a list, checked in the order of the signature."""
+    statuses_ = statuses(status, registry)
+    list_filters(user_id=user_id, workspace_id=workspace_id, module_name=module_name, limit=limit, offset=offset)
+    low, high = created_range(created_after, created_before)
+    return ListFilters(statuses_, user_id, workspace_id, module_name, lifecycle_name(lifecycle), low, high)

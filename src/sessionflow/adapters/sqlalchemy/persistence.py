@@ -391,7 +391,7 @@ class SqlAlchemyEventStore:
     def has_due(self, now: datetime) -> bool:
         """Whether a live session's deadline is at or before ``now``."""
         stmt = sql.due_statement(now)
-        return bool(self._read(lambda conn: conn.execute(stmt).scalar()))
+        return self._read(lambda conn: conn.execute(stmt).first()) is not None
 
     def session_ids(self) -> list[UUID]:
         """The id of every session that has events."""

@@ -16,12 +16,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Select, and_, bindparam, delete, exists, func, insert, select, text, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from sessionflow.adapters.sqlalchemy.listing import query_statement  # the list query lives there
 from sessionflow.adapters.sqlalchemy.rows import _ms, event_from_row, event_row, session_from_row, session_row
 from sessionflow.adapters.sqlalchemy.tables import consumers, session_events, sessions, to_millis
-from sessionflow.application.ports import Change, ExpiryDecider, Query
+from sessionflow.application.ports import Change, ExpiryDecider
 from sessionflow.domain.models import Session, SessionEvent, SessionStatus
 from sessionflow.errors import ConcurrencyConflict, StoreError
 
@@ -161,24 +162,6 @@ def history_statement(session_id: UUID) -> Select[Any]:
     return select(*EVENT_FIELDS).where(session_events.c.session_id == session_id).order_by(session_events.c.version)
 
 
-def query_statement(query: Query) -> Select[Any]:
-    """The page of projection rows :meth:`EventStore.query` returns."""
-    stmt = select(*SESSION_FIELDS)
-    if not query.include_deleted:
-        stmt = stmt.where(sessions.c.deleted_at.is_(None))
-    if query.status is not None:
-        stmt = stmt.where(sessions.c.status.in_(sorted(str(s) for s in query.status)))
-    if query.user_id is not None:
-        stmt = stmt.where(sessions.c.user_id == query.user_id)
-    if query.workspace_id is not None:
-        stmt = stmt.where(sessions.c.workspace_id == query.workspace_id)
-    if query.module_name is not None:
-        stmt = stmt.where(sessions.c.module_name == query.module_name)
-    if query.live_after is not None:
-        stmt = stmt.where((sessions.c.due_at.is_(None)) | (sessions.c.due_at > to_millis(query.live_after)))
-    return stmt.order_by(sessions.c.created_at, sessions.c.id).limit(query.limit).offset(query.offset)
-
-
 def count_statement(status: str | None) -> Select[Any]:
     """How many sessions (not deleted) there are, optionally of one status."""
     stmt = select(func.count()).select_from(sessions).where(sessions.c.deleted_at.is_(None))
@@ -195,8 +178,13 @@ SESSION_IDS = select(session_events.c.session_id).distinct()
 
 
 def due_statement(now: datetime) -> Select[Any]:
-    """Whether a live session's deadline is at or before ``now``."""
-    return select(exists().where(sessions.c.due_at <= to_millis(now)))
+    """The deadline of one live session due at or before ``now`` (no row: none is due).
+
+    Written as the first row of the ``due_at`` index in its order, not as ``EXISTS (... due_at <= :now)``: a
+    prepared statement's generic plan (psycopg prepares a statement run five times) may scan the whole table
+    for the latter when no row matches; the ordered, limited read walks the index under any plan."""
+    return (select(sessions.c.due_at).where(sessions.c.due_at <= to_millis(now))
+            .order_by(sessions.c.due_at).limit(1))
 
 
 def expire_claimed(conn: Connection, now: datetime, limit: int, decide: ExpiryDecider, *,

@@ -110,10 +110,13 @@ sessions = Table(
     Column("lifecycle_version", Integer, nullable=False, server_default="1"),
     Index(None, "due_at"),
     Index(None, "created_at", "id"),
-    # One index per list filter, each in list order, so a filtered page is a short ordered index scan.
+    # One index per list filter, each in list order, so a filtered page is a short ordered index scan; a
+    # user's sessions of one status (the "my sessions" page) have their own (statements.query_statement).
     Index(None, "status", "created_at", "id"),
     Index(None, "user_id", "created_at", "id"),
     Index(None, "workspace_id", "created_at", "id"),
+    Index(None, "lifecycle", "created_at", "id"),
+    Index(None, "user_id", "status", "created_at", "id"),
 )
 
 consumers = Table(

@@ -29,7 +29,17 @@ from typing import Annotated
 
 import typer
 
-from sessionflow.entrypoints.cli import demo, diagrams, feed, history, maintenance, scenarios, sessions, worker
+from sessionflow.entrypoints.cli import (
+    demo,
+    diagrams,
+    feed,
+    history,
+    maintenance,
+    migrate,
+    scenarios,
+    sessions,
+    worker,
+)
 from sessionflow.entrypoints.cli.errors import EXIT_CODES, CliError, ExitCode, exit_code_for
 from sessionflow.entrypoints.cli.logs import StderrHandler
 from sessionflow.entrypoints.cli.options import DbOption, Globals, JsonOption
@@ -119,6 +129,7 @@ app.command("serve")(worker.serve)
 db_app.command("upgrade")(maintenance.db_upgrade)
 app.command("rebuild")(maintenance.rebuild)
 app.command("verify")(maintenance.verify)
+app.command("migrate-store")(migrate.migrate_store)
 app.command("export")(history.export)
 app.command("diagram")(diagrams.diagram)
 app.command("demo")(demo.demo)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
 import typer
 
 from sessionflow import EventType, Session, SessionStatus
+from sessionflow.application.reads import cursor_of
 from sessionflow.entrypoints.cli.context import CommandContext
 from sessionflow.entrypoints.cli.options import DbOption, ExpectOption, JsonOption, PerformerOption, SessionArgument
 from sessionflow.entrypoints.cli.parsing import parse_arguments, parse_duration, parse_json_object
@@ -104,22 +105,32 @@ class SessionCommands(CommandContext):
         return session
 
     def list(self, *, statuses: Sequence[SessionStatus] = (), user: str | None = None,
-             workspace: str | None = None, module: str | None = None, limit: int = 100, offset: int = 0,
+             workspace: str | None = None, module: str | None = None, lifecycle: str | None = None,
+             created_after: datetime | None = None, created_before: datetime | None = None,
+             cursor: str | None = None, limit: int = 100, offset: int = 0,
              every: bool = False) -> builtins.list[Session]:
-        """List sessions, a page (or with ``every``, page after page); JSON lines are printed page by page."""
+        """List sessions, a page (or with ``every``, page after page, by cursor); JSON lines are printed page by
+        page. Given a ``cursor`` (``""``: from the start), the JSON lines end with ``{"next_cursor": ...}``."""
         found: builtins.list[Session] = []
         status = list(statuses) or None
+        after = cursor or None
         while True:
             page = self.manager.list(status=status, user_id=user, workspace_id=workspace, module_name=module,
-                                     limit=limit, offset=offset)
+                                     lifecycle=lifecycle, created_after=created_after, created_before=created_before,
+                                     cursor=after, limit=limit, offset=offset)
             found.extend(page)
             if self.out.json:
                 self.out.sessions(page)
             if not every or len(page) < limit:
                 break
-            offset += len(page)
+            after, offset = cursor_of(page[-1]), 0  # page after page by cursor: nothing shifts or repeats
+        next_cursor = cursor_of(found[-1]) if found and len(page) == limit and not every else None
+        if self.out.json and cursor is not None:
+            self.out.line({"next_cursor": next_cursor})
         if not self.out.json:
             self.out.sessions(found)
+            if next_cursor is not None:
+                self.out.info(f"next page: --cursor {next_cursor}")
         return found
 
     # ------------------------------------------------------------------ timeouts
@@ -271,6 +282,19 @@ def show(ctx: typer.Context, session_id: SessionArgument, db: DbOption = None,
         cli.show(session_id)
 
 
+def _instant(text: str | datetime) -> datetime:
+    """An ISO 8601 instant given on the command line (a time zone is required, ``Z`` for UTC)."""
+    if isinstance(text, datetime):
+        return text
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time (example: 2026-01-02T03:04:05Z)") from None
+    if value.tzinfo is None:
+        raise typer.BadParameter(f"{text!r} has no time zone (add Z for UTC, or an offset such as +02:00)")
+    return value
+
+
 @handled
 def list_(
     ctx: typer.Context,
@@ -281,13 +305,27 @@ def list_(
     module: Annotated[str | None, typer.Option("--module", metavar="NAME", help="Only this module.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many per page.")] = 100,
     offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many.")] = 0,
+    lifecycle: Annotated[str | None, typer.Option(
+        "--lifecycle", metavar="NAME", help="Only sessions of this lifecycle.")] = None,
+    created_after: Annotated[datetime | None, typer.Option(
+        "--created-after", metavar="TIME", parser=_instant, show_default=False,
+        help="Only sessions created at or after TIME (ISO 8601 with a time zone, e.g. 2026-01-02T03:04:05Z).")] = None,
+    created_before: Annotated[datetime | None, typer.Option(
+        "--created-before", metavar="TIME", parser=_instant, show_default=False,
+        help="Only sessions created before TIME (ISO 8601 with a time zone).")] = None,
+    cursor: Annotated[str | None, typer.Option(
+        "--cursor", metavar="CURSOR", show_default=False,
+        help='Continue after the page that printed this cursor ("" for the first page); with --json the last '
+             'line is then {"next_cursor": ...}.')] = None,
     every: Annotated[bool, typer.Option("--all", help="Every match, page after page.")] = False,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """List sessions, oldest first (JSON lines with --json)."""
     with open_commands(ctx, SessionCommands, db=db, json_output=json_output) as cli:
-        cli.list(statuses=status or (), user=user, workspace=workspace, module=module, limit=limit,
+        cli.list(statuses=status or (), user=user, workspace=workspace, module=module, lifecycle=lifecycle,
+                 created_after=created_after, created_before=created_before, cursor=cursor, limit=limit,
                  offset=offset, every=every)
+
 
 
 # ---------------------------------------------------------------------- timeouts

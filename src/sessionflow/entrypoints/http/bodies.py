@@ -144,12 +144,15 @@ class SeedEndBody(_Request):
 
 
 class SessionPage(BaseModel):
-    """A page of sessions, ordered by creation time."""
+    """A page of sessions, ordered by creation time (then id)."""
 
     items: list[Session]
     limit: int
     offset: int
     next_offset: int | None = Field(description="The offset of the next page; null on the last page.")
+    next_cursor: str | None = Field(default=None, description=(
+        "The cursor of the next page: pass it as `cursor` (with offset 0) for the next page, which then costs what "
+        "the first does and does not shift as sessions are created; null on the last page."))
 
 
 class SessionHistory(BaseModel):

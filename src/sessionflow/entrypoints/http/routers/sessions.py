@@ -18,8 +18,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 
 from sessionflow import Session
+from sessionflow.application.reads import cursor_of
 from sessionflow.domain.values import MAX_ID_LENGTH, MAX_LIST_LIMIT
 from sessionflow.entrypoints.http.access import Caller
 from sessionflow.entrypoints.http.auth import Admin, Reader, Writer
@@ -105,13 +107,24 @@ def router(*, secured: bool) -> APIRouter:
         user_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
         workspace_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
         module_name: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
+        lifecycle: Annotated[str | None, Query(max_length=128, description=(
+            "The lifecycle the sessions were created under."))] = None,
+        created_after: Annotated[AwareDatetime | None, Query(description=(
+            "Only sessions created at or after this instant (ISO 8601 with a time zone)."))] = None,
+        created_before: Annotated[AwareDatetime | None, Query(description=(
+            "Only sessions created before this instant (ISO 8601 with a time zone)."))] = None,
+        cursor: Annotated[str | None, Query(max_length=64, description=(
+            "Continue after the page that returned this `next_cursor`."))] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
         offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     ) -> Response:
         items = manager.list(status=status, user_id=who.owner_for_list(user_id), workspace_id=workspace_id,
-                             module_name=module_name, limit=limit, offset=offset)
+                             module_name=module_name, lifecycle=lifecycle, created_after=created_after,
+                             created_before=created_before, cursor=cursor, limit=limit, offset=offset)
+        full = len(items) == limit
         return JSONResponse({"items": [s.model_dump(mode="json") for s in items], "limit": limit,
-                             "offset": offset, "next_offset": offset + limit if len(items) == limit else None})
+                             "offset": offset, "next_offset": offset + limit if full else None,
+                             "next_cursor": cursor_of(items[-1]) if full else None})
 
     @routes.get("/sessions/{session_id}", response_model=Session, tags=["sessions"], operation_id="get_session",
                 summary="Get a session", responses={200: {"headers": ETAG_HEADER},

@@ -1,0 +1,264 @@
+"""The Redis store: the durable lifecycle against raw redis-py, SQLite FULL and PostgreSQL; a sweep of overdue
+sessions; ``get`` latency.
+
+* lifecycle: ``create`` + ``start`` + ``complete`` per session (``benchmarks/workload.py``), each step committed,
+  on one thread: sessionflow on Redis with ``appendfsync always`` and ``everysec``; the ceiling, raw redis-py
+  sending the very same commands (the store's append script, with arguments built by hand: no model, no
+  lifecycle, no validation); sessionflow on SQLite ``synchronous=FULL`` and on PostgreSQL (the tests' throwaway
+  server, durability switched off there: a lower bound of its cost).
+* sweep: ``expire_sessions()`` of N overdue sessions (100 000 by default) in batches of 1000.
+* get: the latency of ``get`` (a fresh read: one round trip, the cached session reused when unchanged).
+
+Each Redis contender runs on a ``redis-server`` of its own started here (AOF on, no RDB snapshots, data in a
+temporary directory). ``make bench`` (``python -m benchmarks redis``) measures the lifecycle, the four Redis
+contenders and SQLite FULL interleaved round by round; the sweep and ``get`` figures come from the standalone run,
+``python -m benchmarks.bench_redis [--sessions N] [--sweep N] [--rounds R]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis
+from benchmarks.framework import Benchmark, Contender, Context, Section, Target
+from benchmarks.workload import METADATA, MODULE, TTL, WORKSPACE, SessionflowLifecycle, user_for
+from sessionflow import SessionManager
+from sessionflow.adapters.redis import scripts
+from sessionflow.testing import ManualClock
+
+__all__ = ["BENCHMARK", "main"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def redis_server(appendfsync: str) -> Iterator[str]:
+    """A throwaway ``redis-server`` with AOF (``appendfsync`` as given); yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server not found (Debian: apt-get install redis-server)")
+    root = Path(tempfile.mkdtemp(prefix="sessionflow-bench-redis-"))
+    port = _free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
+                                "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "",
+                                "--logfile", str(root / "log")])
+    try:
+        client = redis.Redis(port=port)
+        for _ in range(500):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.01)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.kill()
+        process.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class RawRedisLifecycle:
+    """The ceiling: the same append script, arguments built by hand (what any Redis-backed design would send)."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.sha = self.client.script_load(scripts.APPLY)
+
+    def _apply(self, sid: str, expected: int, doc: dict[str, Any], status: str, user: str, now: int, due: str,
+               event: list[Any]) -> None:
+        result = self.client.execute_command(  # type: ignore[no-untyped-call]
+            "EVALSHA", self.sha, 0, "sessionflow:", "1", 1, sid, expected, json.dumps(doc, separators=(",", ":")),
+            status, "=" + user, "=" + WORKSPACE, "=" + MODULE, "=session", doc["created_at"], due,
+            doc["expires_at"], "", "", "", event[0], 1, json.dumps(event, separators=(",", ":")))
+        if result[0] != 1:
+            raise RuntimeError(f"raw append refused: {result}")
+
+    def run(self, n: int) -> None:
+        for i in range(n):
+            user = user_for(i)
+            sid = str(uuid.uuid4())
+            now = int(time.time() * 1000)
+            expires = now + int(TTL.total_seconds() * 1000)
+            doc: dict[str, Any] = {
+                "id": sid, "status": "pending", "version": 1, "user_id": user, "workspace_id": WORKSPACE,
+                "module_name": MODULE, "total_files": 0, "processed_files": 0, "failed_files": 0,
+                "current_file": None, "ttl_seconds": TTL.total_seconds(), "created_at": now, "updated_at": now,
+                "expires_at": expires, "max_expires_at": None, "closed_at": None, "closed_by": None,
+                "failure_reason": None, "deleted_at": None, "due_at": expires, "lifecycle": "session",
+                "lifecycle_version": 1, "data": {"file_paths": [], "file_results": [], "notes": [],
+                                                 "metadata": METADATA}}
+            self._apply(sid, 0, doc, "pending", user, now, str(expires),
+                        [str(uuid.uuid4()), 1, "created", None, "pending", user, now, {}])
+            doc.update(status="in_progress", version=2)
+            self._apply(sid, 1, doc, "in_progress", user, now, str(expires),
+                        [str(uuid.uuid4()), 2, "started", "pending", "in_progress", user, now, {}])
+            doc.update(status="completed", version=3, closed_at=now, closed_by=user, due_at=None)
+            self._apply(sid, 2, doc, "completed", user, now, "",
+                        [str(uuid.uuid4()), 3, "completed", "in_progress", "completed", user, now, {}])
+
+
+def _rate(run: Callable[[int], None], n: int, rounds: int) -> float:
+    """The best of ``rounds`` runs of ``n`` lifecycles, in lifecycles per second."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        run(n)
+        best = min(best, time.perf_counter() - started)
+    return n / best
+
+
+def lifecycle(n: int, rounds: int, postgres: str | None, workdir: Path) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for level in ("always", "everysec"):
+        # Two servers (one each), the contenders interleaved round by round: a busy machine slows both alike.
+        with redis_server(level) as ours_url, redis_server(level) as raw_url, SessionManager.open(ours_url) as manager:
+            runner = SessionflowLifecycle(manager)
+            raw = RawRedisLifecycle(raw_url)
+            runner.run(50)  # warm-up
+            raw.run(50)
+            best = {"ours": float("inf"), "raw": float("inf")}
+            for _ in range(rounds):
+                for name, run in (("ours", runner.run), ("raw", raw.run)):
+                    started = time.perf_counter()
+                    run(n)
+                    best[name] = min(best[name], time.perf_counter() - started)
+            rates[f"sessionflow redis {level}"] = n / best["ours"]
+            rates[f"raw redis-py {level}"] = n / best["raw"]
+            raw.client.close()
+    full_n = max(10, n // 10)  # fsync per commit: a slower contender, fewer sessions
+    with SessionManager.open(f"sqlite:///{workdir / 'full.db'}", sqlite_synchronous="FULL") as manager:
+        runner = SessionflowLifecycle(manager)
+        runner.run(10)
+        rates["sessionflow sqlite FULL"] = _rate(runner.run, full_n, rounds)
+    if postgres is not None:
+        with SessionManager.open(postgres) as manager:
+            runner = SessionflowLifecycle(manager)
+            runner.run(50)
+            rates["sessionflow postgresql"] = _rate(runner.run, n, rounds)
+    return rates
+
+
+def run(ctx: Context) -> Section:
+    """The lifecycle on Redis (AOF ``always`` and ``everysec``) against raw redis-py sending the same commands,
+    and SQLite FULL, in one interleaved measurement."""
+    section = Section(name="redis", title="Durable lifecycle, Redis", description=__doc__ or "")
+    rounds = ctx.scale(7, 2)
+    n = ctx.scale(1000, 50)
+    with contextlib.ExitStack() as stack:
+        contenders: list[Contender] = []
+        pairs: list[tuple[str, str, str]] = []
+        for level in ("always", "everysec"):
+            ours_url = stack.enter_context(redis_server(level))
+            raw_url = stack.enter_context(redis_server(level))
+            manager = stack.enter_context(SessionManager.open(ours_url))
+            ours = SessionflowLifecycle(manager)
+            raw = RawRedisLifecycle(raw_url)
+            stack.callback(raw.client.close)
+            mine, theirs = f"sessionflow, Redis appendfsync {level}", f"raw redis-py, Redis appendfsync {level}"
+            contenders += [Contender(mine, "session", ours.run, profile=level == "always"),
+                           Contender(theirs, "session", raw.run)]
+            pairs.append((mine, theirs, level))
+        sqlite = stack.enter_context(SessionManager.open(f"sqlite:///{ctx.workdir / 'redis-vs-full.db'}",
+                                                         sqlite_synchronous="FULL"))
+        contenders.append(Contender("sessionflow, SQLite FULL", "session", SessionflowLifecycle(sqlite).run,
+                                    profile=False))
+        ctx.log(f"  Redis and SQLite FULL: {n} sessions x {rounds} rounds")
+        results = ctx.measure(contenders, n, rounds)
+    measured = {c.label: section.add(results[c.label], "throughput") for c in contenders}
+    for mine, theirs, _level in pairs:
+        section.compare(measured[mine], measured[theirs], "throughput",
+                        Target(">=", 0.7, "Redis issue"))
+    section.compare(measured[pairs[0][0]], measured["sessionflow, SQLite FULL"], "throughput")
+    section.notes.append("The raw contender sends the store's own append script (one EVALSHA per step) with its "
+                         "arguments built by hand: no model, no lifecycle, no validation. With appendfsync always "
+                         "every step waits for Redis's fsync, as SQLite FULL waits for its own.")
+    return section
+
+
+def sweep(count: int, level: str = "always") -> dict[str, float]:
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    clock = ManualClock(t0)
+    with redis_server(level) as url, SessionManager.open(url, clock=clock, cache_size=0) as manager:
+        started = time.perf_counter()
+        for _ in range(count):
+            manager.create(performer_id="p", ttl=timedelta(minutes=1))
+        setup = time.perf_counter() - started
+        clock.advance(timedelta(minutes=2))
+        started = time.perf_counter()
+        expired = manager.expire_sessions(batch_size=1000)
+        took = time.perf_counter() - started
+        assert expired == count, expired
+        return {"sessions": count, "seconds": took, "per_second": count / took, "setup_seconds": setup}
+
+
+def get_latency(samples: int, level: str = "always") -> dict[str, float]:
+    with redis_server(level) as url, SessionManager.open(url) as manager:
+        ids = [manager.create(performer_id="p", metadata=METADATA).id for _ in range(1000)]
+        timings = []
+        for i in range(samples):
+            sid = ids[i % len(ids)]
+            started = time.perf_counter()
+            manager.get(sid)
+            timings.append(time.perf_counter() - started)
+        timings.sort()
+        return {"median_us": statistics.median(timings) * 1e6, "p99_us": timings[int(len(timings) * 0.99)] * 1e6}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sessions", type=int, default=2000)
+    parser.add_argument("--sweep", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gets", type=int, default=20_000)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="sessionflow-bench-"))
+    try:
+        with contextlib.ExitStack() as stack:
+            postgres = None
+            if not args.no_postgres:
+                from tests.support.postgres import PostgresUnavailable, throwaway_postgres
+
+                try:
+                    postgres = stack.enter_context(throwaway_postgres())
+                except PostgresUnavailable as error:
+                    print(f"PostgreSQL skipped: {error}")
+            rates = lifecycle(args.sessions, args.rounds, postgres, workdir)
+        print("lifecycle (create + start + complete), one thread, best of", args.rounds, "rounds:")
+        for name, rate in rates.items():
+            print(f"  {name:<28} {rate:9.0f} lifecycles/s")
+        for level in ("always", "everysec"):
+            ratio = rates[f"sessionflow redis {level}"] / rates[f"raw redis-py {level}"]
+            print(f"  sessionflow / raw redis-py ({level}): {ratio:.2f}x (target >= 0.7x)")
+        print(f"sweep of {args.sweep} overdue sessions (AOF always):", json.dumps(sweep(args.sweep)))
+        print("get latency (AOF always):", json.dumps(get_latency(args.gets)))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+BENCHMARK = Benchmark(name="redis", title="Durable lifecycle, Redis", run=run, order=32,
+                      summary="create+start+complete on Redis (AOF always and everysec) vs raw redis-py and SQLite "
+                              "FULL")
+
+
+if __name__ == "__main__":
+    main()
+

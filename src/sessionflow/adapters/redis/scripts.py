@@ -1,0 +1,259 @@
+"""The Lua scripts of the Redis store. Redis runs a script atomically: no other command runs in between, so
+each one is a transaction — the version check, the events, the projection, its indexes and the feed position
+of an append commit together or not at all, and in the order of their scripts.
+
+Keys, under the store's prefix ``P`` (``sessionflow:`` by default):
+
+=====================  =========================================================================================
+``P s:<id>``           hash, the projection: ``v`` version, ``st`` status, ``u`` / ``w`` / ``m`` / ``lc`` user,
+                       workspace, module and lifecycle (``"=" + value``, ``""`` for none), ``c`` created (ms),
+                       ``due`` deadline of a
+                       live session (ms, ``""`` for none), ``exp`` expiry (ms or ``""``), ``del`` ``"1"`` once
+                       deleted, ``doc`` the whole session (``codec.py``)
+``P e:<id>``           list, the session's events, oldest first (never rewritten)
+``P pos``              the feed counter: each event's position is one ``INCR``, in commit order
+``P feed``             sorted set, score the position, member ``<id>:<version>`` (the global feed)
+``P ids``              set, every session id that has events
+``P i:all``            sorted set, every projected session, score its creation time (ties: by id, as SQL)
+``P i:st:<status>``    the same, per status; ``P i:u:=<user>``, ``P i:w:=<ws>``, ``P i:m:=<module>``
+``P due``              sorted set, score the deadline of each live session: the sweeper's queue
+``P a:=<user>``        set, the user's sessions in progress and not deleted (``single_active_per_user``)
+``P n``                hash, status -> sessions (not deleted) in it
+``P consumers``        hash, feed consumer -> position
+=====================  =========================================================================================
+
+Channels: ``P deadline`` (payload: the new deadline, epoch ms) when a deadline is new or earlier than it was,
+``P events`` (empty payload) when events were appended — what the change watcher listens to.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["APPLY", "CHANGE_FIELDS", "CLAIM", "QUERY", "READ_EVENTS", "SAVE_CONSUMER"]
+
+#: The values each change takes in :data:`APPLY`'s arguments, before its events.
+CHANGE_FIELDS: Final = 16
+
+#: Apply changes. ARGV: prefix, strict ("1": one change, a refusal is returned as is; "0": a sweep batch,
+#: refused changes are skipped), the number of changes, then per change: id, expected version, document,
+#: status, user, workspace, module, lifecycle, created, due, expires, deleted, exclusive user, decided at (ms or ""),
+#: the first event's record id, the number of events, the events.
+#: Strict result: {1, version} applied; {0, actual} version conflict; {2, other id} another session of the
+#: exclusive user is in progress; {3, version} this very change was applied already (a retry after a lost
+#: connection). Batch result: {flags ("1" applied / "0" skipped, one per change), earliest deadline or ""}.
+APPLY: Final = r"""
+local p = ARGV[1]
+local strict = ARGV[2] == '1'
+local count = tonumber(ARGV[3])
+local i = 4
+local flags = {}
+local appended = false
+for c = 1, count do
+  local sid, expected, doc = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local st, u, w, m, lc = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  local created, due, exp, del = ARGV[i + 8], ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
+  local excl, decided, rid, n = ARGV[i + 12], ARGV[i + 13], ARGV[i + 14], tonumber(ARGV[i + 15])
+  local first = i + 16
+  i = first + n
+  local skey = p .. 's:' .. sid
+  local ekey = p .. 'e:' .. sid
+  local old = redis.call('HMGET', skey, 'v', 'st', 'u', 'w', 'm', 'due', 'del')
+  local version = tonumber(old[1]) or 0
+  local refused = nil
+  if version ~= expected then
+    refused = {0, version}
+    if version >= expected + n then
+      local stored = redis.call('LINDEX', ekey, expected)
+      if stored then
+        local comma = string.find(stored, ',', 1, true)
+        if comma and string.sub(stored, comma + 2, comma + 1 + #rid) == rid then refused = {3, version} end
+      end
+    end
+  elseif excl ~= '' then
+    local others = redis.call('SMEMBERS', p .. 'a:' .. excl)
+    for _, other in ipairs(others) do
+      if other ~= sid then
+        local oexp = redis.call('HGET', p .. 's:' .. other, 'exp')
+        if decided == '' or not oexp or oexp == '' or tonumber(oexp) > tonumber(decided) then
+          refused = {2, other}
+          break
+        end
+      end
+    end
+  end
+  if refused then
+    if strict then return refused end
+    if refused[1] == 3 then flags[c] = '1' else flags[c] = '0' end
+  else
+    flags[c] = '1'
+    local ost, ou, ow, om, odue, odel = old[2], old[3], old[4], old[5], old[6], old[7]
+    if version == 0 then
+      redis.call('SADD', p .. 'ids', sid)
+      redis.call('ZADD', p .. 'i:all', created, sid)
+      ost, ou, ow, om, odue, odel = false, '', '', '', '', ''
+    end
+    if ost ~= st then
+      if ost then redis.call('ZREM', p .. 'i:st:' .. ost, sid) end
+      redis.call('ZADD', p .. 'i:st:' .. st, created, sid)
+    end
+    if ou ~= u then
+      if ou and ou ~= '' then redis.call('ZREM', p .. 'i:u:' .. ou, sid) end
+      if u ~= '' then redis.call('ZADD', p .. 'i:u:' .. u, created, sid) end
+    end
+    if ow ~= w then
+      if ow and ow ~= '' then redis.call('ZREM', p .. 'i:w:' .. ow, sid) end
+      if w ~= '' then redis.call('ZADD', p .. 'i:w:' .. w, created, sid) end
+    end
+    if om ~= m then
+      if om and om ~= '' then redis.call('ZREM', p .. 'i:m:' .. om, sid) end
+      if m ~= '' then redis.call('ZADD', p .. 'i:m:' .. m, created, sid) end
+    end
+    local olive = ost and odel ~= '1'
+    local live = del ~= '1'
+    if olive ~= live or ost ~= st then
+      if olive then redis.call('HINCRBY', p .. 'n', ost, -1) end
+      if live then redis.call('HINCRBY', p .. 'n', st, 1) end
+    end
+    local oactive = olive and ost == 'in_progress' and ou and ou ~= ''
+    local active = live and st == 'in_progress' and u ~= ''
+    if oactive and (not active or ou ~= u) then redis.call('SREM', p .. 'a:' .. ou, sid) end
+    if active and (not oactive or ou ~= u) then redis.call('SADD', p .. 'a:' .. u, sid) end
+    if odue ~= due then
+      if due == '' then
+        redis.call('ZREM', p .. 'due', sid)
+      else
+        redis.call('ZADD', p .. 'due', due, sid)
+        if not odue or odue == '' or tonumber(due) < tonumber(odue) then
+          redis.call('PUBLISH', p .. 'deadline', due)
+        end
+      end
+    end
+    redis.call('HSET', skey, 'v', expected + n, 'st', st, 'u', u, 'w', w, 'm', m, 'lc', lc, 'c', created,
+               'due', due, 'exp', exp, 'del', del, 'doc', doc)
+    for k = 0, n - 1 do
+      local pos = redis.call('INCR', p .. 'pos')
+      redis.call('RPUSH', ekey, '[' .. pos .. ',' .. string.sub(ARGV[first + k], 2))
+      redis.call('ZADD', p .. 'feed', pos, sid .. ':' .. (expected + k + 1))
+    end
+    if n > 0 then appended = true end
+    if strict then
+      redis.call('PUBLISH', p .. 'events', '')
+      return {1, expected + n}
+    end
+  end
+end
+if appended then redis.call('PUBLISH', p .. 'events', '') end
+local nxt = redis.call('ZRANGE', p .. 'due', 0, 0, 'WITHSCORES')
+return {flags, nxt[2] or ''}
+"""
+
+#: The overdue sessions, earliest first. ARGV: prefix, now (ms), how many.
+#: Result: {earliest deadline or "", id, document, id, document, ...}.
+CLAIM: Final = r"""
+local p = ARGV[1]
+local ids = redis.call('ZRANGEBYSCORE', p .. 'due', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local nxt = redis.call('ZRANGE', p .. 'due', 0, 0, 'WITHSCORES')
+local out = {nxt[2] or ''}
+for _, sid in ipairs(ids) do
+  local doc = redis.call('HGET', p .. 's:' .. sid, 'doc')
+  if doc then
+    out[#out + 1] = sid
+    out[#out + 1] = doc
+  end
+end
+return out
+"""
+
+#: A page of sessions. ARGV: prefix, the index key to walk (in order), include deleted ("1"/""), live after
+#: (ms or ""), user, workspace, module, lifecycle (as stored, "" for no filter), the creation-time range (min and
+#: max scores, e.g. "-inf" and "(1700000000000"), the keyset cursor (created ms and id, or "" and ""), offset,
+#: limit, then the statuses to keep (none: any). Result: the documents, ordered by creation time then id.
+QUERY: Final = r"""
+local p = ARGV[1]
+local key = p .. ARGV[2]
+local deleted = ARGV[3] == '1'
+local live_after = tonumber(ARGV[4])
+local u, w, m, lc = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local low, high = ARGV[9], ARGV[10]
+local after_c, after_id = tonumber(ARGV[11]), ARGV[12]
+local skip, limit = tonumber(ARGV[13]), tonumber(ARGV[14])
+local statuses = nil
+if #ARGV > 14 then
+  statuses = {}
+  for k = 15, #ARGV do statuses[ARGV[k]] = true end
+end
+local out = {}
+local start = 0
+local chunk = 256
+while #out < limit do
+  local items = redis.call('ZRANGEBYSCORE', key, low, high, 'WITHSCORES', 'LIMIT', start, chunk)
+  if #items == 0 then break end
+  start = start + #items / 2
+  for j = 1, #items, 2 do
+    local sid, score = items[j], tonumber(items[j + 1])
+    if after_c == nil or score > after_c or (score == after_c and sid > after_id) then
+      local f = redis.call('HMGET', p .. 's:' .. sid, 'st', 'u', 'w', 'm', 'due', 'del', 'doc', 'lc')
+      if f[7] and (deleted or f[6] ~= '1') and (statuses == nil or statuses[f[1]])
+          and (u == '' or f[2] == u) and (w == '' or f[3] == w) and (m == '' or f[4] == m)
+          and (lc == '' or f[8] == lc)
+          and (live_after == nil or f[5] == '' or tonumber(f[5]) > live_after) then
+        if skip > 0 then
+          skip = skip - 1
+        else
+          out[#out + 1] = f[7]
+          if #out >= limit then break end
+        end
+      end
+    end
+  end
+end
+return out
+"""
+
+#: The global feed. ARGV: prefix, after (a position), limit, user ("=" + user, or "" for every event).
+#: Result: {id, event, id, event, ...}, in position order.
+READ_EVENTS: Final = r"""
+local p = ARGV[1]
+local after, limit, user = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local out = {}
+local found = 0
+local offset = 0
+local chunk = limit
+if user ~= '' then chunk = 512 end
+local owners = {}
+while found < limit do
+  local items = redis.call('ZRANGEBYSCORE', p .. 'feed', '(' .. after, '+inf', 'LIMIT', offset, chunk)
+  if #items == 0 then break end
+  offset = offset + #items
+  for _, item in ipairs(items) do
+    local colon = string.find(item, ':', 1, true)
+    local sid = string.sub(item, 1, colon - 1)
+    local keep = true
+    if user ~= '' then
+      local owner = owners[sid]
+      if owner == nil then
+        owner = redis.call('HGET', p .. 's:' .. sid, 'u') or ''
+        owners[sid] = owner
+      end
+      keep = owner == user
+    end
+    if keep then
+      out[#out + 1] = sid
+      out[#out + 1] = redis.call('LINDEX', p .. 'e:' .. sid, tonumber(string.sub(item, colon + 1)) - 1)
+      found = found + 1
+      if found >= limit then break end
+    end
+  end
+  if user == '' then break end
+end
+return out
+"""
+
+#: Store a feed consumer's position unless the stored one is higher. ARGV: prefix, name, position.
+SAVE_CONSUMER: Final = r"""
+local key = ARGV[1] .. 'consumers'
+local stored = tonumber(redis.call('HGET', key, ARGV[2]) or '0')
+if tonumber(ARGV[3]) > stored then redis.call('HSET', key, ARGV[2], ARGV[3]) end
+return 0
+"""

@@ -1,0 +1,184 @@
+"""The list query: the statement of :meth:`EventStore.query`, one ordered scan of one index per page.
+
+Every list index of ``tables.py`` ends with the list order ``(created_at, id)``. A page reads the index of the
+most selective filter given (:func:`_driving_index`), named on SQLite (``INDEXED BY``: without ``ANALYZE``
+statistics its planner may otherwise take an index that finds the rows only after a long scan); the other
+filters are checked on the rows read, and the creation range and the cursor bound the scan. Each shape of
+query (which filters are given) is built once, its values bound per call.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import BigInteger, Select, TableClause, bindparam, column, false, select, tuple_, union_all
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
+
+from sessionflow.adapters.sqlalchemy.tables import sessions, to_millis
+from sessionflow.application.ports import Query
+
+__all__ = ["query_statement"]
+
+#: Every column of ``sessions``, as selected (in table order).
+SESSION_FIELDS = tuple(sessions.c)
+
+#: The list indexes by their columns (names from the schema's naming convention).
+_LIST_INDEXES = {tuple(c.name for c in index.columns): str(index.name) for index in sessions.indexes}
+
+
+class _SessionsThrough(TableClause):
+    """The ``sessions`` table read through one named index: ``sessions INDEXED BY <index>`` on SQLite, plain
+    ``sessions`` elsewhere (PostgreSQL chooses from its statistics). Its columns are those of ``sessions``."""
+
+    inherit_cache = True
+    _traverse_internals = [*TableClause._traverse_internals, ("index", InternalTraversal.dp_string)]  # noqa: RUF012
+
+    def __init__(self, index: str) -> None:
+        super().__init__(sessions.name, *(column(c.name, c.type) for c in sessions.c))
+        self.index = index
+
+
+@compiles(_SessionsThrough)
+def _render_through(element: _SessionsThrough, compiler: Any, **kw: Any) -> str:
+    sql: str = compiler.visit_table(element, **kw)
+    if kw.get("asfrom") and compiler.dialect.name == "sqlite":
+        sql += f" INDEXED BY {compiler.preparer.quote(element.index)}"
+    return sql
+
+
+_THROUGH = {columns: _SessionsThrough(name) for columns, name in _LIST_INDEXES.items()}
+
+
+def _driving_index(query: Query, statuses: int) -> tuple[tuple[str, ...], bool]:
+    """The index a list reads in order, and whether it is read once per status (several statuses, on an index
+    where the status follows an equality): the most selective filter first — user, workspace, status,
+    lifecycle — else creation order."""
+    if query.user_id is not None:
+        if statuses:
+            return ("user_id", "status", "created_at", "id"), statuses > 1
+        return ("user_id", "created_at", "id"), False
+    if query.workspace_id is not None:
+        return ("workspace_id", "created_at", "id"), False
+    if statuses:
+        return ("status", "created_at", "id"), statuses > 1
+    if query.lifecycle is not None:
+        return ("lifecycle", "created_at", "id"), False
+    return ("created_at", "id"), False
+
+
+class _Part(Select[Any]):
+    """One status's part of a merged list: ordered and limited on PostgreSQL (which then merges the parts in
+    order, each stopping at the limit), plain on SQLite (whose merge of a compound ``SELECT`` reads each part
+    in index order by itself, and would sort a limited part again)."""
+
+    inherit_cache = True
+
+
+@compiles(_Part)
+def _render_part(element: _Part, compiler: Any, **kw: Any) -> str:
+    if compiler.dialect.name == "sqlite":
+        element = element.order_by(None).limit(None)
+    sql: str = compiler.visit_select(element, **kw)
+    return sql
+
+
+def _filtered(query: Query, table: TableClause, statuses: int, part: bool = False) -> Select[Any]:
+    """The list's filters on ``table``, as bound parameters (named as in :func:`_values`); ``statuses`` status
+    parameters (``-1``: the one of this part)."""
+    c = table.c
+    columns = [c[f.name] for f in SESSION_FIELDS]
+    stmt = _Part(*columns) if part else select(*columns)
+    if not query.include_deleted:
+        stmt = stmt.where(c.deleted_at.is_(None))
+    if statuses < 0:
+        stmt = stmt.where(c.status == bindparam(f"status_{-statuses - 1}"))
+    elif statuses == 1:
+        stmt = stmt.where(c.status == bindparam("status_0"))
+    elif statuses > 1:
+        stmt = stmt.where(c.status.in_([bindparam(f"status_{i}") for i in range(statuses)]))
+    for name in ("user_id", "workspace_id", "module_name", "lifecycle"):
+        if getattr(query, name) is not None:
+            stmt = stmt.where(c[name] == bindparam(name))
+    if query.created_after is not None:
+        stmt = stmt.where(c.created_at >= bindparam("created_after"))
+    if query.created_before is not None:
+        stmt = stmt.where(c.created_at < bindparam("created_before"))
+    if query.after is not None:
+        stmt = stmt.where(c.created_at >= bindparam("after_ms"), tuple_(c.created_at, c.id) > tuple_(
+            bindparam("after_ms", type_=BigInteger()), bindparam("after_id", type_=sessions.c.id.type)))
+    if query.live_after is not None:
+        stmt = stmt.where(c.due_at.is_(None) | (c.due_at > bindparam("live_after")))
+    return stmt
+
+
+def _values(query: Query, statuses: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {f"status_{i}": status for i, status in enumerate(statuses)}
+    values.update({name: getattr(query, name) for name in ("user_id", "workspace_id", "module_name", "lifecycle")
+                   if getattr(query, name) is not None})
+    for name in ("created_after", "created_before", "live_after"):
+        value = getattr(query, name)
+        if value is not None:
+            values[name] = to_millis(value)
+    if query.after is not None:
+        values["after_ms"], values["after_id"] = to_millis(query.after[0]), query.after[1]
+    values.update(limit=query.limit, offset=query.offset, part_limit=query.limit + query.offset)
+    return values
+
+
+#: The shape of a list query: which filters it has, how many statuses, its driving index.
+_Shape = tuple[bool, int, bool, bool, bool, bool, bool, bool, bool, bool]
+
+
+@functools.lru_cache(maxsize=512)
+def _template(shape: _Shape) -> Select[Any]:
+    """The statement of every list query of this shape, its values left as bound parameters."""
+    query = _shape_query(shape)
+    statuses = shape[1]
+    columns, per_status = _driving_index(query, statuses)
+    table = _THROUGH[columns]
+    if not per_status:
+        return _filtered(query, table, statuses).order_by(table.c.created_at, table.c.id).limit(
+            bindparam("limit")).offset(bindparam("offset"))
+    parts = (_filtered(query, table, -i - 1, part=True).order_by(table.c.created_at, table.c.id).limit(
+        bindparam("part_limit")).subquery() for i in range(statuses))
+    merged = union_all(*(select(*part.c) for part in parts)).subquery()
+    return select(*merged.c).order_by(merged.c.created_at, merged.c.id).limit(bindparam("limit")).offset(
+        bindparam("offset"))
+
+
+def query_statement(query: Query) -> Select[Any]:
+    """The page of projection rows :meth:`EventStore.query` returns, in ``(created_at, id)`` order.
+
+    Every page is an ordered scan of one index, chosen here rather than by the database's planner (which,
+    without statistics, may pick an index that finds the rows only after a long scan): the index of the most
+    selective filter given, each index ending with ``(created_at, id)``, so there is never a sort. On SQLite
+    the statement names it (``INDEXED BY``). Several statuses on an index that has the status after an equality
+    are read as one ordered scan per status, merged (``SELECT ... FROM (... UNION ALL ...) ORDER BY``, see
+    :class:`_Part`: SQLite and PostgreSQL both merge the parts, each in index order, and stop at the limit).
+    The statement of each shape of query is built once (:func:`_template`), its values bound per call.
+    """
+    statuses = sorted(str(s) for s in query.status) if query.status is not None else []
+    if query.status is not None and not statuses:
+        return select(*SESSION_FIELDS).where(false())
+    shape: _Shape = (query.include_deleted, len(statuses), query.user_id is not None,
+                     query.workspace_id is not None, query.module_name is not None, query.lifecycle is not None,
+                     query.created_after is not None, query.created_before is not None, query.after is not None,
+                     query.live_after is not None)
+    return _template(shape).params(_values(query, statuses))
+
+
+def _shape_query(shape: _Shape) -> Query:
+    """A query of this shape (the values are placeholders: only which filters are given matters)."""
+    (include_deleted, statuses, user, workspace, module, lifecycle, created_after, created_before, after,
+     live_after) = shape
+    at = datetime(1970, 1, 1, tzinfo=UTC)
+    return Query(status=frozenset(f"s{i}" for i in range(statuses)) if statuses else None,
+                 user_id="u" if user else None, workspace_id="w" if workspace else None,
+                 module_name="m" if module else None, lifecycle="l" if lifecycle else None,
+                 include_deleted=include_deleted, created_after=at if created_after else None,
+                 created_before=at if created_before else None, after=(at, UUID(int=0)) if after else None,
+                 live_after=at if live_after else None)
