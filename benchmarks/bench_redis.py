@@ -156,17 +156,40 @@ def lifecycle(n: int, rounds: int, postgres: str | None, workdir: Path) -> dict[
     return rates
 
 
+class _Gets:
+    """``run(n)``: ``n`` reads of sessions already stored, by sessionflow's ``get`` or by raw redis-py's ``HGET`` of
+    the same document (the ceiling: no decoding into a model)."""
+
+    def __init__(self, manager: SessionManager, url: str, count: int) -> None:
+        self.manager = manager
+        self.ids = [manager.create(performer_id="p", metadata=METADATA).id for _ in range(count)]
+        self.client = redis.Redis.from_url(url)
+        self.keys = [f"sessionflow:s:{sid}" for sid in self.ids]
+
+    def ours(self, n: int) -> None:
+        get, ids = self.manager.get, self.ids
+        for i in range(n):
+            get(ids[i % len(ids)])
+
+    def raw(self, n: int) -> None:
+        hget, keys = self.client.hget, self.keys
+        for i in range(n):
+            if hget(keys[i % len(keys)], "doc") is None:
+                raise RuntimeError("raw HGET found no session")
+
+
 def run(ctx: Context) -> Section:
     """The lifecycle on Redis (AOF ``always`` and ``everysec``) against raw redis-py sending the same commands,
-    and SQLite FULL, in one interleaved measurement."""
+    SQLite FULL and PostgreSQL, in one interleaved measurement; ``get`` against a raw ``HGET``; a sweep."""
     section = Section(name="redis", title="Durable lifecycle, Redis", description=__doc__ or "")
     rounds = ctx.scale(7, 2)
     n = ctx.scale(1000, 50)
     with contextlib.ExitStack() as stack:
         contenders: list[Contender] = []
-        pairs: list[tuple[str, str, str]] = []
+        pairs: list[tuple[str, str]] = []
+        urls: dict[str, str] = {}
         for level in ("always", "everysec"):
-            ours_url = stack.enter_context(redis_server(level))
+            ours_url = urls[level] = stack.enter_context(redis_server(level))
             raw_url = stack.enter_context(redis_server(level))
             manager = stack.enter_context(SessionManager.open(ours_url))
             ours = SessionflowLifecycle(manager)
@@ -175,21 +198,39 @@ def run(ctx: Context) -> Section:
             mine, theirs = f"sessionflow, Redis appendfsync {level}", f"raw redis-py, Redis appendfsync {level}"
             contenders += [Contender(mine, "session", ours.run, profile=level == "always"),
                            Contender(theirs, "session", raw.run)]
-            pairs.append((mine, theirs, level))
+            pairs.append((mine, theirs))
         sqlite = stack.enter_context(SessionManager.open(f"sqlite:///{ctx.workdir / 'redis-vs-full.db'}",
                                                          sqlite_synchronous="FULL"))
-        contenders.append(Contender("sessionflow, SQLite FULL", "session", SessionflowLifecycle(sqlite).run,
-                                    profile=False))
-        ctx.log(f"  Redis and SQLite FULL: {n} sessions x {rounds} rounds")
+        contenders.append(Contender("sessionflow, SQLite FULL", "session", SessionflowLifecycle(sqlite).run))
+        postgres = stack.enter_context(SessionManager.open(stack.enter_context(
+            ctx.postgres.fresh_database("sfbench_redis"))))
+        contenders.append(Contender("sessionflow, PostgreSQL", "session", SessionflowLifecycle(postgres).run))
+        ctx.log(f"  lifecycle on Redis, SQLite FULL and PostgreSQL: {n} sessions x {rounds} rounds")
         results = ctx.measure(contenders, n, rounds)
+        gets = _Gets(stack.enter_context(SessionManager.open(urls["always"])), urls["always"], ctx.scale(1000, 50))
+        stack.callback(gets.client.close)
+        get_contenders = [Contender("sessionflow get, Redis", "get", gets.ours, profile=True),
+                          Contender("raw redis-py HGET of the same document", "get", gets.raw)]
+        get_n = ctx.scale(5000, 200)
+        ctx.log(f"  get: {get_n} reads x {rounds} rounds")
+        get_results = ctx.measure(get_contenders, get_n, rounds)
     measured = {c.label: section.add(results[c.label], "throughput") for c in contenders}
-    for mine, theirs, _level in pairs:
-        section.compare(measured[mine], measured[theirs], "throughput",
-                        Target(">=", 0.7, "Redis issue"))
-    section.compare(measured[pairs[0][0]], measured["sessionflow, SQLite FULL"], "throughput")
+    for mine, theirs in pairs:
+        section.compare(measured[mine], measured[theirs], "throughput", Target(">=", 0.7, "Redis issue"))
+    for other in ("sessionflow, SQLite FULL", "sessionflow, PostgreSQL"):
+        section.compare(measured[pairs[0][0]], measured[other], "throughput")
+    got = {c.label: section.add(get_results[c.label], "latency") for c in get_contenders}
+    section.compare(got["sessionflow get, Redis"], got["raw redis-py HGET of the same document"], "latency")
+    count = ctx.scale(100_000, 500)
+    ctx.log(f"  sweep: {count:,} overdue sessions")
+    swept = sweep(count, "everysec")
+    section.notes.append(f"Sweep (appendfsync everysec): {count:,} overdue sessions expired by expire_sessions() "
+                         f"in batches of 1,000 in {swept['seconds']:.1f} s, {swept['per_second']:,.0f} "
+                         "sessions/s (one run; the sessions were created through the manager beforehand).")
     section.notes.append("The raw contender sends the store's own append script (one EVALSHA per step) with its "
                          "arguments built by hand: no model, no lifecycle, no validation. With appendfsync always "
-                         "every step waits for Redis's fsync, as SQLite FULL waits for its own.")
+                         "every step waits for Redis's fsync, as SQLite FULL waits for its own; the PostgreSQL "
+                         f"server is {ctx.postgres.origin}.")
     return section
 
 
@@ -254,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-BENCHMARK = Benchmark(name="redis", title="Durable lifecycle, Redis", run=run, order=32,
+BENCHMARK = Benchmark(name="redis", title="Durable lifecycle, Redis", run=run, order=32, needs_postgres=True,
                       summary="create+start+complete on Redis (AOF always and everysec) vs raw redis-py and SQLite "
                               "FULL")
 
