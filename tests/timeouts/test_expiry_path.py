@@ -155,9 +155,9 @@ def test_the_waker_rearms_at_the_deadline_its_sweep_found_without_reading_the_st
     from tests.timeouts.test_waker import behind, expiries, started
 
     sweeper = shared_managers()
-    # The writers below are other stores on the same file: without this, the change watcher would (rightly)
-    # make the waker read the next deadline after their commits.
-    sweeper.sqlite_watch_interval = None  # type: ignore[attr-defined]
+    # The writers below are other stores on the same database: without this, the change watcher would (rightly)
+    # make the waker read the next deadline after their commits, or once when it starts listening.
+    sweeper._new_watcher = lambda: None  # type: ignore[method-assign]
     seen = expiries(sweeper)
     waker = started(sweeper)
     reads = Counter[str]()
