@@ -3,15 +3,12 @@ Redis store as several processes would."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from sessionflow import SessionManager
-from sessionflow.application.ports import Clock, EventStore
-from sessionflow.bootstrap import create_redis_store
 from tests.support.redis import RedisServer, RedisUnavailable, require_redis, reset_redis, throwaway_redis
+from tests.timeouts.conftest import SharedManagers, managers_over
 
 
 @pytest.fixture
@@ -31,24 +28,9 @@ def clean_redis_url(redis_url: str) -> str:
     return redis_url
 
 
-SharedManagers = Callable[..., SessionManager]
 
 
 @pytest.fixture
 def shared_managers(clean_redis_url: str) -> Iterator[SharedManagers]:
     """``factory(clock=None, **options)``: managers over one Redis database, each with a store of its own."""
-    stores: list[EventStore] = []
-    managers: list[SessionManager] = []
-
-    def factory(clock: Clock | None = None, **options: Any) -> SessionManager:
-        store = create_redis_store(clean_redis_url)
-        stores.append(store)
-        manager = SessionManager(store, clock=clock, owns_store=False, **options)
-        managers.append(manager)
-        return manager
-
-    yield factory
-    for manager in managers:
-        manager.close()
-    for store in stores:
-        store.close()
+    yield from managers_over("redis", clean_redis_url)

@@ -13,8 +13,7 @@ import pytest
 
 from sessionflow import InMemoryEventStore, SessionManager
 from sessionflow.application.ports import Clock, EventStore
-from sessionflow.bootstrap import create_store
-from tests.support.backends import reset_postgres
+from tests.support.backends import open_store, reset_postgres
 
 
 class ShiftedClock:
@@ -54,22 +53,27 @@ def shared_managers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     """``factory(clock=None, **options)``: managers over ONE store of the parametrised backend (as
     several processes would share one database). Closed after the test."""
     backend = str(request.param)
-    stores: list[EventStore] = []
-    managers: list[SessionManager] = []
     url: str | None = None
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'shared.db'}"
     elif backend == "postgres":
         url = str(request.getfixturevalue("postgres_url"))
         reset_postgres(url)
+    yield from managers_over(backend, url)
+
+
+def managers_over(backend: str, url: str | None) -> Iterator[SharedManagers]:
+    """The ``shared_managers`` factory over ``backend`` at ``url``: in memory, every manager shares one store;
+    otherwise each has a store of its own on the one database (``tests/support/backends.open_store``)."""
+    stores: list[EventStore] = []
+    managers: list[SessionManager] = []
     memory = InMemoryEventStore() if backend == "memory" else None
 
     def factory(clock: Clock | None = None, **options: Any) -> SessionManager:
         if memory is not None:
             manager = SessionManager(memory, clock=clock, owns_store=False, **options)
         else:
-            assert url is not None
-            store = create_store(url)
+            store = open_store(backend, url)
             stores.append(store)
             manager = SessionManager(store, clock=clock, owns_store=False, **options)
         managers.append(manager)
