@@ -17,7 +17,7 @@ PG_INITDB_GLOB ?= /usr/lib/postgresql/*/bin/initdb
 # pytest-xdist workers for `make test` (each starts its own throwaway PostgreSQL and Redis servers).
 TEST_WORKERS ?= 2
 
-.PHONY: help venv demo test lint bench load postgres-binaries graphviz redis-server clean
+.PHONY: help venv demo test lint bench load postgres-binaries graphviz redis-server wrk clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -81,7 +81,18 @@ redis-server:  ## make sure redis-server exists, for the Redis store's tests (in
 			"they fail). Install Debian's redis-server package or set SESSIONFLOW_TEST_REDIS_URL." >&2; \
 	fi
 
-test: venv postgres-binaries graphviz redis-server  ## run the whole test suite (with a throwaway PostgreSQL), ruff and mypy
+wrk:  ## make sure wrk exists, the HTTP load generator of the benchmarks (installs Debian's wrk as root)
+	@if command -v wrk >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo ">> wrk not found: installing Debian's wrk"; \
+		$(APT_GET) update && $(APT_GET) install -y wrk; \
+	else \
+		echo "warning: wrk not found and not root: the HTTP benchmark (and the benchmark smoke test) cannot" \
+			"run. Install Debian's wrk package." >&2; \
+	fi
+
+test: venv postgres-binaries graphviz redis-server wrk  ## run the whole test suite (with a throwaway PostgreSQL), ruff and mypy
 	$(BIN)/pytest -n $(TEST_WORKERS)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src
@@ -90,7 +101,7 @@ lint: venv  ## ruff and mypy only
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src
 
-bench: venv  ## run the benchmarks
+bench: venv wrk  ## run the benchmarks
 	$(BIN)/python -m benchmarks
 
 load: venv postgres-binaries  ## the long load runs: library threads and HTTP clients on a throwaway PostgreSQL

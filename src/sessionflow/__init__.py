@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sessionflow.errors import (
     ActiveSessionExists,
+    BatchRejected,
     ConcurrencyConflict,
     InvalidInput,
     InvalidTransition,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from sessionflow.adapters.apscheduler import ApschedulerWaker
     from sessionflow.adapters.memory import InMemoryEventStore
     from sessionflow.aio import AsyncSessionManager
+    from sessionflow.application.batches import CreateItem, SendItem
     from sessionflow.application.manager import SYSTEM, UNSET, Subscriber, SweepResult
     from sessionflow.application.ports import Change, Clock, EventStore, Query, SystemClock
     from sessionflow.application.reads import SessionPage, cursor_of
@@ -48,6 +50,8 @@ _LAZY: dict[str, str] = {
     "ApschedulerWaker": "sessionflow.adapters.apscheduler",
     "AsyncSessionManager": "sessionflow.aio",
     "InMemoryEventStore": "sessionflow.adapters.memory",
+    "CreateItem": "sessionflow.application.batches",
+    "SendItem": "sessionflow.application.batches",
     "SYSTEM": "sessionflow.application.manager",
     "SessionManager": "sessionflow.bootstrap",
     "Subscriber": "sessionflow.application.manager",
@@ -99,7 +103,9 @@ __all__ = [
     "ActiveSessionExists",
     "ApschedulerWaker",
     "AsyncSessionManager",
+    "BatchRejected",
     "Change",
+    "CreateItem",
     "Clock",
     "CompiledLifecycle",
     "ConcurrencyConflict",
@@ -123,6 +129,7 @@ __all__ = [
     "SessionPage",
     "SessionProgress",
     "SessionStatus",
+    "SendItem",
     "SessionUserMismatch",
     "SessionflowError",
     "Settings",

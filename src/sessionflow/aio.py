@@ -36,6 +36,9 @@ from sessionflow.bootstrap import DEFAULT_URL, create_redis_store, create_store,
 from sessionflow.errors import InvalidInput, StoreError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sessionflow.application.retention import Archive
     from sessionflow.settings import Settings
 
 __all__ = ["AsyncSessionManager", "Opening"]
@@ -208,6 +211,14 @@ class AsyncSessionManager(async_manager.AsyncSessionManager):
 
     def _new_waker(self, cleanup_interval: timedelta, loop: asyncio.AbstractEventLoop) -> Waker:
         return _asyncio_waker(loop, cleanup_interval)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def _new_archive(self, root: Path) -> Archive:
+        """:meth:`purge`'s archive: JSONL files under ``root`` (:class:`~sessionflow.adapters.archive.JsonlArchive`)."""
+        from sessionflow.adapters.archive import JsonlArchive
+
+        return JsonlArchive(root)
 
 
 def _asyncio_waker(loop: asyncio.AbstractEventLoop, cleanup_interval: timedelta) -> Waker:

@@ -30,7 +30,10 @@ __all__ = ["DEFAULT_URL", "SessionManager", "build", "create_engine", "create_re
 DEFAULT_URL = "sqlite:///./sessionflow.db"
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sessionflow.application.ports import Waker
+    from sessionflow.application.retention import Archive
     from sessionflow.application.watching import ChangeWatcher
     from sessionflow.settings import Settings
 
@@ -79,6 +82,12 @@ class SessionManager(manager.SessionManager):
         from sessionflow.adapters.apscheduler import ApschedulerWaker  # the scheduler only when asked for
 
         return ApschedulerWaker(cleanup_interval=cleanup_interval)
+
+    def _new_archive(self, root: Path) -> Archive:
+        """:meth:`purge`'s archive: JSONL files under ``root`` (:class:`~sessionflow.adapters.archive.JsonlArchive`)."""
+        from sessionflow.adapters.archive import JsonlArchive
+
+        return JsonlArchive(root)
 
     def _new_watcher(self) -> ChangeWatcher | None:
         """The change watcher of this manager's store, started: built on the first call and shared by every

@@ -16,6 +16,7 @@ from uuid import UUID
 
 __all__ = [
     "ActiveSessionExists",
+    "BatchRejected",
     "ConcurrencyConflict",
     "InvalidInput",
     "InvalidTransition",
@@ -205,3 +206,26 @@ class StoreError(SessionflowError):
     """The store failed (database unreachable, driver error, ...). The operation was not applied."""
 
     code = "store_error"
+
+
+class BatchRejected(SessionflowError):
+    """One item of a batch (``create_many``, ``send_many``, a store's ``append_many``) was refused, so nothing
+    of the batch was written.
+
+    ``index`` is the item's position in the batch (from 0); ``error`` is the item's own error (an
+    :class:`InvalidInput`, :class:`InvalidTransition`, :class:`ConcurrencyConflict`, ...), also chained as
+    ``__cause__``. ``session_id`` is the item's session when it has one.
+    """
+
+    code = "batch_rejected"
+
+    def __init__(self, index: int, error: SessionflowError) -> None:
+        self.index = index
+        self.error = error
+        super().__init__(f"item {index} of the batch was refused ({error.code}), nothing was written: "
+                         f"{error.message}", session_id=error.session_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(index=self.index, item_error=self.error.to_dict())
+        return data

@@ -10,13 +10,13 @@ from __future__ import annotations
 import bisect
 import heapq
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
 from sessionflow.application.ports import Change, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent, SessionStatus
-from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict, StoreError
+from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, StoreError
 
 __all__ = ["InMemoryEventStore"]
 
@@ -48,9 +48,32 @@ class InMemoryEventStore:
             self._append_locked(change)
             self._push(session)
 
-    def _append_locked(self, change: Change) -> None:
+    def append_many(self, changes: Sequence[Change]) -> None:
+        """Append every change or none (see :meth:`EventStore.append_many`): each is checked against the
+        store as the batch's earlier changes leave it, then all are applied."""
+        with self._lock:
+            self._check_open()
+            overlay: dict[UUID, Session] = {}
+            record_ids: set[UUID] = set()
+            for index, change in enumerate(changes):
+                try:
+                    self._check_locked(change, overlay, record_ids)
+                except (ConcurrencyConflict, ActiveSessionExists) as error:
+                    raise BatchRejected(index, error) from error
+                overlay[change.session.id] = change.session
+                record_ids.update(e.record_id for e in change.events)
+            for change in changes:
+                self._append_locked(change)
+                self._push(change.session)
+
+    def _check_locked(self, change: Change, overlay: dict[UUID, Session] | None = None,
+                      batch_ids: set[UUID] | None = None) -> None:
+        """Raise what :meth:`append` would for ``change``, with ``overlay`` (sessions a batch changes before
+        it) over the stored sessions."""
         session = change.session
-        current = self._sessions.get(session.id)
+        current = overlay.get(session.id) if overlay else None
+        if current is None:
+            current = self._sessions.get(session.id)
         actual = current.version if current is not None else 0
         if actual != change.expected_version:
             raise ConcurrencyConflict(session.id, expected_version=change.expected_version,
@@ -60,15 +83,20 @@ class InMemoryEventStore:
                 versions):
             raise ConcurrencyConflict(session.id, expected_version=change.expected_version,
                                       actual_version=actual)
-        if any(e.record_id in self._record_ids for e in change.events):
+        if any(e.record_id in self._record_ids or (batch_ids and e.record_id in batch_ids) for e in change.events):
             raise StoreError(f"duplicate record id in change for session {session.id}", session_id=session.id)
         if change.exclusive_user is not None:
-            for other in self._sessions.values():
+            sessions = {**self._sessions, **overlay} if overlay else self._sessions
+            for other in sessions.values():
                 if (other.user_id == change.exclusive_user and other.id != session.id
                         and other.status is SessionStatus.IN_PROGRESS and other.deleted_at is None
                         and not (change.decided_at is not None and other.is_overdue(change.decided_at))):
                     raise ActiveSessionExists(session.id, user_id=change.exclusive_user,
                                               active_session_id=other.id)
+
+    def _append_locked(self, change: Change) -> None:
+        session = change.session
+        self._check_locked(change)
         last = self._positions[-1] if self._positions else 0
         stored = [e.evolve(position=last + i) for i, e in enumerate(change.events, 1)]
         self._events.setdefault(session.id, []).extend(stored)
@@ -248,6 +276,23 @@ class InMemoryEventStore:
         with self._lock:
             self._check_open()
             return self._sessions.get(session_id), list(self._events.get(session_id, ()))
+
+    def purge_sessions(self, expected: Mapping[UUID, int]) -> list[UUID]:
+        """Remove the events and projection of each session still at its ``expected`` version, except the one
+        holding the feed's newest event (see :mod:`sessionflow.application.retention`); the ids removed."""
+        with self._lock:
+            self._check_open()
+            newest = self._feed[-1].session_id if self._feed else None
+            removed = [sid for sid, version in expected.items()
+                       if sid != newest and (s := self._sessions.get(sid)) is not None and s.version == version]
+            gone = set(removed)
+            for sid in removed:
+                del self._sessions[sid]
+                self._record_ids.difference_update(e.record_id for e in self._events.pop(sid, ()))
+            if gone:
+                self._feed = [e for e in self._feed if e.session_id not in gone]
+                self._positions = [e.position or 0 for e in self._feed]  # stored events all have one
+            return removed
 
     def ping(self) -> bool:
         return not self._closed

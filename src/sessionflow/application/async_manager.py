@@ -22,17 +22,20 @@ import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 from uuid import UUID
 
 from sessionflow.application.async_support import LoopTarget, Runner, UnboundWaker, task_aware_delivery
+from sessionflow.application.batches import CreateItem, SendItem
 from sessionflow.application.delivery import Subscriber
 from sessionflow.application.feed import MAX_PAGE, check_poll_interval, consumer_options
 from sessionflow.application.maintenance import Difference
 from sessionflow.application.manager import SessionManager
 from sessionflow.application.ports import Clock, EventStore, Waker
 from sessionflow.application.reads import SessionPage
+from sessionflow.application.retention import Archive, PurgeResult, purge_arguments
 from sessionflow.application.timeouts import SweepResult
 from sessionflow.application.validation import UNSET, check_int
 from sessionflow.domain.deadlines import DeadlinePolicy
@@ -75,6 +78,9 @@ class AsyncSessionManager:
 
     def __init__(self, store: EventStore, *, runner: Runner | None = None, waker: Waker | None = None,
                  **options: Any) -> None:
+        if options.get("group_commit"):
+            raise InvalidInput("group_commit", "group commit shares the commits of threads; from asyncio, commit "
+                                               "many changes at once with create_many() and send_many()")
         self._owns_runner = runner is None
         self._runner: Runner = runner if runner is not None else self._default_runner(store)
         self._sync = self._manager_class(store, **options)
@@ -226,6 +232,16 @@ class AsyncSessionManager:
         return await self._call(self._sync.create, performer_id=performer_id, user_id=user_id,
                                 workspace_id=workspace_id, module_name=module_name, file_paths=file_paths,
                                 metadata=metadata, ttl=ttl, lifecycle=lifecycle)
+
+    async def create_many(self, items: Iterable[CreateItem | Mapping[str, Any]], *,
+                          performer_id: str) -> builtins.list[Session]:
+        """Create a session per item, all in one transaction (see ``SessionManager.create_many``)."""
+        return await self._call(self._sync.create_many, items, performer_id=performer_id)
+
+    async def send_many(self, items: Iterable[SendItem | tuple[Any, ...]], *,
+                        performer_id: str) -> builtins.list[Session]:
+        """Send an event per item, all in one transaction (see ``SessionManager.send_many``)."""
+        return await self._call(self._sync.send_many, items, performer_id=performer_id)
 
     async def send(self, session_id: UUID | str, event: str, *, performer_id: str,
                    expected_version: int | None = None, **args: Any) -> Session:
@@ -517,6 +533,24 @@ class AsyncSessionManager:
     async def verify(self, progress: Callable[[int], object] | None = None) -> builtins.list[Difference]:
         """Fold every history and list each difference from the stored projection (empty: all agree)."""
         return await self._call(self._sync.verify, progress)
+
+    async def purge(self, *, closed_before: datetime, archive: Path | Archive | None = None, batch_size: int = 500,
+                    progress: Callable[[int], object] | None = None) -> PurgeResult:
+        """Remove the closed sessions last changed before ``closed_before``, archiving them first when
+        ``archive`` is given: :meth:`SessionManager.purge <sessionflow.application.manager.SessionManager.purge>`,
+        run where the manager's work runs (the archive's files too)."""
+        cutoff, root, size = purge_arguments(closed_before, archive, batch_size, progress)
+
+        def run() -> PurgeResult:
+            writer = self._new_archive(root) if root is not None else archive
+            return self._sync.purge(closed_before=cutoff, archive=writer, batch_size=size, progress=progress)
+
+        return await self._call(run)
+
+    def _new_archive(self, root: Path) -> Archive:
+        """The archive :meth:`purge` writes under ``root`` (here: none; :class:`sessionflow.AsyncSessionManager`
+        writes JSONL files)."""
+        raise InvalidInput("archive", "this manager has no archive format: use sessionflow.AsyncSessionManager")
 
     async def ping(self) -> bool:
         """True when the store answers (for readiness checks)."""

@@ -23,7 +23,7 @@ from sessionflow.domain.replay import apply
 from sessionflow.domain.values import format_timestamp, new_uuid4
 from sessionflow.errors import InvalidInput, InvalidTransition
 
-__all__ = ["create", "delete", "expire", "migrate", "record_file_check", "update"]
+__all__ = ["create", "creation", "delete", "expire", "migrate", "record_file_check", "update"]
 
 _STATUS_EVENTS: Final = {
     SessionStatus.IN_PROGRESS: "start",
@@ -35,8 +35,15 @@ _STATUS_EVENTS: Final = {
 
 def create(pipeline: WritePipeline, definition: LifecycleDefinition, arguments: CreateArguments) -> Session:
     """A new session in ``definition``'s initial state, its deadline and cap set by the policies."""
+    change = creation(pipeline, definition, arguments, pipeline.now())
+    pipeline.delivery.commit(change)
+    return change.session
+
+
+def creation(pipeline: WritePipeline, definition: LifecycleDefinition, arguments: CreateArguments,
+             now: datetime) -> Change:
+    """The change creating a session in ``definition``'s initial state at ``now`` (not committed)."""
     payload = arguments.payload
-    now = pipeline.now()
     initial = definition.initial_state
     timeout = definition.timeouts.get(initial)
     first = timeout.after if timeout is not None and timeout.after is not None else arguments.ttl
@@ -49,9 +56,7 @@ def create(pipeline: WritePipeline, definition: LifecycleDefinition, arguments: 
         payload["lifecycle_version"] = definition.version
     sid = new_uuid4()
     event = pipeline.event(None, sid, 1, EventType.CREATED, as_state(initial), arguments.performer, now, payload)
-    session = apply(None, event)
-    pipeline.delivery.commit(Change(session, (event,), 0))
-    return session
+    return Change(apply(None, event), (event,), 0)
 
 
 def expire(pipeline: WritePipeline, sid: UUID) -> Session:

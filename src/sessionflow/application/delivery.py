@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any, Final
 
+from sessionflow.application.group_commit import GroupCommit
 from sessionflow.application.ports import Change, EventStore, Waker
 from sessionflow.domain.models import SessionEvent
 from sessionflow.errors import InvalidInput
@@ -38,12 +39,17 @@ class Delivery:
     :meth:`use_locks` to change them before the first write.
     """
 
-    __slots__ = ("_deliver_lock", "_outbox", "_stripes", "_subscribe_lock", "store", "subscribers", "waker")
+    __slots__ = ("_append", "_deliver_lock", "_outbox", "_stripes", "_subscribe_lock", "group", "store",
+                 "subscribers", "waker")
 
     def __init__(self, store: EventStore, waker: Waker | None,
-                 lock_factory: Callable[[], AbstractContextManager[Any]] = threading.Lock) -> None:
+                 lock_factory: Callable[[], AbstractContextManager[Any]] = threading.Lock, *,
+                 group: GroupCommit | None = None) -> None:
         self.store = store
         self.waker = waker
+        #: Single commits go through this group commit when set (see :mod:`~sessionflow.application.group_commit`).
+        self.group = group
+        self._append: Callable[[Change], None] = store.append if group is None else group.append
         self.subscribers: tuple[Subscriber, ...] = ()
         self._subscribe_lock = threading.Lock()
         self._stripes: tuple[AbstractContextManager[Any], ...] = ()
@@ -74,11 +80,11 @@ class Delivery:
         if not self.subscribers:
             # Nobody to deliver to: nothing to order, so no lock held across the database round trip. A
             # subscriber that arrives meanwhile sees the session's later events only (never out of order).
-            self.store.append(change)
+            self._append(change)
         else:
             # Commit and queue under the session's stripe, so its events are queued in version order.
             with self._stripes[hash(session.id) % _STRIPES]:
-                self.store.append(change)
+                self._append(change)
                 self._outbox.append(change.events)
         if self._outbox:
             self.deliver()
@@ -86,6 +92,26 @@ class Delivery:
         waker = self.waker
         if waker is not None and due is not None:
             waker.notify_deadline(due)
+
+    def commit_many(self, changes: Sequence[Change]) -> None:
+        """Append ``changes`` in one transaction (:meth:`EventStore.append_many`); then deliver their events
+        and tell the waker the earliest deadline they set."""
+        if not self.subscribers:
+            self.store.append_many(changes)
+        else:
+            with ExitStack() as stack:  # every session's stripe, in one order (no deadlock between batches)
+                for stripe in sorted({hash(change.session.id) % _STRIPES for change in changes}):
+                    stack.enter_context(self._stripes[stripe])
+                self.store.append_many(changes)
+                for change in changes:
+                    self._outbox.append(change.events)
+        if self._outbox:
+            self.deliver()
+        waker = self.waker
+        if waker is not None:
+            dues = [due for due in (change.session.due_at for change in changes) if due is not None]
+            if dues:
+                waker.notify_deadline(min(dues))
 
     def committed(self, changes: Iterable[Change]) -> None:
         """Deliver the events of ``changes``, which a store has already committed (a sweep's batch)."""

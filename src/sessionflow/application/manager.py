@@ -19,18 +19,21 @@ import builtins
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 from uuid import UUID
 
-from sessionflow.application import commands
+from sessionflow.application import batches, commands
 from sessionflow.application import validation as valid
+from sessionflow.application.batches import CreateItem, SendItem
 from sessionflow.application.delivery import Delivery, Subscriber
 from sessionflow.application.feed import Feed, Handler
 from sessionflow.application.maintenance import Difference, rebuild_projection, verify_projection
 from sessionflow.application.pipeline import SYSTEM, WritePipeline
 from sessionflow.application.ports import Clock, EventStore, SystemClock, Waker
 from sessionflow.application.reads import Reads, SessionPage
+from sessionflow.application.retention import Archive, PurgeResult, purge_arguments, purge_closed
 from sessionflow.application.timeouts import SweepResult, Timeouts
 from sessionflow.application.validation import UNSET
 from sessionflow.domain.deadlines import DeadlinePolicy
@@ -67,6 +70,11 @@ class SessionManager:
             of one in ``registry``, newest version); default: the ``session`` lifecycle.
         registry: where the definitions of existing sessions are looked up (default: the process-wide
             :func:`~sessionflow.domain.definitions.default_registry`); ``lifecycle`` is registered in it.
+        group_commit: the single writes of concurrent threads share transactions (one commit for all the
+            writes that arrive while the previous commit is under way; each call still returns only after its
+            own commit, with its own outcome): see :mod:`~sessionflow.application.group_commit`. Worth it on a
+            store whose commit waits for the disk; a lone thread sees no difference. ``True`` or the most
+            changes in one transaction.
     """
 
     def __init__(
@@ -83,6 +91,7 @@ class SessionManager:
         owns_store: bool = True,
         lifecycle: LifecycleDefinition | str | None = None,
         registry: LifecycleRegistry | None = None,
+        group_commit: bool | int = False,
     ) -> None:
         self._registry = registry if registry is not None else default_registry()
         if lifecycle is None:
@@ -98,7 +107,7 @@ class SessionManager:
         self._store = store
         self._owns_store = owns_store
         self._closed = False
-        self._delivery = Delivery(store, waker)
+        self._delivery = Delivery(store, waker, group=valid.group_commit(store, group_commit))
         self._pipeline = WritePipeline(
             store, self._delivery, clock=clock if clock is not None else SystemClock(), registry=self._registry,
             default_definition=definition, deadlines=DeadlinePolicy(sliding=bool(sliding), max_lifetime=max_lifetime),
@@ -200,6 +209,32 @@ class SessionManager:
                                            module_name=module_name, file_paths=file_paths, metadata=metadata,
                                            ttl=ttl, default_ttl=self.default_ttl)
         return commands.create(self._pipeline, definition, arguments)
+
+    def create_many(self, items: Iterable[CreateItem | Mapping[str, Any]], *,
+                    performer_id: str) -> builtins.list[Session]:
+        """Create a session per item, all in one transaction; returns them in item order.
+
+        Each item is a mapping of :meth:`create`'s keyword arguments but ``performer_id`` (``user_id``,
+        ``workspace_id``, ``module_name``, ``file_paths``, ``metadata``, ``ttl``, ``lifecycle``; ``{}`` is a
+        session with the defaults), validated as :meth:`create` validates them. At most
+        :data:`~sessionflow.application.batches.MAX_BATCH` (10,000) items. One bad item raises
+        :class:`~sessionflow.errors.BatchRejected` naming it (``index``, and its own ``error``), and nothing is
+        written. Subscribers hear every event after the commit; one commit for the whole batch.
+        """
+        return batches.create_many(self._pipeline, self._registry, items, performer_id, self.default_ttl)
+
+    def send_many(self, items: Iterable[SendItem | tuple[Any, ...]], *, performer_id: str) -> builtins.list[Session]:
+        """Send an event per item, all in one transaction; returns each item's session as its event left it.
+
+        Items are :class:`~sessionflow.application.batches.SendItem` or tuples ``(session_id, event[, args[,
+        expected_version]])``, each decided as :meth:`send_with` decides it, in order: a later item of the same
+        session is decided on the state the earlier one leads to (its ``expected_version``, if given, is the
+        version that earlier item leaves). An overdue session's expiry is recorded first, as on a single write.
+        One refused item raises :class:`~sessionflow.errors.BatchRejected` naming it (``index``, and its own
+        ``error``: ``InvalidInput``, ``SessionNotFound``, ``InvalidTransition``, ``ConcurrencyConflict``,
+        ``ActiveSessionExists``, ...), and nothing is written.
+        """
+        return batches.send_many(self._pipeline, items, performer_id)
 
     def send(self, session_id: UUID | str, event: str, *, performer_id: str, expected_version: int | None = None,
              **args: Any) -> Session:
@@ -457,6 +492,28 @@ class SessionManager:
     def verify(self, progress: Callable[[int], object] | None = None) -> builtins.list[Difference]:
         """Fold every history and list each difference from the stored projection (empty: all agree)."""
         return verify_projection(self._store, progress)
+
+    def purge(self, *, closed_before: datetime, archive: Path | Archive | None = None, batch_size: int = 500,
+              progress: Callable[[int], object] | None = None) -> PurgeResult:
+        """Remove the closed sessions (final state, or deleted) last changed before ``closed_before`` (aware):
+        their events and projection rows, ``batch_size`` sessions per transaction; ``progress(n)`` after each
+        batch with the sessions it removed.
+
+        With ``archive`` (a folder, created if missing) each whole history is first written there as a JSONL file
+        (the format of ``export``), fsynced and renamed into place, before its batch is removed. A session changed
+        meanwhile is skipped, never partly removed; live sessions are never touched, nor is the session holding
+        the feed's newest event (so no feed position is ever reused). See
+        :mod:`~sessionflow.application.retention`. Raises :class:`~sessionflow.errors.InvalidInput` (and changes
+        nothing) for a bad argument.
+        """
+        cutoff, root, size = purge_arguments(closed_before, archive, batch_size, progress)
+        writer = self._new_archive(root) if root is not None else cast("Archive | None", archive)
+        return purge_closed(self._store, closed_before=cutoff, archive=writer, batch_size=size, progress=progress)
+
+    def _new_archive(self, root: Path) -> Archive:
+        """The archive :meth:`purge` writes under ``root`` (here: none; :class:`sessionflow.SessionManager` writes
+        JSONL files)."""
+        raise InvalidInput("archive", "this manager has no archive format: use sessionflow.SessionManager")
 
     def ping(self) -> bool:
         """True when the store answers (for readiness checks)."""

@@ -124,6 +124,17 @@ class EventStore(Protocol):
         """
         ...
 
+    def append_many(self, changes: Sequence[Change]) -> None:
+        """Append every change, in order, in one transaction: all of them or none.
+
+        Later changes may build on earlier ones (the same session twice, its second ``expected_version``
+        the first's new version; an exclusive-user check sees the batch's earlier starts). Raises
+        :class:`~sessionflow.errors.BatchRejected` naming the first change refused (its ``error`` a
+        ``ConcurrencyConflict`` or ``ActiveSessionExists``), or ``StoreError``; in each case nothing of
+        the batch was written.
+        """
+        ...
+
     def get(self, session_id: UUID, *, fresh: bool = True) -> Session | None:
         """The stored projection of a session (deleted ones included), or ``None``.
 

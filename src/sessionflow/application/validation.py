@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
+from sessionflow.application.group_commit import GroupCommit
+from sessionflow.application.ports import EventStore
 from sessionflow.domain.definitions import DATA_EVENTS, LifecycleDefinition, LifecycleRegistry
 from sessionflow.domain.models import SessionStatus
 from sessionflow.domain.values import (
@@ -47,6 +49,7 @@ __all__ = [
     "event_arguments",
     "fail_reason",
     "file_outcome",
+    "group_commit",
     "json_args",
     "lifecycle_name",
     "list_arguments",
@@ -353,3 +356,12 @@ def list_arguments(registry: LifecycleRegistry, *, status: Any, user_id: Any, wo
     list_filters(user_id=user_id, workspace_id=workspace_id, module_name=module_name, limit=limit, offset=offset)
     low, high = created_range(created_after, created_before)
     return ListFilters(statuses_, user_id, workspace_id, module_name, lifecycle_name(lifecycle), low, high)
+
+
+def group_commit(store: EventStore, value: Any) -> GroupCommit | None:
+    """The :class:`GroupCommit` that ``SessionManager(group_commit=value)`` asks for over ``store``, or ``None``."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return GroupCommit(store)
+    return GroupCommit(store, max_group=check_int(value, "group_commit", 1, 100_000))

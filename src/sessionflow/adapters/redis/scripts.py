@@ -35,17 +35,60 @@ __all__ = ["APPLY", "CHANGE_FIELDS", "CLAIM", "QUERY", "READ_EVENTS", "SAVE_CONS
 #: The values each change takes in :data:`APPLY`'s arguments, before its events.
 CHANGE_FIELDS: Final = 16
 
-#: Apply changes. ARGV: prefix, strict ("1": one change, a refusal is returned as is; "0": a sweep batch,
-#: refused changes are skipped), the number of changes, then per change: id, expected version, document,
+#: Apply changes. ARGV: prefix, the mode ("1": one change, a refusal is returned as is; "0": a sweep batch,
+#: refused changes are skipped; "2": a batch applied whole or not at all), the number of changes, then per
+#: change: id, expected version, document,
 #: status, user, workspace, module, lifecycle, created, due, expires, deleted, exclusive user, decided at (ms or ""),
 #: the first event's record id, the number of events, the events.
 #: Strict result: {1, version} applied; {0, actual} version conflict; {2, other id} another session of the
 #: exclusive user is in progress; {3, version} this very change was applied already (a retry after a lost
 #: connection). Batch result: {flags ("1" applied / "0" skipped, one per change), earliest deadline or ""}.
+#: Mode "2" first checks every change as the batch's earlier ones leave the data (versions, the exclusive user's
+#: sessions in progress) and refuses the whole batch with {code, detail, index of the change (from 0)}, the codes
+#: those of a strict refusal ({3, version, 0}: the batch was applied already); else applies all, as a sweep batch.
 APPLY: Final = r"""
 local p = ARGV[1]
 local strict = ARGV[2] == '1'
 local count = tonumber(ARGV[3])
+if ARGV[2] == '2' then
+  local vers, act, bexp = {}, {}, {}
+  local function running(oexp, decided)
+    return decided == '' or not oexp or oexp == '' or tonumber(oexp) > tonumber(decided)
+  end
+  local j = 4
+  for c = 1, count do
+    local sid, expected = ARGV[j], tonumber(ARGV[j + 1])
+    local st, u, exp, del = ARGV[j + 3], ARGV[j + 4], ARGV[j + 10], ARGV[j + 11]
+    local excl, decided, rid, n = ARGV[j + 12], ARGV[j + 13], ARGV[j + 14], tonumber(ARGV[j + 15])
+    j = j + 16 + n
+    local version = vers[sid]
+    if version == nil then version = tonumber(redis.call('HGET', p .. 's:' .. sid, 'v')) or 0 end
+    if version ~= expected then
+      if c == 1 and version >= expected + n then
+        local stored = redis.call('LINDEX', p .. 'e:' .. sid, expected)
+        if stored then
+          local comma = string.find(stored, ',', 1, true)
+          if comma and string.sub(stored, comma + 2, comma + 1 + #rid) == rid then return {3, version, 0} end
+        end
+      end
+      return {0, version, c - 1}
+    end
+    if excl ~= '' then
+      for _, other in ipairs(redis.call('SMEMBERS', p .. 'a:' .. excl)) do
+        if other ~= sid and act[other] == nil
+            and running(redis.call('HGET', p .. 's:' .. other, 'exp'), decided) then
+          return {2, other, c - 1}
+        end
+      end
+      for other, user in pairs(act) do
+        if other ~= sid and user == excl and running(bexp[other], decided) then return {2, other, c - 1} end
+      end
+    end
+    vers[sid] = expected + n
+    if del ~= '1' and st == 'in_progress' and u ~= '' then act[sid] = u else act[sid] = false end
+    bexp[sid] = exp
+  end
+end
 local i = 4
 local flags = {}
 local appended = false

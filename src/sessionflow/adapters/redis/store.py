@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -48,10 +48,11 @@ from sessionflow.adapters.redis.codec import (
     optional,
     session_fields,
 )
+from sessionflow.adapters.redis.retention import PURGE
 from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent, SessionStatus
-from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict, SessionflowError, StoreError
+from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, SessionflowError, StoreError
 
 __all__ = ["DEFAULT_PREFIX", "RedisEventStore"]
 
@@ -92,6 +93,7 @@ _CLAIM = _Script(scripts.CLAIM)
 _QUERY = _Script(scripts.QUERY)
 _READ_EVENTS = _Script(scripts.READ_EVENTS)
 _SAVE_CONSUMER = _Script(scripts.SAVE_CONSUMER)
+_PURGE = _Script(PURGE)
 
 
 def _change_args(change: Change, args: list[Any]) -> None:
@@ -258,6 +260,38 @@ class RedisEventStore:
                                       active_session_id=UUID(str(outcome[1])))
         raise ConcurrencyConflict(session.id, expected_version=change.expected_version,
                                   actual_version=int(outcome[1]))
+
+    def append_many(self, changes: Sequence[Change]) -> None:
+        """Append every change, in order, atomically (one script that checks them all before it writes any:
+        see :meth:`EventStore.append_many`)."""
+        batch = list(changes)
+        if not batch:
+            return
+        args: list[Any] = [self.prefix, "2", len(batch)]
+        for index, change in enumerate(batch):
+            try:
+                _check_versions(change)
+            except ConcurrencyConflict as error:
+                raise BatchRejected(index, error) from error
+            _change_args(change, args)
+        client = self._client
+        try:
+            outcome = self._run("append_many", lambda: _APPLY(client, args))
+        finally:
+            for change in batch:
+                self._forget(change.session.id)
+        if isinstance(outcome[0], list) or int(outcome[0]) == 3:
+            return
+        index = int(outcome[2])
+        change = batch[index]
+        refused: ConcurrencyConflict | ActiveSessionExists
+        if int(outcome[0]) == 2:
+            refused = ActiveSessionExists(change.session.id, user_id=change.exclusive_user or "",
+                                          active_session_id=UUID(str(outcome[1])))
+        else:
+            refused = ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                          actual_version=int(outcome[1]))
+        raise BatchRejected(index, refused) from refused
 
     # ------------------------------------------------------------------ reads
 
@@ -534,6 +568,20 @@ class RedisEventStore:
             return len(sessions)
 
         return self._run("replace_projection", work)
+
+    def purge_sessions(self, expected: Mapping[UUID, int]) -> list[UUID]:
+        """Remove each session of ``expected`` still at that version, except the one holding the feed's newest
+        event, atomically (one script: ``retention.py``); returns the ids removed."""
+        if not expected:
+            return []
+        args: list[Any] = [self.prefix, len(expected)]
+        for sid, version in expected.items():
+            args += (str(sid), int(version))
+        client = self._client
+        removed = [UUID(sid) for sid in self._run("purge", lambda: _PURGE(client, args))]
+        for sid in removed:
+            self._forget(sid)
+        return removed
 
     def change_watcher(self) -> Any:
         """A new (unstarted) :class:`~sessionflow.adapters.redis.watcher.RedisChangeWatcher` on this store's

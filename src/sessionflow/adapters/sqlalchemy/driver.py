@@ -30,7 +30,7 @@ from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import compact_json
-from sessionflow.errors import ConcurrencyConflict
+from sessionflow.errors import BatchRejected, ConcurrencyConflict
 
 __all__ = ["DriverRecorder", "decide_claimed", "expiry_event", "expiry_update", "payload_text"]
 
@@ -126,6 +126,34 @@ class DriverRecorder(SqlAlchemyEventStore):
         """The dialect's append of ``change`` on driver connection ``conn`` (its statements on ``cursor``, if
         not None), atomic; raises :class:`ConcurrencyConflict` when the version does not match."""
         raise NotImplementedError
+
+    def _append_many_fast(self, changes: list[Change]) -> None:
+        """:meth:`~SqlAlchemyEventStore.append_many` on the driver connection, as :meth:`_append_fast`."""
+        raw = self._checkout()
+        cursor = raw.cursor() if isinstance(raw, _Held) else None
+        try:
+            self._append_many_on(raw.driver_connection, changes, cursor)
+        except BaseException as error:
+            if self._lost_connection(error):
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
+
+    def _append_many_on(self, conn: Any, changes: list[Change], cursor: Any) -> None:
+        """The dialect's append of every change of ``changes`` in one transaction on driver connection ``conn``;
+        raises :class:`BatchRejected` naming the first change whose version does not match."""
+        raise NotImplementedError
+
+    def _rejected(self, index: int, change: Change, error: BaseException) -> BaseException:
+        """What a batch raises when its change ``index`` failed with ``error``."""
+        if isinstance(error, ConcurrencyConflict):
+            return BatchRejected(index, error)
+        if isinstance(error, self._integrity_error):
+            return BatchRejected(index, ConcurrencyConflict(change.session.id,
+                                                            expected_version=change.expected_version,
+                                                            actual_version=None))
+        return error
 
     def _get_fast(self, session_id: UUID) -> Any:
         assert self._fast is not None

@@ -49,7 +49,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, NoReturn, Protocol, Self, TypeVar, cast
 from uuid import UUID
@@ -58,11 +58,12 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from sessionflow.adapters.sqlalchemy import statements as sql
+from sessionflow.adapters.sqlalchemy.retention import purge_rows
 from sessionflow.adapters.sqlalchemy.rows import FastSql, _status, event_from_row, session_from_row
 from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent
-from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict, SessionflowError, StoreError
+from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, SessionflowError, StoreError
 
 __all__ = ["SqlAlchemyEventStore"]
 
@@ -289,6 +290,43 @@ class SqlAlchemyEventStore:
             raise
         self._remember(change.session)
 
+    def append_many(self, changes: Sequence[Change]) -> None:
+        """Append every change, in order, in one transaction (see :meth:`EventStore.append_many`); a lost
+        connection is retried without applying the batch twice (a batch commits whole: its first event tells)."""
+        batch = list(changes)
+        if not batch:
+            return
+        first = batch[0].events[0].record_id
+        fast = self._fast is not None and all(change.exclusive_user is None for change in batch)
+        tried = False
+
+        def op() -> None:
+            nonlocal tried
+            if tried and self._event_exists(first):
+                return
+            tried = True
+            if fast:
+                self._append_many_fast(batch)
+            else:
+                with self._engine.connect() as conn:
+                    self._transaction(conn, lambda c: self._apply_batch(c, batch))
+
+        try:
+            self._run(op)
+        except BaseException:
+            for change in batch:
+                self._forget(change.session.id)
+            raise
+        for change in batch:
+            self._remember(change.session)
+
+    def _apply_batch(self, conn: Connection, batch: list[Change]) -> None:
+        for index, change in enumerate(batch):
+            try:
+                self._apply(conn, change)
+            except (ConcurrencyConflict, ActiveSessionExists) as error:
+                raise BatchRejected(index, error) from error
+
     def _conflict(self, change: Change, conflict: ConcurrencyConflict, cause: BaseException | None) -> NoReturn:
         """Raise ``conflict`` (chained to the driver error ``cause``) for a lost append; with the version it
         lost to, read outside the failed transaction, when the conflict does not tell it."""
@@ -307,6 +345,10 @@ class SqlAlchemyEventStore:
 
     def _append_fast(self, change: Change) -> None:
         """One append on the driver connection; called only when the recorder has a fast path (``_fast``)."""
+        raise NotImplementedError
+
+    def _append_many_fast(self, changes: list[Change]) -> None:
+        """Every change in one transaction on the driver connection; as :meth:`_append_fast`."""
         raise NotImplementedError
 
     def _get_fast(self, session_id: UUID) -> Any:
@@ -455,6 +497,14 @@ class SqlAlchemyEventStore:
         with self._cache_lock:
             self._cache.clear()
         return self._write(lambda conn: sql.replace_rows(conn, rebuilt, batch_size), retry_lost=False)
+
+    def purge_sessions(self, expected: Mapping[UUID, int]) -> list[UUID]:
+        """Remove, in one transaction, each session of ``expected`` still at that version, except the one holding
+        the feed's newest event (see ``retention.py``); returns the ids removed."""
+        removed = self._write(lambda conn: purge_rows(conn, expected))
+        for sid in removed:
+            self._forget(sid)
+        return removed
 
     def read_together(self, session_id: UUID) -> tuple[Session | None, list[SessionEvent]]:
         """Projection and history in one read transaction (one snapshot: see :meth:`_snapshot`), so a writer

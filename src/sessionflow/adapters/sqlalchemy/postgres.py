@@ -194,6 +194,45 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             if toggle and not conn.closed:
                 conn.autocommit = False
 
+    def _append_many_on(self, conn: Any, changes: list[Change], cursor: Any) -> None:
+        """Every change's one-statement append inside one transaction on ``conn``."""
+        sql = self._sql
+        prepared = []
+        for change in changes:
+            create = change.expected_version == 0
+            columns = session_row(change.session) if create else session_changes(change.previous, change.session)
+            prepared.append((sql.append_statement(None if create else tuple(columns), len(change.events)),
+                             sql.append_params(change.session.id, columns, change.events, change.expected_version,
+                                               create=create)))
+        toggle = not self._autocommit
+        if toggle:
+            conn.autocommit = True
+        execute = conn.execute if cursor is None else cursor.execute
+        try:
+            execute("BEGIN")
+            try:
+                for index, change in enumerate(changes):
+                    statement, params = prepared[index]
+                    try:
+                        inserted = execute(statement, params).rowcount
+                        if inserted != len(change.events):
+                            found = execute(sql.select_version, (change.session.id,)).fetchone()
+                            raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                                      actual_version=None if found is None else found[0])
+                    except BaseException as error:
+                        raise self._rejected(index, change, error) from error
+                execute("COMMIT")
+            except BaseException:
+                if not conn.closed:
+                    try:
+                        execute("ROLLBACK")
+                    except self._driver_error:
+                        logger.debug("rollback after a failed batch failed", exc_info=True)
+                raise
+        finally:
+            if toggle and not conn.closed:
+                conn.autocommit = False
+
     def _get_on(self, conn: Any, statement: str, key: Any) -> Any:
         if self._autocommit:
             return conn.execute(statement, (key,)).fetchone()

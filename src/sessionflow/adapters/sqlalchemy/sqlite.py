@@ -10,6 +10,10 @@
 
 The row formats are those of :mod:`sessionflow.adapters.sqlalchemy.tables` (UUIDs as 32-digit hex text, JSON
 as text, times as epoch milliseconds).
+
+Longer than 400 lines: it is the one place for everything SQLite-specific — the pragmas, the single and batch
+appends on the driver connection, the two-statement sweep and its trigger — each a hot path kept as a method of
+the recorder (see ``persistence.py``); splitting it would put a layer between an operation and its SQL.
 """
 
 from __future__ import annotations
@@ -113,35 +117,62 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
 
     # ------------------------------------------------------------------ the hot path
 
-    def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
-        """One append in one ``BEGIN IMMEDIATE`` transaction on ``conn`` (its statements on ``cursor``, if given)."""
+    def _prepare(self, change: Change) -> tuple[str | None, list[Any]]:
+        """The projection's statement for ``change`` (``None``: the insert of a new session) and its parameters."""
+        sql = self._sql
+        session = change.session
+        if change.expected_version == 0:
+            return None, sql.row_params(session.id, session_row(session), 0, create=True)
+        changes = session_changes(change.previous, session)
+        return (sql.update_statement(tuple(changes)),
+                sql.row_params(session.id, changes, change.expected_version, create=False))
+
+    def _write_on(self, conn: Any, change: Change, cursor: Any, prepared: tuple[str | None, list[Any]]) -> None:
+        """The statements of one append, inside the caller's transaction."""
         sql = self._sql
         events = change.events
         session = change.session
         key = session.id.hex
-        if change.expected_version == 0:
-            update = None
-            session_params = sql.row_params(session.id, session_row(session), 0, create=True)
+        update, session_params = prepared
+        execute = conn.execute if cursor is None else cursor.execute
+        if update is None:
+            execute(sql.insert_session, session_params)
+        elif execute(update, session_params).rowcount != 1:
+            found = execute(sql.select_version, (key,)).fetchone()
+            raise ConcurrencyConflict(session.id, expected_version=change.expected_version,
+                                      actual_version=None if found is None else found[0])
+        # (the session's key, already in hand, for the events that carry the very same id object)
+        if len(events) == 1:
+            event_ = events[0]
+            execute(sql.insert_event, sql.event_values(event_, key if event_.session_id is session.id else None))
         else:
-            changes = session_changes(change.previous, session)
-            update = sql.update_statement(tuple(changes))
-            session_params = sql.row_params(session.id, changes, change.expected_version, create=False)
+            (conn if cursor is None else cursor).executemany(sql.insert_event, [
+                sql.event_values(e, key if e.session_id is session.id else None) for e in events])
+
+    def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
+        """One append in one ``BEGIN IMMEDIATE`` transaction on ``conn`` (its statements on ``cursor``, if given)."""
+        prepared = self._prepare(change)
         execute = conn.execute if cursor is None else cursor.execute
         execute("BEGIN IMMEDIATE")
         try:
-            if update is None:
-                execute(sql.insert_session, session_params)
-            elif execute(update, session_params).rowcount != 1:
-                found = execute(sql.select_version, (key,)).fetchone()
-                raise ConcurrencyConflict(session.id, expected_version=change.expected_version,
-                                          actual_version=None if found is None else found[0])
-            # (the session's key, already in hand, for the events that carry the very same id object)
-            if len(events) == 1:
-                event_ = events[0]
-                execute(sql.insert_event, sql.event_values(event_, key if event_.session_id is session.id else None))
-            else:
-                (conn if cursor is None else cursor).executemany(sql.insert_event, [
-                    sql.event_values(e, key if e.session_id is session.id else None) for e in events])
+            self._write_on(conn, change, cursor, prepared)
+            execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                execute("ROLLBACK")
+            raise
+
+    def _append_many_on(self, conn: Any, changes: list[Change], cursor: Any) -> None:
+        """Every change in one ``BEGIN IMMEDIATE`` transaction on ``conn``."""
+        prepared = [self._prepare(change) for change in changes]
+        execute = conn.execute if cursor is None else cursor.execute
+        execute("BEGIN IMMEDIATE")
+        try:
+            for index, change in enumerate(changes):
+                try:
+                    self._write_on(conn, change, cursor, prepared[index])
+                except BaseException as error:
+                    raise self._rejected(index, change, error) from error
             execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -36,6 +36,7 @@ from sessionflow.entrypoints.cli import (
     history,
     maintenance,
     migrate,
+    retention,
     scenarios,
     sessions,
     worker,
@@ -51,7 +52,8 @@ __all__ = ["EXIT_CODES", "Cli", "CliError", "ExitCode", "Output", "app", "exit_c
 _StderrHandler = StderrHandler  # its name from when the command line was one module
 
 
-class Cli(demo.DemoCommands, feed.FeedCommands, maintenance.MaintenanceCommands, diagrams.DiagramCommands):
+class Cli(demo.DemoCommands, feed.FeedCommands, maintenance.MaintenanceCommands, diagrams.DiagramCommands,
+          retention.RetentionCommands):
     """The commands of ``sessionflow`` as methods: each calls the manager and prints its result.
 
     Every command group's methods in one class (the session commands, ``history``/``export``, ``events``,
@@ -129,6 +131,7 @@ app.command("serve")(worker.serve)
 db_app.command("upgrade")(maintenance.db_upgrade)
 app.command("rebuild")(maintenance.rebuild)
 app.command("verify")(maintenance.verify)
+app.command("purge")(retention.purge)
 app.command("migrate-store")(migrate.migrate_store)
 app.command("export")(history.export)
 app.command("diagram")(diagrams.diagram)

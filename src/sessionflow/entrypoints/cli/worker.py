@@ -7,13 +7,17 @@ cleanly (exit 0) on SIGINT or SIGTERM.
 from __future__ import annotations
 
 import builtins
+import copy
+import json
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,7 +25,7 @@ from rich.markup import escape
 from sessionflow import EventType, SessionEvent
 from sessionflow.entrypoints.cli.context import CommandContext
 from sessionflow.entrypoints.cli.errors import CliError, ExitCode
-from sessionflow.entrypoints.cli.options import DbOption, JsonOption
+from sessionflow.entrypoints.cli.options import DbOption, JsonOption, globals_of
 from sessionflow.entrypoints.cli.parsing import mask_url, parse_duration
 from sessionflow.entrypoints.cli.running import handled, open_commands
 
@@ -71,11 +75,14 @@ class WorkerCommands(CommandContext):
         return expired
 
     def serve(self, *, host: str = "127.0.0.1", port: int = 8000, timeouts: bool = True,
-              log_level: str = "info", insecure_no_auth: bool = False) -> None:
+              log_level: str = "info", insecure_no_auth: bool = False, workers: int = 1,
+              lifecycles: Sequence[str] = ()) -> None:
         """Run the HTTP service with uvicorn (and the timeout waker, unless ``timeouts`` is false).
 
         Refuses (a usage error, exit 2) to listen beyond the loopback interface without bearer tokens
-        unless ``insecure_no_auth``.
+        unless ``insecure_no_auth``. ``workers`` > 1 runs that many uvicorn worker processes on one
+        listening socket, each with its own manager and waker (see :meth:`_serve_workers`); they register
+        the lifecycle files ``lifecycles`` (those of ``--lifecycle``) themselves.
         """
         try:
             import uvicorn
@@ -84,19 +91,20 @@ class WorkerCommands(CommandContext):
         except ImportError as error:
             raise CliError(f"serve is not available: {error.name or error} is not installed "
                            "(pip install 'sessionflow[http]')", code="unavailable") from None
+        if workers < 1:
+            raise CliError(f"--workers must be at least 1, got {workers}", code="usage", exit_code=ExitCode.USAGE)
+        if workers > 1:
+            self._serve_workers(host=host, port=port, timeouts=timeouts, log_level=log_level,
+                                insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=lifecycles)
+            return
         try:
             application = app_from_env(self.settings, timeouts=timeouts, host=host,
                                        insecure_no_auth=insecure_no_auth)
         except Unprotected as error:
             raise CliError(error.message, code="authentication_required", exit_code=ExitCode.USAGE) from None
         secured = application.state.auth is not None
-        if not secured and not is_loopback(host):
-            self.out.info(f"[bold]warning:[/] serving on {escape(host)} without authentication "
-                          "(--insecure-no-auth): every session is open to whoever reaches it")
-        self.out.info(f"[dim]serving {escape(mask_url(self.url))} on http://{host}:{port} "
-                      f"({'with' if timeouts else 'without'} the timeout waker, "
-                      f"{'with bearer tokens' if secured else 'without authentication'}); "
-                      "stop with Ctrl-C or SIGTERM[/]")
+        self._announce(host=host, port=port, timeouts=timeouts, secured=secured, workers=1, is_loopback=is_loopback)
+
         class Server(uvicorn.Server):
             def handle_exit(self, sig: int, frame: FrameType | None) -> None:
                 super().handle_exit(sig, frame)
@@ -106,6 +114,87 @@ class WorkerCommands(CommandContext):
                     captured.clear()
 
         Server(uvicorn.Config(application, host=host, port=port, log_level=log_level)).run()
+
+    def _announce(self, *, host: str, port: int, timeouts: bool, secured: bool, workers: int,
+                  is_loopback: Callable[[str], bool]) -> None:
+        if not secured and not is_loopback(host):
+            self.out.info(f"[bold]warning:[/] serving on {escape(host)} without authentication "
+                          "(--insecure-no-auth): every session is open to whoever reaches it")
+        processes = "" if workers == 1 else f"{workers} worker processes, each "
+        self.out.info(f"[dim]serving {escape(mask_url(self.url))} on http://{host}:{port} "
+                      f"({processes}{'with' if timeouts else 'without'} the timeout waker, "
+                      f"{'with bearer tokens' if secured else 'without authentication'}); "
+                      "stop with Ctrl-C or SIGTERM[/]")
+
+    def _serve_workers(self, *, host: str, port: int, timeouts: bool, log_level: str, insecure_no_auth: bool,
+                       workers: int, lifecycles: Sequence[str]) -> None:
+        """``workers`` uvicorn processes sharing one listening socket, each building its app with
+        :func:`~sessionflow.entrypoints.http.environment.worker_app` from the settings handed down as
+        ``SESSIONFLOW_…`` variables. Refused (exit 2) for a store that lives in one process (an in-memory
+        SQLite database). The schema is brought up to date here, once, before the workers start; each log
+        line carries the pid of the process that wrote it."""
+        import uvicorn
+        from uvicorn.supervisors import Multiprocess
+
+        from sessionflow.entrypoints.http.environment import (
+            WORKER_APP,
+            WORKER_LIFECYCLES_ENV,
+            WORKER_TIMEOUTS_ENV,
+            Unprotected,
+            is_loopback,
+            settings_environ,
+            shared_between_processes,
+            tokens_from_env,
+        )
+
+        if not shared_between_processes(self.url):
+            raise CliError(f"--workers {workers} needs a store the worker processes can share: "
+                           f"{mask_url(self.url)} is an in-memory database, private to one process. Use an "
+                           "SQLite file, PostgreSQL or Redis, or --workers 1",
+                           code="usage", exit_code=ExitCode.USAGE)
+        tokens = tokens_from_env(os.environ)  # malformed tokens are reported here, not by each worker
+        if tokens is None and not is_loopback(host) and not insecure_no_auth:
+            raise CliError(Unprotected(host).message, code="authentication_required", exit_code=ExitCode.USAGE)
+        _ = self.manager  # opens the database (reporting it if unreachable) and migrates it, once
+        self.close()
+
+        handed_down: dict[str, str | None] = {
+            **settings_environ(self.settings),
+            WORKER_TIMEOUTS_ENV: "1" if timeouts else "0",
+            WORKER_LIFECYCLES_ENV: json.dumps([str(Path(f).resolve()) for f in lifecycles]) if lifecycles else None,
+        }
+        self._announce(host=host, port=port, timeouts=timeouts, secured=tokens is not None, workers=workers,
+                       is_loopback=is_loopback)
+        saved = {name: os.environ.get(name) for name in handed_down}
+        try:
+            _apply(handed_down)  # the worker processes are spawned with this environment
+            config = uvicorn.Config(WORKER_APP, factory=True, host=host, port=port, log_level=log_level,
+                                    workers=workers, log_config=_log_config_with_pids())
+            sock = config.bind_socket()
+            try:
+                Multiprocess(config, sockets=[sock]).run()
+            finally:
+                sock.close()
+        finally:
+            _apply(saved)
+
+
+def _apply(variables: dict[str, str | None]) -> None:
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _log_config_with_pids() -> dict[str, Any]:
+    """uvicorn's logging configuration with the writing process's pid after the level, ``INFO: [1234] …``."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for formatter in config["formatters"].values():
+        formatter["fmt"] = formatter["fmt"].replace("%(levelprefix)s ", "%(levelprefix)s [%(process)d] ", 1)
+    return config
 
 
 def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
@@ -154,13 +243,16 @@ def serve(
     insecure_no_auth: Annotated[bool, typer.Option(
         "--insecure-no-auth", help="Serve beyond the loopback interface without bearer tokens (only when "
                                    "something in front of the service restricts who reaches it).")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, help="uvicorn worker processes serving the one store, each with its own timeout "
+                                 "waker (more than 1: not on an in-memory database).")] = 1,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """Run the HTTP service (uvicorn) with the timeout waker, until SIGINT/SIGTERM.
 
     Without bearer tokens (SESSIONFLOW_HTTP_TOKENS or SESSIONFLOW_HTTP_TOKENS_FILE) it listens only on a
-    loopback address unless --insecure-no-auth is given.
+    loopback address unless --insecure-no-auth is given. --workers N runs N processes on one port.
     """
     with open_commands(ctx, WorkerCommands, db=db, json_output=json_output) as cli:
         cli.serve(host=host, port=port, timeouts=not no_timeouts, log_level=log_level,
-                  insecure_no_auth=insecure_no_auth)
+                  insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=globals_of(ctx).lifecycles)

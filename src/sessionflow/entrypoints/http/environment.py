@@ -6,6 +6,10 @@ The tokens come from ``SESSIONFLOW_HTTP_TOKENS`` (a JSON object) or the JSON fil
 ``SESSIONFLOW_HTTP_TOKENS_FILE``, which a :class:`TokenFile` follows: an edited file is in force within a
 second, without a restart, so a token is rotated by adding the new one beside the old and removing the old
 once clients have moved. This is the only module of the HTTP service that reads the environment or a file.
+
+Several worker processes (``sessionflow serve --workers N``) each build their app with :func:`worker_app`, a
+uvicorn factory: the serving process hands its settings down as ``SESSIONFLOW_…`` variables
+(:func:`settings_environ`), plus whether to run the timeout waker and which lifecycle files to register.
 """
 
 from __future__ import annotations
@@ -31,14 +35,21 @@ from sessionflow.errors import InvalidInput
 if TYPE_CHECKING:
     from sessionflow import SessionManager, Settings
 
-__all__ = ["TOKENS_ENV", "TOKENS_FILE_ENV", "TokenFile", "Unprotected", "app_from_env", "is_loopback",
-           "tokens_from_env"]
+__all__ = ["TOKENS_ENV", "TOKENS_FILE_ENV", "WORKER_APP", "WORKER_LIFECYCLES_ENV", "WORKER_TIMEOUTS_ENV", "TokenFile",
+           "Unprotected", "app_from_env", "is_loopback", "settings_environ", "shared_between_processes",
+           "tokens_from_env", "worker_app"]
 
 logger = logging.getLogger("sessionflow.http")
 
 #: Environment variables read by :func:`app_from_env` (besides the settings' ``SESSIONFLOW_…``).
 TOKENS_ENV: Final = "SESSIONFLOW_HTTP_TOKENS"
 TOKENS_FILE_ENV: Final = "SESSIONFLOW_HTTP_TOKENS_FILE"
+#: Read by :func:`worker_app`: ``"0"`` to run no timeout waker in the worker (default: run one).
+WORKER_TIMEOUTS_ENV: Final = "SESSIONFLOW_SERVE_TIMEOUTS"
+#: Read by :func:`worker_app`: a JSON list of lifecycle files (YAML/JSON) to register before serving.
+WORKER_LIFECYCLES_ENV: Final = "SESSIONFLOW_SERVE_LIFECYCLES"
+#: The import string of :func:`worker_app`, for ``uvicorn --factory``.
+WORKER_APP: Final = "sessionflow.entrypoints.http.environment:worker_app"
 _FORMAT: Final = ('a JSON object of token → principal, e.g. {"s3cret": "alice", "0rch": {"service": "scheduler", '
                   '"scopes": ["sessions:read", "sessions:write"]}}')
 
@@ -212,3 +223,68 @@ def _open_manager(settings: Settings) -> SessionManager:
     from sessionflow import SessionManager
 
     return SessionManager.from_settings(settings)
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``sessionflow serve --workers N`` (a uvicorn factory,
+    :data:`WORKER_APP`): :func:`app_from_env` with the settings and tokens of the environment, after
+    registering the lifecycle files listed in ``SESSIONFLOW_SERVE_LIFECYCLES``; the worker runs its own timeout
+    waker unless ``SESSIONFLOW_SERVE_TIMEOUTS`` is ``0`` (several wakers on one database still expire each
+    session exactly once)."""
+    raw = os.environ.get(WORKER_LIFECYCLES_ENV, "").strip()
+    if raw:
+        from sessionflow.domain.definitions import default_registry
+        from sessionflow.loader import load_definition
+
+        files = json.loads(raw)
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise InvalidInput(WORKER_LIFECYCLES_ENV, "expected a JSON list of lifecycle files")
+        registry = default_registry()
+        for file in files:
+            registry.register(load_definition(file))
+    timeouts = os.environ.get(WORKER_TIMEOUTS_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+    return app_from_env(timeouts=timeouts)
+
+
+def settings_environ(settings: Settings) -> dict[str, str | None]:
+    """``settings`` as the ``SESSIONFLOW_…`` environment variables that give them back through
+    ``Settings.from_env()`` (``None``: unset the variable, for a setting that is ``None``)."""
+    from sessionflow.settings import env_name
+
+    def flatten(values: Mapping[str, Any], location: tuple[str, ...]) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        for key, value in values.items():
+            if isinstance(value, Mapping):
+                found.update(flatten(value, (*location, key)))
+            elif value is None:
+                found[env_name((*location, key))] = None
+            elif isinstance(value, bool):
+                found[env_name((*location, key))] = "true" if value else "false"
+            else:
+                found[env_name((*location, key))] = str(value)
+        return found
+
+    return flatten(settings.model_dump(), ())
+
+
+def shared_between_processes(database_url: str) -> bool:
+    """Whether several processes can serve one store at ``database_url``: not an in-memory SQLite database
+    (``sqlite://``, ``sqlite:///:memory:``, ``mode=memory``), which lives and dies with its process. An SQLite
+    file is shared by the processes of one machine; PostgreSQL and Redis by any."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from sessionflow.bootstrap import is_redis_url
+
+    if is_redis_url(database_url):
+        return True
+    try:
+        parsed = make_url(database_url)
+    except ArgumentError:
+        return True  # not ours to judge: opening the store reports a malformed URL
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    database = parsed.database or ""
+    in_memory = (database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
+                 or parsed.query.get("mode") == "memory")
+    return not in_memory

@@ -1,0 +1,87 @@
+"""The retention command: ``purge`` (remove the sessions closed before a cutoff, archiving them first).
+
+Owns :class:`RetentionCommands`, the typer function of ``purge`` and :func:`parse_cutoff`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from sessionflow.domain.values import format_timestamp
+from sessionflow.entrypoints.cli.context import CommandContext
+from sessionflow.entrypoints.cli.options import DbOption, JsonOption
+from sessionflow.entrypoints.cli.parsing import parse_duration
+from sessionflow.entrypoints.cli.running import handled, open_commands
+
+__all__ = ["RetentionCommands", "parse_cutoff", "purge"]
+
+
+def parse_cutoff(text: str, now: datetime) -> datetime:
+    """``--closed-before``: a DURATION ago (``30d``, ``12h``; see ``--ttl``) or an ISO 8601 time with a zone."""
+    try:
+        return now - parse_duration(text)
+    except typer.BadParameter:
+        pass
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is neither a duration (30d, 12h) nor an ISO 8601 time") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise typer.BadParameter(f"{text!r} has no time zone (add Z or +00:00)")
+    return value
+
+
+class RetentionCommands(CommandContext):
+    """Retention: the sessions closed long ago removed, their histories archived first if asked."""
+
+    def purge(self, closed_before: str | datetime | timedelta, *, archive: Path | None = None,
+              batch_size: int = 500) -> dict[str, Any]:
+        """Purge the sessions closed before ``closed_before`` (a time, a duration ago, or its text); returns (and
+        prints) what was done."""
+        manager = self.manager
+        now = manager.clock.now()
+        if isinstance(closed_before, str):
+            cutoff = parse_cutoff(closed_before, now)
+        elif isinstance(closed_before, timedelta):
+            cutoff = now - closed_before
+        else:
+            cutoff = closed_before
+        with self.out.progress("purging closed sessions", None) as advance:
+            result = manager.purge(closed_before=cutoff, archive=archive, batch_size=batch_size, progress=advance)
+        data: dict[str, Any] = {"closed_before": format_timestamp(cutoff),
+                                "archive": None if archive is None else str(archive), **result.to_dict()}
+        if self.out.json:
+            self.out.document(data)
+        else:
+            line = (f"purged {result.sessions} session" + ("" if result.sessions == 1 else "s")
+                    + f" ({result.events} events) closed before {format_timestamp(cutoff)}")
+            if archive is not None:
+                line += f"; {result.archive_files} archive file(s) under {escape(str(archive))}"
+            if result.skipped:
+                line += f"; {result.skipped} skipped (changed meanwhile, or holding the newest event)"
+            self.out.print(line)
+        return data
+
+
+@handled
+def purge(
+    ctx: typer.Context,
+    closed_before: Annotated[str, typer.Option(
+        "--closed-before", metavar="DURATION|TIME",
+        help="Purge sessions closed more than DURATION ago (30d, 12h, 90m) or before an ISO 8601 TIME with a zone.",
+        show_default=False)],
+    archive: Annotated[Path | None, typer.Option(
+        "--archive", metavar="DIR", help="First write each history there as a JSONL file (created if missing).",
+        show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", min=1, max=10_000,
+                                            help="Sessions removed per transaction.")] = 500,
+    db: DbOption = None, json_output: JsonOption = False,
+) -> None:
+    """Remove the sessions closed (final state, or deleted) before a cutoff: events and rows; archive them first."""
+    with open_commands(ctx, RetentionCommands, db=db, json_output=json_output) as cli:
+        cli.purge(closed_before, archive=archive, batch_size=batch_size)
