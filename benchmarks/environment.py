@@ -5,6 +5,13 @@ be allowed to create databases). Without it a throwaway server is started with t
 (``tests.support.postgres.throwaway_postgres``: ``initdb`` + ``pg_ctl`` on a free loopback port, durability
 off since it is thrown away). Either way every benchmark gets a *fresh* database of its own
 (:meth:`PostgresProvider.fresh_database`), dropped afterwards.
+
+Durable PostgreSQL: the server above runs without durability (a throwaway server has ``fsync`` and
+``synchronous_commit`` off). The benchmarks that measure at real durability take their databases from
+:meth:`PostgresProvider.durable_database` instead: a second throwaway server, started on first use with
+``fsync``, ``synchronous_commit`` and ``full_page_writes`` on (every commit waits for its WAL flush to the
+disk), once per run, stopped and removed when the run ends; or the server ``SESSIONFLOW_BENCH_DURABLE_DATABASE_URL``
+names, which must report ``fsync`` and ``synchronous_commit`` on.
 """
 
 from __future__ import annotations
@@ -27,10 +34,15 @@ from sqlalchemy.engine import URL, make_url
 
 from benchmarks.skip import Skipped
 
-__all__ = ["ENV_URL", "Machine", "PostgresProvider", "conninfo", "describe_machine", "load_average"]
+__all__ = ["ENV_DURABLE_URL", "ENV_URL", "Machine", "PostgresProvider", "conninfo", "describe_machine",
+           "load_average"]
 
 #: The environment variable that names an existing PostgreSQL server for the benchmarks.
 ENV_URL = "SESSIONFLOW_BENCH_DATABASE_URL"
+#: The environment variable that names an existing *durable* server (fsync and synchronous_commit on).
+ENV_DURABLE_URL = "SESSIONFLOW_BENCH_DURABLE_DATABASE_URL"
+#: The settings a durable server must report.
+_DURABLE = ("fsync", "synchronous_commit", "full_page_writes")
 
 _PACKAGES = ("sessionflow", "python-statemachine", "transitions", "eventsourcing", "SQLAlchemy", "psycopg",
              "pydantic")
@@ -60,6 +72,10 @@ class PostgresProvider:
         self._error: str | None = None
         self.server_version: str | None = None
         self.origin = ""
+        self._durable_url: str | None = None
+        self._durable_error: str | None = None
+        #: How the durable server came about and its settings (set when it is first used).
+        self.durable_origin = ""
 
     def server_url(self) -> str:
         """The server's URL (its default database); raises :class:`Skipped` when no server is available."""
@@ -98,20 +114,75 @@ class PostgresProvider:
     @contextlib.contextmanager
     def fresh_database(self, prefix: str = "sfbench") -> Iterator[str]:
         """A new, empty database on the server (its SQLAlchemy URL); dropped on exit."""
-        import psycopg
+        with _fresh_database(self.server_url(), prefix) as url:
+            yield url
 
-        server = make_url(self.server_url())
-        name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(**conninfo(server), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+    def durable_server_url(self) -> str:
+        """The durable server's URL (its default database), started on first use; raises :class:`Skipped`
+        when none is available. ``fsync``, ``synchronous_commit`` and ``full_page_writes`` are checked on."""
+        if self._durable_url is not None:
+            return self._durable_url
+        if self._durable_error is not None:
+            raise Skipped(self._durable_error)
+        url = os.environ.get(ENV_DURABLE_URL, "").strip() or None
         try:
-            yield server.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with psycopg.connect(**conninfo(server), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if url is None:
+                try:
+                    from tests.support.postgres import PostgresUnavailable, throwaway_postgres
+                except ImportError as error:  # not run from the repository
+                    raise Skipped(f"no durable PostgreSQL: set {ENV_DURABLE_URL} ({error})") from None
+                try:
+                    url = self._stack.enter_context(throwaway_postgres(durable=True))
+                except PostgresUnavailable as error:
+                    raise Skipped(f"no durable PostgreSQL: {error}") from None
+                origin = "throwaway durable server from tests/support/postgres.py"
+            else:
+                origin = f"server from {ENV_DURABLE_URL}"
+            import psycopg
+
+            with psycopg.connect(**conninfo(url), autocommit=True) as conn:
+                settings = {}
+                for name in (*_DURABLE, "wal_sync_method"):
+                    row = conn.execute(f"SHOW {name}").fetchone()
+                    settings[name] = str(row[0]) if row else "?"
+            if any(settings[name] != "on" for name in _DURABLE[:2]):
+                raise Skipped(f"the durable PostgreSQL server ({origin}) runs with "
+                              + ", ".join(f"{k}={v}" for k, v in settings.items()))
+            self.durable_origin = f"{origin}: " + ", ".join(f"{k}={v}" for k, v in settings.items())
+        except Skipped as error:
+            self._durable_error = str(error)
+            raise
+        self._durable_url = url
+        return url
+
+    @contextlib.contextmanager
+    def durable_database(self, prefix: str = "sfbench_durable") -> Iterator[str]:
+        """A new, empty database on the durable server (its SQLAlchemy URL); dropped on exit.
+
+        The server is started once per run, on first use, and stopped by :meth:`close` (at the end of the
+        run); raises :class:`Skipped` when no durable server is available.
+        """
+        with _fresh_database(self.durable_server_url(), prefix) as url:
+            yield url
 
     def close(self) -> None:
         self._stack.close()
+
+
+@contextlib.contextmanager
+def _fresh_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the server at ``server_url`` (its SQLAlchemy URL); dropped on exit."""
+    import psycopg
+
+    server = make_url(server_url)
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(**conninfo(server), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(**conninfo(server), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@
 * PostgreSQL refuses to run as root, so when the tests run as root the directory is handed to the
   ``postgres`` user and every server command runs through ``runuser -u postgres --``;
 * the server listens on a free loopback port only (its socket lives in the temporary directory), with
-  durability switched off (``fsync``, ``synchronous_commit``, ``full_page_writes``) because it is thrown away;
+  durability switched off (``fsync``, ``synchronous_commit``, ``full_page_writes``) because it is thrown away
+  (``throwaway_postgres(durable=True)`` keeps them on, for the durability benchmarks);
 * on exit it is stopped (``pg_ctl stop -m immediate``) and its directory removed.
 
 When the binaries are missing the helpers raise :class:`PostgresUnavailable`. Under CI (``CI=true``) a test
@@ -170,11 +171,13 @@ def _log_tail(log: Path, lines: int = 40) -> str:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(binaries: PostgresBinaries | None = None) -> Iterator[str]:
+def throwaway_postgres(binaries: PostgresBinaries | None = None, *, durable: bool = False) -> Iterator[str]:
     """Start a private PostgreSQL server and yield its SQLAlchemy URL; stop and remove it on exit.
 
     The URL has the form ``postgresql+psycopg://postgres@127.0.0.1:PORT/postgres``. Raises
-    :class:`PostgresUnavailable` when no server can be started here.
+    :class:`PostgresUnavailable` when no server can be started here. ``durable=True`` starts it with
+    PostgreSQL's durable defaults instead (``fsync``, ``synchronous_commit`` and ``full_page_writes`` on:
+    every commit waits for its WAL flush), for measurements at real durability.
     """
     bins = binaries if binaries is not None else find_binaries()
     account = _server_account()
@@ -193,8 +196,10 @@ def throwaway_postgres(binaries: PostgresBinaries | None = None) -> Iterator[str
         port = 0
         for attempt in range(1, _START_ATTEMPTS + 1):
             port = free_port()
-            options = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                       "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+            durability = "on" if durable else "off"
+            options = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync={durability} "
+                       f"-c synchronous_commit={durability} -c full_page_writes={durability} "
+                       "-c max_connections=200")
             result = _run([str(bins.pg_ctl), "-w", "-t", "60", "-D", str(data), "-l", str(log), "-o", options,
                            "start"], account=account, cwd=root)
             if result.returncode == 0:
