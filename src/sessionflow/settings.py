@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     session: SessionSettings = Field(default_factory=SessionSettings)
     policies: PolicySettings = Field(default_factory=PolicySettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    #: Concurrent threads' single writes share commits (see ``docs/batches.md``): worth it where commits wait for
+    #: the disk and many threads write, as the HTTP service's worker threads do.
+    group_commit: bool = False
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -221,6 +224,7 @@ class Settings(BaseSettings):
             "max_lifetime": self.session.max_lifetime,
             "single_active_per_user": self.policies.single_active_per_user,
             "enforce_owner": self.policies.enforce_owner,
+            "group_commit": self.group_commit,
         }
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:

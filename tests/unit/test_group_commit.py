@@ -182,3 +182,17 @@ def test_a_lone_writer_commits_alone_and_at_once() -> None:
 def test_group_commit_option_is_validated(value: Any) -> None:
     with pytest.raises(InvalidInput):
         SessionManager(InMemoryEventStore(), group_commit=value)
+
+
+def test_the_group_commit_setting(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionflow import Settings
+
+    monkeypatch.setenv("SESSIONFLOW_GROUP_COMMIT", "true")
+    settings = Settings.from_env(database_url=f"sqlite:///{tmp_path}/settings.db")
+    assert settings.group_commit is True
+    with SessionManager.from_settings(settings) as grouped:
+        assert grouped._delivery.group is not None
+        session = grouped.create(performer_id="svc")
+        assert grouped.get(session.id) == session
+    with SessionManager.from_settings(Settings(database_url=f"sqlite:///{tmp_path}/plain.db")) as plain:
+        assert plain._delivery.group is None
