@@ -23,7 +23,6 @@ when acknowledged, in every contender. Contenders run interleaved, round by roun
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from typing import Any
 
 from benchmarks.bench_lifecycle_sqlite import _synchronous_of
@@ -31,7 +30,7 @@ from benchmarks.checks import reads_back
 from benchmarks.environment import conninfo
 from benchmarks.framework import Benchmark, Contender, Context, Section, Target
 from benchmarks.raw_sql import RawPostgresLifecycle, RawSqliteLifecycle
-from benchmarks.workload import METADATA, MODULE, TTL, WORKSPACE, SessionflowLifecycle, threaded, user_for
+from benchmarks.workload import METADATA, MODULE, TTL, WORKSPACE, SessionflowLifecycle, spread, user_for
 from sessionflow import SessionManager
 
 __all__ = ["BENCHMARK"]
@@ -64,10 +63,6 @@ class SessionflowBatches:
             self.last_session_ids = [s.id for s in created]
 
 
-def _spread(workers: list[Callable[[int], object]]) -> Callable[[int], object]:
-    return workers[0] if len(workers) == 1 else threaded(workers)
-
-
 def _postgres(ctx: Context, section: Section, rounds: int, n: int) -> None:
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(ctx.postgres.durable_database("sfbench_batches"))
@@ -86,15 +81,15 @@ def _postgres(ctx: Context, section: Section, rounds: int, n: int) -> None:
                   "plain": f"sessionflow single writes, {THREADS} threads"}
         contenders = [
             Contender(labels["raw1"], "session", raws[0].run),
-            Contender(labels["raw8"], "session", _spread([r.run for r in raws[:THREADS]]), threads=THREADS),
-            Contender(labels["raw32"], "session", _spread([r.run for r in raws]), threads=MANY),
+            Contender(labels["raw8"], "session", spread([r.run for r in raws[:THREADS]]), threads=THREADS),
+            Contender(labels["raw32"], "session", spread([r.run for r in raws]), threads=MANY),
             Contender(labels["batches"], "session", batches.run, profile=True),
             Contender(labels["group8"], "session",
-                      _spread([SessionflowLifecycle(grouped).run for _ in range(THREADS)]), threads=THREADS),
+                      spread([SessionflowLifecycle(grouped).run for _ in range(THREADS)]), threads=THREADS),
             Contender(labels["group32"], "session",
-                      _spread([SessionflowLifecycle(grouped).run for _ in range(MANY)]), threads=MANY),
+                      spread([SessionflowLifecycle(grouped).run for _ in range(MANY)]), threads=MANY),
             Contender(labels["plain"], "session",
-                      _spread([SessionflowLifecycle(plain).run for _ in range(THREADS)]), threads=THREADS),
+                      spread([SessionflowLifecycle(plain).run for _ in range(THREADS)]), threads=THREADS),
         ]
         ctx.log(f"  PostgreSQL (durable): {n} sessions x {rounds} rounds")
         group = grouped._delivery.group  # how many commits the grouped writes took
@@ -137,7 +132,7 @@ def _sqlite(ctx: Context, section: Section, rounds: int, n: int) -> None:
             Contender(labels["raw1"], "session", raw.run),
             Contender(labels["batches"], "session", batches.run),
             Contender(labels["group"], "session",
-                      _spread([SessionflowLifecycle(grouped).run for _ in range(THREADS)]), threads=THREADS),
+                      spread([SessionflowLifecycle(grouped).run for _ in range(THREADS)]), threads=THREADS),
         ]
         ctx.log(f"  SQLite FULL: {n} sessions x {rounds} rounds")
         results = ctx.measure(contenders, n, rounds)

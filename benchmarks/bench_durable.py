@@ -29,17 +29,14 @@ flush at all. Contenders run interleaved, round by round.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-from collections.abc import Callable
-from typing import Any
 
 from benchmarks.bench_lifecycle_sqlite import _synchronous_of
-from benchmarks.checks import Fetch, reads_back, same_rows, sqlite_fetch
+from benchmarks.checks import postgres_fetch, raw_sqlite_problems, reads_back, same_rows
 from benchmarks.environment import conninfo, load_average
 from benchmarks.framework import Benchmark, Contender, Context, Measurement, Section, Target, profile_contender
-from benchmarks.peer_eventsourcing import lifecycle, postgres_env, sessions_app
+from benchmarks.peer_eventsourcing import lifecycle, postgres_env, postgres_missing, sessions_app
 from benchmarks.raw_sql import RawPostgresLifecycle, RawSqliteLifecycle
-from benchmarks.workload import SessionflowLifecycle, threaded
+from benchmarks.workload import SessionflowLifecycle, spread
 from sessionflow import SessionManager
 
 __all__ = ["BENCHMARK"]
@@ -49,37 +46,11 @@ _PG_TARGET = Target(">=", 0.7, "issue 3's target for the best raw pattern, at re
 _SQLITE_TARGET = Target(">=", 0.8, "issue 3's target for FULL")
 
 
-def _spread(workers: list[Callable[[int], object]]) -> Callable[[int], object]:
-    """One worker runs as is; several run in one thread each."""
-    return workers[0] if len(workers) == 1 else threaded(workers)
-
-
-def _eventsourcing_postgres_missing() -> str | None:
-    try:
-        import eventsourcing.postgres  # noqa: F401
-    except ImportError as error:
-        return f"eventsourcing's PostgreSQL module does not load ({error}); install eventsourcing[postgres]"
-    return None
-
-
-def _pg_fetch(url: str, stack: contextlib.ExitStack) -> Fetch:
-    import psycopg
-    from psycopg.rows import dict_row
-
-    conn = psycopg.connect(**conninfo(url), autocommit=True, row_factory=dict_row)
-    stack.callback(conn.close)
-
-    def fetch(sql: str, value: Any) -> list[dict[str, Any]]:
-        return list(conn.execute(sql, (value,)).fetchall())
-
-    return fetch
-
-
 def _postgres(ctx: Context, section: Section, loads: list[float]) -> dict[int, Measurement]:
     """The PostgreSQL rounds on the durable server; sessionflow's measurement per thread count."""
     rounds = ctx.scale(7, 1)
     sizes = {1: ctx.scale(300, 6), 8: ctx.scale(1200, 16)}
-    es_missing = _eventsourcing_postgres_missing()
+    es_missing = postgres_missing()
     if es_missing is not None:
         section.notes.append(f"eventsourcing peer not run: {es_missing}")
     ours_by_threads: dict[int, Measurement] = {}
@@ -97,20 +68,20 @@ def _postgres(ctx: Context, section: Section, loads: list[float]) -> dict[int, M
                 for raw in raws:
                     stack.callback(raw.close)
                 contenders = [
-                    Contender(f"sessionflow, durable PostgreSQL, {suffix}", "session", _spread([o.run for o in ours]),
+                    Contender(f"sessionflow, durable PostgreSQL, {suffix}", "session", spread([o.run for o in ours]),
                               threads=threads, profile=threads == 1),
                     Contender(f"{_RAW_PG}, durable PostgreSQL, {suffix}", "session",
-                              _spread([r.run for r in raws]), threads=threads),
+                              spread([r.run for r in raws]), threads=threads),
                 ]
                 if es_missing is None:
                     app = stack.enter_context(sessions_app(postgres_env(es_url, pool_size=max(5, threads))))
                     contenders.append(Contender(f"eventsourcing, durable PostgreSQL, {suffix}", "session",
-                                                _spread([lifecycle(app)] * threads), threads=threads))
+                                                spread([lifecycle(app)] * threads), threads=threads))
                 ctx.log(f"  durable PostgreSQL, {suffix}: {n} sessions x {rounds} rounds")
                 results = ctx.measure(contenders, n, rounds)
                 loads.append(load_average())
 
-                fetch = _pg_fetch(url, stack)
+                fetch = postgres_fetch(url, stack)
                 problems = same_rows((fetch, ours[0].last_session_id), (fetch, raws[0].last_session_id))
                 problems += reads_back(url, [raws[0].last_session_id])
                 if problems:
@@ -153,12 +124,7 @@ def _sqlite(ctx: Context, section: Section, loads: list[float]) -> Measurement:
         ctx.log(f"  SQLite FULL: {n} sessions x {rounds} rounds")
         results = ctx.measure(contenders, n, rounds)
         loads.append(load_average())
-        assert ours.last_session_id is not None
-        assert raw.last_session_id is not None
-        with contextlib.closing(sqlite3.connect(ours_path)) as conn:
-            problems = same_rows((sqlite_fetch(conn), ours.last_session_id.hex),
-                                 (sqlite_fetch(raw.conn), raw.last_session_id))
-        problems += reads_back(f"sqlite:///{raw_path}", [raw.last_session_id])
+        problems = raw_sqlite_problems(ours_path, ours.last_session_id, raw, raw_path)
         if problems:
             raise AssertionError("the raw sqlite3 rows differ from sessionflow's: " + "; ".join(problems))
         if ctx.profile:

@@ -17,10 +17,8 @@ same server. Contenders run interleaved, round by round.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import Any
 
-from benchmarks.checks import Fetch, reads_back, same_rows
+from benchmarks.checks import postgres_fetch, reads_back, same_rows
 from benchmarks.environment import conninfo
 from benchmarks.framework import (
     Benchmark,
@@ -30,9 +28,9 @@ from benchmarks.framework import (
     Target,
     profile_contender,
 )
-from benchmarks.peer_eventsourcing import lifecycle, postgres_env, sessions_app
+from benchmarks.peer_eventsourcing import lifecycle, postgres_env, postgres_missing, sessions_app
 from benchmarks.raw_sql import RawPostgresLifecycle
-from benchmarks.workload import SessionflowLifecycle, threaded
+from benchmarks.workload import SessionflowLifecycle, spread
 from sessionflow import SessionManager
 
 __all__ = ["BENCHMARK"]
@@ -40,37 +38,11 @@ __all__ = ["BENCHMARK"]
 _PATTERNS = {"transactions": "raw psycopg, 3 transactions", "statement": "raw psycopg, 1 statement per step"}
 
 
-def _fetch(url: str) -> tuple[Fetch, Any]:
-    import psycopg
-    from psycopg.rows import dict_row
-
-    conn = psycopg.connect(**conninfo(url), autocommit=True, row_factory=dict_row)
-
-    def fetch(sql: str, value: Any) -> list[dict[str, Any]]:
-        return list(conn.execute(sql, (value,)).fetchall())
-
-    return fetch, conn
-
-
-def _spread(workers: list[Callable[[int], object]]) -> Callable[[int], object]:
-    """One worker runs as is; several run in one thread each."""
-    return workers[0] if len(workers) == 1 else threaded(workers)
-
-
-def _eventsourcing_postgres_missing() -> str | None:
-    """Why eventsourcing's PostgreSQL module cannot load here (it needs ``psycopg_pool``), or ``None``."""
-    try:
-        import eventsourcing.postgres  # noqa: F401
-    except ImportError as error:
-        return f"eventsourcing's PostgreSQL module does not load ({error}); install eventsourcing[postgres]"
-    return None
-
-
 def run(ctx: Context) -> Section:
     section = Section(name="lifecycle-postgres", title="Durable lifecycle, PostgreSQL", description=__doc__ or "")
     rounds = ctx.scale(7, 2)
     sizes = {1: ctx.scale(300, 10), 8: ctx.scale(800, 16)}
-    es_missing = _eventsourcing_postgres_missing()
+    es_missing = postgres_missing()
     if es_missing is not None:
         section.notes.append(f"eventsourcing peer not run: {es_missing}")
         ctx.log(f"  eventsourcing peer not run: {es_missing}")
@@ -91,21 +63,20 @@ def run(ctx: Context) -> Section:
                 peer: list[Contender] = []
                 if es_missing is None:
                     app = stack.enter_context(sessions_app(postgres_env(es_url, pool_size=max(5, threads))))
-                    peer.append(Contender(f"eventsourcing, {suffix}", "session", _spread([lifecycle(app)] * threads),
+                    peer.append(Contender(f"eventsourcing, {suffix}", "session", spread([lifecycle(app)] * threads),
                                           threads=threads))
 
                 contenders = [
-                    Contender(f"sessionflow, {suffix}", "session", _spread([o.run for o in ours]), threads=threads,
+                    Contender(f"sessionflow, {suffix}", "session", spread([o.run for o in ours]), threads=threads,
                               profile=threads == 1),
-                    *(Contender(f"{label}, {suffix}", "session", _spread([r.run for r in raws[pattern]]),
+                    *(Contender(f"{label}, {suffix}", "session", spread([r.run for r in raws[pattern]]),
                                 threads=threads) for pattern, label in _PATTERNS.items()),
                     *peer,
                 ]
                 ctx.log(f"  PostgreSQL, {suffix}: {n} sessions x {rounds} rounds")
                 results = ctx.measure(contenders, n, rounds)
 
-                fetch, conn = _fetch(url)
-                stack.callback(conn.close)
+                fetch = postgres_fetch(url, stack)
                 problems: list[str] = []
                 for pattern, group in raws.items():
                     raw_id = group[0].last_session_id

@@ -13,10 +13,9 @@ Each contender has its own database file; they run interleaved, round by round.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from typing import Any
 
-from benchmarks.checks import reads_back, same_rows, sqlite_fetch
+from benchmarks.checks import raw_sqlite_problems
 from benchmarks.framework import (
     Benchmark,
     Contender,
@@ -79,12 +78,7 @@ def run(ctx: Context) -> Section:
             results = ctx.measure(contenders, n, rounds)
 
             # The raw rows must be sessionflow's rows, and read back through sessionflow.
-            assert ours.last_session_id is not None
-            assert raw.last_session_id is not None
-            with contextlib.closing(sqlite3.connect(ours_path)) as conn:
-                problems = same_rows((sqlite_fetch(conn), ours.last_session_id.hex),
-                                     (sqlite_fetch(raw.conn), raw.last_session_id))
-            problems += reads_back(f"sqlite:///{raw_path}", [raw.last_session_id])
+            problems = raw_sqlite_problems(ours_path, ours.last_session_id, raw, raw_path)
             if problems:
                 raise AssertionError("the raw sqlite3 rows differ from sessionflow's: " + "; ".join(problems))
             if ctx.profile:

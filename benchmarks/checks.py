@@ -8,14 +8,17 @@ session is found, completed, and equal to the fold of its history.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from sessionflow import SessionManager, SessionStatus, replay
 
-__all__ = ["Fetch", "reads_back", "same_rows", "sqlite_fetch"]
+__all__ = ["Fetch", "postgres_fetch", "raw_sqlite_problems", "reads_back", "same_rows", "sqlite_fetch"]
 
 #: ``fetch(sql_with_one_placeholder, value) -> rows as dicts``.
 Fetch = Callable[[str, Any], list[dict[str, Any]]]
@@ -24,6 +27,32 @@ _VARYING_SESSION = {"id", "created_at", "updated_at", "expires_at", "max_expires
                     "due_at"}
 # (the feed position is where the event landed among all writes; both sides must have one: see same_rows)
 _VARYING_EVENT = {"record_id", "session_id", "timestamp", "position"}
+
+
+def postgres_fetch(url: str, stack: contextlib.ExitStack) -> Fetch:
+    """A :data:`Fetch` on a psycopg connection to ``url``, closed with ``stack``."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from benchmarks.environment import conninfo
+
+    conn = psycopg.connect(**conninfo(url), autocommit=True, row_factory=dict_row)
+    stack.callback(conn.close)
+
+    def fetch(sql: str, value: Any) -> list[dict[str, Any]]:
+        return list(conn.execute(sql, (value,)).fetchall())
+
+    return fetch
+
+
+def raw_sqlite_problems(ours_path: Path, ours_id: UUID | None, raw: Any, raw_path: Path) -> list[str]:
+    """How the last session the raw sqlite3 contender ``raw`` wrote (in ``raw_path``) differs from the last one
+    sessionflow wrote (``ours_id`` in ``ours_path``), and whether it reads back through sessionflow."""
+    assert ours_id is not None
+    assert raw.last_session_id is not None
+    with contextlib.closing(sqlite3.connect(ours_path)) as conn:
+        problems = same_rows((sqlite_fetch(conn), ours_id.hex), (sqlite_fetch(raw.conn), raw.last_session_id))
+    return problems + reads_back(f"sqlite:///{raw_path}", [raw.last_session_id])
 
 
 def sqlite_fetch(conn: Any) -> Fetch:

@@ -22,8 +22,8 @@ from eventsourcing.domain import Aggregate, event
 
 from benchmarks.environment import conninfo
 
-__all__ = ["BenchSession", "SessionsApp", "lifecycle", "postgres_env", "sessions_app", "sqlite_env",
-           "sqlite_synchronous"]
+__all__ = ["BenchSession", "SessionsApp", "lifecycle", "postgres_env", "postgres_missing", "sessions_app",
+           "sqlite_env", "sqlite_synchronous"]
 
 
 class GuardRefused(Exception):
@@ -148,3 +148,12 @@ def lifecycle(app: SessionsApp) -> Callable[[int], None]:
             complete(session_id, user)
 
     return run
+
+
+def postgres_missing() -> str | None:
+    """Why eventsourcing's PostgreSQL module cannot load here (it needs ``psycopg_pool``), or ``None``."""
+    try:
+        import eventsourcing.postgres  # noqa: F401
+    except ImportError as error:
+        return f"eventsourcing's PostgreSQL module does not load ({error}); install eventsourcing[postgres]"
+    return None

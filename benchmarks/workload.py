@@ -15,7 +15,7 @@ from uuid import UUID
 
 from sessionflow import SessionManager
 
-__all__ = ["METADATA", "MODULE", "TTL", "WORKSPACE", "SessionflowLifecycle", "threaded", "user_for"]
+__all__ = ["METADATA", "MODULE", "TTL", "WORKSPACE", "SessionflowLifecycle", "spread", "threaded", "user_for"]
 
 TTL = timedelta(hours=1)
 WORKSPACE = "ws-bench"
@@ -74,3 +74,8 @@ def threaded(workers: list[Callable[[int], object]]) -> Callable[[int], None]:
             raise errors[0]
 
     return run
+
+
+def spread(workers: list[Callable[[int], object]]) -> Callable[[int], object]:
+    """One worker runs as is; several run in one thread each (:func:`threaded`)."""
+    return workers[0] if len(workers) == 1 else threaded(workers)

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sessionflow.adapters.jsonl import audit_line, audit_path
+from sessionflow.adapters.jsonl import audit_line, audit_path, replace_file
 from sessionflow.application.ports import Change, EventStore
 from sessionflow.domain.models import EventType, SessionEvent
 from sessionflow.domain.replay import replay
@@ -96,29 +95,12 @@ class JsonlArchive:
             if folder not in self._folders:
                 self._make_folder(folder)
                 self._folders.add(folder)
-            self._replace(path, b"".join(audit_line(event, user) for event in history))
+            replace_file(path, b"".join(audit_line(event, user) for event in history), fsync=True)
             touched.add(folder)
             written.append(history[0].session_id)
         for folder in touched:
             _fsync_folder(folder)
         return written
-
-    @staticmethod
-    def _replace(path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC, 0o644)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
     def __repr__(self) -> str:
         return f"JsonlArchive({str(self.root)!r})"

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from sessionflow.application.ports import EventStore
 
 __all__ = ["NO_USER_DIR", "SOURCE", "ExportResult", "JsonlAuditTrail", "audit_line", "audit_path", "audit_record",
-           "export"]
+           "export", "replace_file"]
 
 logger = logging.getLogger("sessionflow.audit")
 
@@ -211,7 +211,7 @@ class ExportResult:
     skipped: list[tuple[UUID, str]] = field(default_factory=list)
 
 
-def _replace_file(path: Path, data: bytes, *, fsync: bool) -> bool:
+def replace_file(path: Path, data: bytes, *, fsync: bool) -> bool:
     """Write ``data`` to ``path`` atomically; False (and nothing written) when it already holds it."""
     try:
         if path.read_bytes() == data:
@@ -264,7 +264,7 @@ def export(manager: SessionManager, root: str | os.PathLike[str], *, skip_invali
             result.skipped.append((first.session_id, error.message))
             continue
         data = b"".join(audit_line(event, user) for event in history)
-        if _replace_file(path, data, fsync=fsync):
+        if replace_file(path, data, fsync=fsync):
             result.files_written += 1
         else:
             result.files_unchanged += 1

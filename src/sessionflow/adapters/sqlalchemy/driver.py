@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import Engine
@@ -35,6 +35,8 @@ from sessionflow.errors import BatchRejected, ConcurrencyConflict
 __all__ = ["DriverRecorder", "decide_claimed", "expiry_event", "expiry_update", "payload_text"]
 
 logger = logging.getLogger("sessionflow.store")
+
+T = TypeVar("T")
 
 #: The position of ``due_at`` in a ``sessions`` row.
 DUE = SESSION_COLUMNS.index("due_at")
@@ -131,8 +133,13 @@ class DriverRecorder(SqlAlchemyEventStore):
         """:meth:`~SqlAlchemyEventStore.append_many` on the driver connection, as :meth:`_append_fast`."""
         raw = self._checkout()
         cursor = raw.cursor() if isinstance(raw, _Held) else None
+        self._on_driver(raw, lambda conn: self._append_many_on(conn, changes, cursor))
+
+    def _on_driver(self, raw: Any, work: Callable[[Any], T]) -> T:
+        """``work(driver connection)`` on the checked-out ``raw``, given back afterwards (discarded if the
+        connection was lost). Not for the single append, whose path stays free of the extra call."""
         try:
-            self._append_many_on(raw.driver_connection, changes, cursor)
+            return work(raw.driver_connection)
         except BaseException as error:
             if self._lost_connection(error):
                 raw.invalidate()
@@ -168,18 +175,8 @@ class DriverRecorder(SqlAlchemyEventStore):
             except Exception:
                 logger.debug("primary-key read on the held connection failed; retrying", exc_info=True)
 
-        def op() -> Any:
-            raw = self._checkout()
-            try:
-                return self._get_on(raw.driver_connection, sql.select_session, key)
-            except BaseException as error:
-                if self._lost_connection(error):
-                    raw.invalidate()
-                raise
-            finally:
-                raw.close()
-
-        return self._run(op)
+        return self._run(lambda: self._on_driver(self._checkout(),
+                                                 lambda conn: self._get_on(conn, sql.select_session, key)))
 
     def _get_on(self, conn: Any, statement: str, key: Any) -> Any:
         """The row ``statement`` reads for ``key`` on driver connection ``conn`` (a pooled one), or None."""
@@ -197,15 +194,8 @@ class DriverRecorder(SqlAlchemyEventStore):
         busy in Python, getting it back costs up to the interpreter's switch interval), so each recorder's
         batch makes as few as it can. Its claim also reads the earliest deadline it leaves (``with_next``).
         """
-        raw = self._sweep_connection()
-        try:
-            return self._expire_on(raw.driver_connection, now, limit, decide, with_next)
-        except BaseException as error:
-            if self._lost_connection(error):
-                raw.invalidate()
-            raise
-        finally:
-            raw.close()
+        return self._on_driver(self._sweep_connection(),
+                               lambda conn: self._expire_on(conn, now, limit, decide, with_next))
 
     def _expire_on(self, conn: Any, now: datetime, limit: int, decide: ExpiryDecider,
                    with_next: bool) -> ExpiredBatch:

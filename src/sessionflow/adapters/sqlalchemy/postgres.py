@@ -172,38 +172,37 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
 
     # ------------------------------------------------------------------ the hot path
 
-    def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
-        """One append as one statement on ``conn`` in autocommit mode (on ``cursor``, if given)."""
+    def _prepare(self, change: Change) -> tuple[str, Any]:
+        """The one statement appending ``change`` and its parameters."""
         sql = self._sql
         create = change.expected_version == 0
         columns = session_row(change.session) if create else session_changes(change.previous, change.session)
-        params = sql.append_params(change.session.id, columns, change.events,
-                                   change.expected_version, create=create)
-        statement = sql.append_statement(None if create else tuple(columns), len(change.events))
+        return (sql.append_statement(None if create else tuple(columns), len(change.events)),
+                sql.append_params(change.session.id, columns, change.events, change.expected_version, create=create))
+
+    def _write_on(self, execute: Any, change: Change, prepared: tuple[str, Any]) -> None:
+        """Run ``change``'s one statement; :class:`ConcurrencyConflict` when the version did not match."""
+        statement, params = prepared
+        if execute(statement, params).rowcount != len(change.events):
+            found = execute(self._sql.select_version, (change.session.id,)).fetchone()
+            raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                      actual_version=None if found is None else found[0])
+
+    def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
+        """One append as one statement on ``conn`` in autocommit mode (on ``cursor``, if given)."""
+        prepared = self._prepare(change)
         toggle = not self._autocommit
         if toggle:
             conn.autocommit = True
-        execute = conn.execute if cursor is None else cursor.execute
         try:
-            inserted = execute(statement, params).rowcount
-            if inserted != len(change.events):
-                found = execute(sql.select_version, (change.session.id,)).fetchone()
-                raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
-                                          actual_version=None if found is None else found[0])
+            self._write_on(conn.execute if cursor is None else cursor.execute, change, prepared)
         finally:
             if toggle and not conn.closed:
                 conn.autocommit = False
 
     def _append_many_on(self, conn: Any, changes: list[Change], cursor: Any) -> None:
         """Every change's one-statement append inside one transaction on ``conn``."""
-        sql = self._sql
-        prepared = []
-        for change in changes:
-            create = change.expected_version == 0
-            columns = session_row(change.session) if create else session_changes(change.previous, change.session)
-            prepared.append((sql.append_statement(None if create else tuple(columns), len(change.events)),
-                             sql.append_params(change.session.id, columns, change.events, change.expected_version,
-                                               create=create)))
+        prepared = [self._prepare(change) for change in changes]
         toggle = not self._autocommit
         if toggle:
             conn.autocommit = True
@@ -212,13 +211,8 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             execute("BEGIN")
             try:
                 for index, change in enumerate(changes):
-                    statement, params = prepared[index]
                     try:
-                        inserted = execute(statement, params).rowcount
-                        if inserted != len(change.events):
-                            found = execute(sql.select_version, (change.session.id,)).fetchone()
-                            raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
-                                                      actual_version=None if found is None else found[0])
+                        self._write_on(execute, change, prepared[index])
                     except BaseException as error:
                         raise self._rejected(index, change, error) from error
                 execute("COMMIT")
