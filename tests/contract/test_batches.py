@@ -240,3 +240,21 @@ def test_store_append_many_refuses_a_stale_update(mgr: SessionManager) -> None:
     assert snapshot(mgr) == before
     assert mgr.store.get(fresh.session.id) is None
     assert mgr.get(session.id) == started
+
+
+def test_store_append_many_refuses_a_stale_update_among_good_ones(mgr: SessionManager) -> None:
+    stale_target = mgr.create(performer_id="svc")
+    mgr.start(stale_target.id, performer_id="svc")
+    pending = mgr.create(performer_id="svc")
+    started = mgr.history(stale_target.id)[1]
+    # the same kind of change for two sessions: one applies, the other is a replay on a version that moved
+    good = started.evolve(session_id=pending.id, record_id=uuid4(), position=None)
+    stale = started.evolve(record_id=uuid4(), position=None)
+    before = snapshot(mgr)
+    with pytest.raises(BatchRejected) as caught:
+        mgr.store.append_many([Change(apply(pending, good), (good,), 1, previous=pending),
+                               Change(apply(stale_target, stale), (stale,), 1, previous=stale_target)])
+    assert caught.value.index == 1
+    assert isinstance(caught.value.error, ConcurrencyConflict)
+    assert snapshot(mgr) == before
+    assert mgr.get(pending.id).version == 1

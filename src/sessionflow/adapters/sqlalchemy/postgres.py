@@ -108,6 +108,10 @@ class PostgresSql(FastSql):
         return params
 
 
+class _RunMismatch(Exception):
+    """A run of a batch wrote fewer rows than its changes carry: some version moved (see ``_append_many_on``)."""
+
+
 class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     """The store on a PostgreSQL engine (see :class:`~sessionflow.adapters.sqlalchemy.SqlAlchemyEventStore`).
 
@@ -201,31 +205,73 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                 conn.autocommit = False
 
     def _append_many_on(self, conn: Any, changes: list[Change], cursor: Any) -> None:
-        """Every change's one-statement append inside one transaction on ``conn``."""
+        """Every change's one-statement append inside one transaction on ``conn``.
+
+        The changes that share a statement and follow each other go to the server together (psycopg's
+        ``executemany``, pipelined: one round trip for the run instead of one per change), their total row count
+        checked; when it does not add up (a version moved) or the database refuses a row, the transaction is
+        rolled back and the batch is run again one statement at a time, which names the change refused.
+        """
         prepared = [self._prepare(change) for change in changes]
         toggle = not self._autocommit
         if toggle:
             conn.autocommit = True
+        own_cursor = cursor is None and hasattr(conn, "cursor")  # (psycopg's own connection, not the async one's)
+        if own_cursor:
+            cursor = conn.cursor()
         execute = conn.execute if cursor is None else cursor.execute
         try:
-            execute("BEGIN")
-            try:
+            if cursor is not None and len(changes) > 1:
+                try:
+                    self._in_transaction(conn, execute, lambda: self._write_runs(cursor, changes, prepared))
+                    return
+                except (_RunMismatch, ConcurrencyConflict, self._integrity_error):
+                    pass  # (rolled back) find which change it was, one statement at a time
+
+            def one_by_one() -> None:
                 for index, change in enumerate(changes):
                     try:
                         self._write_on(execute, change, prepared[index])
                     except BaseException as error:
                         raise self._rejected(index, change, error) from error
-                execute("COMMIT")
-            except BaseException:
-                if not conn.closed:
-                    try:
-                        execute("ROLLBACK")
-                    except self._driver_error:
-                        logger.debug("rollback after a failed batch failed", exc_info=True)
-                raise
+
+            self._in_transaction(conn, execute, one_by_one)
         finally:
+            if own_cursor:
+                cursor.close()
             if toggle and not conn.closed:
                 conn.autocommit = False
+
+    def _write_runs(self, cursor: Any, changes: list[Change], prepared: list[tuple[str, Any]]) -> None:
+        """Each run of consecutive changes with one statement in one ``executemany``; :class:`_RunMismatch` when a
+        run wrote fewer events than it carries."""
+        start = 0
+        while start < len(changes):
+            statement = prepared[start][0]
+            end = start + 1
+            while end < len(changes) and prepared[end][0] == statement:
+                end += 1
+            if end - start == 1:
+                self._write_on(cursor.execute, changes[start], prepared[start])
+            else:
+                cursor.executemany(statement, [params for _, params in prepared[start:end]])
+                if cursor.rowcount != sum(len(change.events) for change in changes[start:end]):
+                    raise _RunMismatch
+            start = end
+
+    def _in_transaction(self, conn: Any, execute: Any, work: Callable[[], None]) -> None:
+        """``work()`` between ``BEGIN`` and ``COMMIT`` on an autocommit driver connection; rolled back if it fails."""
+        execute("BEGIN")
+        try:
+            work()
+            execute("COMMIT")
+        except BaseException:
+            if not conn.closed:
+                try:
+                    execute("ROLLBACK")
+                except self._driver_error:
+                    logger.debug("rollback after a failed batch failed", exc_info=True)
+            raise
 
     def _get_on(self, conn: Any, statement: str, key: Any) -> Any:
         if self._autocommit:
