@@ -33,6 +33,8 @@ class HeldStore(InMemoryEventStore):
     def __init__(self) -> None:
         super().__init__()
         self.release = threading.Event()
+        #: Set once the first commit is under way (and held).
+        self.holding = threading.Event()
         self.commits: list[int] = []
         #: Fail the commit attempt of this index (0: the first) with ``failure``.
         self.fail_at: int | None = None
@@ -40,6 +42,7 @@ class HeldStore(InMemoryEventStore):
 
     def _hold(self, size: int) -> None:
         if not self.commits:
+            self.holding.set()
             assert self.release.wait(30)
         if self.fail_at == len(self.commits):
             self.commits.append(-size)
@@ -114,10 +117,11 @@ def test_a_refused_change_leaves_the_group_and_the_others_commit(store: HeldStor
     target = mgr.create(performer_id="svc")
     store.commits.clear()
     store.release.clear()
+    store.holding.clear()
     group = mgr._delivery.group
     assert group is not None
     blocker = run(1, lambda i: mgr.create(performer_id="first"))
-    queued(group, 0)
+    assert store.holding.wait(30)  # the blocker's commit is the one under way
     # every writer starts the same session at version 1: one wins, the others lose the race, each alone
     threads, results = run(4, lambda i: mgr.start(target.id, performer_id="svc", expected_version=1))
     others, created = run(3, lambda i: mgr.create(performer_id=f"other{i}"))
@@ -143,6 +147,7 @@ def test_single_active_per_user_under_group_commit(store: HeldStore) -> None:
     sessions = mgr.create_many([{"user_id": "u1"} for _ in range(WRITERS)], performer_id="svc")
     store.release.clear()
     store.commits.clear()
+    store.holding.clear()
     group = mgr._delivery.group
     assert group is not None
     threads, results = run(WRITERS, lambda i: mgr.start(sessions[i].id, performer_id="svc"))
@@ -159,6 +164,7 @@ def test_a_store_failure_reaches_every_writer_of_the_group(store: HeldStore, mgr
     group = mgr._delivery.group
     assert group is not None
     blocker = run(1, lambda i: mgr.create(performer_id="first"))
+    assert store.holding.wait(30)  # the blocker's commit is the one under way
     threads, results = run(WRITERS, lambda i: mgr.create(performer_id=f"w{i}"))
     queued(group, WRITERS)
     store.fail_at = 1  # the first commit goes through once released; the group's fails
