@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -86,8 +87,11 @@ class InMemoryEventStore:
         if any(e.record_id in self._record_ids or (batch_ids and e.record_id in batch_ids) for e in change.events):
             raise StoreError(f"duplicate record id in change for session {session.id}", session_id=session.id)
         if change.exclusive_user is not None:
-            sessions = {**self._sessions, **overlay} if overlay else self._sessions
-            for other in sessions.values():
+            others: Iterable[Session] = self._sessions.values()
+            if overlay:  # the batch's own sessions as it leaves them, then the stored ones it does not change
+                others = itertools.chain(overlay.values(),
+                                         (s for sid, s in self._sessions.items() if sid not in overlay))
+            for other in others:
                 if (other.user_id == change.exclusive_user and other.id != session.id
                         and other.status is SessionStatus.IN_PROGRESS and other.deleted_at is None
                         and not (change.decided_at is not None and other.is_overdue(change.decided_at))):

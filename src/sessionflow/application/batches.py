@@ -18,11 +18,10 @@ from uuid import UUID
 
 from sessionflow.application import commands
 from sessionflow.application import validation as valid
-from sessionflow.application.pipeline import SYSTEM, WritePipeline
+from sessionflow.application.pipeline import WritePipeline
 from sessionflow.application.ports import Change
 from sessionflow.domain.definitions import LifecycleDefinition, LifecycleRegistry
 from sessionflow.domain.models import Session
-from sessionflow.domain.replay import apply
 from sessionflow.domain.values import parse_session_id
 from sessionflow.errors import (
     BatchRejected,
@@ -30,7 +29,6 @@ from sessionflow.errors import (
     InvalidInput,
     SessionflowError,
     SessionNotFound,
-    SessionUserMismatch,
 )
 
 __all__ = ["MAX_BATCH", "CreateItem", "SendItem", "create_many", "send_many"]
@@ -141,9 +139,8 @@ def send_many(pipeline: WritePipeline, items: Any, performer_id: Any) -> list[Se
             raise BatchRejected(index, error) from error
     if not sends:
         return []
-    caches = bool(getattr(pipeline.store, "caches_reads", False))
     for attempt in range(2):
-        fresh = attempt > 0 or not caches
+        fresh = attempt > 0 or not pipeline.caches_reads
         decided = _decide(pipeline, sends, performer, pipeline.now(), fresh)
         if decided is None:
             continue  # a cached copy was behind an expected version: read again
@@ -186,16 +183,11 @@ def _decide(pipeline: WritePipeline, sends: list[_Send], performer: str, now: da
                     return None
                 raise ConcurrencyConflict(session.id, expected_version=send.expected_version,
                                           actual_version=session.version)
-            if (pipeline.enforce_owner and session.user_id is not None
-                    and performer not in (session.user_id, SYSTEM)):
-                raise SessionUserMismatch(session.id, owner=session.user_id, performer_id=performer)
+            pipeline.check_owner(session, performer)
             event = pipeline.transition(session, send.event, performer, now, dict(send.payload), send.args)
         except SessionflowError as error:
             raise BatchRejected(index, error) from error
-        exclusive = (session.user_id if pipeline.single_active_per_user and event.target_state == "in_progress"
-                     and session.status != "in_progress" else None)
-        change = Change(apply(session, event), (event,), session.version, exclusive_user=exclusive,
-                        decided_at=now, previous=session)
+        change = pipeline.transition_change(session, event, now)
         changes.append(change)
         item_of.append(index)
         current[session.id] = change.session

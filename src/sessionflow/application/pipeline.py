@@ -50,7 +50,7 @@ class WritePipeline:
     Holds no session state, so one pipeline is shared by every thread of its manager.
     """
 
-    __slots__ = ("_caches_reads", "_system_clock", "clock", "deadlines", "default_definition", "delivery",
+    __slots__ = ("_system_clock", "caches_reads", "clock", "deadlines", "default_definition", "delivery",
                  "enforce_owner", "registry", "single_active_per_user", "store")
 
     def __init__(self, store: EventStore, delivery: Delivery, *, clock: Clock, registry: LifecycleRegistry,
@@ -60,7 +60,8 @@ class WritePipeline:
         self.delivery = delivery
         self.clock = clock
         self._system_clock = type(clock) is SystemClock
-        self._caches_reads = bool(getattr(store, "caches_reads", False))
+        #: The store may answer a read from its cache (``get(fresh=False)``): see :meth:`change`.
+        self.caches_reads = bool(getattr(store, "caches_reads", False))
         self.registry = registry
         self.default_definition = default_definition
         self.deadlines = deadlines
@@ -224,15 +225,13 @@ class WritePipeline:
         """
         now = self.now()
         for attempt in range(2):
-            fresh = attempt > 0 or not self._caches_reads
+            fresh = attempt > 0 or not self.caches_reads
             session = self.load(sid, now, lazy_expiry=lazy_expiry, fresh=fresh)
             if expected_version is not None and session.version != expected_version:
                 if not fresh:
                     continue  # the cached copy may be behind: look again before refusing
                 raise ConcurrencyConflict(sid, expected_version=expected_version, actual_version=session.version)
-            if (self.enforce_owner and session.user_id is not None
-                    and performer not in (session.user_id, SYSTEM)):
-                raise SessionUserMismatch(session.id, owner=session.user_id, performer_id=performer)
+            self.check_owner(session, performer)
             change = build(session, now)
             try:
                 self.delivery.commit(change)
@@ -256,9 +255,19 @@ class WritePipeline:
             event = self.transition(session, machine_event, performer, now, dict(payload or {}), args)
             if prepare is not None:
                 prepare(session)
-            exclusive = (session.user_id if self.single_active_per_user and event.target_state == "in_progress"
-                         and session.status != "in_progress" else None)
-            return Change(apply(session, event), (event,), session.version, exclusive_user=exclusive,
-                          decided_at=now, previous=session)
+            return self.transition_change(session, event, now)
 
         return self.change(sid, performer, expected_version, build)
+
+    def check_owner(self, session: Session, performer: str) -> None:
+        """Under ``enforce_owner``, only the session's user (or ``"system"``) may change a session that has one."""
+        if self.enforce_owner and session.user_id is not None and performer not in (session.user_id, SYSTEM):
+            raise SessionUserMismatch(session.id, owner=session.user_id, performer_id=performer)
+
+    def transition_change(self, session: Session, event: SessionEvent, now: datetime) -> Change:
+        """The change appending ``event`` (decided at ``now``) to ``session``; a start asks the store to check that
+        the user has no other session in progress, under ``single_active_per_user``."""
+        exclusive = (session.user_id if self.single_active_per_user and event.target_state == "in_progress"
+                     and session.status != "in_progress" else None)
+        return Change(apply(session, event), (event,), session.version, exclusive_user=exclusive, decided_at=now,
+                      previous=session)

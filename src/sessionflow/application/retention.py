@@ -7,12 +7,14 @@ projection row — in batches, each batch in one transaction of the store:
 
 1. the store's sessions created before the cutoff are walked in list order (keyset pages of
    :meth:`~sessionflow.application.ports.EventStore.query`), keeping the closed ones last changed before it;
-2. each one's projection and history are read together (one snapshot) and checked to agree;
-3. with an :class:`Archive`, the histories are written and made durable (files fsynced and renamed into place,
+2. with an :class:`Archive`, each one's projection and history are read together (one snapshot) and checked to
+   agree, and
+3. the histories are written and made durable (files fsynced and renamed into place,
    folders fsynced) — only then
 4. the store removes the batch in one transaction (the optional store method ``purge_sessions``, see
-   :class:`Purger`), each session only if it is still at the version read in 2. A session changed meanwhile
-   (a ``deleted`` event appended, ...) is skipped and stays whole; a later run purges it.
+   :class:`Purger`), each session only if it is still at the version read (in 1, or in 2 with an archive). A
+   session changed meanwhile (a ``deleted`` event appended, ...) is skipped and stays whole; a later run purges
+   it.
 
 So a crash at any moment leaves every session either whole in the store (perhaps also archived already: a
 re-run writes its file again, whole, under the same name) or archived and gone, never partly removed.
@@ -171,6 +173,9 @@ def purge_closed(store: EventStore, *, closed_before: datetime, archive: Archive
         expected: dict[UUID, int] = {}
         histories: list[list[SessionEvent]] = []
         for candidate in batch:
+            if archive is None:  # nothing to write: the removal's compare-and-set on the version is the check
+                expected[candidate.id] = candidate.version
+                continue
             projection, history = store.read_together(candidate.id)
             if (projection is None or not history or len(history) != projection.version
                     or history[-1].version != projection.version or not is_closed_before(projection, closed_before)):
