@@ -30,9 +30,10 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from sessionflow.adapters.aio import GreenletRunner, ThreadRunner
 from sessionflow.adapters.memory import InMemoryEventStore
+from sessionflow.adapters.sqlalchemy.persistence import DEFAULT_RETRIES
 from sessionflow.application import async_manager
 from sessionflow.application.ports import EventStore, Waker
-from sessionflow.bootstrap import DEFAULT_URL, create_redis_store, create_store, is_redis_url
+from sessionflow.bootstrap import DEFAULT_URL, check_retries, create_redis_store, create_store, is_redis_url
 from sessionflow.errors import InvalidInput, StoreError
 
 if TYPE_CHECKING:
@@ -98,7 +99,8 @@ class AsyncSessionManager(async_manager.AsyncSessionManager):
 
         ``postgresql+psycopg://`` (or ``postgresql://``) runs on psycopg's asyncio driver; other URLs on the
         synchronous store in a worker thread. The schema is brought up to date unless ``migrate=False``.
-        Options: those of the constructor, the store's ``cache_size``, and the engine's (``pool_size``,
+        Options: those of the constructor, the store's ``cache_size`` and ``retries`` (reconnections after a
+        lost connection, see :meth:`sessionflow.SessionManager.open`), and the engine's (``pool_size``,
         ``max_overflow``, ``pool_timeout``, ``pool_recycle``, ``pool_pre_ping``, ``echo``,
         ``sqlite_synchronous``, ``sqlite_busy_timeout``). Raises :class:`~sessionflow.errors.InvalidInput` for a
         malformed URL and :class:`~sessionflow.errors.StoreError` when the database cannot be prepared.
@@ -128,9 +130,14 @@ class AsyncSessionManager(async_manager.AsyncSessionManager):
         engine_options = {k: options.pop(k) for k in list(options) if k in _ENGINE_OPTIONS}
         migrate = bool(options.pop("migrate", True))
         cache_size = options.pop("cache_size", 10_000)
+        retries = options.pop("retries", None)
+        if retries is not None:
+            retries = check_retries(retries)
         raw = url or DEFAULT_URL
         if is_redis_url(raw):  # the synchronous Redis store, on a worker thread
             redis_options = {k: options.pop(k) for k in list(options) if k.startswith("redis_")}
+            if retries is not None:
+                redis_options["redis_retries"] = retries
             return await cls._on_thread(lambda: create_redis_store(raw, cache_size=cache_size, **redis_options),
                                         options)
         try:
@@ -141,11 +148,14 @@ class AsyncSessionManager(async_manager.AsyncSessionManager):
             if parsed.drivername not in _POSTGRES_DRIVERS:
                 raise InvalidInput("url", "PostgreSQL runs on psycopg 3: use a postgresql+psycopg:// URL")
             store: EventStore = await _postgres_store(parsed.set(drivername="postgresql+psycopg"), migrate,
-                                                      cache_size, engine_options)
+                                                      cache_size, engine_options,
+                                                      DEFAULT_RETRIES if retries is None else retries)
             runner: Any = GreenletRunner()
         else:
+            sql_retries = DEFAULT_RETRIES if retries is None else retries
             return await cls._on_thread(
-                lambda: create_store(raw, migrate=migrate, cache_size=cache_size, **engine_options), options)
+                lambda: create_store(raw, migrate=migrate, cache_size=cache_size, retries=sql_retries,
+                                     **engine_options), options)
         return await cls._manager(store, runner, options)
 
     @classmethod
@@ -228,7 +238,8 @@ def _asyncio_waker(loop: asyncio.AbstractEventLoop, cleanup_interval: timedelta)
     return ApschedulerWaker.for_asyncio(event_loop=loop, cleanup_interval=cleanup_interval)
 
 
-async def _postgres_store(url: Any, migrate: bool, cache_size: int, engine_options: dict[str, Any]) -> EventStore:
+async def _postgres_store(url: Any, migrate: bool, cache_size: int, engine_options: dict[str, Any],
+                          retries: int) -> EventStore:
     """An :class:`AsyncPostgresEventStore` on an autocommit async engine, its schema brought up to date."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -250,7 +261,7 @@ async def _postgres_store(url: Any, migrate: bool, cache_size: int, engine_optio
             from sessionflow.adapters.sqlalchemy.migrations import upgrade  # Alembic only when migrating
 
             await runner.run(upgrade, engine.sync_engine)
-        return AsyncPostgresEventStore(engine, cache_size=cache_size)
+        return AsyncPostgresEventStore(engine, cache_size=cache_size, retries=retries)
     except SQLAlchemyError as error:
         await engine.dispose()
         raise StoreError(f"cannot prepare the database: {getattr(error, 'orig', None) or error}") from error

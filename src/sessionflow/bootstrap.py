@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from sessionflow.adapters.sqlalchemy import SqlAlchemyEventStore, install_sqlite_pragmas
+from sessionflow.adapters.sqlalchemy.persistence import DEFAULT_RETRIES
 from sessionflow.application import manager
 from sessionflow.errors import InvalidInput, StoreError
 
@@ -68,7 +69,9 @@ class SessionManager(manager.SessionManager):
         ``redis://host:port/db`` for the Redis store (the ``redis`` extra).
 
         The schema is brought up to date unless ``migrate=False``. Other options are those of the
-        constructor plus the store's (``pool_size``, ``echo``, ``redis_prefix``, ...); see :func:`build`.
+        constructor plus the store's (``pool_size``, ``echo``, ``redis_prefix``, ``retries``, ...); see
+        :func:`build`. A write whose connection is lost after it was sent and that cannot be looked up within
+        ``retries`` reconnections raises :class:`~sessionflow.errors.OutcomeUnknown` (see ``docs/errors.md``).
         """
         return build(url, manager_class=cls, **options)
 
@@ -182,10 +185,12 @@ def create_engine(
 
 
 def create_store(url: str | None = None, *, migrate: bool = True, cache_size: int = 10_000,
-                 **engine_options: Any) -> SqlAlchemyEventStore:
+                 retries: int = DEFAULT_RETRIES, **engine_options: Any) -> SqlAlchemyEventStore:
     """A :class:`SqlAlchemyEventStore` on ``url`` (default :data:`DEFAULT_URL`), schema brought up to date
-    unless ``migrate=False``. Raises :class:`~sessionflow.errors.StoreError` if the database is unreachable.
+    unless ``migrate=False``; ``retries``: reconnections after a lost connection (see the store). Raises
+    :class:`~sessionflow.errors.StoreError` if the database is unreachable.
     """
+    retries = check_retries(retries)
     engine = create_engine(url, **engine_options)
     try:
         if migrate:
@@ -198,8 +203,15 @@ def create_store(url: str | None = None, *, migrate: bool = True, cache_size: in
     except BaseException:
         engine.dispose()
         raise
-    return SqlAlchemyEventStore(engine, cache_size=cache_size,
+    return SqlAlchemyEventStore(engine, cache_size=cache_size, retries=retries,
                                 autocommit_engine=engine.dialect.name == "postgresql")
+
+
+def check_retries(retries: Any) -> int:
+    """``retries`` checked: an integer from 0 to 100 (:class:`~sessionflow.errors.InvalidInput` otherwise)."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+        raise InvalidInput("retries", f"must be an integer from 0 to 100, not {retries!r}")
+    return retries
 
 
 _ENGINE_OPTIONS = frozenset({"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping", "echo",
@@ -233,16 +245,20 @@ def create_redis_store(url: str, *, cache_size: int = 10_000, redis_prefix: str 
 
 
 def build(url: str | None = None, *, manager_class: type[M] = SessionManager,  # type: ignore[assignment]
-          migrate: bool = True, cache_size: int = 10_000, **options: Any) -> M:
+          migrate: bool = True, cache_size: int = 10_000, retries: int | None = None, **options: Any) -> M:
     """A manager over a durable store on ``url``: engine options go to :func:`create_engine`, the rest to
-    the manager's constructor."""
+    the manager's constructor. ``retries``: how many times the store reconnects after a lost connection before
+    an operation fails (default 4 on SQL, 6 on Redis; ``redis_retries`` is the Redis store's older name)."""
     engine_options = {k: options.pop(k) for k in list(options) if k in _ENGINE_OPTIONS}
     store: Any
     if is_redis_url(url):  # redis://, rediss://, unix://: the Redis store (nothing to migrate)
         redis_options = {k: options.pop(k) for k in list(options) if k in _REDIS_OPTIONS}
+        if retries is not None:
+            redis_options["redis_retries"] = check_retries(retries)
         store = create_redis_store(str(url), cache_size=cache_size, **redis_options)
     else:
-        store = create_store(url, migrate=migrate, cache_size=cache_size, **engine_options)
+        store = create_store(url, migrate=migrate, cache_size=cache_size,
+                             retries=DEFAULT_RETRIES if retries is None else retries, **engine_options)
     try:
         return manager_class(store, **options)
     except BaseException:

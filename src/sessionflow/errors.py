@@ -5,7 +5,10 @@ Every error derives from :class:`SessionflowError`. Each subclass carries its co
 type and read the details without parsing text.
 
 A refused operation changes nothing: when any of these is raised by a write, no event was appended and
-no projection row was changed.
+no projection row was changed — with one exception, :class:`OutcomeUnknown`, which says exactly that the
+outcome is not known (the connection broke after the write may have reached the database, and it could not
+be looked up). It is deliberately not a :class:`StoreError`, so that ``except StoreError: retry`` never
+retries a write that may have been applied.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ __all__ = [
     "BatchRejected",
     "ConcurrencyConflict",
     "InvalidInput",
+    "ArchiveError",
     "InvalidTransition",
     "LifecycleDefinitionError",
+    "OutcomeUnknown",
     "SessionNotFound",
     "SessionUserMismatch",
     "SessionflowError",
@@ -203,9 +208,72 @@ class UnknownState(LifecycleDefinitionError):
 
 
 class StoreError(SessionflowError):
-    """The store failed (database unreachable, driver error, ...). The operation was not applied."""
+    """The store failed (database unreachable, driver error, ...). The operation was not applied: this is
+    raised only when that is known (the database refused the write, or it was never sent, or a lost write
+    was looked up and not found). When it is not known, :class:`OutcomeUnknown` is raised instead."""
 
     code = "store_error"
+
+
+class OutcomeUnknown(SessionflowError):
+    """A write may or may not have been applied: the connection broke after the write was sent (it may have
+    committed), and looking it up failed or the retry budget ran out.
+
+    Not a :class:`StoreError` (which means "not applied"). To find out, look up the events by their record
+    ids (``record_ids``, unique across the store): ``manager.history(session_id)`` holds them if the write
+    was applied. ``session_ids`` lists the sessions the write touched (one for a single write; each of a
+    batch's); ``operation`` names the write (``append``, ``append_many``, ``expire``, ``purge``, ...).
+    ``applied`` counts the sessions an operation of several steps (a sweep, a purge) is known to have changed
+    before the step whose outcome is unknown (0 for a single write). Retrying blindly may apply the write twice.
+    """
+
+    code = "outcome_unknown"
+
+    def __init__(self, operation: str, *, session_ids: Sequence[UUID] = (), record_ids: Sequence[UUID] = (),
+                 reason: str = "", applied: int = 0) -> None:
+        self.operation = operation
+        self.applied = applied
+        self.session_ids = tuple(session_ids)
+        self.record_ids = tuple(record_ids)
+        self.reason = reason
+        what = f"{operation} of session {self.session_ids[0]}" if len(self.session_ids) == 1 else (
+            f"{operation} of {len(self.session_ids)} sessions" if self.session_ids else operation)
+        check = (f"; look up record id {self.record_ids[0]} in the session's history" if len(self.record_ids) == 1
+                 else "; look up its record ids in the sessions' histories" if self.record_ids else "")
+        because = f" ({reason})" if reason else ""
+        before = f"; {self.applied} sessions were changed by its earlier steps" if self.applied else ""
+        super().__init__(f"the {what} may or may not have been applied: the connection was lost after it was "
+                         f"sent{because}{check}{before}",
+                         session_id=self.session_ids[0] if len(self.session_ids) == 1 else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(operation=self.operation, session_ids=[str(s) for s in self.session_ids],
+                    record_ids=[str(r) for r in self.record_ids], may_have_been_applied=True,
+                    applied=self.applied)
+        return data
+
+    def with_applied(self, applied: int) -> OutcomeUnknown:
+        """This error, with ``applied`` more sessions changed by earlier steps of the operation."""
+        return OutcomeUnknown(self.operation, session_ids=self.session_ids, record_ids=self.record_ids,
+                              reason=self.reason, applied=self.applied + applied)
+
+
+class ArchiveError(SessionflowError):
+    """A file of an archive or an export could not be written (disk full, permission, ...). The data in the
+    store is unchanged: nothing is deleted before its archive file is written whole."""
+
+    code = "archive_error"
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"cannot write {path!r}: {problem}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(path=self.path, problem=self.problem)
+        return data
 
 
 class BatchRejected(SessionflowError):

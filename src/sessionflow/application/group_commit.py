@@ -10,7 +10,9 @@ is not slowed down; under load, one commit carries as many writes as arrived dur
 Each call returns only once its own change is committed, with the outcome it would have had alone: a change the
 store refuses (a lost race, another session of the user in progress) is taken out of the group and its thread
 gets the error, while the others are committed without it. A failure of the store itself reaches every thread of
-the group. Enable it with ``SessionManager(..., group_commit=True)``.
+the group; so does a lost commit whose outcome is unknown (each thread gets an
+:class:`~sessionflow.errors.OutcomeUnknown` naming its own change). Enable it with
+``SessionManager(..., group_commit=True)``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections import deque
 from typing import Final
 
 from sessionflow.application.ports import Change, EventStore
-from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict
+from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, OutcomeUnknown
 
 __all__ = ["DEFAULT_MAX_GROUP", "GroupCommit"]
 
@@ -109,6 +111,12 @@ class GroupCommit:
                 continue
             except (ConcurrencyConflict, ActiveSessionExists) as refused:
                 pending[0].error = refused
+            except OutcomeUnknown as unknown:  # the group may have been committed: each thread is told so
+                for waiter in pending:
+                    change = waiter.change
+                    waiter.error = OutcomeUnknown(unknown.operation, session_ids=[change.session.id],
+                                                  record_ids=[change.events[0].record_id], reason=unknown.reason)
+                    waiter.error.__cause__ = unknown
             except BaseException as error:  # the store failed: nothing of the group was written
                 for waiter in pending:
                     waiter.error = error

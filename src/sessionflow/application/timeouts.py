@@ -17,7 +17,7 @@ from sessionflow.application.pipeline import WritePipeline
 from sessionflow.application.ports import ExpiredBatch, ExpiryDecider, Waker
 from sessionflow.application.validation import check_int
 from sessionflow.domain.values import to_utc, truncate_to_ms
-from sessionflow.errors import InvalidInput
+from sessionflow.errors import InvalidInput, OutcomeUnknown
 
 __all__ = ["MAX_BATCH_SIZE", "SweepResult", "Timeouts", "WakerFactory"]
 
@@ -60,12 +60,15 @@ class Timeouts:
         with_next = getattr(store, "expire_due_next", None) if next_deadline else None
         total = 0
         while True:
-            if with_next is not None:
-                batch: ExpiredBatch = with_next(at, batch_size, decide)
-                changes = batch.changes
-            else:
-                changes = store.expire_due(at, batch_size, decide)
-                batch = ExpiredBatch(changes)
+            try:
+                if with_next is not None:
+                    batch: ExpiredBatch = with_next(at, batch_size, decide)
+                    changes = batch.changes
+                else:
+                    changes = store.expire_due(at, batch_size, decide)
+                    batch = ExpiredBatch(changes)
+            except OutcomeUnknown as unknown:  # say what the earlier batches did (they were delivered)
+                raise unknown.with_applied(total) from unknown
             total += len(changes)
             if changes:
                 delivery.committed(changes)

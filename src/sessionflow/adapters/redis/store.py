@@ -39,6 +39,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 import redis
+from sessionflow.adapters.outcome import WriteOutcome, failure
 from sessionflow.adapters.redis import scripts
 from sessionflow.adapters.redis.codec import (
     decode_event,
@@ -52,7 +53,14 @@ from sessionflow.adapters.redis.retention import PURGE
 from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent, SessionStatus
-from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, SessionflowError, StoreError
+from sessionflow.errors import (
+    ActiveSessionExists,
+    BatchRejected,
+    ConcurrencyConflict,
+    OutcomeUnknown,
+    SessionflowError,
+    StoreError,
+)
 
 __all__ = ["DEFAULT_PREFIX", "RedisEventStore"]
 
@@ -69,6 +77,12 @@ _SWEEP_ROUNDS = 50
 
 #: Called with an operation's name and its duration in seconds (see :meth:`RedisEventStore.observe_latency`).
 LatencyObserver = Callable[[str, float], object]
+
+
+def _never_sent(error: BaseException) -> bool:
+    """Whether a lost-connection error came from making the connection (nothing was sent): redis-py words
+    these "Error <n> connecting to <host>" (``AbstractConnection._error_message``)."""
+    return isinstance(error, RedisConnectionError) and " connecting to " in str(error)
 
 
 class _Script:
@@ -179,9 +193,15 @@ class RedisEventStore:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _run(self, operation: str, work: Callable[[], T]) -> T:
+    def _run(self, operation: str, work: Callable[[], T], outcome: WriteOutcome | None = None) -> T:
         """Run ``work`` (Redis commands), trying again on a new connection when one is lost, and translate
-        Redis errors into :class:`StoreError`."""
+        Redis errors into :class:`StoreError`.
+
+        A write passes its ``outcome``: ``work`` must then be safe to repeat and tell by itself what an earlier
+        attempt did (every write script is). A connection lost after the write was sent makes the outcome
+        unsure until an attempt is answered; a write that fails for good meanwhile raises
+        :class:`~sessionflow.errors.OutcomeUnknown` instead of :class:`StoreError` (which means "not applied").
+        """
         if self._closed:
             raise StoreError("the store is closed")
         observe = self._observe
@@ -195,14 +215,18 @@ class RedisEventStore:
             except SessionflowError:
                 raise
             except _LOST as error:
+                if outcome is not None and not _never_sent(error):
+                    outcome.unsure = True
                 if attempt >= self._retries or self._closed:
-                    raise StoreError(f"redis unreachable: {error}") from error
+                    raise failure(f"redis unreachable: {error}", outcome) from error
                 attempt += 1
                 logger.warning("redis connection lost (%s); retrying on a new one", error)
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except RedisError as error:
-                raise StoreError(f"redis error: {error}") from error
+                raise failure(f"redis error: {error}", outcome) from error
+        if outcome is not None:
+            outcome.unsure = False
         if observe is not None:
             observe(operation, time.perf_counter() - started)
         return result
@@ -245,7 +269,7 @@ class RedisEventStore:
         session = change.session
         client = self._client
         try:
-            outcome = self._run("append", lambda: _APPLY(client, args))
+            outcome = self._run("append", lambda: _APPLY(client, args), WriteOutcome("append", (change,)))
         except BaseException:
             self._forget(session.id)
             raise
@@ -276,7 +300,7 @@ class RedisEventStore:
             _change_args(change, args)
         client = self._client
         try:
-            outcome = self._run("append_many", lambda: _APPLY(client, args))
+            outcome = self._run("append_many", lambda: _APPLY(client, args), WriteOutcome("append_many", batch))
         finally:
             for change in batch:
                 self._forget(change.session.id)
@@ -424,7 +448,8 @@ class RedisEventStore:
         """Store ``position`` for ``name`` unless the stored one is higher."""
         client = self._client
         args = [self.prefix, name, int(position)]
-        self._run("save_consumer_position", lambda: _SAVE_CONSUMER(client, args))
+        self._run("save_consumer_position", lambda: _SAVE_CONSUMER(client, args),
+                  WriteOutcome("save_consumer_position"))
 
     # ------------------------------------------------------------------ sweeping
 
@@ -469,7 +494,14 @@ class RedisEventStore:
             for change in changes:
                 _check_versions(change)
                 _change_args(change, args)
-            flags, earliest = self._run("sweep", partial(_APPLY, client, args))
+            # (a repeat after a lost connection flags the changes the lost attempt applied as applied)
+            try:
+                flags, earliest = self._run("sweep", partial(_APPLY, client, args), WriteOutcome("expire", changes))
+            except OutcomeUnknown as unknown:
+                # The earlier rounds' sessions were expired (and their subscribers are not called: the event
+                # feed carries them); say how many.
+                self._refresh(applied)
+                raise unknown.with_applied(len(applied)) from unknown
             lost = False
             for change, flag in zip(changes, flags, strict=True):
                 if flag == "1":
@@ -567,7 +599,7 @@ class RedisEventStore:
             pipe.execute()
             return len(sessions)
 
-        return self._run("replace_projection", work)
+        return self._run("replace_projection", work, WriteOutcome("replace_projection"))
 
     def purge_sessions(self, expected: Mapping[UUID, int]) -> list[UUID]:
         """Remove each session of ``expected`` still at that version, except the one holding the feed's newest
@@ -578,7 +610,20 @@ class RedisEventStore:
         for sid, version in expected.items():
             args += (str(sid), int(version))
         client = self._client
-        removed = [UUID(sid) for sid in self._run("purge", lambda: _PURGE(client, args))]
+        outcome = WriteOutcome("purge", session_ids=list(expected))
+
+        def work() -> list[str]:
+            if not outcome.unsure:
+                return cast(list[str], _PURGE(client, args))
+            # A repeat after a lost attempt: the sessions already gone were removed by it (or by another purge
+            # at the same moment), and count as removed.
+            pipe = client.pipeline(transaction=False)
+            for sid in expected:
+                pipe.exists(self._key("s", sid))
+            gone = [str(sid) for sid, there in zip(expected, pipe.execute(), strict=True) if not there]
+            return [*cast(list[str], _PURGE(client, args)), *gone]
+
+        removed = [UUID(sid) for sid in self._run("purge", work, outcome)]
         for sid in removed:
             self._forget(sid)
         return removed

@@ -84,7 +84,8 @@ class AsyncPostgresEventStore(PostgresEventStore):
         super().__init__(sync_engine, owns_engine=owns_engine, cache_size=cache_size, **options)
         # Tasks share the loop's thread: no connection kept per thread (see the module's docstring).
         self._enable_holding(0, detach=False)
-        self._sweeps = _SweepRecorder(sync_engine, owns_engine=False, cache_size=0, autocommit_engine=False)
+        self._sweeps = _SweepRecorder(sync_engine, owns_engine=False, cache_size=0, autocommit_engine=False,
+                                      retries=self._retries)
         pool = sync_engine.pool
         capacity = pool.size() + max(0, int(getattr(pool, "_max_overflow", 0))) if isinstance(pool, QueuePool) else 0
         #: Idle connections kept between hot-path operations (at most ``_keep``: half the pool).

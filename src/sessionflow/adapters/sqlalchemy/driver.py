@@ -24,6 +24,7 @@ from uuid import UUID
 
 from sqlalchemy import Engine
 
+from sessionflow.adapters.outcome import WriteOutcome
 from sessionflow.adapters.sqlalchemy.persistence import SqlAlchemyEventStore
 from sessionflow.adapters.sqlalchemy.rows import SESSION_COLUMNS, _ms, session_from_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
@@ -107,20 +108,30 @@ class DriverRecorder(SqlAlchemyEventStore):
 
     # ------------------------------------------------------------------ the hot operations
 
-    def _append_fast(self, change: Change) -> None:
+    def _append_fast(self, change: Change, outcome: WriteOutcome | None = None) -> None:
         """One append on the driver connection (a kept one: on its cursor); a lost connection is discarded;
-        driver errors propagate (to ``_run``, or to the direct path of ``append``)."""
+        driver errors propagate (to ``_run``, or to the direct path of ``append``). With ``outcome``, it is
+        unsure from the moment the connection is made (a connection refused sent nothing)."""
         raw = self._checkout()
         cursor = raw.cursor() if isinstance(raw, _Held) else None
+        if outcome is not None:
+            outcome.unsure = True
         try:
             self._append_on(raw.driver_connection, change, cursor)
         except self._integrity_error as error:
+            if outcome is not None:
+                outcome.unsure = False
             raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
                                       actual_version=None) from error
         except BaseException as error:
             if self._lost_connection(error):
                 raw.invalidate()
+            elif outcome is not None:
+                outcome.unsure = False  # answered: the database refused it
             raise
+        else:
+            if outcome is not None:
+                outcome.unsure = False
         finally:
             raw.close()
 
@@ -129,11 +140,15 @@ class DriverRecorder(SqlAlchemyEventStore):
         not None), atomic; raises :class:`ConcurrencyConflict` when the version does not match."""
         raise NotImplementedError
 
-    def _append_many_fast(self, changes: list[Change]) -> None:
+    def _append_many_fast(self, changes: list[Change], outcome: WriteOutcome | None = None) -> None:
         """:meth:`~SqlAlchemyEventStore.append_many` on the driver connection, as :meth:`_append_fast`."""
         raw = self._checkout()
         cursor = raw.cursor() if isinstance(raw, _Held) else None
-        self._on_driver(raw, lambda conn: self._append_many_on(conn, changes, cursor))
+        if outcome is None:
+            self._on_driver(raw, lambda conn: self._append_many_on(conn, changes, cursor))
+        else:
+            self._send(outcome, lambda: self._on_driver(raw, lambda conn: self._append_many_on(conn, changes,
+                                                                                                cursor)))
 
     def _on_driver(self, raw: Any, work: Callable[[Any], T]) -> T:
         """``work(driver connection)`` on the checked-out ``raw``, given back afterwards (discarded if the

@@ -57,6 +57,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError
 
+from sessionflow.adapters.outcome import WriteOutcome, failure
 from sessionflow.adapters.sqlalchemy import statements as sql
 from sessionflow.adapters.sqlalchemy.retention import purge_rows
 from sessionflow.adapters.sqlalchemy.rows import FastSql, _status, event_from_row, session_from_row
@@ -72,7 +73,9 @@ logger = logging.getLogger("sessionflow.store")
 T = TypeVar("T")
 
 _LOCKED_RETRIES = 20
-_LOST_RETRIES = 4
+#: How many times an operation is tried again on a new connection after a lost one, by default (back-off from
+#: 0.1 s, doubling: about 1.5 s in all).
+DEFAULT_RETRIES = 4
 
 
 def _first_line(error: BaseException) -> str:
@@ -102,6 +105,10 @@ class SqlAlchemyEventStore:
             version on every read, so it never serves a stale session.
         autocommit_engine: the engine's PostgreSQL connections are in autocommit mode
             (``isolation_level="AUTOCOMMIT"``); the store then begins write transactions itself.
+        retries: how many times an operation is tried again on a new connection after a lost one (back-off
+            from 0.1 s, doubling) before it fails. A write whose connection broke after it was sent is looked up
+            (by its record ids) before it is tried again; when the retries run out before a lookup could tell,
+            it raises :class:`~sessionflow.errors.OutcomeUnknown`, otherwise :class:`StoreError` (not applied).
     """
 
     #: The recorder class of each dialect name (filled by the subclasses declared with ``dialect=``).
@@ -119,9 +126,12 @@ class SqlAlchemyEventStore:
         return cast(Self, object.__new__(recorder))
 
     def __init__(self, engine: Engine, *, owns_engine: bool = True, cache_size: int = 10_000,
-                 autocommit_engine: bool = False) -> None:
+                 autocommit_engine: bool = False, retries: int = DEFAULT_RETRIES) -> None:
         if cache_size < 0:
             raise ValueError("cache_size must be >= 0")
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+            raise ValueError("retries must be an integer from 0 to 100")
+        self._retries = retries
         self._engine = engine
         self._owns_engine = owns_engine
         self.dialect = engine.dialect.name
@@ -160,18 +170,20 @@ class SqlAlchemyEventStore:
         """The connection broke (server restarted, backend terminated, network): worth a new one."""
         return isinstance(error, DBAPIError) and error.connection_invalidated
 
-    def _run(self, op: Callable[[], T], *, retry_lost: bool = True) -> T:
+    def _run(self, op: Callable[[], T], *, retry_lost: bool = True, outcome: WriteOutcome | None = None) -> T:
         """Run ``op`` (which opens its own connection), translating driver errors to :class:`StoreError`.
 
         Lock contention (:meth:`_locked`) is waited out with back-off (on top of SQLite's busy timeout). A
-        lost connection (:meth:`_lost_connection`) is discarded and ``op`` tried again on a new one, a few
-        times, when ``retry_lost`` is true — ``op`` must then be safe to repeat (see :meth:`append`).
+        lost connection (:meth:`_lost_connection`) is discarded and ``op`` tried again on a new one, up to
+        ``retries`` times, when ``retry_lost`` is true — ``op`` must then be safe to repeat (see :meth:`append`).
+        A write passes its ``outcome`` (which ``op`` keeps, see :meth:`_send`): when it fails for good while an
+        attempt may have committed, the error is :class:`~sessionflow.errors.OutcomeUnknown`, not StoreError.
         """
         self._check_open()
-        driver_error = self._engine.dialect.loaded_dbapi.Error
+        driver_error = self._driver_error
         delay = 0.005
         lost = 0
-        for _ in range(_LOCKED_RETRIES + _LOST_RETRIES):
+        for _ in range(_LOCKED_RETRIES + self._retries + 1):
             try:
                 return op()
             except SessionflowError:
@@ -181,26 +193,44 @@ class SqlAlchemyEventStore:
                     self._pause(delay)
                     delay *= 2
                     continue
-                if retry_lost and self._lost_connection(error) and lost < _LOST_RETRIES:
+                if retry_lost and self._lost_connection(error) and lost < self._retries and not self._closed:
                     lost += 1
                     logger.warning("database connection lost (%s); retrying on a new one", _first_line(error))
                     self._pause(0.05 * 2**lost)
                     continue
-                raise StoreError(f"database error: {_first_line(error)}") from error
-        raise StoreError("database still locked or unreachable after retries")
+                raise failure(f"database error: {_first_line(error)}", outcome) from error
+        raise failure("database still locked or unreachable after retries", outcome)
+
+    def _send(self, outcome: WriteOutcome, attempt: Callable[[], T]) -> T:
+        """Run one attempt of a write whose connection is made (``outcome`` becomes unsure: it may commit) and
+        keep what its end tells: answered (done, or refused by the database: nothing applied) clears it; a
+        lost connection leaves it unsure."""
+        outcome.unsure = True
+        try:
+            result = attempt()
+        except BaseException as error:
+            if not self._lost_connection(error):
+                outcome.unsure = False
+            raise
+        outcome.unsure = False
+        return result
 
     def _pause(self, seconds: float) -> None:
         """Wait before a retry (a recorder whose I/O awaits an event loop waits without blocking it)."""
         time.sleep(seconds)
 
-    def _write(self, work: Callable[[Connection], T], *, retry_lost: bool = True) -> T:
-        """Run ``work`` in one write transaction (see :meth:`_transaction`)."""
+    def _write(self, work: Callable[[Connection], T], *, retry_lost: bool = True,
+               outcome: WriteOutcome | None = None) -> T:
+        """Run ``work`` in one write transaction (see :meth:`_transaction`); with ``outcome``, a lost
+        connection after it was sent makes the outcome unsure (see :meth:`_run`)."""
 
         def op() -> T:
             with self._engine.connect() as conn:
-                return self._transaction(conn, work)
+                if outcome is None:
+                    return self._transaction(conn, work)
+                return self._send(outcome, lambda: self._transaction(conn, work))
 
-        return self._run(op, retry_lost=retry_lost)
+        return self._run(op, retry_lost=retry_lost, outcome=outcome)
 
     def _transaction(self, conn: Connection, work: Callable[[Connection], T]) -> T:
         """``work`` in one write transaction on ``conn``."""
@@ -247,17 +277,18 @@ class SqlAlchemyEventStore:
 
     def append(self, change: Change) -> None:
         """Append ``change`` atomically (see :meth:`EventStore.append`); a lost connection is retried
-        without applying the change twice."""
-        retry = False
+        without applying the change twice. Raises :class:`StoreError` when the change is known not applied,
+        :class:`~sessionflow.errors.OutcomeUnknown` when that cannot be established."""
+        outcome = WriteOutcome("append", (change,))
         if (self._direct and change.exclusive_user is None and not self._closed
                 and getattr(self._local, "connection", None) is not None):
             # The common case first, with no retry machinery around it: the thread's kept connection (see
             # _checkout). A driver error goes on to the careful path below, which tries again as after any
             # failed attempt (looking first for the change's event, in case a lost connection hid a commit).
             try:
-                self._append_fast(change)
+                self._append_fast(change, outcome)
             except self._driver_error:
-                retry = True  # a lost connection was discarded by _append_fast
+                pass  # (a lost connection was discarded; ``outcome`` tells whether the change may have been sent)
             except ConcurrencyConflict as conflict:
                 self._conflict(change, conflict, conflict.__cause__)
             except BaseException:
@@ -266,23 +297,24 @@ class SqlAlchemyEventStore:
             else:
                 self._remember(change.session)
                 return
-        # If a connection is lost mid-append the outcome is unknown: before trying again, look for the
-        # change's first event (its record id is unique). Found: it was applied, so it is not applied twice.
-        tried = retry
+        record_id = change.events[0].record_id
 
         def op() -> None:
-            nonlocal tried
-            if tried and self._event_exists(change.events[0].record_id):
-                return
-            tried = True
+            # A connection lost after the change was sent leaves its outcome unknown: before trying again, look
+            # for the change's first event (its record id is unique). Found: it was applied, not applied twice.
+            if outcome.unsure:
+                if self._event_exists(record_id):
+                    outcome.unsure = False
+                    return
+                outcome.unsure = False
             if self._fast is not None and change.exclusive_user is None:
-                self._append_fast(change)
+                self._append_fast(change, outcome)
             else:
                 with self._engine.connect() as conn:
-                    self._transaction(conn, lambda c: self._apply(c, change))
+                    self._send(outcome, lambda: self._transaction(conn, lambda c: self._apply(c, change)))
 
         try:
-            self._run(op)
+            self._run(op, outcome=outcome)
         except ConcurrencyConflict as conflict:
             self._conflict(change, conflict, conflict.__cause__)
         except BaseException:
@@ -292,27 +324,29 @@ class SqlAlchemyEventStore:
 
     def append_many(self, changes: Sequence[Change]) -> None:
         """Append every change, in order, in one transaction (see :meth:`EventStore.append_many`); a lost
-        connection is retried without applying the batch twice (a batch commits whole: its first event tells)."""
+        connection is retried without applying the batch twice (a batch commits whole: its first event tells).
+        Raises as :meth:`append` does."""
         batch = list(changes)
         if not batch:
             return
         first = batch[0].events[0].record_id
         fast = self._fast is not None and all(change.exclusive_user is None for change in batch)
-        tried = False
+        outcome = WriteOutcome("append_many", batch)
 
         def op() -> None:
-            nonlocal tried
-            if tried and self._event_exists(first):
-                return
-            tried = True
+            if outcome.unsure:
+                if self._event_exists(first):
+                    outcome.unsure = False
+                    return
+                outcome.unsure = False
             if fast:
-                self._append_many_fast(batch)
+                self._append_many_fast(batch, outcome)
             else:
                 with self._engine.connect() as conn:
-                    self._transaction(conn, lambda c: self._apply_batch(c, batch))
+                    self._send(outcome, lambda: self._transaction(conn, lambda c: self._apply_batch(c, batch)))
 
         try:
-            self._run(op)
+            self._run(op, outcome=outcome)
         except BaseException:
             for change in batch:
                 self._forget(change.session.id)
@@ -341,13 +375,19 @@ class SqlAlchemyEventStore:
         with self._engine.connect() as conn:
             return sql.event_exists(conn, record_id)
 
+    def _existing_events(self, record_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of ``record_ids`` the store holds."""
+        with self._engine.connect() as conn:
+            return sql.existing_events(conn, record_ids)
+
     # ------------------------------------------------------------------ the driver-level hooks (driver.py)
 
-    def _append_fast(self, change: Change) -> None:
-        """One append on the driver connection; called only when the recorder has a fast path (``_fast``)."""
+    def _append_fast(self, change: Change, outcome: WriteOutcome | None = None) -> None:
+        """One append on the driver connection; called only when the recorder has a fast path (``_fast``).
+        With ``outcome``, the attempt is sent through :meth:`_send` once its connection is made."""
         raise NotImplementedError
 
-    def _append_many_fast(self, changes: list[Change]) -> None:
+    def _append_many_fast(self, changes: list[Change], outcome: WriteOutcome | None = None) -> None:
         """Every change in one transaction on the driver connection; as :meth:`_append_fast`."""
         raise NotImplementedError
 
@@ -407,7 +447,9 @@ class SqlAlchemyEventStore:
     def save_consumer_position(self, name: str, position: int, now: datetime) -> None:
         """Store ``position`` for the feed consumer ``name``; a lower one than stored changes nothing."""
         params = {"name": name, "position": position, "now": to_millis(now)}
-        self._write(lambda conn: conn.execute(sql.SAVE_CONSUMER_POSITION, params))
+        # Safe to repeat (a position never goes down): a retry that succeeds settles a lost attempt.
+        self._write(lambda conn: conn.execute(sql.SAVE_CONSUMER_POSITION, params),
+                    outcome=WriteOutcome("save_consumer_position"))
 
     def query(self, query: Query) -> list[Session]:
         """Sessions matching the filters, ordered by ``created_at`` then id."""
@@ -453,16 +495,39 @@ class SqlAlchemyEventStore:
         return self._expire(now, limit, decide, with_next=True)
 
     def _expire(self, now: datetime, limit: int, decide: ExpiryDecider, *, with_next: bool) -> ExpiredBatch:
-        if self._fast is not None:
-            # A repeat after a lost connection is safe: a session expired by a batch that did commit is no
-            # longer due, nor at the version the repeat would compare with, so it is not expired twice.
-            batch = self._run(lambda: self._expire_due_fast(now, limit, decide, with_next))
-            self._remember_all(batch.changes)
-            return batch
-        changes = self._write(lambda conn: sql.expire_claimed(conn, now, limit, decide,
-                                                              sane_multi_rowcount=self._sane_multi_rowcount))
-        self._remember_all(changes)
-        return ExpiredBatch(changes)
+        # A batch whose connection broke after its changes were decided may have committed: before trying again,
+        # the next attempt looks their events up, and reports those it finds as the batch (a batch commits whole;
+        # a session it expired is no longer due, so it is never expired twice). Until a lookup could run, the
+        # outcome is unknown (OutcomeUnknown names the sessions).
+        decided: list[Change] = []
+        outcome = WriteOutcome("expire", decided)
+
+        def deciding(session: Session, at: datetime) -> Change | None:
+            change = decide(session, at)
+            if change is not None:
+                decided.append(change)
+            return change
+
+        def op() -> ExpiredBatch:
+            if outcome.unsure:
+                found = self._existing_events([change.events[0].record_id for change in decided])
+                outcome.unsure = False
+                if found:
+                    return ExpiredBatch([change for change in decided if change.events[0].record_id in found])
+            decided.clear()
+            try:
+                if self._fast is not None:
+                    return self._expire_due_fast(now, limit, deciding, with_next)
+                with self._engine.connect() as conn:
+                    return ExpiredBatch(self._transaction(conn, lambda c: sql.expire_claimed(
+                        c, now, limit, deciding, sane_multi_rowcount=self._sane_multi_rowcount)))
+            except BaseException as error:
+                outcome.unsure = bool(decided) and self._lost_connection(error)
+                raise
+
+        batch = self._run(op, outcome=outcome)
+        self._remember_all(batch.changes)
+        return batch
 
     def _remember_all(self, changes: list[Change]) -> None:
         """Refresh the cached copies of swept sessions; add none: a sweep of thousands of cold sessions must
@@ -496,12 +561,26 @@ class SqlAlchemyEventStore:
         """Delete every projection row and insert ``rebuilt`` instead, in one transaction."""
         with self._cache_lock:
             self._cache.clear()
-        return self._write(lambda conn: sql.replace_rows(conn, rebuilt, batch_size), retry_lost=False)
+        return self._write(lambda conn: sql.replace_rows(conn, rebuilt, batch_size), retry_lost=False,
+                           outcome=WriteOutcome("replace_projection"))
 
     def purge_sessions(self, expected: Mapping[UUID, int]) -> list[UUID]:
         """Remove, in one transaction, each session of ``expected`` still at that version, except the one holding
         the feed's newest event (see ``retention.py``); returns the ids removed."""
-        removed = self._write(lambda conn: purge_rows(conn, expected))
+        # A retry after a lost connection counts the sessions already gone as removed: the lost attempt (or
+        # another purge at the same moment) removed them. Until a retry could run, the outcome is unknown.
+        outcome = WriteOutcome("purge", session_ids=list(expected))
+        lost = False
+
+        def work(conn: Connection) -> list[UUID]:
+            nonlocal lost
+            if lost:
+                gone = set(expected) - sql.existing_sessions(conn, list(expected))
+                return [*purge_rows(conn, {sid: v for sid, v in expected.items() if sid not in gone}), *gone]
+            lost = True
+            return purge_rows(conn, expected)
+
+        removed = self._write(work, outcome=outcome)
         for sid in removed:
             self._forget(sid)
         return removed

@@ -11,7 +11,7 @@ class reads as the machinery it is.)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -40,6 +40,8 @@ __all__ = [
     "count_statement",
     "due_statement",
     "event_exists",
+    "existing_events",
+    "existing_sessions",
     "events_after",
     "insert_events",
     "read_consumer_position",
@@ -150,6 +152,25 @@ def event_exists(conn: Connection, record_id: UUID) -> bool:
     """Whether the event with this record id is stored."""
     found = conn.execute(select(session_events.c.version).where(session_events.c.record_id == record_id)).first()
     return found is not None
+
+
+def existing_events(conn: Connection, record_ids: Sequence[UUID]) -> set[UUID]:
+    """Which of ``record_ids`` are stored (looked up 500 at a time)."""
+    ids = list(record_ids)
+    found: set[UUID] = set()
+    for start in range(0, len(ids), 500):
+        found.update(conn.execute(select(session_events.c.record_id).where(
+            session_events.c.record_id.in_(ids[start:start + 500]))).scalars())
+    return found
+
+
+def existing_sessions(conn: Connection, session_ids: Sequence[UUID]) -> set[UUID]:
+    """Which of ``session_ids`` have a projection row (looked up 500 at a time)."""
+    ids = list(session_ids)
+    found: set[UUID] = set()
+    for start in range(0, len(ids), 500):
+        found.update(conn.execute(select(sessions.c.id).where(sessions.c.id.in_(ids[start:start + 500]))).scalars())
+    return found
 
 
 def session_statement(session_id: UUID) -> Select[Any]:

@@ -14,10 +14,12 @@ from typing import Any
 
 from sessionflow import (
     ActiveSessionExists,
+    ArchiveError,
     ConcurrencyConflict,
     InvalidInput,
     InvalidTransition,
     LifecycleDefinitionError,
+    OutcomeUnknown,
     SessionflowError,
     SessionNotFound,
     SessionUserMismatch,
@@ -49,6 +51,12 @@ class ExitCode(IntEnum):
     FORBIDDEN = 8
     #: ``verify`` found differences, or a history cannot be folded (``CorruptHistory``).
     INCONSISTENT = 9
+    #: ``OutcomeUnknown``: the write may or may not have been applied (the connection was lost after it was
+    #: sent); look it up before trying again.
+    OUTCOME_UNKNOWN = 10
+    #: ``ArchiveError``: an archive or export file could not be written (disk full, permission); the store is
+    #: unchanged.
+    FILE = 11
     #: Interrupted (Ctrl-C) outside ``worker``/``serve``, which stop cleanly with 0.
     INTERRUPTED = 130
 
@@ -65,6 +73,8 @@ EXIT_CODES: dict[int, str] = {
     ExitCode.STORE: "database unreachable or failed",
     ExitCode.FORBIDDEN: "not the session's owner (enforce_owner)",
     ExitCode.INCONSISTENT: "projection differs from the events, or a corrupt history",
+    ExitCode.OUTCOME_UNKNOWN: "outcome unknown: the write may have been applied; look it up before retrying",
+    ExitCode.FILE: "an archive or export file could not be written; the store is unchanged",
     ExitCode.INTERRUPTED: "interrupted",
 }
 
@@ -98,6 +108,8 @@ def exit_code_for(error: BaseException) -> ExitCode:
         (InvalidInput, ExitCode.INVALID_INPUT),
         (LifecycleDefinitionError, ExitCode.INVALID_INPUT),
         (StoreError, ExitCode.STORE),
+        (OutcomeUnknown, ExitCode.OUTCOME_UNKNOWN),
+        (ArchiveError, ExitCode.FILE),
     )
     for kind, code in table:
         if isinstance(error, kind):

@@ -32,6 +32,7 @@ from sessionflow.errors import (
     InvalidInput,
     InvalidTransition,
     LifecycleDefinitionError,
+    OutcomeUnknown,
     SessionflowError,
     SessionNotFound,
     SessionUserMismatch,
@@ -75,8 +76,8 @@ def status_for(error: SessionflowError, *, if_match: bool = False) -> int:
         return 409
     if isinstance(error, InvalidInput):
         return 400
-    if isinstance(error, StoreError):
-        return 503
+    if isinstance(error, StoreError | OutcomeUnknown):
+        return 503  # the code tells them apart: store_error (not applied) or outcome_unknown (may have been)
     if isinstance(error, LifecycleDefinitionError) and not isinstance(error, UnknownState):
         return 400  # e.g. a request naming a lifecycle that is not registered
     return 500

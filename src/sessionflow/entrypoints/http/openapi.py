@@ -33,7 +33,9 @@ _ERROR_DESCRIPTIONS: Final = {
     409: "Invalid transition, a user's other active session, or a concurrent change.",
     412: "If-Match names a version that is not the session's current version.",
     413: "The request body is larger than the service's limit; it was not read.",
-    503: "The database is unreachable.",
+    503: ("The database failed. code store_error: the request was not applied, retrying is safe. code "
+          "outcome_unknown (writes only): the connection was lost after the write was sent, so it may have been "
+          "applied; read the session (or its history: record_ids) before retrying."),
 }
 
 #: The ``ETag`` header of a response carrying a session.
