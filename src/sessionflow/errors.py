@@ -103,16 +103,19 @@ class ConcurrencyConflict(SessionflowError):
 
 
 class ActiveSessionExists(SessionflowError):
-    """The ``single_active_per_user`` policy refused a start: the user already has a session in progress."""
+    """The ``single_active_per_user`` policy refused a start: the user already has a session in progress
+    (``active_session_id``). ``session_id`` is the session that was to start; ``None`` for a session created
+    and started at once (``create(..., start=True)``), which was not created."""
 
     code = "active_session_exists"
 
-    def __init__(self, session_id: UUID, *, user_id: str, active_session_id: UUID | None) -> None:
+    def __init__(self, session_id: UUID | None, *, user_id: str, active_session_id: UUID | None) -> None:
         self.user_id = user_id
         self.active_session_id = active_session_id
         other = f" ({active_session_id})" if active_session_id is not None else ""
+        which = f"session {session_id}" if session_id is not None else "a new session"
         super().__init__(
-            f"cannot start session {session_id}: user {user_id!r} already has a session in progress{other}",
+            f"cannot start {which}: user {user_id!r} already has a session in progress{other}",
             session_id=session_id,
         )
 

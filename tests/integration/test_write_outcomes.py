@@ -125,7 +125,8 @@ def test_a_lost_reply_that_cannot_be_looked_up_is_outcome_unknown_and_was_applie
     faults.refuse = 0
     error = caught.value
     assert not isinstance(error, StoreError)
-    assert error.code == "outcome_unknown" and error.session_ids == (sid,)
+    assert error.code == 'outcome_unknown'
+    assert error.session_ids == (sid,)
     history = manager.store.history(sid)
     assert [e.event for e in history] == ["created", "started"]  # it was applied: the error did not say otherwise
     assert error.record_ids == (history[-1].record_id,)
@@ -228,7 +229,8 @@ def test_a_purge_that_cannot_be_retried_is_outcome_unknown(setup: Any) -> None:
     with pytest.raises(OutcomeUnknown) as caught:
         store.purge_sessions({sid: store.get(sid).version})
     faults.refuse = 0
-    assert caught.value.operation == "purge" and caught.value.session_ids == (sid,)
+    assert caught.value.operation == 'purge'
+    assert caught.value.session_ids == (sid,)
     assert store.get(sid) is None
 
 

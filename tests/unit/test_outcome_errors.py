@@ -16,17 +16,23 @@ RID = UUID("00000000-0000-4000-8000-0000000000aa")
 
 def test_outcome_unknown_is_not_a_store_error() -> None:
     error = OutcomeUnknown("append", session_ids=[SID], record_ids=[RID], reason="server closed the connection")
-    assert isinstance(error, SessionflowError) and not isinstance(error, StoreError)
+    assert isinstance(error, SessionflowError)
+    assert not isinstance(error, StoreError)
     assert error.session_id == SID
-    assert "may or may not have been applied" in error.message and str(RID) in error.message
+    assert 'may or may not have been applied' in error.message
+    assert str(RID) in error.message
     data = error.to_dict()
-    assert data["code"] == "outcome_unknown" and data["may_have_been_applied"] is True
-    assert data["session_ids"] == [str(SID)] and data["record_ids"] == [str(RID)] and data["applied"] == 0
+    assert data['code'] == 'outcome_unknown'
+    assert data['may_have_been_applied'] is True
+    assert data['session_ids'] == [str(SID)]
+    assert data['record_ids'] == [str(RID)]
+    assert data['applied'] == 0
 
 
 def test_outcome_unknown_of_several_steps_says_what_was_done() -> None:
     error = OutcomeUnknown("expire", session_ids=[SID, RID]).with_applied(1000)
-    assert error.session_id is None and error.applied == 1000
+    assert error.session_id is None
+    assert error.applied == 1000
     assert "1000 sessions were changed by its earlier steps" in error.message
 
 
@@ -36,20 +42,25 @@ def test_failure_is_outcome_unknown_only_while_unsure() -> None:
     assert type(failure("database error: x", None)) is StoreError
     outcome.unsure = True
     unknown = failure("database error: x", outcome)
-    assert isinstance(unknown, OutcomeUnknown) and unknown.record_ids == (RID,)
+    assert isinstance(unknown, OutcomeUnknown)
+    assert unknown.record_ids == (RID,)
 
 
 def test_http_status_and_cli_exit_codes() -> None:
     unknown = OutcomeUnknown("append", session_ids=[SID], record_ids=[RID])
-    assert status_for(unknown) == 503 and status_for(StoreError("x")) == 503
+    assert status_for(unknown) == 503
+    assert status_for(StoreError('x')) == 503
     assert exit_code_for(unknown) == ExitCode.OUTCOME_UNKNOWN == 10
     assert exit_code_for(StoreError("x")) == ExitCode.STORE == 7
     assert exit_code_for(ArchiveError("/a", "No space left on device")) == ExitCode.FILE == 11
-    assert error_document(unknown)["exit_code"] == 10 and error_document(unknown)["code"] == "outcome_unknown"
-    assert 10 in EXIT_CODES and 11 in EXIT_CODES
+    assert error_document(unknown)['exit_code'] == 10
+    assert error_document(unknown)['code'] == 'outcome_unknown'
+    assert 10 in EXIT_CODES
+    assert 11 in EXIT_CODES
 
 
 def test_archive_error() -> None:
     error = ArchiveError("/archive/x.jsonl", "No space left on device")
-    assert error.to_dict()["code"] == "archive_error" and error.to_dict()["path"] == "/archive/x.jsonl"
+    assert error.to_dict()['code'] == 'archive_error'
+    assert error.to_dict()['path'] == '/archive/x.jsonl'
     assert not isinstance(error, StoreError)

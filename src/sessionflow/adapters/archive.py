@@ -6,6 +6,11 @@ Layout and lines are those of :mod:`sessionflow.adapters.jsonl` (``<root>/users/
 it removes a batch, durably: each file is written to a temporary file in its folder, fsynced, renamed into place,
 and every folder that got a new entry is fsynced, all before the batch is removed from the store.
 
+A file or folder that cannot be written (a full disk, no permission) raises
+:class:`~sessionflow.errors.ArchiveError` (the OS error's ``strerror``, chained to the :class:`OSError`), before
+the batch is removed: the store keeps it. A root that cannot be a folder (a path under a file, or a file) is
+refused with :class:`~sessionflow.errors.InvalidInput` when the archive is made.
+
 A file is named by its session, so writing a session again (a run killed after archiving a batch but before
 removing it, then run again) replaces the file whole: the archive never holds a session twice.
 :func:`read_archive` reads the histories back (a temporary file left by a killed run is ignored), and
@@ -14,6 +19,7 @@ removing it, then run again) replaces the file whole: the archive never holds a 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -25,11 +31,13 @@ from sessionflow.adapters.jsonl import audit_line, audit_path, replace_file
 from sessionflow.application.ports import Change, EventStore
 from sessionflow.domain.models import EventType, SessionEvent
 from sessionflow.domain.replay import replay
-from sessionflow.errors import InvalidInput
+from sessionflow.errors import ArchiveError, InvalidInput
 
 __all__ = ["JsonlArchive", "read_archive", "read_archive_file", "restore_archive"]
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+#: The errors of a root that cannot be a folder (a file in the way): a wrong argument, not a failed write.
+_NOT_A_FOLDER = frozenset({errno.ENOTDIR, errno.EEXIST})
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -58,7 +66,10 @@ class JsonlArchive:
         try:
             self._make_folder(self.root)
         except OSError as error:
-            raise InvalidInput("archive", f"cannot create the folder {str(self.root)!r}: {error.strerror}") from None
+            if error.errno in _NOT_A_FOLDER:
+                raise InvalidInput("archive", f"cannot create the folder {str(self.root)!r}: {error.strerror}"
+                                   ) from None
+            raise ArchiveError(str(self.root), error.strerror or str(error)) from error
         self._folders: set[Path] = {self.root}
 
     @staticmethod
@@ -80,7 +91,15 @@ class JsonlArchive:
 
     def write(self, histories: Sequence[Sequence[SessionEvent]]) -> list[UUID]:
         """Write each history's file; return the sessions written (not one whose user id cannot be a folder
-        name). Every file and folder entry is on disk when this returns."""
+        name). Every file and folder entry is on disk when this returns. Raises
+        :class:`~sessionflow.errors.ArchiveError` when a file or folder cannot be written (a full disk)."""
+        try:
+            return self._write(histories)
+        except OSError as error:  # a folder made or fsynced (the files' own errors are typed by replace_file)
+            where = error.filename if isinstance(error.filename, str) else str(self.root)
+            raise ArchiveError(where, error.strerror or str(error)) from error
+
+    def _write(self, histories: Sequence[Sequence[SessionEvent]]) -> list[UUID]:
         written: list[UUID] = []
         touched: set[Path] = set()
         for history in histories:

@@ -13,7 +13,11 @@ are sorted, so a line is a pure function of its event.
 :class:`JsonlAuditTrail` is a subscriber that appends each event as the manager commits it;
 :func:`export` writes the same files from the stored histories (idempotently: a second run gives
 byte-identical files). A line is written with one ``write`` on a file opened with ``O_APPEND``, so a process
-that dies mid-way leaves whole lines only; ``export`` writes a temporary file and renames it into place.
+that dies mid-way leaves whole lines only; a write that fails or stops short (a full disk) is cut off again
+(the file truncated back to its length before it), so the next line starts at a line boundary. ``export``
+writes a temporary file and renames it into place; a file it cannot write raises
+:class:`~sessionflow.errors.ArchiveError` (the OS error's ``strerror``, chained), and a root that cannot be a
+folder (empty, or under a file) :class:`~sessionflow.errors.InvalidInput` before anything is written.
 
 A user id or session id that could not safely be one path component (empty, ``.``/``..``, a path separator,
 NUL or a control character, or longer than 255 bytes) is refused with
@@ -22,6 +26,8 @@ NUL or a control character, or longer than 255 bytes) is refused with
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -34,14 +40,14 @@ from uuid import UUID
 
 from sessionflow.domain.models import EventType, SessionEvent
 from sessionflow.domain.values import format_timestamp, thaw_json
-from sessionflow.errors import InvalidInput
+from sessionflow.errors import ArchiveError, InvalidInput
 
 if TYPE_CHECKING:
     from sessionflow.application.manager import SessionManager
     from sessionflow.application.ports import EventStore
 
 __all__ = ["NO_USER_DIR", "SOURCE", "ExportResult", "JsonlAuditTrail", "audit_line", "audit_path", "audit_record",
-           "export", "replace_file"]
+           "check_root", "export", "replace_file"]
 
 logger = logging.getLogger("sessionflow.audit")
 
@@ -113,10 +119,39 @@ def audit_line(event: SessionEvent, user_id: str | None) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    written = os.write(fd, data)
-    if written != len(data):  # pragma: no cover - a short write on a regular file (disk full)
-        raise OSError(f"short write to the audit trail: {written} of {len(data)} bytes")
+def _cut_partial_line(path: Path) -> None:
+    """Truncate ``path`` after its last newline (a line left torn by an earlier failure)."""
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            newline = os.pread(fd, end - start, start).rfind(b"\n")
+            if newline >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        if end != size:
+            os.ftruncate(fd, end)
+    finally:
+        os.close(fd)
+
+
+def _append_line(fd: int, data: bytes) -> None:
+    """Append ``data`` (one whole line) with one ``write``; on a short or failed write (a full disk) truncate
+    the file back to its length before the write and raise :class:`OSError`, so no partial line stays."""
+    before = os.fstat(fd).st_size
+    try:
+        written = os.write(fd, data)
+        if written != len(data):  # a short write on a regular file: the disk or a quota is full
+            raise OSError(errno.ENOSPC, f"short write to the audit trail: {written} of {len(data)} bytes")
+    except BaseException:
+        os.ftruncate(fd, before)  # an OSError from here leaves the file torn: the caller repairs it next time
+        raise
 
 
 class JsonlAuditTrail:
@@ -128,7 +163,9 @@ class JsonlAuditTrail:
             store; its read cache is used, so this is cheap). :meth:`attach` passes it for you.
         fsync: ``fsync`` each line before returning (durable against power loss, slower).
 
-    Events of one session are appended in the order this process commits them. Use :meth:`attach`::
+    Events of one session are appended in the order this process commits them. A line that cannot be written
+    (a full disk) raises :class:`OSError` and leaves nothing of itself in the file, so the lines after it start
+    at a line boundary (``export`` writes the missing line again). Use :meth:`attach`::
 
         trail = JsonlAuditTrail.attach(manager, "audit/")
         ...
@@ -142,6 +179,7 @@ class JsonlAuditTrail:
         self._store = store
         self._users: dict[UUID, str | None] = {}
         self._folders: set[Path] = set()
+        self._torn: set[Path] = set()  # files a failed write may have left ending in a partial line
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -184,9 +222,20 @@ class JsonlAuditTrail:
         if folder not in self._folders:
             folder.mkdir(parents=True, exist_ok=True)
             self._folders.add(folder)
+        with self._lock:
+            torn = path in self._torn
+        if torn:
+            _cut_partial_line(path)
+            with self._lock:
+                self._torn.discard(path)
         fd = os.open(path, _FLAGS, 0o644)
         try:
-            _write_all(fd, data)
+            try:
+                _append_line(fd, data)
+            except BaseException:
+                with self._lock:  # the truncation itself may have failed: check the file's end next time
+                    self._torn.add(path)
+                raise
             if self.fsync:
                 os.fsync(fd)
         finally:
@@ -212,7 +261,18 @@ class ExportResult:
 
 
 def replace_file(path: Path, data: bytes, *, fsync: bool) -> bool:
-    """Write ``data`` to ``path`` atomically; False (and nothing written) when it already holds it."""
+    """Write ``data`` to ``path`` atomically; False (and nothing written) when it already holds it.
+
+    Raises :class:`~sessionflow.errors.ArchiveError` (chained to the :class:`OSError`) when the file cannot be
+    written (a full disk, no permission...): ``path`` is then as it was, and no temporary file is left.
+    """
+    try:
+        return _replace_file(path, data, fsync=fsync)
+    except OSError as error:
+        raise ArchiveError(str(path), error.strerror or str(error)) from error
+
+
+def _replace_file(path: Path, data: bytes, *, fsync: bool) -> bool:
     try:
         if path.read_bytes() == data:
             return False
@@ -232,9 +292,34 @@ def replace_file(path: Path, data: bytes, *, fsync: bool) -> bool:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
     return True
+
+
+def check_root(root: str | os.PathLike[str], field_name: str = "root") -> Path:
+    """``root`` as a folder path to write under, else :class:`InvalidInput` naming ``field_name``: empty, or an
+    existing path that is not a folder, or under a file (its nearest existing parent is not a folder)."""
+    if isinstance(root, bool) or not isinstance(root, str | os.PathLike):
+        raise InvalidInput(field_name, f"expected a folder path, got {type(root).__name__}")
+    if not os.fspath(root):
+        raise InvalidInput(field_name, "must not be empty")
+    path = Path(root)
+    current = path
+    while True:
+        try:
+            if current.exists() or current.is_symlink():
+                break
+        except OSError:  # e.g. a name too long: found when writing
+            return path
+        if current.parent == current:
+            return path
+        current = current.parent
+    if not current.is_dir():
+        where = "exists" if current == path else f"is under {str(current)!r}, which exists"
+        raise InvalidInput(field_name, f"{str(path)!r} {where} and is not a folder")
+    return path
 
 
 def export(manager: SessionManager, root: str | os.PathLike[str], *, skip_invalid: bool = False,
@@ -248,7 +333,12 @@ def export(manager: SessionManager, root: str | os.PathLike[str], *, skip_invali
     ``ExportResult.skipped`` when ``skip_invalid`` is true. ``progress(n)`` is called after each session
     with the number of sessions done so far. Run it while no writer appends to the same root, or run it
     again afterwards.
+
+    ``root`` empty, or not a folder (an existing file, or a path under one), raises :class:`InvalidInput` (field
+    ``root``) before anything is written; a file that cannot be written (a full disk) raises
+    :class:`~sessionflow.errors.ArchiveError`, the files written before it staying whole.
     """
+    root = check_root(root, "root")
     result = ExportResult()
     for history in manager.store.histories(batch_size):
         if not history:  # pragma: no cover - stores yield non-empty histories

@@ -227,11 +227,12 @@ class AsyncSessionManager:
     async def create(self, *, performer_id: str, user_id: str | None = None, workspace_id: str | None = None,
                      module_name: str | None = None, file_paths: Iterable[str] | None = None,
                      metadata: Mapping[str, Any] | None = None, ttl: timedelta | None = None,
-                     lifecycle: LifecycleDefinition | str | None = None) -> Session:
-        """Create a session in its lifecycle's initial state (see ``SessionManager.create``)."""
+                     lifecycle: LifecycleDefinition | str | None = None, start: bool = False) -> Session:
+        """Create a session in its lifecycle's initial state, or created and started at once with ``start``
+        (see ``SessionManager.create``)."""
         return await self._call(self._sync.create, performer_id=performer_id, user_id=user_id,
                                 workspace_id=workspace_id, module_name=module_name, file_paths=file_paths,
-                                metadata=metadata, ttl=ttl, lifecycle=lifecycle)
+                                metadata=metadata, ttl=ttl, lifecycle=lifecycle, start=start)
 
     async def create_many(self, items: Iterable[CreateItem | Mapping[str, Any]], *,
                           performer_id: str) -> builtins.list[Session]:

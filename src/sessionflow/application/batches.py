@@ -24,6 +24,7 @@ from sessionflow.domain.definitions import LifecycleDefinition, LifecycleRegistr
 from sessionflow.domain.models import Session
 from sessionflow.domain.values import parse_session_id
 from sessionflow.errors import (
+    ActiveSessionExists,
     BatchRejected,
     ConcurrencyConflict,
     InvalidInput,
@@ -37,7 +38,7 @@ __all__ = ["MAX_BATCH", "CreateItem", "SendItem", "create_many", "send_many"]
 MAX_BATCH: Final = 10_000
 
 _CREATE_KEYS: Final = frozenset({"user_id", "workspace_id", "module_name", "file_paths", "metadata", "ttl",
-                                 "lifecycle"})
+                                 "lifecycle", "start"})
 
 
 class CreateItem(TypedDict, total=False):
@@ -51,6 +52,8 @@ class CreateItem(TypedDict, total=False):
     metadata: Mapping[str, Any] | None
     ttl: timedelta | None
     lifecycle: LifecycleDefinition | str | None
+    #: Created and started at once (see ``create(..., start=True)``).
+    start: bool
 
 
 class SendItem(NamedTuple):
@@ -102,11 +105,22 @@ def create_many(pipeline: WritePipeline, registry: LifecycleRegistry, items: Any
                 performer_id=performer, user_id=item.get("user_id"), workspace_id=item.get("workspace_id"),
                 module_name=item.get("module_name"), file_paths=item.get("file_paths"),
                 metadata=item.get("metadata"), ttl=item.get("ttl"), default_ttl=default_ttl)
-            changes.append(commands.creation(pipeline, definition, arguments, now))
+            start = item.get("start", False)
+            if not isinstance(start, bool):
+                raise InvalidInput("start", f"item {index}: expected True or False, got {type(start).__name__}")
+            change = commands.creation(pipeline, definition, arguments, now)
+            changes.append(commands.started_creation(pipeline, change, now) if start else change)
         except SessionflowError as error:
             raise BatchRejected(index, error) from error
     if changes:
-        pipeline.delivery.commit_many(changes)
+        try:
+            pipeline.delivery.commit_many(changes)
+        except BatchRejected as rejected:  # a refused start of a new session: it does not exist, name none
+            refused = rejected.error
+            if isinstance(refused, ActiveSessionExists) and changes[rejected.index].expected_version == 0:
+                raise BatchRejected(rejected.index, ActiveSessionExists(
+                    None, user_id=refused.user_id, active_session_id=refused.active_session_id)) from None
+            raise
     return [change.session for change in changes]
 
 

@@ -21,9 +21,9 @@ from sessionflow.domain.definitions import SESSION_DEFINITION, LifecycleDefiniti
 from sessionflow.domain.models import EventType, Session, SessionEvent, SessionStatus
 from sessionflow.domain.replay import apply
 from sessionflow.domain.values import format_timestamp, new_uuid4
-from sessionflow.errors import InvalidInput, InvalidTransition
+from sessionflow.errors import ActiveSessionExists, InvalidInput, InvalidTransition
 
-__all__ = ["create", "creation", "delete", "expire", "migrate", "record_file_check", "update"]
+__all__ = ["create", "creation", "delete", "expire", "migrate", "record_file_check", "started_creation", "update"]
 
 _STATUS_EVENTS: Final = {
     SessionStatus.IN_PROGRESS: "start",
@@ -33,11 +33,34 @@ _STATUS_EVENTS: Final = {
 }
 
 
-def create(pipeline: WritePipeline, definition: LifecycleDefinition, arguments: CreateArguments) -> Session:
-    """A new session in ``definition``'s initial state, its deadline and cap set by the policies."""
-    change = creation(pipeline, definition, arguments, pipeline.now())
-    pipeline.delivery.commit(change)
+def create(pipeline: WritePipeline, definition: LifecycleDefinition, arguments: CreateArguments, *,
+           start: bool = False) -> Session:
+    """A new session in ``definition``'s initial state, its deadline and cap set by the policies; with
+    ``start``, created and started in one change (see :func:`started_creation`)."""
+    now = pipeline.now()
+    change = creation(pipeline, definition, arguments, now)
+    if not start:
+        pipeline.delivery.commit(change)
+        return change.session
+    change = started_creation(pipeline, change, now)
+    try:
+        pipeline.delivery.commit(change)
+    except ActiveSessionExists as refused:  # the new session does not exist: name only the user's active one
+        raise ActiveSessionExists(None, user_id=refused.user_id,
+                                  active_session_id=refused.active_session_id) from None
     return change.session
+
+
+def started_creation(pipeline: WritePipeline, created: Change, now: datetime) -> Change:
+    """``created`` (a creation change) followed by its ``start`` event, as ONE change of two events: the
+    lifecycle decides the start (its guards, the owner check) before anything is written, the store checks
+    ``single_active_per_user`` in the same transaction, and a refusal or a failure leaves no session at all."""
+    session = created.session
+    performer = created.events[0].performer_id
+    pipeline.check_owner(session, performer)
+    event = pipeline.transition(session, "start", performer, now, {})
+    start = pipeline.transition_change(session, event, now)
+    return Change(start.session, (*created.events, event), 0, exclusive_user=start.exclusive_user, decided_at=now)
 
 
 def creation(pipeline: WritePipeline, definition: LifecycleDefinition, arguments: CreateArguments,

@@ -196,19 +196,26 @@ class SessionManager:
     def create(self, *, performer_id: str, user_id: str | None = None, workspace_id: str | None = None,
                module_name: str | None = None, file_paths: Iterable[str] | None = None,
                metadata: Mapping[str, Any] | None = None, ttl: timedelta | None = None,
-               lifecycle: LifecycleDefinition | str | None = None) -> Session:
+               lifecycle: LifecycleDefinition | str | None = None, start: bool = False) -> Session:
         """Create a session in its lifecycle's initial state (``pending`` by default).
 
         ``ttl`` (default: the manager's) is the session's time-to-live: the default lifecycle expires it
         ``ttl`` after creation; a custom lifecycle uses it for the state timeouts declared without a
         duration. ``lifecycle`` picks another registered definition (by name: its newest version).
+        ``start=True`` creates and starts the session at once: both events are decided (the start's guards,
+        ``enforce_owner``) before anything is written and appended in one transaction, in which the store
+        checks ``single_active_per_user``; a refusal (:class:`~sessionflow.errors.InvalidTransition`,
+        :class:`~sessionflow.errors.ActiveSessionExists` with ``session_id=None`` and the user's
+        ``active_session_id``) or a store failure leaves no session and no event.
         Raises :class:`~sessionflow.errors.InvalidInput` for malformed arguments.
         """
         definition = valid.resolve_lifecycle(self._registry, lifecycle, self._pipeline.default_definition)
         arguments = valid.create_arguments(performer_id=performer_id, user_id=user_id, workspace_id=workspace_id,
                                            module_name=module_name, file_paths=file_paths, metadata=metadata,
                                            ttl=ttl, default_ttl=self.default_ttl)
-        return commands.create(self._pipeline, definition, arguments)
+        if not isinstance(start, bool):
+            raise InvalidInput("start", f"expected True or False, got {type(start).__name__}")
+        return commands.create(self._pipeline, definition, arguments, start=start)
 
     def create_many(self, items: Iterable[CreateItem | Mapping[str, Any]], *,
                     performer_id: str) -> builtins.list[Session]:

@@ -3,6 +3,9 @@
 Owns :class:`CommandContext`, the base of each command group's class (``SessionCommands``, ``HistoryCommands``
 ...) and so of :class:`~sessionflow.entrypoints.cli.Cli`, which combines them. It opens the
 :class:`~sessionflow.SessionManager` from the settings on first use and closes it when the commands are done.
+Also owns :func:`refuse_in_memory`: a command of the command line that opens the database refuses an in-memory
+one (it would be gone when the command exits, so a ``create`` would print the id of a session no later command
+can find).
 """
 
 from __future__ import annotations
@@ -11,12 +14,45 @@ import getpass
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from sessionflow.entrypoints.cli.errors import CliError, ExitCode
+from sessionflow.entrypoints.cli.parsing import mask_url
 from sessionflow.entrypoints.cli.render import Output
 
 if TYPE_CHECKING:
     from sessionflow import SessionManager, Settings
 
-__all__ = ["CommandContext", "default_performer"]
+__all__ = ["CommandContext", "default_performer", "in_memory_database", "refuse_in_memory"]
+
+
+def in_memory_database(url: str) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (``sqlite://``, ``sqlite:///``, ``sqlite:///:memory:``,
+    ``file::memory:``, any ``mode=memory``), which lives and dies with the process that opened it."""
+    if not url.lower().startswith("sqlite"):
+        return False
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # not ours to judge: opening the store reports a malformed URL
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    mode = parsed.query.get("mode")
+    modes = mode if isinstance(mode, tuple) else (mode,)
+    return (database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
+            or "memory" in modes)
+
+
+def refuse_in_memory(url: str, option: str | None = None) -> None:
+    """A usage error (exit 2) when ``url`` (given as ``option``, else ``--db`` or the environment) names an
+    in-memory database: what a command wrote there would be gone when it exits."""
+    if in_memory_database(url):
+        where = f"{option} {mask_url(url)}" if option else f"the database {mask_url(url)}"
+        raise CliError(f"{where} is in memory: it would be gone when this command exits, so nothing written there "
+                       "could be read back; use an SQLite file (sqlite:///./sessionflow.db), PostgreSQL or Redis",
+                       code="usage", exit_code=ExitCode.USAGE)
 
 
 def default_performer() -> str:
@@ -32,16 +68,18 @@ class CommandContext:
 
     ``settings`` say where the database is and how sessions behave; the manager is opened on first use and
     closed by :meth:`close` (or leaving a ``with`` block). ``manager`` may be given instead (it is then not
-    closed here).
+    closed here). With ``durable_only`` (as the command line runs them) an in-memory database is refused when the
+    manager would be opened on it (:func:`refuse_in_memory`).
     """
 
     def __init__(self, settings: Settings | None = None, *, performer: str | None = None, json_mode: bool = False,
-                 manager: SessionManager | None = None) -> None:
+                 manager: SessionManager | None = None, durable_only: bool = False) -> None:
         self._settings = settings
         self.performer = performer or default_performer()
         self.out = Output(json_mode=json_mode)
         self._manager = manager
         self._owns_manager = manager is None
+        self.durable_only = durable_only
 
     @property
     def settings(self) -> Settings:
@@ -63,6 +101,8 @@ class CommandContext:
         if self._manager is None:
             from sessionflow import SessionManager
 
+            if self.durable_only:
+                refuse_in_memory(self.url)
             self._manager = SessionManager.from_settings(self.settings)
         return self._manager
 

@@ -94,5 +94,5 @@ def events(
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """The global event feed, in commit order (JSON lines with --json, each with its position)."""
-    with open_commands(ctx, FeedCommands, db=db, json_output=json_output) as cli:
+    with open_commands(ctx, FeedCommands, db=db, json_output=json_output, long_running=follow) as cli:
         cli.events(after=after, limit=limit, follow=follow, consumer=consumer, duration=duration)

@@ -31,12 +31,16 @@ class HistoryCommands(CommandContext):
         self.out.history(events)
         return events
 
-    def export(self, root: Path, *, skip_invalid: bool = False, fsync: bool = False) -> dict[str, Any]:
-        """Write every session's JSONL audit file under ``root``; returns (and prints) what was done."""
+    def export(self, root: str | Path, *, skip_invalid: bool = False, fsync: bool = False) -> dict[str, Any]:
+        """Write every session's JSONL audit file under ``root``; returns (and prints) what was done.
+
+        ``root`` empty or not a folder is refused (exit 6) before the database is opened; a file that cannot be
+        written raises :class:`~sessionflow.errors.ArchiveError` (exit 11)."""
         try:
-            from sessionflow.adapters.jsonl import export
+            from sessionflow.adapters.jsonl import check_root, export
         except ImportError:  # pragma: no cover - shipped with sessionflow
             raise CliError("export is not available in this installation", code="unavailable") from None
+        check_root(root, "root")
         manager = self.manager
         total = self._total_sessions()
         with self.out.progress("exporting audit files", total) as advance:
@@ -71,8 +75,8 @@ def history(ctx: typer.Context, session_id: SessionArgument, db: DbOption = None
 @handled
 def export(
     ctx: typer.Context,
-    root: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write the audit files.",
-                                         show_default=False)],
+    root: Annotated[str, typer.Argument(metavar="DIR", help="Where to write the audit files (a folder, created "
+                                                                "if missing).", show_default=False)],
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Skip (and list) sessions whose user id cannot be a folder name.")] = False,
     fsync: Annotated[bool, typer.Option("--fsync", help="fsync each file before renaming it into place.")] = False,

@@ -39,10 +39,15 @@ def parse_cutoff(text: str, now: datetime) -> datetime:
 class RetentionCommands(CommandContext):
     """Retention: the sessions closed long ago removed, their histories archived first if asked."""
 
-    def purge(self, closed_before: str | datetime | timedelta, *, archive: Path | None = None,
+    def purge(self, closed_before: str | datetime | timedelta, *, archive: str | Path | None = None,
               batch_size: int = 500) -> dict[str, Any]:
         """Purge the sessions closed before ``closed_before`` (a time, a duration ago, or its text); returns (and
-        prints) what was done."""
+        prints) what was done. ``archive`` empty, or not a folder (a file, or under one), is refused (exit 6)."""
+        root = None
+        if archive is not None:
+            from sessionflow.adapters.jsonl import check_root
+
+            root = check_root(archive, "archive")  # as typed: an empty one is refused, not taken for "."
         manager = self.manager
         now = manager.clock.now()
         if isinstance(closed_before, str):
@@ -52,7 +57,7 @@ class RetentionCommands(CommandContext):
         else:
             cutoff = closed_before
         with self.out.progress("purging closed sessions", None) as advance:
-            result = manager.purge(closed_before=cutoff, archive=archive, batch_size=batch_size, progress=advance)
+            result = manager.purge(closed_before=cutoff, archive=root, batch_size=batch_size, progress=advance)
         data: dict[str, Any] = {"closed_before": format_timestamp(cutoff),
                                 "archive": None if archive is None else str(archive), **result.to_dict()}
         if self.out.json:
@@ -75,7 +80,7 @@ def purge(
         "--closed-before", metavar="DURATION|TIME",
         help="Purge sessions closed more than DURATION ago (30d, 12h, 90m) or before an ISO 8601 TIME with a zone.",
         show_default=False)],
-    archive: Annotated[Path | None, typer.Option(
+    archive: Annotated[str | None, typer.Option(
         "--archive", metavar="DIR", help="First write each history there as a JSONL file (created if missing).",
         show_default=False)] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", min=1, max=10_000,

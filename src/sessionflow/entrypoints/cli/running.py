@@ -1,7 +1,8 @@
 """How a command runs: the commands object it gets, and its errors turned into exit codes.
 
 Owns :func:`open_commands` (reads the settings from the global and the command's options, registers the
-``--lifecycle`` files, and yields the object whose methods do the work, inside the engine's logging),
+``--lifecycle`` files, and yields the object whose methods do the work, inside the engine's logging; the object
+refuses to open an in-memory database),
 :func:`handled` (every error becomes its one-line report and exit code, never a traceback) and
 :func:`register_lifecycles`.
 """
@@ -59,12 +60,14 @@ def register_lifecycles(files: Sequence[str]) -> list[Any]:
 
 @contextlib.contextmanager
 def open_commands(ctx: typer.Context, kind: type[C], *, db: str | None = None, performer: str | None = None,
-                  json_output: bool = False) -> Iterator[C]:
+                  json_output: bool = False, long_running: bool = False) -> Iterator[C]:
     """The object whose methods run a command, with the settings of the command line; closed afterwards.
 
     ``kind`` is the command group's class; the object is of the class the root command names
     (:attr:`Globals.commands <sessionflow.entrypoints.cli.options.Globals.commands>`: ``Cli``) when that has
-    the group's methods, so every command runs through ``Cli``.
+    the group's methods, so every command runs through ``Cli``. It refuses an in-memory database (exit 2) when
+    it opens the manager. ``long_running`` (``worker``, ``serve``, ``events --follow``) keeps the store's
+    retry warnings on stderr (see :func:`~sessionflow.entrypoints.cli.logs.engine_logging`).
     """
     g = globals_of(ctx)
     from sessionflow import Settings
@@ -74,6 +77,7 @@ def open_commands(ctx: typer.Context, kind: type[C], *, db: str | None = None, p
     overrides: dict[str, Any] = {"database_url": url} if url else {}
     settings = Settings.from_env(g.config, **overrides)
     factory: type[C] = g.commands if issubclass(g.commands, kind) else kind
-    with engine_logging(g.verbose), factory(settings, performer=performer or g.performer,
-                                            json_mode=json_output or g.json) as commands:
+    with engine_logging(g.verbose, long_running=long_running), factory(
+            settings, performer=performer or g.performer, json_mode=json_output or g.json,
+            durable_only=True) as commands:
         yield commands

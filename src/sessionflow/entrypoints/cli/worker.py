@@ -229,7 +229,7 @@ def worker(
 
     Prints each expiry as it happens (JSON lines with --json).
     """
-    with open_commands(ctx, WorkerCommands, db=db, json_output=json_output) as cli:
+    with open_commands(ctx, WorkerCommands, db=db, json_output=json_output, long_running=True) as cli:
         cli.worker(interval=interval, duration=None if duration is None else duration.total_seconds())
 
 
@@ -253,6 +253,6 @@ def serve(
     Without bearer tokens (SESSIONFLOW_HTTP_TOKENS or SESSIONFLOW_HTTP_TOKENS_FILE) it listens only on a
     loopback address unless --insecure-no-auth is given. --workers N runs N processes on one port.
     """
-    with open_commands(ctx, WorkerCommands, db=db, json_output=json_output) as cli:
+    with open_commands(ctx, WorkerCommands, db=db, json_output=json_output, long_running=True) as cli:
         cli.serve(host=host, port=port, timeouts=not no_timeouts, log_level=log_level,
                   insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=globals_of(ctx).lifecycles)
