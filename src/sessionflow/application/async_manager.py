@@ -462,13 +462,16 @@ class AsyncSessionManager:
 
     # ------------------------------------------------------------------ timeouts
 
-    async def expire_sessions(self, now: datetime | None = None, batch_size: int = 1000) -> int:
-        """Expire every overdue live session, in batches of ``batch_size`` per transaction."""
-        return await self._call(self._sync.expire_sessions, now, batch_size)
+    async def expire_sessions(self, now: datetime | None = None, batch_size: int = 1000, *,
+                              limit: int | None = None) -> int:
+        """Expire every overdue live session, in batches of ``batch_size`` per transaction (at most about
+        ``limit``: see ``SessionManager.expire_sessions``)."""
+        return await self._call(self._sync.expire_sessions, now, batch_size, limit=limit)
 
-    async def sweep(self, now: datetime | None = None, batch_size: int = 1000) -> SweepResult:
+    async def sweep(self, now: datetime | None = None, batch_size: int = 1000, *,
+                    limit: int | None = None) -> SweepResult:
         """:meth:`expire_sessions`, and then the earliest deadline left (see ``SessionManager.sweep``)."""
-        return await self._call(self._sync.sweep, now, batch_size)
+        return await self._call(self._sync.sweep, now, batch_size, limit=limit)
 
     async def next_deadline(self) -> datetime | None:
         """The earliest deadline of any live session, or ``None``."""

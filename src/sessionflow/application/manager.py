@@ -439,15 +439,17 @@ class SessionManager:
 
     # ------------------------------------------------------------------ timeouts
 
-    def expire_sessions(self, now: datetime | None = None, batch_size: int = 1000) -> int:
+    def expire_sessions(self, now: datetime | None = None, batch_size: int = 1000, *,
+                        limit: int | None = None) -> int:
         """Expire every overdue live session, in batches of ``batch_size`` per transaction.
 
         Each gets exactly one ``expired`` event by ``"system"``, even with other sweepers running.
-        ``now`` defaults to the clock. Returns how many this call expired.
+        ``now`` defaults to the clock. ``limit``: stop after the batch that reaches this many (the rest is left
+        for the next sweep). Returns how many this call expired.
         """
-        return self._timeouts.sweep(now, batch_size, next_deadline=False).expired
+        return self._timeouts.sweep(now, batch_size, next_deadline=False, limit=limit).expired
 
-    def sweep(self, now: datetime | None = None, batch_size: int = 1000) -> SweepResult:
+    def sweep(self, now: datetime | None = None, batch_size: int = 1000, *, limit: int | None = None) -> SweepResult:
         """:meth:`expire_sessions`, and then the earliest deadline left: what a waker re-arms at.
 
         The deadline comes from the sweep's own statements when the store can tell it
@@ -456,7 +458,7 @@ class SessionManager:
         may be earlier than the truth (a session completed since), never later, except for deadlines another
         process wrote after the sweep read them.
         """
-        return self._timeouts.sweep(now, batch_size, next_deadline=True)
+        return self._timeouts.sweep(now, batch_size, next_deadline=True, limit=limit)
 
     def next_deadline(self) -> datetime | None:
         """The earliest deadline of any live session, or ``None``."""

@@ -49,11 +49,15 @@ class Timeouts:
     def waker(self) -> Waker | None:
         return self._pipeline.delivery.waker
 
-    def sweep(self, now: datetime | None, batch_size: int, *, next_deadline: bool) -> SweepResult:
-        """Expire every session due at ``now`` (default: the clock), ``batch_size`` per transaction."""
+    def sweep(self, now: datetime | None, batch_size: int, *, next_deadline: bool,
+              limit: int | None = None) -> SweepResult:
+        """Expire every session due at ``now`` (default: the clock), ``batch_size`` per transaction; with
+        ``limit``, stop after the batch that reaches it (the next deadline is then the store's)."""
         pipeline = self._pipeline
         at = pipeline.now() if now is None else truncate_to_ms(to_utc(now, "now"))
         check_int(batch_size, "batch_size", 1, MAX_BATCH_SIZE)
+        if limit is not None:
+            check_int(limit, "limit", 1, 2**62)
         decide: ExpiryDecider = pipeline.sweep_change
         store = pipeline.store
         delivery = pipeline.delivery
@@ -73,6 +77,9 @@ class Timeouts:
             if changes:
                 delivery.committed(changes)
             if len(changes) < batch_size:
+                break
+            if limit is not None and total >= limit:
+                batch = ExpiredBatch(changes)  # (not known: sessions were left due)
                 break
         if not next_deadline:
             return SweepResult(total, None)
