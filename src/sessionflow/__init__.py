@@ -23,6 +23,7 @@ from sessionflow.errors import (
 )
 
 if TYPE_CHECKING:
+    __version__: str
     from sessionflow.adapters.apscheduler import ApschedulerWaker
     from sessionflow.adapters.memory import InMemoryEventStore
     from sessionflow.aio import AsyncSessionManager
@@ -85,6 +86,15 @@ _LAZY: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # the installed distribution's: pyproject.toml is the one place it is written
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("sessionflow")
+        except PackageNotFoundError:  # a source tree on the path, not installed
+            found = "0+unknown"
+        globals()[name] = found
+        return found
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sessionflow' has no attribute {name!r}")
@@ -96,8 +106,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "SYSTEM",
