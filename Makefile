@@ -17,7 +17,7 @@ PG_INITDB_GLOB ?= /usr/lib/postgresql/*/bin/initdb
 # pytest-xdist workers for `make test` (each starts its own throwaway PostgreSQL and Redis servers).
 TEST_WORKERS ?= 2
 
-.PHONY: help venv demo test lint bench load postgres-binaries graphviz redis-server wrk clean
+.PHONY: help venv demo test faults lint bench load postgres-binaries graphviz redis-server wrk clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -96,6 +96,11 @@ test: venv postgres-binaries graphviz redis-server wrk  ## run the whole test su
 	$(BIN)/pytest -n $(TEST_WORKERS)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src
+
+# The fault runs are marked `slow` and left out of `make test` (tests/conftest.py deselects them unless slow tests
+# are asked for, `-m slow`); this target runs them, with a PostgreSQL and a redis-server of their own.
+faults: venv postgres-binaries redis-server  ## the fault runs: crash stops of PostgreSQL and Redis under writers
+	$(BIN)/pytest -m slow tests/reliability/test_crash_stop_outcomes.py -s -q
 
 lint: venv  ## ruff and mypy only
 	$(BIN)/ruff check src tests

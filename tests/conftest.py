@@ -138,14 +138,18 @@ def _async_managers(backend: str, database_url: str | None) -> Iterator[MakeMana
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The asyncio backends run the suites of :data:`ASYNC_SUITES` only."""
+    """The asyncio backends run the suites of :data:`ASYNC_SUITES` only; a module with ``ONLY_WHEN_SLOW = True``
+    (the fault runs of ``make faults``) runs only when slow tests are asked for (``-m slow``)."""
+    expression = str(config.getoption("markexpr") or "")
+    slow_asked = "slow" in expression and "not slow" not in expression
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         param = callspec.params.get("backend") if callspec is not None else None
         suite = item.path.parent.name
-        (dropped if param in ASYNC_BACKENDS and suite not in ASYNC_SUITES else keep).append(item)
+        only_slow = bool(getattr(getattr(item, "module", None), "ONLY_WHEN_SLOW", False)) and not slow_asked
+        (dropped if only_slow or (param in ASYNC_BACKENDS and suite not in ASYNC_SUITES) else keep).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

@@ -41,7 +41,7 @@ from uuid import UUID
 from sessionflow.application.ports import EventStore, Query
 from sessionflow.application.validation import check_int
 from sessionflow.domain.models import Session, SessionEvent
-from sessionflow.errors import InvalidInput, StoreError
+from sessionflow.errors import InvalidInput, OutcomeUnknown, StoreError
 
 __all__ = ["MAX_BATCH", "Archive", "Progress", "PurgeResult", "Purger", "archive_root", "is_closed_before",
            "purge_arguments", "purge_closed"]
@@ -102,16 +102,37 @@ def _aware(value: Any, field: str) -> datetime:
 
 
 def archive_root(value: Any) -> Path | None:
-    """``None``, or the archive folder ``value`` names (it must be a folder if it exists)."""
+    """``None``, or the archive folder ``value`` names (it must be a folder if it exists).
+
+    A path the operating system cannot take — with a NUL character, not encodable, a name too long, given as
+    bytes — or one that cannot be looked at is :class:`InvalidInput` too, like any other bad argument.
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | os.PathLike):
         raise InvalidInput("archive", f"expected a folder path, got {type(value).__name__}")
-    root = Path(value)
-    if not str(value):
+    try:
+        name = os.fspath(value)
+    except TypeError:
+        raise InvalidInput("archive", "expected a folder path") from None
+    if not isinstance(name, str):
+        raise InvalidInput("archive", "expected a folder path as text, not bytes")
+    if not name:
         raise InvalidInput("archive", "must not be empty")
-    if root.exists() and not root.is_dir():
-        raise InvalidInput("archive", f"{str(root)!r} exists and is not a folder")
+    if "\x00" in name:
+        raise InvalidInput("archive", "contains a NUL character")
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError:
+        raise InvalidInput("archive", "not a path the file system can encode (lone surrogate)") from None
+    root = Path(name)
+    try:
+        not_a_folder = root.exists() and not root.is_dir()
+    except (OSError, ValueError) as error:  # e.g. a name too long, or text the file system cannot encode
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not a usable path"
+        raise InvalidInput("archive", f"cannot be used as a folder: {reason}") from None
+    if not_a_folder:
+        raise InvalidInput("archive", f"{name!r} exists and is not a folder")
     return root
 
 
@@ -163,7 +184,8 @@ def purge_closed(store: EventStore, *, closed_before: datetime, archive: Archive
     each history first when ``archive`` is given; ``progress(n)`` after each batch with the sessions it removed.
 
     The arguments are expected checked (:func:`purge_arguments`). Raises :class:`StoreError` for a store that
-    cannot purge.
+    cannot purge, and :class:`~sessionflow.errors.OutcomeUnknown` (its ``applied``: the sessions the earlier
+    batches removed) when a batch's outcome could not be established.
     """
     purge_sessions = getattr(store, "purge_sessions", None)
     if not callable(purge_sessions):
@@ -190,7 +212,10 @@ def purge_closed(store: EventStore, *, closed_before: datetime, archive: Archive
             expected = {sid: version for sid, version in expected.items() if sid in written}
         if not expected:
             continue
-        removed = purge_sessions(expected)
+        try:
+            removed = purge_sessions(expected)
+        except OutcomeUnknown as unknown:  # say what the earlier batches removed
+            raise unknown.with_applied(sessions) from unknown
         skipped += len(expected) - len(removed)
         sessions += len(removed)
         events += sum(expected[sid] for sid in removed)  # versions run 1..n: a session's version is its event count

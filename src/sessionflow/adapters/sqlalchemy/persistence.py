@@ -170,7 +170,8 @@ class SqlAlchemyEventStore:
         """The connection broke (server restarted, backend terminated, network): worth a new one."""
         return isinstance(error, DBAPIError) and error.connection_invalidated
 
-    def _run(self, op: Callable[[], T], *, retry_lost: bool = True, outcome: WriteOutcome | None = None) -> T:
+    def _run(self, op: Callable[[], T], *, retry_lost: bool = True, outcome: WriteOutcome | None = None,
+             lost: int = 0) -> T:
         """Run ``op`` (which opens its own connection), translating driver errors to :class:`StoreError`.
 
         Lock contention (:meth:`_locked`) is waited out with back-off (on top of SQLite's busy timeout). A
@@ -178,11 +179,11 @@ class SqlAlchemyEventStore:
         ``retries`` times, when ``retry_lost`` is true — ``op`` must then be safe to repeat (see :meth:`append`).
         A write passes its ``outcome`` (which ``op`` keeps, see :meth:`_send`): when it fails for good while an
         attempt may have committed, the error is :class:`~sessionflow.errors.OutcomeUnknown`, not StoreError.
+        ``lost``: connections already lost by this call before (they count against ``retries``).
         """
         self._check_open()
         driver_error = self._driver_error
         delay = 0.005
-        lost = 0
         for _ in range(_LOCKED_RETRIES + self._retries + 1):
             try:
                 return op()
@@ -280,6 +281,7 @@ class SqlAlchemyEventStore:
         without applying the change twice. Raises :class:`StoreError` when the change is known not applied,
         :class:`~sessionflow.errors.OutcomeUnknown` when that cannot be established."""
         outcome = WriteOutcome("append", (change,))
+        lost = 0
         if (self._direct and change.exclusive_user is None and not self._closed
                 and getattr(self._local, "connection", None) is not None):
             # The common case first, with no retry machinery around it: the thread's kept connection (see
@@ -287,8 +289,15 @@ class SqlAlchemyEventStore:
             # failed attempt (looking first for the change's event, in case a lost connection hid a commit).
             try:
                 self._append_fast(change, outcome)
-            except self._driver_error:
-                pass  # (a lost connection was discarded; ``outcome`` tells whether the change may have been sent)
+            except self._driver_error as error:
+                # (a lost connection was discarded; ``outcome`` tells whether the change may have been sent)
+                if self._lost_connection(error):
+                    if self._retries == 0:
+                        self._forget(change.session.id)
+                        raise failure(f"database error: {_first_line(error)}", outcome) from error
+                    lost = 1  # it counts against the retries, and the next connection waits as after any loss
+                    logger.warning("database connection lost (%s); retrying on a new one", _first_line(error))
+                    self._pause(0.1)
             except ConcurrencyConflict as conflict:
                 self._conflict(change, conflict, conflict.__cause__)
             except BaseException:
@@ -314,7 +323,7 @@ class SqlAlchemyEventStore:
                     self._send(outcome, lambda: self._transaction(conn, lambda c: self._apply(c, change)))
 
         try:
-            self._run(op, outcome=outcome)
+            self._run(op, outcome=outcome, lost=lost)
         except ConcurrencyConflict as conflict:
             self._conflict(change, conflict, conflict.__cause__)
         except BaseException:

@@ -427,7 +427,10 @@ class _Sweeper:
     def invalidate(self) -> None:
         if self.store._sweeper is self:
             self.store._sweeper = None
-        self.release()
+        try:
+            self.driver_connection.close()  # broken: closed as it is (a reset would fail, and log it)
+        except Exception:  # discarding a broken connection must not hide the original error
+            logger.debug("discarding the sweeps' PostgreSQL connection failed", exc_info=True)
 
     def release(self) -> None:
         try:
