@@ -24,7 +24,8 @@ from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import validate_identifier
 from sessionflow.errors import InvalidInput
 
-__all__ = ["MAX_PAGE", "MAX_POSITION", "ConsumerOptions", "Feed", "Handler", "consumer_options"]
+__all__ = ["MAX_PAGE", "MAX_POSITION", "ConsumerOptions", "Feed", "Handler", "check_position", "consumer_options",
+           "read_events"]
 
 #: The largest page :meth:`Feed.events` returns, and the largest batch a consumer reads.
 MAX_PAGE = 10_000
@@ -35,8 +36,21 @@ Handler = Callable[[SessionEvent], object]
 
 
 def check_position(value: Any, field: str = "after") -> int:
-    """A feed position: an integer from 0 (before the first event)."""
+    """A feed position: an integer from 0 (before the first event) to :data:`MAX_POSITION`; anything else is
+    :class:`~sessionflow.errors.InvalidInput` naming ``field`` (a store's driver could not even bind a larger
+    one)."""
     return check_int(value, field, 0, MAX_POSITION)
+
+
+def read_events(store: EventStore, after: Any, limit: Any, user_id: Any = None) -> list[SessionEvent]:
+    """Up to ``limit`` (at most :data:`MAX_PAGE`) events of ``store`` with a position above ``after``, in position
+    order (with ``user_id``: only the events of that user's sessions), every argument checked first: the one
+    way into a store's feed for callers outside the engine (the manager's :meth:`Feed.events`, the HTTP
+    routes). A bad one is :class:`~sessionflow.errors.InvalidInput` naming it, before the store is asked."""
+    position = check_position(after)
+    page = check_int(limit, "limit", 1, MAX_PAGE)
+    user = None if user_id is None else validate_identifier(user_id, "user_id")
+    return store.read_events(position, page, user_id=user)
 
 
 def check_poll_interval(value: Any) -> float:
@@ -85,10 +99,7 @@ class Feed:
     def events(self, after: Any, limit: Any, user_id: Any = None) -> list[SessionEvent]:
         """Up to ``limit`` events with a position above ``after``, in position order (with ``user_id``: only
         the events of that user's sessions)."""
-        after = check_position(after)
-        limit = check_int(limit, "limit", 1, MAX_PAGE)
-        user = None if user_id is None else validate_identifier(user_id, "user_id")
-        return self._store.read_events(after, limit, user_id=user)
+        return read_events(self._store, after, limit, user_id)
 
     def last_position(self) -> int:
         return self._store.last_position()

@@ -166,10 +166,13 @@ def event_arguments(event: Any, args: Mapping[str, Any] | None) -> tuple[dict[st
         raise InvalidInput("event", "expected the name of an event")
     if event in DATA_EVENTS or event == "update":
         raise InvalidInput("event", f"use the {event} method: it takes its own arguments")
+    failure = event == "fail" and "reason" in arguments
+    reason = arguments.get("reason") if failure else None
+    if isinstance(reason, str):  # stored as the session's failure reason: checked as fail() checks it
+        reason = validate_text(reason, "reason", allow_empty=True).strip()
     payload = json_args(arguments)
-    if event == "fail" and "reason" in arguments:
-        reason = arguments["reason"]
-        payload = {"reason": reason.strip() if isinstance(reason, str) else reason}
+    if failure:  # a reason that is not text is left to the lifecycle's guard, recorded as its checked JSON copy
+        payload = {"reason": reason if isinstance(reason, str) else payload["args"]["reason"]}
     return arguments, payload
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "MIN_TTL",
     "FrozenDict",
     "FrozenList",
+    "check_string",
     "format_timestamp",
     "freeze_json",
     "parse_session_id",
@@ -132,7 +133,12 @@ class FrozenList(list[Any]):
 _EMPTY = FrozenDict()
 
 
-def _check_string(value: str, field: str) -> str:
+def check_string(value: str, field: str) -> str:
+    """``value`` if every store can keep it, as text or inside JSON: no NUL character (PostgreSQL refuses one in
+    a text column and in a JSON string alike) and no lone surrogate (not Unicode). The one rule for every
+    string the engine stores — identifiers, paths, free text, JSON keys and JSON string values at any depth."""
+    if "\x00" in value:
+        _refuse(field, "contains a NUL character")
     if value.isascii():  # no surrogate can hide in ASCII
         return value
     try:
@@ -148,7 +154,7 @@ def _freeze(value: Any, field: str, depth: int) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, str):
-        return _check_string(value, field)
+        return check_string(value, field)
     if isinstance(value, float):
         if not math.isfinite(value):
             _refuse(field, "NaN and infinite numbers are not JSON")
@@ -158,7 +164,7 @@ def _freeze(value: Any, field: str, depth: int) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 _refuse(field, f"JSON object keys must be strings, got {type(key).__name__}")
-            items[_check_string(key, field)] = _freeze(item, field, depth + 1)
+            items[check_string(key, field)] = _freeze(item, field, depth + 1)
         return FrozenDict(items)
     if isinstance(value, list | tuple):
         return FrozenList(_freeze(item, field, depth + 1) for item in value)
@@ -221,8 +227,9 @@ compact_json: Callable[[Any], str] = _compact_encoder()
 def freeze_json(value: Any, field: str = "metadata", *, max_bytes: int = MAX_JSON_BYTES) -> FrozenDict:
     """Validate a JSON object and return a deeply immutable copy of it.
 
-    Raises :class:`InvalidInput` for a non-object, non-string keys, NaN/inf, values that are not JSON,
-    nesting deeper than :data:`MAX_JSON_DEPTH` or an encoded size above ``max_bytes``.
+    Raises :class:`InvalidInput` for a non-object, non-string keys, NaN/inf, values that are not JSON, a key
+    or a string with a NUL character or a lone surrogate (:func:`check_string`), nesting deeper than
+    :data:`MAX_JSON_DEPTH` or an encoded size above ``max_bytes``.
     """
     if value is None:
         return _EMPTY
@@ -277,16 +284,15 @@ def format_timestamp(value: datetime) -> str:
 def validate_text(
     value: Any, field: str, *, max_length: int = MAX_TEXT_LENGTH, allow_empty: bool = False
 ) -> str:
-    """A string of at most ``max_length`` characters without NUL; blank is refused unless allowed."""
+    """A string of at most ``max_length`` characters that every store can keep (:func:`check_string`: no NUL,
+    no lone surrogate); blank is refused unless allowed."""
     if not isinstance(value, str):
         _refuse(field, f"expected a string, got {type(value).__name__}")
     if not allow_empty and (not value or value.isspace()):
         _refuse(field, "must not be empty or blank")
     if len(value) > max_length:
         _refuse(field, f"longer than {max_length} characters")
-    if "\x00" in value:
-        _refuse(field, "contains a NUL character")
-    return _check_string(value, field)
+    return check_string(value, field)
 
 
 #: A C0 control character or DEL (refused in identifiers and paths).

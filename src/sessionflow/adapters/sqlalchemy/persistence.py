@@ -62,6 +62,7 @@ from sessionflow.adapters.sqlalchemy import statements as sql
 from sessionflow.adapters.sqlalchemy.retention import purge_rows
 from sessionflow.adapters.sqlalchemy.rows import FastSql, _status, event_from_row, session_from_row
 from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
+from sessionflow.application.feed import check_position
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent
 from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, SessionflowError, StoreError
@@ -441,7 +442,7 @@ class SqlAlchemyEventStore:
     def read_events(self, after: int, limit: int, *, user_id: str | None = None) -> list[SessionEvent]:
         """Up to ``limit`` events with a feed position above ``after``, in position order (with ``user_id``:
         only those of that user's sessions)."""
-        stmt = sql.events_after(after, limit, user_id)
+        stmt = sql.events_after(check_position(after), limit, user_id)
         rows = self._read(lambda conn: conn.execute(stmt).all())
         return [event_from_row(r) for r in rows]
 

@@ -47,6 +47,10 @@ class _Request(BaseModel):
 _Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 _FilePathText = Annotated[str, Field(min_length=1, max_length=MAX_PATH_LENGTH)]
 _Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+#: A time-to-live in seconds: a JSON number (``strict``: ``true`` or a string such as ``"60"`` is refused, as the
+#: schema says), finite and within the library's bounds.
+_TtlSeconds = Annotated[float, Field(strict=True, ge=MIN_TTL.total_seconds(), le=MAX_TTL.total_seconds(),
+                                     allow_inf_nan=False)]
 
 
 class PerformerBody(_Request):
@@ -64,9 +68,8 @@ class CreateSessionBody(_Request):
     module_name: _Id | None = None
     file_paths: list[_FilePathText] | None = Field(default=None, max_length=MAX_FILE_PATHS)
     metadata: dict[str, Any] | None = None
-    ttl_seconds: float | None = Field(
-        default=None, ge=MIN_TTL.total_seconds(), le=MAX_TTL.total_seconds(), allow_inf_nan=False,
-        description="Time to live; the service's default when absent.")
+    ttl_seconds: _TtlSeconds | None = Field(default=None,
+                                            description="Time to live; the service's default when absent.")
     lifecycle: _Id | None = Field(
         default=None, description="A registered lifecycle's name (its newest version); default: the service's.")
 
@@ -127,8 +130,7 @@ class SeedStartBody(_Request):
     module_name: _Id | None = None
     file_paths: list[_FilePathText] | None = Field(default=None, max_length=MAX_FILE_PATHS)
     metadata: dict[str, Any] | None = None
-    ttl_seconds: float | None = Field(
-        default=None, ge=MIN_TTL.total_seconds(), le=MAX_TTL.total_seconds(), allow_inf_nan=False)
+    ttl_seconds: _TtlSeconds | None = None
     source: Literal["sessionflow"] | None = Field(
         default=None, description="Only the service's own source may be given; timestamp and record_id "
                                   "are set by the server and refused (400).")

@@ -83,6 +83,9 @@ def is_loopback(host: str) -> bool:
 
 
 def _parse(raw: str, source: str) -> TokenTable:
+    """The token table of ``raw`` (JSON), or :class:`~sessionflow.InvalidInput` naming ``source`` — also for JSON
+    nested too deeply to read, which is invalid configuration like any other malformed table."""
+
     def no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for position, (key, value) in enumerate(pairs, start=1):
@@ -93,13 +96,15 @@ def _parse(raw: str, source: str) -> TokenTable:
 
     try:
         data = json.loads(raw, object_pairs_hook=no_repeats)
+        if not isinstance(data, dict):
+            raise InvalidInput(source, f"expected {_FORMAT}")
+        return TokenTable.parse(data, source=source)
+    except RecursionError:
+        raise InvalidInput(source, f"nested too deeply to read; expected {_FORMAT}") from None
     except ValueError as error:
         if isinstance(error, InvalidInput):
             raise
         raise InvalidInput(source, f"expected {_FORMAT}") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(source, f"expected {_FORMAT}")
-    return TokenTable.parse(data, source=source)
 
 
 class TokenFile:
@@ -107,8 +112,8 @@ class TokenFile:
     seconds, on the next request).
 
     The first read raises :class:`~sessionflow.InvalidInput` for a missing or malformed file. Later, a
-    file that cannot be read or is malformed (half-written, say) is logged — by its problem, never a token
-    — and the tokens in force stay.
+    file that cannot be read or is malformed (half-written, nested too deeply, ...) — a reload that fails in
+    any way — is logged as a warning, by its problem and never a token, and the tokens in force stay.
     """
 
     def __init__(self, path: str | Path, *, check_every: float = 1.0,
@@ -140,20 +145,25 @@ class TokenFile:
         return self._table
 
     def _reload(self) -> None:
+        """Read the file again if it changed; on any failure keep the tokens in force (and say why, as a
+        warning naming the problem, never a token)."""
         try:
             info = self.path.stat()
         except OSError as error:
-            logger.error("tokens file %s: %s; the previous tokens stay in force", self.path, error.strerror)
+            logger.warning("tokens file %s: %s; the previous tokens stay in force", self.path, error.strerror)
             return
         if (info.st_mtime_ns, info.st_size, info.st_ino) == self._stamp:
             return
         try:
             self._stamp, self._table = self._read()
         except InvalidInput as error:
-            logger.error("tokens file %s not reloaded: %s; the previous tokens stay in force", self.path,
-                         error.problem)
+            problem = error.problem
+        except Exception as error:  # whatever it is, a request must not fail for it
+            problem = f"unexpected {type(error).__name__}"
+        else:
+            logger.info("tokens file %s reloaded: %d tokens", self.path, len(self._table))
             return
-        logger.info("tokens file %s reloaded: %d tokens", self.path, len(self._table))
+        logger.warning("tokens file %s not reloaded: %s; the previous tokens stay in force", self.path, problem)
 
 
 def tokens_from_env(environ: Mapping[str, str]) -> TokenSource | None:

@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from sessionflow import SessionEvent
+from sessionflow.application.feed import MAX_POSITION, read_events
 from sessionflow.entrypoints.http.auth import EventsReader
 from sessionflow.entrypoints.http.openapi import error_responses
 from sessionflow.entrypoints.http.state import ManagerDep
@@ -32,7 +34,10 @@ POLL_INTERVAL = 0.25
 #: A comment line is sent after this many seconds without events, so proxies keep the connection open.
 KEEPALIVE = 15.0
 
-After = Annotated[int, Query(ge=0, le=2**63 - 1, description="Only events with a position above this one.")]
+After = Annotated[int, Query(ge=0, le=MAX_POSITION, description="Only events with a position above this one.")]
+#: A feed position, bounded as ``after`` is: what a ``Last-Event-ID`` must be once its digits are read.
+_POSITION: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=0, le=MAX_POSITION)])
+_LAST_EVENT_ID = "Last-Event-ID"
 
 
 class EventPage(BaseModel):
@@ -64,6 +69,15 @@ def _sse(event: SessionEvent) -> str:
     return f"id: {event.position}\nevent: {event.event}\ndata: {data}\n\n"
 
 
+def _resume_position(last_event_id: str) -> int:
+    """The position a ``Last-Event-ID`` header names (its digits already matched), refused exactly as an ``after``
+    beyond :data:`~sessionflow.application.feed.MAX_POSITION` is: the same 400, naming the header."""
+    try:
+        return _POSITION.validate_python(int(last_event_id))
+    except ValidationError as error:
+        raise RequestValidationError([{**item, "loc": ("header", _LAST_EVENT_ID)} for item in error.errors()]) from None
+
+
 def router(*, secured: bool) -> APIRouter:
     """The feed routes; ``secured``: the app has bearer tokens (the routes then document 401 and 403)."""
     routes = APIRouter()
@@ -74,7 +88,7 @@ def router(*, secured: bool) -> APIRouter:
                 responses=error_responses(400, *auth_codes, 503))
     def list_events(who: EventsReader, manager: ManagerDep, after: After = 0,
                     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS_PAGE)] = 100) -> Response:
-        items = manager.store.read_events(after, limit, user_id=who.feed_user)
+        items = read_events(manager.store, after, limit, who.feed_user)
         return JSONResponse({"items": [e.model_dump(mode="json") for e in items], "after": after,
                              "next_after": items[-1].position if items else after})
 
@@ -91,10 +105,11 @@ def router(*, secured: bool) -> APIRouter:
             "End the stream after this many events (default: never)."))] = None,
         follow: Annotated[bool, Query(description=(
             "Keep the stream open for new events (default); false: end it once the feed is exhausted."))] = True,
-        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", pattern=r"^[0-9]{1,19}$", description=(
-            "The position of the last event received: resume after it (takes precedence over `after`)."))] = None,
+        last_event_id: Annotated[str | None, Header(alias=_LAST_EVENT_ID, pattern=r"^[0-9]{1,19}$", description=(
+            "The position of the last event received: resume after it (takes precedence over `after`); at most "
+            f"{MAX_POSITION}, as `after`."))] = None,
     ) -> Response:
-        start = int(last_event_id) if last_event_id is not None else after
+        start = _resume_position(last_event_id) if last_event_id is not None else after
         user = who.feed_user
         store = manager.store
 
@@ -105,7 +120,7 @@ def router(*, secured: bool) -> APIRouter:
             yield ": sessionflow event feed\n\n"
             while limit is None or sent < limit:
                 wanted = 100 if limit is None else min(100, limit - sent)
-                page: list[Any] = await run_in_threadpool(store.read_events, position, wanted, user_id=user)
+                page: list[Any] = await run_in_threadpool(read_events, store, position, wanted, user)
                 for event in page:
                     yield _sse(event)
                     position = event.position or position
