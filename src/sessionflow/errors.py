@@ -129,15 +129,17 @@ class ActiveSessionExists(SessionflowError):
 
 
 class SessionUserMismatch(SessionflowError):
-    """The ``enforce_owner`` policy refused a write by someone other than the session's user."""
+    """The ``enforce_owner`` policy refused a write by someone other than the session's user. ``session_id`` is
+    ``None`` for a session that was to be created and started at once (it was not created)."""
 
     code = "session_user_mismatch"
 
-    def __init__(self, session_id: UUID, *, owner: str, performer_id: str) -> None:
+    def __init__(self, session_id: UUID | None, *, owner: str, performer_id: str) -> None:
         self.owner = owner
         self.performer_id = performer_id
+        which = f"session {session_id} belongs" if session_id is not None else "a new session would belong"
         super().__init__(
-            f"session {session_id} belongs to user {owner!r}; {performer_id!r} may not change it",
+            f"{which} to user {owner!r}; {performer_id!r} may not change it",
             session_id=session_id,
         )
 

@@ -16,12 +16,15 @@ Fixtures:
     The same on an SQLite file in the test's ``tmp_path``.
 
 It also collects ``*.scenario.yaml`` / ``*.scenario.yml`` / ``*.scenario.json`` files as tests (see
-:mod:`sessionflow.scenarios`). Loading it is cheap (pytest loads it in every project that installs
-sessionflow): managers, stores and the scenario runner are imported when first used.
+:mod:`sessionflow.scenarios`). A failed step, or a scenario file that cannot be used (a ``ScenarioError``
+naming the file, the key and the line), is a short failure without a traceback. Loading it is cheap (pytest
+loads it in every project that installs sessionflow): managers, stores and the scenario runner are imported
+when first used.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,17 +66,25 @@ class ScenarioFile(pytest.File):
 
 
 class ScenarioItem(pytest.Item):
+    """One scenario file played as a test: a failed step, or a file that cannot be used, is a short failure
+    (the step, or the file, key and line, and what is wrong), without a traceback."""
+
     def runtest(self) -> None:
         from sessionflow.scenarios import run_scenario
 
         report = run_scenario(self.path)
         if not report.ok:
-            lines = [f"  step {s.index}: {s.step}\n    {s.message}" for s in report.failures]
+            lines = [f"  step {s.index}: {s.step}\n    {self.path.name}:{s.line}: {s.message}" if s.line else
+                     f"  step {s.index}: {s.step}\n    {s.message}" for s in report.failures]
             raise ScenarioFailed(report.summary() + "\n" + "\n".join(lines))
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
-        if isinstance(excinfo.value, ScenarioFailed):
-            return str(excinfo.value)
+        error = excinfo.value
+        if isinstance(error, ScenarioFailed):
+            return str(error)
+        scenarios = sys.modules.get("sessionflow.scenarios")  # loaded by runtest if the error can be one of its
+        if scenarios is not None and isinstance(error, scenarios.ScenarioError):
+            return f"{type(error).__name__}: {error.message}"
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:

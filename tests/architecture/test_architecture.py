@@ -30,7 +30,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "adapters": ({"application", "domain", "errors"},
                  {"sqlalchemy", "psycopg", "alembic", "apscheduler", "prometheus_client", "redis"}),
     "settings": ({"domain", "errors"}, {"pydantic", "pydantic_settings"}),
-    "loader": ({"domain", "errors"}, {"statemachine", "yaml"}),
+    "loader": ({"domain", "errors"}, {"pydantic", "statemachine", "yaml"}),
     "diagram": ({"domain"}, {"statemachine"}),
     "bootstrap": ({"adapters", "application", "domain", "errors", "settings"}, {"sqlalchemy"}),
     "aio": ({"adapters", "application", "bootstrap", "errors", "settings"}, {"sqlalchemy"}),

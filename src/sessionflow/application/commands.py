@@ -21,7 +21,7 @@ from sessionflow.domain.definitions import SESSION_DEFINITION, LifecycleDefiniti
 from sessionflow.domain.models import EventType, Session, SessionEvent, SessionStatus
 from sessionflow.domain.replay import apply
 from sessionflow.domain.values import format_timestamp, new_uuid4
-from sessionflow.errors import ActiveSessionExists, InvalidInput, InvalidTransition
+from sessionflow.errors import ActiveSessionExists, InvalidInput, InvalidTransition, SessionUserMismatch
 
 __all__ = ["create", "creation", "delete", "expire", "migrate", "record_file_check", "started_creation", "update"]
 
@@ -57,7 +57,10 @@ def started_creation(pipeline: WritePipeline, created: Change, now: datetime) ->
     ``single_active_per_user`` in the same transaction, and a refusal or a failure leaves no session at all."""
     session = created.session
     performer = created.events[0].performer_id
-    pipeline.check_owner(session, performer)
+    try:
+        pipeline.check_owner(session, performer)
+    except SessionUserMismatch as refused:  # the new session does not exist: name none
+        raise SessionUserMismatch(None, owner=refused.owner, performer_id=refused.performer_id) from None
     event = pipeline.transition(session, "start", performer, now, {})
     start = pipeline.transition_change(session, event, now)
     return Change(start.session, (*created.events, event), 0, exclusive_user=start.exclusive_user, decided_at=now)

@@ -111,6 +111,14 @@ class Caller:
             raise SessionNotFound(session_id)
         return events
 
+    def check_create_started(self, user_id: str | None, performer: str) -> None:
+        """Before creating and starting a session for ``user_id`` in one write: the rule :meth:`check_write`
+        applies to the session once it exists, decided before it does (a user principal owns what it creates:
+        :meth:`owner_for_create`)."""
+        if (self.principal is None and self._owner_check and user_id is not None
+                and performer not in (user_id, SYSTEM)):
+            raise SessionUserMismatch(None, owner=user_id, performer_id=performer)
+
     def check_write(self, session_id: UUID, performer: str) -> None:
         """Before a write to a session: a user principal must own it (else :class:`SessionNotFound`, and
         nothing is written); without authentication, the app's owner check (:class:`SessionUserMismatch`).

@@ -17,6 +17,7 @@ from sessionflow.domain.values import MAX_FILE_PATHS, MAX_ID_LENGTH, MAX_PATH_LE
 
 __all__ = [
     "PERFORMER_DOC",
+    "SEED_SOURCE",
     "SERVICE_SOURCE",
     "CreateSessionBody",
     "EventBody",
@@ -35,6 +36,8 @@ __all__ = [
 
 #: The ``source`` the service writes; the only one a client may send.
 SERVICE_SOURCE: Final = "sessionflow"
+#: The ``source`` of the compatibility routes (the seed design's): the only one they answer with or accept.
+SEED_SOURCE: Final = "session_manager"
 #: The description of every ``performer_id`` a request may name (a body field or a query parameter).
 PERFORMER_DOC: Final = ("Who acts. Required when the service runs without authentication; with bearer tokens "
                         "the performer is the token's, and a different value here is refused (400).")
@@ -131,9 +134,13 @@ class SeedStartBody(_Request):
     file_paths: list[_FilePathText] | None = Field(default=None, max_length=MAX_FILE_PATHS)
     metadata: dict[str, Any] | None = None
     ttl_seconds: _TtlSeconds | None = None
-    source: Literal["sessionflow"] | None = Field(
-        default=None, description="Only the service's own source may be given; timestamp and record_id "
-                                  "are set by the server and refused (400).")
+    is_training_data: Annotated[bool, Field(strict=True)] | None = Field(
+        default=None, description="Kept as metadata.is_training_data (the seed's session field).")
+    training_intent_label: _Text | None = Field(
+        default=None, description="Kept as metadata.training_intent_label (the seed's session field).")
+    source: Literal["session_manager"] | None = Field(
+        default=None, description="Exactly 'session_manager' if given (the seed's contract); timestamp and "
+                                  "record_id are set by the server and refused (400).")
 
 
 class SeedEndBody(_Request):
@@ -142,7 +149,8 @@ class SeedEndBody(_Request):
     user_id: _Id
     session_id: UUID
     performer_id: _Id | None = Field(default=None, description=PERFORMER_DOC)
-    source: Literal["sessionflow"] | None = None
+    source: Literal["session_manager"] | None = Field(default=None,
+                                                      description="Exactly 'session_manager' if given.")
 
 
 class SessionPage(BaseModel):
@@ -165,15 +173,21 @@ class SessionHistory(BaseModel):
 
 
 class SeedRecord(BaseModel):
-    """What the compatibility routes return."""
+    """What the compatibility routes return: the seed design's boundary event (``user_id``, ``session_id``,
+    ``performer_id``, ``record_id``, ``timestamp``, ``source``), with the session's status and version."""
 
+    user_id: str | None = Field(description="The session's user.")
     session_id: UUID
-    record_id: UUID = Field(description="The recorded event: 'created' for sessions.start, 'completed' for "
-                                        "sessions.end.")
+    performer_id: str = Field(description="Who acted (the bearer token's principal, or the body's performer_id).")
+    record_id: UUID = Field(description="The recorded event's record id (a UUIDv4): the 'started' event for "
+                                        "sessions.start, the 'completed' event for sessions.end.")
     timestamp: str = Field(description="When the server recorded it (ISO 8601, UTC, milliseconds, Z).")
+    source: Literal["session_manager"] = SEED_SOURCE
     status: SessionStatus
     version: int
-    source: Literal["sessionflow"] = SERVICE_SOURCE
+    session_notes: str | None = Field(default=None, description="As given on start (metadata.session_notes).")
+    is_training_data: bool | None = Field(default=None, description="As given on start.")
+    training_intent_label: str | None = Field(default=None, description="As given on start.")
 
 
 #: What ``/healthz`` and ``/readyz`` return (no docstring: it would change the published schema).

@@ -133,7 +133,8 @@ def _validation_body(error: RequestValidationError) -> dict[str, Any]:
         elif kind == "extra_forbidden":
             problem = _SERVER_FIELDS.get(name, "unknown field")
         elif name == "source" and kind == "literal_error":
-            problem = f"must be {SERVICE_SOURCE!r} (the service's own) if given"
+            expected = (item.get("ctx") or {}).get("expected", repr(SERVICE_SOURCE))
+            problem = f"must be {expected} if given"
         problems.append({"field": name, "problem": problem})
     first = problems[0] if problems else {"field": "body", "problem": "invalid request"}
     body = InvalidInput(first["field"], first["problem"]).to_dict()

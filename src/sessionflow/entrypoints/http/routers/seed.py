@@ -1,31 +1,48 @@
 """The compatibility routes of the seed design: ``/session_manager/sessions.start`` (create a session for a
 user and start it) and ``/session_manager/sessions.end`` (complete a user's session).
 
-Each answers a :class:`~..bodies.SeedRecord` naming the event it recorded. A start the manager refuses takes
-the new session back, so no half-made session remains. They follow the rules of ``/sessions``: a service
-principal needs ``sessions:write``; a user principal starts sessions only for itself (another ``user_id`` is
-403, and nothing is created) and ends only its own (another user's session is 404).
+Each answers a :class:`~..bodies.SeedRecord`: the seed's boundary event (``user_id``, ``session_id``,
+``performer_id``, the recorded event's ``record_id`` and ``timestamp``, ``source`` ``"session_manager"``) with
+the session's status and version. ``sessions.start`` is ONE write (``create(..., start=True)``): the start is
+decided before anything is written and committed with the creation, so a refused or failed start creates no
+session and records nothing (a 409 names the user's active session in ``active_session_id``). ``source``, if
+sent, must be exactly ``"session_manager"``. The seed's session fields ``session_notes``, ``is_training_data``
+and ``training_intent_label`` are kept in the session's metadata and echoed. They follow the rules of
+``/sessions``: a service principal needs ``sessions:write``; a user principal starts sessions only for itself
+(another ``user_id`` is 403, and nothing is created) and ends only its own (another user's session is 404).
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from sessionflow import SYSTEM
+from sessionflow import Session, SessionEvent
 from sessionflow.domain.values import format_timestamp
 from sessionflow.entrypoints.http.auth import Writer
 from sessionflow.entrypoints.http.bodies import SeedEndBody, SeedRecord, SeedStartBody
 from sessionflow.entrypoints.http.openapi import error_responses
 from sessionflow.entrypoints.http.state import ManagerDep
-from sessionflow.errors import InvalidInput, SessionflowError, SessionUserMismatch
+from sessionflow.errors import InvalidInput, SessionUserMismatch
 
 __all__ = ["router"]
 
-logger = logging.getLogger("sessionflow.http")
+#: The seed's session fields a start keeps in the session's metadata (and echoes).
+_SEED_FIELDS = ("session_notes", "is_training_data", "training_intent_label")
+
+
+def _record(session: Session, event: SessionEvent) -> Response:
+    """The answer of both routes: the boundary event of ``event`` (recorded on ``session``)."""
+    metadata = session.metadata
+    extra: dict[str, Any] = {name: metadata.get(name) for name in _SEED_FIELDS
+                             if isinstance(metadata.get(name), str | bool)}
+    record = SeedRecord(user_id=session.user_id, session_id=session.id, performer_id=event.performer_id,
+                        record_id=event.record_id, timestamp=format_timestamp(event.timestamp),
+                        status=session.status, version=session.version, **extra)
+    return JSONResponse(record.model_dump(mode="json"))
 
 
 def router(*, secured: bool) -> APIRouter:
@@ -40,28 +57,19 @@ def router(*, secured: bool) -> APIRouter:
         performer = who.performer(body.performer_id)
         user_id = who.owner_for_create(body.user_id)
         metadata = dict(body.metadata or {})
-        if body.session_notes is not None:
-            if "session_notes" in metadata:
-                raise InvalidInput("session_notes", "given twice: as a field and in metadata")
-            metadata["session_notes"] = body.session_notes
-        created = manager.create(
+        for name in _SEED_FIELDS:
+            value = getattr(body, name)
+            if value is not None:
+                if name in metadata:
+                    raise InvalidInput(name, "given twice: as a field and in metadata")
+                metadata[name] = value
+        who.check_create_started(user_id, performer)
+        started = manager.create(
             performer_id=performer, user_id=user_id, workspace_id=body.workspace_id,
             module_name=body.module_name, file_paths=body.file_paths, metadata=metadata,
-            ttl=None if body.ttl_seconds is None else timedelta(seconds=body.ttl_seconds))
-        try:
-            who.check_write(created.id, performer)
-            started = manager.start(created.id, performer_id=performer, expected_version=created.version)
-        except SessionflowError:
-            # The start was refused: take the new session back so no half-made session remains.
-            try:
-                manager.delete(created.id, performer_id=SYSTEM)
-            except SessionflowError:  # pragma: no cover - best effort
-                logger.exception("could not delete session %s after a refused start", created.id)
-            raise
-        first = manager.history(created.id)[0]
-        return JSONResponse(SeedRecord(session_id=created.id, record_id=first.record_id,
-                                       timestamp=format_timestamp(first.timestamp), status=started.status,
-                                       version=started.version).model_dump(mode="json"))
+            ttl=None if body.ttl_seconds is None else timedelta(seconds=body.ttl_seconds), start=True)
+        event = next(e for e in manager.history(started.id) if e.version == started.version)  # "started"
+        return _record(started, event)
 
     @routes.post("/session_manager/sessions.end", response_model=SeedRecord, tags=["compatibility"],
                  operation_id="seed_sessions_end", summary="Complete a user's session",
@@ -74,8 +82,6 @@ def router(*, secured: bool) -> APIRouter:
         who.check_write(session.id, performer)
         done = manager.complete(session.id, performer_id=performer)
         event = next(e for e in reversed(manager.history(session.id)) if e.version == done.version)
-        return JSONResponse(SeedRecord(session_id=done.id, record_id=event.record_id,
-                                       timestamp=format_timestamp(event.timestamp), status=done.status,
-                                       version=done.version).model_dump(mode="json"))
+        return _record(done, event)
 
     return routes
