@@ -2,25 +2,36 @@
 
 The migration scripts live in the repository's top-level ``alembic/`` folder and are shipped inside the
 wheel as ``sessionflow/_alembic``; :func:`script_location` finds whichever is present.
+
+Opening a database that is already up to date costs one query and no Alembic: :data:`HEAD_REVISION` is the
+newest revision of the scripts, known to the package as a constant (a test checks it against the scripts), and
+:func:`stored_revision` reads the database's revision from ``alembic_version`` with one ``SELECT``. Alembic is
+imported only when a migration is due, or by the functions that need it (:func:`head_revision`,
+:func:`schema_drift`...).
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
-from sessionflow.adapters.sqlalchemy.tables import metadata
 from sessionflow.errors import StoreError
 
-__all__ = ["alembic_config", "current_revision", "head_revision", "schema_drift", "script_location", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["HEAD_REVISION", "VERSION_TABLE", "alembic_config", "current_revision", "head_revision", "is_up_to_date",
+           "schema_drift", "script_location", "stored_revision", "upgrade"]
+
+#: The newest revision of the migration scripts (``alembic/versions``). A new migration changes it too: the
+#: test suite fails while they disagree.
+HEAD_REVISION: Final = "0006"
+#: The table where Alembic records a database's revision.
+VERSION_TABLE: Final = "alembic_version"
 
 _WRITE = "sessionflow_write"
 
@@ -38,6 +49,8 @@ def script_location() -> str:
 
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
     """An Alembic :class:`~alembic.config.Config` for sessionflow's scripts (no ``alembic.ini`` needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", script_location())
     if url is not None:
@@ -48,7 +61,10 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
 
 
 def head_revision() -> str:
-    """The newest revision the scripts know."""
+    """The newest revision the scripts know (read from the scripts by Alembic; :data:`HEAD_REVISION` is the
+    same without Alembic)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the scripts always have a head
         raise StoreError("no migration head found")
@@ -56,16 +72,43 @@ def head_revision() -> str:
 
 
 def current_revision(conn: Connection) -> str | None:
-    """The revision the database is at (``None`` for an empty database)."""
+    """The revision the database is at (``None`` for an empty database), as Alembic reads it."""
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
+
+
+def stored_revision(conn: Connection) -> str | None:
+    """The database's revision read with one query, without Alembic; ``None`` unless the database records exactly
+    one (an empty database, no version table yet, several heads: Alembic then takes a look)."""
+    try:
+        rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).fetchall()
+    except DBAPIError:  # no version table yet (an empty database), or not readable
+        rows = []
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
+def is_up_to_date(engine: Engine) -> bool:
+    """Whether ``engine``'s database is at :data:`HEAD_REVISION` (one query, no Alembic)."""
+    with engine.connect() as conn:
+        return stored_revision(conn) == HEAD_REVISION
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Bring the schema of ``engine``'s database up to ``revision``; safe to run from many processes.
 
-    Returns the revision the database was at before. On PostgreSQL an advisory lock serialises
-    concurrent upgrades; on SQLite the write transaction (``BEGIN IMMEDIATE``) does.
+    Returns the revision the database was at before. A database already at the head costs one query (Alembic is
+    not imported). On PostgreSQL an advisory lock serialises concurrent upgrades; on SQLite the write
+    transaction (``BEGIN IMMEDIATE``) does.
     """
+    with engine.connect() as conn:
+        if revision == "head" and stored_revision(conn) == HEAD_REVISION:
+            return HEAD_REVISION
+    from alembic import command
+
     head = head_revision()
     with engine.connect() as conn:
         if revision == "head" and current_revision(conn) == head:
@@ -85,6 +128,11 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
 
 def schema_drift(engine: Engine) -> list[Any]:
     """Differences between the tables' definition and the database (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from sessionflow.adapters.sqlalchemy.tables import metadata
+
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         return list(compare_metadata(context, metadata))
