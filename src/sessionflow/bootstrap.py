@@ -157,7 +157,7 @@ def create_engine(
     raw = url or DEFAULT_URL
     try:
         parsed = make_url(raw)
-    except ArgumentError as error:
+    except (ArgumentError, ValueError) as error:  # ValueError: a port that is not a number
         raise InvalidInput("url", f"not a database URL: {error}") from None
     backend = parsed.get_backend_name()
     try:
@@ -167,21 +167,38 @@ def create_engine(
             if parsed.database in (None, "", ":memory:"):
                 options["poolclass"] = StaticPool
             engine = sqlalchemy.create_engine(parsed, **options)
-            install_sqlite_pragmas(engine, synchronous=sqlite_synchronous,
-                                   busy_timeout_ms=int(sqlite_busy_timeout * 1000))
-            return engine
-        options = {}
-        if backend == "postgresql":
-            # Single statements (the hot path, reads) then cost one round trip; the store begins its
-            # write transactions explicitly, and migrations switch a connection back to READ COMMITTED.
-            options["isolation_level"] = "AUTOCOMMIT"
-        return sqlalchemy.create_engine(
-            parsed, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout,
-            pool_recycle=pool_recycle, pool_pre_ping=pool_pre_ping, **options)
+        else:
+            options = {}
+            if backend == "postgresql":
+                # Single statements (the hot path, reads) then cost one round trip; the store begins its
+                # write transactions explicitly, and migrations switch a connection back to READ COMMITTED.
+                options["isolation_level"] = "AUTOCOMMIT"
+            engine = sqlalchemy.create_engine(
+                parsed, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout,
+                pool_recycle=pool_recycle, pool_pre_ping=pool_pre_ping, **options)
     except (NoSuchModuleError, ImportError) as error:
-        raise InvalidInput("url", f"no driver for {parsed.drivername!r}: {error}") from None
+        raise _no_driver(parsed.drivername, error) from None
     except (ArgumentError, TypeError, ValueError) as error:
         raise InvalidInput("url", str(error)) from None
+    if getattr(engine.dialect, "is_async", False):
+        engine.dispose()
+        raise InvalidInput("url", f"{parsed.drivername!r} is an asyncio driver: open it with "
+                                  f"sessionflow.AsyncSessionManager ({ASYNCIO_EXTRA}); SessionManager and the "
+                                  "command line take a synchronous driver, such as postgresql+psycopg://")
+    if backend == "sqlite":
+        install_sqlite_pragmas(engine, synchronous=sqlite_synchronous, busy_timeout_ms=int(sqlite_busy_timeout * 1000))
+    return engine
+
+
+#: What installs the asyncio support (SQLAlchemy's greenlet bridge).
+ASYNCIO_EXTRA = "pip install 'sessionflow[asyncio]'"
+
+
+def _no_driver(drivername: str, error: BaseException) -> InvalidInput:
+    """The error for a URL whose driver cannot be loaded; a missing greenlet names sessionflow's extra."""
+    if "greenlet" in str(error):
+        return InvalidInput("url", f"{drivername!r} needs SQLAlchemy's asyncio support: {ASYNCIO_EXTRA}")
+    return InvalidInput("url", f"no driver for {drivername!r}: {error}")
 
 
 def create_store(url: str | None = None, *, migrate: bool = True, cache_size: int = 10_000,
@@ -241,7 +258,10 @@ def create_redis_store(url: str, *, cache_size: int = 10_000, redis_prefix: str 
         return RedisEventStore.from_url(url, prefix=redis_prefix, cache_size=cache_size, retries=redis_retries,
                                         socket_timeout=redis_socket_timeout, max_connections=redis_max_connections)
     except (ValueError, TypeError) as error:
-        raise InvalidInput("url", f"not a Redis URL: {error}") from None
+        # redis-py's message may quote a piece of a URL it misread: not when the URL carries credentials
+        detail = f": {error}" if "@" not in url else (
+            " (redis://[user:password@]host[:port][/db]; a password's / @ : % are written percent-encoded)")
+        raise InvalidInput("url", f"not a Redis URL{detail}") from None
 
 
 def build(url: str | None = None, *, manager_class: type[M] = SessionManager,  # type: ignore[assignment]

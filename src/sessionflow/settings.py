@@ -31,7 +31,6 @@ which names each offending setting and its environment variable.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -229,7 +228,7 @@ class Settings(BaseSettings):
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
-            yield name, (mask_password(value) if name == "database_url" and isinstance(value, str) else value)
+            yield name, (_masked_url(value) if name == "database_url" and isinstance(value, str) else value)
 
 
 def env_name(location: tuple[str | int, ...]) -> str:
@@ -237,9 +236,27 @@ def env_name(location: tuple[str | int, ...]) -> str:
     return ENV_PREFIX + _NESTED.join(str(part) for part in location).upper()
 
 
-def mask_password(url: str) -> str:
-    """``url`` with the password of its ``user:password@`` part replaced by ``***``."""
-    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+def _masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (the command line shows URLs through SQLAlchemy's
+    ``make_url(url).render_as_string(hide_password=True)``; this module does not load SQLAlchemy).
+
+    The URL is read as SQLAlchemy reads it — the user name runs to the first ``:`` or ``/``, the password from
+    that ``:`` to the next ``@``, whatever it holds (``/``, ``:``, ``%``...) — and, since a Redis client reads a
+    password holding an ``@`` that was not percent-encoded up to the last ``@`` before the host, what precedes
+    that last ``@`` is hidden too. A URL without a password is returned as it is.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    user_end = next((index for index, char in enumerate(rest) if char in ":/"), len(rest))
+    if user_end == len(rest) or rest[user_end] != ":":
+        return url  # no password: "host:port" has no "@" after it, a path starts with "/"
+    first_at = rest.find("@", user_end)
+    if first_at < 0:
+        return url
+    netloc_end = min((index for index in (rest.find(char) for char in "/?#") if index >= 0), default=len(rest))
+    password_end = max(first_at, rest.rfind("@", 0, netloc_end))
+    return f"{scheme}://{rest[:user_end]}:***{rest[password_end:]}"
 
 
 def _settings_error(error: ValidationError) -> SettingsError:

@@ -16,6 +16,7 @@ index makes "overdue and not terminal" a range scan for the sweeper.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -31,7 +32,8 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = ["NAMING_CONVENTION", "consumers", "from_millis", "metadata", "session_events", "sessions", "to_millis"]
 
@@ -60,7 +62,22 @@ def from_millis(value: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=value)
 
 
-_Json = JSON().with_variant(JSONB(), "postgresql")
+class JsonDocument(TypeDecorator[Any]):
+    """JSON, stored as JSONB on PostgreSQL; the PostgreSQL dialect is imported only there (a command on SQLite
+    does not pay for it)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
+_Json = JsonDocument()
 
 session_events = Table(
     "session_events",

@@ -13,23 +13,29 @@ methods, prints the result and maps the library's errors to exit codes. The rule
 - Progress bars (on stderr) only when both stdout and stderr are terminals.
 
 This module assembles the typer ``app`` and :class:`Cli` from the command groups, one module each:
-:mod:`~.sessions`, :mod:`~.history` (and export), :mod:`~.feed` (the global event feed), :mod:`~.worker` (and
-serve), :mod:`~.maintenance` (db upgrade, rebuild, verify), :mod:`~.diagrams`, :mod:`~.scenarios` and
-:mod:`~.demo`. They share :mod:`~.context` (the settings, performer, output and manager), :mod:`~.options` (shared
-and global options), :mod:`~.running` (how a command runs and fails), :mod:`~.render` (all output),
+:mod:`~.sessions`, :mod:`~.apply` (writes read as JSON lines), :mod:`~.history` (and export), :mod:`~.feed` (the
+global event feed), :mod:`~.worker` (and serve), :mod:`~.maintenance` (db upgrade, rebuild, verify),
+:mod:`~.diagrams`, :mod:`~.scenarios`, :mod:`~.completion` and :mod:`~.demo`. They share :mod:`~.context` (the
+settings, performer, output and manager), :mod:`~.options` (shared and global options), :mod:`~.group` (the
+commands built on first use), :mod:`~.running` (how a command runs and fails), :mod:`~.render` (all output),
 :mod:`~.parsing`, :mod:`~.errors` (exit codes) and :mod:`~.logs`. The commands are methods of :class:`Cli`, which
 ``sessionflow demo`` drives as a program would. See ``docs/cli.md``.
+
+Starting is cheap: the command groups import the library (the models, the store, SQLAlchemy, rich) inside the
+commands that use it, so ``sessionflow --help`` loads typer alone and a write loads what it writes with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from sessionflow.entrypoints.cli import (
+    apply,
+    completion,
     demo,
     diagrams,
     feed,
@@ -38,10 +44,12 @@ from sessionflow.entrypoints.cli import (
     migrate,
     retention,
     scenarios,
+    schema,
     sessions,
     worker,
 )
 from sessionflow.entrypoints.cli.errors import EXIT_CODES, CliError, ExitCode, exit_code_for
+from sessionflow.entrypoints.cli.group import lazy_group
 from sessionflow.entrypoints.cli.logs import StderrHandler
 from sessionflow.entrypoints.cli.options import DbOption, Globals, JsonOption
 from sessionflow.entrypoints.cli.parsing import parse_duration
@@ -53,11 +61,12 @@ _StderrHandler = StderrHandler  # its name from when the command line was one mo
 
 
 class Cli(demo.DemoCommands, feed.FeedCommands, maintenance.MaintenanceCommands, diagrams.DiagramCommands,
-          retention.RetentionCommands):
+          retention.RetentionCommands, apply.ApplyCommands):
     """The commands of ``sessionflow`` as methods: each calls the manager and prints its result.
 
     Every command group's methods in one class (the session commands, ``history``/``export``, ``events``,
-    ``worker``/``serve``, ``db upgrade``/``rebuild``/``verify``, ``diagram``); every command runs through it.
+    ``worker``/``serve``, ``db upgrade``/``rebuild``/``verify``, ``diagram``, ``apply``); every command runs
+    through it.
     ``settings`` say where the database is and how sessions behave; the manager is opened on first use and
     closed by :meth:`close` (or leaving a ``with`` block). ``manager`` may be given instead (it is then not
     closed here).
@@ -73,12 +82,19 @@ Every command takes --db URL (or SESSIONFLOW_DATABASE_URL; default sqlite:///./s
 
 _EPILOG = "\b\nExit codes (see docs/cli.md):\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
 
-app = typer.Typer(name="sessionflow", help=_HELP, epilog=_EPILOG, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode=None,
+#: The commands of ``sessionflow``, ``db`` and ``scenario`` (name → function), in the order ``--help`` lists them;
+#: each is built when it is run or listed (see :mod:`~.group`).
+COMMANDS: dict[str, Callable[..., Any]] = {}
+DB_COMMANDS: dict[str, Callable[..., Any]] = {}
+SCENARIO_COMMANDS: dict[str, Callable[..., Any]] = {}
+
+app = typer.Typer(name="sessionflow", help=_HELP, epilog=_EPILOG, no_args_is_help=True, add_completion=True,
+                  pretty_exceptions_enable=False, rich_markup_mode=None, cls=lazy_group(COMMANDS),
                   context_settings={"help_option_names": ["-h", "--help"]})
-db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True, cls=lazy_group(DB_COMMANDS))
 app.add_typer(db_app, name="db")
-scenario_app = typer.Typer(help="Scripted scenarios on a frozen clock.", no_args_is_help=True)
+scenario_app = typer.Typer(help="Scripted scenarios on a frozen clock.", no_args_is_help=True,
+                           cls=lazy_group(SCENARIO_COMMANDS))
 app.add_typer(scenario_app, name="scenario")
 
 
@@ -112,31 +128,36 @@ def _root(
 
 
 # The commands, in the order ``sessionflow --help`` lists them.
-app.command("create")(sessions.create)
-app.command("send")(sessions.send)
-app.command("start")(sessions.start)
-app.command("record-file")(sessions.record_file)
-app.command("note")(sessions.note)
-app.command("complete")(sessions.complete)
-app.command("fail")(sessions.fail)
-app.command("touch")(sessions.touch)
-app.command("delete")(sessions.delete)
-app.command("show")(sessions.show)
-app.command("list")(sessions.list_)
-app.command("history")(history.history)
-app.command("events")(feed.events)
-app.command("expire")(sessions.expire)
-app.command("worker")(worker.worker)
-app.command("serve")(worker.serve)
-db_app.command("upgrade")(maintenance.db_upgrade)
-app.command("rebuild")(maintenance.rebuild)
-app.command("verify")(maintenance.verify)
-app.command("purge")(retention.purge)
-app.command("migrate-store")(migrate.migrate_store)
-app.command("export")(history.export)
-app.command("diagram")(diagrams.diagram)
-app.command("demo")(demo.demo)
-scenario_app.command("run")(scenarios.scenario_run)
+COMMANDS.update({
+    "create": sessions.create,
+    "send": sessions.send,
+    "start": sessions.start,
+    "record-file": sessions.record_file,
+    "note": sessions.note,
+    "complete": sessions.complete,
+    "fail": sessions.fail,
+    "touch": sessions.touch,
+    "delete": sessions.delete,
+    "apply": apply.apply,
+    "show": sessions.show,
+    "list": sessions.list_,
+    "history": history.history,
+    "events": feed.events,
+    "expire": sessions.expire,
+    "worker": worker.worker,
+    "serve": worker.serve,
+    "rebuild": maintenance.rebuild,
+    "verify": maintenance.verify,
+    "purge": retention.purge,
+    "migrate-store": migrate.migrate_store,
+    "export": history.export,
+    "diagram": diagrams.diagram,
+    "demo": demo.demo,
+    "completion": completion.completion,
+})
+DB_COMMANDS["upgrade"] = maintenance.db_upgrade
+SCENARIO_COMMANDS["run"] = scenarios.scenario_run
+COMMANDS["schema"] = schema.schema
 
 
 def main(argv: Sequence[str] | None = None) -> None:

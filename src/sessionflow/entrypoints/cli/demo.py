@@ -12,13 +12,12 @@ from typing import Annotated
 from uuid import UUID, uuid4
 
 import typer
-from rich.markup import escape
 
-from sessionflow import SessionflowError
 from sessionflow.entrypoints.cli.errors import CliError, error_document
 from sessionflow.entrypoints.cli.history import HistoryCommands
 from sessionflow.entrypoints.cli.options import DbOption, JsonOption
 from sessionflow.entrypoints.cli.parsing import mask_url, parse_duration
+from sessionflow.entrypoints.cli.render import escape
 from sessionflow.entrypoints.cli.running import handled, open_commands
 from sessionflow.entrypoints.cli.sessions import SessionCommands
 from sessionflow.entrypoints.cli.worker import WorkerCommands
@@ -53,6 +52,8 @@ class Demo:
 
     def refused(self, call: Callable[[], object]) -> None:
         """Run a command that the library refuses, showing the one-line error and exit code."""
+        from sessionflow import SessionflowError
+
         try:
             call()
         except SessionflowError as error:
@@ -138,11 +139,9 @@ class Demo:
 @handled
 def demo(
     ctx: typer.Context,
-    ttl: Annotated[timedelta, typer.Option(
-        "--ttl", metavar="DURATION", parser=parse_duration,
-        help="TTL of the sessions left to expire.")] = timedelta(seconds=1),
+    ttl: Annotated[str, typer.Option("--ttl", metavar="DURATION", help="TTL of the sessions left to expire.")] = "1s",
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """Drive sessions down every path (completed, failed, deleted, expired by the worker) and show histories."""
     with open_commands(ctx, DemoCommands, db=db, json_output=json_output) as cli:
-        Demo(cli, short_ttl=ttl).run()
+        Demo(cli, short_ttl=parse_duration(ttl, "--ttl")).run()

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from sessionflow import SessionStatus
 from sessionflow.entrypoints.cli.context import CommandContext
 from sessionflow.entrypoints.cli.errors import CliError, ExitCode
 from sessionflow.entrypoints.cli.options import DbOption, JsonOption
+from sessionflow.entrypoints.cli.render import escape
 from sessionflow.entrypoints.cli.running import handled, open_commands, register_lifecycles
 
 __all__ = ["DiagramCommands", "DiagramFormat", "diagram"]
@@ -27,6 +26,8 @@ class DiagramCommands(CommandContext):
 
     def counts(self) -> dict[str, int]:
         """Sessions per state (deleted ones excluded), after expiring the overdue ones as reads do."""
+        from sessionflow import SessionStatus
+
         manager = self.manager
         manager.expire_sessions()
         return {status.value: manager.count(status) for status in SessionStatus}

@@ -2,7 +2,8 @@
 
 Owns :class:`ExitCode` and its documented table :data:`EXIT_CODES`, :class:`CliError` (a failure of the command
 line itself rather than of the library), the mapping of every error to its exit code (:func:`exit_code_for`),
-and the one-line report of an error on stderr (:func:`report_error`; with ``--json``, one JSON object).
+the JSON form of an error (:func:`error_document`) and the one-line report of an error on stderr
+(:func:`report_error`; with ``--json``, one JSON object).
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def one_line(text: str) -> str:
 
 
 def error_document(error: BaseException) -> dict[str, Any]:
-    """The JSON form of a command's error: the library's ``to_dict()`` plus ``exit_code``."""
+    """The JSON form of a command's error: the library's ``to_dict()`` plus ``exit_code`` and ``exit_name`` (the
+    :class:`ExitCode`'s name in lower case: ``not_found``, ``usage``...)."""
     if isinstance(error, SessionflowError | CliError):
         data = error.to_dict()
     elif _is_database_error(error):
@@ -144,7 +146,9 @@ def error_document(error: BaseException) -> dict[str, Any]:
         data = {"error": type(error).__name__, "code": "unexpected_error",
                 "message": f"unexpected {type(error).__name__}: {error}"}
     data["message"] = one_line(data.get("message", ""))
-    data["exit_code"] = int(exit_code_for(error))
+    code = exit_code_for(error)
+    data["exit_code"] = int(code)
+    data["exit_name"] = code.name.lower()
     return data
 
 

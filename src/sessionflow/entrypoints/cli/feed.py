@@ -2,23 +2,28 @@
 
 Owns :class:`FeedCommands` and the typer function of the command. ``--consumer NAME`` reads as a named consumer:
 the feed resumes after the position stored under NAME, and each batch's position is stored once it is printed
-(at-least-once, see ``docs/events.md``).
+(at-least-once, see ``docs/events.md``). ``--follow`` has the short form ``-F`` (``-f`` is ``--file`` elsewhere)
+and ``--for DURATION`` stops it, as for ``worker``; the old ``-f`` and ``--duration SECONDS`` still work, with a
+deprecation warning, until the next minor release.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sessionflow import SessionEvent
 from sessionflow.entrypoints.cli.context import CommandContext
 from sessionflow.entrypoints.cli.errors import CliError, ExitCode
-from sessionflow.entrypoints.cli.options import DbOption, JsonOption
+from sessionflow.entrypoints.cli.options import DbOption, JsonOption, deprecated_option
+from sessionflow.entrypoints.cli.parsing import parse_duration
 from sessionflow.entrypoints.cli.running import handled, open_commands
 from sessionflow.entrypoints.cli.worker import stop_on_signals
+
+if TYPE_CHECKING:
+    from sessionflow import SessionEvent
 
 __all__ = ["FeedCommands", "events"]
 
@@ -83,16 +88,29 @@ def events(
         show_default=False)] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000,
                                        help="At most this many events (per read with --follow).")] = 1000,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until SIGINT/SIGTERM.")
+    follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep printing new events until SIGINT/SIGTERM.")
                       ] = False,
     consumer: Annotated[str | None, typer.Option(
         "--consumer", metavar="NAME", help="Read as the named consumer: resume after its stored position and "
                                            "store it as events are printed.", show_default=False)] = None,
-    duration: Annotated[float | None, typer.Option(
-        "--duration", min=0.0, metavar="SECONDS", help="With --follow, stop after this long.",
+    duration: Annotated[str | None, typer.Option(
+        "--for", metavar="DURATION", help="With --follow, stop after this long (90, 30s, 15m...).",
         show_default=False)] = None,
+    old_follow: Annotated[bool, typer.Option("-f", hidden=True, help="Deprecated: --follow.")] = False,
+    old_duration: Annotated[str | None, typer.Option(
+        "--duration", metavar="SECONDS", hidden=True, help="Deprecated: --for.", show_default=False)] = None,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """The global event feed, in commit order (JSON lines with --json, each with its position)."""
+    if old_follow:
+        deprecated_option("events", "-f", "--follow (or -F)")
+        follow = True
+    if old_duration is not None:
+        deprecated_option("events", "--duration SECONDS", "--for DURATION")
+        if duration is not None:
+            raise CliError("give --for DURATION only (--duration is its deprecated spelling)", code="usage",
+                           exit_code=ExitCode.USAGE)
+        duration = old_duration
+    seconds = None if duration is None else parse_duration(duration, "--for").total_seconds()
     with open_commands(ctx, FeedCommands, db=db, json_output=json_output, long_running=follow) as cli:
-        cli.events(after=after, limit=limit, follow=follow, consumer=consumer, duration=duration)
+        cli.events(after=after, limit=limit, follow=follow, consumer=consumer, duration=seconds)

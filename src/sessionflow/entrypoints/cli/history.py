@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import builtins
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
-from rich.markup import escape
 
-from sessionflow import SessionEvent
 from sessionflow.entrypoints.cli.context import CommandContext
 from sessionflow.entrypoints.cli.errors import CliError
 from sessionflow.entrypoints.cli.options import DbOption, JsonOption, SessionArgument
+from sessionflow.entrypoints.cli.render import escape
 from sessionflow.entrypoints.cli.running import handled, open_commands
+
+if TYPE_CHECKING:
+    from sessionflow import SessionEvent
 
 __all__ = ["HistoryCommands", "export", "history"]
 

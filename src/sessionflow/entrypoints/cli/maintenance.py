@@ -9,13 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from sessionflow import StoreError
 from sessionflow.entrypoints.cli.context import CommandContext
 from sessionflow.entrypoints.cli.errors import ExitCode
 from sessionflow.entrypoints.cli.options import DbOption, JsonOption
 from sessionflow.entrypoints.cli.parsing import mask_url
+from sessionflow.entrypoints.cli.render import escape
 from sessionflow.entrypoints.cli.running import handled, open_commands
 
 __all__ = ["MaintenanceCommands", "db_upgrade", "rebuild", "verify"]
@@ -30,6 +29,7 @@ class MaintenanceCommands(CommandContext):
 
         from sessionflow.adapters.sqlalchemy.migrations import head_revision, upgrade
         from sessionflow.bootstrap import create_engine
+        from sessionflow.errors import StoreError
 
         engine = create_engine(self.url)
         try:

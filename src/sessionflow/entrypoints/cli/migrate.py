@@ -18,21 +18,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
-from rich.markup import escape
 
-from sessionflow.application.ports import Change, EventStore
 from sessionflow.entrypoints.cli.context import refuse_in_memory
 from sessionflow.entrypoints.cli.errors import ExitCode, one_line
 from sessionflow.entrypoints.cli.logs import engine_logging
 from sessionflow.entrypoints.cli.options import JsonOption, globals_of
 from sessionflow.entrypoints.cli.parsing import mask_url
-from sessionflow.entrypoints.cli.render import Output
+from sessionflow.entrypoints.cli.render import Output, escape
 from sessionflow.entrypoints.cli.running import handled, register_lifecycles
 from sessionflow.errors import InvalidInput, StoreError
+
+if TYPE_CHECKING:
+    from sessionflow.application.ports import EventStore
 
 __all__ = ["MigrationReport", "copy_store", "migrate_store", "open_any_store", "refusal_reason", "verify_copy"]
 
@@ -116,32 +117,36 @@ def copy_store(source: EventStore, target: EventStore, report: MigrationReport,
         raise InvalidInput("to", "the target store already holds sessions: copy only into an empty store, or "
                                  "give --resume to copy what is missing")
     for sid in sorted(source.session_ids(), key=str):
-        if sid in present:
-            report.already_present += 1
-            if progress is not None:
-                progress(1)
-            continue
-        try:
-            session, events = source.read_together(sid)
-        except InvalidInput as error:  # data the library refuses today, stored by an older version
-            report.skipped.append((sid, f"the source's data was refused: {one_line(error.message)}"))
-            continue
-        if session is None or not events:
-            report.differences.append(f"{sid}: no projection or no events in the source; not copied")
-            continue
-        try:
-            target.append(Change(session=session, events=tuple(events), expected_version=0))
-        except (InvalidInput, StoreError) as error:
-            reason = refusal_reason(error)
-            if reason is None:
-                raise
-            report.skipped.append((sid, f"the target refused it: {reason}"))
-            continue
-        report.sessions += 1
-        report.events += len(events)
+        _copy_one(source, target, sid, report, present)
         if progress is not None:
-            progress(1)
+            progress(1)  # every session of the source counts, copied or not
     return report
+
+
+def _copy_one(source: EventStore, target: EventStore, sid: UUID, report: MigrationReport, present: set[UUID]) -> None:
+    from sessionflow.application.ports import Change
+
+    if sid in present:
+        report.already_present += 1
+        return
+    try:
+        session, events = source.read_together(sid)
+    except InvalidInput as error:  # data the library refuses today, stored by an older version
+        report.skipped.append((sid, f"the source's data was refused: {one_line(error.message)}"))
+        return
+    if session is None or not events:
+        report.differences.append(f"{sid}: no projection or no events in the source; not copied")
+        return
+    try:
+        target.append(Change(session=session, events=tuple(events), expected_version=0))
+    except (InvalidInput, StoreError) as error:
+        reason = refusal_reason(error)
+        if reason is None:
+            raise
+        report.skipped.append((sid, f"the target refused it: {reason}"))
+        return
+    report.sessions += 1
+    report.events += len(events)
 
 
 def _strip(events: list[Any]) -> list[Any]:
@@ -176,9 +181,10 @@ def verify_copy(source: EventStore, target: EventStore, report: MigrationReport)
     return report
 
 
-def migrate(source_url: str, target_url: str, *, resume: bool = False) -> MigrationReport:
+def migrate(source_url: str, target_url: str, *, resume: bool = False, out: Output | None = None) -> MigrationReport:
     """Copy ``source_url``'s sessions into ``target_url`` (with ``resume``: those it does not hold yet), verify,
-    and return the report."""
+    and return the report. ``out`` draws the copy's progress bar, out of the source's number of sessions (on a
+    terminal)."""
     refuse_in_memory(source_url, "--from")
     refuse_in_memory(target_url, "--to")
     if source_url == target_url:
@@ -188,7 +194,11 @@ def migrate(source_url: str, target_url: str, *, resume: bool = False) -> Migrat
     try:
         target = open_any_store(target_url)
         try:
-            copy_store(source, target, report, resume=resume)
+            if out is not None and out.interactive:
+                with out.progress("copying sessions", len(source.session_ids())) as advance:
+                    copy_store(source, target, report, advance, resume=resume)
+            else:
+                copy_store(source, target, report, resume=resume)
             verify_copy(source, target, report)
         finally:
             target.close()
@@ -219,7 +229,7 @@ def migrate_store(
     register_lifecycles(g.lifecycles)
     out = Output(json_mode=json_output or g.json)
     with engine_logging(g.verbose):
-        report = migrate(source, target, resume=resume)
+        report = migrate(source, target, resume=resume, out=out)
     if out.json:
         out.document(report.to_dict())
     else:

@@ -1,14 +1,14 @@
 """Values typed on the command line, read into Python values.
 
-Owns the parsers of option values — durations (``--ttl 15m``), JSON objects (``--metadata``), an event's
-``--arg KEY=VALUE`` pairs — and :func:`mask_url`, which hides a database URL's password before it is printed.
-A malformed value is a usage error (exit 2).
+Owns the parsers of option values — durations (``--ttl 15m``, in the one grammar of
+:mod:`sessionflow.domain.durations`), JSON objects (``--metadata``), an event's ``--arg KEY=VALUE`` pairs — and
+:func:`mask_url`, which hides a URL's password before it is printed. A malformed value is a usage error (exit 2):
+a duration's is reported on one line, like every error of the command line.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -19,19 +19,21 @@ from sessionflow.entrypoints.cli.errors import CliError, ExitCode
 
 __all__ = ["mask_url", "parse_arguments", "parse_duration", "parse_json_object"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
-_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
+def parse_duration(text: str | timedelta, option: str = "duration") -> timedelta:
+    """``"90"``/``"90s"``, ``"500ms"``, ``"15m"``, ``"2h"``, ``"1d"``, ``"1h30m"``, ``"1.5h"`` → a timedelta (a
+    number alone is seconds), read by :func:`sessionflow.domain.durations.parse_duration`.
 
-def parse_duration(text: str | timedelta) -> timedelta:
-    """``"90"``/``"90s"``, ``"500ms"``, ``"15m"``, ``"2h"``, ``"1.5d"`` → a timedelta (seconds by default)."""
-    if isinstance(text, timedelta):
-        return text
-    match = _DURATION.match(text)
-    if match is None:
-        raise typer.BadParameter(f"{text!r} is not a duration (examples: 30s, 1.5s, 500ms, 15m, 2h, 1d)")
-    unit = (match.group(2) or "s").lower()
-    return timedelta(seconds=float(match.group(1)) * _UNITS[unit])
+    A malformed or out-of-range value raises :class:`CliError`, a usage error (exit 2) whose one line names
+    ``option`` and says what is wrong.
+    """
+    from sessionflow.domain.durations import parse_duration as read
+    from sessionflow.errors import InvalidInput
+
+    try:
+        return read(text, option)
+    except InvalidInput as error:
+        raise CliError(f"invalid {option}: {error.problem}", code="usage", exit_code=ExitCode.USAGE) from None
 
 
 def parse_json_object(text: str | dict[str, Any]) -> dict[str, Any]:
@@ -62,5 +64,26 @@ def parse_arguments(values: Sequence[str] | None) -> dict[str, Any]:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password hidden."""
-    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+    """``url`` with its password replaced by ``***``, as SQLAlchemy renders it
+    (``make_url(url).render_as_string(hide_password=True)``), for a database URL and a Redis URL alike.
+
+    A password holding an ``@`` that was not percent-encoded (which SQLAlchemy reads as part of the host, where
+    a Redis client reads it as part of the password) is hidden whole too. A text that is not a URL is shown as
+    it is when it has no ``@``, else as ``<scheme>://***``; a URL without a password is shown as it was given.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        if "@" not in url:
+            return url
+        scheme, separator, _ = url.partition("://")
+        return f"{scheme}://***" if separator else "***"
+    host = parsed.host or ""
+    if "@" in host:  # the password's "@" was not encoded: what precedes the last "@" is the password's too
+        parsed = parsed.set(host=host.rpartition("@")[2], password=parsed.password or "***")
+    elif parsed.password is None:
+        return url  # nothing to hide: shown as it was given
+    return parsed.render_as_string(hide_password=True)

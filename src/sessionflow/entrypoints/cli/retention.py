@@ -5,39 +5,63 @@ Owns :class:`RetentionCommands`, the typer function of ``purge`` and :func:`pars
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from sessionflow.domain.values import format_timestamp
 from sessionflow.entrypoints.cli.context import CommandContext
+from sessionflow.entrypoints.cli.errors import CliError, ExitCode
 from sessionflow.entrypoints.cli.options import DbOption, JsonOption
 from sessionflow.entrypoints.cli.parsing import parse_duration
+from sessionflow.entrypoints.cli.render import escape
 from sessionflow.entrypoints.cli.running import handled, open_commands
 
 __all__ = ["RetentionCommands", "parse_cutoff", "purge"]
 
 
 def parse_cutoff(text: str, now: datetime) -> datetime:
-    """``--closed-before``: a DURATION ago (``30d``, ``12h``; see ``--ttl``) or an ISO 8601 time with a zone."""
+    """``--closed-before``: a DURATION ago (``30d``, ``12h``; see ``--ttl``) or an ISO 8601 time with a zone.
+
+    A value that is neither is a usage error (exit 2, one line) saying why it is not a duration either (too
+    long, malformed)."""
     try:
-        return now - parse_duration(text)
-    except typer.BadParameter:
-        pass
+        return now - parse_duration(text, "--closed-before")
+    except CliError as error:
+        refused = error
+    except OverflowError:  # a duration too far back for a date
+        raise CliError(f"invalid --closed-before: {text!r} reaches before the year 1", code="usage",
+                       exit_code=ExitCode.USAGE) from None
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is neither a duration (30d, 12h) nor an ISO 8601 time") from None
+        raise CliError(f"{refused.message}; nor is it an ISO 8601 time (2025-01-01T00:00:00Z)", code="usage",
+                       exit_code=ExitCode.USAGE) from None
     if value.tzinfo is None or value.utcoffset() is None:
-        raise typer.BadParameter(f"{text!r} has no time zone (add Z or +00:00)")
+        raise CliError(f"invalid --closed-before: {text!r} has no time zone (add Z or +00:00)", code="usage",
+                       exit_code=ExitCode.USAGE)
     return value
 
 
 class RetentionCommands(CommandContext):
     """Retention: the sessions closed long ago removed, their histories archived first if asked."""
+
+    def _closed_before(self, cutoff: datetime) -> int:
+        """How many sessions a purge at ``cutoff`` would remove, for its progress bar: the closed ones last changed
+        before it, among those created before it (read page after page, as the purge reads them)."""
+        from sessionflow.application.ports import Query
+        from sessionflow.application.retention import is_closed_before
+
+        store = self.manager.store
+        count, after = 0, None
+        while True:
+            page = store.query(Query(include_deleted=True, created_before=cutoff, after=after, limit=1000))
+            count += sum(1 for session in page if is_closed_before(session, cutoff))
+            if len(page) < 1000:
+                return count
+            after = (page[-1].created_at, page[-1].id)
 
     def purge(self, closed_before: str | datetime | timedelta, *, archive: str | Path | None = None,
               batch_size: int = 500) -> dict[str, Any]:
@@ -56,7 +80,8 @@ class RetentionCommands(CommandContext):
             cutoff = now - closed_before
         else:
             cutoff = closed_before
-        with self.out.progress("purging closed sessions", None) as advance:
+        total = self._closed_before(cutoff) if self.out.interactive else None
+        with self.out.progress("purging closed sessions", total) as advance:
             result = manager.purge(closed_before=cutoff, archive=root, batch_size=batch_size, progress=advance)
         data: dict[str, Any] = {"closed_before": format_timestamp(cutoff),
                                 "archive": None if archive is None else str(archive), **result.to_dict()}
@@ -88,5 +113,6 @@ def purge(
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """Remove the sessions closed (final state, or deleted) before a cutoff: events and rows; archive them first."""
+    parse_cutoff(closed_before, datetime.now(UTC))  # a malformed cutoff is refused before the database is opened
     with open_commands(ctx, RetentionCommands, db=db, json_output=json_output) as cli:
         cli.purge(closed_before, archive=archive, batch_size=batch_size)

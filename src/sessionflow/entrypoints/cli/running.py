@@ -1,8 +1,8 @@
 """How a command runs: the commands object it gets, and its errors turned into exit codes.
 
-Owns :func:`open_commands` (reads the settings from the global and the command's options, registers the
-``--lifecycle`` files, and yields the object whose methods do the work, inside the engine's logging; the object
-refuses to open an in-memory database),
+Owns :func:`open_commands` (says where the settings come from — the global and the command's options, the
+environment —, registers the ``--lifecycle`` files, and yields the object whose methods do the work, inside the
+engine's logging; the object reads the settings when it needs them and refuses to open an in-memory database),
 :func:`handled` (every error becomes its one-line report and exit code, never a traceback) and
 :func:`register_lifecycles`.
 """
@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 
-from sessionflow.entrypoints.cli.context import CommandContext
+from sessionflow.entrypoints.cli.context import CommandContext, SettingsSource
 from sessionflow.entrypoints.cli.errors import report_error
 from sessionflow.entrypoints.cli.logs import engine_logging
 from sessionflow.entrypoints.cli.options import globals_of
@@ -51,6 +51,8 @@ def handled(func: Callable[P, None]) -> Callable[P, None]:
 
 def register_lifecycles(files: Sequence[str]) -> list[Any]:
     """Load lifecycle files given with ``--lifecycle`` into the process-wide registry."""
+    if not files:
+        return []
     from sessionflow.domain.definitions import default_registry
     from sessionflow.loader import load_definition
 
@@ -70,14 +72,11 @@ def open_commands(ctx: typer.Context, kind: type[C], *, db: str | None = None, p
     retry warnings on stderr (see :func:`~sessionflow.entrypoints.cli.logs.engine_logging`).
     """
     g = globals_of(ctx)
-    from sessionflow import Settings
-
     register_lifecycles(g.lifecycles)
     url = db or g.db
-    overrides: dict[str, Any] = {"database_url": url} if url else {}
-    settings = Settings.from_env(g.config, **overrides)
+    source = SettingsSource(g.config, {"database_url": url} if url else {})
     factory: type[C] = g.commands if issubclass(g.commands, kind) else kind
     with engine_logging(g.verbose, long_running=long_running), factory(
-            settings, performer=performer or g.performer, json_mode=json_output or g.json,
-            durable_only=True) as commands:
+            performer=performer or g.performer, json_mode=json_output or g.json, durable_only=True,
+            source=source) as commands:
         yield commands

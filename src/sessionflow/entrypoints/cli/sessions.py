@@ -10,17 +10,25 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
 
-from sessionflow import EventType, Session, SessionStatus
-from sessionflow.application.reads import cursor_of
 from sessionflow.entrypoints.cli.context import CommandContext
-from sessionflow.entrypoints.cli.options import DbOption, ExpectOption, JsonOption, PerformerOption, SessionArgument
+from sessionflow.entrypoints.cli.options import (
+    DbOption,
+    ExpectOption,
+    JsonOption,
+    PerformerOption,
+    SessionArgument,
+    StatusChoice,
+)
 from sessionflow.entrypoints.cli.parsing import parse_arguments, parse_duration, parse_json_object
 from sessionflow.entrypoints.cli.running import handled, open_commands
+
+if TYPE_CHECKING:
+    from sessionflow import Session, SessionStatus
 
 __all__ = ["SessionCommands", "complete", "create", "delete", "expire", "fail", "list_", "note", "record_file",
            "send", "show", "start", "touch"]
@@ -104,15 +112,17 @@ class SessionCommands(CommandContext):
         self.out.session(session)
         return session
 
-    def list(self, *, statuses: Sequence[SessionStatus] = (), user: str | None = None,
+    def list(self, *, statuses: Sequence[SessionStatus | str] = (), user: str | None = None,
              workspace: str | None = None, module: str | None = None, lifecycle: str | None = None,
              created_after: datetime | None = None, created_before: datetime | None = None,
              cursor: str | None = None, limit: int = 100, offset: int = 0,
              every: bool = False) -> builtins.list[Session]:
         """List sessions, a page (or with ``every``, page after page, by cursor); JSON lines are printed page by
         page. Given a ``cursor`` (``""``: from the start), the JSON lines end with ``{"next_cursor": ...}``."""
+        from sessionflow.application.reads import cursor_of
+
         found: builtins.list[Session] = []
-        status = list(statuses) or None
+        status = [str(getattr(s, "value", s)) for s in statuses] or None
         after = cursor or None
         while True:
             page = self.manager.list(status=status, user_id=user, workspace_id=workspace, module_name=module,
@@ -137,6 +147,8 @@ class SessionCommands(CommandContext):
 
     def expire(self, session_id: str | UUID | None = None, *, batch_size: int = 1000) -> int:
         """Expire one overdue session, or sweep: expire every overdue session now. Returns how many."""
+        from sessionflow import EventType
+
         manager = self.manager
         if session_id is not None:
             session = manager.expire(session_id)
@@ -169,9 +181,9 @@ def create(
     metadata: Annotated[dict[str, Any] | None, typer.Option(
         "--metadata", metavar="JSON", parser=parse_json_object, help="A JSON object to store with the session.",
         show_default=False)] = None,
-    ttl: Annotated[timedelta | None, typer.Option(
-        "--ttl", metavar="DURATION", parser=parse_duration,
-        help="Time to live: 90, 90s, 500ms, 15m, 2h, 1d (default: the settings' timeout, 1 h).",
+    ttl: Annotated[str | None, typer.Option(
+        "--ttl", metavar="DURATION",
+        help="Time to live: 90, 90s, 500ms, 15m, 2h, 1d, 1h30m (default: the settings' timeout, 1 h).",
         show_default=False)] = None,
     lifecycle: Annotated[str | None, typer.Option(
         "--in", metavar="LIFECYCLE", help="A registered lifecycle (default: session; see --lifecycle FILE).",
@@ -180,8 +192,8 @@ def create(
 ) -> None:
     """Create a session (pending, or its lifecycle's initial state)."""
     with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
-        cli.create(user=user, workspace=workspace, module=module, files=file or (), metadata=metadata, ttl=ttl,
-                   lifecycle=lifecycle)
+        cli.create(user=user, workspace=workspace, module=module, files=file or (), metadata=metadata,
+                   ttl=None if ttl is None else parse_duration(ttl, "--ttl"), lifecycle=lifecycle)
 
 
 @handled
@@ -298,7 +310,7 @@ def _instant(text: str | datetime) -> datetime:
 @handled
 def list_(
     ctx: typer.Context,
-    status: Annotated[list[SessionStatus] | None, typer.Option(
+    status: Annotated[list[StatusChoice] | None, typer.Option(
         "--status", "-s", help="Only these states (repeatable).", case_sensitive=False)] = None,
     user: Annotated[str | None, typer.Option("--user", metavar="ID", help="Only this user's.")] = None,
     workspace: Annotated[str | None, typer.Option("--workspace", metavar="ID", help="Only this workspace.")] = None,
@@ -322,9 +334,9 @@ def list_(
 ) -> None:
     """List sessions, oldest first (JSON lines with --json)."""
     with open_commands(ctx, SessionCommands, db=db, json_output=json_output) as cli:
-        cli.list(statuses=status or (), user=user, workspace=workspace, module=module, lifecycle=lifecycle,
-                 created_after=created_after, created_before=created_before, cursor=cursor, limit=limit,
-                 offset=offset, every=every)
+        cli.list(statuses=[s.value for s in status or ()], user=user, workspace=workspace, module=module,
+                 lifecycle=lifecycle, created_after=created_after, created_before=created_before, cursor=cursor,
+                 limit=limit, offset=offset, every=every)
 
 
 

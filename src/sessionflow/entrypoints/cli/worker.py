@@ -17,17 +17,19 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from sessionflow import EventType, SessionEvent
 from sessionflow.entrypoints.cli.context import CommandContext
 from sessionflow.entrypoints.cli.errors import CliError, ExitCode
 from sessionflow.entrypoints.cli.options import DbOption, JsonOption, globals_of
 from sessionflow.entrypoints.cli.parsing import mask_url, parse_duration
+from sessionflow.entrypoints.cli.render import escape
 from sessionflow.entrypoints.cli.running import handled, open_commands
+
+if TYPE_CHECKING:
+    from sessionflow import SessionEvent
 
 __all__ = ["WorkerCommands", "serve", "stop_on_signals", "worker"]
 
@@ -39,6 +41,8 @@ class WorkerCommands(CommandContext):
                stop: threading.Event | None = None, handle_signals: bool = True) -> int:
         """Run the timeout waker against the database until SIGINT/SIGTERM (or ``duration`` seconds, or
         ``stop`` is set), printing each expiry as it happens. Returns how many sessions it expired."""
+        from sessionflow import EventType
+
         manager = self.manager
         stop = stop if stop is not None else threading.Event()
         cleanup = interval if interval is not None else self.settings.session.cleanup_interval
@@ -217,20 +221,22 @@ def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
 @handled
 def worker(
     ctx: typer.Context,
-    interval: Annotated[timedelta | None, typer.Option(
-        "--interval", metavar="DURATION", parser=parse_duration,
+    interval: Annotated[str | None, typer.Option(
+        "--interval", metavar="DURATION",
         help="Safety-net sweep period (default: the settings' cleanup interval, 5 min).", show_default=False)] = None,
-    duration: Annotated[timedelta | None, typer.Option(
-        "--for", metavar="DURATION", parser=parse_duration,
-        help="Stop after this long (default: run until SIGINT/SIGTERM).", show_default=False)] = None,
+    duration: Annotated[str | None, typer.Option(
+        "--for", metavar="DURATION", help="Stop after this long (default: run until SIGINT/SIGTERM).",
+        show_default=False)] = None,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """Expire sessions at their deadlines until SIGINT/SIGTERM, then stop cleanly (exit 0).
 
     Prints each expiry as it happens (JSON lines with --json).
     """
+    every = None if interval is None else parse_duration(interval, "--interval")
+    stop_after = None if duration is None else parse_duration(duration, "--for").total_seconds()
     with open_commands(ctx, WorkerCommands, db=db, json_output=json_output, long_running=True) as cli:
-        cli.worker(interval=interval, duration=None if duration is None else duration.total_seconds())
+        cli.worker(interval=every, duration=stop_after)
 
 
 @handled

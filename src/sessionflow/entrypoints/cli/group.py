@@ -1,0 +1,88 @@
+"""The root command group: a command's options are read from its function only when the command is run or listed.
+
+typer builds the click command of every registered function each time the program starts — reading each
+function's signature and type hints —, which costs as much as the rest of a short command's start. Commands
+registered with :func:`lazy_group` are built on first use instead: running ``sessionflow start`` builds
+``start`` alone, ``--help`` and shell completion build them all. Owns :func:`lazy_group` and
+:class:`LazyCommands`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+from typer.core import TyperGroup
+
+__all__ = ["LazyCommands", "lazy_group"]
+
+
+def _build(name: str, callback: Callable[..., Any]) -> Any:
+    from typer.main import get_command_from_info
+    from typer.models import CommandInfo
+
+    return get_command_from_info(CommandInfo(name=name, callback=callback), pretty_exceptions_short=True,
+                                 rich_markup_mode=None)
+
+
+class LazyCommands(MutableMapping[str, Any]):
+    """A group's commands by name: those given as functions (``lazy``, listed first, in their order) are turned
+    into click commands when first looked up; the others (``built``: sub-groups, eagerly registered commands)
+    are kept as they are."""
+
+    def __init__(self, lazy: Mapping[str, Callable[..., Any]], built: Mapping[str, Any]) -> None:
+        self._lazy = dict(lazy)
+        self._built: dict[str, Any] = {}
+        self._order = list(self._lazy)
+        for name, command in built.items():
+            self[name] = command
+
+    def __getitem__(self, name: str) -> Any:
+        command = self._built.get(name)
+        if command is None:
+            callback = self._lazy.get(name)
+            if callback is None:
+                raise KeyError(name)
+            command = self._built[name] = _build(name, callback)
+        return command
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        if name not in self._built and name not in self._lazy:
+            self._order.append(name)
+        self._lazy.pop(name, None)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self._built and name not in self._lazy:
+            raise KeyError(name)
+        self._built.pop(name, None)
+        self._lazy.pop(name, None)
+        self._order.remove(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._order))
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._built or name in self._lazy
+
+
+def lazy_group(functions: Mapping[str, Callable[..., Any]]) -> type[TyperGroup]:
+    """A typer group class (``typer.Typer(cls=...)``) whose subcommands include ``functions`` (name → the
+    command's function, as ``app.command(name)`` would take it), each built when first used. ``functions`` is
+    read when the group is built: commands added to it until then are included."""
+
+    class LazyGroup(TyperGroup):
+        """A group of ``sessionflow`` whose commands are built on first use (see
+        :mod:`sessionflow.entrypoints.cli.group`)."""
+
+        def __init__(self, *, commands: Mapping[str, Any] | None = None, **options: Any) -> None:
+            super().__init__(**options)
+            self.commands = LazyCommands(functions, commands or {})
+
+        def list_commands(self, ctx: Any) -> list[str]:
+            return list(self.commands)
+
+    return LazyGroup
