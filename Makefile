@@ -11,13 +11,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sessionflow-installed
+# `make demo` needs only the command line: the package with its `cli` extra (the full `dev` set includes it).
+CLI_STAMP := $(VENV)/.sessionflow-cli-installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check --progress-bar off
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 PG_INITDB_GLOB ?= /usr/lib/postgresql/*/bin/initdb
 # pytest-xdist workers for `make test` (each starts its own throwaway PostgreSQL and Redis servers).
 TEST_WORKERS ?= 2
 
-.PHONY: help venv demo test faults lint bench load postgres-binaries graphviz redis-server wrk clean
+.PHONY: help venv demo test faults versions lint bench load postgres-binaries graphviz redis-server wrk clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,9 +42,14 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo ">> installing sessionflow[dev] into $(VENV)"
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	@touch $@ $(CLI_STAMP)
+
+$(CLI_STAMP): pyproject.toml | $(BIN)/python
+	@echo ">> installing sessionflow[cli] into $(VENV)"
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[cli]'
 	@touch $@
 
-demo: venv  ## run `sessionflow demo`: the CLI on the embedded default store (./sessionflow.db)
+demo: $(CLI_STAMP)  ## run `sessionflow demo`: the CLI on the embedded default store (./sessionflow.db)
 	$(BIN)/sessionflow demo
 
 postgres-binaries:  ## make sure PostgreSQL's initdb/pg_ctl exist (installs Debian's postgresql as root)
@@ -101,6 +108,38 @@ test: venv postgres-binaries graphviz redis-server wrk  ## run the whole test su
 # are asked for, `-m slow`); this target runs them, with a PostgreSQL and a redis-server of their own.
 faults: venv postgres-binaries redis-server  ## the fault runs: crash stops of PostgreSQL and Redis under writers
 	$(BIN)/pytest -m slow tests/reliability/test_crash_stop_outcomes.py -s -q
+
+# The dependency versions pyproject.toml allows, at both ends: `make versions` installs the package with every extra
+# and the test tools into two throwaway virtualenvs under $(VERSIONS_DIR) (uv resolves the lowest versions of the
+# direct dependencies in one, the newest of everything in the other), runs the smoke tests in each (the command
+# line, the HTTP service, asyncio and SQLite: no server needed) and checks every `--help` of the command line; then
+# it builds the wheel and runs `sessionflow demo` from it, installed with only the `cli` extra.
+VERSIONS_DIR ?= build/versions
+UV := $(VERSIONS_DIR)/tool/bin/uv
+SMOKE_TESTS ?= tests/cli/test_commands.py tests/http/test_routes.py tests/http/test_auth.py \
+	tests/http/test_app_refuses_async.py tests/http/test_metrics_endpoint.py tests/asyncio/test_facade.py \
+	tests/unit/test_async_testing_kit.py tests/timeouts/test_testing_kit.py tests/timeouts/test_settings.py \
+	tests/lifecycles/test_custom_lifecycle.py tests/e2e/test_cli_entry.py
+SMOKE_SELECT ?= not postgres and not redis
+SMOKE_PACKAGES := typer|click|rich|fastapi|starlette|uvicorn|pydantic|pydantic-settings|sqlalchemy|alembic|apscheduler|\
+	python-statemachine|pyyaml|psycopg|redis|prometheus-client|greenlet|httpx|pytest
+
+$(UV):
+	$(PYTHON) -m venv $(VERSIONS_DIR)/tool
+	$(VERSIONS_DIR)/tool/bin/python -m pip install $(PIP_FLAGS) uv
+
+versions: venv $(UV)  ## slow: smoke tests on the lowest and the newest dependency versions allowed, and the wheel with [cli]
+	@for resolution in lowest-direct highest; do \
+		env="$(VERSIONS_DIR)/$$resolution"; \
+		echo ">> $$resolution: installing sessionflow[all,test] into $$env"; \
+		rm -rf "$$env"; \
+		UV_PYTHON_DOWNLOADS=never $(UV) venv --quiet --python "$$(command -v $(PYTHON))" "$$env"; \
+		$(UV) pip install --quiet --python "$$env/bin/python" --resolution "$$resolution" --upgrade -e '.[all,test]'; \
+		$(UV) pip freeze --python "$$env/bin/python" | grep -iE '^($(SMOKE_PACKAGES))==' | tr '\n' ' '; echo; \
+		"$$env/bin/python" -m pytest -q -n $(TEST_WORKERS) $(SMOKE_TESTS) -k '$(SMOKE_SELECT)'; \
+		"$$env/bin/python" -m pytest -q -m slow tests/e2e/test_cli_help.py; \
+	done
+	SESSIONFLOW_TEST_UV="$(abspath $(UV))" $(BIN)/pytest -q -m slow tests/e2e/test_wheel_cli.py
 
 lint: venv  ## ruff and mypy only
 	$(BIN)/ruff check src tests

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sessionflow.testing import ManualClock, TimeTravel
+from sessionflow.testing import AsyncTimeTravel, ManualClock, TimeTravel
 
 if TYPE_CHECKING:
     from sessionflow.application.manager import SessionManager
@@ -106,3 +106,11 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> ScenarioFi
 def sessionflow_sqlite_manager(sessionflow_time: TimeTravel, tmp_path: Path) -> SessionManager:
     """A :class:`~sessionflow.SessionManager` on an SQLite file in ``tmp_path`` and ``sessionflow_clock``."""
     return sessionflow_time.sqlite_manager(tmp_path / "sessionflow.db")
+
+
+@pytest.fixture
+def sessionflow_async_time(sessionflow_clock: ManualClock) -> AsyncTimeTravel:
+    """An :class:`~sessionflow.testing.AsyncTimeTravel` on ``sessionflow_clock``, for asyncio tests: build each
+    :class:`~sessionflow.AsyncSessionManager` with ``clock=sessionflow_clock``, ``attach`` it, and
+    ``await sessionflow_async_time.advance(delta)`` runs every timeout due on the way, in deadline order."""
+    return AsyncTimeTravel(sessionflow_clock)

@@ -3,11 +3,13 @@
 :class:`ManualClock` moves only when told to; :class:`TimeTravel` moves it and runs every timeout that falls
 due meanwhile — synchronously, in deadline order, each session expired at its own deadline — without
 sleeping and without threads; :func:`advance` does the same for any manager built on a :class:`ManualClock`.
+For an :class:`~sessionflow.AsyncSessionManager`, :class:`AsyncTimeTravel` and ``await aadvance(manager, delta)``
+do the same from a coroutine.
 The engine's default clock (``SystemClock``) reads ``datetime.now(UTC)`` at each call, so
 ``freezegun.freeze_time`` and ``time_machine.travel`` move it too; this module imports neither.
 
 The pytest fixtures built on these helpers (``sessionflow_clock``, ``sessionflow_time``,
-``sessionflow_manager``, ``sessionflow_sqlite_manager``) and the scenario files are in
+``sessionflow_manager``, ``sessionflow_sqlite_manager``, ``sessionflow_async_time``) and the scenario files are in
 :mod:`sessionflow.pytest_plugin`, which installing sessionflow registers with pytest.
 
 Importing this module is cheap: it imports only the standard library and sessionflow's value helpers at
@@ -25,9 +27,10 @@ from typing import TYPE_CHECKING, Any, Self
 from sessionflow.domain.values import to_utc
 
 if TYPE_CHECKING:
+    from sessionflow.application.async_manager import AsyncSessionManager
     from sessionflow.application.manager import SessionManager
 
-__all__ = ["ManualClock", "TimeTravel", "advance"]
+__all__ = ["AsyncTimeTravel", "ManualClock", "TimeTravel", "aadvance", "advance"]
 
 #: Where a :class:`ManualClock` starts unless told otherwise.
 DEFAULT_START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -97,6 +100,7 @@ class TimeTravel:
 
     def attach(self, manager: SessionManager) -> SessionManager:
         """Drive ``manager`` too; it must run on this clock. Returns it."""
+        _refuse_async(manager)
         if manager.clock is not self.clock:
             raise ValueError("the manager does not run on this TimeTravel's clock: build it with clock=")
         if manager not in self._managers:
@@ -127,15 +131,11 @@ class TimeTravel:
     def advance(self, delta: timedelta) -> int:
         """Move the clock forward by ``delta``, running every timeout due on the way; returns how many
         sessions expired."""
-        if not isinstance(delta, timedelta) or delta < timedelta(0):
-            raise ValueError("advance takes a timedelta of zero or more: the clock does not go back")
-        return self.advance_to(self.clock.now() + delta)
+        return self.advance_to(self.clock.now() + _checked_delta(delta))
 
     def advance_to(self, when: datetime) -> int:
         """Move the clock to ``when`` (not in the past), running every timeout due by then, in order."""
-        target = to_utc(when, "when")
-        if target < self.clock.now():
-            raise ValueError(f"the clock does not go back: {target.isoformat()} < {self.clock.now().isoformat()}")
+        target = _checked_target(self.clock, when)
         expired = self.run_due()
         while True:
             deadline = self._next_deadline()
@@ -187,8 +187,121 @@ def advance(target: SessionManager | TimeTravel, delta: timedelta) -> int:
     """
     if isinstance(target, TimeTravel):
         return target.advance(delta)
-    clock = target.clock
+    _refuse_async(target)
+    return TimeTravel(_manual_clock(target, "advance"), target).advance(delta)
+
+
+class AsyncTimeTravel:
+    """:class:`TimeTravel` for :class:`~sessionflow.AsyncSessionManager`: moves a :class:`ManualClock` and runs
+    the timeouts of the attached managers, from a coroutine.
+
+    ``await travel.advance(delta)`` stops the clock at each deadline on the way, in order, and expires the
+    sessions due there, each at its own deadline, exactly as :meth:`TimeTravel.advance` does; nothing sleeps.
+    The managers are the test's: build them on :attr:`clock` and :meth:`attach` them (or pass them to the
+    constructor); closing them stays with the test (``async with``).
+
+    >>> travel = AsyncTimeTravel()
+    >>> travel.now().isoformat()
+    '2030-01-01T00:00:00+00:00'
+    """
+
+    def __init__(self, clock: ManualClock | None = None, *managers: AsyncSessionManager) -> None:
+        self.clock = clock if clock is not None else ManualClock()
+        self._managers: list[AsyncSessionManager] = []
+        for manager in managers:
+            self.attach(manager)
+
+    @property
+    def managers(self) -> tuple[AsyncSessionManager, ...]:
+        return tuple(self._managers)
+
+    def attach(self, manager: AsyncSessionManager) -> AsyncSessionManager:
+        """Drive ``manager`` too; it must be an ``AsyncSessionManager`` on this clock. Returns it."""
+        from sessionflow.application.async_manager import AsyncSessionManager
+
+        if not isinstance(manager, AsyncSessionManager):
+            raise TypeError("AsyncTimeTravel drives AsyncSessionManager objects; for a SessionManager use "
+                            "TimeTravel or advance(manager, delta)")
+        if manager.clock is not self.clock:
+            raise ValueError("the manager does not run on this AsyncTimeTravel's clock: build it with clock=")
+        if manager not in self._managers:
+            self._managers.append(manager)
+        return manager
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def advance(self, delta: timedelta) -> int:
+        """Move the clock forward by ``delta``, running every timeout due on the way; returns how many
+        sessions expired."""
+        return await self.advance_to(self.clock.now() + _checked_delta(delta))
+
+    async def advance_to(self, when: datetime) -> int:
+        """Move the clock to ``when`` (not in the past), running every timeout due by then, in order."""
+        target = _checked_target(self.clock, when)
+        expired = await self.run_due()
+        while True:
+            deadline = await self._next_deadline()
+            if deadline is None or deadline > target:
+                break
+            if deadline > self.clock.now():
+                self.clock.set(deadline)
+            swept = await self.run_due()
+            if swept == 0 and (after := await self._next_deadline()) is not None and after <= self.clock.now():
+                raise RuntimeError(f"a session due at {after.isoformat()} could not be expired")
+            expired += swept
+        self.clock.set(target)
+        return expired
+
+    async def run_due(self) -> int:
+        """Expire what is due at the clock's current time; returns how many sessions expired."""
+        expired = 0
+        for manager in list(self._managers):
+            expired += await manager.expire_sessions()
+        return expired
+
+    async def _next_deadline(self) -> datetime | None:
+        deadlines = [d for manager in list(self._managers) if (d := await manager.next_deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    def __repr__(self) -> str:
+        return f"AsyncTimeTravel({self.clock.now().isoformat()}, managers={len(self._managers)})"
+
+
+async def aadvance(target: AsyncSessionManager | AsyncTimeTravel, delta: timedelta) -> int:
+    """``await aadvance(manager, delta)``: :func:`advance` for an :class:`~sessionflow.AsyncSessionManager` built
+    on a :class:`ManualClock` (or an :class:`AsyncTimeTravel`): moves the clock forward by ``delta`` and runs
+    every timeout due on the way, each at its own deadline; returns how many sessions expired."""
+    if isinstance(target, AsyncTimeTravel):
+        return await target.advance(delta)
+    return await AsyncTimeTravel(_manual_clock(target, "aadvance"), target).advance(delta)
+
+
+def _manual_clock(manager: SessionManager | AsyncSessionManager, name: str) -> ManualClock:
+    clock = manager.clock
     if not isinstance(clock, ManualClock):
-        raise TypeError(f"advance needs a manager built on a ManualClock, not on {clock!r} "
+        raise TypeError(f"{name} needs a manager built on a ManualClock, not on {clock!r} "
                         "(with the system clock, use freezegun or time-machine and call expire_sessions())")
-    return TimeTravel(clock, target).advance(delta)
+    return clock
+
+
+def _checked_delta(delta: timedelta) -> timedelta:
+    if not isinstance(delta, timedelta) or delta < timedelta(0):
+        raise ValueError("advance takes a timedelta of zero or more: the clock does not go back")
+    return delta
+
+
+def _checked_target(clock: ManualClock, when: datetime) -> datetime:
+    target = to_utc(when, "when")
+    if target < clock.now():
+        raise ValueError(f"the clock does not go back: {target.isoformat()} < {clock.now().isoformat()}")
+    return target
+
+
+def _refuse_async(manager: object) -> None:
+    """An ``AsyncSessionManager`` given where a ``SessionManager`` is expected: say what to use instead."""
+    from sessionflow.application.async_manager import AsyncSessionManager
+
+    if isinstance(manager, AsyncSessionManager):
+        raise TypeError("advance and TimeTravel drive a SessionManager; for an AsyncSessionManager use "
+                        "`await aadvance(manager, delta)` or AsyncTimeTravel")

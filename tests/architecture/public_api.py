@@ -41,9 +41,10 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "sessionflow.bootstrap": (
         "SessionManager", "build", "create_engine", "create_redis_store", "create_store", "from_settings"),
     "sessionflow.settings": ("HttpSettings", "PolicySettings", "SessionSettings", "Settings"),
-    "sessionflow.testing": ("ManualClock", "TimeTravel", "advance"),
+    "sessionflow.testing": ("AsyncTimeTravel", "ManualClock", "TimeTravel", "aadvance", "advance"),
     "sessionflow.pytest_plugin": (
-        "sessionflow_clock", "sessionflow_manager", "sessionflow_sqlite_manager", "sessionflow_time"),
+        "sessionflow_async_time", "sessionflow_clock", "sessionflow_manager", "sessionflow_sqlite_manager",
+        "sessionflow_time"),
     "sessionflow.adapters.sqlalchemy": ("SqlAlchemyEventStore",),
     "sessionflow.adapters.sqlalchemy.migrations": ("schema_drift",),
     "sessionflow.adapters.redis": ("RedisEventStore",),

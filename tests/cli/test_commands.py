@@ -339,9 +339,9 @@ def test_version(run: Invoke) -> None:
 
 def test_the_console_script_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert project["project"]["scripts"]["sessionflow"] == "sessionflow.entrypoints.cli:main"
+    assert project["project"]["scripts"]["sessionflow"] == "sessionflow.__main__:main"
     installed = importlib.metadata.entry_points(group="console_scripts", name="sessionflow")
-    assert [e.value for e in installed] == ["sessionflow.entrypoints.cli:main"]
+    assert [e.value for e in installed] == ["sessionflow.__main__:main"]
 
 
 # ---------------------------------------------------------------------- timeouts

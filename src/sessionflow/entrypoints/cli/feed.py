@@ -86,7 +86,7 @@ def events(
     after: Annotated[int | None, typer.Option(
         "--after", min=0, metavar="N", help="Start after this position (default 0: the first event).",
         show_default=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, max=10_000,
                                        help="At most this many events (per read with --follow).")] = 1000,
     follow: Annotated[bool, typer.Option("--follow", "-F", help="Keep printing new events until SIGINT/SIGTERM.")
                       ] = False,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 __all__ = ["LazyCommands", "lazy_group"]
 
@@ -21,8 +21,47 @@ def _build(name: str, callback: Callable[..., Any]) -> Any:
     from typer.main import get_command_from_info
     from typer.models import CommandInfo
 
-    return get_command_from_info(CommandInfo(name=name, callback=callback), pretty_exceptions_short=True,
-                                 rich_markup_mode=None)
+    return get_command_from_info(CommandInfo(name=name, callback=callback, cls=PlainHelpCommand),
+                                 pretty_exceptions_short=True, rich_markup_mode=None)
+
+
+class PlainHelpCommand(TyperCommand):
+    """A command whose help names its arguments as click does — ``SESSION_ID``, ``[SESSION_ID]``, ``FILE...`` — on
+    every typer version (typer 0.27 and later write ``{SESSION_ID}`` in the usage line, 0.29 and later also
+    ``SESSION_ID <str>`` in the list of arguments)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(_argument_name(param, usage=True))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        arguments: list[tuple[str, str]] = []
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None and param.param_type_name == "argument":
+                arguments.append((_argument_name(param), record[1]))
+            elif record is not None:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param: Any, *, usage: bool = False) -> str:
+    """``SESSION_ID``; ``[SESSION_ID]`` for an optional argument in the usage line; ``FILE...`` for several."""
+    name = str(param.metavar or (param.name or "").upper())
+    if usage and not param.required and not name.startswith("["):
+        name = f"[{name}]"
+    if param.nargs != 1 and not name.endswith("..."):
+        name += "..."
+    return name
 
 
 class LazyCommands(MutableMapping[str, Any]):

@@ -315,8 +315,9 @@ def list_(
     user: Annotated[str | None, typer.Option("--user", metavar="ID", help="Only this user's.")] = None,
     workspace: Annotated[str | None, typer.Option("--workspace", metavar="ID", help="Only this workspace.")] = None,
     module: Annotated[str | None, typer.Option("--module", metavar="NAME", help="Only this module.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many per page.")] = 100,
-    offset: Annotated[int, typer.Option("--offset", min=0, help="Skip this many.")] = 0,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, max=1000,
+                                       help="At most this many per page.")] = 100,
+    offset: Annotated[int, typer.Option("--offset", metavar="N", min=0, help="Skip this many.")] = 0,
     lifecycle: Annotated[str | None, typer.Option(
         "--lifecycle", metavar="NAME", help="Only sessions of this lifecycle.")] = None,
     created_after: Annotated[datetime | None, typer.Option(
@@ -348,7 +349,7 @@ def expire(
     ctx: typer.Context,
     session_id: Annotated[str | None, typer.Argument(
         metavar="[SESSION_ID]", help="Expire only this overdue session.", show_default=False)] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", min=1, max=100_000,
                                             help="Sessions expired per transaction.")] = 1000,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:

@@ -242,16 +242,17 @@ def worker(
 @handled
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", min=0, max=65535, help="Port to listen on.")] = 8000,
     no_timeouts: Annotated[bool, typer.Option("--no-timeouts", help="Do not run the timeout waker.")] = False,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    log_level: Annotated[str, typer.Option("--log-level", metavar="LEVEL", help="uvicorn's log level.")] = "info",
     insecure_no_auth: Annotated[bool, typer.Option(
         "--insecure-no-auth", help="Serve beyond the loopback interface without bearer tokens (only when "
                                    "something in front of the service restricts who reaches it).")] = False,
     workers: Annotated[int, typer.Option(
-        "--workers", min=1, help="uvicorn worker processes serving the one store, each with its own timeout "
-                                 "waker (more than 1: not on an in-memory database).")] = 1,
+        "--workers", metavar="N", min=1,
+        help="uvicorn worker processes serving the one store, each with its own timeout "
+             "waker (more than 1: not on an in-memory database).")] = 1,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """Run the HTTP service (uvicorn) with the timeout waker, until SIGINT/SIGTERM.

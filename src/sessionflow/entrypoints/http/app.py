@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from sessionflow import SYSTEM, __version__
+from sessionflow.application.async_manager import AsyncSessionManager
 from sessionflow.entrypoints.http.auth import BearerAuth, CheckedTokens, TokenSource
 from sessionflow.entrypoints.http.errors import install_error_handlers
 from sessionflow.entrypoints.http.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
@@ -69,8 +70,13 @@ def create_app(
         max_body_bytes: a request body over this many bytes is refused with 413 before it is read whole.
 
     Raises :class:`~sessionflow.errors.InvalidInput` for a token configuration the manager cannot honour
-    (see :func:`check_tokens_for`).
+    (see :func:`check_tokens_for`), and for an :class:`~sessionflow.AsyncSessionManager`: the routes call the
+    manager from FastAPI's thread pool and need a :class:`~sessionflow.SessionManager`.
     """
+    if isinstance(manager, AsyncSessionManager):
+        raise InvalidInput("manager", "create_app needs a SessionManager, not an AsyncSessionManager: pass "
+                                      "SessionManager.open(url) (or SessionManager.from_settings(...)) on the same "
+                                      "store")
     source = _token_source(tokens)
     if source is not None:
         if enforce_owner is False:
