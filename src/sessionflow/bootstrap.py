@@ -238,6 +238,25 @@ _ENGINE_OPTIONS = frozenset({"pool_size", "max_overflow", "pool_timeout", "pool_
 _REDIS_OPTIONS = frozenset({"redis_prefix", "redis_retries", "redis_socket_timeout", "redis_max_connections"})
 
 
+def is_in_memory_url(url: str) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (``sqlite://``, ``sqlite:///``, ``sqlite:///:memory:``,
+    ``file::memory:``, any ``mode=memory``), which lives and dies with the process that opened it. A URL that
+    does not parse is not judged here (opening the store reports it): ``False``."""
+    if not url.lower().startswith("sqlite"):
+        return False
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    mode = parsed.query.get("mode")
+    modes = mode if isinstance(mode, tuple) else (mode,)
+    return (database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
+            or "memory" in modes)
+
+
 def is_redis_url(url: str | None) -> bool:
     """Whether ``url`` names a Redis server (``redis://``, ``rediss://`` or ``unix://``) rather than a database."""
     return url is not None and url.split(":", 1)[0].lower() in ("redis", "rediss", "unix")

@@ -86,20 +86,9 @@ def in_memory_database(url: str) -> bool:
     ``file::memory:``, any ``mode=memory``), which lives and dies with the process that opened it."""
     if not url.lower().startswith("sqlite"):
         return False
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sessionflow.bootstrap import is_in_memory_url
 
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return False  # not ours to judge: opening the store reports a malformed URL
-    if parsed.get_backend_name() != "sqlite":
-        return False
-    database = parsed.database or ""
-    mode = parsed.query.get("mode")
-    modes = mode if isinstance(mode, tuple) else (mode,)
-    return (database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
-            or "memory" in modes)
+    return is_in_memory_url(url)
 
 
 def refuse_in_memory(url: str, option: str | None = None) -> None:

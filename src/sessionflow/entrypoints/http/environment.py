@@ -281,20 +281,6 @@ def shared_between_processes(database_url: str) -> bool:
     """Whether several processes can serve one store at ``database_url``: not an in-memory SQLite database
     (``sqlite://``, ``sqlite:///:memory:``, ``mode=memory``), which lives and dies with its process. An SQLite
     file is shared by the processes of one machine; PostgreSQL and Redis by any."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sessionflow.bootstrap import is_in_memory_url, is_redis_url
 
-    from sessionflow.bootstrap import is_redis_url
-
-    if is_redis_url(database_url):
-        return True
-    try:
-        parsed = make_url(database_url)
-    except ArgumentError:
-        return True  # not ours to judge: opening the store reports a malformed URL
-    if parsed.get_backend_name() != "sqlite":
-        return True
-    database = parsed.database or ""
-    in_memory = (database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
-                 or parsed.query.get("mode") == "memory")
-    return not in_memory
+    return is_redis_url(database_url) or not is_in_memory_url(database_url)
