@@ -74,13 +74,13 @@ class Opening(Generic[M]):
             await self._manager.close()
 
 
-class AsyncSessionManager(async_manager.AsyncSessionManager):
+class AsyncSessionManager(async_manager.AsyncManagerCore):
     """Drives sessions through their lifecycle from asyncio code: every method of
     :class:`sessionflow.SessionManager` as a coroutine, with the same errors, policies, lifecycles,
     subscribers and timeouts.
 
     Build one from a store (``AsyncSessionManager(store, ...)``, the arguments of
-    :class:`sessionflow.application.async_manager.AsyncSessionManager`), or open one with :meth:`in_memory` or
+    :class:`sessionflow.application.async_manager.AsyncManagerCore`), or open one with :meth:`in_memory` or
     :meth:`open`::
 
         async with AsyncSessionManager.open("postgresql+psycopg://app@db/sessions") as mgr:

@@ -1,7 +1,7 @@
 """The one wiring place: builds engines, stores and managers from explicit arguments.
 
 :class:`SessionManager` here is the public facade (``sessionflow.SessionManager``): the application's
-:class:`~sessionflow.application.manager.SessionManager` with the constructors that open a store
+:class:`~sessionflow.application.manager.ManagerCore` with the constructors that open a store
 (:meth:`~SessionManager.open`, :meth:`~SessionManager.in_memory`, :meth:`~SessionManager.from_settings`) and the
 default waker (:class:`~sessionflow.adapters.apscheduler.ApschedulerWaker`). Nothing here reads the
 environment; the CLI and the HTTP app do that and pass the values in.
@@ -39,11 +39,11 @@ if TYPE_CHECKING:
     from sessionflow.settings import Settings
 
 
-class SessionManager(manager.SessionManager):
+class SessionManager(manager.ManagerCore):
     """Drives sessions through their lifecycle: the facade embedding programs use.
 
     Build one from a store (``SessionManager(store, ...)``, the arguments of
-    :class:`sessionflow.application.manager.SessionManager`), or open one with :meth:`in_memory`,
+    :class:`sessionflow.application.manager.ManagerCore`), or open one with :meth:`in_memory`,
     :meth:`open` or :meth:`from_settings`. :meth:`start_timeouts` without a waker starts an
     :class:`~sessionflow.adapters.apscheduler.ApschedulerWaker`, which also follows the store's change
     watcher: writes of other processes wake it (PostgreSQL's ``NOTIFY``; an SQLite file polled every
@@ -131,7 +131,7 @@ class SessionManager(manager.SessionManager):
 _WATCHER_LOCK = threading.Lock()  # builds and stops the managers' change watchers, one at a time
 
 
-M = TypeVar("M", bound=manager.SessionManager)
+M = TypeVar("M", bound=manager.ManagerCore)
 
 
 def create_engine(

@@ -34,7 +34,7 @@ import pytest
 from sessionflow.testing import AsyncTimeTravel, ManualClock, TimeTravel
 
 if TYPE_CHECKING:
-    from sessionflow.application.manager import SessionManager
+    from sessionflow.application.manager import ManagerCore
 
 __all__ = ["ScenarioFailed", "ScenarioFile", "ScenarioItem", "pytest_collect_file"]
 
@@ -53,7 +53,7 @@ def sessionflow_time(sessionflow_clock: ManualClock) -> Iterator[TimeTravel]:
 
 
 @pytest.fixture
-def sessionflow_manager(sessionflow_time: TimeTravel) -> SessionManager:
+def sessionflow_manager(sessionflow_time: TimeTravel) -> ManagerCore:
     """An in-memory :class:`~sessionflow.SessionManager` on ``sessionflow_clock``."""
     return sessionflow_time.manager()
 
@@ -103,7 +103,7 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> ScenarioFi
 
 
 @pytest.fixture
-def sessionflow_sqlite_manager(sessionflow_time: TimeTravel, tmp_path: Path) -> SessionManager:
+def sessionflow_sqlite_manager(sessionflow_time: TimeTravel, tmp_path: Path) -> ManagerCore:
     """A :class:`~sessionflow.SessionManager` on an SQLite file in ``tmp_path`` and ``sessionflow_clock``."""
     return sessionflow_time.sqlite_manager(tmp_path / "sessionflow.db")
 

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, Self
 from sessionflow.domain.values import to_utc
 
 if TYPE_CHECKING:
-    from sessionflow.application.async_manager import AsyncSessionManager
-    from sessionflow.application.manager import SessionManager
+    from sessionflow.application.async_manager import AsyncManagerCore
+    from sessionflow.application.manager import ManagerCore
+    from sessionflow.bootstrap import SessionManager
 
 __all__ = ["AsyncTimeTravel", "ManualClock", "TimeTravel", "aadvance", "advance"]
 
@@ -87,18 +88,18 @@ class TimeTravel:
     first attached.
     """
 
-    def __init__(self, clock: ManualClock | None = None, *managers: SessionManager) -> None:
+    def __init__(self, clock: ManualClock | None = None, *managers: ManagerCore) -> None:
         self.clock = clock if clock is not None else ManualClock()
-        self._managers: list[SessionManager] = []
-        self._owned: list[SessionManager] = []
+        self._managers: list[ManagerCore] = []
+        self._owned: list[ManagerCore] = []
         for manager in managers:
             self.attach(manager)
 
     @property
-    def managers(self) -> tuple[SessionManager, ...]:
+    def managers(self) -> tuple[ManagerCore, ...]:
         return tuple(self._managers)
 
-    def attach(self, manager: SessionManager) -> SessionManager:
+    def attach(self, manager: ManagerCore) -> ManagerCore:
         """Drive ``manager`` too; it must run on this clock. Returns it."""
         _refuse_async(manager)
         if manager.clock is not self.clock:
@@ -113,7 +114,8 @@ class TimeTravel:
 
         manager = SessionManager.in_memory(clock=self.clock, **options)
         self._owned.append(manager)
-        return self.attach(manager)
+        self.attach(manager)
+        return manager
 
     def sqlite_manager(self, path: str | Path, **options: Any) -> SessionManager:
         """A new manager on an SQLite file at ``path`` (created and migrated) and this clock."""
@@ -121,7 +123,8 @@ class TimeTravel:
 
         manager = SessionManager.open(f"sqlite:///{Path(path)}", clock=self.clock, **options)
         self._owned.append(manager)
-        return self.attach(manager)
+        self.attach(manager)
+        return manager
 
     # ------------------------------------------------------------------ moving time
 
@@ -179,7 +182,7 @@ class TimeTravel:
         return f"TimeTravel({self.clock.now().isoformat()}, managers={len(self._managers)})"
 
 
-def advance(target: SessionManager | TimeTravel, delta: timedelta) -> int:
+def advance(target: ManagerCore | TimeTravel, delta: timedelta) -> int:
     """Move the clock of ``target`` forward by ``delta`` and run every timeout due on the way (see
     :meth:`TimeTravel.advance`); returns how many sessions expired.
 
@@ -205,21 +208,21 @@ class AsyncTimeTravel:
     '2030-01-01T00:00:00+00:00'
     """
 
-    def __init__(self, clock: ManualClock | None = None, *managers: AsyncSessionManager) -> None:
+    def __init__(self, clock: ManualClock | None = None, *managers: AsyncManagerCore) -> None:
         self.clock = clock if clock is not None else ManualClock()
-        self._managers: list[AsyncSessionManager] = []
+        self._managers: list[AsyncManagerCore] = []
         for manager in managers:
             self.attach(manager)
 
     @property
-    def managers(self) -> tuple[AsyncSessionManager, ...]:
+    def managers(self) -> tuple[AsyncManagerCore, ...]:
         return tuple(self._managers)
 
-    def attach(self, manager: AsyncSessionManager) -> AsyncSessionManager:
+    def attach(self, manager: AsyncManagerCore) -> AsyncManagerCore:
         """Drive ``manager`` too; it must be an ``AsyncSessionManager`` on this clock. Returns it."""
-        from sessionflow.application.async_manager import AsyncSessionManager
+        from sessionflow.application.async_manager import AsyncManagerCore
 
-        if not isinstance(manager, AsyncSessionManager):
+        if not isinstance(manager, AsyncManagerCore):
             raise TypeError("AsyncTimeTravel drives AsyncSessionManager objects; for a SessionManager use "
                             "TimeTravel or advance(manager, delta)")
         if manager.clock is not self.clock:
@@ -268,7 +271,7 @@ class AsyncTimeTravel:
         return f"AsyncTimeTravel({self.clock.now().isoformat()}, managers={len(self._managers)})"
 
 
-async def aadvance(target: AsyncSessionManager | AsyncTimeTravel, delta: timedelta) -> int:
+async def aadvance(target: AsyncManagerCore | AsyncTimeTravel, delta: timedelta) -> int:
     """``await aadvance(manager, delta)``: :func:`advance` for an :class:`~sessionflow.AsyncSessionManager` built
     on a :class:`ManualClock` (or an :class:`AsyncTimeTravel`): moves the clock forward by ``delta`` and runs
     every timeout due on the way, each at its own deadline; returns how many sessions expired."""
@@ -277,7 +280,7 @@ async def aadvance(target: AsyncSessionManager | AsyncTimeTravel, delta: timedel
     return await AsyncTimeTravel(_manual_clock(target, "aadvance"), target).advance(delta)
 
 
-def _manual_clock(manager: SessionManager | AsyncSessionManager, name: str) -> ManualClock:
+def _manual_clock(manager: ManagerCore | AsyncManagerCore, name: str) -> ManualClock:
     clock = manager.clock
     if not isinstance(clock, ManualClock):
         raise TypeError(f"{name} needs a manager built on a ManualClock, not on {clock!r} "
@@ -300,8 +303,8 @@ def _checked_target(clock: ManualClock, when: datetime) -> datetime:
 
 def _refuse_async(manager: object) -> None:
     """An ``AsyncSessionManager`` given where a ``SessionManager`` is expected: say what to use instead."""
-    from sessionflow.application.async_manager import AsyncSessionManager
+    from sessionflow.application.async_manager import AsyncManagerCore
 
-    if isinstance(manager, AsyncSessionManager):
+    if isinstance(manager, AsyncManagerCore):
         raise TypeError("advance and TimeTravel drive a SessionManager; for an AsyncSessionManager use "
                         "`await aadvance(manager, delta)` or AsyncTimeTravel")

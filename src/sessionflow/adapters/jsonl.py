@@ -43,7 +43,7 @@ from sessionflow.domain.values import format_timestamp, thaw_json
 from sessionflow.errors import ArchiveError, InvalidInput
 
 if TYPE_CHECKING:
-    from sessionflow.application.manager import SessionManager
+    from sessionflow.application.manager import ManagerCore
     from sessionflow.application.ports import EventStore
 
 __all__ = ["NO_USER_DIR", "SOURCE", "ExportResult", "JsonlAuditTrail", "audit_line", "audit_path", "audit_record",
@@ -184,7 +184,7 @@ class JsonlAuditTrail:
         self._unsubscribe: Callable[[], None] | None = None
 
     @classmethod
-    def attach(cls, manager: SessionManager, root: str | os.PathLike[str], *,
+    def attach(cls, manager: ManagerCore, root: str | os.PathLike[str], *,
                fsync: bool = False) -> JsonlAuditTrail:
         """Subscribe a trail writing under ``root`` to ``manager``'s committed events."""
         trail = cls(root, store=manager.store, fsync=fsync)
@@ -322,7 +322,7 @@ def check_root(root: str | os.PathLike[str], field_name: str = "root") -> Path:
     return path
 
 
-def export(manager: SessionManager, root: str | os.PathLike[str], *, skip_invalid: bool = False,
+def export(manager: ManagerCore, root: str | os.PathLike[str], *, skip_invalid: bool = False,
            fsync: bool = False, progress: Callable[[int], object] | None = None,
            batch_size: int = 1000) -> ExportResult:
     """Write every session's audit file under ``root`` from its stored history (deleted sessions too).

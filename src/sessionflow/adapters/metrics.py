@@ -33,7 +33,7 @@ from sessionflow.domain.models import EventType, SessionEvent, SessionStatus
 from sessionflow.errors import ConcurrencyConflict, SessionflowError, StoreError
 
 if TYPE_CHECKING:
-    from sessionflow.application.manager import SessionManager
+    from sessionflow.application.manager import ManagerCore
     from sessionflow.application.ports import EventStore
 
 __all__ = ["INSTRUMENTED_METHODS", "LATENESS_BUCKETS", "SWEEP_SIZE_BUCKETS", "SessionflowMetrics"]
@@ -88,7 +88,7 @@ class _StatusCollector(Collector):
         return [family]
 
 
-def _counts(manager: SessionManager) -> dict[SessionStatus, int]:
+def _counts(manager: ManagerCore) -> dict[SessionStatus, int]:
     by_status = getattr(manager.store, "count_by_status", None)
     if callable(by_status):
         result = by_status()
@@ -138,7 +138,7 @@ class SessionflowMetrics:
             "store_command_seconds", "Duration of each store operation's round trips (stores that report them: "
             "Redis), by operation.", ["operation"], namespace=namespace, registry=reg,
             buckets=_STORE_LATENCY_BUCKETS)
-        self.manager: SessionManager | None = None
+        self.manager: ManagerCore | None = None
         self._store: EventStore | None = None
         self._originals: dict[str, Any] = {}
         self._unsubscribe: Callable[[], None] | None = None
@@ -147,7 +147,7 @@ class SessionflowMetrics:
 
     # ------------------------------------------------------------------ attaching
 
-    def instrument(self, manager: SessionManager) -> SessionflowMetrics:
+    def instrument(self, manager: ManagerCore) -> SessionflowMetrics:
         """Count ``manager``'s events and errors and time its sweeps; returns ``self``.
 
         Subscribes :meth:`observe_event` and wraps the methods in :data:`INSTRUMENTED_METHODS` on this

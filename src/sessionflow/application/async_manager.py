@@ -1,11 +1,11 @@
-"""``AsyncSessionManager``: the asyncio facade of :class:`~sessionflow.application.manager.SessionManager`.
+"""``AsyncManagerCore``: the asyncio facade of :class:`~sessionflow.application.manager.ManagerCore`.
 
 It holds a synchronous manager and runs each of its methods through a :class:`Runner` — on the loop's thread
 in a greenlet whose I/O awaits an asyncio driver, or on a worker thread for a blocking driver (see
 :mod:`sessionflow.adapters.aio`) — so the whole write pipeline, its validation, policies, lifecycles,
 subscribers and timeouts are the synchronous manager's own, with the same typed errors, and never block the
 event loop. What only an asyncio facade has is here: ``async def`` subscribers and feed handlers, the
-feed as an async iterator (:meth:`AsyncSessionManager.follow`), and the waker's bridge to the loop
+feed as an async iterator (:meth:`AsyncManagerCore.follow`), and the waker's bridge to the loop
 (:mod:`sessionflow.application.async_support`). The public class with the constructors that open a store
 (``in_memory()``, ``open(url)``) is :class:`sessionflow.AsyncSessionManager`, its subclass in
 :mod:`sessionflow.aio`.
@@ -32,7 +32,7 @@ from sessionflow.application.batches import CreateItem, SendItem
 from sessionflow.application.delivery import Subscriber
 from sessionflow.application.feed import MAX_PAGE, check_poll_interval, consumer_options
 from sessionflow.application.maintenance import Difference
-from sessionflow.application.manager import SessionManager
+from sessionflow.application.manager import ManagerCore
 from sessionflow.application.ports import Clock, EventStore, Waker
 from sessionflow.application.reads import SessionPage
 from sessionflow.application.retention import Archive, PurgeResult, purge_arguments
@@ -45,7 +45,7 @@ from sessionflow.domain.models import Session, SessionEvent, SessionStatus
 from sessionflow.domain.values import validate_identifier
 from sessionflow.errors import InvalidInput, StoreError
 
-__all__ = ["AsyncHandler", "AsyncSessionManager", "Runner"]
+__all__ = ["AsyncHandler", "AsyncManagerCore", "Runner"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -54,9 +54,9 @@ P = ParamSpec("P")
 AsyncHandler = Callable[[SessionEvent], object]
 
 
-class AsyncSessionManager:
+class AsyncManagerCore:
     """Drives sessions through their lifecycle from asyncio code: every method of
-    :class:`~sessionflow.application.manager.SessionManager`, as a coroutine.
+    :class:`~sessionflow.application.manager.ManagerCore`, as a coroutine.
 
     Args:
         store: where events and sessions live (see :class:`sessionflow.AsyncSessionManager` for the stores it
@@ -64,7 +64,7 @@ class AsyncSessionManager:
         runner: where the synchronous work runs (see :mod:`sessionflow.adapters.aio`); by default the one
             that fits ``store`` (:meth:`_default_runner`). A runner given here is not closed with the manager.
         waker: wakes the manager at deadlines once :meth:`start_timeouts` is awaited.
-        options: the other arguments of :class:`~sessionflow.application.manager.SessionManager`
+        options: the other arguments of :class:`~sessionflow.application.manager.ManagerCore`
             (``clock``, ``default_ttl``, ``sliding``, ``max_lifetime``, ``single_active_per_user``,
             ``enforce_owner``, ``owns_store``, ``lifecycle``, ``registry``).
 
@@ -74,7 +74,7 @@ class AsyncSessionManager:
     """
 
     #: The synchronous manager class the facade drives.
-    _manager_class: type[SessionManager] = SessionManager
+    _manager_class: type[ManagerCore] = ManagerCore
 
     def __init__(self, store: EventStore, *, runner: Runner | None = None, waker: Waker | None = None,
                  **options: Any) -> None:
@@ -115,7 +115,7 @@ class AsyncSessionManager:
     # ------------------------------------------------------------------ what it runs on
 
     @property
-    def sync_manager(self) -> SessionManager:
+    def sync_manager(self) -> ManagerCore:
         """The synchronous manager doing the work. Call it only through :meth:`run_sync`."""
         return self._sync
 
@@ -174,7 +174,7 @@ class AsyncSessionManager:
         """True once :meth:`close` began."""
         return self._closed
 
-    async def run_sync(self, fn: Callable[Concatenate[SessionManager, P], T], /, *args: P.args,
+    async def run_sync(self, fn: Callable[Concatenate[ManagerCore, P], T], /, *args: P.args,
                        **kwargs: P.kwargs) -> T:
         """Await ``fn(sync_manager, *args, **kwargs)`` run where the manager's work runs, so that ``fn`` may
         call the synchronous manager and its store (``lambda m: m.store.session_ids()``)."""
@@ -206,7 +206,7 @@ class AsyncSessionManager:
         """Call ``callback(event)`` for each event committed through this manager, after its commit; returns a
         function that unsubscribes.
 
-        As :meth:`SessionManager.subscribe <sessionflow.application.manager.SessionManager.subscribe>`: in
+        As :meth:`SessionManager.subscribe <sessionflow.application.manager.ManagerCore.subscribe>`: in
         subscription order, one session's events in version order, a subscriber that raises is logged and
         skipped. An ``async def`` callback is awaited on the loop before the next subscriber is called. Not a
         coroutine: subscribing does no I/O.
@@ -541,7 +541,7 @@ class AsyncSessionManager:
     async def purge(self, *, closed_before: datetime, archive: Path | Archive | None = None, batch_size: int = 500,
                     progress: Callable[[int], object] | None = None) -> PurgeResult:
         """Remove the closed sessions last changed before ``closed_before``, archiving them first when
-        ``archive`` is given: :meth:`SessionManager.purge <sessionflow.application.manager.SessionManager.purge>`,
+        ``archive`` is given: :meth:`SessionManager.purge <sessionflow.application.manager.ManagerCore.purge>`,
         run where the manager's work runs (the archive's files too)."""
         cutoff, root, size = purge_arguments(closed_before, archive, batch_size, progress)
 

@@ -1,4 +1,4 @@
-"""What :class:`~sessionflow.application.async_manager.AsyncSessionManager` needs besides the synchronous
+"""What :class:`~sessionflow.application.async_manager.AsyncManagerCore` needs besides the synchronous
 manager: the :class:`Runner` port, and the bridges of the waker and of the delivery to the event loop.
 
 * :class:`Runner`: where the synchronous manager's calls run without blocking the loop (implemented in
@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sessionflow.application.manager import SessionManager
+from sessionflow.application.manager import ManagerCore
 from sessionflow.application.ports import Clock, Waker
 from sessionflow.application.timeouts import SweepResult
 
@@ -83,7 +83,7 @@ class LoopTarget:
 
     __slots__ = ("_manager", "_runner", "loop")
 
-    def __init__(self, manager: SessionManager, runner: Runner) -> None:
+    def __init__(self, manager: ManagerCore, runner: Runner) -> None:
         self._manager = manager
         self._runner = runner
         #: The loop the manager's timeouts were started on.
@@ -151,6 +151,6 @@ class UnboundWaker:
         self.waker.notify_deadline(deadline)
 
 
-def task_aware_delivery(manager: SessionManager, runner: Runner) -> None:
+def task_aware_delivery(manager: ManagerCore, runner: Runner) -> None:
     """Give ``manager``'s delivery locks that make a task wait (see the module's docstring)."""
     manager._delivery.use_locks(runner.lock)

@@ -1,4 +1,4 @@
-"""``SessionManager``: the facade that embedding programs use.
+"""``ManagerCore``: the synchronous facade's engine, without the constructors that open a store.
 
 Each public method validates its arguments at the edge (:mod:`~sessionflow.application.validation`) and hands
 them to the write pipeline (:mod:`~sessionflow.application.pipeline`, :mod:`~sessionflow.application.commands`),
@@ -43,7 +43,7 @@ from sessionflow.domain.models import Session, SessionEvent, SessionStatus
 from sessionflow.domain.values import parse_session_id, validate_ttl
 from sessionflow.errors import InvalidInput, StoreError
 
-__all__ = ["SYSTEM", "UNSET", "SessionManager", "Subscriber", "SweepResult", "default_lifecycle"]
+__all__ = ["SYSTEM", "UNSET", "ManagerCore", "Subscriber", "SweepResult", "default_lifecycle"]
 
 
 def default_lifecycle() -> CompiledLifecycle:
@@ -51,7 +51,7 @@ def default_lifecycle() -> CompiledLifecycle:
     return SESSION_DEFINITION.compiled
 
 
-class SessionManager:
+class ManagerCore:
     """Drives sessions through their lifecycle over an :class:`~sessionflow.application.ports.EventStore`.
 
     Args:

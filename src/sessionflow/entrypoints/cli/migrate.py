@@ -157,7 +157,7 @@ def verify_copy(source: EventStore, target: EventStore, report: MigrationReport)
     """Compare every session's history and projection in ``target`` with ``source``'s, and fold each target
     history (``verify``); each difference is added to ``report``. The sessions ``report.skipped`` lists are not
     expected in the target."""
-    from sessionflow.application.manager import SessionManager
+    from sessionflow.application.manager import ManagerCore
 
     skipped = {sid for sid, _ in report.skipped}
     source_ids = set(source.session_ids())
@@ -172,7 +172,7 @@ def verify_copy(source: EventStore, target: EventStore, report: MigrationReport)
             report.differences.append(f"{sid}: the histories differ")
         if session != copied:
             report.differences.append(f"{sid}: the projections differ")
-    checker = SessionManager(target, owns_store=False)
+    checker = ManagerCore(target, owns_store=False)
     try:
         report.differences.extend(f"{d.session_id}: {d.field} projected {d.projected!r}, replayed {d.replayed!r}"
                                   for d in checker.verify())

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 
 from sessionflow import SYSTEM, __version__
-from sessionflow.application.async_manager import AsyncSessionManager
+from sessionflow.application.async_manager import AsyncManagerCore
 from sessionflow.entrypoints.http.auth import BearerAuth, CheckedTokens, TokenSource
 from sessionflow.entrypoints.http.errors import install_error_handlers
 from sessionflow.entrypoints.http.limits import DEFAULT_MAX_BODY_BYTES, BodyLimit
@@ -73,7 +73,7 @@ def create_app(
     (see :func:`check_tokens_for`), and for an :class:`~sessionflow.AsyncSessionManager`: the routes call the
     manager from FastAPI's thread pool and need a :class:`~sessionflow.SessionManager`.
     """
-    if isinstance(manager, AsyncSessionManager):
+    if isinstance(manager, AsyncManagerCore):
         raise InvalidInput("manager", "create_app needs a SessionManager, not an AsyncSessionManager: pass "
                                       "SessionManager.open(url) (or SessionManager.from_settings(...)) on the same "
                                       "store")
