@@ -1,0 +1,119 @@
+"""``ManagerReads``: the reads of :class:`~sessionflow.application.manager.ManagerCore`.
+
+The sessions (``get``, ``get_active``, ``list``, ``page``, ``history``, ``count``), handed to
+:mod:`~sessionflow.application.reads` after their arguments are checked, and the global event feed and its
+named consumers (``events``, ``consume``, ...), handed to :mod:`~sessionflow.application.feed`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import UUID
+
+from sessionflow.application import validation as valid
+from sessionflow.application.feed import Feed, Handler
+from sessionflow.application.reads import Reads, SessionPage
+from sessionflow.domain.definitions import LifecycleRegistry
+from sessionflow.domain.models import Session, SessionEvent, SessionStatus
+from sessionflow.domain.values import parse_session_id
+from sessionflow.errors import InvalidInput
+
+__all__ = ["ManagerReads"]
+
+
+class ManagerReads:
+    """The reads and the global feed of the synchronous facade (a part of
+    :class:`~sessionflow.application.manager.ManagerCore`, which builds what they use)."""
+
+    _reads: Reads
+    _feed: Feed
+    _registry: LifecycleRegistry
+
+    def get(self, session_id: UUID | str) -> Session:
+        """The session. An overdue live session is expired first (recorded once, as ``"system"``).
+
+        Raises :class:`~sessionflow.errors.SessionNotFound` if there is none (or it was deleted).
+        """
+        return self._reads.get(parse_session_id(session_id))
+
+    def get_active(self, session_id: UUID | str) -> Session | None:
+        """The session while it is pending or in progress and not past its deadline, else ``None``."""
+        return self._reads.get_active(parse_session_id(session_id))
+
+    def list(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
+             user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
+             lifecycle: str | None = None, created_after: datetime | None = None,
+             created_before: datetime | None = None, cursor: str | None = None, limit: int = 100,
+             offset: int = 0) -> builtins.list[Session]:
+        """Sessions matching every given filter, ordered by ``created_at`` then id.
+
+        ``lifecycle``: the name sessions were created under. ``created_after <= created_at < created_before``
+        (aware datetimes). ``cursor``: continue after the place a :meth:`page`'s ``next_cursor`` stands for
+        (``offset`` then skips within what follows). ``limit`` is at most
+        :data:`~sessionflow.domain.values.MAX_LIST_LIMIT` (1000). Overdue live sessions are expired first, so
+        none is listed as pending or in progress past its deadline.
+        """
+        filters = valid.list_arguments(
+            self._registry, status=status, user_id=user_id, workspace_id=workspace_id, module_name=module_name,
+            lifecycle=lifecycle, created_after=created_after, created_before=created_before, limit=limit,
+            offset=offset)
+        return self._reads.list(filters, limit, offset, valid.decode_cursor(cursor))
+
+    def page(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
+             user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
+             lifecycle: str | None = None, created_after: datetime | None = None,
+             created_before: datetime | None = None, cursor: str | None = None, limit: int = 100) -> SessionPage:
+        """One page of :meth:`list` walked by cursor (keyset pagination): ``items``, and ``next_cursor`` to pass
+        as ``cursor`` for the next page (``None`` after the last one). Page 1,000 costs what page 1 costs, and
+        sessions created meanwhile never shift a page."""
+        filters = valid.list_arguments(
+            self._registry, status=status, user_id=user_id, workspace_id=workspace_id, module_name=module_name,
+            lifecycle=lifecycle, created_after=created_after, created_before=created_before, limit=limit)
+        return self._reads.page(filters, limit, valid.decode_cursor(cursor))
+
+    def history(self, session_id: UUID | str) -> builtins.list[SessionEvent]:
+        """Every event of the session, oldest first — deleted sessions included."""
+        return self._reads.history(parse_session_id(session_id))
+
+    def count(self, status: SessionStatus | str | None = None) -> int:
+        """How many sessions there are (deleted ones excluded), optionally of one status."""
+        statuses = valid.statuses(status, self._registry)
+        if statuses is not None and len(statuses) != 1:
+            raise InvalidInput("status", "count takes one status")
+        return self._reads.count(next(iter(statuses)) if statuses else None)
+
+    # ------------------------------------------------------------------ the global feed
+
+    def events(self, *, after: int = 0, limit: int = 1000) -> builtins.list[SessionEvent]:
+        """Up to ``limit`` (at most 10,000) events of every session with a ``position`` above ``after``, in
+        position order: commit order, so an event never appears below a position already read."""
+        return self._feed.events(after, limit)
+
+    def last_position(self) -> int:
+        """The position of the newest event in the feed (0: none yet)."""
+        return self._feed.last_position()
+
+    def consumer_position(self, name: str) -> int:
+        """The position the consumer ``name`` has handled the feed up to (0: nothing yet)."""
+        return self._feed.consumer_position(name)
+
+    def save_consumer_position(self, name: str, position: int) -> None:
+        """Store ``position`` for the consumer ``name`` (never moving it back)."""
+        self._feed.save_consumer_position(name, position)
+
+    def consume(self, name: str, handler: Handler, *, batch_size: int = 100, follow: bool = True,
+                stop: threading.Event | None = None, poll_interval: float = 0.5, max_events: int | None = None) -> int:
+        """Hand each event after the position stored for ``name`` to ``handler(event)``, in position order, and
+        store the position of each batch once its handler calls returned; returns how many were handled.
+
+        At-least-once: after a crash the consumer resumes at its stored position, so a handler must be
+        idempotent (``event.record_id`` identifies an event). ``follow``: wait for new events (woken by other
+        processes' commits where the store can tell, else every ``poll_interval`` seconds) until ``stop`` is
+        set or ``max_events`` were handled; else return when the feed is exhausted. An exception of the
+        handler stops the consumer (the events before it stay handled) and propagates.
+        """
+        return self._feed.consume(name, handler, batch_size=batch_size, follow=follow, stop=stop,
+                                  poll_interval=poll_interval, max_events=max_events)
