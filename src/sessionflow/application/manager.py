@@ -174,6 +174,11 @@ class ManagerCore(ManagerWrites, ManagerReads, ManagerUpkeep):
         if self._owns_store:
             self._store.close()
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` began."""
+        return self._closed
+
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` for each event committed through this manager, after its commit.
 
