@@ -50,7 +50,7 @@ from sessionflow.adapters.redis.codec import (
     session_fields,
 )
 from sessionflow.adapters.redis.retention import PURGE
-from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
+from sessionflow.adapters.storage_format import from_millis, to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent, SessionStatus
 from sessionflow.errors import (
