@@ -18,7 +18,7 @@ import pytest
 import redis.exceptions
 
 from sessionflow import OutcomeUnknown, SessionManager, StoreError
-from sessionflow.adapters.redis import store as redis_store_module
+from sessionflow.adapters.redis import link as redis_link
 from sessionflow.bootstrap import create_redis_store, create_store
 from sessionflow.testing import ManualClock
 from tests.support.backends import reset_postgres
@@ -76,7 +76,7 @@ def _redis_store(url: str, faults: Faults, retries: int) -> Any:
     store = create_redis_store(url, redis_retries=retries)
     client = store.client
     execute = client.execute_command
-    purge_sha, apply_sha = redis_store_module._PURGE.sha, redis_store_module._APPLY.sha
+    purge_sha, apply_sha = redis_link.PURGE.sha, redis_link.APPLY.sha
 
     def faulty(*args: Any, **kwargs: Any) -> Any:
         if faults.refuse:

@@ -1,7 +1,9 @@
 """The Redis store (the ``redis`` extra): :class:`RedisEventStore` and its change watcher.
 
-``store.py`` the store (every write one Lua script of ``scripts.py``), ``codec.py`` the stored formats,
-``watcher.py`` the change watcher (Redis pub/sub on the channels the scripts publish to).
+``store.py`` the store and its reads (every write one Lua script of ``scripts.py``), ``link.py`` its round trips,
+``writes.py`` the appends, ``sweep.py`` the sweep, ``maintenance.py`` rebuild and purge, ``cache.py`` the decoded
+sessions, ``codec.py`` the stored formats, ``watcher.py`` the change watcher (Redis pub/sub on the channels the
+scripts publish to).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 * A session (the projection) is one JSON object: the SQL store's ``sessions`` row keyed by column name (times as
   epoch milliseconds, the files, results, notes and metadata as one nested ``data`` object), so both stores
-  share one row mapping (:func:`~sessionflow.adapters.sqlalchemy.rows.session_row` / ``session_from_row``);
+  share one row mapping (:func:`~sessionflow.adapters.storage_format.session_row` / ``session_from_row``);
   keyed by name, a document stays readable when a later version adds a column (read as ``null``).
 * An event is one JSON array ``[position, "record_id", version, "event", "source" | null, "target",
   "performer", timestamp_ms, payload]``. The client sends it without its first element; the append script
@@ -17,8 +17,15 @@ import json
 from typing import Any
 from uuid import UUID
 
-from sessionflow.adapters.sqlalchemy.rows import SESSION_COLUMNS, _freeze, _status, session_from_row, session_row
-from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
+from sessionflow.adapters.storage_format import (
+    SESSION_COLUMNS,
+    freeze_stored_json,
+    from_millis,
+    session_from_row,
+    session_row,
+    stored_state,
+    to_millis,
+)
 from sessionflow.domain.models import EventType, Session, SessionEvent
 from sessionflow.domain.values import compact_json
 
@@ -73,10 +80,10 @@ def decode_event(text: str, session_id: UUID) -> SessionEvent:
         session_id=session_id,
         version=version,
         event=name,
-        source_state=None if source is None else _status(source, session_id),
-        target_state=_status(target, session_id),
+        source_state=None if source is None else stored_state(source, session_id),
+        target_state=stored_state(target, session_id),
         performer_id=performer,
         timestamp=from_millis(timestamp),
-        payload=_freeze(payload),
+        payload=freeze_stored_json(payload),
         position=position,
     )

@@ -19,8 +19,8 @@ from typing import Any, Final
 from redis.exceptions import RedisError
 
 import redis
-from sessionflow.adapters.sqlalchemy.notifications import _Watcher
-from sessionflow.adapters.sqlalchemy.tables import from_millis
+from sessionflow.adapters.storage_format import from_millis
+from sessionflow.adapters.watcher_thread import RETRY_START, WatcherThread
 from sessionflow.application.watching import Notice
 
 __all__ = ["RedisChangeWatcher"]
@@ -29,10 +29,9 @@ logger = logging.getLogger("sessionflow.watcher")
 
 _CHANGED: Final = Notice("changed")
 _EVENTS: Final = Notice("events")
-_RETRY_START: Final = 0.05
 
 
-class RedisChangeWatcher(_Watcher):
+class RedisChangeWatcher(WatcherThread):
     """Listens on the store's ``deadline`` and ``events`` channels and reports the notices.
 
     Args:
@@ -56,7 +55,7 @@ class RedisChangeWatcher(_Watcher):
         self.connections = 0
 
     def _run(self, stopping: threading.Event) -> None:
-        delay = _RETRY_START
+        delay = RETRY_START
         while not stopping.is_set():
             client: redis.Redis | None = None
             try:
@@ -74,7 +73,7 @@ class RedisChangeWatcher(_Watcher):
                     break
                 self.connections += 1
                 self._listening.set()
-                delay = _RETRY_START
+                delay = RETRY_START
                 self._emit(_CHANGED)
                 self._listen(pubsub, stopping)
             except (RedisError, OSError, ValueError) as error:

@@ -30,7 +30,9 @@ from typing import Any, Final
 from sqlalchemy import Engine
 
 from sessionflow.adapters.sqlalchemy.tables import from_millis
-from sessionflow.application.watching import ChangeWatcher, Notice, NoticeCallback
+from sessionflow.adapters.watcher_thread import RETRY_START as _RETRY_START
+from sessionflow.adapters.watcher_thread import WatcherThread
+from sessionflow.application.watching import ChangeWatcher, Notice
 
 __all__ = [
     "DEADLINE_CHANNEL",
@@ -50,105 +52,11 @@ EVENTS_CHANNEL: Final = "sessionflow_events"
 #: How often the SQLite watcher reads ``PRAGMA data_version`` by default, in seconds.
 SQLITE_POLL_INTERVAL: Final = 0.1
 
-_RETRY_START: Final = 0.05
-_RETRY_MAX: Final = 5.0
 _CHANGED: Final = Notice("changed")
 _EVENTS: Final = Notice("events")
 
 
-class _Watcher:
-    """Subscribers, and one daemon thread started and stopped on demand (the shared part of both watchers)."""
-
-    _thread_name = "sessionflow-watcher"
-
-    def __init__(self) -> None:
-        self._subscribers: tuple[NoticeCallback, ...] = ()
-        self._lock = threading.Lock()
-        self._lifecycle = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._listening = threading.Event()
-
-    @property
-    def running(self) -> bool:
-        """True between :meth:`start` and :meth:`stop`."""
-        return self._thread is not None
-
-    @property
-    def listening(self) -> bool:
-        """True while the watcher is watching the database (connected, ``LISTEN`` done / the poll running)."""
-        return self._listening.is_set()
-
-    def wait_listening(self, timeout: float | None = None) -> bool:
-        """Wait until the watcher is watching the database; returns whether it is."""
-        return self._listening.wait(timeout)
-
-    def subscribe(self, callback: NoticeCallback) -> Callable[[], None]:
-        """Call ``callback(notice)`` for each notice from now on, on the watcher's thread; returns a function
-        that unsubscribes (idempotent)."""
-        with self._lock:
-            self._subscribers = (*self._subscribers, callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                subscribers = list(self._subscribers)
-                if callback in subscribers:
-                    subscribers.remove(callback)
-                self._subscribers = tuple(subscribers)
-
-        return unsubscribe
-
-    def start(self) -> None:
-        """Begin watching on a daemon thread. Idempotent."""
-        with self._lifecycle:
-            if self._thread is not None:
-                return
-            self._stopping = threading.Event()
-            self._listening.clear()
-            self._prepare()
-            thread = threading.Thread(target=self._run, args=(self._stopping,), name=self._thread_name, daemon=True)
-            self._thread = thread
-            thread.start()
-
-    def stop(self) -> None:
-        """Stop watching and join the thread (not when called by a subscriber, on that thread). Idempotent."""
-        with self._lifecycle:
-            thread, self._thread = self._thread, None
-            if thread is None:
-                return
-            self._stopping.set()
-            self._interrupt()
-            if thread is not threading.current_thread():
-                thread.join()
-            self._listening.clear()
-            self._release()
-
-    def _emit(self, notice: Notice) -> None:
-        for callback in self._subscribers:
-            try:
-                callback(notice)
-            except Exception:  # a subscriber's error never stops the watcher or the other subscribers
-                logger.exception("a change subscriber failed on %r", notice)
-
-    def _retry(self, stopping: threading.Event, delay: float) -> float:
-        """Wait ``delay`` (unless stopping); the next delay."""
-        stopping.wait(delay)
-        return min(delay * 2, _RETRY_MAX)
-
-    def _prepare(self) -> None:
-        """Before the thread starts (under the lifecycle lock)."""
-
-    def _interrupt(self) -> None:
-        """Wake the thread up so that it sees it must stop."""
-
-    def _release(self) -> None:
-        """After the thread ended (under the lifecycle lock)."""
-
-    def _run(self, stopping: threading.Event) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class PostgresChangeWatcher(_Watcher):
+class PostgresChangeWatcher(WatcherThread):
     """Listens on PostgreSQL's :data:`DEADLINE_CHANNEL` and :data:`EVENTS_CHANNEL` and reports the notices.
 
     Args:
@@ -272,7 +180,7 @@ class PostgresChangeWatcher(_Watcher):
             self._emit(_CHANGED)
 
 
-class SqliteChangeWatcher(_Watcher):
+class SqliteChangeWatcher(WatcherThread):
     """Polls ``PRAGMA data_version`` of an SQLite database file and reports each change as ``"changed"``.
 
     Args:

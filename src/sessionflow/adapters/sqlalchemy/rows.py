@@ -14,101 +14,42 @@ files, results, notes and metadata as one JSON ``data`` document). Nothing here 
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sessionflow.adapters.sqlalchemy.tables import from_millis, session_events, sessions, to_millis
-from sessionflow.domain.models import (
-    EventType,
-    FileResult,
-    Session,
-    SessionEvent,
-    SessionNote,
-    SessionProgress,
-    SessionStatus,
+from sessionflow.adapters.sqlalchemy.tables import session_events
+from sessionflow.adapters.storage_format import (
+    SESSION_COLUMNS,
+    freeze_stored_json,
+    from_millis,
+    millis_or_none,
+    session_data,
+    session_from_row,
+    session_row,
+    stored_state,
+    to_millis,
 )
-from sessionflow.domain.values import FrozenDict, FrozenList, compact_json
+from sessionflow.domain.models import EventType, Session, SessionEvent
+from sessionflow.domain.values import compact_json
 from sessionflow.errors import StoreError
 
 __all__ = ["EVENT_COLUMNS", "SESSION_COLUMNS", "FastSql", "event_from_row", "event_row", "session_changes",
            "session_from_row", "session_row"]
 
-#: The columns of ``sessions`` and ``session_events``, by name, in table order.
-SESSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in sessions.c)
-#: (``position`` is left out of the events' columns: the database assigns it on insert.)
+#: The columns of ``session_events``, by name, in table order (``position`` is left out: the database assigns
+#: it on insert). The columns of ``sessions``: :data:`SESSION_COLUMNS`.
 EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in session_events.c if c.name != "position")
 
-
-def _freeze(value: Any) -> Any:
-    """Deep-freeze JSON read back from the database (already valid: it was validated on the way in)."""
-    if isinstance(value, dict):
-        for item in value.values():
-            if isinstance(item, dict | list):
-                return FrozenDict({k: _freeze(v) for k, v in value.items()})
-        return FrozenDict(value)  # flat: no copy of each value needed
-    if isinstance(value, list):
-        return FrozenList(_freeze(v) for v in value)
-    return value
-
-
-def _status(value: str, session_id: Any) -> str:
-    """A stored state: the :class:`SessionStatus` member when it is one of the default lifecycle's. Whether
-    it exists in the session's lifecycle is checked by the manager against the definition."""
-    if not isinstance(value, str) or not value:
-        raise StoreError(f"session {session_id} has an empty stored state")
-    member: str = SessionStatus._value2member_map_.get(value, value)  # type: ignore[assignment]
-    return member
-
-
-def _ms(value: datetime | None) -> int | None:
-    return None if value is None else to_millis(value)
+# The shared helpers, by the names this module and the recorders use.
+_freeze = freeze_stored_json
+_status = stored_state
+_ms = millis_or_none
+_data = session_data
 
 
 def _dt(value: int | None) -> datetime | None:
     return None if value is None else from_millis(value)
-
-
-def _data(s: Session) -> dict[str, Any]:
-    return {
-        "file_paths": list(s.file_paths),
-        "file_results": [[r.path, r.error, to_millis(r.recorded_at)] for r in s.file_results],
-        "notes": [[n.file_path, n.memory_id, n.status, to_millis(n.created_at)] for n in s.notes],
-        "metadata": s.metadata,
-    }
-
-
-def session_row(s: Session, *, data: bool = True) -> dict[str, Any]:
-    """The ``sessions`` row for a session (without its JSON ``data`` column when ``data`` is false)."""
-    progress = s.progress
-    row: dict[str, Any] = {
-        "id": s.id,
-        "status": str(s.status),
-        "version": s.version,
-        "user_id": s.user_id,
-        "workspace_id": s.workspace_id,
-        "module_name": s.module_name,
-        "total_files": progress.total_files,
-        "processed_files": progress.processed_files,
-        "failed_files": len(progress.failed_files),  # the column holds the count; the paths are in ``data``
-        "current_file": progress.current_file,
-        "ttl_seconds": s.ttl_seconds,
-        "created_at": to_millis(s.created_at),
-        "updated_at": to_millis(s.updated_at),
-        "expires_at": _ms(s.expires_at),
-        "max_expires_at": _ms(s.max_expires_at),
-        "closed_at": _ms(s.closed_at),
-        "closed_by": s.closed_by,
-        "failure_reason": s.failure_reason,
-        "deleted_at": _ms(s.deleted_at),
-        "due_at": _ms(s.due_at),
-        "lifecycle": s.lifecycle,
-        "lifecycle_version": s.lifecycle_version,
-    }
-    if data:
-        row["data"] = _data(s)
-    return row
 
 
 #: Session fields stored as a column of the same name and value.
@@ -163,79 +104,6 @@ def session_changes(previous: Session | None, s: Session) -> dict[str, Any]:
     if data:
         changed["data"] = _data(s)
     return changed
-
-
-_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_EPOCH_TS = from_millis(0)
-
-
-def _json_text(text: str | bytes) -> Any:
-    """Parse a JSON column's text (the scanner straight away: the text was written by the engine)."""
-    if isinstance(text, str):
-        try:
-            value, end = _scan_json(text, 0)
-        except StopIteration:
-            value, end = None, -1
-        if end == len(text):
-            return value
-    return json.loads(text)  # anything unusual (whitespace, bytes, an error to report) the usual way
-
-
-def _time(ms: int, _epoch: datetime = _EPOCH_TS, _delta: type[timedelta] = timedelta) -> datetime:
-    return _epoch + _delta(0, 0, 0, ms)
-
-
-#: The progress of a session without files (immutable, so every such session can share it).
-_NO_PROGRESS = SessionProgress.trusted(total_files=0, processed_files=0, failed_files=(), current_file=None)
-
-
-def session_from_row(row: Any, session_id: UUID | None = None) -> Session:
-    """The session a ``sessions`` row holds (a SQLAlchemy row or a raw driver tuple, in column order).
-
-    ``session_id``: the row's id when the caller already has it as a UUID (saves parsing it).
-    """
-    (sid, status, version, user_id, workspace_id, module_name, total_files, processed_files, failed_files,
-     current_file, ttl_seconds, created_at, updated_at, expires_at, max_expires_at, closed_at, closed_by,
-     failure_reason, deleted_at, _due_at, data, lifecycle, lifecycle_version) = row
-    if session_id is not None:
-        sid = session_id
-    elif not isinstance(sid, UUID):
-        sid = UUID(str(sid))
-    if not isinstance(data, dict):
-        data = _json_text(data)
-    created = _time(created_at)
-    results = data["file_results"]
-    notes = data["notes"]
-    return Session.trusted(
-        id=sid,
-        status=_status(status, sid),
-        version=version,
-        user_id=user_id,
-        workspace_id=workspace_id,
-        module_name=module_name,
-        file_paths=tuple(data["file_paths"]),
-        progress=_NO_PROGRESS if not (total_files or processed_files or failed_files or current_file is not None)
-        else SessionProgress.trusted(
-            total_files=total_files, processed_files=processed_files, current_file=current_file,
-            # the column holds the count; the paths, in the order they failed, are the failed results'
-            failed_files=tuple(p for p, e, _t in results if e is not None) if failed_files else ()),
-        file_results=tuple(FileResult.trusted(path=p, error=e, recorded_at=_time(t))
-                           for p, e, t in results) if results else (),
-        notes=tuple(SessionNote.trusted(file_path=f, memory_id=m, status=st, created_at=_time(t))
-                    for f, m, st, t in notes) if notes else (),
-        metadata=_freeze(data["metadata"]),
-        ttl_seconds=float(ttl_seconds),
-        created_at=created,
-        updated_at=created if updated_at == created_at else _time(updated_at),
-        expires_at=None if expires_at is None else _time(expires_at),
-        max_expires_at=None if max_expires_at is None else _time(max_expires_at),
-        closed_at=None if closed_at is None else _time(closed_at),
-        closed_by=closed_by,
-        failure_reason=failure_reason,
-        deleted_at=None if deleted_at is None else _time(deleted_at),
-        lifecycle=lifecycle,
-        lifecycle_version=lifecycle_version,
-    )
 
 
 def event_row(e: SessionEvent) -> dict[str, Any]:

@@ -15,7 +15,6 @@ index makes "overdue and not terminal" a range scan for the sweeper.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from sessionflow.adapters.storage_format import from_millis, to_millis
+
 __all__ = ["NAMING_CONVENTION", "consumers", "from_millis", "metadata", "session_events", "sessions", "to_millis"]
 
 #: Names for every constraint and index, so Alembic can compare and alter them.
@@ -47,20 +48,6 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_millis(value: datetime) -> int:
-    """A UTC-aware datetime as integer milliseconds since the epoch."""
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def from_millis(value: int) -> datetime:
-    """Integer milliseconds since the epoch as a UTC-aware datetime."""
-    return _EPOCH + timedelta(milliseconds=value)
-
 
 class JsonDocument(TypeDecorator[Any]):
     """JSON, stored as JSONB on PostgreSQL; the PostgreSQL dialect is imported only there (a command on SQLite
