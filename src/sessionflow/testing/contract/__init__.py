@@ -30,6 +30,7 @@ from __future__ import annotations
 from sessionflow.testing._managers import StoreFactory as StoreFactory
 from sessionflow.testing.contract._support import CAPABILITIES as CAPABILITIES
 from sessionflow.testing.contract.batches import TestBatches
+from sessionflow.testing.contract.closing import TestClosing
 from sessionflow.testing.contract.concurrency import TestConcurrency
 from sessionflow.testing.contract.create_started import TestCreateStarted
 from sessionflow.testing.contract.expiry import TestExpiry
@@ -47,6 +48,7 @@ from sessionflow.testing.contract.updates import TestUpdateAndDelete
 #: The test classes: what ``from sessionflow.testing.contract import *`` brings into a test module.
 __all__ = [
     "TestBatches",
+    "TestClosing",
     "TestConcurrency",
     "TestCreateStarted",
     "TestExpiry",
