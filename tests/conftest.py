@@ -6,10 +6,12 @@ and closes it afterwards.
 Within one test, every SQL manager it makes shares one database, so a test can open a second manager
 on the same data (as another process would).
 
-The contract suite (``tests/contract``) and the custom-lifecycle tests (``tests/lifecycles``) also run on the
-asyncio facade: ``memory-async``, ``sqlite-async``, ``postgres-async`` and ``redis-async`` build an
-:class:`~sessionflow.AsyncSessionManager` on an event loop of its own and hand the test a synchronous bridge to
-it (``tests/support/async_bridge.py``). Elsewhere those parameters are deselected.
+The contract suite (``sessionflow.testing.contract``, collected in ``tests/contract``) and the custom-lifecycle
+tests (``tests/lifecycles``) also run on the asyncio facade: ``memory-async``, ``sqlite-async``,
+``postgres-async`` and ``redis-async`` build an :class:`~sessionflow.AsyncSessionManager` on an event loop of its
+own and hand the test a synchronous bridge to it (``tests/support/async_bridge.py``). Elsewhere those parameters
+are deselected, and so are they for a test of those suites that builds no manager through ``make_manager`` or
+``sessionflow_manager_factory`` (it drives a store itself: on the asyncio variants it would only run again).
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from sessionflow import AsyncSessionManager, SessionManager
+from sessionflow import SessionManager
 from sessionflow.testing import ManualClock
-from tests.support.async_bridge import LoopThread, SyncBridge
-from tests.support.backends import BACKENDS, SQL_BACKENDS, open_store, reset_postgres
+from tests.support.async_bridge import async_managers
+from tests.support.backends import ASYNC_BACKENDS, BACKENDS, SQL_BACKENDS, open_store, reset_postgres
 from tests.support.postgres import postgres_url  # noqa: F401  (a session-scoped fixture)
 from tests.support.redis import redis_url, reset_redis  # noqa: F401  (redis_url: a session-scoped fixture)
 
@@ -38,10 +40,10 @@ def clock() -> ManualClock:
     return ManualClock(datetime(2030, 1, 1, 12, 0, tzinfo=UTC))
 
 
-#: The asyncio facade over each store, for the contract suite (see the module's docstring).
-ASYNC_BACKENDS = ["memory-async", "sqlite-async", "postgres-async", "redis-async"]
 #: The folders whose tests run on the asyncio backends too.
 ASYNC_SUITES = ("contract", "lifecycles")
+#: The fixtures through which a test of those folders builds managers (on the asyncio facade for those backends).
+MANAGER_FIXTURES = frozenset({"make_manager", "sessionflow_manager_factory"})
 
 
 @pytest.fixture(params=BACKENDS + ASYNC_BACKENDS)
@@ -86,7 +88,7 @@ def sql_url(sql_backend: str, request: pytest.FixtureRequest, tmp_path: Path) ->
 @pytest.fixture
 def make_manager(backend: str, database_url: str | None) -> Iterator[MakeManager]:
     if backend in ASYNC_BACKENDS:
-        yield from _async_managers(backend, database_url)
+        yield from async_managers(database_url, _STORE_OPTIONS)
         return
     managers: list[SessionManager] = []
 
@@ -107,39 +109,10 @@ def make_manager(backend: str, database_url: str | None) -> Iterator[MakeManager
         manager.close()
 
 
-def _async_managers(backend: str, database_url: str | None) -> Iterator[MakeManager]:
-    """``make_manager`` on the asyncio facade: each manager a :class:`SyncBridge` to an ``AsyncSessionManager``
-    on one event loop per test."""
-    loop = LoopThread()
-    bridges: list[SyncBridge] = []
-
-    def factory(**options: Any) -> SessionManager:
-        store_options = {k: options.pop(k) for k in list(options) if k in _STORE_OPTIONS}
-        other = options.pop("store_of", None)
-        if other is not None:
-            manager = AsyncSessionManager(other.async_manager.store, owns_store=False, **options)
-        elif database_url is None:
-            manager = AsyncSessionManager.in_memory(**options)
-        else:
-            async def open_() -> AsyncSessionManager:
-                return await AsyncSessionManager.open(database_url, **store_options, **options)
-
-            manager = loop.run(open_())
-        bridge = SyncBridge(manager, loop)
-        bridges.append(bridge)
-        return bridge  # type: ignore[return-value]  # a SessionManager look-alike
-
-    try:
-        yield factory
-        for bridge in bridges:
-            bridge.close()
-    finally:
-        loop.close()
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The asyncio backends run the suites of :data:`ASYNC_SUITES` only; a module with ``ONLY_WHEN_SLOW = True``
-    (the fault runs of ``make faults``) runs only when slow tests are asked for (``-m slow``)."""
+    """The asyncio backends run the suites of :data:`ASYNC_SUITES` only, and there only the tests that build
+    managers (:data:`MANAGER_FIXTURES`); a module with ``ONLY_WHEN_SLOW = True`` (the fault runs of
+    ``make faults``) runs only when slow tests are asked for (``-m slow``)."""
     expression = str(config.getoption("markexpr") or "")
     slow_asked = "slow" in expression and "not slow" not in expression
     keep: list[pytest.Item] = []
@@ -149,7 +122,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         param = callspec.params.get("backend") if callspec is not None else None
         suite = item.path.parent.name
         only_slow = bool(getattr(getattr(item, "module", None), "ONLY_WHEN_SLOW", False)) and not slow_asked
-        (dropped if only_slow or (param in ASYNC_BACKENDS and suite not in ASYNC_SUITES) else keep).append(item)
+        facade_only = param in ASYNC_BACKENDS and (suite not in ASYNC_SUITES
+                                                   or not MANAGER_FIXTURES & set(getattr(item, "fixturenames", ())))
+        (dropped if only_slow or facade_only else keep).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

@@ -15,11 +15,25 @@ Fixtures:
 ``sessionflow_sqlite_manager``
     The same on an SQLite file in the test's ``tmp_path``.
 
+For the store contract suite (:mod:`sessionflow.testing.contract`, collected by
+``from sessionflow.testing.contract import *`` in a test module):
+
+``sessionflow_store_factory``
+    The store the suite runs on: a callable that opens a new, empty store of the backend under test. A backend
+    author overrides it; the default fails the test, saying so.
+``sessionflow_store_lacks``
+    The optional capabilities (names of :data:`sessionflow.testing.contract.CAPABILITIES`) the backend
+    declares it lacks: their tests are skipped, with the reason. Default: none.
+``sessionflow_manager_factory``
+    ``make(**options)``: a :class:`~sessionflow.SessionManager` over a new store of
+    ``sessionflow_store_factory``, built with the manager's arguments; each is closed after the test.
+
 It also collects ``*.scenario.yaml`` / ``*.scenario.yml`` / ``*.scenario.json`` files as tests (see
 :mod:`sessionflow.scenarios`). A failed step, or a scenario file that cannot be used (a ``ScenarioError``
 naming the file, the key and the line), is a short failure without a traceback. Loading it is cheap (pytest
 loads it in every project that installs sessionflow): managers, stores and the scenario runner are imported
-when first used.
+when first used, and the contract suite only when a test module imports it (its assertions are rewritten by
+pytest, as a test module's are).
 """
 
 from __future__ import annotations
@@ -32,11 +46,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sessionflow.testing import AsyncTimeTravel, ManualClock, TimeTravel
+from sessionflow.testing._managers import ManagerFactory, Managers, StoreFactory
 
 if TYPE_CHECKING:
     from sessionflow.application.manager import ManagerCore
 
-__all__ = ["ScenarioFailed", "ScenarioFile", "ScenarioItem", "pytest_collect_file"]
+#: The contract suite's modules: pytest rewrites their assertions (they are test code imported by test modules).
+pytest.register_assert_rewrite("sessionflow.testing.contract")
+
+__all__ = ["ScenarioFailed", "ScenarioFile", "ScenarioItem", "pytest_collect_file", "pytest_configure"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker of the contract tests that need an optional store capability."""
+    config.addinivalue_line("markers", "sessionflow_requires(capability): a contract test that needs an optional "
+                                       "store capability (skipped when sessionflow_store_lacks names it)")
 
 
 @pytest.fixture
@@ -114,3 +138,31 @@ def sessionflow_async_time(sessionflow_clock: ManualClock) -> AsyncTimeTravel:
     :class:`~sessionflow.AsyncSessionManager` with ``clock=sessionflow_clock``, ``attach`` it, and
     ``await sessionflow_async_time.advance(delta)`` runs every timeout due on the way, in deadline order."""
     return AsyncTimeTravel(sessionflow_clock)
+
+
+# ------------------------------------------------------------------------------------------ the contract suite
+
+
+@pytest.fixture
+def sessionflow_store_factory() -> StoreFactory:
+    """The store the contract suite runs on: override it with a fixture returning a callable that opens a new,
+    empty store of your backend (the suite calls it once for each manager it builds; the manager closes it)."""
+    pytest.fail("the sessionflow contract suite needs a store: define a fixture `sessionflow_store_factory` "
+                "returning a callable that opens a new, empty store of your backend (docs/testing.md, "
+                "\"Proving a backend with the contract suite\")", pytrace=False)
+
+
+@pytest.fixture
+def sessionflow_store_lacks() -> frozenset[str]:
+    """The optional capabilities (names of ``sessionflow.testing.contract.CAPABILITIES``) the backend under test
+    declares it lacks: the contract tests that need one are skipped, naming it. Default: none."""
+    return frozenset()
+
+
+@pytest.fixture
+def sessionflow_manager_factory(sessionflow_store_factory: StoreFactory) -> Iterator[ManagerFactory]:
+    """``make(**options)``: a :class:`~sessionflow.SessionManager` over a new store of
+    ``sessionflow_store_factory``, built with ``options`` (the manager's arguments); all closed after the test."""
+    managers = Managers(sessionflow_store_factory)
+    yield managers
+    managers.close()

@@ -21,7 +21,7 @@ OUTPUT = ROOT / "docs" / "architecture.svg"
 #: The layers, outermost at the top, and the parts in each (drawn as a row, named on the left).
 LAYERS: list[tuple[str, list[str]]] = [
     ("entry points", ["__main__", "pytest_plugin"]),
-    ("entry points, test kit", ["entrypoints", "scenarios"]),
+    ("entry points, test kit", ["entrypoints", "scenarios", "testing.contract"]),
     ("package root, test kit", ["", "testing"]),
     ("asyncio wiring", ["aio"]),
     ("wiring", ["bootstrap"]),
@@ -33,12 +33,23 @@ LAYERS: list[tuple[str, list[str]]] = [
 LABELS = {"": "sessionflow\n(__init__: the public names)", "entrypoints": "entrypoints\n(cli/, http/)",
           "adapters": "adapters\n(memory, sqlalchemy/, apscheduler,\naio, jsonl, metrics)",
           "aio": "aio\n(AsyncSessionManager's constructors)",
+          "testing.contract": "testing.contract\n(the store contract suite)",
           "application": "application\n(manager, pipeline, commands, reads,\ntimeouts, delivery, validation, ports)",
           "domain": "domain\n(models, lifecycle, definitions, decision,\ndeadlines, replay, values)"}
 
 
+#: Subpackages that are parts of their own, with a row of their own in the import table.
+SUBPARTS = ("testing.contract",)
+
+
 def part(module: str) -> str:
+    """``sessionflow.application.manager`` -> ``application``; the package root -> ``""``; a module of a
+    subpackage of :data:`SUBPARTS` -> that subpackage (``testing.contract``)."""
     parts = module.split(".")
+    inside = ".".join(parts[1:])
+    for sub in SUBPARTS:
+        if inside == sub or inside.startswith(sub + "."):
+            return sub
     return parts[1] if len(parts) > 1 else ""
 
 

@@ -43,8 +43,9 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "sessionflow.settings": ("HttpSettings", "PolicySettings", "SessionSettings", "Settings"),
     "sessionflow.testing": ("AsyncTimeTravel", "ManualClock", "TimeTravel", "aadvance", "advance"),
     "sessionflow.pytest_plugin": (
-        "sessionflow_async_time", "sessionflow_clock", "sessionflow_manager", "sessionflow_sqlite_manager",
-        "sessionflow_time"),
+        "sessionflow_async_time", "sessionflow_clock", "sessionflow_manager", "sessionflow_manager_factory",
+        "sessionflow_sqlite_manager", "sessionflow_store_factory", "sessionflow_store_lacks", "sessionflow_time"),
+    "sessionflow.testing.contract": ("CAPABILITIES", "StoreFactory"),
     "sessionflow.adapters.sqlalchemy": ("SqlAlchemyEventStore",),
     "sessionflow.adapters.sqlalchemy.migrations": ("schema_drift",),
     "sessionflow.adapters.redis": ("RedisEventStore",),

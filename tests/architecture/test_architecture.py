@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.architecture.imports import ImportGraph, cycles, import_graph
+from tests.architecture.picture import part as _part
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "sessionflow"
@@ -37,6 +38,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "testing": ({"application", "bootstrap", "domain"}, set()),
     "scenarios": ({"bootstrap", "domain", "errors", "loader", "testing"}, {"yaml"}),
     "pytest_plugin": ({"application", "scenarios", "testing"}, {"pytest"}),
+    "testing.contract": ({"", "adapters", "domain", "testing"}, {"pytest", "statemachine"}),
     "entrypoints": ({"", "adapters", "application", "bootstrap", "diagram", "domain", "errors", "loader",
                      "scenarios", "settings"},
                     {"fastapi", "starlette", "pydantic", "uvicorn", "typer", "rich", "click", "prometheus_client",
@@ -44,12 +46,6 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "__main__": ({"entrypoints"}, set()),
     "": ({"adapters", "aio", "application", "bootstrap", "domain", "errors", "settings"}, set()),
 }
-
-
-def _part(module: str) -> str:
-    """``sessionflow.application.manager`` -> ``application``; the package root -> ``""``."""
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +118,6 @@ def test_the_picture_shows_the_imports_as_they_are() -> None:
     from tests.architecture.picture import part_edges, reduced
 
     svg = (ROOT / "docs" / "architecture.svg").read_text(encoding="utf-8")
-    drawn = set(re.findall(r'<g id="import:([\w]+):([\w]+)"', svg))
+    drawn = set(re.findall(r'<g id="import:([\w.]+):([\w.]+)"', svg))
     expected = {(a or "sessionflow", b or "sessionflow") for a, b in reduced(part_edges())}
     assert drawn == expected

@@ -6,6 +6,7 @@ unchanged on the asyncio facade.
 loop and waits for it — from any number of test threads at once, so the concurrency tests become concurrent
 tasks on the loop. Called from inside the manager's own work (a subscriber, a handler), it calls the
 synchronous manager directly, as the manager's runner allows there. ``store`` gives the store the same way.
+:func:`async_managers` is the ``make_manager`` fixture of the asyncio backends: such bridges on one loop.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from sessionflow import AsyncSessionManager
+from sessionflow import AsyncSessionManager, SessionManager
 
-__all__ = ["LoopThread", "SyncBridge"]
+__all__ = ["LoopThread", "SyncBridge", "async_managers"]
 
 T = TypeVar("T")
 
@@ -125,3 +126,36 @@ class SyncBridge:
 
     def close(self) -> None:
         self.loop.run(self.async_manager.close())
+
+
+def async_managers(database_url: str | None, store_options: frozenset[str] = frozenset()
+                   ) -> Iterator[Callable[..., SessionManager]]:
+    """A ``make_manager`` factory on the asyncio facade, for one test: each manager a :class:`SyncBridge` to an
+    ``AsyncSessionManager`` on ``database_url`` (in memory when ``None``), all on one event loop, closed with it
+    afterwards. Options named in ``store_options`` go to the store; ``store_of=manager`` shares that manager's
+    store."""
+    loop = LoopThread()
+    bridges: list[SyncBridge] = []
+
+    def factory(**options: Any) -> SessionManager:
+        chosen = {k: options.pop(k) for k in list(options) if k in store_options}
+        other = options.pop("store_of", None)
+        if other is not None:
+            manager = AsyncSessionManager(other.async_manager.store, owns_store=False, **options)
+        elif database_url is None:
+            manager = AsyncSessionManager.in_memory(**options)
+        else:
+            async def open_() -> AsyncSessionManager:
+                return await AsyncSessionManager.open(database_url, **chosen, **options)
+
+            manager = loop.run(open_())
+        bridge = SyncBridge(manager, loop)
+        bridges.append(bridge)
+        return bridge  # type: ignore[return-value]  # a SessionManager look-alike
+
+    try:
+        yield factory
+        for bridge in bridges:
+            bridge.close()
+    finally:
+        loop.close()

@@ -1,4 +1,5 @@
-"""The store backends the contract suite runs on: in memory, SQLite on a file, PostgreSQL and Redis."""
+"""The store backends the contract suite runs on: in memory, SQLite on a file, PostgreSQL and Redis — each also
+behind the asyncio facade (``ASYNC_BACKENDS``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from sessionflow.application.ports import EventStore
 from sessionflow.bootstrap import create_redis_store, create_store
 
 BACKENDS = ["memory", "sqlite", "postgres", "redis"]
+#: The asyncio facade over each store: an ``AsyncSessionManager`` behind a synchronous bridge
+#: (``tests/support/async_bridge.py``).
+ASYNC_BACKENDS = [f"{backend}-async" for backend in BACKENDS]
 SQL_BACKENDS = ["sqlite", "postgres"]
 #: The store options the Redis store takes (the SQL ones, e.g. ``sqlite_synchronous``, do not apply to it).
 _REDIS_OPTIONS = frozenset({"cache_size", "redis_prefix", "redis_retries", "redis_socket_timeout"})

@@ -5,7 +5,6 @@ store, before anything is written or removed."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,7 @@ import pytest
 
 from sessionflow import InvalidInput, SessionManager
 from sessionflow.testing import ManualClock
-
-MakeManager = Callable[..., SessionManager]
+from sessionflow.testing.contract._support import ContractSuite, MakeManager, requires
 
 
 class _BytesPath(os.PathLike[bytes]):
@@ -49,26 +47,30 @@ def _archives(tmp_path: Path) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("case", sorted(_archives(Path("/tmp"))))
-def test_an_archive_path_the_system_cannot_represent_is_invalid_input(
-        make_manager: MakeManager, clock: ManualClock, tmp_path: Path, case: str) -> None:
-    mgr = make_manager(clock=clock)
-    _closed(mgr, clock)
-    where = tmp_path / "archives"
-    where.mkdir()
-    archive = _archives(where)[case]
-    before = [(s, mgr.history(s.id)) for s in mgr.list(limit=100)]
-    histories = {s.id: mgr.history(s.id) for s, _ in before}
-    with pytest.raises(InvalidInput) as caught:
-        mgr.purge(closed_before=clock.now() - timedelta(days=1), archive=archive)
-    assert caught.value.field == "archive"
-    assert [(s, mgr.history(s.id)) for s in mgr.list(limit=100)] == before
-    assert {sid: mgr.history(sid) for sid in histories} == histories
-    assert list(where.iterdir()) == []  # no folder or file created either
+class TestPurgeHostile(ContractSuite):
+    """Archive paths the system cannot represent."""
 
+    @pytest.mark.parametrize("case", sorted(_archives(Path("/tmp"))))
+    def test_an_archive_path_the_system_cannot_represent_is_invalid_input(
+            self, make_manager: MakeManager, clock: ManualClock, tmp_path: Path, case: str) -> None:
+        mgr = make_manager(clock=clock)
+        _closed(mgr, clock)
+        where = tmp_path / "archives"
+        where.mkdir()
+        archive = _archives(where)[case]
+        before = [(s, mgr.history(s.id)) for s in mgr.list(limit=100)]
+        histories = {s.id: mgr.history(s.id) for s, _ in before}
+        with pytest.raises(InvalidInput) as caught:
+            mgr.purge(closed_before=clock.now() - timedelta(days=1), archive=archive)
+        assert caught.value.field == "archive"
+        assert [(s, mgr.history(s.id)) for s in mgr.list(limit=100)] == before
+        assert {sid: mgr.history(sid) for sid in histories} == histories
+        assert list(where.iterdir()) == []  # no folder or file created either
 
-def test_a_good_archive_path_still_purges(make_manager: MakeManager, clock: ManualClock, tmp_path: Path) -> None:
-    mgr = make_manager(clock=clock)
-    _closed(mgr, clock)
-    result = mgr.purge(closed_before=clock.now() - timedelta(days=1), archive=tmp_path / "archive")
-    assert (result.sessions, result.archive_files) == (2, 2)
+    @requires("purge")
+    def test_a_good_archive_path_still_purges(self, make_manager: MakeManager, clock: ManualClock,
+                                              tmp_path: Path) -> None:
+        mgr = make_manager(clock=clock)
+        _closed(mgr, clock)
+        result = mgr.purge(closed_before=clock.now() - timedelta(days=1), archive=tmp_path / "archive")
+        assert (result.sessions, result.archive_files) == (2, 2)
