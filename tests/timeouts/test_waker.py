@@ -125,6 +125,28 @@ def test_the_interval_job_is_a_safety_net_for_deadlines_written_elsewhere() -> N
         assert wait_for(lambda: raw_status(sweeper, s.id) is SessionStatus.EXPIRED, timeout=2)
 
 
+def test_a_deadline_written_during_a_sweep_is_armed_when_the_sweep_ends(shared_managers: SharedManagers) -> None:
+    sweeper = shared_managers()
+    seen = expiries(sweeper)
+    waker = ApschedulerWaker(sweeper)  # no change watcher: only the writer's notice tells of the new deadline
+    writer = shared_managers(clock=behind(0.3), waker=waker)
+    written: list[Any] = []
+
+    def on_event(event: SessionEvent) -> None:  # inside the sweep: after its claim read the next deadline
+        if event.event is EventType.EXPIRED and not written:
+            written.append(writer.create(performer_id="w", ttl=TTL))
+
+    sweeper.subscribe(on_event)
+    waker.start()  # the safety net is five minutes away
+    try:
+        first = writer.create(performer_id="w", ttl=TTL)
+        assert wait_for(lambda: first.id in seen and bool(written), timeout=3)
+        assert wait_for(lambda: written[0].id in seen, timeout=3), "the deadline written during the sweep was lost"
+        assert seen[written[0].id] >= written[0].expires_at
+    finally:
+        waker.stop()
+
+
 # ---------------------------------------------------------------- two jobs, whatever the number of sessions
 
 

@@ -1,42 +1,30 @@
 """``ApschedulerWaker``: wakes the engine at the earliest deadline, with APScheduler 3 as the trigger.
 
 The deadlines live in the store; APScheduler never owns a timeout. The waker adds two jobs to its scheduler,
-whatever the number of sessions: the **date job**, armed at the earliest pending deadline (paused while no
-session is live), and the **interval job**, every ``cleanup_interval``, a safety net for a lost wake-up or notice.
-A write re-arms the date job at once if its deadline is earlier (:meth:`~ApschedulerWaker.notify_deadline`,
-called by the manager after each commit; other processes' writes come as a change watcher's notices, see
+whatever the number of sessions: the *date job*, armed at the earliest pending deadline (paused while no session
+is live), and the *interval job*, every ``cleanup_interval``, a safety net for a lost wake-up or notice. A write
+re-arms the date job at once if its deadline is earlier (:meth:`~ApschedulerWaker.notify_deadline`, called by the
+manager after each commit); writes of other processes come as a change watcher's notices (see
 :meth:`~ApschedulerWaker.follow`: ``"deadline"`` is ``notify_deadline``, ``"changed"`` reads the store's next
 deadline first, ``"events"`` is ignored).
 
-How a wake-up runs: both jobs (``misfire_grace_time=None``: a late wake-up still runs, ``coalesce=True``,
+How a wake-up runs. Both jobs (``misfire_grace_time=None``: a late wake-up still runs; ``coalesce=True``;
 ``max_instances=1``) run on the waker's ``DebugExecutor``, on the scheduler's thread while it holds its job-store
-lock: no place to sweep (a re-arm waits for that lock) nor to re-arm (APScheduler removes a fired date job
-*after* its run), so their callable does nothing. The wake-up is the ``EVENT_JOB_SUBMITTED`` event, dispatched
-once the fired date job is removed and the lock released. The listener marks a sweep under way (a firing meanwhile
-is dropped: that sweep covers it) and runs it on the scheduler's own thread if the waker created a
-``BackgroundScheduler`` (no hand-off per wake-up, each of which waits for the GIL when other threads are busy),
-else on the waker's one-thread pool: never on a scheduler given to the waker nor on an event loop. The sweep
-(:meth:`SessionManager.sweep`) tells the next deadline from its own statements; the waker arms the date job
-there, or at an earlier deadline notified during the sweep (kept meanwhile, not armed).
+lock, and do nothing: there the waker could neither sweep (a re-arm waits for that lock) nor re-arm (APScheduler
+removes a fired date job *after* its run). The wake-up is the ``EVENT_JOB_SUBMITTED`` event that follows,
+dispatched once the fired job is removed, its instance released and the lock free. The listener marks a sweep
+under way (a firing meanwhile is dropped: that sweep covers it) and runs it on the scheduler's own thread if the
+waker created a ``BackgroundScheduler`` (no hand-off per wake-up, each of which waits for the GIL when other
+threads are busy), else on the waker's one-thread pool: never on a scheduler given to it nor on an event loop.
+The sweep (:meth:`SessionManager.sweep`) tells the next deadline; the date job is armed there, or at an earlier
+deadline notified during the sweep.
 
-Where the guarantees come from. *One date job, never lost*: a fixed id, each arming an ``add_job(...,
-replace_existing=True)``; when the event arrives the fired job is gone and its instance released (the executor is
-synchronous), so the new job is neither removed by the firing that caused it nor skipped for ``max_instances``.
-*No deadlock*: one ``threading.Lock`` guards the state; it is held while arming (armings apply in the order they
-were decided), never while a sweep, a subscriber or a watcher runs, and APScheduler runs nothing of the waker
-under its own lock but the empty callable. *Restart catch-up*: :meth:`~ApschedulerWaker.start` sweeps in the
-calling thread first, then reads the next deadline after subscribing to the watcher. *No busy loop*: a failed
-sweep, or rows still due after one (another process holds them), are retried after 50 ms, 100 ms, ... up to 5 s;
-a clock other than :class:`SystemClock` is translated to the scheduler's real time, and a wake-up before that
-clock reaches the armed deadline (frozen by freezegun, say) pauses the date job. *Exactly-once expiry* is the
-store's: sweeps claim rows with a versioned compare-and-set, so any number of wakers may sweep one database.
-*Clean stop*: :meth:`~ApschedulerWaker.stop` unsubscribes, removes the listener and jobs, shuts down the scheduler
-it created (joining its thread) or removes its executor from a given one, and joins its pool; from inside a sweep
-it cannot join its own thread, so a short-lived thread shuts the scheduler down once the sweep returns. A stop
-during a start cancels it.
-
-Longer than 400 lines: a third of it is docstrings (this one and the public API's); the code is one class of under
-300 lines whose state one lock guards, which a split would spread across modules.
+One ``threading.Lock`` guards the state; it is held while arming (so armings apply in the order they were
+decided), never while a sweep, a subscriber or a watcher runs. A failed sweep, or rows still due after one
+(another process holds them), is retried after 50 ms, 100 ms, ... up to 5 s. A clock other than
+:class:`SystemClock` is translated to the scheduler's time, and a wake-up before that clock reaches the armed
+deadline (frozen by freezegun, say) pauses the date job rather than spin. Exactly-once expiry is the store's:
+sweeps claim rows with a versioned compare-and-set, so any number of wakers may sweep one database.
 """
 
 from __future__ import annotations
@@ -118,7 +106,9 @@ class ApschedulerWaker:
             watcher if needed, but never stops it: whoever built it does.
 
     The waker's methods are thread-safe. :meth:`notify_deadline` is cheap: a comparison, and a re-arm only
-    when the deadline is earlier than the armed one.
+    when the deadline is earlier than the armed one. ``sweeps`` and ``expired`` count the sweeps run (the
+    catch-up one included) and the sessions they expired; ``last_error`` holds the last sweep's error until one
+    succeeds; ``notices`` counts the ``"deadline"`` and ``"changed"`` notices received while running.
     """
 
     def __init__(self, target: SweepTarget | None = None, *, cleanup_interval: timedelta = timedelta(minutes=5),
@@ -146,10 +136,7 @@ class ApschedulerWaker:
         self._sweeper: int | None = None  # the thread of the sweep under way
         self._armed_at: datetime | None = None  # the deadline (clock time) the date job is armed at
         self._pending: datetime | None = None  # the earliest deadline notified during the sweep under way
-        self._early = False  # that sweep was woken before the clock reached the armed deadline
         self._retry = _RETRY_START
-        #: Sweeps run (the catch-up one included), sessions they expired, the last sweep's error if it failed,
-        #: and the ``"deadline"`` and ``"changed"`` notices received while running.
         self.sweeps = self.expired = self.notices = 0
         self.last_error: BaseException | None = None
 
@@ -194,10 +181,7 @@ class ApschedulerWaker:
         ``watcher`` may be a function building it, called at start: ``SessionManager.start_timeouts`` offers
         the manager's this way, so a waker that is never started builds nothing.
         """
-        if watcher is None or isinstance(watcher, ChangeWatcher):
-            self._offered = lambda: watcher
-        else:
-            self._offered = watcher
+        self._offered = (lambda: watcher) if watcher is None or isinstance(watcher, ChangeWatcher) else watcher
 
     def bind(self, target: SweepTarget) -> None:
         """Drive ``target``. Raises :class:`~sessionflow.errors.InvalidInput` while running on another one."""
@@ -231,18 +215,20 @@ class ApschedulerWaker:
                 self._starting = None if self._starting is token else self._starting
             raise
         with self._lock:
-            self.sweeps, self.expired = self.sweeps + 1, self.expired + expired
-            if not (cancelled := self._starting is not token):  # notified deadlines wait for _finish below
+            self.sweeps, self.expired, self.last_error = self.sweeps + 1, self.expired + expired, None
+            if not (cancelled := self._starting is not token):  # deadlines notified from now on wait for _finish
                 self._run, self._starting, self._sweeping, self._armed_at, self._pending = run, None, True, None, None
-                self._early, self._retry = False, _RETRY_START
+                self._retry = _RETRY_START
         if cancelled:
             self._tear_down(run, inside=False)
             return
-        try:
-            self._finish(run, started, *self._read_next(target))
-        except BaseException:
-            self.stop()
-            raise
+        deadline = None
+        try:  # read after subscribing to the watcher: a write of another process committed later is then notified
+            deadline = target.next_deadline()
+        except Exception as error:  # retried like a failed sweep
+            self.last_error = error
+            logger.exception("could not read the next deadline; retrying")
+        self._finish(run, started, deadline)
         logger.debug("waker started (catch-up sweep expired %d sessions)", expired)
 
     def _set_up(self) -> _Run:
@@ -256,7 +242,6 @@ class ApschedulerWaker:
             scheduler.add_job(_job, IntervalTrigger(seconds=self.cleanup_interval.total_seconds(), timezone=UTC),
                               id=self.interval_job_id, name="sessionflow safety-net sweep",
                               executor=self.executor_alias, replace_existing=True, **JOB_OPTIONS)
-            self._add_deadline_job(scheduler, None)
             if not scheduler.running:
                 scheduler.start()
             watcher = self._watcher or (self._offered() if self._offered is not None else None)
@@ -273,6 +258,7 @@ class ApschedulerWaker:
 
         A scheduler the waker created is shut down; one given to it is left running without the waker's
         jobs, listener and executor. Called from inside a sweep (by a subscriber), it does not wait for it.
+        A stop during a :meth:`start` cancels it.
         """
         with self._lock:
             run, self._run, self._starting = self._run, None, None
@@ -296,7 +282,7 @@ class ApschedulerWaker:
         elif scheduler.running and self._kind == "asyncio":
             with contextlib.suppress(RuntimeError):  # (the loop is closed)
                 scheduler.shutdown(wait=False)  # finishes on the loop
-        elif scheduler.running and inside:  # on the scheduler's thread, which shutdown() joins
+        elif scheduler.running and inside:  # on the scheduler's thread, which shutdown() joins: from another one
             threading.Thread(target=scheduler.shutdown, name="sessionflow-waker-stop", daemon=True).start()
         elif scheduler.running:
             scheduler.shutdown()
@@ -343,74 +329,61 @@ class ApschedulerWaker:
 
     def _on_submitted(self, event: Any) -> None:
         """APScheduler ran one of the jobs, removed the date job if that one fired, and released its lock."""
-        fired = event.job_id == self.deadline_job_id
-        if not fired and event.job_id != self.interval_job_id:
+        if event.job_id not in (self.deadline_job_id, self.interval_job_id):
             return
         now = self._clock().now()
         with self._lock:
             if (run := self._run) is None or self._sweeping:
                 return
             self._sweeping = True
-            self._early = fired and self._armed_at is not None and now < self._armed_at
+            # Woken before the clock reached the armed deadline: the scheduler's time and the clock disagree.
+            early = event.job_id == self.deadline_job_id and self._armed_at is not None and now < self._armed_at
             self._armed_at = None
         if run.pool is None:
-            self._sweep(run)
+            self._sweep(run, early)
         else:
             with contextlib.suppress(RuntimeError):  # the pool is shut down: the waker is stopping
-                run.pool.submit(self._sweep, run)
+                run.pool.submit(self._sweep, run, early)
 
-    def _sweep(self, run: _Run) -> None:
+    def _sweep(self, run: _Run, early: bool) -> None:
         with self._lock:
             if self._run is not run or (target := self._target) is None:
                 return
             self._sweeper = threading.get_ident()
         started = target.clock.now()
-        sweep = getattr(target, "sweep", None)
         deadline: datetime | None = None
-        failed = True
         try:
+            sweep = getattr(target, "sweep", None)
             if callable(sweep):  # it tells the next deadline, found by its own statements
                 count, deadline = sweep(batch_size=self.batch_size)
             else:
                 count = target.expire_sessions(batch_size=self.batch_size)
             with self._lock:
                 self.sweeps, self.expired, self.last_error = self.sweeps + 1, self.expired + count, None
-            failed = False
+            if not callable(sweep):
+                deadline = target.next_deadline()
         except Exception as error:  # retried with backoff; the error is kept for inspection
             self.last_error = error
             logger.exception("sweep failed; retrying")
         finally:
-            if not failed and not callable(sweep):
-                deadline, failed = self._read_next(target)
-            self._finish(run, started, deadline, failed)
+            self._finish(run, started, deadline, early)
 
-    def _read_next(self, target: SweepTarget) -> tuple[datetime | None, bool]:
-        """The store's next deadline, and whether reading it failed."""
-        try:
-            return target.next_deadline(), False
-        except Exception as error:
-            self.last_error = error
-            logger.exception("could not read the next deadline; retrying")
-            return None, True
-
-    def _finish(self, run: _Run, started: datetime, deadline: datetime | None, failed: bool) -> None:
+    def _finish(self, run: _Run, started: datetime, deadline: datetime | None, early: bool = False) -> None:
         """End a sweep of ``run`` begun at ``started`` (clock time) that found ``deadline``: arm the date job there,
         or at a deadline notified since if earlier; soon again, backing off, if it failed or left rows due."""
         now = self._clock().now()
         with self._lock:
-            self._sweeper = None
+            if self._sweeper == threading.get_ident():
+                self._sweeper = None
             if self._run is not run:  # stopped meanwhile
                 return
-            self._sweeping = False
+            self._sweeping, failed = False, self.last_error is not None
             pending, self._pending = self._pending, None
             # A notified deadline may be a write committed after the sweep read; one due when it began is stale.
             if pending is not None and pending > started and (deadline is None or pending < deadline):
                 deadline = pending
-            early, self._early = self._early, False
-            if early and not failed:
-                # The scheduler's time and the clock disagree: any date would be due at once for the scheduler.
-                # Pause rather than spin; the interval job and the next write wake the engine.
-                deadline = None
+            if early and not failed:  # any date would be due at once for the scheduler: pause rather than spin
+                deadline = None  # (the interval job and the next write wake the engine)
             elif failed or (deadline is not None and deadline <= started):
                 # The store failed, or rows stayed due (another process holds them): retry, backing off.
                 retry = now + self._retry
@@ -421,20 +394,16 @@ class ApschedulerWaker:
             self._arm(deadline)
 
     def _arm(self, deadline: datetime | None) -> None:
-        """Arm the date job at ``deadline`` (``None``: pause it). Called with the lock held."""
-        self._armed_at = deadline
-        if self._run is not None:
-            self._add_deadline_job(self._run.scheduler, deadline)
-
-    def _add_deadline_job(self, scheduler: Any, deadline: datetime | None) -> None:
-        run_at = None
+        """Arm the date job at ``deadline`` (``None``: paused). Called with the lock held, while running."""
+        assert self._run is not None
+        self._armed_at, run_at = deadline, None
         if deadline is not None:  # the scheduler's time at which the manager's clock reaches the deadline
             clock = self._clock()
             run_at = deadline if type(clock) is SystemClock else datetime.now(UTC) + (deadline - clock.now())
-        scheduler.add_job(_job, DateTrigger(run_date=run_at or datetime.now(UTC), timezone=UTC),
-                          id=self.deadline_job_id, name="sessionflow deadline sweep",
-                          executor=self.executor_alias, replace_existing=True, next_run_time=run_at,
-                          **JOB_OPTIONS)
+        self._run.scheduler.add_job(_job, DateTrigger(run_date=run_at or datetime.now(UTC), timezone=UTC),
+                                    id=self.deadline_job_id, name="sessionflow deadline sweep",
+                                    executor=self.executor_alias, replace_existing=True, next_run_time=run_at,
+                                    **JOB_OPTIONS)
 
     def _clock(self) -> Clock:
         return self._target.clock if self._target is not None else SystemClock()
