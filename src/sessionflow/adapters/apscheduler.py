@@ -2,29 +2,20 @@
 
 The deadlines live in the store; APScheduler never owns a timeout. The waker adds two jobs to its scheduler,
 whatever the number of sessions: the *date job*, armed at the earliest pending deadline (paused while no session
-is live), and the *interval job*, every ``cleanup_interval``, a safety net for a lost wake-up or notice. A write
-re-arms the date job at once if its deadline is earlier (:meth:`~ApschedulerWaker.notify_deadline`, called by the
-manager after each commit); writes of other processes come as a change watcher's notices (see
-:meth:`~ApschedulerWaker.follow`: ``"deadline"`` is ``notify_deadline``, ``"changed"`` reads the store's next
-deadline first, ``"events"`` is ignored).
+is live), and the *interval job*, every ``cleanup_interval``, a safety net. A write re-arms the date job at once if
+its deadline is earlier (:meth:`~ApschedulerWaker.notify_deadline`); writes of other processes come as a change
+watcher's notices (:meth:`~ApschedulerWaker.follow`).
 
-How a wake-up runs. Both jobs (``misfire_grace_time=None``: a late wake-up still runs; ``coalesce=True``;
-``max_instances=1``) run on the waker's ``DebugExecutor``, on the scheduler's thread while it holds its job-store
-lock, and do nothing: there the waker could neither sweep (a re-arm waits for that lock) nor re-arm (APScheduler
-removes a fired date job *after* its run). The wake-up is the ``EVENT_JOB_SUBMITTED`` event that follows,
-dispatched once the fired job is removed, its instance released and the lock free. The listener marks a sweep
-under way (a firing meanwhile is dropped: that sweep covers it) and runs it on the scheduler's own thread if the
-waker created a ``BackgroundScheduler`` (no hand-off per wake-up, each of which waits for the GIL when other
-threads are busy), else on the waker's one-thread pool: never on a scheduler given to it nor on an event loop.
-The sweep (:meth:`SessionManager.sweep`) tells the next deadline; the date job is armed there, or at an earlier
-deadline notified during the sweep.
-
-One ``threading.Lock`` guards the state; it is held while arming (so armings apply in the order they were
-decided), never while a sweep, a subscriber or a watcher runs. A failed sweep, or rows still due after one
-(another process holds them), is retried after 50 ms, 100 ms, ... up to 5 s. A clock other than
-:class:`SystemClock` is translated to the scheduler's time, and a wake-up before that clock reaches the armed
-deadline (frozen by freezegun, say) pauses the date job rather than spin. Exactly-once expiry is the store's:
-sweeps claim rows with a versioned compare-and-set, so any number of wakers may sweep one database.
+Both jobs run on the waker's ``DebugExecutor`` and do nothing: they run on the scheduler's thread under its job-store
+lock, where the waker could neither sweep (a re-arm waits for that lock) nor re-arm (APScheduler removes a fired
+date job *after* its run). The wake-up is the ``EVENT_JOB_SUBMITTED`` event that follows, once the fired job is
+removed and the lock free. Its listener marks a sweep under way (a firing meanwhile is dropped: that sweep covers
+it) and runs it on the scheduler's own thread if the waker created a ``BackgroundScheduler`` (no hand-off per
+wake-up, each of which waits for the GIL when other threads are busy), else on the waker's one-thread pool. The
+sweep tells the next deadline; the date job is armed there, or at an earlier deadline notified during the sweep.
+One lock guards the state: held while arming, never while a sweep, a subscriber or a watcher runs. Exactly-once
+expiry is the store's (sweeps claim rows with a versioned compare-and-set): any number of wakers may sweep one
+database.
 """
 
 from __future__ import annotations
@@ -222,14 +213,21 @@ class ApschedulerWaker:
         if cancelled:
             self._tear_down(run, inside=False)
             return
-        deadline = None
-        try:  # read after subscribing to the watcher: a write of another process committed later is then notified
-            deadline = target.next_deadline()
+        try:
+            self._finish(run, started, self._next_deadline(target))
+        except BaseException:
+            self.stop()
+            raise
+        logger.debug("waker started (catch-up sweep expired %d sessions)", expired)
+
+    def _next_deadline(self, target: SweepTarget) -> datetime | None:
+        """The store's next deadline, read after subscribing to the watcher (a later write is then notified)."""
+        try:
+            return target.next_deadline()
         except Exception as error:  # retried like a failed sweep
             self.last_error = error
             logger.exception("could not read the next deadline; retrying")
-        self._finish(run, started, deadline)
-        logger.debug("waker started (catch-up sweep expired %d sessions)", expired)
+            return None
 
     def _set_up(self) -> _Run:
         owns = self._given_scheduler is None
