@@ -1,21 +1,15 @@
 """``ApschedulerWaker``: wakes the engine at the earliest deadline, with APScheduler 3 as the trigger.
 
-The deadlines live in the store; APScheduler never owns a timeout. The waker adds two jobs to its scheduler,
-whatever the number of sessions: the *date job*, armed at the earliest pending deadline (paused while no session
-is live), and the *interval job*, every ``cleanup_interval``, a safety net. A write re-arms the date job at once if
-its deadline is earlier (:meth:`~ApschedulerWaker.notify_deadline`); writes of other processes come as a change
-watcher's notices (:meth:`~ApschedulerWaker.follow`).
-
-Both jobs run on the waker's ``DebugExecutor`` and do nothing: they run on the scheduler's thread under its job-store
-lock, where the waker could neither sweep (a re-arm waits for that lock) nor re-arm (APScheduler removes a fired
-date job *after* its run). The wake-up is the ``EVENT_JOB_SUBMITTED`` event that follows, once the fired job is
-removed and the lock free. Its listener marks a sweep under way (a firing meanwhile is dropped: that sweep covers
-it) and runs it on the scheduler's own thread if the waker created a ``BackgroundScheduler`` (no hand-off per
-wake-up, each of which waits for the GIL when other threads are busy), else on the waker's one-thread pool. The
-sweep tells the next deadline; the date job is armed there, or at an earlier deadline notified during the sweep.
-One lock guards the state: held while arming, never while a sweep, a subscriber or a watcher runs. Exactly-once
-expiry is the store's (sweeps claim rows with a versioned compare-and-set): any number of wakers may sweep one
-database.
+The deadlines live in the store. The waker adds two jobs to its scheduler, whatever the number of sessions: the
+*date job* at the earliest pending deadline (paused while no session is live; an earlier deadline re-arms it at
+once) and the *interval job*, every ``cleanup_interval``, a safety net. Both run on the waker's ``DebugExecutor``
+under the scheduler's job-store lock, and do nothing: there the waker could neither sweep (a re-arm waits for that
+lock) nor re-arm (APScheduler removes a fired date job *after* its run). The wake-up is the ``EVENT_JOB_SUBMITTED``
+event that follows, once the fired job is removed and the lock free. Its listener runs the sweep on the scheduler's
+own thread if the waker created a ``BackgroundScheduler`` (no hand-off to wait for the GIL per wake-up), else on
+the waker's one-thread pool, then arms the date job at the deadline the sweep found (or an earlier one notified
+meanwhile). One lock guards the state: held while arming, never while a sweep, a subscriber or a watcher runs.
+Exactly-once expiry is the store's (sweeps claim rows with a versioned compare-and-set).
 """
 
 from __future__ import annotations
@@ -72,7 +66,6 @@ class _Run:
     """What one start set up and one stop tears down (``pool``: where sweeps run; ``None``: the scheduler's thread)."""
 
     scheduler: Any
-    owns: bool
     pool: ThreadPoolExecutor | None
     watcher: ChangeWatcher | None = None
     unsubscribe: Callable[[], None] | None = None
@@ -82,24 +75,22 @@ class ApschedulerWaker:
     """Wakes a manager at its deadlines with one APScheduler date job and one safety-net interval job.
 
     Args:
-        target: the manager to drive; may be given later with :meth:`bind` (``SessionManager.start_timeouts``
-            binds it).
+        target: the manager to drive; may be given later with :meth:`bind` (``SessionManager.start_timeouts`` does).
         cleanup_interval: period of the safety-net sweep (default five minutes, at least one second).
-        scheduler: an APScheduler 3 scheduler to add the two jobs to. The waker starts it if it is not
-            running, and on :meth:`stop` removes only its own jobs, listener and executor: the caller owns
-            it. By default the waker creates, starts and shuts down its own ``BackgroundScheduler``
-            (``kind="asyncio"``: its own ``AsyncIOScheduler`` on the running event loop).
-        kind: ``"background"`` (a scheduler thread) or ``"asyncio"`` (timers on an event loop); only used
-            when the waker creates the scheduler.
+        scheduler: an APScheduler 3 scheduler to add the two jobs to. The waker starts it if it is not running, and
+            on :meth:`stop` removes only its own jobs, listener and executor: the caller owns it. By default the waker
+            creates, starts and shuts down its own ``BackgroundScheduler`` (``kind="asyncio"``: its own
+            ``AsyncIOScheduler`` on the running event loop).
+        kind: ``"background"`` (a scheduler thread) or ``"asyncio"`` (timers on an event loop); only used when the
+            waker creates the scheduler.
         batch_size: sessions expired per transaction in a sweep.
-        watcher: a change watcher reporting writes of other processes (see :meth:`follow`); by default the
-            one the manager offers when it starts the waker. The waker subscribes while it runs and starts the
-            watcher if needed, but never stops it: whoever built it does.
+        watcher: a change watcher reporting writes of other processes (see :meth:`follow`); by default the one the
+            manager offers when it starts the waker. The waker subscribes while it runs and starts the watcher if
+            needed, but never stops it: whoever built it does.
 
-    The waker's methods are thread-safe. :meth:`notify_deadline` is cheap: a comparison, and a re-arm only
-    when the deadline is earlier than the armed one. ``sweeps`` and ``expired`` count the sweeps run (the
-    catch-up one included) and the sessions they expired; ``last_error`` holds the last sweep's error until one
-    succeeds; ``notices`` counts the ``"deadline"`` and ``"changed"`` notices received while running.
+    The waker's methods are thread-safe; :meth:`notify_deadline` costs a comparison unless it re-arms. ``sweeps``,
+    ``expired``: sweeps run and sessions expired; ``last_error``: the last sweep's error until one succeeds;
+    ``notices``: the ``"deadline"`` and ``"changed"`` notices received while running.
     """
 
     def __init__(self, target: SweepTarget | None = None, *, cleanup_interval: timedelta = timedelta(minutes=5),
@@ -112,8 +103,7 @@ class ApschedulerWaker:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 100_000:
             raise InvalidInput("batch_size", "must be an integer between 1 and 100000")
         self._target, self.cleanup_interval, self.batch_size = target, cleanup_interval, batch_size
-        self._given_scheduler, self._kind, self._event_loop = scheduler, kind, event_loop
-        self._watcher = watcher
+        self._given_scheduler, self._kind, self._event_loop, self._watcher = scheduler, kind, event_loop, watcher
         self._offered: Callable[[], ChangeWatcher | None] | None = None  # the manager's watcher, built on start
         suffix = uuid4().hex[:12]
         #: The ids of the two jobs and of the executor they run on (unique per waker).
@@ -134,11 +124,8 @@ class ApschedulerWaker:
     @classmethod
     def for_asyncio(cls, target: SweepTarget | None = None, *, event_loop: Any = None,
                     **options: Any) -> ApschedulerWaker:
-        """A waker on its own ``AsyncIOScheduler`` (for asyncio hosts: FastAPI, aiohttp, ...).
-
-        Start it from the event loop's thread (or pass ``event_loop``). Its timers run on the loop; its
-        sweeps run on the waker's own worker thread, so they never block the loop.
-        """
+        """A waker on its own ``AsyncIOScheduler``, for asyncio hosts (FastAPI, aiohttp, ...): start it from the
+        event loop's thread (or pass ``event_loop``). Its timers run on the loop, its sweeps on the waker's thread."""
         return cls(target, kind="asyncio", event_loop=event_loop, **options)
 
     @property
@@ -167,11 +154,8 @@ class ApschedulerWaker:
         return None if self._run is None else self._run.watcher
 
     def follow(self, watcher: ChangeWatcher | Callable[[], ChangeWatcher | None] | None) -> None:
-        """Offer the watcher to follow from the next :meth:`start` (one given to the constructor wins).
-
-        ``watcher`` may be a function building it, called at start: ``SessionManager.start_timeouts`` offers
-        the manager's this way, so a waker that is never started builds nothing.
-        """
+        """Offer the watcher to follow from the next :meth:`start` (one given to the constructor wins); a function
+        building it is called at start (``SessionManager.start_timeouts`` offers the manager's so)."""
         self._offered = (lambda: watcher) if watcher is None or isinstance(watcher, ChangeWatcher) else watcher
 
     def bind(self, target: SweepTarget) -> None:
@@ -181,15 +165,9 @@ class ApschedulerWaker:
                 raise InvalidInput("waker", "is running for another manager; stop it first")
             self._target = target
 
-    # ------------------------------------------------------------------ start and stop
-
     def start(self) -> None:
-        """Sweep once now (restart catch-up), then add the two jobs and start waking. Idempotent.
-
-        The catch-up sweep runs in the calling thread: when ``start`` returns, every session that fell due
-        while nothing ran has been expired. Its errors (e.g. :class:`~sessionflow.errors.StoreError`)
-        propagate and nothing is started.
-        """
+        """Sweep once now in the calling thread (restart catch-up: what fell due while nothing ran is expired when
+        it returns; its errors propagate and nothing starts), then add the two jobs and start waking. Idempotent."""
         token = object()
         with self._lock:
             if (self._run or self._starting) is not None:
@@ -208,8 +186,7 @@ class ApschedulerWaker:
         with self._lock:
             self.sweeps, self.expired, self.last_error = self.sweeps + 1, self.expired + expired, None
             if not (cancelled := self._starting is not token):  # deadlines notified from now on wait for _finish
-                self._run, self._starting, self._sweeping, self._armed_at, self._pending = run, None, True, None, None
-                self._retry = _RETRY_START
+                self._run, self._starting, self._sweeping = run, None, True
         if cancelled:
             self._tear_down(run, inside=False)
             return
@@ -233,7 +210,7 @@ class ApschedulerWaker:
         owns = self._given_scheduler is None
         scheduler = self._new_scheduler() if owns else self._given_scheduler
         inline = owns and self._kind == "background"
-        run = _Run(scheduler, owns, None if inline else ThreadPoolExecutor(1, thread_name_prefix="sessionflow-waker"))
+        run = _Run(scheduler, None if inline else ThreadPoolExecutor(1, thread_name_prefix="sessionflow-waker"))
         try:
             scheduler.add_executor(DebugExecutor(), self.executor_alias)
             scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
@@ -244,7 +221,7 @@ class ApschedulerWaker:
                 scheduler.start()
             watcher = self._watcher or (self._offered() if self._offered is not None else None)
             if watcher is not None:
-                run = _Run(scheduler, owns, run.pool, watcher, watcher.subscribe(self._on_notice))
+                run = _Run(scheduler, run.pool, watcher, watcher.subscribe(self._on_notice))
                 watcher.start()
         except BaseException:
             self._tear_down(run, inside=False)
@@ -254,13 +231,12 @@ class ApschedulerWaker:
     def stop(self) -> None:
         """Remove the jobs and join the waker's threads (waiting for a sweep in progress). Idempotent.
 
-        A scheduler the waker created is shut down; one given to it is left running without the waker's
-        jobs, listener and executor. Called from inside a sweep (by a subscriber), it does not wait for it.
-        A stop during a :meth:`start` cancels it.
+        A scheduler the waker created is shut down; one given to it is left running without the waker's jobs,
+        listener and executor. From inside a sweep (a subscriber) it does not wait for it; during a start it cancels it.
         """
         with self._lock:
             run, self._run, self._starting = self._run, None, None
-            self._sweeping, self._armed_at, self._pending = False, None, None
+            self._sweeping, self._armed_at, self._pending, self._retry = False, None, None, _RETRY_START
             inside = self._sweeper == threading.get_ident()
         if run is not None:
             self._tear_down(run, inside=inside)
@@ -274,7 +250,7 @@ class ApschedulerWaker:
         for job_id in (self.deadline_job_id, self.interval_job_id):  # each waits for a firing being processed
             with contextlib.suppress(JobLookupError):
                 scheduler.remove_job(job_id)
-        if not run.owns:
+        if self._given_scheduler is not None:
             with contextlib.suppress(KeyError):
                 scheduler.remove_executor(self.executor_alias)
         elif scheduler.running and self._kind == "asyncio":
@@ -287,12 +263,8 @@ class ApschedulerWaker:
         if run.pool is not None:
             run.pool.shutdown(wait=not inside, cancel_futures=True)
 
-    # ------------------------------------------------------------------ wake-ups
-
     def notify_deadline(self, deadline: datetime) -> None:
         """A write set ``deadline``: re-arm the date job if it is earlier than the armed one."""
-        if self._run is None:
-            return
         with self._lock:
             if self._run is None:
                 return
@@ -371,8 +343,7 @@ class ApschedulerWaker:
         or at a deadline notified since if earlier; soon again, backing off, if it failed or left rows due."""
         now = self._clock().now()
         with self._lock:
-            if self._sweeper == threading.get_ident():
-                self._sweeper = None
+            self._sweeper = None if self._sweeper == threading.get_ident() else self._sweeper
             if self._run is not run:  # stopped meanwhile
                 return
             self._sweeping, failed = False, self.last_error is not None
