@@ -125,20 +125,26 @@ def test_the_interval_job_is_a_safety_net_for_deadlines_written_elsewhere() -> N
         assert wait_for(lambda: raw_status(sweeper, s.id) is SessionStatus.EXPIRED, timeout=2)
 
 
-def test_the_interval_job_revives_a_waker_whose_sweep_never_reported_its_end() -> None:
-    store = InMemoryEventStore()
-    with SessionManager(store, owns_store=False) as sweeper:
-        waker = started(sweeper, cleanup_interval=timedelta(seconds=1))
-        with waker._lock:  # simulate a lost "executed" event: a sweep that began long ago and never ended
-            waker._sweeping = True
-            waker._sweeping_since = time.monotonic() - 60
-        writer = SessionManager(store, clock=behind(0.05), waker=waker, owns_store=False)
-        s = writer.create(performer_id="w", ttl=TTL)  # the notification is parked: a sweep is "running"
-        time.sleep(0.3)
-        assert raw_status(sweeper, s.id) is SessionStatus.PENDING
-        assert wait_for(lambda: raw_status(sweeper, s.id) is SessionStatus.EXPIRED, timeout=2)
-        assert wait_for(lambda: not waker.sweeping, timeout=2)
-        writer.close()
+def test_a_deadline_written_during_a_sweep_is_armed_when_the_sweep_ends(shared_managers: SharedManagers) -> None:
+    sweeper = shared_managers()
+    seen = expiries(sweeper)
+    waker = ApschedulerWaker(sweeper)  # no change watcher: only the writer's notice tells of the new deadline
+    writer = shared_managers(clock=behind(0.3), waker=waker)
+    written: list[Any] = []
+
+    def on_event(event: SessionEvent) -> None:  # inside the sweep: after its claim read the next deadline
+        if event.event is EventType.EXPIRED and not written:
+            written.append(writer.create(performer_id="w", ttl=TTL))
+
+    sweeper.subscribe(on_event)
+    waker.start()  # the safety net is five minutes away
+    try:
+        first = writer.create(performer_id="w", ttl=TTL)
+        assert wait_for(lambda: first.id in seen and bool(written), timeout=3)
+        assert wait_for(lambda: written[0].id in seen, timeout=3), "the deadline written during the sweep was lost"
+        assert seen[written[0].id] >= written[0].expires_at
+    finally:
+        waker.stop()
 
 
 # ---------------------------------------------------------------- two jobs, whatever the number of sessions
@@ -332,6 +338,117 @@ def test_a_scheduler_given_to_the_waker_is_left_running_with_its_own_jobs() -> N
         assert waker.executor_alias not in scheduler._executors
     finally:
         scheduler.shutdown()
+
+
+def test_on_a_given_scheduler_sweeps_run_on_the_wakers_thread_and_every_deadline_is_met() -> None:
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.start()
+    try:
+        store = InMemoryEventStore()
+        with SessionManager(store, owns_store=False) as sweeper:
+            seen = expiries(sweeper)
+            names: set[str] = set()
+            sweeper.subscribe(lambda e: names.add(threading.current_thread().name)
+                              if e.event is EventType.EXPIRED else None)
+            waker = started(sweeper, scheduler=scheduler)  # the safety net is five minutes away
+            writer = SessionManager(store, clock=behind(0.15), waker=waker, owns_store=False)
+            sessions = []
+            for _ in range(20):  # staggered deadlines, 10 ms apart: the date job fires and is re-armed each time
+                sessions.append(writer.create(performer_id="w", ttl=TTL))
+                time.sleep(0.01)
+            assert wait_for(lambda: len(seen) == len(sessions), timeout=5), f"{len(seen)}/{len(sessions)} expired"
+            assert all(seen[s.id] >= s.expires_at for s in sessions)
+            assert names
+            assert all(name.startswith("sessionflow-waker") for name in names), names
+            writer.close()
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_subscriber_may_stop_a_waker_sweeping_on_its_own_thread() -> None:
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.start()
+    try:
+        before = thread_idents()
+        store = InMemoryEventStore()
+        manager = SessionManager(store, owns_store=False)
+        stopped = threading.Event()
+
+        def on_event(event: SessionEvent) -> None:
+            if event.event is EventType.EXPIRED:
+                manager.stop_timeouts()
+                stopped.set()
+
+        manager.subscribe(on_event)
+        waker = started(manager, scheduler=scheduler)
+        writer = SessionManager(store, clock=behind(0.05), waker=waker, owns_store=False)
+        writer.create(performer_id="w", ttl=TTL)
+        assert stopped.wait(3)
+        assert not waker.running
+        assert scheduler.get_jobs() == []
+        assert threads_back_to(before, timeout=3)
+        manager.close()
+        writer.close()
+    finally:
+        scheduler.shutdown()
+
+
+class SlowCatchUp:
+    """A target whose first sweep (the catch-up of ``start``) waits until ``release`` is set."""
+
+    clock = SystemClock()
+
+    def __init__(self) -> None:
+        self.in_catch_up = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def expire_sessions(self, now: datetime | None = None, batch_size: int = 1000) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            self.in_catch_up.set()
+            assert self.release.wait(5)
+        return 0
+
+    def next_deadline(self) -> datetime | None:
+        return None
+
+
+def test_a_stop_during_a_start_wins_and_leaves_no_thread_behind() -> None:
+    before = thread_idents()
+    target = SlowCatchUp()
+    waker = ApschedulerWaker(target)
+    starter = threading.Thread(target=waker.start)
+    starter.start()
+    assert target.in_catch_up.wait(3)
+    waker.stop()  # does not wait for the start: it cancels it
+    target.release.set()
+    starter.join(5)
+    assert not starter.is_alive()
+    assert not waker.running
+    assert waker.scheduler is None
+    assert threads_back_to(before)
+    waker.start()  # and the waker can start again
+    assert waker.running
+    waker.stop()
+    assert threads_back_to(before)
+
+
+def test_a_start_during_a_start_does_not_start_a_second_scheduler() -> None:
+    before = thread_idents()
+    target = SlowCatchUp()
+    waker = ApschedulerWaker(target)
+    starter = threading.Thread(target=waker.start)
+    starter.start()
+    assert target.in_catch_up.wait(3)
+    waker.start()  # returns at once: the start in progress will run the waker
+    target.release.set()
+    starter.join(5)
+    assert waker.running
+    assert target.calls == 1
+    assert len([t for t in threading.enumerate() if t.name == "APScheduler"]) == 1
+    waker.stop()
+    assert threads_back_to(before)
 
 
 # ---------------------------------------------------------------- asyncio hosts
