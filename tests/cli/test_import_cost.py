@@ -32,6 +32,11 @@ FORBIDDEN = ("alembic", "apscheduler", "fastapi", "starlette", "uvicorn", "psyco
 #: commands it does not run.
 UNUSED = ("pydantic_settings", "rich", "yaml", "sessionflow.settings", "sessionflow.loader",
           "sessionflow.entrypoints.http")
+#: The modules of the command groups a session command does not run (each is imported when one of its commands
+#: is run or listed), and ``Cli``'s, which imports them all.
+OTHER_COMMANDS = tuple(f"sessionflow.entrypoints.cli.{name}" for name in (
+    "apply", "commands", "completion", "demo", "diagrams", "feed", "history", "maintenance", "migrate", "retention",
+    "scenarios", "schema", "streams", "worker"))
 
 
 def _env() -> dict[str, str]:
@@ -78,6 +83,30 @@ def test_start_on_sqlite_imports_no_migrations_scheduler_web_framework_or_postgr
     assert "sessionflow.adapters.sqlalchemy.persistence" in names  # the report is read right
     assert loaded(names, FORBIDDEN) == []
     assert loaded(names, UNUSED) == []
+    assert loaded(names, OTHER_COMMANDS) == []
+
+
+@pytest.mark.parametrize("json_output", [False, True], ids=["text", "json"])
+def test_show_in_a_script_loads_neither_rich_nor_the_other_commands(
+        json_output: bool, migrated: tuple[str, str], tmp_path: Path) -> None:
+    url, sid = migrated
+    names, done = imported("--db", url, "show", sid, *(["--json"] if json_output else []), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sid in done.stdout
+    assert loaded(names, (*FORBIDDEN, *UNUSED, *OTHER_COMMANDS)) == []
+
+
+def test_a_command_still_runs_through_cli_once_it_is_built(migrated: tuple[str, str], tmp_path: Path) -> None:
+    """``Cli`` is built only when named; a program that names it (and patches it) still has every command run
+    through it."""
+    url, sid = migrated
+    code = ("import sys\nfrom sessionflow.entrypoints.cli import Cli, main\n"
+            "Cli.show = lambda self, session_id: print('through Cli', session_id)\n"
+            "main(sys.argv[1:])")
+    done = subprocess.run([sys.executable, "-c", code, "--db", url, "show", sid], env=_env(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == f"through Cli {sid}"
 
 
 def test_start_on_sqlite_loads_no_postgresql_dialect(migrated: tuple[str, str], tmp_path: Path) -> None:

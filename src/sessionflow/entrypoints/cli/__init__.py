@@ -12,65 +12,54 @@ methods, prints the result and maps the library's errors to exit codes. The rule
   (:class:`ExitCode`); never a traceback.
 - Progress bars (on stderr) only when both stdout and stderr are terminals.
 
-This module assembles the typer ``app`` and :class:`Cli` from the command groups, one module each:
+This module assembles the typer ``app`` from the command groups, one module each, imported when one of their
+commands is run or listed (and ``Cli``, in :mod:`~.commands`, when it is named):
 :mod:`~.sessions`, :mod:`~.apply` (writes read as JSON lines), :mod:`~.history` (and export), :mod:`~.feed` (the
 global event feed), :mod:`~.worker` (and serve), :mod:`~.maintenance` (db upgrade, rebuild, verify),
 :mod:`~.diagrams`, :mod:`~.scenarios`, :mod:`~.completion` and :mod:`~.demo`. They share :mod:`~.context` (the
 settings, performer, output and manager), :mod:`~.options` (shared and global options), :mod:`~.group` (the
 commands built on first use), :mod:`~.running` (how a command runs and fails), :mod:`~.render` (all output),
-:mod:`~.parsing`, :mod:`~.errors` (exit codes) and :mod:`~.logs`. The commands are methods of :class:`Cli`, which
-``sessionflow demo`` drives as a program would. See ``docs/cli.md``.
+:mod:`~.parsing`, :mod:`~.errors` (exit codes) and :mod:`~.logs`. The commands are methods of ``Cli``, which
+a program can drive as ``sessionflow demo`` does. See ``docs/cli.md``.
 
-Starting is cheap: the command groups import the library (the models, the store, SQLAlchemy, rich) inside the
-commands that use it, so ``sessionflow --help`` loads typer alone and a write loads what it writes with.
+Starting is cheap: a command imports only its own group's module, and the command groups import the library
+(the models, the store, SQLAlchemy, rich) inside the commands that use it, so ``sessionflow --help`` loads typer
+alone and a write loads what it writes with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sessionflow.entrypoints.cli import (
-    apply,
-    completion,
-    demo,
-    diagrams,
-    feed,
-    history,
-    maintenance,
-    migrate,
-    retention,
-    scenarios,
-    schema,
-    sessions,
-    worker,
-)
 from sessionflow.entrypoints.cli.errors import EXIT_CODES, CliError, ExitCode, exit_code_for
-from sessionflow.entrypoints.cli.group import lazy_group
-from sessionflow.entrypoints.cli.logs import StderrHandler
+from sessionflow.entrypoints.cli.group import CommandFunctions, lazy_group
 from sessionflow.entrypoints.cli.options import DbOption, Globals, JsonOption
 from sessionflow.entrypoints.cli.parsing import parse_duration
 from sessionflow.entrypoints.cli.render import Output
 
+if TYPE_CHECKING:
+    from sessionflow.entrypoints.cli.commands import Cli
+
 __all__ = ["EXIT_CODES", "Cli", "CliError", "ExitCode", "Output", "app", "exit_code_for", "main", "parse_duration"]
 
-_StderrHandler = StderrHandler  # its name from when the command line was one module
 
+def __getattr__(name: str) -> Any:
+    """``Cli`` (every command group's class in one, :mod:`~.commands`) is built when first named: a command
+    imports only its own group's module."""
+    if name == "Cli":
+        from sessionflow.entrypoints.cli.commands import Cli
 
-class Cli(demo.DemoCommands, feed.FeedCommands, maintenance.MaintenanceCommands, diagrams.DiagramCommands,
-          retention.RetentionCommands, apply.ApplyCommands):
-    """The commands of ``sessionflow`` as methods: each calls the manager and prints its result.
+        return Cli
+    if name == "_StderrHandler":  # its name from when the command line was one module
+        from sessionflow.entrypoints.cli.logs import StderrHandler
 
-    Every command group's methods in one class (the session commands, ``history``/``export``, ``events``,
-    ``worker``/``serve``, ``db upgrade``/``rebuild``/``verify``, ``diagram``, ``apply``); every command runs
-    through it.
-    ``settings`` say where the database is and how sessions behave; the manager is opened on first use and
-    closed by :meth:`close` (or leaving a ``with`` block). ``manager`` may be given instead (it is then not
-    closed here).
-    """
+        return StderrHandler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _HELP = """Durable, event-sourced session lifecycles from the shell.
@@ -82,11 +71,25 @@ Every command takes --db URL (or SESSIONFLOW_DATABASE_URL; default sqlite:///./s
 
 _EPILOG = "\b\nExit codes (see docs/cli.md):\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
 
+_HERE = __name__
+
+
+def _functions(**paths: str) -> CommandFunctions:
+    return CommandFunctions({name.replace("_", "-"): f"{_HERE}.{path}" for name, path in paths.items()})
+
+
 #: The commands of ``sessionflow``, ``db`` and ``scenario`` (name → function), in the order ``--help`` lists them;
-#: each is built when it is run or listed (see :mod:`~.group`).
-COMMANDS: dict[str, Callable[..., Any]] = {}
-DB_COMMANDS: dict[str, Callable[..., Any]] = {}
-SCENARIO_COMMANDS: dict[str, Callable[..., Any]] = {}
+#: each function's module is imported, and the command built, when it is run or listed (see :mod:`~.group`).
+COMMANDS = _functions(
+    create="sessions:create", send="sessions:send", start="sessions:start", record_file="sessions:record_file",
+    note="sessions:note", complete="sessions:complete", fail="sessions:fail", touch="sessions:touch",
+    delete="sessions:delete", apply="apply:apply", show="sessions:show", list="sessions:list_",
+    history="history:history", events="feed:events", expire="sessions:expire", worker="worker:worker",
+    serve="worker:serve", rebuild="maintenance:rebuild", verify="maintenance:verify", purge="retention:purge",
+    migrate_store="migrate:migrate_store", export="history:export", diagram="diagrams:diagram", demo="demo:demo",
+    completion="completion:completion", schema="schema:schema")
+DB_COMMANDS = _functions(upgrade="maintenance:db_upgrade")
+SCENARIO_COMMANDS = _functions(run="scenarios:scenario_run")
 
 app = typer.Typer(name="sessionflow", help=_HELP, epilog=_EPILOG, no_args_is_help=True, add_completion=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None, cls=lazy_group(COMMANDS),
@@ -124,40 +127,15 @@ def _root(
         show_default=False)] = None,
 ) -> None:
     ctx.obj = Globals(db=db, config=config, performer=performer, json=json_output, verbose=verbose,
-                      lifecycles=tuple(lifecycle or ()), commands=Cli)
+                      lifecycles=tuple(lifecycle or ()), commands=_built_cli())
 
 
-# The commands, in the order ``sessionflow --help`` lists them.
-COMMANDS.update({
-    "create": sessions.create,
-    "send": sessions.send,
-    "start": sessions.start,
-    "record-file": sessions.record_file,
-    "note": sessions.note,
-    "complete": sessions.complete,
-    "fail": sessions.fail,
-    "touch": sessions.touch,
-    "delete": sessions.delete,
-    "apply": apply.apply,
-    "show": sessions.show,
-    "list": sessions.list_,
-    "history": history.history,
-    "events": feed.events,
-    "expire": sessions.expire,
-    "worker": worker.worker,
-    "serve": worker.serve,
-    "rebuild": maintenance.rebuild,
-    "verify": maintenance.verify,
-    "purge": retention.purge,
-    "migrate-store": migrate.migrate_store,
-    "export": history.export,
-    "diagram": diagrams.diagram,
-    "demo": demo.demo,
-    "completion": completion.completion,
-})
-DB_COMMANDS["upgrade"] = maintenance.db_upgrade
-SCENARIO_COMMANDS["run"] = scenarios.scenario_run
-COMMANDS["schema"] = schema.schema
+def _built_cli() -> type[Any] | None:
+    """``Cli`` if something named it already (the demo, a program or a test driving the commands), so that the
+    commands run through it; else ``None``: each command runs through its own group's class, whose methods are
+    ``Cli``'s."""
+    commands = sys.modules.get(f"{_HERE}.commands")
+    return getattr(commands, "Cli", None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -4,19 +4,22 @@ typer builds the click command of every registered function each time the progra
 function's signature and type hints —, which costs as much as the rest of a short command's start. Commands
 registered with :func:`lazy_group` are built on first use instead: running ``sessionflow start`` builds
 ``start`` alone; the group's ``--help`` lists each command from its function's docstring alone (building all
-twenty-six cost some 65 ms, more than the rest of ``--help``); shell completion builds them all. Owns
-:func:`lazy_group` and :class:`LazyCommands`.
+twenty-six cost some 65 ms, more than the rest of ``--help``); shell completion builds them all. The functions
+themselves may be named by where they live (:class:`CommandFunctions`): the module of a command is imported
+when the command is run or listed, so ``sessionflow start`` does not import the modules of ``worker``,
+``apply`` or ``demo``. Owns :func:`lazy_group`, :class:`LazyCommands` and :class:`CommandFunctions`.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from typer.core import TyperCommand, TyperGroup
 
-__all__ = ["LazyCommands", "lazy_group"]
+__all__ = ["CommandFunctions", "LazyCommands", "lazy_group"]
 
 
 def _build(name: str, callback: Callable[..., Any]) -> Any:
@@ -66,13 +69,38 @@ def _argument_name(param: Any, *, usage: bool = False) -> str:
     return name
 
 
+class CommandFunctions(Mapping[str, Callable[..., Any]]):
+    """Command functions by name, each named as ``"package.module:function"`` and imported when first looked
+    up (iterating over the names imports nothing)."""
+
+    def __init__(self, paths: Mapping[str, str]) -> None:
+        self._paths = dict(paths)
+        self._loaded: dict[str, Callable[..., Any]] = {}
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        function = self._loaded.get(name)
+        if function is None:
+            module, _, attribute = self._paths[name].partition(":")
+            function = self._loaded[name] = getattr(importlib.import_module(module), attribute)
+        return function
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._paths
+
+
 class LazyCommands(MutableMapping[str, Any]):
     """A group's commands by name: those given as functions (``lazy``, listed first, in their order) are turned
     into click commands when first looked up; the others (``built``: sub-groups, eagerly registered commands)
     are kept as they are."""
 
     def __init__(self, lazy: Mapping[str, Callable[..., Any]], built: Mapping[str, Any]) -> None:
-        self._lazy = dict(lazy)
+        self._lazy = dict.fromkeys(lazy, lazy)  # the mapping each function is looked up in, when needed
         self._built: dict[str, Any] = {}
         self._order = list(self._lazy)
         for name, command in built.items():
@@ -81,10 +109,10 @@ class LazyCommands(MutableMapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         command = self._built.get(name)
         if command is None:
-            callback = self._lazy.get(name)
-            if callback is None:
+            functions = self._lazy.get(name)
+            if functions is None:
                 raise KeyError(name)
-            command = self._built[name] = _build(name, callback)
+            command = self._built[name] = _build(name, functions[name])
         return command
 
     def listed(self, name: str) -> Any:
@@ -93,7 +121,7 @@ class LazyCommands(MutableMapping[str, Any]):
         command = self._built.get(name)
         if command is not None:
             return command
-        return TyperCommand(name, help=inspect.getdoc(self._lazy[name]))
+        return TyperCommand(name, help=inspect.getdoc(self._lazy[name][name]))
 
     def __setitem__(self, name: str, command: Any) -> None:
         if name not in self._built and name not in self._lazy:
@@ -120,8 +148,9 @@ class LazyCommands(MutableMapping[str, Any]):
 
 def lazy_group(functions: Mapping[str, Callable[..., Any]]) -> type[TyperGroup]:
     """A typer group class (``typer.Typer(cls=...)``) whose subcommands include ``functions`` (name → the
-    command's function, as ``app.command(name)`` would take it), each built when first used. ``functions`` is
-    read when the group is built: commands added to it until then are included."""
+    command's function, as ``app.command(name)`` would take it; a :class:`CommandFunctions` imports it only
+    then), each built when first used. ``functions`` is read when the group is built: commands added to it until
+    then are included."""
 
     class LazyGroup(TyperGroup):
         """A group of ``sessionflow`` whose commands are built on first use (see

@@ -61,8 +61,9 @@ class Globals:
     performer: str | None = None
     json: bool = False
     verbose: bool = False
-    #: The class whose methods run the commands: ``Cli``, which has every command group's methods.
-    commands: type[CommandContext] = CommandContext
+    #: The class whose methods run the commands when it has the command's group's methods (``Cli``, once it is
+    #: built); ``None``: each command's own group's class.
+    commands: type[CommandContext] | None = None
 
 
 def globals_of(ctx: Any) -> Globals:

@@ -3,8 +3,9 @@
 Owns :class:`Output`: where a command's results go (stdout for results, stderr for notes, warnings and progress
 bars) and in which form (JSON, or the views of :mod:`~.tables`). Commands decide what to print; this module and
 :mod:`~.tables` decide how it looks. rich is imported only when something is drawn with it (a table, a progress
-bar, a line for a terminal): the one-line reports of the writes go out as plain text when stdout is not a
-terminal, as rich would print them there, so a scripted command does not pay for rich.
+bar, a line for a terminal): the one-line reports of the writes, and ``show``'s view of a session, go out as
+plain text when stdout is not a terminal, as rich would print them there, so a scripted command does not pay for
+rich.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sessionflow.entrypoints.cli.tables import (
     differences_table,
     history_table,
     session_table,
+    session_text,
     sessions_table,
 )
 from sessionflow.entrypoints.cli.text import (
@@ -45,6 +47,9 @@ __all__ = ["Difference", "Output", "dumps", "escape", "jsonable", "session_json"
 class Output:
     """Where a command's results go: JSON documents/lines, or rich tables and lines, on stdout."""
 
+    #: The width of the console off a terminal (lines are not wrapped there).
+    PLAIN_WIDTH = 200
+
     def __init__(self, *, json_mode: bool) -> None:
         self.json = json_mode
         self._console: Console | None = None
@@ -60,7 +65,7 @@ class Output:
 
             terminal = sys.stdout.isatty()
             self._console = Console(file=sys.stdout, highlight=False, soft_wrap=not terminal,
-                                    width=None if terminal else 200)
+                                    width=None if terminal else self.PLAIN_WIDTH)
         return self._console
 
     @property
@@ -112,7 +117,11 @@ class Output:
         if self.json:
             self.text(session_json(session))
         elif verb is None:
-            self.print(session_table(session))
+            text = None if styled(sys.stdout) else session_text(session, self.PLAIN_WIDTH)
+            if text is None:
+                self.print(session_table(session))
+            else:  # what rich prints there, without loading it
+                self.text(text)
         else:
             deadline = session.due_at  # only a live session has one to act on
             expires = f", expires {when(deadline)}" if deadline is not None else ""

@@ -66,16 +66,16 @@ def open_commands(ctx: typer.Context, kind: type[C], *, db: str | None = None, p
     """The object whose methods run a command, with the settings of the command line; closed afterwards.
 
     ``kind`` is the command group's class; the object is of the class the root command names
-    (:attr:`Globals.commands <sessionflow.entrypoints.cli.options.Globals.commands>`: ``Cli``) when that has
-    the group's methods, so every command runs through ``Cli``. It refuses an in-memory database (exit 2) when
-    it opens the manager. ``long_running`` (``worker``, ``serve``, ``events --follow``) keeps the store's
-    retry warnings on stderr (see :func:`~sessionflow.entrypoints.cli.logs.engine_logging`).
+    (:attr:`Globals.commands <sessionflow.entrypoints.cli.options.Globals.commands>`: ``Cli`` once it is built)
+    when that has the group's methods, so every command then runs through ``Cli``. It refuses an in-memory
+    database (exit 2) when it opens the manager. ``long_running`` (``worker``, ``serve``, ``events --follow``)
+    keeps the store's retry warnings on stderr (see :func:`~sessionflow.entrypoints.cli.logs.engine_logging`).
     """
     g = globals_of(ctx)
     register_lifecycles(g.lifecycles)
     url = db or g.db
     source = SettingsSource(g.config, {"database_url": url} if url else {})
-    factory: type[C] = g.commands if issubclass(g.commands, kind) else kind
+    factory: type[C] = g.commands if g.commands is not None and issubclass(g.commands, kind) else kind
     with engine_logging(g.verbose, long_running=long_running), factory(
             performer=performer or g.performer, json_mode=json_output or g.json, durable_only=True,
             source=source) as commands:

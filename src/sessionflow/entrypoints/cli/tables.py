@@ -1,14 +1,16 @@
 """The rich tables of the human-readable views: a session, a page of sessions, a history, a ``verify`` report.
 
 Owns :func:`session_table`, :func:`sessions_table`, :func:`history_table` and :func:`differences_table` (rich
-is imported when one is drawn). On a console narrower than :data:`WIDE` columns, ``list`` and ``history`` move
-a column under another and let the text columns wrap: at 80 columns every status and id stays whole and the
-details stay, wrapped.
+is imported when one is drawn), and :func:`session_text`: a session's view as rich would print it off a
+terminal, written without rich (``sessionflow show`` in a script does not pay for loading it). On a console
+narrower than :data:`WIDE` columns, ``list`` and ``history`` move a column under another and let the text
+columns wrap: at 80 columns every status and id stays whole and the details stay, wrapped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
@@ -20,7 +22,8 @@ if TYPE_CHECKING:
 
     from sessionflow import Session, SessionEvent
 
-__all__ = ["WIDE", "Difference", "differences_table", "history_table", "session_table", "sessions_table"]
+__all__ = ["WIDE", "Difference", "differences_table", "history_table", "session_rows", "session_table", "session_text",
+           "sessions_table"]
 
 
 class Difference(Protocol):
@@ -36,6 +39,65 @@ class Difference(Protocol):
     def replayed(self) -> Any: ...  # pragma: no cover - a protocol
 
 
+def session_rows(session: Session, *, markup: bool = True) -> list[tuple[str, str]]:
+    """The field rows of a session's view (name, value), those with a value: in rich markup (values escaped,
+    the status coloured), or with ``markup=False`` as plain text."""
+    plain: Callable[[str], str] = escape if markup else str
+    progress = session.progress
+    files = f"{progress.accounted_files}/{progress.total_files} accounted"
+    if progress.total_files:
+        files += f" ({progress.processed_files} processed, {progress.failed_count} failed)"
+    if markup:
+        status = status_markup(session.status, deleted=session.is_deleted)
+    else:
+        status = status_value(session.status) + (" (deleted)" if session.is_deleted else "")
+    rows: list[tuple[str, str]] = [
+        ("id", str(session.id)),
+        ("status", status),
+        ("version", str(session.version)),
+        ("user", plain(session.user_id or "")),
+        ("workspace", plain(session.workspace_id or "")),
+        ("module", plain(session.module_name or "")),
+        ("files", files),
+        ("current file", plain(progress.current_file or "")),
+        ("ttl", str(timedelta(seconds=session.ttl_seconds))),
+        ("created", when(session.created_at)),
+        ("updated", when(session.updated_at)),
+        ("expires", when(session.due_at)),  # a closed or deleted session has no deadline any more
+        ("lifetime cap", when(session.max_expires_at)),
+        ("closed", f"{when(session.closed_at)} by {plain(session.closed_by)}" if session.closed_by else
+         when(session.closed_at)),
+        ("failure reason", plain(session.failure_reason or "")),
+        ("deleted", when(session.deleted_at)),
+        ("metadata", plain(short(session.metadata)) if session.metadata else ""),
+    ]
+    return [(name, value) for name, value in rows if value]
+
+
+#: A value rich would print as it is: printable ASCII without a backslash (markup escapes), an emoji code
+#: (``:name:``) or a run, lead or trail of spaces.
+_PLAIN_VALUE = re.compile(r"(?!.*:[\w+-]+:)(?!.*  )[!-\[\]-~]+(?: [!-\[\]-~]+)*")
+
+
+def session_text(session: Session, width: int) -> str | None:
+    """The view of a session as rich prints :func:`session_table` on a console of ``width`` columns without
+    styles (stdout not a terminal), written without loading rich: the two columns of names and values, each
+    padded to its widest. ``None`` when rich would lay it out otherwise (files or notes to list, a value that
+    wraps, a value rich would change: markup, an emoji code, wide characters); then print the table."""
+    if session.file_paths or session.notes:
+        return None
+    given = (session.user_id, session.workspace_id, session.module_name, session.progress.current_file,
+             session.closed_by, session.failure_reason, short(session.metadata) if session.metadata else None)
+    if any(value and not _PLAIN_VALUE.fullmatch(value) for value in given):
+        return None
+    rows = session_rows(session, markup=False)
+    names = max(len(name) for name, _ in rows)
+    values = max(len(value) for _, value in rows)
+    if names + 2 + values > width:
+        return None
+    return "\n".join(f"{name:<{names}}  {value:<{values}}" for name, value in rows)
+
+
 def session_table(session: Session) -> Table:
     """Every field of a session, then its files and notes."""
     from rich.table import Table
@@ -43,33 +105,8 @@ def session_table(session: Session) -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    progress = session.progress
-    files = f"{progress.accounted_files}/{progress.total_files} accounted"
-    if progress.total_files:
-        files += f" ({progress.processed_files} processed, {progress.failed_count} failed)"
-    rows: list[tuple[str, str]] = [
-        ("id", str(session.id)),
-        ("status", status_markup(session.status, deleted=session.is_deleted)),
-        ("version", str(session.version)),
-        ("user", escape(session.user_id or "")),
-        ("workspace", escape(session.workspace_id or "")),
-        ("module", escape(session.module_name or "")),
-        ("files", files),
-        ("current file", escape(progress.current_file or "")),
-        ("ttl", str(timedelta(seconds=session.ttl_seconds))),
-        ("created", when(session.created_at)),
-        ("updated", when(session.updated_at)),
-        ("expires", when(session.due_at)),  # a closed or deleted session has no deadline any more
-        ("lifetime cap", when(session.max_expires_at)),
-        ("closed", f"{when(session.closed_at)} by {escape(session.closed_by)}" if session.closed_by else
-         when(session.closed_at)),
-        ("failure reason", escape(session.failure_reason or "")),
-        ("deleted", when(session.deleted_at)),
-        ("metadata", escape(short(session.metadata)) if session.metadata else ""),
-    ]
-    for name, value in rows:
-        if value:
-            table.add_row(name, value)
+    for name, value in session_rows(session):
+        table.add_row(name, value)
     grid = Table.grid(padding=(1, 0))
     grid.add_row(table)
     if session.file_paths:
