@@ -8,8 +8,7 @@ dialect; each recorder supplies that SQL (a :class:`~sessionflow.adapters.sqlalc
 dialect's part of each operation (:meth:`DriverRecorder._append_on`, :meth:`DriverRecorder._get_on`,
 :meth:`DriverRecorder._expire_on`). The pool, its checkout and its reset still belong to SQLAlchemy.
 
-Also here: the sweep's row helpers both recorders' batches use (:func:`decide_claimed`, :func:`expiry_update`,
-:func:`expiry_event`).
+Also here: the sweep's row helpers both recorders' batches use (:func:`decide_claimed`, :func:`expiry_update`).
 """
 
 from __future__ import annotations
@@ -25,22 +24,22 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from sessionflow.adapters.outcome import WriteOutcome
+from sessionflow.adapters.sqlalchemy.layout import ExpiryUpdate, column_index
 from sessionflow.adapters.sqlalchemy.persistence import SqlAlchemyEventStore
-from sessionflow.adapters.sqlalchemy.rows import SESSION_COLUMNS, _ms, session_from_row
+from sessionflow.adapters.sqlalchemy.rows import _ms, session_from_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
-from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import compact_json
 from sessionflow.errors import BatchRejected, ConcurrencyConflict
 
-__all__ = ["DriverRecorder", "decide_claimed", "expiry_event", "expiry_update", "payload_text"]
+__all__ = ["DriverRecorder", "decide_claimed", "expiry_update", "payload_text"]
 
 logger = logging.getLogger("sessionflow.store")
 
 T = TypeVar("T")
 
-#: The position of ``due_at`` in a ``sessions`` row.
-DUE = SESSION_COLUMNS.index("due_at")
+#: The place of ``due_at`` in a ``sessions`` row.
+DUE = column_index("due_at")
 
 
 class DriverRecorder(SqlAlchemyEventStore):
@@ -296,19 +295,11 @@ def decide_claimed(rows: list[Any], decide: ExpiryDecider, now: datetime, earlie
             earliest[0] = due
 
 
-def expiry_update(change: Change, due: int | None, key: Any) -> tuple[Any, ...]:
-    """A swept session's compare-and-set update: its new columns, then its key and the version it was read at
-    (the parameters of the recorders' per-row expiry ``UPDATE`` and the rows of their batch statements)."""
+def expiry_update(change: Change, due: int | None, key: Any) -> ExpiryUpdate:
+    """A swept session's compare-and-set update (its key as given)."""
     s = change.session
-    return (str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by, _ms(s.expires_at), due,
-            s.failure_reason, key, change.expected_version)
-
-
-def expiry_event(e: SessionEvent, record: Any, key: Any, payload: Any) -> tuple[Any, ...]:
-    """A swept session's event row, in ``session_events`` column order (its ids and payload as given)."""
-    source = e.source_state
-    return (record, key, e.version, str(e.event), None if source is None else str(source), str(e.target_state),
-            e.performer_id, to_millis(e.timestamp), payload)
+    return ExpiryUpdate(str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
+                        _ms(s.expires_at), due, s.failure_reason, key, change.expected_version)
 
 
 def payload_text(payload: Mapping[str, Any]) -> str:

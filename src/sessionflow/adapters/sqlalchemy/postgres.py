@@ -30,16 +30,17 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
-from sessionflow.adapters.sqlalchemy.driver import DriverRecorder, decide_claimed, expiry_event, expiry_update
+from sessionflow.adapters.sqlalchemy.driver import DriverRecorder, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
-from sessionflow.adapters.sqlalchemy.rows import (
+from sessionflow.adapters.sqlalchemy.layout import (
     EVENT_COLUMNS,
+    EXPIRY_SETS,
     SESSION_COLUMNS,
-    FastSql,
-    _dt,
-    session_changes,
-    session_row,
+    EventRow,
+    ExpiryUpdate,
+    casts,
 )
+from sessionflow.adapters.sqlalchemy.rows import FastSql, _dt, event_values, session_changes, session_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.domain.models import SessionEvent
@@ -52,9 +53,13 @@ logger = logging.getLogger("sessionflow.store")
 
 T = TypeVar("T")
 
-_PG_CASTS = {"record_id": "uuid", "session_id": "uuid", "version": "integer", "event": "varchar",
-             "source_state": "varchar", "target_state": "varchar", "performer_id": "varchar",
-             "timestamp": "bigint", "payload": "jsonb"}
+#: Each column's type (the casts of the statements built from the row layout).
+_CAST = casts("postgresql")
+
+
+def _param(column: str) -> str:
+    """A positional parameter for ``column`` (JSON text is cast to ``jsonb``)."""
+    return "%s::jsonb" if _CAST[column] == "jsonb" else "%s"
 
 
 class PostgresSql(FastSql):
@@ -68,7 +73,7 @@ class PostgresSql(FastSql):
         self.select_version = "SELECT version FROM sessions WHERE id = %s"
         self._insert_session = (
             f"INSERT INTO sessions ({cols}) VALUES ("
-            + ", ".join("%s::jsonb" if c == "data" else "%s" for c in SESSION_COLUMNS)
+            + ", ".join(_param(c) for c in SESSION_COLUMNS)
             + ") RETURNING 1")
         self._statements: dict[tuple[tuple[str, ...] | None, int], str] = {}
 
@@ -87,10 +92,10 @@ class PostgresSql(FastSql):
             if update_columns is None:
                 write = self._insert_session
             else:
-                sets = ", ".join(f"{c} = %s::jsonb" if c == "data" else f"{c} = %s" for c in update_columns)
+                sets = ", ".join(f"{c} = {_param(c)}" for c in update_columns)
                 write = f"UPDATE sessions SET {sets} WHERE id = %s AND version = %s RETURNING 1"
             rows = ", ".join(
-                "(" + ", ".join(f"%s::{_PG_CASTS[c]}" for c in EVENT_COLUMNS) + ")" for _ in range(events))
+                "(" + ", ".join(f"%s::{_CAST[c]}" for c in EVENT_COLUMNS) + ")" for _ in range(events))
             statement = (
                 f"WITH w AS ({write}) "
                 f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) "
@@ -338,12 +343,12 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                 known = with_next and claimed_all and len(applied) == len(changes)
                 return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
             # A small batch (a waker's wake-up): its updates and events as two JSON documents.
-            updates: list[tuple[Any, ...]] = []
-            events: list[tuple[Any, ...]] = []
+            updates: list[ExpiryUpdate] = []
+            events: list[EventRow] = []
             for change, due in decide_claimed(rows, decide, now, earliest, width):
                 sid = change.session.id.hex
                 updates.append(expiry_update(change, due, sid))
-                events += [expiry_event(e, e.record_id.hex, sid, e.payload) for e in change.events]
+                events += [event_values(e, e.record_id.hex, sid, e.payload) for e in change.events]
                 changes.append(change)
             if not changes:
                 if self._autocommit:
@@ -389,13 +394,13 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         compare-and-set matched (all of them: the rows are locked), and every change decided."""
         changes: list[Change] = []
         cursors: list[Any] = []
-        updates: list[tuple[Any, ...]] = []
-        events: list[tuple[Any, ...]] = []
+        updates: list[ExpiryUpdate] = []
+        events: list[EventRow] = []
         with conn.pipeline():
             for change, due in decide_claimed(rows, decide, now, earliest, width):
                 sid = change.session.id
                 updates.append(expiry_update(change, due, sid))
-                events += [expiry_event(e, e.record_id, sid, _payload_text(e.payload)) for e in change.events]
+                events += [event_values(e, e.record_id, sid, _payload_text(e.payload)) for e in change.events]
                 changes.append(change)
                 if len(updates) == _CHUNK:
                     cursors.append(_send_chunk(conn, updates, events))
@@ -439,15 +444,15 @@ class _Sweeper:
             logger.debug("closing the sweeps' PostgreSQL connection failed", exc_info=True)
 
 
-def _by_id(update: tuple[Any, ...]) -> Any:
-    return update[8]
+def _by_id(update: ExpiryUpdate) -> Any:
+    return update.id
 
 
-def _by_record(event: tuple[Any, ...]) -> Any:
-    return event[0]
+def _by_record(event: EventRow) -> Any:
+    return event.record_id
 
 
-def _send_chunk(conn: Any, updates: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> Any:
+def _send_chunk(conn: Any, updates: list[ExpiryUpdate], events: list[EventRow]) -> Any:
     """Send one chunk of a large batch (:data:`_EXPIRE_ARRAYS`) on ``conn``, in pipeline mode; its cursor."""
     updates.sort(key=_by_id)
     events.sort(key=_by_record)
@@ -488,6 +493,7 @@ def _pg_rows(conn: Any, result: Any) -> list[tuple[Any, ...]]:
 # ---------------------------------------------------------------------- the sweep's SQL
 
 _EVENT_NAMES = ", ".join(EVENT_COLUMNS)
+_UPDATE_NAMES = ", ".join(ExpiryUpdate._fields)
 # ``data`` as text: psycopg would build a dict of lists per row, alive for the whole batch.
 _CLAIM = (f"SELECT {', '.join('data::text' if c == 'data' else c for c in SESSION_COLUMNS)} FROM sessions "
           "WHERE due_at <= %s ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED")
@@ -497,48 +503,56 @@ _CLAIM = (f"SELECT {', '.join('data::text' if c == 'data' else c for c in SESSIO
 _CLAIM_NEXT = (
     f"WITH c AS ({_CLAIM}) SELECT c.*, n.next FROM (SELECT min(s.due_at) AS next FROM sessions AS s "
     "WHERE s.due_at IS NOT NULL AND s.id NOT IN (SELECT id FROM c)) AS n LEFT JOIN c ON true ORDER BY c.due_at")
+
+
+def _field(row: str, index: int, column: str) -> str:
+    """Field ``index`` of the JSON array ``row``, as ``column``'s type."""
+    cast = _CAST[column]
+    if cast == "jsonb":
+        return f"{row} -> {index}"
+    return f"{row} ->> {index}" if cast in ("varchar", "text") else f"({row} ->> {index})::{cast}"
+
+
+def _array(column: str) -> str:
+    """A binary array parameter of ``column``'s values (JSON as text)."""
+    return f"%b::{'text' if _CAST[column] == 'jsonb' else _CAST[column]}[]"
+
+
+def _expire(updates: str, events: str) -> str:
+    """The statement writing a batch: the compare-and-set updates (``updates``: a relation of
+    :class:`ExpiryUpdate` rows named ``u``), then the events (``events``: of :class:`EventRow` rows named ``e``)
+    of the sessions it updated; it returns their session ids."""
+    return (f"WITH u AS ({updates}), w AS (UPDATE sessions AS s SET "
+            + ", ".join(f"{c} = u.{c}" for c in EXPIRY_SETS)
+            + " FROM u WHERE s.id = u.id AND s.version = u.expected RETURNING s.id) "
+            f"INSERT INTO session_events ({_EVENT_NAMES}) SELECT "
+            + ", ".join(f"e.{c}::jsonb" if _CAST[c] == "jsonb" else f"e.{c}" for c in EVENT_COLUMNS)
+            + f" FROM ({events}) AS e WHERE e.session_id IN (SELECT id FROM w) RETURNING session_id")
+
+
+def _from_json(fields: tuple[str, ...]) -> str:
+    """The rows of a JSON array of arrays (a parameter) as a relation with ``fields``."""
+    return ("SELECT " + ", ".join(f"{_field('j', i, f)} AS {f}" for i, f in enumerate(fields))
+            + " FROM jsonb_array_elements(%s::jsonb) AS j")
+
+
 #: One statement for a whole batch: the rows' compare-and-set updates, then the events of the rows it updated.
 #: Parameters: the updates and the events, each one JSON array of arrays (dumped by the json module in C and
 #: unpacked by the server: no per-value work in Python).
-_EXPIRE = (
-    "WITH u AS (SELECT u ->> 0 AS status, (u ->> 1)::integer AS version, (u ->> 2)::bigint AS updated_at, "
-    "(u ->> 3)::bigint AS closed_at, u ->> 4 AS closed_by, (u ->> 5)::bigint AS expires_at, "
-    "(u ->> 6)::bigint AS due_at, u ->> 7 AS failure_reason, (u ->> 8)::uuid AS id, (u ->> 9)::integer AS expected "
-    "FROM jsonb_array_elements(%s::jsonb) AS u), "
-    "w AS (UPDATE sessions AS s SET status = u.status, version = u.version, updated_at = u.updated_at, "
-    "closed_at = u.closed_at, closed_by = u.closed_by, expires_at = u.expires_at, due_at = u.due_at, "
-    "failure_reason = u.failure_reason FROM u "
-    "WHERE s.id = u.id AND s.version = u.expected RETURNING s.id) "
-    f"INSERT INTO session_events ({_EVENT_NAMES}) "
-    "SELECT (e ->> 0)::uuid, (e ->> 1)::uuid, (e ->> 2)::integer, e ->> 3, e ->> 4, e ->> 5, e ->> 6, "
-    "(e ->> 7)::bigint, e -> 8 FROM jsonb_array_elements(%s::jsonb) AS e "
-    "WHERE (e ->> 1)::uuid IN (SELECT id FROM w) RETURNING session_id"
-)
+_EXPIRE = _expire(_from_json(ExpiryUpdate._fields), _from_json(EVENT_COLUMNS))
 #: The same over arrays, one per column of the updates then one per column of the events, sent in binary (a
 #: large batch: psycopg dumps a 1,000-element array several times faster that way than as text, and the server
 #: unpacks arrays faster than JSON).
-_EXPIRE_ARRAYS = (
-    "WITH u AS (SELECT * FROM unnest(%b::varchar[], %b::integer[], %b::bigint[], %b::bigint[], %b::varchar[], "
-    "%b::bigint[], %b::bigint[], %b::text[], %b::uuid[], %b::integer[]) "
-    "AS u(status, version, updated_at, closed_at, closed_by, expires_at, due_at, failure_reason, id, expected)), "
-    "w AS (UPDATE sessions AS s SET status = u.status, version = u.version, updated_at = u.updated_at, "
-    "closed_at = u.closed_at, closed_by = u.closed_by, expires_at = u.expires_at, due_at = u.due_at, "
-    "failure_reason = u.failure_reason FROM u "
-    "WHERE s.id = u.id AND s.version = u.expected RETURNING s.id) "
-    f"INSERT INTO session_events ({_EVENT_NAMES}) "
-    "SELECT e.record_id, e.session_id, e.version, e.event, e.source_state, e.target_state, e.performer_id, "
-    "e.timestamp, e.payload::jsonb FROM unnest(%b::uuid[], %b::uuid[], %b::integer[], %b::varchar[], "
-    "%b::varchar[], %b::varchar[], %b::varchar[], %b::bigint[], %b::text[]) "
-    "AS e(record_id, session_id, version, event, source_state, target_state, performer_id, timestamp, payload) "
-    "WHERE e.session_id IN (SELECT id FROM w) RETURNING session_id"
-)
+_EXPIRE_ARRAYS = _expire(
+    f"SELECT * FROM unnest({', '.join(_array(f) for f in ExpiryUpdate._fields)}) AS u({_UPDATE_NAMES})",
+    f"SELECT * FROM unnest({', '.join(_array(c) for c in EVENT_COLUMNS)}) AS e({_EVENT_NAMES})")
+#: The record ids of a batch's events (parameter: the batch's events, as for _EXPIRE).
+_RECORDS = f"SELECT record_id FROM ({_from_json(EVENT_COLUMNS)}) AS e"
 #: Batches larger than this are sent as arrays (_EXPIRE_ARRAYS), in chunks, rather than as JSON.
 _JSON_WRITES = 100
 #: How many sessions of a large batch one statement writes (see ``_write_overlapped``).
 _CHUNK = 200
 #: Which sessions of a batch have their events (parameter: the batch's events, as for _EXPIRE).
-_WRITTEN = ("SELECT DISTINCT session_id FROM session_events WHERE record_id IN "
-            "(SELECT (e ->> 0)::uuid FROM jsonb_array_elements(%s::jsonb) AS e)")
+_WRITTEN = f"SELECT DISTINCT session_id FROM session_events WHERE record_id IN ({_RECORDS})"
 #: The batch statement, COMMIT, and how many of the batch's events are there, as one query string.
-_EXPIRE_AND_COMMIT = (_EXPIRE + "; COMMIT; SELECT count(*) FROM session_events WHERE record_id IN "
-                      "(SELECT (e ->> 0)::uuid FROM jsonb_array_elements(%s::jsonb) AS e)")
+_EXPIRE_AND_COMMIT = f"{_EXPIRE}; COMMIT; SELECT count(*) FROM session_events WHERE record_id IN ({_RECORDS})"

@@ -26,17 +26,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 
-from sessionflow.adapters.sqlalchemy.driver import DUE, DriverRecorder, decide_claimed, expiry_event, expiry_update
+from sessionflow.adapters.sqlalchemy.driver import DUE, DriverRecorder, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
-from sessionflow.adapters.sqlalchemy.rows import (
-    EVENT_COLUMNS,
-    SESSION_COLUMNS,
-    FastSql,
-    _dt,
-    _ms,
-    session_changes,
-    session_row,
-)
+from sessionflow.adapters.sqlalchemy.layout import EVENT_COLUMNS, EXPIRY_SETS, SESSION_COLUMNS, EventRow, ExpiryUpdate
+from sessionflow.adapters.sqlalchemy.rows import FastSql, _dt, _ms, event_values, session_changes, session_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.domain.values import compact_json
@@ -213,20 +206,17 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         # change keeps its new state and events, not the state it was decided on (fewer garbage-collector
         # passes on large sweeps).
         changes: list[Change] = []
-        writes: list[tuple[Any, ...]] = []
+        writes: list[tuple[ExpiryUpdate, EventRow]] = []
         earliest: list[int | None] = [later]  # of the sessions left live: unclaimed, refused, or rescheduled
         single = True
         dumps = _payload_text
         for change, due in decide_claimed(rows, decide, now, earliest):
-            s = change.session
             events = change.events
             if len(events) == 1 and single:
+                key = change.session.id.hex
                 e = events[0]
-                source = e.source_state
-                writes.append((s.id.hex, change.expected_version, str(s.status), s.version, to_millis(s.updated_at),
-                               _ms(s.closed_at), s.closed_by, _ms(s.expires_at), due, s.failure_reason,
-                               e.record_id.hex, e.version, str(e.event), None if source is None else str(source),
-                               str(e.target_state), e.performer_id, to_millis(e.timestamp), dumps(e.payload)))
+                writes.append((expiry_update(change, due, key),
+                               event_values(e, e.record_id.hex, key, dumps(e.payload))))
             else:
                 single = False
             changes.append(change)
@@ -263,12 +253,13 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         local.claimed = None
         return result
 
-    def _write_batch(self, conn: Any, changes: list[Change], writes: list[tuple[Any, ...]]) -> list[Change]:
+    def _write_batch(self, conn: Any, changes: list[Change], writes: list[tuple[ExpiryUpdate, EventRow]]
+                     ) -> list[Change]:
         """The batch's ONE write statement; returns the changes it applied (all, unless some session changed
         since it was read)."""
         # The batch as a literal: JSON text has no NUL (the encoder escapes control characters) and a quote in
         # a SQLite literal is escaped by doubling it, the only escape there is.
-        script = _EXPIRE_HEAD + compact_json(writes).replace("'", "''") + _EXPIRE_TAIL
+        script = _EXPIRE_HEAD + compact_json([u + e for u, e in writes]).replace("'", "''") + _EXPIRE_TAIL
         before = conn.total_changes
         try:
             conn.executescript(script)
@@ -288,22 +279,23 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         written = {r[0] for r in conn.execute(_WRITTEN, (records,)).fetchall()}
         return [c for c in changes if c.events[0].record_id.hex in written]
 
-    def _write_many(self, conn: Any, writes: list[tuple[Any, ...]]) -> bool | None:
+    def _write_many(self, conn: Any, writes: list[tuple[ExpiryUpdate, EventRow]]) -> bool | None:
         """A large batch (a sweep of many sessions, not a waker's wake-up): ``executemany`` of the updates and of
         the events in one ``BEGIN IMMEDIATE`` transaction, which SQLite runs faster than the trigger — in key
         order (sessions by id, events by record id), which walks each index once instead of jumping around it.
         True when written; None when some session changed since it was read (rolled back: the caller writes
         the batch with :meth:`_write_batch`, which skips it)."""
-        ordered = sorted(writes)  # by session id, the first field
+        updates = sorted((u for u, _ in writes), key=_by_id)
+        events = sorted((e for _, e in writes), key=_by_record)
         conn.execute("BEGIN IMMEDIATE")
         try:
             cursor = conn.cursor()
             try:
-                cursor.executemany(_EXPIRE_ROW, [w[2:10] + w[:2] for w in ordered])
+                cursor.executemany(_EXPIRE_ROW, updates)
                 if cursor.rowcount != len(writes):
                     conn.execute("ROLLBACK")
                     return None
-                cursor.executemany(_EXPIRE_EVENT, sorted((w[10], w[0], *w[11:]) for w in ordered))
+                cursor.executemany(_EXPIRE_EVENT, events)
             finally:
                 cursor.close()
             conn.execute("COMMIT")
@@ -324,7 +316,7 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
                 if conn.execute(_EXPIRE_ROW, expiry_update(change, _ms(change.session.due_at), sid)).rowcount != 1:
                     continue
                 conn.executemany(_EXPIRE_EVENT, [
-                    expiry_event(e, e.record_id.hex, sid, _payload_text(e.payload)) for e in change.events])
+                    event_values(e, e.record_id.hex, sid, _payload_text(e.payload)) for e in change.events])
                 applied.append(change)
             conn.execute("COMMIT")
         except BaseException:
@@ -336,6 +328,14 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
 
 def _by_deadline(row: list[Any]) -> Any:
     return row[DUE]
+
+
+def _by_id(update: ExpiryUpdate) -> Any:
+    return update.id
+
+
+def _by_record(event: EventRow) -> Any:
+    return event.record_id
 
 
 def install_sqlite_pragmas(engine: Engine, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 30_000) -> None:
@@ -388,22 +388,18 @@ _LATER = "SELECT min(due_at) FROM sessions WHERE due_at > ?"
 #: first sweep) whose ``INSTEAD OF`` trigger updates the session with a compare-and-set on the version read
 #: (``expected``) and inserts its event only if that update matched (``changes() = 1``). A timeout may close
 #: the session (the default lifecycle's expiry) or move it to a state with a deadline of its own (a custom
-#: lifecycle's), so the deadline and the failure reason are written too.
+#: lifecycle's), so the deadline and the failure reason are written too. A row of the view is an
+#: :class:`ExpiryUpdate` followed by an :class:`EventRow` (its fields prefixed ``e_``).
 _EXPIRY_VIEW = "sessionflow_expiry"
-_EXPIRY_FIELDS = ("id", "expected", "status", "version", "updated_at", "closed_at", "closed_by", "expires_at",
-                  "due_at", "failure_reason", "record_id", "event_version", "event", "source_state",
-                  "target_state", "performer_id", "timestamp", "payload")
+_EXPIRY_FIELDS = ExpiryUpdate._fields + tuple(f"e_{c}" for c in EVENT_COLUMNS)
 _EXPIRY_SETUP = (
     f"CREATE TEMP VIEW IF NOT EXISTS {_EXPIRY_VIEW} AS SELECT "
     + ", ".join(f"NULL AS {name}" for name in _EXPIRY_FIELDS),
-    f"CREATE TEMP TRIGGER IF NOT EXISTS {_EXPIRY_VIEW}_write INSTEAD OF INSERT ON {_EXPIRY_VIEW} "
-    "BEGIN "
-    "UPDATE sessions SET status = NEW.status, version = NEW.version, updated_at = NEW.updated_at, "
-    "closed_at = NEW.closed_at, closed_by = NEW.closed_by, expires_at = NEW.expires_at, due_at = NEW.due_at, "
-    "failure_reason = NEW.failure_reason WHERE id = NEW.id AND version = NEW.expected; "
-    f"INSERT INTO session_events ({_EVENT_NAMES}, position) SELECT NEW.record_id, NEW.id, NEW.event_version, "
-    "NEW.event, NEW.source_state, NEW.target_state, NEW.performer_id, NEW.timestamp, NEW.payload, "
-    f"{NEXT_POSITION} WHERE changes() = 1; "
+    f"CREATE TEMP TRIGGER IF NOT EXISTS {_EXPIRY_VIEW}_write INSTEAD OF INSERT ON {_EXPIRY_VIEW} BEGIN "
+    f"UPDATE sessions SET {', '.join(f'{c} = NEW.{c}' for c in EXPIRY_SETS)} "
+    "WHERE id = NEW.id AND version = NEW.expected; "
+    f"INSERT INTO session_events ({_EVENT_NAMES}, position) "
+    f"SELECT {', '.join(f'NEW.e_{c}' for c in EVENT_COLUMNS)}, {NEXT_POSITION} WHERE changes() = 1; "
     "END",
 )
 _EXPIRE_HEAD = (f"INSERT INTO temp.{_EXPIRY_VIEW} ({', '.join(_EXPIRY_FIELDS)}) SELECT "
@@ -413,8 +409,7 @@ _EXPIRE_TAIL = "') AS j"
 #: Batches larger than this are written with executemany (see _write_many).
 _MANY = 100
 _WRITTEN = "SELECT record_id FROM session_events WHERE record_id IN (SELECT value FROM json_each(?))"
-# The general write (SQLite before 3.38, or changes of several events), per session.
-_EXPIRE_ROW = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, closed_by = ?, "
-               "expires_at = ?, due_at = ?, failure_reason = ? WHERE id = ? AND version = ?")
-_EXPIRE_EVENT = (f"INSERT INTO session_events ({_EVENT_NAMES}, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                 f"{NEXT_POSITION})")
+#: The per-row statements (an :class:`ExpiryUpdate`, an :class:`EventRow`).
+_EXPIRE_ROW = (f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in EXPIRY_SETS)} WHERE id = ? AND version = ?")
+_EXPIRE_EVENT = (f"INSERT INTO session_events ({_EVENT_NAMES}, position) "
+                 f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)}, {NEXT_POSITION})")

@@ -19,6 +19,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Select, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from sessionflow.adapters.sqlalchemy.layout import EXPIRY_SETS, column_index
 from sessionflow.adapters.sqlalchemy.listing import query_statement  # the list query lives there
 from sessionflow.adapters.sqlalchemy.rows import _ms, event_from_row, event_row, session_from_row, session_row
 from sessionflow.adapters.sqlalchemy.tables import consumers, session_events, sessions, to_millis
@@ -59,11 +60,9 @@ __all__ = [
 #: Every column of ``sessions`` / ``session_events``, as selected (in table order).
 SESSION_FIELDS = tuple(sessions.c)
 EVENT_FIELDS = tuple(session_events.c)
-#: The position of ``version`` in a ``sessions`` row.
-VERSION = [c.name for c in sessions.c].index("version")
+#: The place of ``version`` in a ``sessions`` row.
+VERSION = column_index("version")
 
-_EXPIRY_COLUMNS = ("status", "version", "updated_at", "closed_at", "closed_by", "expires_at", "due_at",
-                   "failure_reason")
 
 
 def actual_version(conn: Connection, session_id: UUID) -> int | None:
@@ -225,7 +224,7 @@ def expire_claimed(conn: Connection, now: datetime, limit: int, decide: ExpiryDe
     result = conn.execute(
         update(sessions)
         .where(and_(sessions.c.id == bindparam("b_id"), sessions.c.version == bindparam("b_expected")))
-        .values({name: bindparam(f"b_{name}") for name in _EXPIRY_COLUMNS}),
+        .values({name: bindparam(f"b_{name}") for name in EXPIRY_SETS}),
         [_expiry_params(c) for c in changes])
     if sane_multi_rowcount and result.rowcount != len(changes):
         raise StoreError("a claimed session changed during the sweep; the batch was rolled back")
