@@ -29,10 +29,11 @@ from sessionflow.adapters.sqlalchemy.persistence import SqlAlchemyEventStore
 from sessionflow.adapters.sqlalchemy.rows import _ms, session_from_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
+from sessionflow.domain.models import SessionStatus
 from sessionflow.domain.values import compact_json
-from sessionflow.errors import BatchRejected, ConcurrencyConflict
+from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict
 
-__all__ = ["DriverRecorder", "decide_claimed", "expiry_update", "payload_text"]
+__all__ = ["DriverRecorder", "active_query", "decide_claimed", "expiry_update", "payload_text"]
 
 logger = logging.getLogger("sessionflow.store")
 
@@ -40,6 +41,14 @@ T = TypeVar("T")
 
 #: The place of ``due_at`` in a ``sessions`` row.
 DUE = column_index("due_at")
+_IN_PROGRESS = SessionStatus.IN_PROGRESS.value
+
+
+def active_query(param: str) -> str:
+    """The statement reading another session of a user in progress and not past its deadline, with ``param`` as
+    the placeholder; its parameters: the user, the status, the session's own key, the moment (epoch ms, or -1)."""
+    return (f"SELECT id FROM sessions WHERE user_id = {param} AND status = {param} AND deleted_at IS NULL "
+            f"AND id <> {param} AND expires_at > {param} LIMIT 1")
 
 
 class DriverRecorder(SqlAlchemyEventStore):
@@ -139,6 +148,21 @@ class DriverRecorder(SqlAlchemyEventStore):
         not None), atomic; raises :class:`ConcurrencyConflict` when the version does not match."""
         raise NotImplementedError
 
+    def _check_exclusive(self, execute: Callable[..., Any], change: Change, key: Any) -> None:
+        """With ``change.exclusive_user``: :class:`ActiveSessionExists` when that user has another session in
+        progress and not past its deadline (by ``execute``, in the caller's write transaction)."""
+        user = change.exclusive_user
+        if user is None:
+            return
+        now = change.decided_at
+        assert self._fast is not None
+        found = execute(self._fast.select_active,
+                        (user, _IN_PROGRESS, key, -1 if now is None else to_millis(now))).fetchone()
+        if found is not None:
+            other = found[0]
+            raise ActiveSessionExists(change.session.id, user_id=user,
+                                      active_session_id=other if isinstance(other, UUID) else UUID(other))
+
     def _append_many_fast(self, changes: list[Change], outcome: WriteOutcome | None = None) -> None:
         """:meth:`~SqlAlchemyEventStore.append_many` on the driver connection, as :meth:`_append_fast`."""
         raw = self._checkout()
@@ -168,7 +192,7 @@ class DriverRecorder(SqlAlchemyEventStore):
 
     def _rejected(self, index: int, change: Change, error: BaseException) -> BaseException:
         """What a batch raises when its change ``index`` failed with ``error``."""
-        if isinstance(error, ConcurrencyConflict):
+        if isinstance(error, (ConcurrencyConflict, ActiveSessionExists)):
             return BatchRejected(index, error)
         if isinstance(error, self._integrity_error):
             return BatchRejected(index, ConcurrencyConflict(change.session.id,

@@ -13,14 +13,14 @@ subclass registered for it; each is an ``SqlAlchemyEventStore``):
   "database is locked" rule);
 * ``postgres.py``, ``PostgresEventStore``: everything PostgreSQL-specific (autocommit transactions, its SQL,
   its pipelined sweep, the lost-connection rule, advisory locks);
-* any other dialect: this class itself, every operation on SQLAlchemy Core (``statements.py``).
+* any other dialect: none (:class:`ValueError`).
 
 This module owns what every recorder shares: the constructor, the retry framework (:meth:`_run`) with the
 per-backend rules as hooks a recorder overrides (:meth:`_locked`, :meth:`_lost_connection`,
-:meth:`_transaction`, :meth:`_check_exclusive`, :meth:`_snapshot`), the read cache, and each operation of the
-:class:`~sessionflow.application.ports.EventStore` port: on the driver-level fast path where the recorder has
-one (``driver.py``: held connections and the hooks ``_append_fast``, ``_get_fast``, ``_expire_due_fast``),
-else on the generic path. The hot paths stay methods of one class hierarchy, resolved once per call like any
+:meth:`_transaction`, :meth:`_snapshot`), the read cache, and each operation of the
+:class:`~sessionflow.application.ports.EventStore` port: appends, reads by key and sweep batches on the
+driver connection (``driver.py``: held connections and the hooks ``_append_fast``, ``_get_fast``,
+``_expire_due_fast``), the rest on SQLAlchemy Core (``statements.py``). The hot paths stay methods of one class hierarchy, resolved once per call like any
 method: no helper object or function layer between an append and its SQL.
 
 Modules, each importing only those before it: ``tables`` (schema), ``rows`` (row mapping), ``statements``
@@ -29,8 +29,8 @@ the recorders, which registers them.
 
 Seams for new backends:
 
-* another SQL dialect: a subclass (of this class, or of ``driver.DriverRecorder`` for a fast path on the
-  driver connection) declared with ``dialect="<name>"`` and imported by the package ``__init__``;
+* another SQL dialect: a subclass of ``driver.DriverRecorder`` declared with ``dialect="<name>"`` and
+  imported by the package ``__init__``;
 * a backend that is not SQL (the planned Redis store): not a subclass of this class but a module of its own
   under ``adapters/`` implementing the ``EventStore`` port (``sessionflow.application.ports``); it plugs into
   the contract suite (``tests/contract``, which runs unchanged on every store) through ``BACKENDS`` and
@@ -65,7 +65,7 @@ from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
 from sessionflow.application.feed import check_position
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent
-from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, SessionflowError, StoreError
+from sessionflow.errors import ConcurrencyConflict, SessionflowError, StoreError
 
 __all__ = ["SqlAlchemyEventStore"]
 
@@ -121,9 +121,12 @@ class SqlAlchemyEventStore:
             SqlAlchemyEventStore._recorders[dialect] = cls
 
     def __new__(cls, engine: Engine, *args: Any, **kwargs: Any) -> Self:
-        """Called on this class: an instance of the recorder registered for ``engine``'s dialect (this
-        class itself when none is); called on a subclass: an instance of that subclass."""
-        recorder = cls._recorders.get(engine.dialect.name, cls) if cls is SqlAlchemyEventStore else cls
+        """Called on this class: an instance of the recorder registered for ``engine``'s dialect
+        (:class:`ValueError` when none is); called on a subclass: an instance of that subclass."""
+        recorder = cls._recorders.get(engine.dialect.name) if cls is SqlAlchemyEventStore else cls
+        if recorder is None:
+            raise ValueError(f"no sessionflow store for the SQL dialect {engine.dialect.name!r} (SQLite and "
+                             "PostgreSQL are supported)")
         return cast(Self, object.__new__(recorder))
 
     def __init__(self, engine: Engine, *, owns_engine: bool = True, cache_size: int = 10_000,
@@ -140,7 +143,6 @@ class SqlAlchemyEventStore:
         self._cache: OrderedDict[UUID, Session] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._closed = False
-        self._sane_multi_rowcount = bool(engine.dialect.supports_sane_multi_rowcount)
         self._local = threading.local()
         # Connections kept between operations (driver.py, postgres.py): given back by close().
         self._held: weakref.WeakSet[_Releasable] = weakref.WeakSet()
@@ -267,23 +269,13 @@ class SqlAlchemyEventStore:
 
     # ------------------------------------------------------------------ writes
 
-    def _apply(self, conn: Connection, change: Change) -> None:
-        if change.exclusive_user is not None:
-            self._check_exclusive(conn, change.session.id, change.exclusive_user, change.decided_at)
-        sql.write_change(conn, change)
-
-    def _check_exclusive(self, conn: Connection, session_id: UUID, user_id: str, now: datetime | None) -> None:
-        other = sql.active_session_of(conn, user_id, session_id, now)
-        if other is not None:
-            raise ActiveSessionExists(session_id, user_id=user_id, active_session_id=other)
-
     def append(self, change: Change) -> None:
         """Append ``change`` atomically (see :meth:`EventStore.append`); a lost connection is retried
         without applying the change twice. Raises :class:`StoreError` when the change is known not applied,
         :class:`~sessionflow.errors.OutcomeUnknown` when that cannot be established."""
         outcome = WriteOutcome("append", (change,))
         lost = 0
-        if (self._direct and change.exclusive_user is None and not self._closed
+        if (self._direct and not self._closed
                 and getattr(self._local, "connection", None) is not None):
             # The common case first, with no retry machinery around it: the thread's kept connection (see
             # _checkout). A driver error goes on to the careful path below, which tries again as after any
@@ -317,11 +309,7 @@ class SqlAlchemyEventStore:
                     outcome.unsure = False
                     return
                 outcome.unsure = False
-            if self._fast is not None and change.exclusive_user is None:
-                self._append_fast(change, outcome)
-            else:
-                with self._engine.connect() as conn:
-                    self._send(outcome, lambda: self._transaction(conn, lambda c: self._apply(c, change)))
+            self._append_fast(change, outcome)
 
         try:
             self._run(op, outcome=outcome, lost=lost)
@@ -340,7 +328,6 @@ class SqlAlchemyEventStore:
         if not batch:
             return
         first = batch[0].events[0].record_id
-        fast = self._fast is not None and all(change.exclusive_user is None for change in batch)
         outcome = WriteOutcome("append_many", batch)
 
         def op() -> None:
@@ -349,11 +336,7 @@ class SqlAlchemyEventStore:
                     outcome.unsure = False
                     return
                 outcome.unsure = False
-            if fast:
-                self._append_many_fast(batch, outcome)
-            else:
-                with self._engine.connect() as conn:
-                    self._send(outcome, lambda: self._transaction(conn, lambda c: self._apply_batch(c, batch)))
+            self._append_many_fast(batch, outcome)
 
         try:
             self._run(op, outcome=outcome)
@@ -363,13 +346,6 @@ class SqlAlchemyEventStore:
             raise
         for change in batch:
             self._remember(change.session)
-
-    def _apply_batch(self, conn: Connection, batch: list[Change]) -> None:
-        for index, change in enumerate(batch):
-            try:
-                self._apply(conn, change)
-            except (ConcurrencyConflict, ActiveSessionExists) as error:
-                raise BatchRejected(index, error) from error
 
     def _conflict(self, change: Change, conflict: ConcurrencyConflict, cause: BaseException | None) -> NoReturn:
         """Raise ``conflict`` (chained to the driver error ``cause``) for a lost append; with the version it
@@ -418,10 +394,7 @@ class SqlAlchemyEventStore:
                 cached = self._cache.get(session_id)
             if cached is not None:
                 return cached
-        if self._fast is not None:
-            row = self._get_fast(session_id)
-        else:
-            row = self._read(lambda conn: conn.execute(sql.session_statement(session_id)).first())
+        row = self._get_fast(session_id)
         if row is None:
             self._forget(session_id)
             return None
@@ -526,11 +499,7 @@ class SqlAlchemyEventStore:
                     return ExpiredBatch([change for change in decided if change.events[0].record_id in found])
             decided.clear()
             try:
-                if self._fast is not None:
-                    return self._expire_due_fast(now, limit, deciding, with_next)
-                with self._engine.connect() as conn:
-                    return ExpiredBatch(self._transaction(conn, lambda c: sql.expire_claimed(
-                        c, now, limit, deciding, sane_multi_rowcount=self._sane_multi_rowcount)))
+                return self._expire_due_fast(now, limit, deciding, with_next)
             except BaseException as error:
                 outcome.unsure = bool(decided) and self._lost_connection(error)
                 raise

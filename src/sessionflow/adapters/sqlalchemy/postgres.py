@@ -26,11 +26,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
-from sessionflow.adapters.sqlalchemy.driver import DriverRecorder, decide_claimed, expiry_update
+from sessionflow.adapters.sqlalchemy.driver import DriverRecorder, active_query, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
 from sessionflow.adapters.sqlalchemy.layout import (
     EVENT_COLUMNS,
@@ -45,7 +45,7 @@ from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import compact_json
-from sessionflow.errors import ConcurrencyConflict
+from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict
 
 __all__ = ["PostgresEventStore", "PostgresSql"]
 
@@ -71,6 +71,9 @@ class PostgresSql(FastSql):
         cols = ", ".join(SESSION_COLUMNS)
         self.select_session = f"SELECT {cols} FROM sessions WHERE id = %s"
         self.select_version = "SELECT version FROM sessions WHERE id = %s"
+        self.select_active = active_query("%s")
+        #: Two transactions checking the same user's sessions at once would both see none: one waits here.
+        self.lock_user = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
         self._insert_session = (
             f"INSERT INTO sessions ({cols}) VALUES ("
             + ", ".join(_param(c) for c in SESSION_COLUMNS)
@@ -168,11 +171,10 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             raise
         return result
 
-    def _check_exclusive(self, conn: Connection, session_id: Any, user_id: str, now: datetime | None) -> None:
-        # Two transactions checking the same user's sessions at once would both see none: one waits here.
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                     {"key": f"sessionflow:active-user:{user_id}"})
-        super()._check_exclusive(conn, session_id, user_id, now)
+    def _check_exclusive(self, execute: Callable[..., Any], change: Change, key: Any) -> None:
+        if change.exclusive_user is not None:
+            execute(self._sql.lock_user, (f"sessionflow:active-user:{change.exclusive_user}",))
+            super()._check_exclusive(execute, change, key)
 
     def _snapshot(self, conn: Connection) -> None:
         """Stream from one consistent snapshot: a REPEATABLE READ transaction (server-side cursors need one
@@ -192,6 +194,7 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     def _write_on(self, execute: Any, change: Change, prepared: tuple[str, Any]) -> None:
         """Run ``change``'s one statement; :class:`ConcurrencyConflict` when the version did not match."""
         statement, params = prepared
+        self._check_exclusive(execute, change, change.session.id)
         if execute(statement, params).rowcount != len(change.events):
             found = execute(self._sql.select_version, (change.session.id,)).fetchone()
             raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
@@ -203,8 +206,12 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         toggle = not self._autocommit
         if toggle:
             conn.autocommit = True
+        execute = conn.execute if cursor is None else cursor.execute
         try:
-            self._write_on(conn.execute if cursor is None else cursor.execute, change, prepared)
+            if change.exclusive_user is None:
+                self._write_on(execute, change, prepared)
+            else:  # the check and the write in one transaction
+                self._in_transaction(conn, execute, lambda: self._write_on(execute, change, prepared))
         finally:
             if toggle and not conn.closed:
                 conn.autocommit = False
@@ -230,7 +237,7 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                 try:
                     self._in_transaction(conn, execute, lambda: self._write_runs(cursor, changes, prepared))
                     return
-                except (_RunMismatch, ConcurrencyConflict, self._integrity_error):
+                except (_RunMismatch, ConcurrencyConflict, ActiveSessionExists, self._integrity_error):
                     pass  # (rolled back) find which change it was, one statement at a time
 
             def one_by_one() -> None:
@@ -254,7 +261,8 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         while start < len(changes):
             statement = prepared[start][0]
             end = start + 1
-            while end < len(changes) and prepared[end][0] == statement:
+            while (end < len(changes) and prepared[end][0] == statement and changes[start].exclusive_user is None
+                   and changes[end].exclusive_user is None):
                 end += 1
             if end - start == 1:
                 self._write_on(cursor.execute, changes[start], prepared[start])

@@ -285,6 +285,7 @@ class FastSql:
     dialect = ""
     select_session = ""
     select_version = ""
+    select_active = ""
 
     def uuid(self, value: UUID) -> Any:
         raise NotImplementedError

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 
-from sessionflow.adapters.sqlalchemy.driver import DUE, DriverRecorder, decide_claimed, expiry_update
+from sessionflow.adapters.sqlalchemy.driver import DUE, DriverRecorder, active_query, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
 from sessionflow.adapters.sqlalchemy.layout import EVENT_COLUMNS, EXPIRY_SETS, SESSION_COLUMNS, EventRow, ExpiryUpdate
 from sessionflow.adapters.sqlalchemy.rows import FastSql, _dt, _ms, event_values, session_changes, session_row
@@ -60,6 +60,7 @@ class SqliteSql(FastSql):
         self.insert_event = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}, position) VALUES "
                              f"({', '.join('?' for _ in EVENT_COLUMNS)}, {NEXT_POSITION})")
         self.select_version = "SELECT version FROM sessions WHERE id = ?"
+        self.select_active = active_query("?")
 
     def uuid(self, value: Any) -> Any:
         return value.hex
@@ -128,6 +129,7 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         key = session.id.hex
         update, session_params = prepared
         execute = conn.execute if cursor is None else cursor.execute
+        self._check_exclusive(execute, change, key)
         if update is None:
             execute(sql.insert_session, session_params)
         elif execute(update, session_params).rowcount != 1:
