@@ -20,8 +20,8 @@ per-backend rules as hooks a recorder overrides (:meth:`_locked`, :meth:`_lost_c
 :meth:`_transaction`, :meth:`_snapshot`), the read cache, and each operation of the
 :class:`~sessionflow.application.ports.EventStore` port: appends, reads by key and sweep batches on the
 driver connection (``driver.py``: held connections and the hooks ``_append_fast``, ``_get_fast``,
-``_expire_due_fast``), the rest on SQLAlchemy Core (``statements.py``). The hot paths stay methods of one class hierarchy, resolved once per call like any
-method: no helper object or function layer between an append and its SQL.
+``_expire_due_fast``), the rest on SQLAlchemy Core (``statements.py``). The hot paths stay methods of one class
+hierarchy, resolved once per call like any method: no helper object or function layer between an append and its SQL.
 
 Modules, each importing only those before it: ``tables`` (schema), ``rows`` (row mapping), ``statements``
 (the Core SQL), ``persistence``, ``driver``, then ``sqlite`` and ``postgres``; the package ``__init__`` imports

@@ -3,9 +3,9 @@ functions that run the longer ones on a :class:`~sqlalchemy.Connection`.
 
 The SQLite and PostgreSQL recorders run their hot paths (an append, a primary-key read, a sweep batch) as
 hand-written SQL on the driver connection (``driver.py``, ``sqlite.py``, ``postgres.py``); everything else
-runs here: reads and queries, the lookups of a write's outcome, and the maintenance streams. (Apart from ``persistence.py``, which
-runs them in transactions, with retries and a read cache, so that each module stays short and the store's
-class reads as the machinery it is.)
+runs here: reads and queries, the lookups of a write's outcome, and the maintenance streams. (Apart from
+``persistence.py``, which runs them in transactions, with retries and a read cache, so that each module stays
+short and the store's class reads as the machinery it is.)
 """
 
 from __future__ import annotations
