@@ -51,9 +51,9 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import await_only
 
+from sessionflow.adapters._sqlalchemy_compat import pool_capacity
 from sessionflow.adapters.sqlalchemy.postgres import PostgresEventStore
 from sessionflow.application.ports import ExpiredBatch, ExpiryDecider
 
@@ -86,8 +86,7 @@ class AsyncPostgresEventStore(PostgresEventStore):
         self._enable_holding(0, detach=False)
         self._sweeps = _SweepRecorder(sync_engine, owns_engine=False, cache_size=0, autocommit_engine=False,
                                       retries=self._retries)
-        pool = sync_engine.pool
-        capacity = pool.size() + max(0, int(getattr(pool, "_max_overflow", 0))) if isinstance(pool, QueuePool) else 0
+        capacity = pool_capacity(sync_engine.pool)
         #: Idle connections kept between hot-path operations (at most ``_keep``: half the pool).
         self._kept: list[_Checkout] = []
         self._keep = capacity // 2

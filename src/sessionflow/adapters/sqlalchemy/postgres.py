@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import QueuePool
 
+from sessionflow.adapters._sqlalchemy_compat import pool_capacity
 from sessionflow.adapters.sqlalchemy.driver import DriverRecorder, active_query, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
 from sessionflow.adapters.sqlalchemy.layout import (
@@ -135,11 +135,11 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         self._fast = self._sql = PostgresSql()
         self._autocommit = bool(autocommit_engine)
         limit = 0
-        if self._autocommit and isinstance(engine.pool, QueuePool):
+        capacity = pool_capacity(engine.pool)
+        if self._autocommit and capacity:
             # At most half the pool is held, so threads that hold none always have a share of their own
             # (a holder may sit idle for as long as its thread lives).
-            capacity = engine.pool.size() + max(0, int(getattr(engine.pool, "_max_overflow", 0)))
-            limit = min(engine.pool.size(), capacity // 2)
+            limit = min(engine.pool.size(), capacity // 2)  # type: ignore[attr-defined]
         self._enable_holding(limit, detach=False)
         self._operational_error: type[BaseException] = engine.dialect.loaded_dbapi.OperationalError
         # The connection the store keeps for its sweeps (see _sweep_connection), one sweep at a time.
