@@ -123,17 +123,25 @@ class _RunMismatch(Exception):
 class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     """The store on a PostgreSQL engine (see :class:`~sessionflow.adapters.sqlalchemy.SqlAlchemyEventStore`).
 
-    With ``autocommit_engine`` (the engine :func:`~sessionflow.bootstrap.create_engine` makes) single statements
-    need no BEGIN/COMMIT round trips, write transactions begin explicitly, and threads keep connections (see the
-    module's docstring); otherwise every operation checks a connection out of the pool.
+    The store runs every statement in autocommit mode (single statements need no BEGIN/COMMIT round trips;
+    write transactions begin explicitly). With ``autocommit_engine`` (the engine
+    :func:`~sessionflow.bootstrap.create_engine` makes) its connections are so already, and threads keep
+    connections (see the module's docstring). On an engine configured otherwise the store uses a copy of it
+    sharing its pool (``execution_options(isolation_level="AUTOCOMMIT")``), and switches each driver
+    connection it checks out to autocommit mode and back (:class:`_Autocommit`): the engine's other users
+    get their connections as they configured them.
     """
 
     _sql: PostgresSql
+    #: A large sweep batch is sent in pipelined chunks (:meth:`_write_overlapped`); else as one JSON statement.
+    _pipelines: bool = True
 
     def __init__(self, engine: Engine, *, autocommit_engine: bool = False, **options: Any) -> None:
         super().__init__(engine, autocommit_engine=autocommit_engine, **options)
         self._fast = self._sql = PostgresSql()
         self._autocommit = bool(autocommit_engine)
+        if not self._autocommit:
+            self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         limit = 0
         capacity = pool_capacity(engine.pool)
         if self._autocommit and capacity:
@@ -154,10 +162,11 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         driver = getattr(error, "orig", None) or error
         return isinstance(driver, self._operational_error)
 
+    def _checkout(self) -> Any:
+        raw = super()._checkout()
+        return raw if self._autocommit else _Autocommit(raw)
+
     def _transaction(self, conn: Connection, work: Callable[[Connection], T]) -> T:
-        if not self._autocommit:
-            with conn.begin():
-                return work(conn)
         conn.exec_driver_sql("BEGIN")
         try:
             result = work(conn)
@@ -203,18 +212,11 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
         """One append as one statement on ``conn`` in autocommit mode (on ``cursor``, if given)."""
         prepared = self._prepare(change)
-        toggle = not self._autocommit
-        if toggle:
-            conn.autocommit = True
         execute = conn.execute if cursor is None else cursor.execute
-        try:
-            if change.exclusive_user is None:
-                self._write_on(execute, change, prepared)
-            else:  # the check and the write in one transaction
-                self._in_transaction(conn, execute, lambda: self._write_on(execute, change, prepared))
-        finally:
-            if toggle and not conn.closed:
-                conn.autocommit = False
+        if change.exclusive_user is None:
+            self._write_on(execute, change, prepared)
+        else:  # the check and the write in one transaction
+            self._in_transaction(conn, execute, lambda: self._write_on(execute, change, prepared))
 
     def _append_many_on(self, conn: Any, changes: list[Change], cursor: Any) -> None:
         """Every change's one-statement append inside one transaction on ``conn``.
@@ -225,9 +227,6 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         rolled back and the batch is run again one statement at a time, which names the change refused.
         """
         prepared = [self._prepare(change) for change in changes]
-        toggle = not self._autocommit
-        if toggle:
-            conn.autocommit = True
         own_cursor = cursor is None and hasattr(conn, "cursor")  # (psycopg's own connection, not the async one's)
         if own_cursor:
             cursor = conn.cursor()
@@ -251,8 +250,6 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         finally:
             if own_cursor:
                 cursor.close()
-            if toggle and not conn.closed:
-                conn.autocommit = False
 
     def _write_runs(self, cursor: Any, changes: list[Change], prepared: list[tuple[str, Any]]) -> None:
         """Each run of consecutive changes with one statement in one ``executemany``; :class:`_RunMismatch` when a
@@ -286,16 +283,6 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                     logger.debug("rollback after a failed batch failed", exc_info=True)
             raise
 
-    def _get_on(self, conn: Any, statement: str, key: Any) -> Any:
-        if self._autocommit:
-            return conn.execute(statement, (key,)).fetchone()
-        conn.autocommit = True  # one statement, no BEGIN/ROLLBACK round trips
-        try:
-            return conn.execute(statement, (key,)).fetchone()
-        finally:
-            if not conn.closed:
-                conn.autocommit = False
-
     # ------------------------------------------------------------------ the sweep
 
     def _sweep_connection(self) -> Any:
@@ -306,8 +293,9 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             if held is None:
                 try:
                     fairy = self._engine.raw_connection()
-                    driver = fairy.driver_connection
+                    driver: Any = fairy.driver_connection
                     fairy.detach()
+                    driver.autocommit = True
                 except BaseException:
                     self._sweeper_lock.release()
                     raise
@@ -325,17 +313,11 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         events of the sessions whose update matched), ``COMMIT`` and a count of the events written. (A batch of
         more than :data:`_JSON_WRITES` sessions is written by :meth:`_write_overlapped` instead.)
 
-        Each round trip is one call of libpq's blocking ``PQexec`` on one query string, its parameters quoted
-        client-side (:func:`_pg_exec`): the GIL is given away once per round trip, where psycopg's own
-        execution gives it away a dozen times (each time, with other threads busy in Python, getting it back
-        may cost a switch interval)."""
+        Each round trip is one query string (:meth:`_exec`)."""
         claim = (to_millis(now), limit)
         statement = _CLAIM_NEXT if with_next else _CLAIM
         try:
-            if self._autocommit:
-                rows = _pg_rows(conn, _pg_exec(conn, f"BEGIN; {statement}", claim))
-            else:
-                rows = conn.execute(statement, claim).fetchall()
+            rows = self._exec(conn, f"BEGIN; {statement}", claim)
             later: int | None = None
             if with_next:
                 later = rows[0][-1]
@@ -346,7 +328,7 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             width = len(SESSION_COLUMNS) if with_next else None
             rows.reverse()
             changes: list[Change] = []
-            if len(rows) > _JSON_WRITES and self._autocommit:
+            if len(rows) > _JSON_WRITES and self._pipelines:
                 applied, changes = self._write_overlapped(conn, rows, decide, now, earliest, width)
                 known = with_next and claimed_all and len(applied) == len(changes)
                 return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
@@ -359,38 +341,36 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                 events += [event_values(e, e.record_id.hex, sid, e.payload) for e in change.events]
                 changes.append(change)
             if not changes:
-                if self._autocommit:
-                    _pg_exec(conn, "COMMIT")
-                else:
-                    conn.commit()
+                self._exec(conn, "COMMIT")
                 applied = changes
             else:
                 # In key order (sessions by id, events by record id): the server walks each index once.
                 updates.sort(key=_by_id)
                 events.sort(key=_by_record)
                 batch = (compact_json(updates), compact_json(events))
-                if self._autocommit:
-                    # The statement, COMMIT, and how many of the batch's events are there, in one round trip
-                    # (PQexec returns the last statement's result). The statement writes a session's events only
-                    # if its row matched, so each session's expiry is whole; a session that did not match (none
-                    # can: the rows are locked) is left out of what was applied.
-                    written = _pg_rows(conn, _pg_exec(conn, _EXPIRE_AND_COMMIT, (*batch, batch[1])))[0][0]
-                    if written == len(events):
-                        applied = changes
-                    else:
-                        found = {r[0] for r in _pg_rows(conn, _pg_exec(conn, _WRITTEN, (batch[1],)))}
-                        applied = [c for c in changes if c.session.id in found]
+                # The statement, COMMIT, and how many of the batch's events are there, in one round trip. The
+                # statement writes a session's events only if its row matched, so each session's expiry is whole;
+                # a session that did not match (none can: the rows are locked) is left out of what was applied.
+                written = self._exec(conn, _EXPIRE_AND_COMMIT, (*batch, batch[1]))[0][0]
+                if written == len(events):
+                    applied = changes
                 else:
-                    found = {r[0] for r in conn.execute(_EXPIRE, batch).fetchall()}
-                    conn.commit()
-                    applied = changes if len(found) == len(changes) else [c for c in changes
-                                                                         if c.session.id in found]
+                    found = {r[0] for r in self._exec(conn, _WRITTEN, (batch[1],))}
+                    applied = [c for c in changes if c.session.id in found]
         except BaseException:
             if not conn.closed:
                 conn.rollback()
             raise
         known = with_next and claimed_all and len(applied) == len(changes)
         return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
+
+    def _exec(self, conn: Any, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run ``query`` (statements separated by ``;``) in one round trip on driver connection ``conn``; the
+        rows of its last statement. Here one call of libpq's blocking ``PQexec``, its parameters quoted
+        client-side (:func:`_pg_exec`): the GIL is given away once per round trip, where psycopg's own
+        execution gives it away a dozen times (each time, with other threads busy in Python, getting it back
+        may cost a switch interval)."""
+        return _pg_rows(conn, _pg_exec(conn, query, params))
 
     def _write_overlapped(self, conn: Any, rows: list[Any], decide: ExpiryDecider, now: datetime,
                           earliest: list[int | None], width: int | None) -> tuple[list[Change], list[Change]]:
@@ -450,6 +430,37 @@ class _Sweeper:
             self.fairy.close()
         except Exception:  # closing a broken connection must not hide the original error
             logger.debug("closing the sweeps' PostgreSQL connection failed", exc_info=True)
+
+
+class _Autocommit:
+    """A pool checkout on an engine not in autocommit mode, for one operation of the driver-level path: its
+    driver connection in autocommit mode meanwhile, switched back before it returns to the pool (``close``);
+    ``invalidate`` discards it."""
+
+    __slots__ = ("driver_connection", "fairy")
+
+    def __init__(self, fairy: Any) -> None:
+        self.fairy = fairy
+        self.driver_connection = fairy.driver_connection
+        try:
+            self.driver_connection.autocommit = True
+        except BaseException:
+            fairy.invalidate()
+            raise
+
+    def close(self) -> None:
+        connection = self.driver_connection
+        try:
+            if not connection.closed:
+                connection.rollback()  # (nothing to roll back unless an operation failed half-way)
+                connection.autocommit = False
+        except Exception:  # a broken connection is discarded, not given back
+            self.fairy.invalidate()
+            return
+        self.fairy.close()
+
+    def invalidate(self) -> None:
+        self.fairy.invalidate()
 
 
 def _by_id(update: ExpiryUpdate) -> Any:
