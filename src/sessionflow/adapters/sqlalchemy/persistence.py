@@ -20,26 +20,26 @@ per-backend rules as hooks a recorder overrides (:meth:`_locked`, :meth:`_lost_c
 :meth:`_transaction`, :meth:`_snapshot`), the read cache, and each operation of the
 :class:`~sessionflow.application.ports.EventStore` port: appends, reads by key and sweep batches on the
 driver connection (``driver.py``: held connections and the hooks ``_append_fast``, ``_get_fast``,
-``_expire_due_fast``), the rest on SQLAlchemy Core (``statements.py``). The hot paths stay methods of one class
-hierarchy, resolved once per call like any method: no helper object or function layer between an append and its SQL.
+``_expire_due_fast``), the rest on SQLAlchemy Core (``queries.py``). The hot paths stay methods of one
+class hierarchy, resolved once per call like any method: no helper object or function layer between an append
+and its SQL.
 
-Modules, each importing only those before it: ``tables`` (schema), ``rows`` (row mapping), ``statements``
-(the Core SQL), ``persistence``, ``driver``, then ``sqlite`` and ``postgres``; the package ``__init__`` imports
-the recorders, which registers them.
+Modules, each importing only those before it: ``tables`` (schema), ``layout`` (the rows of the hand-written
+SQL), ``rows`` (row mapping), ``statements`` (the Core SQL), ``queries`` (the operations on Core),
+``persistence``, ``driver``, then ``sqlite`` and ``postgres`` (its SQL in ``postgres_sql``); the package
+``__init__`` imports the recorders, which registers them.
 
 Seams for new backends:
 
 * another SQL dialect: a subclass of ``driver.DriverRecorder`` declared with ``dialect="<name>"`` and
   imported by the package ``__init__``;
-* a backend that is not SQL (the planned Redis store): not a subclass of this class but a module of its own
+* a backend that is not SQL (as the Redis store): not a subclass of this class but a module of its own
   under ``adapters/`` implementing the ``EventStore`` port (``sessionflow.application.ports``); it plugs into
   the contract suite (``tests/contract``, which runs unchanged on every store) through ``BACKENDS`` and
   ``open_store`` in ``tests/support/backends.py``, and must pass it.
 
-Longer than 400 lines: it is the one implementation of the whole ``EventStore`` port (about twenty
-operations) that every recorder inherits, with the retry framework they share; a recorder overrides a few
-hooks instead of re-implementing operations. Cutting it in two would put a layer of indirection between each
-operation and its SQL, or split one class across modules.
+Longer than 400 lines: the retry framework and the outcome rules of every write (append, batch, sweep)
+belong to one class, with the read cache they keep up to date.
 """
 
 from __future__ import annotations
@@ -49,22 +49,20 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, NoReturn, Protocol, Self, TypeVar, cast
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from sessionflow.adapters.outcome import WriteOutcome, failure
 from sessionflow.adapters.sqlalchemy import statements as sql
-from sessionflow.adapters.sqlalchemy.retention import purge_rows
-from sessionflow.adapters.sqlalchemy.rows import FastSql, _status, event_from_row, session_from_row
-from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
-from sessionflow.application.feed import check_position
-from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
-from sessionflow.domain.models import Session, SessionEvent
+from sessionflow.adapters.sqlalchemy.queries import CoreOperations
+from sessionflow.adapters.sqlalchemy.rows import FastSql, session_from_row
+from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
+from sessionflow.domain.models import Session
 from sessionflow.errors import ConcurrencyConflict, SessionflowError, StoreError
 
 __all__ = ["SqlAlchemyEventStore"]
@@ -91,7 +89,7 @@ class _Releasable(Protocol):
     def release(self) -> None: ...
 
 
-class SqlAlchemyEventStore:
+class SqlAlchemyEventStore(CoreOperations):
     """An event store on a SQLAlchemy :class:`~sqlalchemy.Engine` (SQLite or PostgreSQL).
 
     Build one with :func:`sessionflow.bootstrap.create_store` (which configures SQLite and runs the
@@ -267,6 +265,10 @@ class SqlAlchemyEventStore:
         with self._cache_lock:
             self._cache.pop(session_id, None)
 
+    def _forget_all(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
     # ------------------------------------------------------------------ writes
 
     def append(self, change: Change) -> None:
@@ -407,64 +409,6 @@ class SqlAlchemyEventStore:
         self._remember(session)
         return session
 
-    def history(self, session_id: UUID) -> list[SessionEvent]:
-        """Every event of a session, oldest first."""
-        rows = self._read(lambda conn: conn.execute(sql.history_statement(session_id)).all())
-        return [event_from_row(r) for r in rows]
-
-    def read_events(self, after: int, limit: int, *, user_id: str | None = None) -> list[SessionEvent]:
-        """Up to ``limit`` events with a feed position above ``after``, in position order (with ``user_id``:
-        only those of that user's sessions)."""
-        stmt = sql.events_after(check_position(after), limit, user_id)
-        rows = self._read(lambda conn: conn.execute(stmt).all())
-        return [event_from_row(r) for r in rows]
-
-    def last_position(self) -> int:
-        """The highest feed position (0: no event yet)."""
-        return int(self._read(lambda conn: conn.execute(sql.LAST_POSITION).scalar_one()))
-
-    def consumer_position(self, name: str) -> int:
-        """The stored position of the feed consumer ``name`` (0: none stored)."""
-        return self._read(lambda conn: sql.read_consumer_position(conn, name))
-
-    def save_consumer_position(self, name: str, position: int, now: datetime) -> None:
-        """Store ``position`` for the feed consumer ``name``; a lower one than stored changes nothing."""
-        params = {"name": name, "position": position, "now": to_millis(now)}
-        # Safe to repeat (a position never goes down): a retry that succeeds settles a lost attempt.
-        self._write(lambda conn: conn.execute(sql.SAVE_CONSUMER_POSITION, params),
-                    outcome=WriteOutcome("save_consumer_position"))
-
-    def query(self, query: Query) -> list[Session]:
-        """Sessions matching the filters, ordered by ``created_at`` then id."""
-        stmt = sql.query_statement(query)
-        rows = self._read(lambda conn: conn.execute(stmt).all())
-        return [session_from_row(r) for r in rows]
-
-    def count(self, status: str | None = None) -> int:
-        """How many sessions (not deleted) there are, optionally of one status."""
-        stmt = sql.count_statement(status)
-        return int(self._read(lambda conn: conn.execute(stmt).scalar_one()))
-
-    def count_by_status(self) -> dict[str, int]:
-        """How many sessions (not deleted) are in each status."""
-        rows = self._read(lambda conn: conn.execute(sql.COUNT_BY_STATUS).all())
-        return {_status(status, "?"): int(n) for status, n in rows}
-
-    def next_deadline(self) -> datetime | None:
-        """The earliest deadline of a live session."""
-        value = self._read(lambda conn: conn.execute(sql.NEXT_DEADLINE).scalar())
-        return None if value is None else from_millis(int(value))
-
-    def has_due(self, now: datetime) -> bool:
-        """Whether a live session's deadline is at or before ``now``."""
-        stmt = sql.due_statement(now)
-        return self._read(lambda conn: conn.execute(stmt).first()) is not None
-
-    def session_ids(self) -> list[UUID]:
-        """The id of every session that has events."""
-        rows = self._read(lambda conn: conn.execute(sql.SESSION_IDS).scalars().all())
-        return list(rows)
-
     # ------------------------------------------------------------------ sweeping
 
     def expire_due(self, now: datetime, limit: int, decide: ExpiryDecider) -> list[Change]:
@@ -519,72 +463,6 @@ class SqlAlchemyEventStore:
                 sid = change.session.id
                 if sid in cache:
                     cache[sid] = change.session
-
-    # ------------------------------------------------------------------ maintenance
-
-    def histories(self, batch_size: int = 1000) -> Iterator[list[SessionEvent]]:
-        """Every session's full history, one list per session, streamed in session-id order."""
-        self._check_open()
-        with self._engine.connect() as conn:
-            self._snapshot(conn)
-            yield from sql.stream_histories(conn, batch_size)
-
-    def projections(self, batch_size: int = 1000) -> Iterator[Session]:
-        """Every projection row (deleted ones included), streamed in id order."""
-        self._check_open()
-        with self._engine.connect() as conn:
-            self._snapshot(conn)
-            yield from sql.stream_projections(conn, batch_size)
-
-    def replace_projection(self, rebuilt: Iterable[Session], batch_size: int = 1000) -> int:
-        """Delete every projection row and insert ``rebuilt`` instead, in one transaction."""
-        with self._cache_lock:
-            self._cache.clear()
-        return self._write(lambda conn: sql.replace_rows(conn, rebuilt, batch_size), retry_lost=False,
-                           outcome=WriteOutcome("replace_projection"))
-
-    def purge_sessions(self, expected: Mapping[UUID, int]) -> list[UUID]:
-        """Remove, in one transaction, each session of ``expected`` still at that version, except the one holding
-        the feed's newest event (see ``retention.py``); returns the ids removed."""
-        # A retry after a lost connection counts the sessions already gone as removed: the lost attempt (or
-        # another purge at the same moment) removed them. Until a retry could run, the outcome is unknown.
-        outcome = WriteOutcome("purge", session_ids=list(expected))
-        lost = False
-
-        def work(conn: Connection) -> list[UUID]:
-            nonlocal lost
-            if lost:
-                gone = set(expected) - sql.existing_sessions(conn, list(expected))
-                return [*purge_rows(conn, {sid: v for sid, v in expected.items() if sid not in gone}), *gone]
-            lost = True
-            return purge_rows(conn, expected)
-
-        removed = self._write(work, outcome=outcome)
-        for sid in removed:
-            self._forget(sid)
-        return removed
-
-    def read_together(self, session_id: UUID) -> tuple[Session | None, list[SessionEvent]]:
-        """Projection and history in one read transaction (one snapshot: see :meth:`_snapshot`), so a writer
-        committing in between cannot make them look inconsistent."""
-
-        def op() -> tuple[Session | None, list[SessionEvent]]:
-            with self._engine.connect() as conn:
-                self._snapshot(conn)
-                with conn.begin():
-                    row = conn.execute(sql.session_statement(session_id)).first()
-                    events = conn.execute(sql.history_statement(session_id)).all()
-            return (None if row is None else session_from_row(row)), [event_from_row(r) for r in events]
-
-        return self._run(op)
-
-    def ping(self) -> bool:
-        """True when the database answers."""
-        try:
-            self._read(lambda conn: conn.execute(select(1)).scalar())
-        except StoreError:
-            return False
-        return True
 
     def close(self) -> None:
         """Give back the connections the store keeps, and dispose of the engine if the store owns it."""

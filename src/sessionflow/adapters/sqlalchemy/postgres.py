@@ -1,9 +1,4 @@
-"""The PostgreSQL recorder: everything PostgreSQL-specific about the store.
-
-Longer than 400 lines: everything the store does differently on PostgreSQL is in this one file, so that a
-reader sees it together — autocommit transactions, the lost-connection rule, the advisory lock of the
-one-active-session-per-user check, REPEATABLE READ snapshots, the one-statement append, the kept
-connections, and the sweep (two round trips; a large batch in pipelined chunks) with its SQL.
+"""The PostgreSQL recorder: everything PostgreSQL-specific about the store (its SQL: ``postgres_sql.py``).
 
 * Appends: ONE statement in autocommit mode — a data-modifying CTE inserts or updates the projection
   (``WHERE version = expected``) and the events are inserted only if it matched — so a transition costs one
@@ -14,8 +9,7 @@ connections, and the sweep (two round trips; a large batch in pipelined chunks) 
   other threads, which check one out per operation as usual (an idle holder can never starve them).
 * Sweeps: on one connection the store keeps for them (no pool checkout nor reset per wake-up).
 
-The row formats are those of :mod:`sessionflow.adapters.sqlalchemy.tables` (native UUIDs, JSONB, times as
-epoch milliseconds).
+Row formats: those of :mod:`sessionflow.adapters.sqlalchemy.tables` (native UUIDs, JSONB, epoch milliseconds).
 """
 
 from __future__ import annotations
@@ -30,20 +24,26 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from sessionflow.adapters._sqlalchemy_compat import pool_capacity
-from sessionflow.adapters.sqlalchemy.driver import DriverRecorder, active_query, decide_claimed, expiry_update
+from sessionflow.adapters.sqlalchemy.driver import DriverRecorder, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
-from sessionflow.adapters.sqlalchemy.layout import (
-    EVENT_COLUMNS,
-    EXPIRY_SETS,
-    SESSION_COLUMNS,
-    EventRow,
-    ExpiryUpdate,
-    casts,
+from sessionflow.adapters.sqlalchemy.layout import SESSION_COLUMNS, EventRow, ExpiryUpdate
+from sessionflow.adapters.sqlalchemy.postgres_sql import (
+    CHUNK,
+    CLAIM,
+    CLAIM_NEXT,
+    EXPIRE_AND_COMMIT,
+    JSON_WRITES,
+    WRITTEN,
+    PostgresSql,
+    by_id,
+    by_record,
+    pg_rows,
+    send_chunk,
 )
-from sessionflow.adapters.sqlalchemy.rows import FastSql, _dt, event_values, session_changes, session_row
+from sessionflow.adapters.sqlalchemy.postgres_sql import pg_exec as _pg_exec
+from sessionflow.adapters.sqlalchemy.rows import _dt, event_values, session_changes, session_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
-from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import compact_json
 from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict
 
@@ -52,68 +52,6 @@ __all__ = ["PostgresEventStore", "PostgresSql"]
 logger = logging.getLogger("sessionflow.store")
 
 T = TypeVar("T")
-
-#: Each column's type (the casts of the statements built from the row layout).
-_CAST = casts("postgresql")
-
-
-def _param(column: str) -> str:
-    """A positional parameter for ``column`` (JSON text is cast to ``jsonb``)."""
-    return "%s::jsonb" if _CAST[column] == "jsonb" else "%s"
-
-
-class PostgresSql(FastSql):
-    """The hot path's SQL on PostgreSQL (``%s`` parameters, native UUIDs)."""
-
-    dialect = "postgresql"
-
-    def __init__(self) -> None:
-        cols = ", ".join(SESSION_COLUMNS)
-        self.select_session = f"SELECT {cols} FROM sessions WHERE id = %s"
-        self.select_version = "SELECT version FROM sessions WHERE id = %s"
-        self.select_active = active_query("%s")
-        #: Two transactions checking the same user's sessions at once would both see none: one waits here.
-        self.lock_user = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-        self._insert_session = (
-            f"INSERT INTO sessions ({cols}) VALUES ("
-            + ", ".join(_param(c) for c in SESSION_COLUMNS)
-            + ") RETURNING 1")
-        self._statements: dict[tuple[tuple[str, ...] | None, int], str] = {}
-
-    def uuid(self, value: Any) -> Any:
-        return value
-
-    def append_statement(self, update_columns: tuple[str, ...] | None, events: int) -> str:
-        """One statement that inserts the projection row (``update_columns`` None) or updates just
-        ``update_columns`` with a version compare-and-set, and — only if that matched — ``events`` event rows.
-
-        Positional parameters, in the order :meth:`append_params` gives them.
-        """
-        key = (update_columns, events)
-        statement = self._statements.get(key)
-        if statement is None:
-            if update_columns is None:
-                write = self._insert_session
-            else:
-                sets = ", ".join(f"{c} = {_param(c)}" for c in update_columns)
-                write = f"UPDATE sessions SET {sets} WHERE id = %s AND version = %s RETURNING 1"
-            rows = ", ".join(
-                "(" + ", ".join(f"%s::{_CAST[c]}" for c in EVENT_COLUMNS) + ")" for _ in range(events))
-            statement = (
-                f"WITH w AS ({write}) "
-                f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) "
-                f"SELECT {', '.join('v.' + c for c in EVENT_COLUMNS)} FROM (VALUES {rows}) "
-                f"AS v({', '.join(EVENT_COLUMNS)}) WHERE EXISTS (SELECT 1 FROM w)")
-            self._statements[key] = statement
-        return statement
-
-    def append_params(self, session_id: Any, columns: dict[str, Any], events: Sequence[SessionEvent],
-                      expected_version: int, *, create: bool) -> list[Any]:
-        """The parameters of :meth:`append_statement`: :meth:`row_params`, then each event's values."""
-        params = self.row_params(session_id, columns, expected_version, create=create)
-        for event in events:
-            params += self.event_values(event)
-        return params
 
 
 class _RunMismatch(Exception):
@@ -186,8 +124,7 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             super()._check_exclusive(execute, change, key)
 
     def _snapshot(self, conn: Connection) -> None:
-        """Stream from one consistent snapshot: a REPEATABLE READ transaction (server-side cursors need one
-        anyway)."""
+        """Stream from one snapshot: a REPEATABLE READ transaction (server-side cursors need one anyway)."""
         conn.execution_options(isolation_level="REPEATABLE READ")
 
     # ------------------------------------------------------------------ the hot path
@@ -252,8 +189,7 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                 cursor.close()
 
     def _write_runs(self, cursor: Any, changes: list[Change], prepared: list[tuple[str, Any]]) -> None:
-        """Each run of consecutive changes with one statement in one ``executemany``; :class:`_RunMismatch` when a
-        run wrote fewer events than it carries."""
+        """Each run of consecutive changes with one statement in one ``executemany`` (:class:`_RunMismatch`)."""
         start = 0
         while start < len(changes):
             statement = prepared[start][0]
@@ -286,8 +222,7 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     # ------------------------------------------------------------------ the sweep
 
     def _sweep_connection(self) -> Any:
-        """The connection the store keeps for its sweeps, so that a wake-up needs no pool checkout nor reset; a
-        sweep that finds it in use by another one takes a connection as the write path does."""
+        """The store's own sweep connection (no pool checkout nor reset per wake-up); in use: as for writes."""
         if self._sweeper_lock.acquire(blocking=False):
             held = self._sweeper
             if held is None:
@@ -308,14 +243,14 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     def _expire_on(self, conn: Any, now: datetime, limit: int, decide: ExpiryDecider,
                    with_next: bool) -> ExpiredBatch:
         """Two round trips. ``BEGIN`` and the claim (``FOR UPDATE SKIP LOCKED``; with ``with_next`` the same
-        statement reads the earliest deadline of the sessions it did not claim, :data:`_CLAIM_NEXT`), then ONE
-        statement over the batch as two JSON documents (:data:`_EXPIRE`: the compare-and-set updates, and the
+        statement reads the earliest deadline of the sessions it did not claim, :data:`CLAIM_NEXT`), then ONE
+        statement over the batch as two JSON documents (:data:`EXPIRE`: the compare-and-set updates, and the
         events of the sessions whose update matched), ``COMMIT`` and a count of the events written. (A batch of
-        more than :data:`_JSON_WRITES` sessions is written by :meth:`_write_overlapped` instead.)
+        more than :data:`JSON_WRITES` sessions is written by :meth:`_write_overlapped` instead.)
 
         Each round trip is one query string (:meth:`_exec`)."""
         claim = (to_millis(now), limit)
-        statement = _CLAIM_NEXT if with_next else _CLAIM
+        statement = CLAIM_NEXT if with_next else CLAIM
         try:
             rows = self._exec(conn, f"BEGIN; {statement}", claim)
             later: int | None = None
@@ -328,7 +263,7 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             width = len(SESSION_COLUMNS) if with_next else None
             rows.reverse()
             changes: list[Change] = []
-            if len(rows) > _JSON_WRITES and self._pipelines:
+            if len(rows) > JSON_WRITES and self._pipelines:
                 applied, changes = self._write_overlapped(conn, rows, decide, now, earliest, width)
                 known = with_next and claimed_all and len(applied) == len(changes)
                 return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
@@ -345,17 +280,17 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                 applied = changes
             else:
                 # In key order (sessions by id, events by record id): the server walks each index once.
-                updates.sort(key=_by_id)
-                events.sort(key=_by_record)
+                updates.sort(key=by_id)
+                events.sort(key=by_record)
                 batch = (compact_json(updates), compact_json(events))
                 # The statement, COMMIT, and how many of the batch's events are there, in one round trip. The
                 # statement writes a session's events only if its row matched, so each session's expiry is whole;
                 # a session that did not match (none can: the rows are locked) is left out of what was applied.
-                written = self._exec(conn, _EXPIRE_AND_COMMIT, (*batch, batch[1]))[0][0]
+                written = self._exec(conn, EXPIRE_AND_COMMIT, (*batch, batch[1]))[0][0]
                 if written == len(events):
                     applied = changes
                 else:
-                    found = {r[0] for r in self._exec(conn, _WRITTEN, (batch[1],))}
+                    found = {r[0] for r in self._exec(conn, WRITTEN, (batch[1],))}
                     applied = [c for c in changes if c.session.id in found]
         except BaseException:
             if not conn.closed:
@@ -370,12 +305,12 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         client-side (:func:`_pg_exec`): the GIL is given away once per round trip, where psycopg's own
         execution gives it away a dozen times (each time, with other threads busy in Python, getting it back
         may cost a switch interval)."""
-        return _pg_rows(conn, _pg_exec(conn, query, params))
+        return pg_rows(conn, _pg_exec(conn, query, params))
 
     def _write_overlapped(self, conn: Any, rows: list[Any], decide: ExpiryDecider, now: datetime,
                           earliest: list[int | None], width: int | None) -> tuple[list[Change], list[Change]]:
         """A large batch (a sweep of many sessions, not a waker's wake-up), in the transaction its claim opened:
-        decided in chunks of :data:`_CHUNK` sessions, each chunk's statement (:data:`_EXPIRE_ARRAYS`, arrays in
+        decided in chunks of :data:`CHUNK` sessions, each chunk's statement (:data:`EXPIRE_ARRAYS`, arrays in
         binary, in key order) sent in pipeline mode as soon as it is decided, so that the server writes one
         chunk while Python decides the next; then ``COMMIT``, sent behind the last chunk. Nothing is committed
         unless every chunk was sent. Returns ``(applied, changes)``: the changes whose session the
@@ -390,11 +325,11 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                 updates.append(expiry_update(change, due, sid))
                 events += [event_values(e, e.record_id, sid, _payload_text(e.payload)) for e in change.events]
                 changes.append(change)
-                if len(updates) == _CHUNK:
-                    cursors.append(_send_chunk(conn, updates, events))
+                if len(updates) == CHUNK:
+                    cursors.append(send_chunk(conn, updates, events))
                     updates, events = [], []
             if updates:
-                cursors.append(_send_chunk(conn, updates, events))
+                cursors.append(send_chunk(conn, updates, events))
             conn.execute("COMMIT")
             found = {row[0] for cursor in cursors for row in cursor.fetchall()}
         if len(found) == len(changes):
@@ -463,115 +398,3 @@ class _Autocommit:
         self.fairy.invalidate()
 
 
-def _by_id(update: ExpiryUpdate) -> Any:
-    return update.id
-
-
-def _by_record(event: EventRow) -> Any:
-    return event.record_id
-
-
-def _send_chunk(conn: Any, updates: list[ExpiryUpdate], events: list[EventRow]) -> Any:
-    """Send one chunk of a large batch (:data:`_EXPIRE_ARRAYS`) on ``conn``, in pipeline mode; its cursor."""
-    updates.sort(key=_by_id)
-    events.sort(key=_by_record)
-    columns = [list(column) for column in zip(*updates, strict=True)]
-    columns += [list(column) for column in zip(*events, strict=True)]
-    return conn.execute(_EXPIRE_ARRAYS, columns, prepare=True)
-
-
-def _pg_exec(conn: Any, query: str, params: Sequence[Any] | None = None) -> Any:
-    """Run ``query`` (statements separated by ``;``, ``%s`` parameters quoted client-side by psycopg) in ONE
-    call of libpq's blocking ``PQexec`` on psycopg connection ``conn``; the last statement's result (a
-    ``psycopg.pq.PGresult``). Errors are raised as psycopg's, a broken connection as ``OperationalError``."""
-    import psycopg
-    from psycopg import pq
-
-    text_ = psycopg.ClientCursor(conn).mogrify(query, params) if params is not None else query
-    encoding = conn.info.encoding
-    pgconn = conn.pgconn
-    with conn.lock:
-        result = pgconn.exec_(text_.encode(encoding))
-    if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
-        return result
-    if pgconn.status != pq.ConnStatus.OK:
-        raise psycopg.OperationalError(pq.error_message(pgconn, encoding=encoding))
-    raise psycopg.errors.error_from_result(result, encoding=encoding)
-
-
-def _pg_rows(conn: Any, result: Any) -> list[tuple[Any, ...]]:
-    """The rows of a ``PGresult``, loaded as psycopg's cursors load them."""
-    from psycopg.adapt import Transformer
-
-    loader = Transformer(conn)
-    loader.set_pgresult(result)
-    rows: list[tuple[Any, ...]] = loader.load_rows(0, result.ntuples, tuple)
-    return rows
-
-
-# ---------------------------------------------------------------------- the sweep's SQL
-
-_EVENT_NAMES = ", ".join(EVENT_COLUMNS)
-_UPDATE_NAMES = ", ".join(ExpiryUpdate._fields)
-# ``data`` as text: psycopg would build a dict of lists per row, alive for the whole batch.
-_CLAIM = (f"SELECT {', '.join('data::text' if c == 'data' else c for c in SESSION_COLUMNS)} FROM sessions "
-          "WHERE due_at <= %s ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED")
-#: The claim, and in the same statement the earliest deadline of every session it did not claim (those another
-#: transaction holds included): the claimed rows, each with that deadline as its last column; or, when none
-#: was claimed, one row of NULLs with it.
-_CLAIM_NEXT = (
-    f"WITH c AS ({_CLAIM}) SELECT c.*, n.next FROM (SELECT min(s.due_at) AS next FROM sessions AS s "
-    "WHERE s.due_at IS NOT NULL AND s.id NOT IN (SELECT id FROM c)) AS n LEFT JOIN c ON true ORDER BY c.due_at")
-
-
-def _field(row: str, index: int, column: str) -> str:
-    """Field ``index`` of the JSON array ``row``, as ``column``'s type."""
-    cast = _CAST[column]
-    if cast == "jsonb":
-        return f"{row} -> {index}"
-    return f"{row} ->> {index}" if cast in ("varchar", "text") else f"({row} ->> {index})::{cast}"
-
-
-def _array(column: str) -> str:
-    """A binary array parameter of ``column``'s values (JSON as text)."""
-    return f"%b::{'text' if _CAST[column] == 'jsonb' else _CAST[column]}[]"
-
-
-def _expire(updates: str, events: str) -> str:
-    """The statement writing a batch: the compare-and-set updates (``updates``: a relation of
-    :class:`ExpiryUpdate` rows named ``u``), then the events (``events``: of :class:`EventRow` rows named ``e``)
-    of the sessions it updated; it returns their session ids."""
-    return (f"WITH u AS ({updates}), w AS (UPDATE sessions AS s SET "
-            + ", ".join(f"{c} = u.{c}" for c in EXPIRY_SETS)
-            + " FROM u WHERE s.id = u.id AND s.version = u.expected RETURNING s.id) "
-            f"INSERT INTO session_events ({_EVENT_NAMES}) SELECT "
-            + ", ".join(f"e.{c}::jsonb" if _CAST[c] == "jsonb" else f"e.{c}" for c in EVENT_COLUMNS)
-            + f" FROM ({events}) AS e WHERE e.session_id IN (SELECT id FROM w) RETURNING session_id")
-
-
-def _from_json(fields: tuple[str, ...]) -> str:
-    """The rows of a JSON array of arrays (a parameter) as a relation with ``fields``."""
-    return ("SELECT " + ", ".join(f"{_field('j', i, f)} AS {f}" for i, f in enumerate(fields))
-            + " FROM jsonb_array_elements(%s::jsonb) AS j")
-
-
-#: One statement for a whole batch: the rows' compare-and-set updates, then the events of the rows it updated.
-#: Parameters: the updates and the events, each one JSON array of arrays (dumped by the json module in C and
-#: unpacked by the server: no per-value work in Python).
-_EXPIRE = _expire(_from_json(ExpiryUpdate._fields), _from_json(EVENT_COLUMNS))
-#: The same over arrays, one per column of the updates then one per column of the events, sent in binary (a
-#: large batch: psycopg dumps a 1,000-element array several times faster that way than as text, and the server
-#: unpacks arrays faster than JSON).
-_EXPIRE_ARRAYS = _expire(
-    f"SELECT * FROM unnest({', '.join(_array(f) for f in ExpiryUpdate._fields)}) AS u({_UPDATE_NAMES})",
-    f"SELECT * FROM unnest({', '.join(_array(c) for c in EVENT_COLUMNS)}) AS e({_EVENT_NAMES})")
-#: The record ids of a batch's events (parameter: the batch's events, as for _EXPIRE).
-_RECORDS = f"SELECT record_id FROM ({_from_json(EVENT_COLUMNS)}) AS e"
-#: Batches larger than this are sent as arrays (_EXPIRE_ARRAYS), in chunks, rather than as JSON.
-_JSON_WRITES = 100
-#: How many sessions of a large batch one statement writes (see ``_write_overlapped``).
-_CHUNK = 200
-#: Which sessions of a batch have their events (parameter: the batch's events, as for _EXPIRE).
-_WRITTEN = f"SELECT DISTINCT session_id FROM session_events WHERE record_id IN ({_RECORDS})"
-#: The batch statement, COMMIT, and how many of the batch's events are there, as one query string.
-_EXPIRE_AND_COMMIT = f"{_EXPIRE}; COMMIT; SELECT count(*) FROM session_events WHERE record_id IN ({_RECORDS})"
