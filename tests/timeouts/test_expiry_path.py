@@ -215,12 +215,12 @@ def test_guards_apply_and_refused_or_rescheduled_sessions_give_the_next_deadline
         assert manager.verify() == []
 
 
-@pytest.mark.parametrize("others", [3, 150], ids=["one-statement", "executemany-then-one-statement"])
+@pytest.mark.parametrize("others", [3, 150], ids=["one-statement", "executemany-then-per-session"])
 def test_a_session_changed_between_the_read_and_the_write_is_skipped_once(tmp_path: Any, clock: ManualClock,
                                                                           others: int) -> None:
     """SQLite reads the batch without a lock: a writer may change a session before the batch is written. Its
     compare-and-set then fails, its event is not written nor delivered, and the next deadline is read anew.
-    (A large batch, written with executemany, is rolled back and written again by the one statement, which
+    (A large batch, written with executemany, is rolled back and written again session by session, which
     skips that session.) PostgreSQL locks the claimed rows, so a writer waits for the batch instead."""
     url = f"sqlite:///{tmp_path / 'race.db'}"
     with SessionManager.open(url, clock=clock) as manager, SessionManager.open(url, clock=clock) as writer:

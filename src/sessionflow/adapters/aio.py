@@ -33,7 +33,8 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from sqlalchemy.util import await_only, greenlet_spawn
-from sqlalchemy.util.concurrency import AsyncAdaptedLock, in_greenlet
+
+from sessionflow.adapters._sqlalchemy_compat import in_greenlet
 
 __all__ = ["GreenletRunner", "ThreadRunner"]
 
@@ -63,7 +64,7 @@ class GreenletRunner:
 
     def inside(self) -> bool:
         """True in a call of :meth:`run` (where :meth:`wait` may be used)."""
-        return bool(in_greenlet())
+        return in_greenlet()
 
     def wait(self, awaitable: Awaitable[T]) -> T:
         """From inside :meth:`run`: wait for ``awaitable`` on the loop (the greenlet is suspended meanwhile)."""
@@ -75,7 +76,7 @@ class GreenletRunner:
 
     def here(self) -> bool:
         """True in a call of :meth:`run_here` (or of :meth:`run`: the same here)."""
-        return bool(in_greenlet())
+        return in_greenlet()
 
     def join(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """From inside :meth:`run_here`: ``fn(*args, **kwargs)``, at once (it is a call of :meth:`run`)."""
@@ -83,13 +84,33 @@ class GreenletRunner:
 
     def lock(self) -> AbstractContextManager[Any]:
         """A lock for code run by :meth:`run`: a task that finds it taken awaits it (an ``asyncio.Lock``)."""
-        return AsyncAdaptedLock()
+        return _TaskLock()
 
     async def aclose(self) -> None:
         """Nothing to release."""
 
     def __repr__(self) -> str:
         return "GreenletRunner()"
+
+
+class _TaskLock:
+    """A lock for code run inside ``greenlet_spawn``: a task that finds it taken awaits it on the loop (an
+    :class:`asyncio.Lock`, made on first use so that it belongs to the loop that uses it)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock: asyncio.Lock | None = None
+
+    def __enter__(self) -> bool:
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        return await_only(lock.acquire())
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._lock is not None
+        self._lock.release()
 
 
 class ThreadRunner:
@@ -157,7 +178,7 @@ class ThreadRunner:
 
     def here(self) -> bool:
         """True in a call of :meth:`run_here`."""
-        return _HERE.get() and bool(in_greenlet())
+        return _HERE.get() and in_greenlet()
 
     def join(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """From inside :meth:`run_here`: ``fn(*args, **kwargs)`` on a worker thread; the loop runs meanwhile."""

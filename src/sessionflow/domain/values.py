@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
-from uuid import UUID, SafeUUID, uuid4
+from uuid import UUID, uuid4
 
+from sessionflow.domain._compat import compact_encoder
 from sessionflow.errors import InvalidInput
 
 __all__ = [
@@ -171,57 +171,12 @@ def _freeze(value: Any, field: str, depth: int) -> Any:
     _refuse(field, f"{type(value).__name__} is not a JSON value")
 
 
-_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
-_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
-
-
-def _fast_uuid4() -> UUID:
-    value = object.__new__(UUID)
-    object.__setattr__(value, "int", int.from_bytes(os.urandom(16)) & _VERSION_MASK | _VERSION_4)
-    object.__setattr__(value, "is_safe", SafeUUID.unknown)
-    return value
-
-
-def _uuid4_maker() -> Callable[[], UUID]:
-    """:func:`uuid.uuid4`, built without ``UUID.__init__``'s argument checks where the interpreter's ``UUID``
-    keeps its value in the ``int`` and ``is_safe`` slots (checked here); else :func:`uuid.uuid4` itself."""
-    try:
-        probe = _fast_uuid4()
-        if (probe.version == 4 and probe.variant == "specified in RFC 4122" and UUID(str(probe)) == probe
-                and hash(probe) == hash(UUID(str(probe))) and UUID(bytes=probe.bytes).int == probe.int):
-            return _fast_uuid4
-    except (AttributeError, TypeError):  # pragma: no cover - another UUID layout
-        pass
-    return uuid4  # pragma: no cover - another UUID layout
-
-
-#: A new random (version 4) UUID, as :func:`uuid.uuid4` makes it.
-new_uuid4: Callable[[], UUID] = _uuid4_maker()
-
-
-def _not_json(value: Any) -> NoReturn:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _compact_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` for values the engine built (frozen
-    JSON, rows of plain values: never circular), without building an encoder per call: json's C encoder,
-    made once and without the circular-reference bookkeeping; the ``json`` module's own where it has none."""
-    from json import encoder
-
-    make = getattr(encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - an interpreter without json's C accelerator
-        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
-    encode_chunks = make(None, _not_json, encoder.encode_basestring, None, ":", ",", False, False, True)
-
-    def compact(value: Any) -> str:
-        return "".join(encode_chunks(value, 0))
-
-    return compact
+#: A new random (version 4) UUID (:func:`uuid.uuid4`).
+new_uuid4: Callable[[], UUID] = uuid4
 
 
 #: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` of engine-built (never circular) values.
-compact_json: Callable[[Any], str] = _compact_encoder()
+compact_json: Callable[[Any], str] = compact_encoder()
 
 
 def freeze_json(value: Any, field: str = "metadata", *, max_bytes: int = MAX_JSON_BYTES) -> FrozenDict:

@@ -25,12 +25,11 @@ What differs from the synchronous recorder, and why:
   awaits psycopg's coroutine with ``await_only`` on one cursor kept with the pooled connection. (SQLAlchemy's own
   adapted connection does the same with more work per statement: a new cursor, a mutex, the rows prefetched —
   some forty microseconds per statement, a sixth of a transition.)
-* **Sweeps use a transaction, not libpq's blocking ``PQexec``.** The synchronous recorder's sweep sends its
-  statements with one blocking libpq call per round trip (it saves GIL hand-offs between threads), which would
-  block the event loop. A sweep batch here runs the recorder's own transactional variant of the same batch
-  (the claim ``FOR UPDATE SKIP LOCKED``, then one statement writing the batch, then ``COMMIT``) on a pooled
-  connection switched out of autocommit for the batch: a second recorder object (:class:`_SweepRecorder`)
-  sharing the engine and its pool.
+* **Sweeps send their round trips through psycopg, not libpq's blocking ``PQexec``.** The synchronous
+  recorder's sweep sends each of its round trips (several statements in one query string) with one blocking
+  libpq call (it saves GIL hand-offs between threads), which would block the event loop; here the same query
+  string goes through psycopg's client-side-binding cursor, awaited (:meth:`_Driver.run_script`). A batch is
+  written as one JSON statement whatever its size (no pipeline mode on the awaited connection).
 
 Measured alternatives (50 tasks on one loop, create + start + complete per session; see ``docs/async.md``):
 
@@ -46,16 +45,16 @@ Measured alternatives (50 tasks on one loop, create + start + complete per sessi
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from psycopg import AsyncClientCursor
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import await_only
 
+from sessionflow.adapters._sqlalchemy_compat import pool_capacity
 from sessionflow.adapters.sqlalchemy.postgres import PostgresEventStore
-from sessionflow.application.ports import ExpiredBatch, ExpiryDecider
 
 __all__ = ["AsyncPostgresEventStore"]
 
@@ -76,6 +75,7 @@ class AsyncPostgresEventStore(PostgresEventStore):
 
     #: The store's I/O awaits an asyncio driver: call it only inside ``greenlet_spawn`` on the loop.
     awaits_io: ClassVar[bool] = True
+    _pipelines = False
 
     def __init__(self, engine: AsyncEngine | Engine, *, owns_engine: bool = True, cache_size: int = 10_000,
                  **options: Any) -> None:
@@ -84,10 +84,7 @@ class AsyncPostgresEventStore(PostgresEventStore):
         super().__init__(sync_engine, owns_engine=owns_engine, cache_size=cache_size, **options)
         # Tasks share the loop's thread: no connection kept per thread (see the module's docstring).
         self._enable_holding(0, detach=False)
-        self._sweeps = _SweepRecorder(sync_engine, owns_engine=False, cache_size=0, autocommit_engine=False,
-                                      retries=self._retries)
-        pool = sync_engine.pool
-        capacity = pool.size() + max(0, int(getattr(pool, "_max_overflow", 0))) if isinstance(pool, QueuePool) else 0
+        capacity = pool_capacity(sync_engine.pool)
         #: Idle connections kept between hot-path operations (at most ``_keep``: half the pool).
         self._kept: list[_Checkout] = []
         self._keep = capacity // 2
@@ -96,7 +93,7 @@ class AsyncPostgresEventStore(PostgresEventStore):
         kept = self._kept
         if kept:
             return kept.pop()
-        return _Checkout(self._engine.raw_connection(), autocommit=None, keeper=self)
+        return _Checkout(self._engine.raw_connection(), autocommit=None if self._autocommit else True, keeper=self)
 
     def _give_back(self, checkout: _Checkout) -> bool:
         """Keep ``checkout`` for the next operation if fewer than ``_keep`` are kept; whether it was."""
@@ -108,8 +105,9 @@ class AsyncPostgresEventStore(PostgresEventStore):
     def _sweep_connection(self) -> Any:
         return self._checkout()
 
-    def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider, with_next: bool) -> ExpiredBatch:
-        return self._sweeps._expire_due_fast(now, limit, decide, with_next)
+    def _exec(self, conn: Any, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = conn.run_script(query, params)
+        return rows
 
     def _pause(self, seconds: float) -> None:
         await_only(asyncio.sleep(seconds))  # a retry's back-off lets the loop run
@@ -120,29 +118,10 @@ class AsyncPostgresEventStore(PostgresEventStore):
         kept, self._kept = self._kept, []
         for checkout in kept:
             checkout.fairy.close()
-        self._sweeps.close()
         super().close()
 
     def __repr__(self) -> str:
         return f"AsyncPostgresEventStore({self._engine.url.render_as_string(hide_password=True)!r})"
-
-
-class _SweepRecorder(PostgresEventStore):
-    """The recorder a sweep batch runs on: :class:`PostgresEventStore`'s transactional batch, on a pooled
-    connection of the same engine switched out of autocommit for the batch (and back before it returns)."""
-
-    def __init__(self, engine: Engine, **options: Any) -> None:
-        super().__init__(engine, **options)
-        self._enable_holding(0, detach=False)
-
-    def _checkout(self) -> Any:
-        return _Checkout(self._engine.raw_connection(), autocommit=False)
-
-    def _sweep_connection(self) -> Any:
-        return self._checkout()
-
-    def _pause(self, seconds: float) -> None:
-        await_only(asyncio.sleep(seconds))
 
 
 class _Checkout:
@@ -172,7 +151,7 @@ class _Checkout:
     def close(self) -> None:
         connection = self.driver_connection
         keeper = self.keeper
-        if keeper is not None and connection.idle and keeper._give_back(self):
+        if keeper is not None and self.restore is None and connection.idle and keeper._give_back(self):
             return
         try:
             if self.restore is not None and not connection.closed:
@@ -229,8 +208,20 @@ class _Driver:
         connection = self._connection
         return not connection.closed and not connection.broken and connection.info.transaction_status == _IDLE
 
-    def commit(self) -> None:
-        await_only(self._connection.commit())
+    def run_script(self, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run ``query`` (statements separated by ``;``, parameters bound client-side) in one round trip; the
+        rows of its last statement."""
+        cursor = AsyncClientCursor(self._connection)
+        try:
+            await_only(cursor.execute(query, params))
+            while cursor.nextset():
+                pass
+            if cursor.description is None:
+                return []
+            rows: list[tuple[Any, ...]] = await_only(cursor.fetchall())
+            return rows
+        finally:
+            await_only(cursor.close())
 
     def rollback(self) -> None:
         await_only(self._connection.rollback())

@@ -8,8 +8,7 @@ dialect; each recorder supplies that SQL (a :class:`~sessionflow.adapters.sqlalc
 dialect's part of each operation (:meth:`DriverRecorder._append_on`, :meth:`DriverRecorder._get_on`,
 :meth:`DriverRecorder._expire_on`). The pool, its checkout and its reset still belong to SQLAlchemy.
 
-Also here: the sweep's row helpers both recorders' batches use (:func:`decide_claimed`, :func:`expiry_update`,
-:func:`expiry_event`).
+Also here: the sweep's row helpers both recorders' batches use (:func:`decide_claimed`, :func:`expiry_update`).
 """
 
 from __future__ import annotations
@@ -25,22 +24,31 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from sessionflow.adapters.outcome import WriteOutcome
+from sessionflow.adapters.sqlalchemy.layout import ExpiryUpdate, column_index
 from sessionflow.adapters.sqlalchemy.persistence import SqlAlchemyEventStore
-from sessionflow.adapters.sqlalchemy.rows import SESSION_COLUMNS, _ms, session_from_row
+from sessionflow.adapters.sqlalchemy.rows import _ms, session_from_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
-from sessionflow.domain.models import SessionEvent
+from sessionflow.domain.models import SessionStatus
 from sessionflow.domain.values import compact_json
-from sessionflow.errors import BatchRejected, ConcurrencyConflict
+from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict
 
-__all__ = ["DriverRecorder", "decide_claimed", "expiry_event", "expiry_update", "payload_text"]
+__all__ = ["DriverRecorder", "active_query", "decide_claimed", "expiry_update", "payload_text"]
 
 logger = logging.getLogger("sessionflow.store")
 
 T = TypeVar("T")
 
-#: The position of ``due_at`` in a ``sessions`` row.
-DUE = SESSION_COLUMNS.index("due_at")
+#: The place of ``due_at`` in a ``sessions`` row.
+DUE = column_index("due_at")
+_IN_PROGRESS = SessionStatus.IN_PROGRESS.value
+
+
+def active_query(param: str) -> str:
+    """The statement reading another session of a user in progress and not past its deadline, with ``param`` as
+    the placeholder; its parameters: the user, the status, the session's own key, the moment (epoch ms, or -1)."""
+    return (f"SELECT id FROM sessions WHERE user_id = {param} AND status = {param} AND deleted_at IS NULL "
+            f"AND id <> {param} AND expires_at > {param} LIMIT 1")
 
 
 class DriverRecorder(SqlAlchemyEventStore):
@@ -140,6 +148,21 @@ class DriverRecorder(SqlAlchemyEventStore):
         not None), atomic; raises :class:`ConcurrencyConflict` when the version does not match."""
         raise NotImplementedError
 
+    def _check_exclusive(self, execute: Callable[..., Any], change: Change, key: Any) -> None:
+        """With ``change.exclusive_user``: :class:`ActiveSessionExists` when that user has another session in
+        progress and not past its deadline (by ``execute``, in the caller's write transaction)."""
+        user = change.exclusive_user
+        if user is None:
+            return
+        now = change.decided_at
+        assert self._fast is not None
+        found = execute(self._fast.select_active,
+                        (user, _IN_PROGRESS, key, -1 if now is None else to_millis(now))).fetchone()
+        if found is not None:
+            other = found[0]
+            raise ActiveSessionExists(change.session.id, user_id=user,
+                                      active_session_id=other if isinstance(other, UUID) else UUID(other))
+
     def _append_many_fast(self, changes: list[Change], outcome: WriteOutcome | None = None) -> None:
         """:meth:`~SqlAlchemyEventStore.append_many` on the driver connection, as :meth:`_append_fast`."""
         raw = self._checkout()
@@ -169,7 +192,7 @@ class DriverRecorder(SqlAlchemyEventStore):
 
     def _rejected(self, index: int, change: Change, error: BaseException) -> BaseException:
         """What a batch raises when its change ``index`` failed with ``error``."""
-        if isinstance(error, ConcurrencyConflict):
+        if isinstance(error, (ConcurrencyConflict, ActiveSessionExists)):
             return BatchRejected(index, error)
         if isinstance(error, self._integrity_error):
             return BatchRejected(index, ConcurrencyConflict(change.session.id,
@@ -296,19 +319,11 @@ def decide_claimed(rows: list[Any], decide: ExpiryDecider, now: datetime, earlie
             earliest[0] = due
 
 
-def expiry_update(change: Change, due: int | None, key: Any) -> tuple[Any, ...]:
-    """A swept session's compare-and-set update: its new columns, then its key and the version it was read at
-    (the parameters of the recorders' per-row expiry ``UPDATE`` and the rows of their batch statements)."""
+def expiry_update(change: Change, due: int | None, key: Any) -> ExpiryUpdate:
+    """A swept session's compare-and-set update (its key as given)."""
     s = change.session
-    return (str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by, _ms(s.expires_at), due,
-            s.failure_reason, key, change.expected_version)
-
-
-def expiry_event(e: SessionEvent, record: Any, key: Any, payload: Any) -> tuple[Any, ...]:
-    """A swept session's event row, in ``session_events`` column order (its ids and payload as given)."""
-    source = e.source_state
-    return (record, key, e.version, str(e.event), None if source is None else str(source), str(e.target_state),
-            e.performer_id, to_millis(e.timestamp), payload)
+    return ExpiryUpdate(str(s.status), s.version, to_millis(s.updated_at), _ms(s.closed_at), s.closed_by,
+                        _ms(s.expires_at), due, s.failure_reason, key, change.expected_version)
 
 
 def payload_text(payload: Mapping[str, Any]) -> str:

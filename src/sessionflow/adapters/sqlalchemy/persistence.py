@@ -13,33 +13,33 @@ subclass registered for it; each is an ``SqlAlchemyEventStore``):
   "database is locked" rule);
 * ``postgres.py``, ``PostgresEventStore``: everything PostgreSQL-specific (autocommit transactions, its SQL,
   its pipelined sweep, the lost-connection rule, advisory locks);
-* any other dialect: this class itself, every operation on SQLAlchemy Core (``statements.py``).
+* any other dialect: none (:class:`ValueError`).
 
 This module owns what every recorder shares: the constructor, the retry framework (:meth:`_run`) with the
 per-backend rules as hooks a recorder overrides (:meth:`_locked`, :meth:`_lost_connection`,
-:meth:`_transaction`, :meth:`_check_exclusive`, :meth:`_snapshot`), the read cache, and each operation of the
-:class:`~sessionflow.application.ports.EventStore` port: on the driver-level fast path where the recorder has
-one (``driver.py``: held connections and the hooks ``_append_fast``, ``_get_fast``, ``_expire_due_fast``),
-else on the generic path. The hot paths stay methods of one class hierarchy, resolved once per call like any
-method: no helper object or function layer between an append and its SQL.
+:meth:`_transaction`, :meth:`_snapshot`), the read cache, and each operation of the
+:class:`~sessionflow.application.ports.EventStore` port: appends, reads by key and sweep batches on the
+driver connection (``driver.py``: held connections and the hooks ``_append_fast``, ``_get_fast``,
+``_expire_due_fast``), the rest on SQLAlchemy Core (``queries.py``). The hot paths stay methods of one
+class hierarchy, resolved once per call like any method: no helper object or function layer between an append
+and its SQL.
 
-Modules, each importing only those before it: ``tables`` (schema), ``rows`` (row mapping), ``statements``
-(the Core SQL), ``persistence``, ``driver``, then ``sqlite`` and ``postgres``; the package ``__init__`` imports
-the recorders, which registers them.
+Modules, each importing only those before it: ``tables`` (schema), ``layout`` (the rows of the hand-written
+SQL), ``rows`` (row mapping), ``statements`` (the Core SQL), ``queries`` (the operations on Core),
+``persistence``, ``driver``, then ``sqlite`` and ``postgres`` (its SQL in ``postgres_sql``); the package
+``__init__`` imports the recorders, which registers them.
 
 Seams for new backends:
 
-* another SQL dialect: a subclass (of this class, or of ``driver.DriverRecorder`` for a fast path on the
-  driver connection) declared with ``dialect="<name>"`` and imported by the package ``__init__``;
-* a backend that is not SQL (the planned Redis store): not a subclass of this class but a module of its own
+* another SQL dialect: a subclass of ``driver.DriverRecorder`` declared with ``dialect="<name>"`` and
+  imported by the package ``__init__``;
+* a backend that is not SQL (as the Redis store): not a subclass of this class but a module of its own
   under ``adapters/`` implementing the ``EventStore`` port (``sessionflow.application.ports``); it plugs into
   the contract suite (``tests/contract``, which runs unchanged on every store) through ``BACKENDS`` and
   ``open_store`` in ``tests/support/backends.py``, and must pass it.
 
-Longer than 400 lines: it is the one implementation of the whole ``EventStore`` port (about twenty
-operations) that every recorder inherits, with the retry framework they share; a recorder overrides a few
-hooks instead of re-implementing operations. Cutting it in two would put a layer of indirection between each
-operation and its SQL, or split one class across modules.
+Longer than 400 lines: the retry framework and the outcome rules of every write (append, batch, sweep)
+belong to one class, with the read cache they keep up to date.
 """
 
 from __future__ import annotations
@@ -49,23 +49,21 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, NoReturn, Protocol, Self, TypeVar, cast
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from sessionflow.adapters.outcome import WriteOutcome, failure
 from sessionflow.adapters.sqlalchemy import statements as sql
-from sessionflow.adapters.sqlalchemy.retention import purge_rows
-from sessionflow.adapters.sqlalchemy.rows import FastSql, _status, event_from_row, session_from_row
-from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
-from sessionflow.application.feed import check_position
-from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
-from sessionflow.domain.models import Session, SessionEvent
-from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, SessionflowError, StoreError
+from sessionflow.adapters.sqlalchemy.queries import CoreOperations
+from sessionflow.adapters.sqlalchemy.rows import FastSql, session_from_row
+from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
+from sessionflow.domain.models import Session
+from sessionflow.errors import ConcurrencyConflict, SessionflowError, StoreError
 
 __all__ = ["SqlAlchemyEventStore"]
 
@@ -91,7 +89,7 @@ class _Releasable(Protocol):
     def release(self) -> None: ...
 
 
-class SqlAlchemyEventStore:
+class SqlAlchemyEventStore(CoreOperations):
     """An event store on a SQLAlchemy :class:`~sqlalchemy.Engine` (SQLite or PostgreSQL).
 
     Build one with :func:`sessionflow.bootstrap.create_store` (which configures SQLite and runs the
@@ -121,9 +119,12 @@ class SqlAlchemyEventStore:
             SqlAlchemyEventStore._recorders[dialect] = cls
 
     def __new__(cls, engine: Engine, *args: Any, **kwargs: Any) -> Self:
-        """Called on this class: an instance of the recorder registered for ``engine``'s dialect (this
-        class itself when none is); called on a subclass: an instance of that subclass."""
-        recorder = cls._recorders.get(engine.dialect.name, cls) if cls is SqlAlchemyEventStore else cls
+        """Called on this class: an instance of the recorder registered for ``engine``'s dialect
+        (:class:`ValueError` when none is); called on a subclass: an instance of that subclass."""
+        recorder = cls._recorders.get(engine.dialect.name) if cls is SqlAlchemyEventStore else cls
+        if recorder is None:
+            raise ValueError(f"no sessionflow store for the SQL dialect {engine.dialect.name!r} (SQLite and "
+                             "PostgreSQL are supported)")
         return cast(Self, object.__new__(recorder))
 
     def __init__(self, engine: Engine, *, owns_engine: bool = True, cache_size: int = 10_000,
@@ -140,7 +141,6 @@ class SqlAlchemyEventStore:
         self._cache: OrderedDict[UUID, Session] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._closed = False
-        self._sane_multi_rowcount = bool(engine.dialect.supports_sane_multi_rowcount)
         self._local = threading.local()
         # Connections kept between operations (driver.py, postgres.py): given back by close().
         self._held: weakref.WeakSet[_Releasable] = weakref.WeakSet()
@@ -265,17 +265,11 @@ class SqlAlchemyEventStore:
         with self._cache_lock:
             self._cache.pop(session_id, None)
 
+    def _forget_all(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
     # ------------------------------------------------------------------ writes
-
-    def _apply(self, conn: Connection, change: Change) -> None:
-        if change.exclusive_user is not None:
-            self._check_exclusive(conn, change.session.id, change.exclusive_user, change.decided_at)
-        sql.write_change(conn, change)
-
-    def _check_exclusive(self, conn: Connection, session_id: UUID, user_id: str, now: datetime | None) -> None:
-        other = sql.active_session_of(conn, user_id, session_id, now)
-        if other is not None:
-            raise ActiveSessionExists(session_id, user_id=user_id, active_session_id=other)
 
     def append(self, change: Change) -> None:
         """Append ``change`` atomically (see :meth:`EventStore.append`); a lost connection is retried
@@ -283,7 +277,7 @@ class SqlAlchemyEventStore:
         :class:`~sessionflow.errors.OutcomeUnknown` when that cannot be established."""
         outcome = WriteOutcome("append", (change,))
         lost = 0
-        if (self._direct and change.exclusive_user is None and not self._closed
+        if (self._direct and not self._closed
                 and getattr(self._local, "connection", None) is not None):
             # The common case first, with no retry machinery around it: the thread's kept connection (see
             # _checkout). A driver error goes on to the careful path below, which tries again as after any
@@ -317,11 +311,7 @@ class SqlAlchemyEventStore:
                     outcome.unsure = False
                     return
                 outcome.unsure = False
-            if self._fast is not None and change.exclusive_user is None:
-                self._append_fast(change, outcome)
-            else:
-                with self._engine.connect() as conn:
-                    self._send(outcome, lambda: self._transaction(conn, lambda c: self._apply(c, change)))
+            self._append_fast(change, outcome)
 
         try:
             self._run(op, outcome=outcome, lost=lost)
@@ -340,7 +330,6 @@ class SqlAlchemyEventStore:
         if not batch:
             return
         first = batch[0].events[0].record_id
-        fast = self._fast is not None and all(change.exclusive_user is None for change in batch)
         outcome = WriteOutcome("append_many", batch)
 
         def op() -> None:
@@ -349,11 +338,7 @@ class SqlAlchemyEventStore:
                     outcome.unsure = False
                     return
                 outcome.unsure = False
-            if fast:
-                self._append_many_fast(batch, outcome)
-            else:
-                with self._engine.connect() as conn:
-                    self._send(outcome, lambda: self._transaction(conn, lambda c: self._apply_batch(c, batch)))
+            self._append_many_fast(batch, outcome)
 
         try:
             self._run(op, outcome=outcome)
@@ -363,13 +348,6 @@ class SqlAlchemyEventStore:
             raise
         for change in batch:
             self._remember(change.session)
-
-    def _apply_batch(self, conn: Connection, batch: list[Change]) -> None:
-        for index, change in enumerate(batch):
-            try:
-                self._apply(conn, change)
-            except (ConcurrencyConflict, ActiveSessionExists) as error:
-                raise BatchRejected(index, error) from error
 
     def _conflict(self, change: Change, conflict: ConcurrencyConflict, cause: BaseException | None) -> NoReturn:
         """Raise ``conflict`` (chained to the driver error ``cause``) for a lost append; with the version it
@@ -418,10 +396,7 @@ class SqlAlchemyEventStore:
                 cached = self._cache.get(session_id)
             if cached is not None:
                 return cached
-        if self._fast is not None:
-            row = self._get_fast(session_id)
-        else:
-            row = self._read(lambda conn: conn.execute(sql.session_statement(session_id)).first())
+        row = self._get_fast(session_id)
         if row is None:
             self._forget(session_id)
             return None
@@ -433,64 +408,6 @@ class SqlAlchemyEventStore:
         session = session_from_row(row, session_id)
         self._remember(session)
         return session
-
-    def history(self, session_id: UUID) -> list[SessionEvent]:
-        """Every event of a session, oldest first."""
-        rows = self._read(lambda conn: conn.execute(sql.history_statement(session_id)).all())
-        return [event_from_row(r) for r in rows]
-
-    def read_events(self, after: int, limit: int, *, user_id: str | None = None) -> list[SessionEvent]:
-        """Up to ``limit`` events with a feed position above ``after``, in position order (with ``user_id``:
-        only those of that user's sessions)."""
-        stmt = sql.events_after(check_position(after), limit, user_id)
-        rows = self._read(lambda conn: conn.execute(stmt).all())
-        return [event_from_row(r) for r in rows]
-
-    def last_position(self) -> int:
-        """The highest feed position (0: no event yet)."""
-        return int(self._read(lambda conn: conn.execute(sql.LAST_POSITION).scalar_one()))
-
-    def consumer_position(self, name: str) -> int:
-        """The stored position of the feed consumer ``name`` (0: none stored)."""
-        return self._read(lambda conn: sql.read_consumer_position(conn, name))
-
-    def save_consumer_position(self, name: str, position: int, now: datetime) -> None:
-        """Store ``position`` for the feed consumer ``name``; a lower one than stored changes nothing."""
-        params = {"name": name, "position": position, "now": to_millis(now)}
-        # Safe to repeat (a position never goes down): a retry that succeeds settles a lost attempt.
-        self._write(lambda conn: conn.execute(sql.SAVE_CONSUMER_POSITION, params),
-                    outcome=WriteOutcome("save_consumer_position"))
-
-    def query(self, query: Query) -> list[Session]:
-        """Sessions matching the filters, ordered by ``created_at`` then id."""
-        stmt = sql.query_statement(query)
-        rows = self._read(lambda conn: conn.execute(stmt).all())
-        return [session_from_row(r) for r in rows]
-
-    def count(self, status: str | None = None) -> int:
-        """How many sessions (not deleted) there are, optionally of one status."""
-        stmt = sql.count_statement(status)
-        return int(self._read(lambda conn: conn.execute(stmt).scalar_one()))
-
-    def count_by_status(self) -> dict[str, int]:
-        """How many sessions (not deleted) are in each status."""
-        rows = self._read(lambda conn: conn.execute(sql.COUNT_BY_STATUS).all())
-        return {_status(status, "?"): int(n) for status, n in rows}
-
-    def next_deadline(self) -> datetime | None:
-        """The earliest deadline of a live session."""
-        value = self._read(lambda conn: conn.execute(sql.NEXT_DEADLINE).scalar())
-        return None if value is None else from_millis(int(value))
-
-    def has_due(self, now: datetime) -> bool:
-        """Whether a live session's deadline is at or before ``now``."""
-        stmt = sql.due_statement(now)
-        return self._read(lambda conn: conn.execute(stmt).first()) is not None
-
-    def session_ids(self) -> list[UUID]:
-        """The id of every session that has events."""
-        rows = self._read(lambda conn: conn.execute(sql.SESSION_IDS).scalars().all())
-        return list(rows)
 
     # ------------------------------------------------------------------ sweeping
 
@@ -526,11 +443,7 @@ class SqlAlchemyEventStore:
                     return ExpiredBatch([change for change in decided if change.events[0].record_id in found])
             decided.clear()
             try:
-                if self._fast is not None:
-                    return self._expire_due_fast(now, limit, deciding, with_next)
-                with self._engine.connect() as conn:
-                    return ExpiredBatch(self._transaction(conn, lambda c: sql.expire_claimed(
-                        c, now, limit, deciding, sane_multi_rowcount=self._sane_multi_rowcount)))
+                return self._expire_due_fast(now, limit, deciding, with_next)
             except BaseException as error:
                 outcome.unsure = bool(decided) and self._lost_connection(error)
                 raise
@@ -550,72 +463,6 @@ class SqlAlchemyEventStore:
                 sid = change.session.id
                 if sid in cache:
                     cache[sid] = change.session
-
-    # ------------------------------------------------------------------ maintenance
-
-    def histories(self, batch_size: int = 1000) -> Iterator[list[SessionEvent]]:
-        """Every session's full history, one list per session, streamed in session-id order."""
-        self._check_open()
-        with self._engine.connect() as conn:
-            self._snapshot(conn)
-            yield from sql.stream_histories(conn, batch_size)
-
-    def projections(self, batch_size: int = 1000) -> Iterator[Session]:
-        """Every projection row (deleted ones included), streamed in id order."""
-        self._check_open()
-        with self._engine.connect() as conn:
-            self._snapshot(conn)
-            yield from sql.stream_projections(conn, batch_size)
-
-    def replace_projection(self, rebuilt: Iterable[Session], batch_size: int = 1000) -> int:
-        """Delete every projection row and insert ``rebuilt`` instead, in one transaction."""
-        with self._cache_lock:
-            self._cache.clear()
-        return self._write(lambda conn: sql.replace_rows(conn, rebuilt, batch_size), retry_lost=False,
-                           outcome=WriteOutcome("replace_projection"))
-
-    def purge_sessions(self, expected: Mapping[UUID, int]) -> list[UUID]:
-        """Remove, in one transaction, each session of ``expected`` still at that version, except the one holding
-        the feed's newest event (see ``retention.py``); returns the ids removed."""
-        # A retry after a lost connection counts the sessions already gone as removed: the lost attempt (or
-        # another purge at the same moment) removed them. Until a retry could run, the outcome is unknown.
-        outcome = WriteOutcome("purge", session_ids=list(expected))
-        lost = False
-
-        def work(conn: Connection) -> list[UUID]:
-            nonlocal lost
-            if lost:
-                gone = set(expected) - sql.existing_sessions(conn, list(expected))
-                return [*purge_rows(conn, {sid: v for sid, v in expected.items() if sid not in gone}), *gone]
-            lost = True
-            return purge_rows(conn, expected)
-
-        removed = self._write(work, outcome=outcome)
-        for sid in removed:
-            self._forget(sid)
-        return removed
-
-    def read_together(self, session_id: UUID) -> tuple[Session | None, list[SessionEvent]]:
-        """Projection and history in one read transaction (one snapshot: see :meth:`_snapshot`), so a writer
-        committing in between cannot make them look inconsistent."""
-
-        def op() -> tuple[Session | None, list[SessionEvent]]:
-            with self._engine.connect() as conn:
-                self._snapshot(conn)
-                with conn.begin():
-                    row = conn.execute(sql.session_statement(session_id)).first()
-                    events = conn.execute(sql.history_statement(session_id)).all()
-            return (None if row is None else session_from_row(row)), [event_from_row(r) for r in events]
-
-        return self._run(op)
-
-    def ping(self) -> bool:
-        """True when the database answers."""
-        try:
-            self._read(lambda conn: conn.execute(select(1)).scalar())
-        except StoreError:
-            return False
-        return True
 
     def close(self) -> None:
         """Give back the connections the store keeps, and dispose of the engine if the store owns it."""

@@ -1,9 +1,4 @@
-"""The PostgreSQL recorder: everything PostgreSQL-specific about the store.
-
-Longer than 400 lines: everything the store does differently on PostgreSQL is in this one file, so that a
-reader sees it together — autocommit transactions, the lost-connection rule, the advisory lock of the
-one-active-session-per-user check, REPEATABLE READ snapshots, the one-statement append, the kept
-connections, and the sweep (two round trips; a large batch in pipelined chunks) with its SQL.
+"""The PostgreSQL recorder: everything PostgreSQL-specific about the store (its SQL: ``postgres_sql.py``).
 
 * Appends: ONE statement in autocommit mode — a data-modifying CTE inserts or updates the projection
   (``WHERE version = expected``) and the events are inserted only if it matched — so a transition costs one
@@ -14,8 +9,7 @@ connections, and the sweep (two round trips; a large batch in pipelined chunks) 
   other threads, which check one out per operation as usual (an idle holder can never starve them).
 * Sweeps: on one connection the store keeps for them (no pool checkout nor reset per wake-up).
 
-The row formats are those of :mod:`sessionflow.adapters.sqlalchemy.tables` (native UUIDs, JSONB, times as
-epoch milliseconds).
+Row formats: those of :mod:`sessionflow.adapters.sqlalchemy.tables` (native UUIDs, JSONB, epoch milliseconds).
 """
 
 from __future__ import annotations
@@ -26,86 +20,38 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import QueuePool
 
-from sessionflow.adapters.sqlalchemy.driver import DriverRecorder, decide_claimed, expiry_event, expiry_update
+from sessionflow.adapters._sqlalchemy_compat import pool_capacity
+from sessionflow.adapters.sqlalchemy.driver import DriverRecorder, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
-from sessionflow.adapters.sqlalchemy.rows import (
-    EVENT_COLUMNS,
-    SESSION_COLUMNS,
-    FastSql,
-    _dt,
-    session_changes,
-    session_row,
+from sessionflow.adapters.sqlalchemy.layout import SESSION_COLUMNS, EventRow, ExpiryUpdate
+from sessionflow.adapters.sqlalchemy.postgres_sql import (
+    CHUNK,
+    CLAIM,
+    CLAIM_NEXT,
+    EXPIRE_AND_COMMIT,
+    JSON_WRITES,
+    WRITTEN,
+    PostgresSql,
+    by_id,
+    by_record,
+    pg_rows,
+    send_chunk,
 )
+from sessionflow.adapters.sqlalchemy.postgres_sql import pg_exec as _pg_exec
+from sessionflow.adapters.sqlalchemy.rows import _dt, event_values, session_changes, session_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
-from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import compact_json
-from sessionflow.errors import ConcurrencyConflict
+from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict
 
 __all__ = ["PostgresEventStore", "PostgresSql"]
 
 logger = logging.getLogger("sessionflow.store")
 
 T = TypeVar("T")
-
-_PG_CASTS = {"record_id": "uuid", "session_id": "uuid", "version": "integer", "event": "varchar",
-             "source_state": "varchar", "target_state": "varchar", "performer_id": "varchar",
-             "timestamp": "bigint", "payload": "jsonb"}
-
-
-class PostgresSql(FastSql):
-    """The hot path's SQL on PostgreSQL (``%s`` parameters, native UUIDs)."""
-
-    dialect = "postgresql"
-
-    def __init__(self) -> None:
-        cols = ", ".join(SESSION_COLUMNS)
-        self.select_session = f"SELECT {cols} FROM sessions WHERE id = %s"
-        self.select_version = "SELECT version FROM sessions WHERE id = %s"
-        self._insert_session = (
-            f"INSERT INTO sessions ({cols}) VALUES ("
-            + ", ".join("%s::jsonb" if c == "data" else "%s" for c in SESSION_COLUMNS)
-            + ") RETURNING 1")
-        self._statements: dict[tuple[tuple[str, ...] | None, int], str] = {}
-
-    def uuid(self, value: Any) -> Any:
-        return value
-
-    def append_statement(self, update_columns: tuple[str, ...] | None, events: int) -> str:
-        """One statement that inserts the projection row (``update_columns`` None) or updates just
-        ``update_columns`` with a version compare-and-set, and — only if that matched — ``events`` event rows.
-
-        Positional parameters, in the order :meth:`append_params` gives them.
-        """
-        key = (update_columns, events)
-        statement = self._statements.get(key)
-        if statement is None:
-            if update_columns is None:
-                write = self._insert_session
-            else:
-                sets = ", ".join(f"{c} = %s::jsonb" if c == "data" else f"{c} = %s" for c in update_columns)
-                write = f"UPDATE sessions SET {sets} WHERE id = %s AND version = %s RETURNING 1"
-            rows = ", ".join(
-                "(" + ", ".join(f"%s::{_PG_CASTS[c]}" for c in EVENT_COLUMNS) + ")" for _ in range(events))
-            statement = (
-                f"WITH w AS ({write}) "
-                f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) "
-                f"SELECT {', '.join('v.' + c for c in EVENT_COLUMNS)} FROM (VALUES {rows}) "
-                f"AS v({', '.join(EVENT_COLUMNS)}) WHERE EXISTS (SELECT 1 FROM w)")
-            self._statements[key] = statement
-        return statement
-
-    def append_params(self, session_id: Any, columns: dict[str, Any], events: Sequence[SessionEvent],
-                      expected_version: int, *, create: bool) -> list[Any]:
-        """The parameters of :meth:`append_statement`: :meth:`row_params`, then each event's values."""
-        params = self.row_params(session_id, columns, expected_version, create=create)
-        for event in events:
-            params += self.event_values(event)
-        return params
 
 
 class _RunMismatch(Exception):
@@ -115,23 +61,31 @@ class _RunMismatch(Exception):
 class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     """The store on a PostgreSQL engine (see :class:`~sessionflow.adapters.sqlalchemy.SqlAlchemyEventStore`).
 
-    With ``autocommit_engine`` (the engine :func:`~sessionflow.bootstrap.create_engine` makes) single statements
-    need no BEGIN/COMMIT round trips, write transactions begin explicitly, and threads keep connections (see the
-    module's docstring); otherwise every operation checks a connection out of the pool.
+    The store runs every statement in autocommit mode (single statements need no BEGIN/COMMIT round trips;
+    write transactions begin explicitly). With ``autocommit_engine`` (the engine
+    :func:`~sessionflow.bootstrap.create_engine` makes) its connections are so already, and threads keep
+    connections (see the module's docstring). On an engine configured otherwise the store uses a copy of it
+    sharing its pool (``execution_options(isolation_level="AUTOCOMMIT")``), and switches each driver
+    connection it checks out to autocommit mode and back (:class:`_Autocommit`): the engine's other users
+    get their connections as they configured them.
     """
 
     _sql: PostgresSql
+    #: A large sweep batch is sent in pipelined chunks (:meth:`_write_overlapped`); else as one JSON statement.
+    _pipelines: bool = True
 
     def __init__(self, engine: Engine, *, autocommit_engine: bool = False, **options: Any) -> None:
         super().__init__(engine, autocommit_engine=autocommit_engine, **options)
         self._fast = self._sql = PostgresSql()
         self._autocommit = bool(autocommit_engine)
+        if not self._autocommit:
+            self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         limit = 0
-        if self._autocommit and isinstance(engine.pool, QueuePool):
+        capacity = pool_capacity(engine.pool)
+        if self._autocommit and capacity:
             # At most half the pool is held, so threads that hold none always have a share of their own
             # (a holder may sit idle for as long as its thread lives).
-            capacity = engine.pool.size() + max(0, int(getattr(engine.pool, "_max_overflow", 0)))
-            limit = min(engine.pool.size(), capacity // 2)
+            limit = min(engine.pool.size(), capacity // 2)  # type: ignore[attr-defined]
         self._enable_holding(limit, detach=False)
         self._operational_error: type[BaseException] = engine.dialect.loaded_dbapi.OperationalError
         # The connection the store keeps for its sweeps (see _sweep_connection), one sweep at a time.
@@ -146,10 +100,11 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         driver = getattr(error, "orig", None) or error
         return isinstance(driver, self._operational_error)
 
+    def _checkout(self) -> Any:
+        raw = super()._checkout()
+        return raw if self._autocommit else _Autocommit(raw)
+
     def _transaction(self, conn: Connection, work: Callable[[Connection], T]) -> T:
-        if not self._autocommit:
-            with conn.begin():
-                return work(conn)
         conn.exec_driver_sql("BEGIN")
         try:
             result = work(conn)
@@ -163,15 +118,13 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             raise
         return result
 
-    def _check_exclusive(self, conn: Connection, session_id: Any, user_id: str, now: datetime | None) -> None:
-        # Two transactions checking the same user's sessions at once would both see none: one waits here.
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                     {"key": f"sessionflow:active-user:{user_id}"})
-        super()._check_exclusive(conn, session_id, user_id, now)
+    def _check_exclusive(self, execute: Callable[..., Any], change: Change, key: Any) -> None:
+        if change.exclusive_user is not None:
+            execute(self._sql.lock_user, (f"sessionflow:active-user:{change.exclusive_user}",))
+            super()._check_exclusive(execute, change, key)
 
     def _snapshot(self, conn: Connection) -> None:
-        """Stream from one consistent snapshot: a REPEATABLE READ transaction (server-side cursors need one
-        anyway)."""
+        """Stream from one snapshot: a REPEATABLE READ transaction (server-side cursors need one anyway)."""
         conn.execution_options(isolation_level="REPEATABLE READ")
 
     # ------------------------------------------------------------------ the hot path
@@ -187,6 +140,7 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     def _write_on(self, execute: Any, change: Change, prepared: tuple[str, Any]) -> None:
         """Run ``change``'s one statement; :class:`ConcurrencyConflict` when the version did not match."""
         statement, params = prepared
+        self._check_exclusive(execute, change, change.session.id)
         if execute(statement, params).rowcount != len(change.events):
             found = execute(self._sql.select_version, (change.session.id,)).fetchone()
             raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
@@ -195,14 +149,11 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
         """One append as one statement on ``conn`` in autocommit mode (on ``cursor``, if given)."""
         prepared = self._prepare(change)
-        toggle = not self._autocommit
-        if toggle:
-            conn.autocommit = True
-        try:
-            self._write_on(conn.execute if cursor is None else cursor.execute, change, prepared)
-        finally:
-            if toggle and not conn.closed:
-                conn.autocommit = False
+        execute = conn.execute if cursor is None else cursor.execute
+        if change.exclusive_user is None:
+            self._write_on(execute, change, prepared)
+        else:  # the check and the write in one transaction
+            self._in_transaction(conn, execute, lambda: self._write_on(execute, change, prepared))
 
     def _append_many_on(self, conn: Any, changes: list[Change], cursor: Any) -> None:
         """Every change's one-statement append inside one transaction on ``conn``.
@@ -213,9 +164,6 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         rolled back and the batch is run again one statement at a time, which names the change refused.
         """
         prepared = [self._prepare(change) for change in changes]
-        toggle = not self._autocommit
-        if toggle:
-            conn.autocommit = True
         own_cursor = cursor is None and hasattr(conn, "cursor")  # (psycopg's own connection, not the async one's)
         if own_cursor:
             cursor = conn.cursor()
@@ -225,7 +173,7 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                 try:
                     self._in_transaction(conn, execute, lambda: self._write_runs(cursor, changes, prepared))
                     return
-                except (_RunMismatch, ConcurrencyConflict, self._integrity_error):
+                except (_RunMismatch, ConcurrencyConflict, ActiveSessionExists, self._integrity_error):
                     pass  # (rolled back) find which change it was, one statement at a time
 
             def one_by_one() -> None:
@@ -239,17 +187,15 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         finally:
             if own_cursor:
                 cursor.close()
-            if toggle and not conn.closed:
-                conn.autocommit = False
 
     def _write_runs(self, cursor: Any, changes: list[Change], prepared: list[tuple[str, Any]]) -> None:
-        """Each run of consecutive changes with one statement in one ``executemany``; :class:`_RunMismatch` when a
-        run wrote fewer events than it carries."""
+        """Each run of consecutive changes with one statement in one ``executemany`` (:class:`_RunMismatch`)."""
         start = 0
         while start < len(changes):
             statement = prepared[start][0]
             end = start + 1
-            while end < len(changes) and prepared[end][0] == statement:
+            while (end < len(changes) and prepared[end][0] == statement and changes[start].exclusive_user is None
+                   and changes[end].exclusive_user is None):
                 end += 1
             if end - start == 1:
                 self._write_on(cursor.execute, changes[start], prepared[start])
@@ -273,28 +219,18 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                     logger.debug("rollback after a failed batch failed", exc_info=True)
             raise
 
-    def _get_on(self, conn: Any, statement: str, key: Any) -> Any:
-        if self._autocommit:
-            return conn.execute(statement, (key,)).fetchone()
-        conn.autocommit = True  # one statement, no BEGIN/ROLLBACK round trips
-        try:
-            return conn.execute(statement, (key,)).fetchone()
-        finally:
-            if not conn.closed:
-                conn.autocommit = False
-
     # ------------------------------------------------------------------ the sweep
 
     def _sweep_connection(self) -> Any:
-        """The connection the store keeps for its sweeps, so that a wake-up needs no pool checkout nor reset; a
-        sweep that finds it in use by another one takes a connection as the write path does."""
+        """The store's own sweep connection (no pool checkout nor reset per wake-up); in use: as for writes."""
         if self._sweeper_lock.acquire(blocking=False):
             held = self._sweeper
             if held is None:
                 try:
                     fairy = self._engine.raw_connection()
-                    driver = fairy.driver_connection
+                    driver: Any = fairy.driver_connection
                     fairy.detach()
+                    driver.autocommit = True
                 except BaseException:
                     self._sweeper_lock.release()
                     raise
@@ -307,22 +243,16 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     def _expire_on(self, conn: Any, now: datetime, limit: int, decide: ExpiryDecider,
                    with_next: bool) -> ExpiredBatch:
         """Two round trips. ``BEGIN`` and the claim (``FOR UPDATE SKIP LOCKED``; with ``with_next`` the same
-        statement reads the earliest deadline of the sessions it did not claim, :data:`_CLAIM_NEXT`), then ONE
-        statement over the batch as two JSON documents (:data:`_EXPIRE`: the compare-and-set updates, and the
+        statement reads the earliest deadline of the sessions it did not claim, :data:`CLAIM_NEXT`), then ONE
+        statement over the batch as two JSON documents (:data:`EXPIRE`: the compare-and-set updates, and the
         events of the sessions whose update matched), ``COMMIT`` and a count of the events written. (A batch of
-        more than :data:`_JSON_WRITES` sessions is written by :meth:`_write_overlapped` instead.)
+        more than :data:`JSON_WRITES` sessions is written by :meth:`_write_overlapped` instead.)
 
-        Each round trip is one call of libpq's blocking ``PQexec`` on one query string, its parameters quoted
-        client-side (:func:`_pg_exec`): the GIL is given away once per round trip, where psycopg's own
-        execution gives it away a dozen times (each time, with other threads busy in Python, getting it back
-        may cost a switch interval)."""
+        Each round trip is one query string (:meth:`_exec`)."""
         claim = (to_millis(now), limit)
-        statement = _CLAIM_NEXT if with_next else _CLAIM
+        statement = CLAIM_NEXT if with_next else CLAIM
         try:
-            if self._autocommit:
-                rows = _pg_rows(conn, _pg_exec(conn, f"BEGIN; {statement}", claim))
-            else:
-                rows = conn.execute(statement, claim).fetchall()
+            rows = self._exec(conn, f"BEGIN; {statement}", claim)
             later: int | None = None
             if with_next:
                 later = rows[0][-1]
@@ -333,45 +263,35 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             width = len(SESSION_COLUMNS) if with_next else None
             rows.reverse()
             changes: list[Change] = []
-            if len(rows) > _JSON_WRITES and self._autocommit:
+            if len(rows) > JSON_WRITES and self._pipelines:
                 applied, changes = self._write_overlapped(conn, rows, decide, now, earliest, width)
                 known = with_next and claimed_all and len(applied) == len(changes)
                 return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
             # A small batch (a waker's wake-up): its updates and events as two JSON documents.
-            updates: list[tuple[Any, ...]] = []
-            events: list[tuple[Any, ...]] = []
+            updates: list[ExpiryUpdate] = []
+            events: list[EventRow] = []
             for change, due in decide_claimed(rows, decide, now, earliest, width):
                 sid = change.session.id.hex
                 updates.append(expiry_update(change, due, sid))
-                events += [expiry_event(e, e.record_id.hex, sid, e.payload) for e in change.events]
+                events += [event_values(e, e.record_id.hex, sid, e.payload) for e in change.events]
                 changes.append(change)
             if not changes:
-                if self._autocommit:
-                    _pg_exec(conn, "COMMIT")
-                else:
-                    conn.commit()
+                self._exec(conn, "COMMIT")
                 applied = changes
             else:
                 # In key order (sessions by id, events by record id): the server walks each index once.
-                updates.sort(key=_by_id)
-                events.sort(key=_by_record)
+                updates.sort(key=by_id)
+                events.sort(key=by_record)
                 batch = (compact_json(updates), compact_json(events))
-                if self._autocommit:
-                    # The statement, COMMIT, and how many of the batch's events are there, in one round trip
-                    # (PQexec returns the last statement's result). The statement writes a session's events only
-                    # if its row matched, so each session's expiry is whole; a session that did not match (none
-                    # can: the rows are locked) is left out of what was applied.
-                    written = _pg_rows(conn, _pg_exec(conn, _EXPIRE_AND_COMMIT, (*batch, batch[1])))[0][0]
-                    if written == len(events):
-                        applied = changes
-                    else:
-                        found = {r[0] for r in _pg_rows(conn, _pg_exec(conn, _WRITTEN, (batch[1],)))}
-                        applied = [c for c in changes if c.session.id in found]
+                # The statement, COMMIT, and how many of the batch's events are there, in one round trip. The
+                # statement writes a session's events only if its row matched, so each session's expiry is whole;
+                # a session that did not match (none can: the rows are locked) is left out of what was applied.
+                written = self._exec(conn, EXPIRE_AND_COMMIT, (*batch, batch[1]))[0][0]
+                if written == len(events):
+                    applied = changes
                 else:
-                    found = {r[0] for r in conn.execute(_EXPIRE, batch).fetchall()}
-                    conn.commit()
-                    applied = changes if len(found) == len(changes) else [c for c in changes
-                                                                         if c.session.id in found]
+                    found = {r[0] for r in self._exec(conn, WRITTEN, (batch[1],))}
+                    applied = [c for c in changes if c.session.id in found]
         except BaseException:
             if not conn.closed:
                 conn.rollback()
@@ -379,29 +299,37 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         known = with_next and claimed_all and len(applied) == len(changes)
         return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
 
+    def _exec(self, conn: Any, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run ``query`` (statements separated by ``;``) in one round trip on driver connection ``conn``; the
+        rows of its last statement. Here one call of libpq's blocking ``PQexec``, its parameters quoted
+        client-side (:func:`_pg_exec`): the GIL is given away once per round trip, where psycopg's own
+        execution gives it away a dozen times (each time, with other threads busy in Python, getting it back
+        may cost a switch interval)."""
+        return pg_rows(conn, _pg_exec(conn, query, params))
+
     def _write_overlapped(self, conn: Any, rows: list[Any], decide: ExpiryDecider, now: datetime,
                           earliest: list[int | None], width: int | None) -> tuple[list[Change], list[Change]]:
         """A large batch (a sweep of many sessions, not a waker's wake-up), in the transaction its claim opened:
-        decided in chunks of :data:`_CHUNK` sessions, each chunk's statement (:data:`_EXPIRE_ARRAYS`, arrays in
+        decided in chunks of :data:`CHUNK` sessions, each chunk's statement (:data:`EXPIRE_ARRAYS`, arrays in
         binary, in key order) sent in pipeline mode as soon as it is decided, so that the server writes one
         chunk while Python decides the next; then ``COMMIT``, sent behind the last chunk. Nothing is committed
         unless every chunk was sent. Returns ``(applied, changes)``: the changes whose session the
         compare-and-set matched (all of them: the rows are locked), and every change decided."""
         changes: list[Change] = []
         cursors: list[Any] = []
-        updates: list[tuple[Any, ...]] = []
-        events: list[tuple[Any, ...]] = []
+        updates: list[ExpiryUpdate] = []
+        events: list[EventRow] = []
         with conn.pipeline():
             for change, due in decide_claimed(rows, decide, now, earliest, width):
                 sid = change.session.id
                 updates.append(expiry_update(change, due, sid))
-                events += [expiry_event(e, e.record_id, sid, _payload_text(e.payload)) for e in change.events]
+                events += [event_values(e, e.record_id, sid, _payload_text(e.payload)) for e in change.events]
                 changes.append(change)
-                if len(updates) == _CHUNK:
-                    cursors.append(_send_chunk(conn, updates, events))
+                if len(updates) == CHUNK:
+                    cursors.append(send_chunk(conn, updates, events))
                     updates, events = [], []
             if updates:
-                cursors.append(_send_chunk(conn, updates, events))
+                cursors.append(send_chunk(conn, updates, events))
             conn.execute("COMMIT")
             found = {row[0] for cursor in cursors for row in cursor.fetchall()}
         if len(found) == len(changes):
@@ -439,106 +367,34 @@ class _Sweeper:
             logger.debug("closing the sweeps' PostgreSQL connection failed", exc_info=True)
 
 
-def _by_id(update: tuple[Any, ...]) -> Any:
-    return update[8]
+class _Autocommit:
+    """A pool checkout on an engine not in autocommit mode, for one operation of the driver-level path: its
+    driver connection in autocommit mode meanwhile, switched back before it returns to the pool (``close``);
+    ``invalidate`` discards it."""
+
+    __slots__ = ("driver_connection", "fairy")
+
+    def __init__(self, fairy: Any) -> None:
+        self.fairy = fairy
+        self.driver_connection = fairy.driver_connection
+        try:
+            self.driver_connection.autocommit = True
+        except BaseException:
+            fairy.invalidate()
+            raise
+
+    def close(self) -> None:
+        connection = self.driver_connection
+        try:
+            if not connection.closed:
+                connection.rollback()  # (nothing to roll back unless an operation failed half-way)
+                connection.autocommit = False
+        except Exception:  # a broken connection is discarded, not given back
+            self.fairy.invalidate()
+            return
+        self.fairy.close()
+
+    def invalidate(self) -> None:
+        self.fairy.invalidate()
 
 
-def _by_record(event: tuple[Any, ...]) -> Any:
-    return event[0]
-
-
-def _send_chunk(conn: Any, updates: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> Any:
-    """Send one chunk of a large batch (:data:`_EXPIRE_ARRAYS`) on ``conn``, in pipeline mode; its cursor."""
-    updates.sort(key=_by_id)
-    events.sort(key=_by_record)
-    columns = [list(column) for column in zip(*updates, strict=True)]
-    columns += [list(column) for column in zip(*events, strict=True)]
-    return conn.execute(_EXPIRE_ARRAYS, columns, prepare=True)
-
-
-def _pg_exec(conn: Any, query: str, params: Sequence[Any] | None = None) -> Any:
-    """Run ``query`` (statements separated by ``;``, ``%s`` parameters quoted client-side by psycopg) in ONE
-    call of libpq's blocking ``PQexec`` on psycopg connection ``conn``; the last statement's result (a
-    ``psycopg.pq.PGresult``). Errors are raised as psycopg's, a broken connection as ``OperationalError``."""
-    import psycopg
-    from psycopg import pq
-
-    text_ = psycopg.ClientCursor(conn).mogrify(query, params) if params is not None else query
-    encoding = conn.info.encoding
-    pgconn = conn.pgconn
-    with conn.lock:
-        result = pgconn.exec_(text_.encode(encoding))
-    if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
-        return result
-    if pgconn.status != pq.ConnStatus.OK:
-        raise psycopg.OperationalError(pq.error_message(pgconn, encoding=encoding))
-    raise psycopg.errors.error_from_result(result, encoding=encoding)
-
-
-def _pg_rows(conn: Any, result: Any) -> list[tuple[Any, ...]]:
-    """The rows of a ``PGresult``, loaded as psycopg's cursors load them."""
-    from psycopg.adapt import Transformer
-
-    loader = Transformer(conn)
-    loader.set_pgresult(result)
-    rows: list[tuple[Any, ...]] = loader.load_rows(0, result.ntuples, tuple)
-    return rows
-
-
-# ---------------------------------------------------------------------- the sweep's SQL
-
-_EVENT_NAMES = ", ".join(EVENT_COLUMNS)
-# ``data`` as text: psycopg would build a dict of lists per row, alive for the whole batch.
-_CLAIM = (f"SELECT {', '.join('data::text' if c == 'data' else c for c in SESSION_COLUMNS)} FROM sessions "
-          "WHERE due_at <= %s ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED")
-#: The claim, and in the same statement the earliest deadline of every session it did not claim (those another
-#: transaction holds included): the claimed rows, each with that deadline as its last column; or, when none
-#: was claimed, one row of NULLs with it.
-_CLAIM_NEXT = (
-    f"WITH c AS ({_CLAIM}) SELECT c.*, n.next FROM (SELECT min(s.due_at) AS next FROM sessions AS s "
-    "WHERE s.due_at IS NOT NULL AND s.id NOT IN (SELECT id FROM c)) AS n LEFT JOIN c ON true ORDER BY c.due_at")
-#: One statement for a whole batch: the rows' compare-and-set updates, then the events of the rows it updated.
-#: Parameters: the updates and the events, each one JSON array of arrays (dumped by the json module in C and
-#: unpacked by the server: no per-value work in Python).
-_EXPIRE = (
-    "WITH u AS (SELECT u ->> 0 AS status, (u ->> 1)::integer AS version, (u ->> 2)::bigint AS updated_at, "
-    "(u ->> 3)::bigint AS closed_at, u ->> 4 AS closed_by, (u ->> 5)::bigint AS expires_at, "
-    "(u ->> 6)::bigint AS due_at, u ->> 7 AS failure_reason, (u ->> 8)::uuid AS id, (u ->> 9)::integer AS expected "
-    "FROM jsonb_array_elements(%s::jsonb) AS u), "
-    "w AS (UPDATE sessions AS s SET status = u.status, version = u.version, updated_at = u.updated_at, "
-    "closed_at = u.closed_at, closed_by = u.closed_by, expires_at = u.expires_at, due_at = u.due_at, "
-    "failure_reason = u.failure_reason FROM u "
-    "WHERE s.id = u.id AND s.version = u.expected RETURNING s.id) "
-    f"INSERT INTO session_events ({_EVENT_NAMES}) "
-    "SELECT (e ->> 0)::uuid, (e ->> 1)::uuid, (e ->> 2)::integer, e ->> 3, e ->> 4, e ->> 5, e ->> 6, "
-    "(e ->> 7)::bigint, e -> 8 FROM jsonb_array_elements(%s::jsonb) AS e "
-    "WHERE (e ->> 1)::uuid IN (SELECT id FROM w) RETURNING session_id"
-)
-#: The same over arrays, one per column of the updates then one per column of the events, sent in binary (a
-#: large batch: psycopg dumps a 1,000-element array several times faster that way than as text, and the server
-#: unpacks arrays faster than JSON).
-_EXPIRE_ARRAYS = (
-    "WITH u AS (SELECT * FROM unnest(%b::varchar[], %b::integer[], %b::bigint[], %b::bigint[], %b::varchar[], "
-    "%b::bigint[], %b::bigint[], %b::text[], %b::uuid[], %b::integer[]) "
-    "AS u(status, version, updated_at, closed_at, closed_by, expires_at, due_at, failure_reason, id, expected)), "
-    "w AS (UPDATE sessions AS s SET status = u.status, version = u.version, updated_at = u.updated_at, "
-    "closed_at = u.closed_at, closed_by = u.closed_by, expires_at = u.expires_at, due_at = u.due_at, "
-    "failure_reason = u.failure_reason FROM u "
-    "WHERE s.id = u.id AND s.version = u.expected RETURNING s.id) "
-    f"INSERT INTO session_events ({_EVENT_NAMES}) "
-    "SELECT e.record_id, e.session_id, e.version, e.event, e.source_state, e.target_state, e.performer_id, "
-    "e.timestamp, e.payload::jsonb FROM unnest(%b::uuid[], %b::uuid[], %b::integer[], %b::varchar[], "
-    "%b::varchar[], %b::varchar[], %b::varchar[], %b::bigint[], %b::text[]) "
-    "AS e(record_id, session_id, version, event, source_state, target_state, performer_id, timestamp, payload) "
-    "WHERE e.session_id IN (SELECT id FROM w) RETURNING session_id"
-)
-#: Batches larger than this are sent as arrays (_EXPIRE_ARRAYS), in chunks, rather than as JSON.
-_JSON_WRITES = 100
-#: How many sessions of a large batch one statement writes (see ``_write_overlapped``).
-_CHUNK = 200
-#: Which sessions of a batch have their events (parameter: the batch's events, as for _EXPIRE).
-_WRITTEN = ("SELECT DISTINCT session_id FROM session_events WHERE record_id IN "
-            "(SELECT (e ->> 0)::uuid FROM jsonb_array_elements(%s::jsonb) AS e)")
-#: The batch statement, COMMIT, and how many of the batch's events are there, as one query string.
-_EXPIRE_AND_COMMIT = (_EXPIRE + "; COMMIT; SELECT count(*) FROM session_events WHERE record_id IN "
-                      "(SELECT (e ->> 0)::uuid FROM jsonb_array_elements(%s::jsonb) AS e)")

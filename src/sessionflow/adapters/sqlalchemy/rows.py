@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sessionflow.adapters.sqlalchemy.tables import session_events
+from sessionflow.adapters.sqlalchemy.layout import EVENT_COLUMNS, EventRow
 from sessionflow.adapters.storage_format import (
     SESSION_COLUMNS,
     freeze_stored_json,
@@ -34,12 +34,8 @@ from sessionflow.domain.models import EventType, Session, SessionEvent
 from sessionflow.domain.values import compact_json
 from sessionflow.errors import StoreError
 
-__all__ = ["EVENT_COLUMNS", "SESSION_COLUMNS", "FastSql", "event_from_row", "event_row", "session_changes",
-           "session_from_row", "session_row"]
-
-#: The columns of ``session_events``, by name, in table order (``position`` is left out: the database assigns
-#: it on insert). The columns of ``sessions``: :data:`SESSION_COLUMNS`.
-EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in session_events.c if c.name != "position")
+__all__ = ["EVENT_COLUMNS", "SESSION_COLUMNS", "FastSql", "event_from_row", "event_row", "event_values",
+           "session_changes", "session_from_row", "session_row"]
 
 # The shared helpers, by the names this module and the recorders use.
 _freeze = freeze_stored_json
@@ -139,14 +135,7 @@ def event_from_row(row: Any) -> SessionEvent:
 
 
 
-# ------------------------------------------------------------------ positional values (driver-level SQL)
-
-_ID = SESSION_COLUMNS.index("id")
-_DATA = SESSION_COLUMNS.index("data")
-# FastSql.event_values lists an event's values in this order, without a lookup per column.
-if EVENT_COLUMNS != ("record_id", "session_id", "version", "event", "source_state", "target_state",
-                     "performer_id", "timestamp", "payload"):  # pragma: no cover - a schema edit
-    raise RuntimeError(f"session_events columns changed ({EVENT_COLUMNS}): update FastSql.event_values")
+# ------------------------------------------------------------------ parameter values (driver-level SQL)
 
 
 def _dumps(value: Any) -> str:
@@ -165,19 +154,20 @@ class FastSql:
     dialect = ""
     select_session = ""
     select_version = ""
+    select_active = ""
 
     def uuid(self, value: UUID) -> Any:
         raise NotImplementedError
 
     def row_params(self, session_id: UUID, columns: dict[str, Any], expected_version: int, *,
                    create: bool) -> list[Any]:
-        """The projection's parameters: every column in table order when creating, else the changed
-        ``columns`` in their order followed by the id and the expected version (the compare-and-set)."""
+        """The projection's parameters: every column in table order when creating (``columns``, a row of
+        :func:`session_row` the caller owns, is converted in place), else the changed ``columns`` in their
+        order followed by the id and the expected version (the compare-and-set)."""
         if create:
-            params = [columns[c] for c in SESSION_COLUMNS]
-            params[_ID] = self.uuid(session_id)
-            params[_DATA] = _dumps(params[_DATA])
-            return params
+            columns["id"] = self.uuid(session_id)
+            columns["data"] = _dumps(columns["data"])
+            return [columns[c] for c in SESSION_COLUMNS]
         params = list(columns.values())
         if "data" in columns:
             params[list(columns).index("data")] = _dumps(columns["data"])
@@ -185,11 +175,18 @@ class FastSql:
         params.append(expected_version)
         return params
 
-    def event_values(self, event: SessionEvent, session_key: Any = None) -> tuple[Any, ...]:
-        """An event's row values in :data:`EVENT_COLUMNS` order (the row of ``tables.event_row``);
-        ``session_key``: its session id as :meth:`uuid` gives it, when the caller has it already."""
-        source = event.source_state
-        return (self.uuid(event.record_id), self.uuid(event.session_id) if session_key is None else session_key,
-                event.version, str(event.event), None if source is None else str(source), str(event.target_state),
-                event.performer_id, to_millis(event.timestamp), _dumps(event.payload))
+    def event_values(self, event: SessionEvent, session_key: Any = None) -> EventRow:
+        """An event's :class:`~sessionflow.adapters.sqlalchemy.layout.EventRow` (the row of :func:`event_row`,
+        as the driver binds it); ``session_key``: its session id as :meth:`uuid` gives it, when the caller has
+        it already."""
+        return event_values(event, self.uuid(event.record_id),
+                            self.uuid(event.session_id) if session_key is None else session_key,
+                            _dumps(event.payload))
+
+
+def event_values(e: SessionEvent, record: Any, session: Any, payload: Any) -> EventRow:
+    """An event's row, its ids and payload as given (in the form the statement binds them)."""
+    source = e.source_state
+    return EventRow(record, session, e.version, str(e.event), None if source is None else str(source),
+                    str(e.target_state), e.performer_id, to_millis(e.timestamp), payload)
 

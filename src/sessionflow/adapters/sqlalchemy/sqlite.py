@@ -26,17 +26,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 
-from sessionflow.adapters.sqlalchemy.driver import DUE, DriverRecorder, decide_claimed, expiry_event, expiry_update
+from sessionflow.adapters.sqlalchemy.driver import DUE, DriverRecorder, active_query, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
-from sessionflow.adapters.sqlalchemy.rows import (
-    EVENT_COLUMNS,
-    SESSION_COLUMNS,
-    FastSql,
-    _dt,
-    _ms,
-    session_changes,
-    session_row,
-)
+from sessionflow.adapters.sqlalchemy.layout import EVENT_COLUMNS, EXPIRY_SETS, SESSION_COLUMNS, EventRow, ExpiryUpdate
+from sessionflow.adapters.sqlalchemy.rows import FastSql, _dt, event_values, session_changes, session_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.domain.values import compact_json
@@ -67,6 +60,7 @@ class SqliteSql(FastSql):
         self.insert_event = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}, position) VALUES "
                              f"({', '.join('?' for _ in EVENT_COLUMNS)}, {NEXT_POSITION})")
         self.select_version = "SELECT version FROM sessions WHERE id = ?"
+        self.select_active = active_query("?")
 
     def uuid(self, value: Any) -> Any:
         return value.hex
@@ -103,7 +97,8 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         self._fast = self._sql = SqliteSql()
         file = engine.url.database not in (None, "", ":memory:")
         self._enable_holding(sys.maxsize if file else 0, detach=True)
-        #: SQLite 3.38+ (``->>``): the sweep's two-statement batch.
+        #: SQLite 3.38+ (``->>``, JSON built in): the sweep's two-statement batch (the SQLite library the driver
+        #: module reports, ``sqlite_version_info``).
         self._modern = getattr(engine.dialect.loaded_dbapi, "sqlite_version_info", ()) >= (3, 38)
         self._operational_error: type[BaseException] = engine.dialect.loaded_dbapi.OperationalError
 
@@ -135,6 +130,7 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         key = session.id.hex
         update, session_params = prepared
         execute = conn.execute if cursor is None else cursor.execute
+        self._check_exclusive(execute, change, key)
         if update is None:
             execute(sql.insert_session, session_params)
         elif execute(update, session_params).rowcount != 1:
@@ -213,32 +209,21 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         # change keeps its new state and events, not the state it was decided on (fewer garbage-collector
         # passes on large sweeps).
         changes: list[Change] = []
-        writes: list[tuple[Any, ...]] = []
+        updates: list[ExpiryUpdate] = []
+        events: list[EventRow] = []
         earliest: list[int | None] = [later]  # of the sessions left live: unclaimed, refused, or rescheduled
-        single = True
         dumps = _payload_text
         for change, due in decide_claimed(rows, decide, now, earliest):
-            s = change.session
-            events = change.events
-            if len(events) == 1 and single:
-                e = events[0]
-                source = e.source_state
-                writes.append((s.id.hex, change.expected_version, str(s.status), s.version, to_millis(s.updated_at),
-                               _ms(s.closed_at), s.closed_by, _ms(s.expires_at), due, s.failure_reason,
-                               e.record_id.hex, e.version, str(e.event), None if source is None else str(source),
-                               str(e.target_state), e.performer_id, to_millis(e.timestamp), dumps(e.payload)))
-            else:
-                single = False
+            key = change.session.id.hex
+            updates.append(expiry_update(change, due, key))
+            events += [event_values(e, e.record_id.hex, key, dumps(e.payload)) for e in change.events]
             changes.append(change)
-        if changes:
-            if not (single and modern):
-                applied = self._write_each(conn, changes)
-            elif len(writes) <= _MANY or not self._write_many(conn, writes):
-                applied = self._write_batch(conn, changes, writes)
-            else:
-                applied = changes
-        else:
+        if not changes:
             applied = changes
+        elif modern and len(changes) <= _MANY and len(events) == len(changes):
+            applied = self._write_batch(conn, changes, updates, events)
+        else:
+            applied = self._write_rows(conn, changes, updates, events)
         known = with_next and claimed_all and len(applied) == len(changes)
         return ExpiredBatch(applied, _dt(earliest[0]) if known else None, known)
 
@@ -263,12 +248,14 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         local.claimed = None
         return result
 
-    def _write_batch(self, conn: Any, changes: list[Change], writes: list[tuple[Any, ...]]) -> list[Change]:
-        """The batch's ONE write statement; returns the changes it applied (all, unless some session changed
-        since it was read)."""
+    def _write_batch(self, conn: Any, changes: list[Change], updates: list[ExpiryUpdate], events: list[EventRow]
+                     ) -> list[Change]:
+        """A small batch of one event per session (a waker's wake-up): ONE statement; returns the changes it
+        applied (all, unless some session changed since it was read)."""
         # The batch as a literal: JSON text has no NUL (the encoder escapes control characters) and a quote in
         # a SQLite literal is escaped by doubling it, the only escape there is.
-        script = _EXPIRE_HEAD + compact_json(writes).replace("'", "''") + _EXPIRE_TAIL
+        rows = [u + e for u, e in zip(updates, events, strict=True)]
+        script = _EXPIRE_HEAD + compact_json(rows).replace("'", "''") + _EXPIRE_TAIL
         before = conn.total_changes
         try:
             conn.executescript(script)
@@ -288,44 +275,35 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         written = {r[0] for r in conn.execute(_WRITTEN, (records,)).fetchall()}
         return [c for c in changes if c.events[0].record_id.hex in written]
 
-    def _write_many(self, conn: Any, writes: list[tuple[Any, ...]]) -> bool | None:
-        """A large batch (a sweep of many sessions, not a waker's wake-up): ``executemany`` of the updates and of
-        the events in one ``BEGIN IMMEDIATE`` transaction, which SQLite runs faster than the trigger — in key
-        order (sessions by id, events by record id), which walks each index once instead of jumping around it.
-        True when written; None when some session changed since it was read (rolled back: the caller writes
-        the batch with :meth:`_write_batch`, which skips it)."""
-        ordered = sorted(writes)  # by session id, the first field
+    def _write_rows(self, conn: Any, changes: list[Change], updates: list[ExpiryUpdate], events: list[EventRow]
+                    ) -> list[Change]:
+        """Any other batch (a sweep of many sessions, changes of several events, or SQLite before 3.38), in one
+        ``BEGIN IMMEDIATE`` transaction: ``executemany`` of the updates and of the events, which SQLite runs
+        faster than the trigger — in key order (sessions by id, events by record id), which walks each index
+        once instead of jumping around it. When some session changed since it was read (fewer updates matched),
+        the transaction is rolled back and the batch written again session by session, each session's events
+        only if its compare-and-set matched. Returns the changes applied."""
+        updates.sort(key=_by_id)
         conn.execute("BEGIN IMMEDIATE")
         try:
             cursor = conn.cursor()
             try:
-                cursor.executemany(_EXPIRE_ROW, [w[2:10] + w[:2] for w in ordered])
-                if cursor.rowcount != len(writes):
+                cursor.executemany(_EXPIRE_ROW, updates)
+                if cursor.rowcount == len(updates):
+                    cursor.executemany(_EXPIRE_EVENT, sorted(events, key=_by_record))
+                    applied = changes
+                else:
                     conn.execute("ROLLBACK")
-                    return None
-                cursor.executemany(_EXPIRE_EVENT, sorted((w[10], w[0], *w[11:]) for w in ordered))
+                    conn.execute("BEGIN IMMEDIATE")
+                    by_session: dict[Any, list[EventRow]] = {}
+                    for e in events:
+                        by_session.setdefault(e.session_id, []).append(e)
+                    matched = [u.id for u in updates if cursor.execute(_EXPIRE_ROW, u).rowcount == 1]
+                    cursor.executemany(_EXPIRE_EVENT, [e for key in matched for e in by_session[key]])
+                    kept = set(matched)
+                    applied = [c for c in changes if c.session.id.hex in kept]
             finally:
                 cursor.close()
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return True
-
-    def _write_each(self, conn: Any, changes: list[Change]) -> list[Change]:
-        """The general write (changes of several events, or SQLite before 3.38): in one ``BEGIN IMMEDIATE``
-        transaction, per session a compare-and-set update, then its events if it matched."""
-        applied: list[Change] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for change in changes:
-                sid = change.session.id.hex
-                if conn.execute(_EXPIRE_ROW, expiry_update(change, _ms(change.session.due_at), sid)).rowcount != 1:
-                    continue
-                conn.executemany(_EXPIRE_EVENT, [
-                    expiry_event(e, e.record_id.hex, sid, _payload_text(e.payload)) for e in change.events])
-                applied.append(change)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -336,6 +314,14 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
 
 def _by_deadline(row: list[Any]) -> Any:
     return row[DUE]
+
+
+def _by_id(update: ExpiryUpdate) -> Any:
+    return update.id
+
+
+def _by_record(event: EventRow) -> Any:
+    return event.record_id
 
 
 def install_sqlite_pragmas(engine: Engine, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 30_000) -> None:
@@ -388,33 +374,28 @@ _LATER = "SELECT min(due_at) FROM sessions WHERE due_at > ?"
 #: first sweep) whose ``INSTEAD OF`` trigger updates the session with a compare-and-set on the version read
 #: (``expected``) and inserts its event only if that update matched (``changes() = 1``). A timeout may close
 #: the session (the default lifecycle's expiry) or move it to a state with a deadline of its own (a custom
-#: lifecycle's), so the deadline and the failure reason are written too.
+#: lifecycle's), so the deadline and the failure reason are written too. A row of the view is an
+#: :class:`ExpiryUpdate` followed by an :class:`EventRow` (its fields prefixed ``e_``).
 _EXPIRY_VIEW = "sessionflow_expiry"
-_EXPIRY_FIELDS = ("id", "expected", "status", "version", "updated_at", "closed_at", "closed_by", "expires_at",
-                  "due_at", "failure_reason", "record_id", "event_version", "event", "source_state",
-                  "target_state", "performer_id", "timestamp", "payload")
+_EXPIRY_FIELDS = ExpiryUpdate._fields + tuple(f"e_{c}" for c in EVENT_COLUMNS)
 _EXPIRY_SETUP = (
     f"CREATE TEMP VIEW IF NOT EXISTS {_EXPIRY_VIEW} AS SELECT "
     + ", ".join(f"NULL AS {name}" for name in _EXPIRY_FIELDS),
-    f"CREATE TEMP TRIGGER IF NOT EXISTS {_EXPIRY_VIEW}_write INSTEAD OF INSERT ON {_EXPIRY_VIEW} "
-    "BEGIN "
-    "UPDATE sessions SET status = NEW.status, version = NEW.version, updated_at = NEW.updated_at, "
-    "closed_at = NEW.closed_at, closed_by = NEW.closed_by, expires_at = NEW.expires_at, due_at = NEW.due_at, "
-    "failure_reason = NEW.failure_reason WHERE id = NEW.id AND version = NEW.expected; "
-    f"INSERT INTO session_events ({_EVENT_NAMES}, position) SELECT NEW.record_id, NEW.id, NEW.event_version, "
-    "NEW.event, NEW.source_state, NEW.target_state, NEW.performer_id, NEW.timestamp, NEW.payload, "
-    f"{NEXT_POSITION} WHERE changes() = 1; "
+    f"CREATE TEMP TRIGGER IF NOT EXISTS {_EXPIRY_VIEW}_write INSTEAD OF INSERT ON {_EXPIRY_VIEW} BEGIN "
+    f"UPDATE sessions SET {', '.join(f'{c} = NEW.{c}' for c in EXPIRY_SETS)} "
+    "WHERE id = NEW.id AND version = NEW.expected; "
+    f"INSERT INTO session_events ({_EVENT_NAMES}, position) "
+    f"SELECT {', '.join(f'NEW.e_{c}' for c in EVENT_COLUMNS)}, {NEXT_POSITION} WHERE changes() = 1; "
     "END",
 )
 _EXPIRE_HEAD = (f"INSERT INTO temp.{_EXPIRY_VIEW} ({', '.join(_EXPIRY_FIELDS)}) SELECT "
                 + ", ".join(f"j.value ->> {i}" for i in range(len(_EXPIRY_FIELDS)))
                 + " FROM json_each('")
 _EXPIRE_TAIL = "') AS j"
-#: Batches larger than this are written with executemany (see _write_many).
+#: Batches larger than this are written with executemany (see _write_rows).
 _MANY = 100
 _WRITTEN = "SELECT record_id FROM session_events WHERE record_id IN (SELECT value FROM json_each(?))"
-# The general write (SQLite before 3.38, or changes of several events), per session.
-_EXPIRE_ROW = ("UPDATE sessions SET status = ?, version = ?, updated_at = ?, closed_at = ?, closed_by = ?, "
-               "expires_at = ?, due_at = ?, failure_reason = ? WHERE id = ? AND version = ?")
-_EXPIRE_EVENT = (f"INSERT INTO session_events ({_EVENT_NAMES}, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                 f"{NEXT_POSITION})")
+#: The per-row statements (an :class:`ExpiryUpdate`, an :class:`EventRow`).
+_EXPIRE_ROW = (f"UPDATE sessions SET {', '.join(f'{c} = ?' for c in EXPIRY_SETS)} WHERE id = ? AND version = ?")
+_EXPIRE_EVENT = (f"INSERT INTO session_events ({_EVENT_NAMES}, position) "
+                 f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)}, {NEXT_POSITION})")

@@ -3,28 +3,25 @@ functions that run the longer ones on a :class:`~sqlalchemy.Connection`.
 
 The SQLite and PostgreSQL recorders run their hot paths (an append, a primary-key read, a sweep batch) as
 hand-written SQL on the driver connection (``driver.py``, ``sqlite.py``, ``postgres.py``); everything else
-runs here: reads and queries, the append of a change that checks its user's other sessions, the maintenance
-streams, and every operation of a dialect with no recorder of its own. (Apart from ``persistence.py``, which
-runs them in transactions, with retries and a read cache, so that each module stays short and the store's
-class reads as the machinery it is.)
+runs here: reads and queries, the lookups of a write's outcome, and the maintenance streams. (Apart from
+``persistence.py``, which runs them in transactions, with retries and a read cache, so that each module stays
+short and the store's class reads as the machinery it is.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Select, and_, bindparam, delete, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Select, delete, func, insert, select, text
 
+from sessionflow.adapters.sqlalchemy.layout import column_index
 from sessionflow.adapters.sqlalchemy.listing import query_statement  # the list query lives there
-from sessionflow.adapters.sqlalchemy.rows import _ms, event_from_row, event_row, session_from_row, session_row
+from sessionflow.adapters.sqlalchemy.rows import event_from_row, session_from_row, session_row
 from sessionflow.adapters.sqlalchemy.tables import consumers, session_events, sessions, to_millis
-from sessionflow.application.ports import Change, ExpiryDecider
-from sessionflow.domain.models import Session, SessionEvent, SessionStatus
-from sessionflow.errors import ConcurrencyConflict, StoreError
+from sessionflow.domain.models import Session, SessionEvent
 
 __all__ = [
     "COUNT_BY_STATUS",
@@ -35,7 +32,6 @@ __all__ = [
     "SESSION_FIELDS",
     "SESSION_IDS",
     "VERSION",
-    "active_session_of",
     "actual_version",
     "count_statement",
     "due_statement",
@@ -43,69 +39,27 @@ __all__ = [
     "existing_events",
     "existing_sessions",
     "events_after",
-    "insert_events",
     "read_consumer_position",
 
-    "expire_claimed",
     "history_statement",
     "query_statement",
     "replace_rows",
     "session_statement",
     "stream_histories",
     "stream_projections",
-    "write_change",
 ]
 
 #: Every column of ``sessions`` / ``session_events``, as selected (in table order).
 SESSION_FIELDS = tuple(sessions.c)
 EVENT_FIELDS = tuple(session_events.c)
-#: The position of ``version`` in a ``sessions`` row.
-VERSION = [c.name for c in sessions.c].index("version")
+#: The place of ``version`` in a ``sessions`` row.
+VERSION = column_index("version")
 
-_EXPIRY_COLUMNS = ("status", "version", "updated_at", "closed_at", "closed_by", "expires_at", "due_at",
-                   "failure_reason")
 
 
 def actual_version(conn: Connection, session_id: UUID) -> int | None:
     """The stored version of a session (``None``: no such session)."""
     return conn.execute(select(sessions.c.version).where(sessions.c.id == session_id)).scalar()
-
-
-def write_change(conn: Connection, change: Change) -> None:
-    """Insert (expected version 0) or compare-and-set update the projection row, and insert the events.
-
-    Raises :class:`~sessionflow.errors.ConcurrencyConflict` when the stored version is not the expected one
-    (chained to the driver's error when the database's unique constraints tell it)."""
-    sid = change.session.id
-    row = session_row(change.session)
-    try:
-        if change.expected_version == 0:
-            conn.execute(insert(sessions), row)
-        else:
-            result = conn.execute(
-                update(sessions)
-                .where(and_(sessions.c.id == sid, sessions.c.version == change.expected_version))
-                .values(row))
-            if result.rowcount != 1:
-                raise ConcurrencyConflict(sid, expected_version=change.expected_version,
-                                          actual_version=actual_version(conn, sid))
-        conn.execute(insert_events(conn), [event_row(e) for e in change.events])
-    except IntegrityError as error:
-        raise ConcurrencyConflict(sid, expected_version=change.expected_version,
-                                  actual_version=None) from error
-
-
-#: SQLite: the next feed position, computed by the insert itself (writes hold the database's write lock, so
-#: positions follow commit order; evaluated again for each row of an executemany).
-_NEXT_POSITION = select(func.coalesce(func.max(session_events.c.position), 0) + 1).scalar_subquery()
-
-
-def insert_events(conn: Connection) -> Any:
-    """The ``INSERT`` of event rows on ``conn``'s dialect, with their feed position: on SQLite computed by the
-    statement, on PostgreSQL assigned by the table's trigger (the column is left out)."""
-    if conn.dialect.name == "sqlite":
-        return insert(session_events).values(position=_NEXT_POSITION)
-    return insert(session_events)
 
 
 def events_after(after: int, limit: int, user_id: str | None = None) -> Select[Any]:
@@ -133,19 +87,6 @@ SAVE_CONSUMER_POSITION = text(
     "INSERT INTO sessionflow_consumers (name, position, updated_at) VALUES (:name, :position, :now) "
     "ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at "
     "WHERE sessionflow_consumers.position < excluded.position")
-
-
-def active_session_of(conn: Connection, user_id: str, session_id: UUID, now: datetime | None) -> Any:
-    """The id of another session of ``user_id`` in progress and not past its deadline at ``now``, or None."""
-    return conn.execute(
-        select(sessions.c.id).where(
-            sessions.c.user_id == user_id,
-            sessions.c.status == SessionStatus.IN_PROGRESS.value,
-            sessions.c.deleted_at.is_(None),
-            sessions.c.id != session_id,
-            sessions.c.expires_at > (to_millis(now) if now is not None else -1),
-        ).limit(1)
-    ).scalar()
 
 
 def event_exists(conn: Connection, record_id: UUID) -> bool:
@@ -206,47 +147,6 @@ def due_statement(now: datetime) -> Select[Any]:
     for the latter when no row matches; the ordered, limited read walks the index under any plan."""
     return (select(sessions.c.due_at).where(sessions.c.due_at <= to_millis(now))
             .order_by(sessions.c.due_at).limit(1))
-
-
-def expire_claimed(conn: Connection, now: datetime, limit: int, decide: ExpiryDecider, *,
-                   sane_multi_rowcount: bool) -> list[Change]:
-    """One sweep batch on the generic path, in the caller's transaction: read up to ``limit`` overdue rows
-    (earliest deadline first), apply what ``decide`` makes of them with a compare-and-set per session."""
-    stmt = (select(*SESSION_FIELDS).where(sessions.c.due_at <= to_millis(now))
-            .order_by(sessions.c.due_at).limit(limit))
-    rows = conn.execute(stmt).all()
-    changes: list[Change] = []
-    for row in rows:
-        change = decide(session_from_row(row), now)
-        if change is not None:
-            changes.append(change)
-    if not changes:
-        return changes
-    result = conn.execute(
-        update(sessions)
-        .where(and_(sessions.c.id == bindparam("b_id"), sessions.c.version == bindparam("b_expected")))
-        .values({name: bindparam(f"b_{name}") for name in _EXPIRY_COLUMNS}),
-        [_expiry_params(c) for c in changes])
-    if sane_multi_rowcount and result.rowcount != len(changes):
-        raise StoreError("a claimed session changed during the sweep; the batch was rolled back")
-    conn.execute(insert_events(conn), [event_row(e) for c in changes for e in c.events])
-    return changes
-
-
-def _expiry_params(change: Change) -> Mapping[str, Any]:
-    s = change.session
-    return {
-        "b_id": s.id,
-        "b_expected": change.expected_version,
-        "b_status": str(s.status),
-        "b_version": s.version,
-        "b_updated_at": to_millis(s.updated_at),
-        "b_closed_at": _ms(s.closed_at),
-        "b_closed_by": s.closed_by,
-        "b_expires_at": _ms(s.expires_at),
-        "b_due_at": _ms(s.due_at),
-        "b_failure_reason": s.failure_reason,
-    }
 
 
 def stream_histories(conn: Connection, batch_size: int) -> Iterator[list[SessionEvent]]:
