@@ -5,10 +5,11 @@ that open a store and its default runner and waker.
 * ``AsyncSessionManager.open(url, **options)``: PostgreSQL (``postgresql+psycopg://``) on psycopg 3's asyncio
   driver — an :class:`~sqlalchemy.ext.asyncio.AsyncEngine` and the
   :class:`~sessionflow.adapters.sqlalchemy.async_postgres.AsyncPostgresEventStore`, run in greenlets on the
-  loop's thread; SQLite (and any other synchronous SQLAlchemy URL) on the synchronous store, run on one
-  dedicated worker thread (:class:`~sessionflow.adapters.aio.ThreadRunner`), where ``sqlite3`` keeps its
-  fastest path and its lock waits off the loop. The schema is brought up to date first unless
-  ``migrate=False`` — without blocking the loop either.
+  loop's thread; SQLite, Redis and a backend package's store (any store whose I/O blocks) on the synchronous
+  store, run on one dedicated worker thread (:class:`~sessionflow.adapters.aio.ThreadRunner`), where
+  ``sqlite3`` keeps its fastest path and its lock waits off the loop. The schema is brought up to date first
+  unless ``migrate=False`` — without blocking the loop either. The store is opened by the wiring the
+  synchronous facade shares (:mod:`sessionflow.stores.wiring`).
 * ``start_timeouts()`` without a waker starts an :class:`~sessionflow.adapters.apscheduler.ApschedulerWaker` on an
   ``AsyncIOScheduler`` of the running loop. It follows the store's change watcher (PostgreSQL's ``LISTEN``; an
   SQLite file's ``data_version``, see :mod:`sessionflow.adapters.sqlalchemy.notifications`), as the feed's
@@ -25,30 +26,21 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
-
-from sessionflow.adapters.aio import GreenletRunner, ThreadRunner
 from sessionflow.adapters.memory import InMemoryEventStore
-from sessionflow.adapters.sqlalchemy.persistence import DEFAULT_RETRIES
 from sessionflow.application import async_manager
 from sessionflow.application.ports import EventStore, Waker
-from sessionflow.bootstrap import DEFAULT_URL, check_retries, create_redis_store, create_store, is_redis_url
-from sessionflow.errors import InvalidInput, StoreError
+from sessionflow.stores.wiring import SharedWatcher, new_archive, plan, runner_for, shared_watcher
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from sessionflow.application.retention import Archive
+    from sessionflow.application.watching import ChangeWatcher
     from sessionflow.settings import Settings
 
 __all__ = ["AsyncSessionManager", "Opening"]
 
 M = TypeVar("M", bound="AsyncSessionManager")
-
-_ENGINE_OPTIONS = frozenset({"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping", "echo",
-                             "sqlite_synchronous", "sqlite_busy_timeout"})
-_POSTGRES_DRIVERS = frozenset({"postgresql", "postgresql+psycopg", "postgresql+psycopg_async"})
 
 
 class Opening(Generic[M]):
@@ -94,16 +86,18 @@ class AsyncSessionManager(async_manager.AsyncManagerCore):
 
     @classmethod
     def open(cls, url: str | None = None, **options: Any) -> Opening[Self]:
-        """A manager over a durable SQL store (default: ``sqlite:///./sessionflow.db``): ``await`` it, or
-        ``async with`` it.
+        """A manager over a durable store (default: ``sqlite:///./sessionflow.db``): ``await`` it, or
+        ``async with`` it. The URLs are those of :meth:`sessionflow.SessionManager.open`.
 
-        ``postgresql+psycopg://`` (or ``postgresql://``) runs on psycopg's asyncio driver; other URLs on the
-        synchronous store in a worker thread. The schema is brought up to date unless ``migrate=False``.
-        Options: those of the constructor, the store's ``cache_size`` and ``retries`` (reconnections after a
-        lost connection, see :meth:`sessionflow.SessionManager.open`), and the engine's (``pool_size``,
-        ``max_overflow``, ``pool_timeout``, ``pool_recycle``, ``pool_pre_ping``, ``echo``,
-        ``sqlite_synchronous``, ``sqlite_busy_timeout``). Raises :class:`~sessionflow.errors.InvalidInput` for a
-        malformed URL and :class:`~sessionflow.errors.StoreError` when the database cannot be prepared.
+        ``postgresql+psycopg://`` (or ``postgresql://``) runs on psycopg's asyncio driver; other URLs (SQLite,
+        Redis, a backend package's scheme) on the synchronous store in a worker thread, unless the store declares
+        that its I/O awaits the loop (:class:`~sessionflow.application.ports.AwaitsIO`). The schema is brought up
+        to date unless ``migrate=False``. Options: those of the constructor, the store's ``cache_size`` and
+        ``retries`` (reconnections after a lost connection, see :meth:`sessionflow.SessionManager.open`), the
+        engine's (``pool_size``, ``max_overflow``, ``pool_timeout``, ``pool_recycle``, ``pool_pre_ping``,
+        ``echo``, ``sqlite_synchronous``, ``sqlite_busy_timeout``) and the Redis store's (``redis_…``). Raises
+        :class:`~sessionflow.errors.InvalidInput` for a malformed URL or an unknown scheme and
+        :class:`~sessionflow.errors.StoreError` when the database cannot be prepared.
         """
         return Opening(lambda: cls._open(url, options))
 
@@ -126,53 +120,10 @@ class AsyncSessionManager(async_manager.AsyncManagerCore):
 
     @classmethod
     async def _open(cls, url: str | None, options: dict[str, Any]) -> Self:
-        options = dict(options)
-        engine_options = {k: options.pop(k) for k in list(options) if k in _ENGINE_OPTIONS}
-        migrate = bool(options.pop("migrate", True))
-        cache_size = options.pop("cache_size", 10_000)
-        retries = options.pop("retries", None)
-        if retries is not None:
-            retries = check_retries(retries)
-        raw = url or DEFAULT_URL
-        if is_redis_url(raw):  # the synchronous Redis store, on a worker thread
-            redis_options = {k: options.pop(k) for k in list(options) if k.startswith("redis_")}
-            if retries is not None:
-                redis_options["redis_retries"] = retries
-            return await cls._on_thread(lambda: create_redis_store(raw, cache_size=cache_size, **redis_options),
-                                        options)
+        opening = plan(url, options)
+        store, runner = await opening.open_for_asyncio()
         try:
-            parsed = make_url(raw)
-        except ArgumentError as error:
-            raise InvalidInput("url", f"not a database URL: {error}") from None
-        if parsed.get_backend_name() == "postgresql":
-            if parsed.drivername not in _POSTGRES_DRIVERS:
-                raise InvalidInput("url", "PostgreSQL runs on psycopg 3: use a postgresql+psycopg:// URL")
-            store: EventStore = await _postgres_store(parsed.set(drivername="postgresql+psycopg"), migrate,
-                                                      cache_size, engine_options,
-                                                      DEFAULT_RETRIES if retries is None else retries)
-            runner: Any = GreenletRunner()
-        else:
-            sql_retries = DEFAULT_RETRIES if retries is None else retries
-            return await cls._on_thread(
-                lambda: create_store(raw, migrate=migrate, cache_size=cache_size, retries=sql_retries,
-                                     **engine_options), options)
-        return await cls._manager(store, runner, options)
-
-    @classmethod
-    async def _on_thread(cls, open_store: Callable[[], EventStore], options: dict[str, Any]) -> Self:
-        """A manager over the synchronous store ``open_store`` makes, run on a worker thread of its own."""
-        runner = ThreadRunner()
-        try:
-            store = await runner.run(open_store)
-        except BaseException:
-            await runner.aclose()
-            raise
-        return await cls._manager(store, runner, options)
-
-    @classmethod
-    async def _manager(cls, store: EventStore, runner: Any, options: dict[str, Any]) -> Self:
-        try:
-            manager = cls(store, runner=runner, **options)
+            manager = cls(store, runner=runner, **opening.manager_options)
         except BaseException:
             await runner.run(store.close)
             await runner.aclose()
@@ -182,40 +133,25 @@ class AsyncSessionManager(async_manager.AsyncManagerCore):
 
     def _default_runner(self, store: EventStore) -> async_manager.Runner:
         """On the loop's thread for a store whose I/O awaits (or that has none); else a worker thread."""
-        if getattr(store, "awaits_io", False) or isinstance(store, InMemoryEventStore):
-            return GreenletRunner()
-        return ThreadRunner()
+        return runner_for(store)
 
     #: Seconds between two polls of an SQLite database file by the change watcher (``None``: no watcher).
     sqlite_watch_interval: float | None = 0.1
+    _shared_watcher: SharedWatcher | None = None  # made by the first _new_watcher()
 
-    def _new_watcher(self) -> Any:
+    def _new_watcher(self) -> ChangeWatcher | None:
         """The change watcher of this manager's store, started on the first call and shared by the waker and
         the feed's consumers; stopped by :meth:`close`. ``None`` for a store without one and once closed."""
         if self.closed:
             return None
-        if not hasattr(self, "_store_watcher"):
-            from sessionflow.adapters.sqlalchemy import SqlAlchemyEventStore
-            from sessionflow.adapters.sqlalchemy.notifications import watcher_for_engine
-
-            store = self.store
-            watcher = None
-            if isinstance(store, SqlAlchemyEventStore):
-                watcher = watcher_for_engine(store.engine, sqlite_interval=self.sqlite_watch_interval)
-            elif callable(make := getattr(store, "change_watcher", None)):  # the Redis store's pub/sub watcher
-                watcher = make()
-            if watcher is not None:
-                watcher.start()
-            self._store_watcher = watcher
-        return self._store_watcher
+        return shared_watcher(self).get(self.store, self.sqlite_watch_interval)
 
     async def close(self) -> None:
         """Stop the waker, the change watcher and release the store (if the manager owns it). Idempotent."""
         try:
             await super().close()
         finally:
-            watcher = getattr(self, "_store_watcher", None)
-            self._store_watcher = None
+            watcher = shared_watcher(self).close()
             if watcher is not None:
                 await asyncio.to_thread(watcher.stop)  # joins the watcher's thread: off the loop
 
@@ -226,9 +162,7 @@ class AsyncSessionManager(async_manager.AsyncManagerCore):
 
     def _new_archive(self, root: Path) -> Archive:
         """:meth:`purge`'s archive: JSONL files under ``root`` (:class:`~sessionflow.adapters.archive.JsonlArchive`)."""
-        from sessionflow.adapters.archive import JsonlArchive
-
-        return JsonlArchive(root)
+        return new_archive(root)
 
 
 def _asyncio_waker(loop: asyncio.AbstractEventLoop, cleanup_interval: timedelta) -> Waker:
@@ -236,35 +170,3 @@ def _asyncio_waker(loop: asyncio.AbstractEventLoop, cleanup_interval: timedelta)
     from sessionflow.adapters.apscheduler import ApschedulerWaker  # the scheduler only when asked for
 
     return ApschedulerWaker.for_asyncio(event_loop=loop, cleanup_interval=cleanup_interval)
-
-
-async def _postgres_store(url: Any, migrate: bool, cache_size: int, engine_options: dict[str, Any],
-                          retries: int) -> EventStore:
-    """An :class:`AsyncPostgresEventStore` on an autocommit async engine, its schema brought up to date."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from sessionflow.adapters.sqlalchemy.async_postgres import AsyncPostgresEventStore
-
-    options = {k: v for k, v in engine_options.items() if not k.startswith("sqlite_")}
-    options.setdefault("pool_size", 5)
-    options.setdefault("max_overflow", 10)
-    options.setdefault("pool_recycle", 1800)
-    try:
-        engine = create_async_engine(url, isolation_level="AUTOCOMMIT", **options)
-    except (NoSuchModuleError, ImportError) as error:
-        raise InvalidInput("url", f"no driver for {url.drivername!r}: {error}") from None
-    except (ArgumentError, TypeError, ValueError) as error:
-        raise InvalidInput("url", str(error)) from None
-    runner = GreenletRunner()
-    try:
-        if migrate:
-            from sessionflow.adapters.sqlalchemy.migrations import upgrade  # Alembic only when migrating
-
-            await runner.run(upgrade, engine.sync_engine)
-        return AsyncPostgresEventStore(engine, cache_size=cache_size, retries=retries)
-    except SQLAlchemyError as error:
-        await engine.dispose()
-        raise StoreError(f"cannot prepare the database: {getattr(error, 'orig', None) or error}") from error
-    except BaseException:
-        await engine.dispose()
-        raise

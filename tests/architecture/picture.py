@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("package root, test kit", ["", "testing"]),
     ("asyncio wiring", ["aio"]),
     ("wiring", ["bootstrap"]),
+    ("store wiring", ["stores"]),
     ("adapters, configuration", ["adapters", "settings", "diagram", "loader"]),
     ("application", ["application"]),
     ("domain", ["domain"]),
@@ -34,6 +35,7 @@ LABELS = {"": "sessionflow\n(__init__: the public names)", "entrypoints": "entry
           "adapters": "adapters\n(memory, sqlalchemy/, apscheduler,\naio, jsonl, metrics)",
           "aio": "aio\n(AsyncSessionManager's constructors)",
           "testing.contract": "testing.contract\n(the store contract suite)",
+          "stores": "stores\n(the backends by URL scheme,\nthe wiring both facades share)",
           "application": "application\n(manager, pipeline, commands, reads,\ntimeouts, delivery, validation, ports)",
           "domain": "domain\n(models, lifecycle, definitions, decision,\ndeadlines, replay, values)"}
 

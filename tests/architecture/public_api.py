@@ -40,6 +40,10 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
         "SessionflowError", "SettingsError", "StoreError", "UnknownState"),
     "sessionflow.bootstrap": (
         "SessionManager", "build", "create_engine", "create_redis_store", "create_store", "from_settings"),
+    "sessionflow.stores": ("ENTRY_POINT_GROUP", "register_store"),
+    "sessionflow.application.ports": (
+        "AwaitsIO", "CachesReads", "CountsByStatus", "ExpiredBatch", "PurgesSessions", "ReportsLatency",
+        "SweepsToNextDeadline", "WatchesChanges"),
     "sessionflow.settings": ("HttpSettings", "PolicySettings", "SessionSettings", "Settings"),
     "sessionflow.testing": ("AsyncTimeTravel", "ManualClock", "TimeTravel", "aadvance", "advance"),
     "sessionflow.pytest_plugin": (

@@ -29,6 +29,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from sessionflow.application.ports import CountsByStatus, ReportsLatency
 from sessionflow.domain.models import EventType, SessionEvent, SessionStatus
 from sessionflow.errors import ConcurrencyConflict, SessionflowError, StoreError
 
@@ -89,11 +90,11 @@ class _StatusCollector(Collector):
 
 
 def _counts(manager: ManagerCore) -> dict[SessionStatus, int]:
-    by_status = getattr(manager.store, "count_by_status", None)
-    if callable(by_status):
-        result = by_status()
+    store = manager.store
+    if isinstance(store, CountsByStatus):
+        result = store.count_by_status()
         return {SessionStatus(k): int(v) for k, v in dict(result).items() if k in tuple(SessionStatus)}
-    return {status: manager.store.count(status) for status in SessionStatus}
+    return {status: store.count(status) for status in SessionStatus}
 
 
 class SessionflowMetrics:
@@ -161,9 +162,8 @@ class SessionflowMetrics:
         self.manager = manager
         self._store = manager.store
         self._unsubscribe = manager.subscribe(self.observe_event)
-        report_latency = getattr(manager.store, "observe_latency", None)  # the Redis store times its commands
-        if callable(report_latency):
-            report_latency(self.observe_store_latency)
+        if isinstance(manager.store, ReportsLatency):  # the Redis store times its commands
+            manager.store.observe_latency(self.observe_store_latency)
         for name in INSTRUMENTED_METHODS:
             original = getattr(manager, name)
             self._originals[name] = original
@@ -180,9 +180,8 @@ class SessionflowMetrics:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        report_latency = getattr(manager.store, "observe_latency", None)
-        if callable(report_latency):
-            report_latency(None)
+        if isinstance(manager.store, ReportsLatency):
+            manager.store.observe_latency(None)
         for name in self._originals:
             if name in vars(manager):
                 delattr(manager, name)

@@ -15,7 +15,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from sessionflow.application.delivery import Delivery
-from sessionflow.application.ports import Change, Clock, EventStore, SystemClock
+from sessionflow.application.ports import CachesReads, Change, Clock, EventStore, SystemClock
 from sessionflow.application.validation import as_state, json_args
 from sessionflow.domain.deadlines import DeadlinePolicy, refreshed_deadline
 from sessionflow.domain.decision import Decision
@@ -61,7 +61,7 @@ class WritePipeline:
         self.clock = clock
         self._system_clock = type(clock) is SystemClock
         #: The store may answer a read from its cache (``get(fresh=False)``): see :meth:`change`.
-        self.caches_reads = bool(getattr(store, "caches_reads", False))
+        self.caches_reads = isinstance(store, CachesReads) and bool(store.caches_reads)
         self.registry = registry
         self.default_definition = default_definition
         self.deadlines = deadlines

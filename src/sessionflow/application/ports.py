@@ -2,27 +2,42 @@
 
 Adapters implement them (``InMemoryEventStore``, ``SqlAlchemyEventStore``, ``ApschedulerWaker``); tests may
 subclass them with fakes. Nothing here imports a database, scheduler or web framework.
+
+:class:`EventStore` is what every store implements. What only some stores can do is a capability of its own,
+each a small protocol a store satisfies by having its members (no registration, no base class):
+:class:`SweepsToNextDeadline`, :class:`PurgesSessions`, :class:`CachesReads`, :class:`WatchesChanges`,
+:class:`AwaitsIO`, :class:`CountsByStatus` and :class:`ReportsLatency`. The application and the wiring check a
+store against them once, when they are built (``isinstance``), never per write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
+from sessionflow.application.watching import ChangeWatcher
 from sessionflow.domain.models import Session, SessionEvent
 
 __all__ = [
+    "AwaitsIO",
+    "CachesReads",
     "Change",
     "Clock",
+    "CountsByStatus",
     "EventStore",
     "ExpiredBatch",
     "ExpiryDecider",
+    "LatencyObserver",
+    "PurgesSessions",
     "Query",
+    "ReportsLatency",
+    "SweepsToNextDeadline",
     "SystemClock",
     "Waker",
+    "WatchesChanges",
 ]
 
 
@@ -92,8 +107,8 @@ ExpiryDecider = Callable[[Session, datetime], Change | None]
 
 
 class ExpiredBatch(NamedTuple):
-    """One sweep batch as a store reports it from ``expire_due_next`` (an optional method of a store: see
-    :meth:`EventStore.expire_due`).
+    """One sweep batch as a store reports it from ``expire_due_next`` (the capability
+    :class:`SweepsToNextDeadline`).
 
     ``changes``: the applied changes. ``next_deadline``: the earliest deadline of a live session once they
     were written, as far as the batch could tell from what it read (``None``: no live session has one) —
@@ -140,7 +155,7 @@ class EventStore(Protocol):
 
         ``fresh=False`` allows a store with a read cache to return its cached copy without checking it
         against the database (the caller will detect a stale copy through the version check of
-        :meth:`append`). Stores that cache set the attribute ``caches_reads = True``.
+        :meth:`append`). A store that caches says so with :class:`CachesReads`.
         """
         ...
 
@@ -171,9 +186,9 @@ class EventStore(Protocol):
         A session another sweeper holds or has already expired is skipped, so each overdue session is
         expired exactly once however many sweepers run.
 
-        A store may also offer ``expire_due_next(now, limit, decide) -> ExpiredBatch``: the same batch, and the
-        earliest deadline left once it is written, found by the batch's own statements. The manager uses it
-        when present (:meth:`SessionManager.sweep`), so a waker needs no extra read before it re-arms.
+        A store may also offer the same batch with the earliest deadline left once it is written
+        (:class:`SweepsToNextDeadline`); the manager uses it when the store has it
+        (:meth:`SessionManager.sweep`), so a waker needs no extra read before it re-arms.
         """
         ...
 
@@ -225,6 +240,92 @@ class EventStore(Protocol):
 
     def close(self) -> None:
         """Release resources (connections, files). The store is unusable afterwards."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------- capabilities
+# What only some stores can do. A store has a capability when it has the protocol's members; the manager and
+# the wiring check once, when they are built, and use it or do without.
+
+#: Called with an operation's name and its duration in seconds (:class:`ReportsLatency`).
+LatencyObserver = Callable[[str, float], object]
+
+
+@runtime_checkable
+class SweepsToNextDeadline(Protocol):
+    """A store whose sweep batch also tells the earliest deadline left (SQL, Redis): a waker then re-arms with
+    no extra read. Without it the manager calls :meth:`EventStore.expire_due`, then
+    :meth:`EventStore.next_deadline`."""
+
+    def expire_due_next(self, now: datetime, limit: int, decide: ExpiryDecider) -> ExpiredBatch:
+        """What :meth:`EventStore.expire_due` does, and the earliest deadline of a live session once the batch
+        is written, found by the batch's own statements (see :class:`ExpiredBatch`)."""
+        ...
+
+
+@runtime_checkable
+class PurgesSessions(Protocol):
+    """A store that can remove closed sessions (every store of sessionflow): what
+    :meth:`SessionManager.purge` needs. Without it a purge raises :class:`~sessionflow.errors.StoreError`."""
+
+    def purge_sessions(self, expected: Mapping[UUID, int]) -> list[UUID]:
+        """In one transaction, remove the events and the projection row of each session of ``expected`` that is
+        still at the version given, except the session holding the feed's newest event; return the ids
+        removed."""
+        ...
+
+
+@runtime_checkable
+class CachesReads(Protocol):
+    """A store that keeps a read cache (SQL, Redis): when ``caches_reads`` is true, a write may start from
+    ``get(fresh=False)`` (see :meth:`EventStore.get`). Read once, when the manager is built."""
+
+    @property
+    def caches_reads(self) -> bool:
+        """Whether ``get(fresh=False)`` may answer from the cache."""
+        ...
+
+
+@runtime_checkable
+class WatchesChanges(Protocol):
+    """A store that can watch its database for other processes' writes (PostgreSQL's ``NOTIFY``, an SQLite
+    file's ``data_version``, Redis pub/sub): the waker and the feed's consumers follow the watcher."""
+
+    def change_watcher(self, *, poll_interval: float | None) -> ChangeWatcher | None:
+        """A new, unstarted watcher, or ``None`` when there is nothing to watch (an in-memory database).
+        ``poll_interval``: seconds between two polls for a watcher that polls (``None``: no polling watcher);
+        a watcher that is told of writes ignores it."""
+        ...
+
+
+@runtime_checkable
+class AwaitsIO(Protocol):
+    """A store whose I/O awaits an asyncio driver when ``awaits_io`` is true (PostgreSQL on psycopg's asyncio
+    driver): the asyncio facade then calls it in greenlets on the event loop's thread, where a blocking store
+    would run on a worker thread."""
+
+    @property
+    def awaits_io(self) -> bool:
+        """Whether the store must be called inside ``greenlet_spawn`` on the loop's thread."""
+        ...
+
+
+@runtime_checkable
+class CountsByStatus(Protocol):
+    """A store that counts the sessions of every status in one read (SQL, Redis): the metrics' gauge uses it,
+    else one :meth:`EventStore.count` per status."""
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many sessions (not deleted) are in each status; a status with none may be left out."""
+        ...
+
+
+@runtime_checkable
+class ReportsLatency(Protocol):
+    """A store that times its round trips (Redis): the metrics observe them."""
+
+    def observe_latency(self, observer: LatencyObserver | None) -> None:
+        """Call ``observer(operation, seconds)`` after each operation's round trips (``None``: stop)."""
         ...
 
 

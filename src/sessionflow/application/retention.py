@@ -11,10 +11,10 @@ projection row — in batches, each batch in one transaction of the store:
    agree, and
 3. the histories are written and made durable (files fsynced and renamed into place,
    folders fsynced) — only then
-4. the store removes the batch in one transaction (the optional store method ``purge_sessions``, see
-   :class:`Purger`), each session only if it is still at the version read (in 1, or in 2 with an archive). A
-   session changed meanwhile (a ``deleted`` event appended, ...) is skipped and stays whole; a later run purges
-   it.
+4. the store removes the batch in one transaction (its capability
+   :class:`~sessionflow.application.ports.PurgesSessions`), each session only if it is still at the version read
+   (in 1, or in 2 with an archive). A session changed meanwhile (a ``deleted`` event appended, ...) is skipped and
+   stays whole; a later run purges it.
 
 So a crash at any moment leaves every session either whole in the store (perhaps also archived already: a
 re-run writes its file again, whole, under the same name) or archived and gone, never partly removed.
@@ -31,19 +31,19 @@ stored positions are not touched.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
-from sessionflow.application.ports import EventStore, Query
+from sessionflow.application.ports import EventStore, PurgesSessions, Query
 from sessionflow.application.validation import check_int
 from sessionflow.domain.models import Session, SessionEvent
 from sessionflow.errors import InvalidInput, OutcomeUnknown, StoreError
 
-__all__ = ["MAX_BATCH", "Archive", "Progress", "PurgeResult", "Purger", "archive_root", "is_closed_before",
+__all__ = ["MAX_BATCH", "Archive", "Progress", "PurgeResult", "archive_root", "is_closed_before",
            "purge_arguments", "purge_closed"]
 
 #: The largest ``batch_size`` (sessions per transaction).
@@ -80,16 +80,6 @@ class Archive(Protocol):
     def write(self, histories: Sequence[Sequence[SessionEvent]]) -> list[UUID]:
         """Write each whole history durably (on disk, not just in a buffer, once this returns) and return the ids
         of the sessions written; a session left out is not purged."""
-        ...
-
-
-class Purger(Protocol):
-    """The store method a purge needs (every store of sessionflow has it)."""
-
-    def purge_sessions(self, expected: Mapping[UUID, int]) -> list[UUID]:
-        """In one transaction, remove the events and the projection row of each session of ``expected`` that is
-        still at the version given, except the session holding the feed's newest event; return the ids
-        removed."""
         ...
 
 
@@ -187,8 +177,7 @@ def purge_closed(store: EventStore, *, closed_before: datetime, archive: Archive
     cannot purge, and :class:`~sessionflow.errors.OutcomeUnknown` (its ``applied``: the sessions the earlier
     batches removed) when a batch's outcome could not be established.
     """
-    purge_sessions = getattr(store, "purge_sessions", None)
-    if not callable(purge_sessions):
+    if not isinstance(store, PurgesSessions):
         raise StoreError(f"{type(store).__name__} cannot purge sessions")
     sessions = events = files = skipped = 0
     for batch in _candidates(store, closed_before, batch_size):
@@ -213,7 +202,7 @@ def purge_closed(store: EventStore, *, closed_before: datetime, archive: Archive
         if not expected:
             continue
         try:
-            removed = purge_sessions(expected)
+            removed = store.purge_sessions(expected)
         except OutcomeUnknown as unknown:  # say what the earlier batches removed
             raise unknown.with_applied(sessions) from unknown
         skipped += len(expected) - len(removed)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sessionflow.application.pipeline import WritePipeline
-from sessionflow.application.ports import ExpiredBatch, ExpiryDecider, Waker
+from sessionflow.application.ports import ExpiredBatch, ExpiryDecider, SweepsToNextDeadline, Waker
 from sessionflow.application.validation import check_int
 from sessionflow.domain.values import to_utc, truncate_to_ms
 from sessionflow.errors import InvalidInput, OutcomeUnknown
@@ -39,11 +39,14 @@ class SweepResult(NamedTuple):
 class Timeouts:
     """Sweeps the overdue sessions of one pipeline's store and runs its waker."""
 
-    __slots__ = ("_pipeline", "_waker_factory")
+    __slots__ = ("_pipeline", "_waker_factory", "_with_next")
 
     def __init__(self, pipeline: WritePipeline, waker_factory: WakerFactory | None) -> None:
         self._pipeline = pipeline
         self._waker_factory = waker_factory
+        store = pipeline.store
+        #: The store, when its batches also tell the next deadline (checked once, here).
+        self._with_next = store if isinstance(store, SweepsToNextDeadline) else None
 
     @property
     def waker(self) -> Waker | None:
@@ -61,12 +64,12 @@ class Timeouts:
         decide: ExpiryDecider = pipeline.sweep_change
         store = pipeline.store
         delivery = pipeline.delivery
-        with_next = getattr(store, "expire_due_next", None) if next_deadline else None
+        with_next = self._with_next if next_deadline else None
         total = 0
         while True:
             try:
                 if with_next is not None:
-                    batch: ExpiredBatch = with_next(at, batch_size, decide)
+                    batch: ExpiredBatch = with_next.expire_due_next(at, batch_size, decide)
                     changes = batch.changes
                 else:
                     changes = store.expire_due(at, batch_size, decide)
@@ -109,9 +112,8 @@ class Timeouts:
         # A waker that can follow a change watcher (writes of other processes) is offered the manager's,
         # built only if the waker needs it.
         follow = getattr(current, "follow", None)
-        new_watcher = getattr(manager, "_new_watcher", None)
-        if callable(follow) and callable(new_watcher):
-            follow(new_watcher)
+        if callable(follow):
+            follow(manager._new_watcher)
         current.start()
         return current
 

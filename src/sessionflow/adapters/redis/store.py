@@ -279,9 +279,9 @@ class RedisEventStore:
         event, atomically (one script: ``retention.py``); returns the ids removed."""
         return maintenance.purge_sessions(self._link, self._cache, expected)
 
-    def change_watcher(self) -> Any:
+    def change_watcher(self, *, poll_interval: float | None = None) -> Any:
         """A new (unstarted) :class:`~sessionflow.adapters.redis.watcher.RedisChangeWatcher` on this store's
-        server and channels, with a connection of its own."""
+        server and channels, with a connection of its own (told of writes: no ``poll_interval``)."""
         from sessionflow.adapters.redis.watcher import RedisChangeWatcher
 
         kwargs = dict(self._client.connection_pool.connection_kwargs)

@@ -62,6 +62,7 @@ from sessionflow.adapters.sqlalchemy import statements as sql
 from sessionflow.adapters.sqlalchemy.queries import CoreOperations
 from sessionflow.adapters.sqlalchemy.rows import FastSql, session_from_row
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
+from sessionflow.application.watching import ChangeWatcher
 from sessionflow.domain.models import Session
 from sessionflow.errors import ConcurrencyConflict, SessionflowError, StoreError
 
@@ -463,6 +464,13 @@ class SqlAlchemyEventStore(CoreOperations):
                 sid = change.session.id
                 if sid in cache:
                     cache[sid] = change.session
+
+    def change_watcher(self, *, poll_interval: float | None) -> ChangeWatcher | None:
+        """A new, unstarted watcher of the database's writes (``notifications.watcher_for_engine``): PostgreSQL's
+        ``LISTEN``, an SQLite file polled every ``poll_interval`` seconds; ``None`` for an in-memory database."""
+        from sessionflow.adapters.sqlalchemy.notifications import watcher_for_engine
+
+        return watcher_for_engine(self._engine, sqlite_interval=poll_interval)
 
     def close(self) -> None:
         """Give back the connections the store keeps, and dispose of the engine if the store owns it."""

@@ -72,12 +72,10 @@ class MigrationReport:
 
 
 def open_any_store(url: str) -> EventStore:
-    """The store ``url`` names: Redis (``redis://``...) or a SQL database (schema brought up to date)."""
-    from sessionflow.bootstrap import create_redis_store, create_store, is_redis_url
+    """The store ``url`` names, by its scheme: a SQL database (schema brought up to date), Redis
+    (``redis://``...) or a backend package's store."""
+    from sessionflow.bootstrap import create_store
 
-    if is_redis_url(url):
-        store: EventStore = create_redis_store(url)
-        return store
     return create_store(url)
 
 

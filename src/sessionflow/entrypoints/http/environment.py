@@ -281,6 +281,6 @@ def shared_between_processes(database_url: str) -> bool:
     """Whether several processes can serve one store at ``database_url``: not an in-memory SQLite database
     (``sqlite://``, ``sqlite:///:memory:``, ``mode=memory``), which lives and dies with its process. An SQLite
     file is shared by the processes of one machine; PostgreSQL and Redis by any."""
-    from sessionflow.bootstrap import is_in_memory_url, is_redis_url
+    from sessionflow.bootstrap import is_in_memory_url
 
-    return is_redis_url(database_url) or not is_in_memory_url(database_url)
+    return not is_in_memory_url(database_url)
