@@ -29,13 +29,9 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from sessionflow.adapters.memory import InMemoryEventStore
 from sessionflow.application import async_manager
 from sessionflow.application.ports import EventStore, Waker
-from sessionflow.stores.wiring import SharedWatcher, new_archive, plan, runner_for, shared_watcher
+from sessionflow.stores.wiring import FacadeWiring, plan, runner_for, settings_options
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from sessionflow.application.retention import Archive
-    from sessionflow.application.watching import ChangeWatcher
     from sessionflow.settings import Settings
 
 __all__ = ["AsyncSessionManager", "Opening"]
@@ -66,7 +62,7 @@ class Opening(Generic[M]):
             await self._manager.close()
 
 
-class AsyncSessionManager(async_manager.AsyncManagerCore):
+class AsyncSessionManager(FacadeWiring, async_manager.AsyncManagerCore):
     """Drives sessions through their lifecycle from asyncio code: every method of
     :class:`sessionflow.SessionManager` as a coroutine, with the same errors, policies, lifecycles,
     subscribers and timeouts.
@@ -107,8 +103,7 @@ class AsyncSessionManager(async_manager.AsyncManagerCore):
         :meth:`sessionflow.SessionManager.from_settings`: ``await`` it or ``async with`` it. Its (unstarted)
         waker sweeps every ``settings.session.cleanup_interval_seconds`` once :meth:`start_timeouts` is
         awaited. ``options`` override the settings or add constructor arguments."""
-        merged: dict[str, Any] = settings.manager_options()
-        merged.update(options)
+        merged = settings_options(settings, options)
         cleanup = settings.session.cleanup_interval
 
         async def open_() -> Self:
@@ -135,34 +130,17 @@ class AsyncSessionManager(async_manager.AsyncManagerCore):
         """On the loop's thread for a store whose I/O awaits (or that has none); else a worker thread."""
         return runner_for(store)
 
-    #: Seconds between two polls of an SQLite database file by the change watcher (``None``: no watcher).
-    sqlite_watch_interval: float | None = 0.1
-    _shared_watcher: SharedWatcher | None = None  # made by the first _new_watcher()
-
-    def _new_watcher(self) -> ChangeWatcher | None:
-        """The change watcher of this manager's store, started on the first call and shared by the waker and
-        the feed's consumers; stopped by :meth:`close`. ``None`` for a store without one and once closed."""
-        if self.closed:
-            return None
-        return shared_watcher(self).get(self.store, self.sqlite_watch_interval)
-
     async def close(self) -> None:
         """Stop the waker, the change watcher and release the store (if the manager owns it). Idempotent."""
         try:
             await super().close()
         finally:
-            watcher = shared_watcher(self).close()
+            watcher = self._release_watcher()
             if watcher is not None:
                 await asyncio.to_thread(watcher.stop)  # joins the watcher's thread: off the loop
 
     def _new_waker(self, cleanup_interval: timedelta, loop: asyncio.AbstractEventLoop) -> Waker:
         return _asyncio_waker(loop, cleanup_interval)
-
-    # ------------------------------------------------------------------ maintenance
-
-    def _new_archive(self, root: Path) -> Archive:
-        """:meth:`purge`'s archive: JSONL files under ``root`` (:class:`~sessionflow.adapters.archive.JsonlArchive`)."""
-        return new_archive(root)
 
 
 def _asyncio_waker(loop: asyncio.AbstractEventLoop, cleanup_interval: timedelta) -> Waker:

@@ -18,21 +18,17 @@ from sessionflow.application import manager
 from sessionflow.application.ports import EventStore
 from sessionflow.stores.redis import create_redis_store, is_redis_url
 from sessionflow.stores.sql import DEFAULT_URL, create_engine, is_in_memory_url
-from sessionflow.stores.wiring import SharedWatcher, check_retries, new_archive, plan, shared_watcher
+from sessionflow.stores.wiring import FacadeWiring, check_retries, plan, settings_options
 
 __all__ = ["DEFAULT_URL", "SessionManager", "build", "check_retries", "create_engine", "create_redis_store",
            "create_store", "from_settings", "is_in_memory_url", "is_redis_url"]
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from sessionflow.application.ports import Waker
-    from sessionflow.application.retention import Archive
-    from sessionflow.application.watching import ChangeWatcher
     from sessionflow.settings import Settings
 
 
-class SessionManager(manager.ManagerCore):
+class SessionManager(FacadeWiring, manager.ManagerCore):
     """Drives sessions through their lifecycle: the facade embedding programs use.
 
     Build one from a store (``SessionManager(store, ...)``, the arguments of
@@ -42,12 +38,6 @@ class SessionManager(manager.ManagerCore):
     watcher: writes of other processes wake it (PostgreSQL's ``NOTIFY``; an SQLite file polled every
     :attr:`sqlite_watch_interval` seconds).
     """
-
-    #: Seconds between two polls of an SQLite database file by the change watcher (``None``: no watcher, and
-    #: other processes' deadlines wait for the safety-net sweep). Set it on the class or on a manager
-    #: before the watcher is first needed.
-    sqlite_watch_interval: float | None = 0.1
-    _shared_watcher: SharedWatcher | None = None  # made by the first _new_watcher()
 
     @classmethod
     def in_memory(cls, **options: Any) -> Self:
@@ -80,23 +70,13 @@ class SessionManager(manager.ManagerCore):
 
         return ApschedulerWaker(cleanup_interval=cleanup_interval)
 
-    def _new_archive(self, root: Path) -> Archive:
-        """:meth:`purge`'s archive: JSONL files under ``root`` (:class:`~sessionflow.adapters.archive.JsonlArchive`)."""
-        return new_archive(root)
-
-    def _new_watcher(self) -> ChangeWatcher | None:
-        """The change watcher of this manager's store, started: built on the first call and shared by every
-        later one (the waker, feed consumers), stopped by :meth:`close`. ``None`` for a store without one (in
-        memory, an in-memory SQLite database) and once the manager is closed."""
-        return shared_watcher(self).get(self.store, self.sqlite_watch_interval)
-
     def close(self) -> None:
         """Stop the waker if running, stop the change watcher and release the store (if the manager owns
         it). Idempotent."""
         try:
             super().close()
         finally:
-            watcher = shared_watcher(self).close()
+            watcher = self._release_watcher()
             if watcher is not None:
                 watcher.stop()
 
@@ -148,8 +128,7 @@ def from_settings(settings: Settings, *, manager_class: type[M] = SessionManager
     """
     from sessionflow.adapters.apscheduler import ApschedulerWaker
 
-    merged: dict[str, Any] = settings.manager_options()
-    merged.update(options)
+    merged = settings_options(settings, options)
     if "waker" not in merged:
         merged["waker"] = ApschedulerWaker(cleanup_interval=settings.session.cleanup_interval)
     return build(settings.database_url, manager_class=manager_class, **merged)

@@ -33,7 +33,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "settings": ({"domain", "errors"}, {"pydantic", "pydantic_settings"}),
     "loader": ({"domain", "errors"}, {"pydantic", "statemachine", "yaml"}),
     "diagram": ({"domain"}, {"statemachine"}),
-    "stores": ({"adapters", "application", "errors"}, {"sqlalchemy"}),
+    "stores": ({"adapters", "application", "errors", "settings"}, {"sqlalchemy"}),
     "bootstrap": ({"adapters", "application", "domain", "errors", "settings", "stores"}, set()),
     "aio": ({"adapters", "application", "settings", "stores"}, set()),
     "testing": ({"application", "bootstrap", "domain"}, set()),

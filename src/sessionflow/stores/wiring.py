@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sessionflow.application.ports import AwaitsIO, EventStore, WatchesChanges
 from sessionflow.errors import InvalidInput
@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from sessionflow.adapters.aio import GreenletRunner, ThreadRunner
     from sessionflow.application.retention import Archive
     from sessionflow.application.watching import ChangeWatcher
+    from sessionflow.settings import Settings
 
-__all__ = ["SharedWatcher", "StorePlan", "check_retries", "new_archive", "new_watcher", "plan", "runner_for",
-           "shared_watcher"]
+__all__ = ["FacadeWiring", "SharedWatcher", "StorePlan", "check_retries", "new_archive", "new_watcher", "plan",
+           "runner_for", "settings_options", "shared_watcher"]
 
 
 def check_retries(retries: Any) -> int:
@@ -144,10 +145,21 @@ class SharedWatcher:
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_watcher(manager: Any) -> SharedWatcher:
+class _Wired(Protocol):
+    """What :class:`FacadeWiring` needs of the manager it is mixed into."""
+
+    _closed: bool
+    _shared_watcher: SharedWatcher | None
+    sqlite_watch_interval: float | None
+
+    @property
+    def store(self) -> EventStore: ...
+
+
+def shared_watcher(manager: _Wired) -> SharedWatcher:
     """The :class:`SharedWatcher` of ``manager`` (kept in its ``_shared_watcher`` attribute, made once)."""
     with _SHARED_LOCK:
-        found: SharedWatcher | None = manager._shared_watcher
+        found = manager._shared_watcher
         if found is None:
             found = manager._shared_watcher = SharedWatcher()
         return found
@@ -158,3 +170,41 @@ def new_archive(root: Path) -> Archive:
     from sessionflow.adapters.archive import JsonlArchive
 
     return JsonlArchive(root)
+
+
+class FacadeWiring:
+    """What both facades (:class:`sessionflow.SessionManager`, :class:`sessionflow.AsyncSessionManager`) build
+    from their store the same way, mixed in before the application's manager: the store's change watcher
+    (built once, shared, handed back by :meth:`_release_watcher` when the facade closes) and purge's archive."""
+
+    #: Seconds between two polls of an SQLite database file by the change watcher (``None``: no watcher, and
+    #: other processes' deadlines wait for the safety-net sweep). Set it on the class or on a manager
+    #: before the watcher is first needed.
+    sqlite_watch_interval: float | None = 0.1
+    _shared_watcher: SharedWatcher | None = None  # made by the first _new_watcher()
+
+    def _new_watcher(self: _Wired) -> ChangeWatcher | None:
+        """The change watcher of this manager's store (:class:`~sessionflow.application.ports.WatchesChanges`),
+        started: built on the first call and shared by every later one (the waker, the feed's consumers),
+        stopped when the manager closes. ``None`` for a store without one (in memory, an in-memory SQLite
+        database) and once the manager is closed or closing."""
+        if self._closed:
+            return None
+        return shared_watcher(self).get(self.store, self.sqlite_watch_interval)
+
+    def _release_watcher(self: _Wired) -> ChangeWatcher | None:
+        """The watcher for the closing facade to stop (``None``: none was built); none is built from now on."""
+        return shared_watcher(self).close()
+
+    def _new_archive(self, root: Path) -> Archive:
+        """:meth:`purge`'s archive: JSONL files under ``root`` (:class:`~sessionflow.adapters.archive.JsonlArchive`)."""
+        return new_archive(root)
+
+
+def settings_options(settings: Settings, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of a manager configured by ``settings`` (``settings.manager_options()``: the database's,
+    the timeouts', the policies'), overridden or completed by ``options``; ``from_settings`` of either facade
+    adds its default waker when there is no ``waker``."""
+    merged: dict[str, Any] = settings.manager_options()
+    merged.update(options)
+    return merged
