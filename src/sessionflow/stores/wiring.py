@@ -4,8 +4,9 @@ purge's archive.
 :class:`sessionflow.SessionManager` (``bootstrap.py``) and :class:`sessionflow.AsyncSessionManager` (``aio.py``)
 open stores only through :func:`plan`: the URL's backend comes from the registry (:mod:`sessionflow.stores`),
 the options are split between the store's factory and the manager's constructor, and the store is opened
-synchronously (:meth:`StorePlan.open`) or for an event loop (:meth:`StorePlan.open_for_asyncio`). A new backend
-therefore needs no change here, nor in either facade.
+synchronously (:meth:`StorePlan.open`) or for an event loop (:meth:`StorePlan.open_for_asyncio`). Both mix in
+:class:`FacadeWiring` (the store's change watcher, purge's archive) and take the options of ``from_settings``
+from :func:`settings_options`. A new backend therefore needs no change here, nor in either facade.
 """
 
 from __future__ import annotations
