@@ -1,7 +1,8 @@
 """A backend package outside sessionflow, found through its entry point: a toy package (a module and its
 ``*.dist-info`` with an ``entry_points.txt`` naming the factory in the group ``sessionflow.stores``) put on
 ``sys.path`` for the test, as installing it would, and opened by its URL scheme through every way of opening a
-store — with no registration in the process and no change to sessionflow."""
+store — with no registration in the process and no change to sessionflow; and the contract suite shipped in
+the package (``sessionflow.testing.contract``) run on it, as the backend's own tests would run it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import importlib
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,6 +26,7 @@ from sessionflow.bootstrap import create_store
 from sessionflow.entrypoints.cli import app
 from sessionflow.errors import InvalidInput
 
+ROOT = Path(__file__).resolve().parents[2]
 MODULE = "toy_backend_ep"
 
 SOURCE = '''
@@ -48,14 +51,33 @@ def open_toy(url: str, *, toy_path: str | None = None, **options: Any) -> ToySto
 '''
 
 
+#: The backend's own test module: the shipped contract suite on stores opened by URL (through the entry point).
+CONTRACT_TESTS = '''
+import pytest
+
+from sessionflow.bootstrap import create_store
+from sessionflow.testing.contract import *  # noqa: F403
+
+
 @pytest.fixture
-def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The toy package, "installed" on ``sys.path``: its module, and the metadata naming its entry point."""
-    (tmp_path / f"{MODULE}.py").write_text(SOURCE, encoding="utf-8")
-    info = tmp_path / f"{MODULE}-1.0.dist-info"
+def sessionflow_store_factory():
+    return lambda: create_store("toyep://contract")
+'''
+
+
+def install(root: Path) -> None:
+    """The toy package under ``root``: its module, and its ``*.dist-info`` naming the entry point."""
+    (root / f"{MODULE}.py").write_text(SOURCE, encoding="utf-8")
+    info = root / f"{MODULE}-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {MODULE}\nVersion: 1.0\n", encoding="utf-8")
     (info / "entry_points.txt").write_text(f"[sessionflow.stores]\ntoyep = {MODULE}:open_toy\n", encoding="utf-8")
+
+
+@pytest.fixture
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The toy package, "installed" on ``sys.path`` of this process."""
+    install(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
     yield importlib.import_module(MODULE)
@@ -101,3 +123,23 @@ def test_the_command_line_opens_it(installed: Any, monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["status"] == "pending"
     assert installed.OPENED[-1][0] == "toyep://cli"
+
+
+def test_the_shipped_contract_suite_passes_on_the_backend_of_the_entry_point(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    install(site)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_toy_contract.py").write_text(CONTRACT_TESTS, encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SESSIONFLOW_", "PYTEST_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT / "src")])
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:randomly",
+         "--rootdir", str(project), str(project)],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False)
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr[-2000:]
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in summary
+    assert "failed" not in summary
+    assert "skipped" not in summary  # the toy store lacks no capability: every contract test ran
