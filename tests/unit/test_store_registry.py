@@ -11,6 +11,7 @@ import asyncio
 import importlib.metadata
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,13 +56,15 @@ def toy() -> Iterator[Calls]:
 
 @pytest.fixture
 def no_scan(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Reading the installed packages' entry points of the group ``sessionflow.stores`` fails the test (other
-    libraries' groups are read as usual: Alembic reads its own when imported)."""
+    """sessionflow calling ``importlib.metadata.entry_points`` (any group), or anything reading the group
+    ``sessionflow.stores``, fails the test; other libraries read their own groups as usual (pydantic and Alembic
+    read theirs when first used)."""
     original = importlib.metadata.entry_points
 
     def scan(**selection: Any) -> Any:
-        if selection.get("group") == ENTRY_POINT_GROUP:
-            raise AssertionError("the entry points of sessionflow.stores were read")
+        caller = str(sys._getframe(1).f_globals.get("__name__", ""))
+        if selection.get("group") == ENTRY_POINT_GROUP or caller.split(".")[0] == "sessionflow":
+            raise AssertionError(f"entry points read by {caller}: {selection}")
         return original(**selection)
 
     monkeypatch.setattr(importlib.metadata, "entry_points", scan)
