@@ -174,8 +174,10 @@ def _template(shape: _Shape) -> Select[Any]:
     parts = (_filtered(query, table, -i - 1, columns, part=True).order_by(_order(table, backwards)).limit(
         bindparam("part_limit")).subquery() for i in range(statuses))
     merged = union_all(*(select(*part.c) for part in parts)).subquery()
-    return select(*(merged.c[f.name] for f in SESSION_FIELDS)).order_by(_order(merged, backwards)).limit(
-        bindparam("limit")).offset(bindparam("offset"))
+    # Every column of the parts, the list order last (SQLite merges the parts in order only when the outer
+    # query selects the column it orders by; session_from_row leaves it aside).
+    return select(*merged.c).order_by(_order(merged, backwards)).limit(bindparam("limit")).offset(
+        bindparam("offset"))
 
 
 def query_statement(query: Query) -> Select[Any]:
