@@ -100,7 +100,8 @@ def test_a_cursor_pages_on_only_in_its_own_direction(mgr: SessionManager) -> Non
     made = [mgr.create(performer_id="p") for _ in range(5)]
     forwards = mgr.page(limit=2).next_cursor
     backwards = mgr.page(limit=2, newest_first=True).next_cursor
-    assert forwards is not None and backwards is not None
+    assert forwards is not None
+    assert backwards is not None
     assert ids(mgr.list(cursor=forwards)) == ids(made[2:])
     assert ids(mgr.list(cursor=backwards, newest_first=True)) == ids(made[2::-1])
     for cursor, newest_first in ((forwards, True), (backwards, False)):

@@ -135,7 +135,8 @@ class SessionCommands(CommandContext):
             if not every or len(page) < limit:
                 break
             after, offset = cursor_of(page[-1], newest_first=newest_first), 0  # by cursor: nothing shifts
-        next_cursor = cursor_of(found[-1], newest_first=newest_first) if found and len(page) == limit and not every else None
+        full = found and len(page) == limit and not every
+        next_cursor = cursor_of(found[-1], newest_first=newest_first) if full else None
         if self.out.json and cursor is not None:
             self.out.line({"next_cursor": next_cursor})
         if not self.out.json:
