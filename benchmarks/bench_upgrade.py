@@ -101,7 +101,7 @@ def _template_rows(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, A
         row, history = templates[kind]
         if row["status"] != status:
             raise AssertionError(f"template {kind} is {row['status']}")
-        sessions.append({"kind": status, **row})
+        sessions.append({"kind": status, **{k: v for k, v in row.items() if k != "created_position"}})
         for e in history:
             payload = json.loads(e["payload"])
             created = e["event"] == "created"
