@@ -12,6 +12,7 @@ imported only when a migration is due, or by the functions that need it (:func:`
 
 from __future__ import annotations
 
+import time
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -99,6 +100,23 @@ def is_up_to_date(engine: Engine) -> bool:
         return stored_revision(conn) == HEAD_REVISION
 
 
+def _lock_for_upgrade(conn: Connection) -> None:
+    """Take the upgrade lock of a PostgreSQL database, waiting for another upgrade to end.
+
+    The wait is a poll (``pg_try_advisory_lock``, then a pause outside any transaction), not a blocking
+    ``pg_advisory_lock``: a statement blocked on the lock would hold a snapshot, and a migration that builds an
+    index ``CONCURRENTLY`` while holding the lock waits for every older snapshot to end — a deadlock PostgreSQL
+    would break by failing the upgrade."""
+    pause = 0.05
+    while True:
+        got = conn.execute(text(f"SELECT pg_try_advisory_lock({_MIGRATE_LOCK})")).scalar()
+        conn.commit()
+        if got:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Bring the schema of ``engine``'s database up to ``revision``; safe to run from many processes.
 
@@ -119,7 +137,7 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
         conn.rollback()
         if engine.dialect.name == "postgresql":
             conn.execution_options(isolation_level="READ COMMITTED")  # transactional DDL
-            conn.execute(text(f"SELECT pg_advisory_lock({_MIGRATE_LOCK})"))
+            _lock_for_upgrade(conn)
             try:
                 before = current_revision(conn)
                 conn.commit()  # Alembic begins (and commits) the migrations' transaction itself
