@@ -70,12 +70,12 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
 
 def _candidates(filters: dict[str, Any]) -> list[tuple[str, ...]]:
     """The indexes (by columns) that could serve a combination in list order."""
-    found: list[tuple[str, ...]] = [("created_at", "id")]
+    found: list[tuple[str, ...]] = [("created_position",)]
     for name in ("status", "user_id", "workspace_id", "lifecycle"):
         if name in filters:
-            found.append((name, "created_at", "id"))
+            found.append((name, "created_position"))
     if "status" in filters and "user_id" in filters:
-        found.append(("user_id", "status", "created_at", "id"))
+        found.append(("user_id", "status", "created_position"))
     return found
 
 
@@ -108,7 +108,7 @@ def _ours(values: dict[str, Any]) -> Any:
 
 def _hand_sql(dialect: str, index: tuple[str, ...], values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The query by hand, on ``index``: the statement and its parameters."""
-    served = {"created_at"} | set(index)
+    served = set(index)
     params: dict[str, Any] = {"now": values["now"], "limit": values["limit"]}
 
     def term(column: str, value: Any, key: str) -> str:
@@ -140,10 +140,10 @@ def _hand_sql(dialect: str, index: tuple[str, ...], values: dict[str, Any]) -> t
     statuses = values.get("status", [])
     merged = len(statuses) > 1 and "status" in index  # one ordered scan per status, merged
     if merged and dialect != "sqlite":  # PostgreSQL merges parts that are ordered and limited themselves
-        parts = " UNION ALL ".join(f"({select(s)} ORDER BY created_at, id LIMIT :limit)" for s in statuses)
-        return f"SELECT * FROM ({parts}) AS merged ORDER BY created_at, id LIMIT :limit", params
+        parts = " UNION ALL ".join(f"({select(s)} ORDER BY created_position LIMIT :limit)" for s in statuses)
+        return f"SELECT * FROM ({parts}) AS merged ORDER BY created_position LIMIT :limit", params
     body = " UNION ALL ".join(select(s) for s in statuses) if merged else select(None)
-    return f"{body} ORDER BY created_at, id LIMIT :limit", params
+    return f"{body} ORDER BY created_position LIMIT :limit", params
 
 
 def _our_plan(conn: Connection, stmt: Any) -> str:
@@ -228,13 +228,12 @@ def _combinations(section: Section, ctx: Context, db: str, ours_conn: Connection
 
 def _pages(section: Section, ctx: Context, db: str, manager: SessionManager, conn: Connection) -> None:
     """Page 1 and page 1,000 (limit 100) of "completed" sessions: by cursor, and by offset."""
-    row = conn.execute(text("SELECT created_at, id FROM sessions WHERE status = 'completed' AND deleted_at IS NULL "
-                            "ORDER BY created_at, id LIMIT 1 OFFSET 99899")).first()
+    row = conn.execute(text("SELECT id FROM sessions WHERE status = 'completed' AND deleted_at IS NULL "
+                            "ORDER BY created_position LIMIT 1 OFFSET 99899")).first()
     if row is None:
         return
-    sid = row[1]
-    cursor = encode_cursor(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=row[0]),
-                           sid if isinstance(sid, uuid.UUID) else uuid.UUID(str(sid)))
+    sid = row[0]
+    cursor = encode_cursor(sid if isinstance(sid, uuid.UUID) else uuid.UUID(str(sid)))
     first = Contender(f"{db} page 1 (cursor)", "list", lambda n: [manager.page(status="completed") for _ in range(n)])
     deep = Contender(f"{db} page 1,000 (cursor)", "list",
                      lambda n: [manager.page(status="completed", cursor=cursor) for _ in range(n)])

@@ -23,8 +23,9 @@ __all__ = ["Fetch", "postgres_fetch", "raw_sqlite_problems", "reads_back", "same
 #: ``fetch(sql_with_one_placeholder, value) -> rows as dicts``.
 Fetch = Callable[[str, Any], list[dict[str, Any]]]
 
+# (created_position is the feed position of the session's created event: where it landed among all writes)
 _VARYING_SESSION = {"id", "created_at", "updated_at", "expires_at", "max_expires_at", "closed_at", "deleted_at",
-                    "due_at"}
+                    "due_at", "created_position"}
 # (the feed position is where the event landed among all writes; both sides must have one: see same_rows)
 _VARYING_EVENT = {"record_id", "session_id", "timestamp", "position"}
 
@@ -94,6 +95,9 @@ def same_rows(ours: tuple[Fetch, Any], raw: tuple[Fetch, Any]) -> list[str]:
     rows = [fetch("SELECT * FROM sessions WHERE id = %s", sid) for fetch, sid in sides]
     if not all(len(r) == 1 for r in rows):
         return [f"sessions rows found: {[len(r) for r in rows]}"]
+    if (rows[0][0].get("created_position") is None) != (rows[1][0].get("created_position") is None):
+        problems.append(f"sessions.created_position: {rows[0][0].get('created_position')!r} vs "
+                        f"{rows[1][0].get('created_position')!r}")
     a, b = (_masked(r[0], _VARYING_SESSION) for r in rows)
     a["data"], b["data"] = _json(a["data"]), _json(b["data"])
     problems += [f"sessions.{k}: {a[k]!r} != {b.get(k)!r}" for k in a if a[k] != b.get(k)]

@@ -61,3 +61,16 @@ def test_lifecycle_and_creation_range_options(run) -> None:  # type: ignore[no-u
     assert run("list", "--created-after", "yesterday").exit_code == ExitCode.USAGE
     assert run("list", "--created-after", "2030-01-01T00:00:00").exit_code == ExitCode.USAGE
     assert run("list", "--cursor", "bogus").exit_code == ExitCode.INVALID_INPUT
+
+
+def test_newest_first(run) -> None:  # type: ignore[no-untyped-def]
+    ids = [lines(run("create", "--json"))[0]["id"] for _ in range(5)]
+    assert [s["id"] for s in lines(run("list", "--json"))] == ids
+    assert [s["id"] for s in lines(run("list", "--json", "--newest-first"))] == ids[::-1]
+    assert [s["id"] for s in lines(run("list", "--json", "--newest-first", "--limit", "2", "--all"))] == ids[::-1]
+    *first, tail = lines(run("list", "--json", "--newest-first", "--limit", "2", "--cursor", ""))
+    assert [s["id"] for s in first] == ids[:2:-1]
+    *rest, _tail = lines(run("list", "--json", "--newest-first", "--limit", "5", "--cursor", str(tail["next_cursor"])))
+    assert [s["id"] for s in rest] == ids[2::-1]
+    crossed = run("list", "--json", "--cursor", str(tail["next_cursor"]))
+    assert crossed.exit_code != 0

@@ -65,8 +65,16 @@ COMBINATIONS: list[dict[str, Any]] = [
 ]
 
 
-def _rows(jobs_share: float = 0.1) -> Iterator[dict[str, Any]]:
-    """The sessions, a ``jobs_share`` of them of the ``jobs`` lifecycle, the others of ``session``."""
+def _rows(jobs_share: float = 0.1) -> list[dict[str, Any]]:
+    """The sessions, a ``jobs_share`` of them of the ``jobs`` lifecycle, the others of ``session``, their list
+    order (``created_position``, written here as the ``created`` events' trigger would) that of creation."""
+    rows = sorted(_unordered(jobs_share), key=lambda row: row["created_at"])
+    for position, row in enumerate(rows, 1):
+        row["created_position"] = position
+    return rows
+
+
+def _unordered(jobs_share: float) -> Iterator[dict[str, Any]]:
     rng = random.Random(14)
     for _ in range(SIZE):
         status = rng.choices(["pending", "in_progress", "completed", "failed"], [2, 3, 4, 1])[0]
@@ -87,7 +95,7 @@ def _rows(jobs_share: float = 0.1) -> Iterator[dict[str, Any]]:
 def manager(sql_url: str) -> Iterator[SessionManager]:
     with SessionManager.open(sql_url) as manager:
         engine = manager.store.engine  # type: ignore[attr-defined]
-        rows = list(_rows())
+        rows = _rows()
         with engine.begin() as conn:
             conn.execute(insert(sessions), rows)
             if conn.dialect.name == "postgresql":
@@ -115,10 +123,15 @@ def _captured(manager: SessionManager, **filters: Any) -> list[tuple[str, Any]]:
 
 
 def _variants(manager: SessionManager, filters: dict[str, Any]) -> list[dict[str, Any]]:
-    """The combination as a first page, with an offset, and with the cursor of its first page."""
-    cursor = manager.page(limit=5, **filters).next_cursor
-    return [{**filters, "limit": 100}, {**filters, "limit": 10, "offset": 20},
-            *([{**filters, "cursor": cursor, "limit": 50}] if cursor is not None else [])]
+    """The combination as a first page, with an offset, and with the cursor of its first page: oldest first
+    and newest first."""
+    variants = []
+    for newest_first in (False, True):
+        given = {**filters, "newest_first": newest_first}
+        cursor = manager.page(limit=5, **given).next_cursor
+        variants += [{**given, "limit": 100}, {**given, "limit": 10, "offset": 20},
+                     *([{**given, "cursor": cursor, "limit": 50}] if cursor is not None else [])]
+    return variants
 
 
 def _sqlite_plan(manager: SessionManager, statement: str, parameters: Any) -> list[str]:
@@ -148,7 +161,8 @@ def test_every_filter_combination_reads_an_index_in_list_order(manager: SessionM
     for filters in COMBINATIONS:
         for arguments in _variants(manager, filters):
             expected = manager.list(**arguments)
-            assert [(s.created_at, s.id) for s in expected] == sorted((s.created_at, s.id) for s in expected)
+            created = [s.created_at for s in expected]
+            assert created == sorted(created, reverse=arguments["newest_first"]), arguments
             ((statement, parameters),) = _captured(manager, **arguments)
             if dialect == "sqlite":
                 steps = _sqlite_plan(manager, statement, parameters)
@@ -169,7 +183,12 @@ def test_several_statuses_are_merged_in_order(manager: SessionManager) -> None:
     """One ordered scan per status, merged in order (SQLite ``MERGE (UNION ALL)``, PostgreSQL ``Merge
     Append``), each stopping at the limit — with the planner's own choice. (On PostgreSQL a part as small as
     one user's sessions of a status may rightly be a bitmap scan and a sort of its few rows.)"""
-    for filters in ({"status": ["pending", "failed"]}, {"status": ["completed", "failed"], "user_id": "user-0007"}):
+    for filters in ({"status": ["pending", "failed"]}, {"status": ["completed", "failed"], "user_id": "user-0007"},
+                    {"status": ["pending", "failed"], "newest_first": True},
+                    {"status": ["completed", "failed"], "user_id": "user-0007", "newest_first": True}):
+        listed = manager.list(**filters)
+        created = [s.created_at for s in listed]
+        assert created == sorted(created, reverse=bool(filters.get("newest_first"))), filters
         ((statement, parameters),) = _captured(manager, **filters)
         if manager.store.engine.dialect.name == "sqlite":  # type: ignore[attr-defined]
             steps = _sqlite_plan(manager, statement, parameters)
@@ -190,31 +209,32 @@ def test_the_driving_index_is_the_most_selective_filter_on_sqlite(sql_url: str,
                                                                   request: pytest.FixtureRequest) -> None:
     manager: SessionManager = request.getfixturevalue("manager")
     expected = {
-        "ix_sessions_user_id_status_created_at_id": {"user_id": "user-0007", "status": "pending",
-                                                     "workspace_id": "ws-03"},
-        "ix_sessions_user_id_created_at_id": {"user_id": "user-0007", "workspace_id": "ws-03", **RANGE},
-        "ix_sessions_workspace_id_created_at_id": {"workspace_id": "ws-03", "status": "failed",
-                                                   "lifecycle": "session"},
-        "ix_sessions_status_created_at_id": {"status": "failed", "lifecycle": "session", **RANGE},
-        "ix_sessions_lifecycle_created_at_id": {"lifecycle": "jobs", "module_name": "module-1"},
-        "ix_sessions_created_at_id": {"module_name": "module-1", **RANGE},
+        "ix_sessions_user_id_status_created_position": {"user_id": "user-0007", "status": "pending",
+                                                        "workspace_id": "ws-03"},
+        "ix_sessions_user_id_created_position": {"user_id": "user-0007", "workspace_id": "ws-03", **RANGE},
+        "ix_sessions_workspace_id_created_position": {"workspace_id": "ws-03", "status": "failed",
+                                                      "lifecycle": "session"},
+        "ix_sessions_status_created_position": {"status": "failed", "lifecycle": "session", **RANGE},
+        "ix_sessions_lifecycle_created_position": {"lifecycle": "jobs", "module_name": "module-1"},
+        "ix_sessions_created_position": {"module_name": "module-1", **RANGE},
     }
     for index, filters in expected.items():
-        ((statement, parameters),) = _captured(manager, **filters)
-        steps = _sqlite_plan(manager, statement, parameters)
-        assert all(index in s for s in steps if s.startswith(("SEARCH", "SCAN"))), (filters, steps)
+        for newest_first in (False, True):
+            ((statement, parameters),) = _captured(manager, **filters, newest_first=newest_first)
+            steps = _sqlite_plan(manager, statement, parameters)
+            assert all(index in s for s in steps if s.startswith(("SEARCH", "SCAN"))), (filters, steps)
 
 
 @pytest.mark.parametrize("sql_backend", ["postgres"], indirect=True)
 def test_one_shared_lifecycle_never_drives_a_filtered_scan_on_postgres(sql_url: str) -> None:
     """Every session of the ``session`` lifecycle, statistics analysed: a list by status (or user, workspace)
-    and lifecycle reads the index of the other filter, never ``(lifecycle, created_at, id)``."""
+    and lifecycle reads the index of the other filter, never ``(lifecycle, created_position)``."""
     with SessionManager.open(sql_url) as manager:
         engine = manager.store.engine  # type: ignore[attr-defined]
         with engine.begin() as conn:
-            conn.execute(insert(sessions), list(_rows(jobs_share=0.0)))
+            conn.execute(insert(sessions), _rows(jobs_share=0.0))
             conn.execute(text("ANALYZE sessions"))
-        lifecycle_index = "ix_sessions_lifecycle_created_at_id"
+        lifecycle_index = "ix_sessions_lifecycle_created_position"
         for filters in ({"status": "in_progress"}, {"status": "completed"}, {"status": "pending"},
                         {"status": "failed"}, {"status": ["pending", "in_progress"]}, {"workspace_id": "ws-03"},
                         {"user_id": "user-0007"}, {"status": "completed", **RANGE}):
@@ -229,9 +249,15 @@ def test_one_shared_lifecycle_never_drives_a_filtered_scan_on_postgres(sql_url: 
             assert lifecycle_index not in plan, (arguments, plan)
             if "user_id" not in filters:
                 driving = "workspace_id" if "workspace_id" in filters else "status"
-                assert f"ix_sessions_{driving}_created_at_id" in plan, (arguments, plan)
-        # The lifecycle alone still reads its own index in list order.
+                # the filter's own index, or the list order's alone (perfectly correlated with the table's order,
+                # as sessions are appended in creation order: the planner may rightly read it and filter)
+                assert (f"ix_sessions_{driving}_created_position" in plan
+                        or '"ix_sessions_created_position"' in plan), (arguments, plan)
+        # The lifecycle alone still reads an index in list order: its own, or (every session being of it) the
+        # list order's alone, which reads the same rows in the same order.
         ((statement, parameters),) = _captured(manager, lifecycle="session")
         with engine.connect() as conn:
             document = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar()
-        assert lifecycle_index in json.dumps(document)
+        plan = json.dumps(document)
+        assert lifecycle_index in plan or '"ix_sessions_created_position"' in plan, plan
+        assert '"Sort"' not in plan, plan

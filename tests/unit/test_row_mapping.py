@@ -10,8 +10,7 @@ import pytest
 
 from sessionflow import SessionManager
 from sessionflow.adapters.memory import InMemoryEventStore
-from sessionflow.adapters.sqlalchemy.rows import session_changes, session_from_row, session_row
-from sessionflow.adapters.sqlalchemy.tables import sessions
+from sessionflow.adapters.sqlalchemy.rows import SESSION_COLUMNS, session_changes, session_from_row, session_row
 from sessionflow.application.ports import Change
 from sessionflow.domain.models import Session
 from sessionflow.errors import SessionflowError
@@ -89,7 +88,7 @@ def test_update_columns_are_exactly_the_changed_ones(sliding: bool) -> None:
                                                                                   change.session)
         # and the row written reads back as the same session
         row = session_row(change.session)
-        assert session_from_row(tuple(row[c.name] for c in sessions.c)) == change.session
+        assert session_from_row(tuple(row[name] for name in SESSION_COLUMNS)) == change.session
 
 
 def test_a_change_of_id_is_refused() -> None:

@@ -11,7 +11,7 @@ from sessionflow.adapters.storage_format import SESSION_COLUMNS, from_millis, to
 
 
 def test_the_session_columns_are_the_tables_in_its_order() -> None:
-    assert tuple(column.name for column in sessions.c) == SESSION_COLUMNS
+    assert tuple(column.name for column in sessions.c) == (*SESSION_COLUMNS, "created_position")
 
 
 def test_times_are_epoch_milliseconds() -> None:

@@ -124,11 +124,27 @@ class InMemoryEventStore:
             return list(self._events.get(session_id, ()))
 
     def query(self, query: Query) -> list[Session]:
+        """Sessions matching the filters, in the order of their ``created`` events' feed positions (see
+        :class:`Query`); nothing after an anchor (``query.after``) that does not exist."""
         with self._lock:
             self._check_open()
-            rows = [s for s in self._sessions.values() if self._matches(s, query)]
-        rows.sort(key=lambda s: (s.created_at, str(s.id)))
-        return rows[query.offset: query.offset + query.limit]
+            anchor = 0
+            if query.after is not None:
+                if query.after not in self._sessions:
+                    return []
+                anchor = self._created(query.after)
+            backwards = query.newest_first
+            rows = [(self._created(s.id), s) for s in self._sessions.values() if self._matches(s, query)]
+        if query.after is not None:
+            rows = [row for row in rows if (row[0] < anchor if backwards else row[0] > anchor)]
+        rows.sort(key=lambda row: row[0], reverse=backwards)
+        return [s for _, s in rows[query.offset: query.offset + query.limit]]
+
+    def _created(self, session_id: UUID) -> int:
+        """The feed position of the session's ``created`` event (its place in list order)."""
+        position = self._events[session_id][0].position
+        assert position is not None  # every stored event has its position
+        return position
 
     @staticmethod
     def _matches(s: Session, q: Query) -> bool:
@@ -147,8 +163,6 @@ class InMemoryEventStore:
         if q.created_after is not None and s.created_at < q.created_after:
             return False
         if q.created_before is not None and s.created_at >= q.created_before:
-            return False
-        if q.after is not None and (s.created_at, s.id) <= q.after:
             return False
         return not (q.live_after is not None and s.is_overdue(q.live_after))
 

@@ -40,7 +40,8 @@ def from_millis(value: int) -> datetime:
 
 
 #: The columns of a session's row, in the order of the SQL table's columns (``tables.sessions``; a test checks
-#: they agree), which is the order :func:`session_from_row` reads a row's values in.
+#: they agree), which is the order :func:`session_from_row` reads a row's values in. (The SQL table's last
+#: column, ``created_position``, the list order the database sets, is no field of a session: not here.)
 SESSION_COLUMNS: tuple[str, ...] = (
     "id", "status", "version", "user_id", "workspace_id", "module_name", "total_files", "processed_files",
     "failed_files", "current_file", "ttl_seconds", "created_at", "updated_at", "expires_at", "max_expires_at",
@@ -141,13 +142,14 @@ _NO_PROGRESS = SessionProgress.trusted(total_files=0, processed_files=0, failed_
 
 def session_from_row(row: Any, session_id: UUID | None = None) -> Session:
     """The session a row holds: its values in :data:`SESSION_COLUMNS` order (a SQLAlchemy row, a raw driver
-    tuple); ``data`` as a dict or as JSON text.
+    tuple); ``data`` as a dict or as JSON text. A value after them (the list order a merged SQL list page
+    selects last) is left aside.
 
     ``session_id``: the row's id when the caller already has it as a UUID (saves parsing it).
     """
     (sid, status, version, user_id, workspace_id, module_name, total_files, processed_files, failed_files,
      current_file, ttl_seconds, created_at, updated_at, expires_at, max_expires_at, closed_at, closed_by,
-     failure_reason, deleted_at, _due_at, data, lifecycle, lifecycle_version) = row
+     failure_reason, deleted_at, _due_at, data, lifecycle, lifecycle_version, *_list_order) = row
     if session_id is not None:
         sid = session_id
     elif not isinstance(sid, UUID):

@@ -45,21 +45,24 @@ class AsyncReads(AsyncManagerBase):
                    user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
                    lifecycle: str | None = None, created_after: datetime | None = None,
                    created_before: datetime | None = None, cursor: str | None = None, limit: int = 100,
-                   offset: int = 0) -> builtins.list[Session]:
-        """Sessions matching every given filter, ordered by ``created_at`` then id (see ``SessionManager.list``)."""
+                   offset: int = 0, newest_first: bool = False) -> builtins.list[Session]:
+        """Sessions matching every given filter, in creation order, newest first when ``newest_first`` is true
+        (see ``SessionManager.list``)."""
         return await self._call(self._sync.list, status=status, user_id=user_id, workspace_id=workspace_id,
                                 module_name=module_name, lifecycle=lifecycle, created_after=created_after,
-                                created_before=created_before, cursor=cursor, limit=limit, offset=offset)
+                                created_before=created_before, cursor=cursor, limit=limit, offset=offset,
+                                newest_first=newest_first)
 
     async def page(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
                    user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
                    lifecycle: str | None = None, created_after: datetime | None = None,
                    created_before: datetime | None = None, cursor: str | None = None,
-                   limit: int = 100) -> SessionPage:
+                   limit: int = 100, newest_first: bool = False) -> SessionPage:
         """One page of ``list`` walked by cursor, and the next page's cursor (see ``SessionManager.page``)."""
         return await self._call(self._sync.page, status=status, user_id=user_id, workspace_id=workspace_id,
                                 module_name=module_name, lifecycle=lifecycle, created_after=created_after,
-                                created_before=created_before, cursor=cursor, limit=limit)
+                                created_before=created_before, cursor=cursor, limit=limit,
+                                newest_first=newest_first)
 
     async def history(self, session_id: UUID | str) -> builtins.list[SessionEvent]:
         """Every event of the session, oldest first — deleted sessions included."""

@@ -47,8 +47,10 @@ class ManagerReads:
              user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
              lifecycle: str | None = None, created_after: datetime | None = None,
              created_before: datetime | None = None, cursor: str | None = None, limit: int = 100,
-             offset: int = 0) -> builtins.list[Session]:
-        """Sessions matching every given filter, ordered by ``created_at`` then id.
+             offset: int = 0, newest_first: bool = False) -> builtins.list[Session]:
+        """Sessions matching every given filter, in creation order: oldest first, or newest first when
+        ``newest_first`` is true. Sessions created one after another (each call returned before the next began),
+        from any thread or process on one database, list in that order, also within one millisecond.
 
         ``lifecycle``: the name sessions were created under. ``created_after <= created_at < created_before``
         (aware datetimes). ``cursor``: continue after the place a :meth:`page`'s ``next_cursor`` stands for
@@ -59,20 +61,24 @@ class ManagerReads:
         filters = valid.list_arguments(
             self._registry, status=status, user_id=user_id, workspace_id=workspace_id, module_name=module_name,
             lifecycle=lifecycle, created_after=created_after, created_before=created_before, limit=limit,
-            offset=offset)
-        return self._reads.list(filters, limit, offset, valid.decode_cursor(cursor))
+            offset=offset, newest_first=newest_first)
+        return self._reads.list(filters, limit, offset, valid.decode_cursor(cursor, filters.newest_first))
 
     def page(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
              user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
              lifecycle: str | None = None, created_after: datetime | None = None,
-             created_before: datetime | None = None, cursor: str | None = None, limit: int = 100) -> SessionPage:
+             created_before: datetime | None = None, cursor: str | None = None, limit: int = 100,
+             newest_first: bool = False) -> SessionPage:
         """One page of :meth:`list` walked by cursor (keyset pagination): ``items``, and ``next_cursor`` to pass
         as ``cursor`` for the next page (``None`` after the last one). Page 1,000 costs what page 1 costs, and
-        sessions created meanwhile never shift a page."""
+        sessions created meanwhile never shift a page. A cursor pages on in the direction it was issued for
+        (``newest_first``); a cursor whose session was purged meanwhile is refused (``InvalidInput``: restart
+        paging)."""
         filters = valid.list_arguments(
             self._registry, status=status, user_id=user_id, workspace_id=workspace_id, module_name=module_name,
-            lifecycle=lifecycle, created_after=created_after, created_before=created_before, limit=limit)
-        return self._reads.page(filters, limit, valid.decode_cursor(cursor))
+            lifecycle=lifecycle, created_after=created_after, created_before=created_before, limit=limit,
+            newest_first=newest_first)
+        return self._reads.page(filters, limit, valid.decode_cursor(cursor, filters.newest_first))
 
     def history(self, session_id: UUID | str) -> builtins.list[SessionEvent]:
         """Every event of the session, oldest first — deleted sessions included."""

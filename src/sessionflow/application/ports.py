@@ -80,11 +80,14 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """Filters and a page for :meth:`EventStore.query`. Results are ordered by ``created_at`` then id.
+    """Filters and a page for :meth:`EventStore.query`. Results are in creation order: the order of the feed
+    positions of the sessions' ``created`` events (commit order, so sessions created one after another list in
+    that order), oldest first, or newest first when ``newest_first`` is true.
 
     ``created_after`` / ``created_before``: a half-open range of creation times, ``created_after <= created_at
     < created_before`` (either bound may be left out). ``after``: keyset pagination — only the sessions
-    strictly after this ``(created_at, id)`` in list order (``offset`` then skips within them).
+    strictly after the session of this id (the anchor) in list order (``offset`` then skips within them); no
+    session at all when the anchor does not exist.
     """
 
     status: frozenset[str] | None = None
@@ -99,7 +102,8 @@ class Query:
     lifecycle: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-    after: tuple[datetime, UUID] | None = None
+    after: UUID | None = None
+    newest_first: bool = False
 
 
 #: Given an overdue session and the time, return the change that expires it (or ``None`` to leave it).
@@ -164,7 +168,7 @@ class EventStore(Protocol):
         ...
 
     def query(self, query: Query) -> list[Session]:
-        """Sessions matching the filters, ordered by ``created_at`` then id."""
+        """Sessions matching the filters, in creation order (see :class:`Query`)."""
         ...
 
     def count(self, status: str | None = None) -> int:

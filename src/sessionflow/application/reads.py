@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
-from datetime import datetime
 from uuid import UUID
 
 from sessionflow.application.pipeline import WritePipeline
@@ -18,7 +17,7 @@ from sessionflow.application.ports import Query
 from sessionflow.application.timeouts import Timeouts
 from sessionflow.application.validation import ListFilters, encode_cursor
 from sessionflow.domain.models import LIVE_STATUSES, Session, SessionEvent
-from sessionflow.errors import SessionNotFound
+from sessionflow.errors import InvalidInput, SessionNotFound
 
 __all__ = ["Reads", "SessionPage", "cursor_of"]
 
@@ -35,9 +34,14 @@ class SessionPage:
     next_cursor: str | None
 
 
-def cursor_of(session: Session) -> str:
-    """The cursor that continues a list right after ``session`` (its place: creation time, then id)."""
-    return encode_cursor(session.created_at, session.id)
+def cursor_of(session: Session, *, newest_first: bool = False) -> str:
+    """The cursor that continues a list right after ``session`` (its place in creation order), in the list's
+    direction: oldest first, or newest first when ``newest_first`` is true."""
+    return encode_cursor(session.id, newest_first)
+
+
+#: What a list answers when its cursor's session was purged: its place in the order is no longer known.
+GONE_ANCHOR = "the cursor's session is gone (purged), so its place in the list is unknown: restart paging"
 
 
 class Reads:
@@ -62,27 +66,34 @@ class Reads:
         return session if session.status in LIVE_STATUSES else None
 
     def list(self, filters: ListFilters, limit: int, offset: int,
-             after: tuple[datetime, UUID] | None = None) -> builtins.list[Session]:
-        """One page of the sessions matching the filters, once the sessions due now were expired."""
+             after: UUID | None = None) -> builtins.list[Session]:
+        """One page of the sessions matching the filters, once the sessions due now were expired, in creation
+        order (newest first when ``filters.newest_first``), after the session ``after`` (the cursor's anchor).
+
+        An anchor that no longer exists (purged) is refused (:class:`InvalidInput` on ``cursor``): the stores
+        list nothing after a missing anchor, so this costs a read only when a cursor's page comes back empty."""
         pipeline = self._pipeline
         now = pipeline.now()
         store = pipeline.store
         if store.has_due(now):
             self._timeouts.sweep(now, 1000, next_deadline=False)
-        return store.query(Query(
+        found = store.query(Query(
             status=filters.statuses, user_id=filters.user_id, workspace_id=filters.workspace_id,
             module_name=filters.module_name, limit=limit, offset=offset, live_after=now,
             lifecycle=filters.lifecycle, created_after=filters.created_after,
-            created_before=filters.created_before, after=after))
+            created_before=filters.created_before, after=after, newest_first=filters.newest_first))
+        if not found and after is not None and store.get(after) is None:
+            raise InvalidInput("cursor", GONE_ANCHOR)
+        return found
 
-    def page(self, filters: ListFilters, limit: int, after: tuple[datetime, UUID] | None) -> SessionPage:
+    def page(self, filters: ListFilters, limit: int, after: UUID | None) -> SessionPage:
         """Up to ``limit`` sessions after the cursor's position, and the next page's cursor (one more row is
         read to know whether there is a next page)."""
         found = self.list(filters, limit + 1, 0, after)
         if len(found) <= limit:
             return SessionPage(found, None)
         items = found[:limit]
-        return SessionPage(items, cursor_of(items[-1]))
+        return SessionPage(items, cursor_of(items[-1], newest_first=filters.newest_first))
 
     def history(self, sid: UUID) -> builtins.list[SessionEvent]:
         events = self._pipeline.store.history(sid)

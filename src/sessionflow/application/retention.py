@@ -148,22 +148,20 @@ def is_closed_before(session: Session, cutoff: datetime) -> bool:
 
 def _candidates(store: EventStore, cutoff: datetime, batch_size: int) -> Iterator[list[Session]]:
     """The closed sessions last changed before ``cutoff``, ``batch_size`` at a time, walking the sessions created
-    before it in list order (a page's keyset is read before the batch is purged, so removals never shift it)."""
-    after: tuple[datetime, UUID] | None = None
+    before it in list order. Each page is read after the last session of the page before it (its anchor)
+    before any batch of that page is yielded, and so purged: the anchor always exists when it is read after."""
     batch: list[Session] = []
-    while True:
-        page = store.query(Query(include_deleted=True, created_before=cutoff, after=after, limit=_PAGE))
-        if not page:
-            break
-        after = (page[-1].created_at, page[-1].id)
+    page = store.query(Query(include_deleted=True, created_before=cutoff, limit=_PAGE))
+    while page:
+        following = (store.query(Query(include_deleted=True, created_before=cutoff, after=page[-1].id, limit=_PAGE))
+                     if len(page) == _PAGE else [])
         for session in page:
             if is_closed_before(session, cutoff):
                 batch.append(session)
                 if len(batch) >= batch_size:
                     yield batch
                     batch = []
-        if len(page) < _PAGE:
-            break
+        page = following
     if batch:
         yield batch
 

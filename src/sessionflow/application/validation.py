@@ -13,7 +13,7 @@ import hashlib
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
@@ -256,9 +256,6 @@ def lifecycle_name(value: Any) -> str | None:
     return validate_text(value, "lifecycle", max_length=128, allow_empty=True)
 
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _ceil_to_ms(value: datetime) -> datetime:
     """``value`` rounded up to the millisecond: creation times are whole milliseconds, so ``created_at >= t``
     and ``created_at < t`` mean the same with the rounded bound, on every store."""
@@ -287,9 +284,13 @@ def created_range(created_after: Any, created_before: Any) -> tuple[datetime | N
     return low, high
 
 
-#: A cursor: a format byte, the creation time in epoch milliseconds, the id, and a check of those.
-_CURSOR: Final = struct.Struct(">Bq16s")
-_CURSOR_FORMAT: Final = 1
+#: A cursor of format 1 (issued before lists were in feed order): a format byte, the creation time in epoch
+#: milliseconds, the id, and a check of those. Still accepted: it stands for its session, oldest first.
+_CURSOR_V1: Final = struct.Struct(">Bq16s")
+#: A cursor of format 2: a format byte, the id of the session it continues after, the direction (1: newest
+#: first), and a check of those.
+_CURSOR: Final = struct.Struct(">B16sB")
+_CURSOR_FORMAT: Final = 2
 _CHECK_BYTES: Final = 6
 _CHECK_KEY: Final = b"sessionflow.list.cursor"
 
@@ -298,12 +299,10 @@ def _check(body: bytes) -> bytes:
     return hashlib.blake2b(body, digest_size=_CHECK_BYTES, key=_CHECK_KEY).digest()
 
 
-def encode_cursor(created_at: datetime, session_id: UUID) -> str:
-    """The opaque cursor of a list position (the place of the session created at ``created_at`` with this id):
-    URL-safe base64 without padding, 40 characters."""
-    delta = created_at - _EPOCH
-    millis = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-    body = _CURSOR.pack(_CURSOR_FORMAT, millis, session_id.bytes)
+def encode_cursor(session_id: UUID, newest_first: bool = False) -> str:
+    """The opaque cursor that continues a list right after the session of this id, in the list's direction
+    (``newest_first``): URL-safe base64 without padding, 32 characters."""
+    body = _CURSOR.pack(_CURSOR_FORMAT, session_id.bytes, 1 if newest_first else 0)
     return _text(body + _check(body))
 
 
@@ -311,10 +310,12 @@ def _text(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
-def decode_cursor(value: Any, field: str = "cursor") -> tuple[datetime, UUID] | None:
-    """The ``(created_at, id)`` position a cursor stands for (``None``: no cursor, the first page).
+def decode_cursor(value: Any, newest_first: bool = False, field: str = "cursor") -> UUID | None:
+    """The id of the session a cursor continues after (``None``: no cursor, the first page).
 
-    A cursor that is not one this module made, or that was altered, is refused (``InvalidInput``)."""
+    A cursor that is not one this module made, or that was altered, is refused (``InvalidInput``), and so is a
+    cursor of a list in the other direction than ``newest_first`` (a cursor of format 1 is of a list oldest
+    first: the only order lists had when it was issued)."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -325,17 +326,23 @@ def decode_cursor(value: Any, field: str = "cursor") -> tuple[datetime, UUID] | 
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):
         raise InvalidInput(field, "not a list cursor") from None
-    body, check = raw[:_CURSOR.size], raw[_CURSOR.size:]
-    if len(body) != _CURSOR.size or check != _check(body) or _text(raw) != value:  # one spelling per cursor
+    layout = _CURSOR_V1 if raw[:1] == b"\x01" else _CURSOR
+    body, check = raw[:layout.size], raw[layout.size:]
+    if len(body) != layout.size or check != _check(body) or _text(raw) != value:  # one spelling per cursor
         raise InvalidInput(field, "not a list cursor, or an altered one")
-    version, millis, sid = _CURSOR.unpack(body)
-    if version != _CURSOR_FORMAT:
-        raise InvalidInput(field, "a cursor of an unknown format")
-    try:
-        created_at = _EPOCH + timedelta(milliseconds=millis)
-    except OverflowError:
-        raise InvalidInput(field, "not a list cursor") from None
-    return created_at, UUID(bytes=sid)
+    if layout is _CURSOR_V1:
+        _version, _millis, sid = _CURSOR_V1.unpack(body)
+        backwards = False
+    else:
+        version, sid, direction = _CURSOR.unpack(body)
+        if version != _CURSOR_FORMAT or direction not in (0, 1):
+            raise InvalidInput(field, "a cursor of an unknown format")
+        backwards = direction == 1
+    if backwards != newest_first:
+        raise InvalidInput(field, "a cursor of a list " + ("newest first" if backwards else "oldest first")
+                           + ": page on in that order (newest_first="
+                           + ("true" if backwards else "false") + "), or restart paging")
+    return UUID(bytes=sid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,16 +356,21 @@ class ListFilters:
     lifecycle: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    #: The list's direction: creation order, newest first when true.
+    newest_first: bool = False
 
 
 def list_arguments(registry: LifecycleRegistry, *, status: Any, user_id: Any, workspace_id: Any, module_name: Any,
                    lifecycle: Any, created_after: Any, created_before: Any, limit: Any,
-                   offset: Any = 0) -> ListFilters:
+                   offset: Any = 0, newest_first: Any = False) -> ListFilters:
     """Every filter and the page of a list, checked in the order of the signature."""
     statuses_ = statuses(status, registry)
     list_filters(user_id=user_id, workspace_id=workspace_id, module_name=module_name, limit=limit, offset=offset)
     low, high = created_range(created_after, created_before)
-    return ListFilters(statuses_, user_id, workspace_id, module_name, lifecycle_name(lifecycle), low, high)
+    if not isinstance(newest_first, bool):
+        raise InvalidInput("newest_first", f"expected a bool, got {type(newest_first).__name__}")
+    return ListFilters(statuses_, user_id, workspace_id, module_name, lifecycle_name(lifecycle), low, high,
+                       newest_first)
 
 
 def group_commit(store: EventStore, value: Any) -> GroupCommit | None:

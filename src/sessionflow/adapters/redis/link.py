@@ -26,8 +26,8 @@ from sessionflow.adapters.redis import scripts
 from sessionflow.adapters.redis.retention import PURGE as PURGE_TEXT
 from sessionflow.errors import SessionflowError, StoreError
 
-__all__ = ["APPLY", "CLAIM", "PURGE", "QUERY", "READ_EVENTS", "SAVE_CONSUMER", "LatencyObserver", "RedisLink",
-           "Script"]
+__all__ = ["APPLY", "CLAIM", "PURGE", "QUERY", "READ_EVENTS", "RESCORE", "SAVE_CONSUMER", "LatencyObserver",
+           "RedisLink", "Script"]
 
 logger = logging.getLogger("sessionflow.store")
 
@@ -70,6 +70,7 @@ APPLY: Final = Script(scripts.APPLY)
 CLAIM: Final = Script(scripts.CLAIM)
 QUERY: Final = Script(scripts.QUERY)
 READ_EVENTS: Final = Script(scripts.READ_EVENTS)
+RESCORE: Final = Script(scripts.RESCORE)
 SAVE_CONSUMER: Final = Script(scripts.SAVE_CONSUMER)
 PURGE: Final = Script(PURGE_TEXT)
 

@@ -67,6 +67,19 @@ def _projection_keys(link: RedisLink) -> list[str]:
     return keys
 
 
+def _created_positions(link: RedisLink, ids: list[str]) -> dict[str, int]:
+    """Each session's list order: the feed position of its ``created`` event (its first, ``[position, ...``)."""
+    order: dict[str, int] = {}
+    for start in range(0, len(ids), _DELETE_BATCH):
+        part = ids[start:start + _DELETE_BATCH]
+        pipe = link.client.pipeline(transaction=False)
+        for sid in part:
+            pipe.lindex(link.prefix + "e:" + sid, 0)
+        for sid, first in zip(part, pipe.execute(), strict=True):
+            order[sid] = int(str(first)[1:].split(",", 1)[0]) if first else 0
+    return order
+
+
 def replace_projection(link: RedisLink, cache: SessionCache, rebuilt: Iterable[Session]) -> int:
     """Replace the whole projection (documents, indexes, deadlines, counts) by ``rebuilt`` in one
     ``MULTI``/``EXEC``; returns how many sessions it holds. Run it while no other writer is active."""
@@ -75,6 +88,7 @@ def replace_projection(link: RedisLink, cache: SessionCache, rebuilt: Iterable[S
 
     def work() -> int:
         old = _projection_keys(link)
+        order = _created_positions(link, [str(s.id) for s in sessions])
         pipe = link.client.pipeline(transaction=True)
         for start in range(0, len(old), _DELETE_BATCH):
             pipe.delete(*old[start:start + _DELETE_BATCH])
@@ -84,13 +98,13 @@ def replace_projection(link: RedisLink, cache: SessionCache, rebuilt: Iterable[S
             status, user, workspace, module, lifecycle, created, due, expires, deleted = session_fields(s)
             pipe.hset(p + "s:" + sid, mapping={
                 "v": s.version, "st": status, "u": user, "w": workspace, "m": module, "lc": lifecycle,
-                "c": created,
+                "c": created, "cp": order[sid],
                 "due": due, "exp": expires, "del": deleted, "doc": encode_session(s)})
-            pipe.zadd(p + "i:all", {sid: int(created)})
-            pipe.zadd(p + "i:st:" + status, {sid: int(created)})
+            pipe.zadd(p + "i:all", {sid: order[sid]})
+            pipe.zadd(p + "i:st:" + status, {sid: order[sid]})
             for kind, value in (("u", user), ("w", workspace), ("m", module)):
                 if value:
-                    pipe.zadd(f"{p}i:{kind}:{value}", {sid: int(created)})
+                    pipe.zadd(f"{p}i:{kind}:{value}", {sid: order[sid]})
             if due:
                 pipe.zadd(p + "due", {sid: int(due)})
             if not deleted:

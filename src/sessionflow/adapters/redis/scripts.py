@@ -7,6 +7,7 @@ Keys, under the store's prefix ``P`` (``sessionflow:`` by default):
 =====================  =========================================================================================
 ``P s:<id>``           hash, the projection: ``v`` version, ``st`` status, ``u`` / ``w`` / ``m`` / ``lc`` user,
                        workspace, module and lifecycle (``"=" + value``, ``""`` for none), ``c`` created (ms),
+                       ``cp`` the feed position of its ``created`` event (the list order),
                        ``due`` deadline of a
                        live session (ms, ``""`` for none), ``exp`` expiry (ms or ``""``), ``del`` ``"1"`` once
                        deleted, ``doc`` the whole session (``codec.py``)
@@ -14,12 +15,14 @@ Keys, under the store's prefix ``P`` (``sessionflow:`` by default):
 ``P pos``              the feed counter: each event's position is one ``INCR``, in commit order
 ``P feed``             sorted set, score the position, member ``<id>:<version>`` (the global feed)
 ``P ids``              set, every session id that has events
-``P i:all``            sorted set, every projected session, score its creation time (ties: by id, as SQL)
+``P i:all``            sorted set, every projected session, score ``cp``: the list order (creation order)
 ``P i:st:<status>``    the same, per status; ``P i:u:=<user>``, ``P i:w:=<ws>``, ``P i:m:=<module>``
 ``P due``              sorted set, score the deadline of each live session: the sweeper's queue
 ``P a:=<user>``        set, the user's sessions in progress and not deleted (``single_active_per_user``)
 ``P n``                hash, status -> sessions (not deleted) in it
 ``P consumers``        hash, feed consumer -> position
+``P order``            ``"1"`` once the list indexes are scored by ``cp`` (data stored before are re-scored
+                       once, by :data:`RESCORE`)
 =====================  =========================================================================================
 
 Channels: ``P deadline`` (payload: the new deadline, epoch ms) when a deadline is new or earlier than it was,
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["APPLY", "CHANGE_FIELDS", "CLAIM", "QUERY", "READ_EVENTS", "SAVE_CONSUMER"]
+__all__ = ["APPLY", "CHANGE_FIELDS", "CLAIM", "QUERY", "READ_EVENTS", "RESCORE", "SAVE_CONSUMER"]
 
 #: The values each change takes in :data:`APPLY`'s arguments, before its events.
 CHANGE_FIELDS: Final = 16
@@ -101,7 +104,7 @@ for c = 1, count do
   i = first + n
   local skey = p .. 's:' .. sid
   local ekey = p .. 'e:' .. sid
-  local old = redis.call('HMGET', skey, 'v', 'st', 'u', 'w', 'm', 'due', 'del')
+  local old = redis.call('HMGET', skey, 'v', 'st', 'u', 'w', 'm', 'due', 'del', 'cp')
   local version = tonumber(old[1]) or 0
   local refused = nil
   if version ~= expected then
@@ -131,26 +134,31 @@ for c = 1, count do
   else
     flags[c] = '1'
     local ost, ou, ow, om, odue, odel = old[2], old[3], old[4], old[5], old[6], old[7]
+    -- the list order: the position of the created event (the first one this script numbers for a new session)
+    local cp = old[8]
     if version == 0 then
+      cp = tonumber(redis.call('GET', p .. 'pos') or '0') + 1
       redis.call('SADD', p .. 'ids', sid)
-      redis.call('ZADD', p .. 'i:all', created, sid)
+      redis.call('ZADD', p .. 'i:all', cp, sid)
       ost, ou, ow, om, odue, odel = false, '', '', '', '', ''
+    elseif not cp then
+      cp = string.match(redis.call('LINDEX', ekey, 0), '^%[(%d+)')
     end
     if ost ~= st then
       if ost then redis.call('ZREM', p .. 'i:st:' .. ost, sid) end
-      redis.call('ZADD', p .. 'i:st:' .. st, created, sid)
+      redis.call('ZADD', p .. 'i:st:' .. st, cp, sid)
     end
     if ou ~= u then
       if ou and ou ~= '' then redis.call('ZREM', p .. 'i:u:' .. ou, sid) end
-      if u ~= '' then redis.call('ZADD', p .. 'i:u:' .. u, created, sid) end
+      if u ~= '' then redis.call('ZADD', p .. 'i:u:' .. u, cp, sid) end
     end
     if ow ~= w then
       if ow and ow ~= '' then redis.call('ZREM', p .. 'i:w:' .. ow, sid) end
-      if w ~= '' then redis.call('ZADD', p .. 'i:w:' .. w, created, sid) end
+      if w ~= '' then redis.call('ZADD', p .. 'i:w:' .. w, cp, sid) end
     end
     if om ~= m then
       if om and om ~= '' then redis.call('ZREM', p .. 'i:m:' .. om, sid) end
-      if m ~= '' then redis.call('ZADD', p .. 'i:m:' .. m, created, sid) end
+      if m ~= '' then redis.call('ZADD', p .. 'i:m:' .. m, cp, sid) end
     end
     local olive = ost and odel ~= '1'
     local live = del ~= '1'
@@ -173,7 +181,7 @@ for c = 1, count do
       end
     end
     redis.call('HSET', skey, 'v', expected + n, 'st', st, 'u', u, 'w', w, 'm', m, 'lc', lc, 'c', created,
-               'due', due, 'exp', exp, 'del', del, 'doc', doc)
+               'cp', cp, 'due', due, 'exp', exp, 'del', del, 'doc', doc)
     for k = 0, n - 1 do
       local pos = redis.call('INCR', p .. 'pos')
       redis.call('RPUSH', ekey, '[' .. pos .. ',' .. string.sub(ARGV[first + k], 2))
@@ -208,50 +216,94 @@ end
 return out
 """
 
-#: A page of sessions. ARGV: prefix, the index key to walk (in order), include deleted ("1"/""), live after
-#: (ms or ""), user, workspace, module, lifecycle (as stored, "" for no filter), the creation-time range (min and
-#: max scores, e.g. "-inf" and "(1700000000000"), the keyset cursor (created ms and id, or "" and ""), offset,
-#: limit, then the statuses to keep (none: any). Result: the documents, ordered by creation time then id.
+#: A page of sessions. ARGV: prefix, the index key to walk (in list order), include deleted ("1"/""), live after
+#: (ms or ""), user, workspace, module, lifecycle (as stored, "" for no filter), the creation-time range (ms,
+#: "" for no bound: created_after <= c < created_before), the cursor's anchor session id (or ""), "1" for newest
+#: first, offset, limit, then the statuses to keep (none: any). Result: the documents, in list order (the
+#: index's scores, ``cp``); nothing when the anchor does not exist.
 QUERY: Final = r"""
 local p = ARGV[1]
 local key = p .. ARGV[2]
 local deleted = ARGV[3] == '1'
 local live_after = tonumber(ARGV[4])
 local u, w, m, lc = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local low, high = ARGV[9], ARGV[10]
-local after_c, after_id = tonumber(ARGV[11]), ARGV[12]
+local c_low, c_high = tonumber(ARGV[9]), tonumber(ARGV[10])
+local anchor, backwards = ARGV[11], ARGV[12] == '1'
 local skip, limit = tonumber(ARGV[13]), tonumber(ARGV[14])
 local statuses = nil
 if #ARGV > 14 then
   statuses = {}
   for k = 15, #ARGV do statuses[ARGV[k]] = true end
 end
+local low, high = '-inf', '+inf'
+if anchor ~= '' then
+  local f = redis.call('HMGET', p .. 's:' .. anchor, 'cp', 'v')
+  local cp = f[1]
+  if not f[2] then return {} end
+  if not cp then cp = string.match(redis.call('LINDEX', p .. 'e:' .. anchor, 0) or '', '^%[(%d+)') end
+  if not cp then return {} end
+  if backwards then high = '(' .. cp else low = '(' .. cp end
+end
 local out = {}
 local start = 0
 local chunk = 256
 while #out < limit do
-  local items = redis.call('ZRANGEBYSCORE', key, low, high, 'WITHSCORES', 'LIMIT', start, chunk)
+  local items
+  if backwards then
+    items = redis.call('ZREVRANGEBYSCORE', key, high, low, 'LIMIT', start, chunk)
+  else
+    items = redis.call('ZRANGEBYSCORE', key, low, high, 'LIMIT', start, chunk)
+  end
   if #items == 0 then break end
-  start = start + #items / 2
-  for j = 1, #items, 2 do
-    local sid, score = items[j], tonumber(items[j + 1])
-    if after_c == nil or score > after_c or (score == after_c and sid > after_id) then
-      local f = redis.call('HMGET', p .. 's:' .. sid, 'st', 'u', 'w', 'm', 'due', 'del', 'doc', 'lc')
-      if f[7] and (deleted or f[6] ~= '1') and (statuses == nil or statuses[f[1]])
-          and (u == '' or f[2] == u) and (w == '' or f[3] == w) and (m == '' or f[4] == m)
-          and (lc == '' or f[8] == lc)
-          and (live_after == nil or f[5] == '' or tonumber(f[5]) > live_after) then
-        if skip > 0 then
-          skip = skip - 1
-        else
-          out[#out + 1] = f[7]
-          if #out >= limit then break end
-        end
+  start = start + #items
+  for _, sid in ipairs(items) do
+    local f = redis.call('HMGET', p .. 's:' .. sid, 'st', 'u', 'w', 'm', 'due', 'del', 'doc', 'lc', 'c')
+    if f[7] and (deleted or f[6] ~= '1') and (statuses == nil or statuses[f[1]])
+        and (u == '' or f[2] == u) and (w == '' or f[3] == w) and (m == '' or f[4] == m)
+        and (lc == '' or f[8] == lc)
+        and (c_low == nil or tonumber(f[9]) >= c_low) and (c_high == nil or tonumber(f[9]) < c_high)
+        and (live_after == nil or f[5] == '' or tonumber(f[5]) > live_after) then
+      if skip > 0 then
+        skip = skip - 1
+      else
+        out[#out + 1] = f[7]
+        if #out >= limit then break end
       end
     end
   end
 end
 return out
+"""
+
+#: Score the list indexes by the list order, once, for data stored while they were scored by creation time (and
+#: id): every projected session without ``cp`` gets one, the positions of those sessions' ``created`` events,
+#: sorted, handed out in the order the lists had (creation time, then id), so they list as they did. Sets
+#: ``P order``; does nothing once it is set. ARGV: prefix. Result: how many sessions were re-scored.
+RESCORE: Final = r"""
+local p = ARGV[1]
+if redis.call('GET', p .. 'order') == '1' then return 0 end
+local ids, positions = {}, {}
+for _, sid in ipairs(redis.call('ZRANGE', p .. 'i:all', 0, -1)) do
+  if not redis.call('HGET', p .. 's:' .. sid, 'cp') then  -- (a session written since has its own)
+    local first = redis.call('LINDEX', p .. 'e:' .. sid, 0) or ''
+    ids[#ids + 1] = sid
+    positions[#ids] = tonumber(string.match(first, '^%[(%d+)') or '0')
+  end
+end
+table.sort(positions)
+for k, sid in ipairs(ids) do
+  local cp = positions[k]
+  local skey = p .. 's:' .. sid
+  local f = redis.call('HMGET', skey, 'st', 'u', 'w', 'm')
+  redis.call('HSET', skey, 'cp', cp)
+  redis.call('ZADD', p .. 'i:all', cp, sid)
+  if f[1] then redis.call('ZADD', p .. 'i:st:' .. f[1], cp, sid) end
+  if f[2] and f[2] ~= '' then redis.call('ZADD', p .. 'i:u:' .. f[2], cp, sid) end
+  if f[3] and f[3] ~= '' then redis.call('ZADD', p .. 'i:w:' .. f[3], cp, sid) end
+  if f[4] and f[4] ~= '' then redis.call('ZADD', p .. 'i:m:' .. f[4], cp, sid) end
+end
+redis.call('SET', p .. 'order', '1')
+return #ids
 """
 
 #: The global feed. ARGV: prefix, after (a position), limit, user ("=" + user, or "" for every event).

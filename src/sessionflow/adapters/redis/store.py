@@ -36,7 +36,7 @@ from sessionflow.adapters.outcome import WriteOutcome
 from sessionflow.adapters.redis import maintenance, sweep, writes
 from sessionflow.adapters.redis.cache import SessionCache
 from sessionflow.adapters.redis.codec import decode_event, decode_session, optional
-from sessionflow.adapters.redis.link import QUERY, READ_EVENTS, SAVE_CONSUMER, LatencyObserver, RedisLink
+from sessionflow.adapters.redis.link import QUERY, READ_EVENTS, RESCORE, SAVE_CONSUMER, LatencyObserver, RedisLink
 from sessionflow.adapters.storage_format import from_millis, to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent
@@ -87,6 +87,8 @@ class RedisEventStore:
         store = cls(client, prefix=prefix, cache_size=cache_size, retries=retries)
         try:
             store._run("ping", client.ping)
+            # data stored while the list indexes were scored by creation time: scored by the list order, once
+            store._run("rescore", lambda: RESCORE(client, [prefix]), WriteOutcome("rescore"))
         except BaseException:
             store.close()
             raise
@@ -150,8 +152,9 @@ class RedisEventStore:
         return session, [decode_event(item, session_id) for item in items]
 
     def query(self, query: Query) -> list[Session]:
-        """Sessions matching the filters, ordered by ``created_at`` then id: one script walks the most
-        selective index in order and filters the rest."""
+        """Sessions matching the filters, in creation order (the feed positions of their ``created`` events;
+        newest first when ``query.newest_first``): one script walks the most selective index in that order and
+        filters the rest."""
         if query.limit <= 0:
             return []
         index = "i:all"
@@ -167,18 +170,13 @@ class RedisEventStore:
         elif len(statuses) == 1:
             index = "i:st:" + statuses[0]
         live_after = "" if query.live_after is None else to_millis(query.live_after)
-        lifecycle: str | None = getattr(query, "lifecycle", None)
-        created_after: datetime | None = getattr(query, "created_after", None)
-        created_before: datetime | None = getattr(query, "created_before", None)
-        after: tuple[datetime, UUID] | None = getattr(query, "after", None)
-        low = "-inf" if created_after is None else str(to_millis(created_after))
-        if after is not None:  # keyset: from the cursor's creation time on (ties are settled by id in the script)
-            low = str(max(to_millis(after[0]), int(low) if created_after is not None else to_millis(after[0])))
-        high = "+inf" if created_before is None else f"({to_millis(created_before)}"
+        created_after, created_before = query.created_after, query.created_before
         args = [self.prefix, index, "1" if query.include_deleted else "", live_after,
                 optional(query.user_id), optional(query.workspace_id), optional(query.module_name),
-                optional(lifecycle), low, high, "" if after is None else to_millis(after[0]),
-                "" if after is None else str(after[1]), query.offset, query.limit, *statuses]
+                optional(query.lifecycle), "" if created_after is None else to_millis(created_after),
+                "" if created_before is None else to_millis(created_before),
+                "" if query.after is None else str(query.after), "1" if query.newest_first else "",
+                query.offset, query.limit, *statuses]
         client = self._client
         docs = self._run("query", lambda: QUERY(client, args))
         return [decode_session(doc) for doc in docs]

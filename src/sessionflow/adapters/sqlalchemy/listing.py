@@ -1,10 +1,12 @@
 """The list query: the statement of :meth:`EventStore.query`, one ordered scan of one index per page.
 
-Every list index of ``tables.py`` ends with the list order ``(created_at, id)``. A page reads the index of the
-most selective filter given (:func:`_driving_index`), named on SQLite (``INDEXED BY``: without ``ANALYZE``
-statistics its planner may otherwise take an index that finds the rows only after a long scan); the other
-filters are checked on the rows read, and the creation range and the cursor bound the scan. Each shape of
-query (which filters are given) is built once, its values bound per call.
+Every list index of ``tables.py`` ends with the list order ``created_position`` (the feed position of each
+session's ``created`` event), read forwards (oldest first) or backwards (newest first). A page reads the index
+of the most selective filter given (:func:`_driving_index`), named on SQLite (``INDEXED BY``: without
+``ANALYZE`` statistics its planner may otherwise take an index that finds the rows only after a long scan);
+the other filters, and the creation range, are checked on the rows read, and the cursor (the position of its
+anchor session) bounds the scan. Each shape of query (which filters are given) is built once, its values bound
+per call.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Select, TableClause, bindparam, column, false, select, tuple_, union_all
+from sqlalchemy import ColumnElement, Select, TableClause, bindparam, column, false, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -23,8 +25,8 @@ from sessionflow.application.ports import Query
 
 __all__ = ["query_statement"]
 
-#: Every column of ``sessions``, as selected (in table order).
-SESSION_FIELDS = tuple(sessions.c)
+#: Every column of a session's row, as selected (in table order; the list order ``created_position`` is no field).
+SESSION_FIELDS = tuple(c for c in sessions.c if c.name != "created_position")
 
 #: The list indexes by their columns (names from the schema's naming convention).
 _LIST_INDEXES = {tuple(c.name for c in index.columns): str(index.name) for index in sessions.indexes}
@@ -60,7 +62,7 @@ def _driving_index(query: Query, statuses: int) -> tuple[tuple[str, ...], bool]:
 
     The lifecycle comes last: most databases hold one or two lifecycles, so it hardly narrows a page. When
     another filter drives, the lifecycle is checked as ``lifecycle >= :lifecycle AND lifecycle <= :lifecycle``
-    (the same rows) rather than ``=``: with a range on its first column, the ``(lifecycle, created_at, id)``
+    (the same rows) rather than ``=``: with a range on its first column, the ``(lifecycle, created_position)``
     index no longer yields list order, so PostgreSQL's planner cannot choose it for an ordered scan. It would
     otherwise: when (nearly) every session has the same lifecycle, that column's statistics report a perfect
     correlation with the table's order, which makes the index look cheaper to read than the status's, and
@@ -68,15 +70,15 @@ def _driving_index(query: Query, statuses: int) -> tuple[tuple[str, ...], bool]:
     sessions). The range keeps the column's statistics, so the estimates of the rows found do not change."""
     if query.user_id is not None:
         if statuses:
-            return ("user_id", "status", "created_at", "id"), statuses > 1
-        return ("user_id", "created_at", "id"), False
+            return ("user_id", "status", "created_position"), statuses > 1
+        return ("user_id", "created_position"), False
     if query.workspace_id is not None:
-        return ("workspace_id", "created_at", "id"), False
+        return ("workspace_id", "created_position"), False
     if statuses:
-        return ("status", "created_at", "id"), statuses > 1
+        return ("status", "created_position"), statuses > 1
     if query.lifecycle is not None:
-        return ("lifecycle", "created_at", "id"), False
-    return ("created_at", "id"), False
+        return ("lifecycle", "created_position"), False
+    return ("created_position",), False
 
 
 class _Part(Select[Any]):
@@ -101,7 +103,7 @@ def _filtered(query: Query, table: TableClause, statuses: int, driving: tuple[st
     parameters (``-1``: the one of this part); ``driving``: the columns of the index the page reads."""
     c = table.c
     columns = [c[f.name] for f in SESSION_FIELDS]
-    stmt = _Part(*columns) if part else select(*columns)
+    stmt = _Part(*columns, c.created_position) if part else select(*columns)  # a part: merged in list order
     if not query.include_deleted:
         stmt = stmt.where(c.deleted_at.is_(None))
     if statuses < 0:
@@ -122,9 +124,10 @@ def _filtered(query: Query, table: TableClause, statuses: int, driving: tuple[st
         stmt = stmt.where(c.created_at >= bindparam("created_after"))
     if query.created_before is not None:
         stmt = stmt.where(c.created_at < bindparam("created_before"))
-    if query.after is not None:
-        stmt = stmt.where(c.created_at >= bindparam("after_ms"), tuple_(c.created_at, c.id) > tuple_(
-            bindparam("after_ms", type_=BigInteger()), bindparam("after_id", type_=sessions.c.id.type)))
+    if query.after is not None:  # strictly after the anchor in list order (nothing when it does not exist)
+        anchor = select(_ANCHOR.c.created_position).where(
+            _ANCHOR.c.id == bindparam("after_id", type_=sessions.c.id.type)).scalar_subquery()
+        stmt = stmt.where(c.created_position < anchor if query.newest_first else c.created_position > anchor)
     if query.live_after is not None:
         stmt = stmt.where(c.due_at.is_(None) | (c.due_at > bindparam("live_after")))
     return stmt
@@ -139,13 +142,22 @@ def _values(query: Query, statuses: list[str]) -> dict[str, Any]:
         if value is not None:
             values[name] = to_millis(value)
     if query.after is not None:
-        values["after_ms"], values["after_id"] = to_millis(query.after[0]), query.after[1]
+        values["after_id"] = query.after
     values.update(limit=query.limit, offset=query.offset, part_limit=query.limit + query.offset)
     return values
 
 
 #: The shape of a list query: which filters it has, how many statuses, its driving index.
-_Shape = tuple[bool, int, bool, bool, bool, bool, bool, bool, bool, bool]
+_Shape = tuple[bool, int, bool, bool, bool, bool, bool, bool, bool, bool, bool]
+
+#: The cursor's anchor session, read by id (its own name, apart from the table the page reads).
+_ANCHOR = sessions.alias("anchor")
+
+
+def _order(table: Any, newest_first: bool) -> ColumnElement[Any]:
+    """The list order on ``table``: its ``created_position``, newest first or oldest first."""
+    position: ColumnElement[Any] = table.c.created_position
+    return position.desc() if newest_first else position
 
 
 @functools.lru_cache(maxsize=512)
@@ -155,22 +167,26 @@ def _template(shape: _Shape) -> Select[Any]:
     statuses = shape[1]
     columns, per_status = _driving_index(query, statuses)
     table = _THROUGH[columns]
+    backwards = query.newest_first
     if not per_status:
-        return _filtered(query, table, statuses, columns).order_by(table.c.created_at, table.c.id).limit(
+        return _filtered(query, table, statuses, columns).order_by(_order(table, backwards)).limit(
             bindparam("limit")).offset(bindparam("offset"))
-    parts = (_filtered(query, table, -i - 1, columns, part=True).order_by(table.c.created_at, table.c.id).limit(
+    parts = (_filtered(query, table, -i - 1, columns, part=True).order_by(_order(table, backwards)).limit(
         bindparam("part_limit")).subquery() for i in range(statuses))
     merged = union_all(*(select(*part.c) for part in parts)).subquery()
-    return select(*merged.c).order_by(merged.c.created_at, merged.c.id).limit(bindparam("limit")).offset(
+    # Every column of the parts, the list order last (SQLite merges the parts in order only when the outer
+    # query selects the column it orders by; session_from_row leaves it aside).
+    return select(*merged.c).order_by(_order(merged, backwards)).limit(bindparam("limit")).offset(
         bindparam("offset"))
 
 
 def query_statement(query: Query) -> Select[Any]:
-    """The page of projection rows :meth:`EventStore.query` returns, in ``(created_at, id)`` order.
+    """The page of projection rows :meth:`EventStore.query` returns, in list order (``created_position``,
+    descending when ``query.newest_first``).
 
     Every page is an ordered scan of one index, chosen here rather than by the database's planner (which,
     without statistics, may pick an index that finds the rows only after a long scan): the index of the most
-    selective filter given, each index ending with ``(created_at, id)``, so there is never a sort. On SQLite
+    selective filter given, each index ending with ``created_position``, so there is never a sort. On SQLite
     the statement names it (``INDEXED BY``). Several statuses on an index that has the status after an equality
     are read as one ordered scan per status, merged (``SELECT ... FROM (... UNION ALL ...) ORDER BY``, see
     :class:`_Part`: SQLite and PostgreSQL both merge the parts, each in index order, and stop at the limit).
@@ -182,18 +198,18 @@ def query_statement(query: Query) -> Select[Any]:
     shape: _Shape = (query.include_deleted, len(statuses), query.user_id is not None,
                      query.workspace_id is not None, query.module_name is not None, query.lifecycle is not None,
                      query.created_after is not None, query.created_before is not None, query.after is not None,
-                     query.live_after is not None)
+                     query.live_after is not None, query.newest_first)
     return _template(shape).params(_values(query, statuses))
 
 
 def _shape_query(shape: _Shape) -> Query:
     """A query of this shape (the values are placeholders: only which filters are given matters)."""
     (include_deleted, statuses, user, workspace, module, lifecycle, created_after, created_before, after,
-     live_after) = shape
+     live_after, newest_first) = shape
     at = datetime(1970, 1, 1, tzinfo=UTC)
     return Query(status=frozenset(f"s{i}" for i in range(statuses)) if statuses else None,
                  user_id="u" if user else None, workspace_id="w" if workspace else None,
                  module_name="m" if module else None, lifecycle="l" if lifecycle else None,
                  include_deleted=include_deleted, created_after=at if created_after else None,
-                 created_before=at if created_before else None, after=(at, UUID(int=0)) if after else None,
-                 live_after=at if live_after else None)
+                 created_before=at if created_before else None, after=UUID(int=0) if after else None,
+                 live_after=at if live_after else None, newest_first=newest_first)

@@ -12,6 +12,7 @@ imported only when a migration is due, or by the functions that need it (:func:`
 
 from __future__ import annotations
 
+import time
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -29,11 +30,13 @@ __all__ = ["HEAD_REVISION", "VERSION_TABLE", "alembic_config", "current_revision
 
 #: The newest revision of the migration scripts (``alembic/versions``). A new migration changes it too: the
 #: test suite fails while they disagree.
-HEAD_REVISION: Final = "0006"
+HEAD_REVISION: Final = "0007"
 #: The table where Alembic records a database's revision.
 VERSION_TABLE: Final = "alembic_version"
 
 _WRITE = "sessionflow_write"
+#: The advisory lock that serialises the upgrades of one PostgreSQL database.
+_MIGRATE_LOCK: Final = "hashtextextended('sessionflow:migrate', 0)"
 
 
 def script_location() -> str:
@@ -97,12 +100,30 @@ def is_up_to_date(engine: Engine) -> bool:
         return stored_revision(conn) == HEAD_REVISION
 
 
+def _lock_for_upgrade(conn: Connection) -> None:
+    """Take the upgrade lock of a PostgreSQL database, waiting for another upgrade to end.
+
+    The wait is a poll (``pg_try_advisory_lock``, then a pause outside any transaction), not a blocking
+    ``pg_advisory_lock``: a statement blocked on the lock would hold a snapshot, and a migration that builds an
+    index ``CONCURRENTLY`` while holding the lock waits for every older snapshot to end — a deadlock PostgreSQL
+    would break by failing the upgrade."""
+    pause = 0.05
+    while True:
+        got = conn.execute(text(f"SELECT pg_try_advisory_lock({_MIGRATE_LOCK})")).scalar()
+        conn.commit()
+        if got:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Bring the schema of ``engine``'s database up to ``revision``; safe to run from many processes.
 
     Returns the revision the database was at before. A database already at the head costs one query (Alembic is
-    not imported). On PostgreSQL an advisory lock serialises concurrent upgrades; on SQLite the write
-    transaction (``BEGIN IMMEDIATE``) does.
+    not imported). On PostgreSQL an advisory lock of the connection serialises concurrent upgrades, and Alembic
+    runs the migrations in its own transaction (so that a migration may commit and build an index
+    ``CONCURRENTLY``, see revision 0007); on SQLite the write transaction (``BEGIN IMMEDIATE``) does.
     """
     with engine.connect() as conn:
         if revision == "head" and stored_revision(conn) == HEAD_REVISION:
@@ -115,11 +136,21 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
             return head
         conn.rollback()
         if engine.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="READ COMMITTED")  # transactional DDL and the lock
+            conn.execution_options(isolation_level="READ COMMITTED")  # transactional DDL
+            _lock_for_upgrade(conn)
+            try:
+                before = current_revision(conn)
+                conn.commit()  # Alembic begins (and commits) the migrations' transaction itself
+                if before != head or revision != "head":
+                    command.upgrade(alembic_config(connection=conn), revision)
+                conn.commit()
+            finally:
+                conn.rollback()
+                conn.execute(text(f"SELECT pg_advisory_unlock({_MIGRATE_LOCK})"))
+                conn.commit()
+            return before
         conn.execution_options(**{_WRITE: True})
         with conn.begin():
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('sessionflow:migrate', 0))"))
             before = current_revision(conn)
             if before != head or revision != "head":
                 command.upgrade(alembic_config(connection=conn), revision)

@@ -49,8 +49,9 @@ __all__ = [
     "stream_projections",
 ]
 
-#: Every column of ``sessions`` / ``session_events``, as selected (in table order).
-SESSION_FIELDS = tuple(sessions.c)
+#: Every column of ``sessions`` / ``session_events``, as selected (in table order; not ``created_position``,
+#: the list order the database sets, which is no field of a session).
+SESSION_FIELDS = tuple(c for c in sessions.c if c.name != "created_position")
 EVENT_FIELDS = tuple(session_events.c)
 #: The place of ``version`` in a ``sessions`` row.
 VERSION = column_index("version")
@@ -171,6 +172,11 @@ def stream_projections(conn: Connection, batch_size: int) -> Iterator[Session]:
         yield session_from_row(row)
 
 
+#: Every projection row's list order: the feed position of its session's ``created`` event (version 1).
+FILL_CREATED_POSITION = update(sessions).values(created_position=select(session_events.c.position).where(
+    session_events.c.session_id == sessions.c.id, session_events.c.version == 1).scalar_subquery())
+
+
 def replace_rows(conn: Connection, rebuilt: Iterable[Session], batch_size: int) -> int:
     """Delete every projection row and insert ``rebuilt`` instead (in the caller's transaction)."""
     conn.execute(delete(sessions))
@@ -185,4 +191,5 @@ def replace_rows(conn: Connection, rebuilt: Iterable[Session], batch_size: int) 
     if batch:
         conn.execute(insert(sessions), batch)
         count += len(batch)
+    conn.execute(FILL_CREATED_POSITION)  # the list order, from the events (their triggers fired long ago)
     return count

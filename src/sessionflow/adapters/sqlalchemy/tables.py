@@ -112,15 +112,18 @@ sessions = Table(
     # The lifecycle definition the session runs under (see sessionflow.domain.definitions).
     Column("lifecycle", String(128), nullable=False, server_default="session"),
     Column("lifecycle_version", Integer, nullable=False, server_default="1"),
+    # The list order: the feed position of the session's ``created`` event (commit order). Set by the database
+    # (revision 0007's triggers), whichever path wrote the rows: never written by the stores' statements.
+    Column("created_position", BigInteger, nullable=True),
     Index(None, "due_at"),
-    Index(None, "created_at", "id"),
-    # One index per list filter, each in list order, so a filtered page is a short ordered index scan; a
-    # user's sessions of one status (the "my sessions" page) have their own (statements.query_statement).
-    Index(None, "status", "created_at", "id"),
-    Index(None, "user_id", "created_at", "id"),
-    Index(None, "workspace_id", "created_at", "id"),
-    Index(None, "lifecycle", "created_at", "id"),
-    Index(None, "user_id", "status", "created_at", "id"),
+    Index(None, "created_position"),
+    # One index per list filter, each in list order, so a filtered page is a short ordered index scan (in
+    # either direction); a user's sessions of one status (the "my sessions" page) have their own (listing.py).
+    Index(None, "status", "created_position"),
+    Index(None, "user_id", "created_position"),
+    Index(None, "workspace_id", "created_position"),
+    Index(None, "lifecycle", "created_position"),
+    Index(None, "user_id", "status", "created_position"),
 )
 
 consumers = Table(

@@ -114,11 +114,25 @@ def copy_store(source: EventStore, target: EventStore, report: MigrationReport,
     if present and not resume:
         raise InvalidInput("to", "the target store already holds sessions: copy only into an empty store, or "
                                  "give --resume to copy what is missing")
-    for sid in sorted(source.session_ids(), key=str):
+    for sid in _in_creation_order(source):
         _copy_one(source, target, sid, report, present)
         if progress is not None:
             progress(1)  # every session of the source counts, copied or not
     return report
+
+
+def _in_creation_order(source: EventStore) -> list[UUID]:
+    """Every session of ``source``, in its list order (so the copies list in the same order in the target,
+    where each gets its position in the order it is appended), then those without a projection, by id."""
+    from sessionflow.application.ports import Query
+
+    ordered: list[UUID] = []
+    page = source.query(Query(include_deleted=True, limit=1000))
+    while page:
+        ordered += (s.id for s in page)
+        page = source.query(Query(include_deleted=True, limit=1000, after=page[-1].id)) if len(page) == 1000 else []
+    listed = set(ordered)
+    return ordered + sorted((sid for sid in source.session_ids() if sid not in listed), key=str)
 
 
 def _copy_one(source: EventStore, target: EventStore, sid: UUID, report: MigrationReport, present: set[UUID]) -> None:

@@ -61,7 +61,7 @@ class RetentionCommands(CommandContext):
             count += sum(1 for session in page if is_closed_before(session, cutoff))
             if len(page) < 1000:
                 return count
-            after = (page[-1].created_at, page[-1].id)
+            after = page[-1].id
 
     def purge(self, closed_before: str | datetime | timedelta, *, archive: str | Path | None = None,
               batch_size: int = 500) -> dict[str, Any]:

@@ -116,9 +116,10 @@ class SessionCommands(CommandContext):
              workspace: str | None = None, module: str | None = None, lifecycle: str | None = None,
              created_after: datetime | None = None, created_before: datetime | None = None,
              cursor: str | None = None, limit: int = 100, offset: int = 0,
-             every: bool = False) -> builtins.list[Session]:
-        """List sessions, a page (or with ``every``, page after page, by cursor); JSON lines are printed page by
-        page. Given a ``cursor`` (``""``: from the start), the JSON lines end with ``{"next_cursor": ...}``."""
+             every: bool = False, newest_first: bool = False) -> builtins.list[Session]:
+        """List sessions in creation order (``newest_first``: reversed), a page (or with ``every``, page after
+        page, by cursor); JSON lines are printed page by page. Given a ``cursor`` (``""``: from the start), the
+        JSON lines end with ``{"next_cursor": ...}``."""
         from sessionflow.application.reads import cursor_of
 
         found: builtins.list[Session] = []
@@ -127,14 +128,15 @@ class SessionCommands(CommandContext):
         while True:
             page = self.manager.list(status=status, user_id=user, workspace_id=workspace, module_name=module,
                                      lifecycle=lifecycle, created_after=created_after, created_before=created_before,
-                                     cursor=after, limit=limit, offset=offset)
+                                     cursor=after, limit=limit, offset=offset, newest_first=newest_first)
             found.extend(page)
             if self.out.json:
                 self.out.sessions(page)
             if not every or len(page) < limit:
                 break
-            after, offset = cursor_of(page[-1]), 0  # page after page by cursor: nothing shifts or repeats
-        next_cursor = cursor_of(found[-1]) if found and len(page) == limit and not every else None
+            after, offset = cursor_of(page[-1], newest_first=newest_first), 0  # by cursor: nothing shifts
+        full = found and len(page) == limit and not every
+        next_cursor = cursor_of(found[-1], newest_first=newest_first) if full else None
         if self.out.json and cursor is not None:
             self.out.line({"next_cursor": next_cursor})
         if not self.out.json:
@@ -331,13 +333,15 @@ def list_(
         help='Continue after the page that printed this cursor ("" for the first page); with --json the last '
              'line is then {"next_cursor": ...}.')] = None,
     every: Annotated[bool, typer.Option("--all", help="Every match, page after page.")] = False,
+    newest_first: Annotated[bool, typer.Option(
+        "--newest-first", help="Newest first (a --cursor pages on in the order it was printed for).")] = False,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
-    """List sessions, oldest first (JSON lines with --json)."""
+    """List sessions in creation order, oldest first (--newest-first: newest first; JSON lines with --json)."""
     with open_commands(ctx, SessionCommands, db=db, json_output=json_output) as cli:
         cli.list(statuses=[s.value for s in status or ()], user=user, workspace=workspace, module=module,
                  lifecycle=lifecycle, created_after=created_after, created_before=created_before, cursor=cursor,
-                 limit=limit, offset=offset, every=every)
+                 limit=limit, offset=offset, every=every, newest_first=newest_first)
 
 
 

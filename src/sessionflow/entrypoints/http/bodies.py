@@ -154,7 +154,7 @@ class SeedEndBody(_Request):
 
 
 class SessionPage(BaseModel):
-    """A page of sessions, ordered by creation time (then id)."""
+    """A page of sessions, in creation order (newest first with ``newest_first``)."""
 
     items: list[Session]
     limit: int

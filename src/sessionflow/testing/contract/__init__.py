@@ -38,6 +38,7 @@ from sessionflow.testing.contract.feed import TestFeed
 from sessionflow.testing.contract.lifecycle import TestLifecycle
 from sessionflow.testing.contract.listing import TestList
 from sessionflow.testing.contract.nul import TestNulRefused
+from sessionflow.testing.contract.ordering import TestCreationOrder
 from sessionflow.testing.contract.policies import TestPoliciesAndErrors
 from sessionflow.testing.contract.projection import TestProjection
 from sessionflow.testing.contract.purge import TestPurge
@@ -51,6 +52,7 @@ __all__ = [
     "TestClosing",
     "TestConcurrency",
     "TestCreateStarted",
+    "TestCreationOrder",
     "TestExpiry",
     "TestFeed",
     "TestLifecycle",

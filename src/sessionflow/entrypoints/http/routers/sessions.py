@@ -117,14 +117,18 @@ def router(*, secured: bool) -> APIRouter:
             "Continue after the page that returned this `next_cursor`."))] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 100,
         offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+        newest_first: Annotated[bool, Query(description=(
+            "List newest first (creation order reversed); a cursor pages on in the order it was issued "
+            "for."))] = False,
     ) -> Response:
         items = manager.list(status=status, user_id=who.owner_for_list(user_id), workspace_id=workspace_id,
                              module_name=module_name, lifecycle=lifecycle, created_after=created_after,
-                             created_before=created_before, cursor=cursor, limit=limit, offset=offset)
+                             created_before=created_before, cursor=cursor, limit=limit, offset=offset,
+                             newest_first=newest_first)
         full = len(items) == limit
         return JSONResponse({"items": [s.model_dump(mode="json") for s in items], "limit": limit,
                              "offset": offset, "next_offset": offset + limit if full else None,
-                             "next_cursor": cursor_of(items[-1]) if full else None})
+                             "next_cursor": cursor_of(items[-1], newest_first=newest_first) if full else None})
 
     @routes.get("/sessions/{session_id}", response_model=Session, tags=["sessions"], operation_id="get_session",
                 summary="Get a session", responses={200: {"headers": ETAG_HEADER},
