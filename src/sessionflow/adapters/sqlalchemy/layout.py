@@ -2,7 +2,8 @@
 
 Three rows, each a named tuple whose field order is the order of its columns in every statement built from it:
 
-* :data:`SESSION_COLUMNS`: the ``sessions`` projection row (the table's columns, in table order);
+* :data:`SESSION_COLUMNS`: the ``sessions`` projection row (the table's columns, in table order, without
+  ``created_position``: the database sets it when the session's ``created`` event is inserted);
 * :class:`EventRow`: a ``session_events`` row as the recorders insert it (``position`` is the database's);
 * :class:`ExpiryUpdate`: a swept session's compare-and-set update — the columns a timeout writes, then the key
   (``id``) and the version it was read at (``expected``).
@@ -24,7 +25,7 @@ from sessionflow.adapters.sqlalchemy.tables import JsonDocument, session_events,
 __all__ = ["EVENT_COLUMNS", "SESSION_COLUMNS", "EventRow", "ExpiryUpdate", "casts", "column_index"]
 
 #: The columns of ``sessions``, by name, in table order (the projection row).
-SESSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in sessions.c)
+SESSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in sessions.c if c.name != "created_position")
 
 
 class EventRow(NamedTuple):

@@ -88,7 +88,7 @@ class CoreOperations(_Base):
                     outcome=WriteOutcome("save_consumer_position"))
 
     def query(self, query: Query) -> list[Session]:
-        """Sessions matching the filters, ordered by ``created_at`` then id."""
+        """Sessions matching the filters, in creation order (``created_position``; newest first when the query asks)."""
         stmt = sql.query_statement(query)
         rows = self._read(lambda conn: conn.execute(stmt).all())
         return [session_from_row(r) for r in rows]

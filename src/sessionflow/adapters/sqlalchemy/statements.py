@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Select, delete, func, insert, select, text
+from sqlalchemy import Connection, Select, delete, func, insert, select, text, update
 
 from sessionflow.adapters.sqlalchemy.layout import column_index
 from sessionflow.adapters.sqlalchemy.listing import query_statement  # the list query lives there
