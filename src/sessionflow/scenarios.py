@@ -43,10 +43,6 @@ step fails, with what was expected and what was found, and the scenario stops th
 
 Run one with ``sessionflow scenario run FILE`` or from pytest: files named ``*.scenario.yaml`` are
 collected as tests by the plugin that comes with sessionflow.
-
-Longer than 400 lines: the file format, its errors and the step language (reading each step, playing it,
-checking each kind of expectation) are one thing a scenario author reads through; split, each part would
-need the others to make sense.
 """
 
 from __future__ import annotations

@@ -37,9 +37,6 @@ Seams for new backends:
   under ``adapters/`` implementing the ``EventStore`` port (``sessionflow.application.ports``); it plugs into
   the contract suite (``tests/contract``, which runs unchanged on every store) through ``BACKENDS`` and
   ``open_store`` in ``tests/support/backends.py``, and must pass it.
-
-Longer than 400 lines: the retry framework and the outcome rules of every write (append, batch, sweep)
-belong to one class, with the read cache they keep up to date.
 """
 
 from __future__ import annotations

@@ -10,10 +10,6 @@
 
 The row formats are those of :mod:`sessionflow.adapters.sqlalchemy.tables` (UUIDs as 32-digit hex text, JSON
 as text, times as epoch milliseconds).
-
-Longer than 400 lines: it is the one place for everything SQLite-specific — the pragmas, the single and batch
-appends on the driver connection, the two-statement sweep and its trigger — each a hot path kept as a method of
-the recorder (see ``persistence.py``); splitting it would put a layer between an operation and its SQL.
 """
 
 from __future__ import annotations
