@@ -16,25 +16,15 @@ import pytest
 from sessionflow import InvalidInput, Session, SessionManager
 from sessionflow.testing import ManualClock
 from sessionflow.testing.contract._support import ContractSuite, MakeManager, requires
+from sessionflow.testing.contract.listing import ids
+from sessionflow.testing.contract.listing import walk as pages
 
 __all__ = ["TestCreationOrder", "assert_listed_in_order"]
 
 
-def ids(sessions: list[Session]) -> list[UUID]:
-    """The sessions' ids, in their order."""
-    return [s.id for s in sessions]
-
-
 def walk(mgr: SessionManager, limit: int, **filters: Any) -> list[Session]:
-    """Every session, page after page by cursor."""
-    found: list[Session] = []
-    cursor = None
-    while True:
-        page = mgr.page(cursor=cursor, limit=limit, **filters)
-        found.extend(page.items)
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
+    """Every session, page after page by cursor (each page but the last full)."""
+    return [session for page in pages(mgr, limit, **filters) for session in page]
 
 
 def offsets(mgr: SessionManager, limit: int, **filters: Any) -> list[Session]:
