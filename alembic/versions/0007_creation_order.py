@@ -8,10 +8,17 @@
   the upgrade as it did (sessions of one millisecond stay in id order: what their readers saw); the sessions
   created from then on follow them, in commit order. (Only sessions created within one millisecond can have
   been written in another order than their ids': the others get their own event's position.)
-* A trigger sets it whichever path writes the rows: ``AFTER INSERT ON session_events FOR EACH ROW WHEN
-  (NEW.version = 1)`` updates the session's row with the event's position (the stores insert the projection
-  row before its events, in the same statement or transaction; a PostgreSQL ``AFTER`` row trigger runs at the
-  end of the statement, so it sees the row a data-modifying CTE inserted in that statement).
+* The stores' appends set it as they insert the session's row (SQLite: the position its ``created`` event is
+  about to take under the write lock; PostgreSQL: a position the statement takes from the feed's sequence
+  under the feed's lock and gives to that event), so a create writes the row once. Triggers are the net for
+  every other writer — a process still running the code of before this revision during a rolling upgrade, a
+  hand-written insert — and cost the stores' appends nothing. PostgreSQL: ``BEFORE INSERT ON sessions FOR
+  EACH ROW WHEN (NEW.created_position IS NULL)`` (a condition checked without calling a function) reserves
+  the next feed position for the row, under the feed's lock, and the events' position function (revision
+  0005's, replaced here) gives a ``created`` event inserted without a position the one its session reserved
+  (the row is inserted before its events: in an earlier statement, or earlier in the same statement, whose
+  changes a row trigger sees). SQLite: ``AFTER INSERT ON session_events FOR EACH ROW WHEN NEW.version = 1``
+  sets it where it is still unset (a key lookup and no write for the stores' appends).
 * The list indexes ``(…, created_at, id)`` are replaced by ``(…, created_position)``: each list filter still
   reads one index in list order, forwards (oldest first) or backwards (newest first). On PostgreSQL, when the
   migration runs on its own transactions (``sessionflow`` upgrades so), the column and the trigger are
@@ -57,19 +64,49 @@ _OLD = (
     ("ix_sessions_user_id_status_created_at_id", "user_id, status, created_at, id"),
 )
 
-_PG_FUNCTION = """
+#: The feed's advisory lock (revision 0005's ``FEED_LOCK``: positions are handed out one transaction at a time).
+_FEED_LOCK = "pg_advisory_xact_lock(1936942450, 1)"
+#: A session row inserted without its list order reserves the next feed position for its ``created`` event.
+_PG_RESERVE = f"""
 CREATE OR REPLACE FUNCTION sessionflow_created_position() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE sessions SET created_position = NEW.position WHERE id = NEW.session_id;
-    RETURN NULL;
+    PERFORM {_FEED_LOCK};
+    NEW.created_position := nextval('session_events_position_seq');
+    RETURN NEW;
 END
 $$
 """
-_PG_TRIGGER = ("CREATE TRIGGER sessionflow_created_position AFTER INSERT ON session_events FOR EACH ROW "
-               "WHEN (NEW.version = 1) EXECUTE FUNCTION sessionflow_created_position()")
+_PG_TRIGGER = ("CREATE TRIGGER sessionflow_created_position BEFORE INSERT ON sessions FOR EACH ROW "
+               "WHEN (NEW.created_position IS NULL) EXECUTE FUNCTION sessionflow_created_position()")
+
+
+def _event_position(created: str) -> str:
+    """Revision 0005's event-position function, with ``created`` run for a ``created`` event given no position."""
+    return f"""
+CREATE OR REPLACE FUNCTION sessionflow_event_position() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.position IS NULL THEN
+        -- One transaction at a time from here to its commit: positions follow commit order.
+        PERFORM {_FEED_LOCK};{created}
+        IF NEW.position IS NULL THEN
+            NEW.position := nextval('session_events_position_seq');
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$
+"""
+
+
+#: A ``created`` event inserted without its position takes the one its session's row reserved.
+_PG_EVENT_POSITION = _event_position("""
+        IF NEW.version = 1 THEN
+            SELECT s.created_position INTO NEW.position FROM sessions AS s WHERE s.id = NEW.session_id;
+        END IF;""")
 _SQLITE_TRIGGER = ("CREATE TRIGGER IF NOT EXISTS sessionflow_created_position AFTER INSERT ON session_events "
                    "FOR EACH ROW WHEN NEW.version = 1 BEGIN "
-                   "UPDATE sessions SET created_position = NEW.position WHERE id = NEW.session_id; END")
+                   "UPDATE sessions SET created_position = NEW.position "
+                   "WHERE id = NEW.session_id AND created_position IS NULL; END")
 #: An index of this name that an interrupted ``CREATE INDEX CONCURRENTLY`` left invalid.
 _INVALID = ("SELECT 1 FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid "
             "WHERE c.relname = :name AND NOT i.indisvalid")
@@ -93,8 +130,10 @@ def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:
         op.execute("ALTER TABLE sessions ADD COLUMN IF NOT EXISTS created_position BIGINT")
-        op.execute(_PG_FUNCTION)
+        op.execute(_PG_RESERVE)
+        op.execute(_PG_EVENT_POSITION)
         op.execute("DROP TRIGGER IF EXISTS sessionflow_created_position ON session_events")
+        op.execute("DROP TRIGGER IF EXISTS sessionflow_created_position ON sessions")
         op.execute(_PG_TRIGGER)
         if _own_transactions():
             with op.get_context().autocommit_block():  # the column and the trigger are committed from here
@@ -125,6 +164,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS sessionflow_created_position ON session_events")
+        op.execute("DROP TRIGGER IF EXISTS sessionflow_created_position ON sessions")
+        op.execute(_event_position(""))
         op.execute("DROP FUNCTION IF EXISTS sessionflow_created_position()")
     else:
         op.execute("DROP TRIGGER IF EXISTS sessionflow_created_position")

@@ -3,7 +3,8 @@
 Three rows, each a named tuple whose field order is the order of its columns in every statement built from it:
 
 * :data:`SESSION_COLUMNS`: the ``sessions`` projection row (the table's columns, in table order, without
-  ``created_position``: the database sets it when the session's ``created`` event is inserted);
+  ``created_position``, the list order: the position of the session's ``created`` event, which each
+  recorder's insert computes in SQL);
 * :class:`EventRow`: a ``session_events`` row as the recorders insert it (``position`` is the database's);
 * :class:`ExpiryUpdate`: a swept session's compare-and-set update — the columns a timeout writes, then the key
   (``id``) and the version it was read at (``expected``).

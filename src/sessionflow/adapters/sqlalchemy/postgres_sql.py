@@ -32,6 +32,13 @@ def _param(column: str) -> str:
     return "%s::jsonb" if _CAST[column] == "jsonb" else "%s"
 
 
+#: The feed position a create takes for its session's ``created`` event: the feed's advisory lock first (held to
+#: the commit, so positions follow commit order), then the sequence — what the events' trigger does for an
+#: event inserted without one (revision 0005's ``sessionflow_event_position``).
+_TAKE_POSITION = ("WITH p AS (SELECT nextval('session_events_position_seq') AS position "
+                  "FROM (SELECT pg_advisory_xact_lock(1936942450, 1) OFFSET 0) AS feed_lock)")
+
+
 class PostgresSql(FastSql):
     """The hot path's SQL on PostgreSQL (``%s`` parameters, native UUIDs)."""
 
@@ -44,10 +51,13 @@ class PostgresSql(FastSql):
         self.select_active = active_query("%s")
         #: Two transactions checking the same user's sessions at once would both see none: one waits here.
         self.lock_user = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+        #: A new session's row with its list order (``created_position``): a feed position the statement takes
+        #: itself, as the events' trigger would (the feed's lock, then the sequence: revision 0005), and gives
+        #: to the session's ``created`` event — so the row is written once (see revision 0007).
         self._insert_session = (
-            f"INSERT INTO sessions ({cols}) VALUES ("
+            f"INSERT INTO sessions ({cols}, created_position) VALUES ("
             + ", ".join(_param(c) for c in SESSION_COLUMNS)
-            + ") RETURNING 1")
+            + ", (SELECT position FROM p)) RETURNING created_position AS position")
         self._statements: dict[tuple[tuple[str, ...] | None, int], str] = {}
 
     def uuid(self, value: Any) -> Any:
@@ -62,18 +72,21 @@ class PostgresSql(FastSql):
         key = (update_columns, events)
         statement = self._statements.get(key)
         if statement is None:
-            if update_columns is None:
-                write = self._insert_session
-            else:
-                sets = ", ".join(f"{c} = {_param(c)}" for c in update_columns)
-                write = f"UPDATE sessions SET {sets} WHERE id = %s AND version = %s RETURNING 1"
             rows = ", ".join(
                 "(" + ", ".join(f"%s::{_CAST[c]}" for c in EVENT_COLUMNS) + ")" for _ in range(events))
+            values = f"FROM (VALUES {rows}) AS v({', '.join(EVENT_COLUMNS)})"
+            if update_columns is None:  # the created event (version 1) takes the row's position
+                write = f"{_TAKE_POSITION}, w AS ({self._insert_session})"
+                position = ", CASE WHEN v.version = 1 THEN w.position END"
+                values += ", w"
+            else:
+                sets = ", ".join(f"{c} = {_param(c)}" for c in update_columns)
+                write = f"WITH w AS (UPDATE sessions SET {sets} WHERE id = %s AND version = %s RETURNING 1)"
+                position = ""
+                values += " WHERE EXISTS (SELECT 1 FROM w)"
             statement = (
-                f"WITH w AS ({write}) "
-                f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) "
-                f"SELECT {', '.join('v.' + c for c in EVENT_COLUMNS)} FROM (VALUES {rows}) "
-                f"AS v({', '.join(EVENT_COLUMNS)}) WHERE EXISTS (SELECT 1 FROM w)")
+                f"{write} INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}{', position' if position else ''}) "
+                f"SELECT {', '.join('v.' + c for c in EVENT_COLUMNS)}{position} {values}")
             self._statements[key] = statement
         return statement
 

@@ -51,7 +51,10 @@ class SqliteSql(FastSql):
     def __init__(self) -> None:
         cols = ", ".join(SESSION_COLUMNS)
         self.select_session = f"SELECT {cols} FROM sessions WHERE id = ?"
-        self.insert_session = f"INSERT INTO sessions ({cols}) VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})"
+        #: A new session's row, with its list order: the position its ``created`` event, inserted next under the
+        #: same write lock, is about to take (so the row is written once; see revision 0007).
+        self.insert_session = (f"INSERT INTO sessions ({cols}, created_position) "
+                               f"VALUES ({', '.join('?' for _ in SESSION_COLUMNS)}, {NEXT_POSITION})")
         self._updates: dict[tuple[str, ...], str] = {}
         self.insert_event = (f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}, position) VALUES "
                              f"({', '.join('?' for _ in EVENT_COLUMNS)}, {NEXT_POSITION})")

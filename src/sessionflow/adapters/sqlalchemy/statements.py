@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Select, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, text
 
 from sessionflow.adapters.sqlalchemy.layout import column_index
 from sessionflow.adapters.sqlalchemy.listing import query_statement  # the list query lives there
@@ -172,24 +172,27 @@ def stream_projections(conn: Connection, batch_size: int) -> Iterator[Session]:
         yield session_from_row(row)
 
 
-#: Every projection row's list order: the feed position of its session's ``created`` event (version 1).
-FILL_CREATED_POSITION = update(sessions).values(created_position=select(session_events.c.position).where(
-    session_events.c.session_id == sessions.c.id, session_events.c.version == 1).scalar_subquery())
+#: A rebuilt projection row, with its list order: the feed position of its session's ``created`` event (version 1).
+_INSERT_REBUILT = insert(sessions).values(created_position=select(session_events.c.position).where(
+    session_events.c.session_id == bindparam("created_of", type_=sessions.c.id.type),
+    session_events.c.version == 1).scalar_subquery())
 
 
 def replace_rows(conn: Connection, rebuilt: Iterable[Session], batch_size: int) -> int:
-    """Delete every projection row and insert ``rebuilt`` instead (in the caller's transaction)."""
+    """Delete every projection row and insert ``rebuilt`` instead (in the caller's transaction), each with its
+    list order."""
     conn.execute(delete(sessions))
     count = 0
     batch: list[dict[str, Any]] = []
     for session in rebuilt:
-        batch.append(session_row(session))
+        row = session_row(session)
+        row["created_of"] = row["id"]
+        batch.append(row)
         if len(batch) >= batch_size:
-            conn.execute(insert(sessions), batch)
+            conn.execute(_INSERT_REBUILT, batch)
             count += len(batch)
             batch = []
     if batch:
-        conn.execute(insert(sessions), batch)
+        conn.execute(_INSERT_REBUILT, batch)
         count += len(batch)
-    conn.execute(FILL_CREATED_POSITION)  # the list order, from the events (their triggers fired long ago)
     return count

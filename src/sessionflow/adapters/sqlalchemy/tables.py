@@ -112,8 +112,8 @@ sessions = Table(
     # The lifecycle definition the session runs under (see sessionflow.domain.definitions).
     Column("lifecycle", String(128), nullable=False, server_default="session"),
     Column("lifecycle_version", Integer, nullable=False, server_default="1"),
-    # The list order: the feed position of the session's ``created`` event (commit order). Set by the database
-    # (revision 0007's triggers), whichever path wrote the rows: never written by the stores' statements.
+    # The list order: the feed position of the session's ``created`` event (commit order). Set by the stores'
+    # inserts as they write the row; revision 0007's trigger sets it for any other writer that leaves it unset.
     Column("created_position", BigInteger, nullable=True),
     Index(None, "due_at"),
     Index(None, "created_position"),
