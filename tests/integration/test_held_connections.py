@@ -76,7 +76,7 @@ def test_threads_hold_at_most_pool_size_and_never_exceed_the_pool(postgres_url: 
             time.sleep(0.2)  # still alive (and holding) while the others work
 
         _run_threads(8, work)  # more threads than the pool has connections
-        assert store._holders <= 2
+        assert store._connections.holders <= 2
         assert peak <= 4  # pool_size + max_overflow: held connections are counted in the pool
         assert _server_connections(postgres_url) <= 4
         assert len(manager.list(limit=100)) == 8
@@ -92,7 +92,7 @@ def test_a_thread_that_ends_gives_its_connection_back(postgres_url: str) -> None
 
         _run_threads(3, work)
         # the threads ended: their slots were dropped, so the connections went back to the pool
-        assert _until(lambda: store._holders == 0 and _pool(manager).checkedout() == 0)
+        assert _until(lambda: store._connections.holders == 0 and _pool(manager).checkedout() == 0)
         # and new threads can hold them again
         _run_threads(3, work)
         assert manager.count() == 6
@@ -102,7 +102,7 @@ def test_close_gives_held_connections_back(postgres_url: str) -> None:
     reset_postgres(postgres_url)
     manager = SessionManager.open(postgres_url, pool_size=2)
     manager.create(performer_id="u")  # this thread now holds one
-    assert manager.store._holders == 1  # type: ignore[attr-defined]
+    assert manager.store._connections.holders == 1  # type: ignore[attr-defined]
     assert _pool(manager).checkedout() == 1
     manager.close()
     assert _until(lambda: _server_connections(postgres_url) == 0)
@@ -123,7 +123,7 @@ def test_a_broken_held_connection_is_replaced(postgres_url: str) -> None:
         assert manager.touch(sid, performer_id="u").version == 2  # retried on a new connection
         assert store._local.connection is not held
         assert store._local.connection.driver_connection.info.backend_pid != pid
-        assert store._holders == 1
+        assert store._connections.holders == 1
         assert [e.version for e in manager.history(sid)] == [1, 2]
 
 
@@ -136,7 +136,7 @@ def test_idle_holders_never_starve_other_threads(postgres_url: str, pool_size: i
     with SessionManager.open(postgres_url, pool_size=pool_size, max_overflow=max_overflow,
                              pool_timeout=3) as manager:
         store: Any = manager.store
-        assert store._hold_limit == limit
+        assert store._connections.hold == limit
         release = threading.Event()
         ready = threading.Barrier(limit + 2)
 
@@ -150,7 +150,7 @@ def test_idle_holders_never_starve_other_threads(postgres_url: str, pool_size: i
             t.start()
         try:
             ready.wait(30)
-            assert store._holders == limit
+            assert store._connections.holders == limit
             _run_threads(6, lambda i: [manager.create(performer_id=f"b{i}") for _ in range(5)])
         finally:
             release.set()

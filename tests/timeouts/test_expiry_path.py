@@ -107,8 +107,9 @@ def driver_calls(monkeypatch: pytest.MonkeyPatch) -> Callable[[SessionManager], 
                 return exec_(*args, **kwargs)
 
             monkeypatch.setattr(postgres_module, "_pg_exec", counted_exec)
-            assert store._sweeper is not None, "sweep once before counting: the store keeps its connection then"
-            conn = store._sweeper.driver_connection
+            sweeper = store._connections.sweeper
+            assert sweeper is not None, "sweep once before counting: the store keeps its connection then"
+            conn = sweeper.driver_connection
             for name in ("execute", "pipeline", "commit", "rollback", "cursor"):
                 method = getattr(conn, name)
 

@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_only
 
 from sessionflow.adapters._sqlalchemy_compat import pool_capacity
+from sessionflow.adapters.sqlalchemy.connections import ConnectionPolicy
 from sessionflow.adapters.sqlalchemy.postgres import PostgresEventStore
 
 __all__ = ["AsyncPostgresEventStore"]
@@ -82,28 +83,12 @@ class AsyncPostgresEventStore(PostgresEventStore):
         sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
         options.setdefault("autocommit_engine", True)
         super().__init__(sync_engine, owns_engine=owns_engine, cache_size=cache_size, **options)
-        # Tasks share the loop's thread: no connection kept per thread (see the module's docstring).
-        self._enable_holding(0, detach=False)
-        capacity = pool_capacity(sync_engine.pool)
-        #: Idle connections kept between hot-path operations (at most ``_keep``: half the pool).
-        self._kept: list[_Checkout] = []
-        self._keep = capacity // 2
 
-    def _checkout(self) -> Any:
-        kept = self._kept
-        if kept:
-            return kept.pop()
-        return _Checkout(self._engine.raw_connection(), autocommit=None if self._autocommit else True, keeper=self)
-
-    def _give_back(self, checkout: _Checkout) -> bool:
-        """Keep ``checkout`` for the next operation if fewer than ``_keep`` are kept; whether it was."""
-        if len(self._kept) >= self._keep:
-            return False
-        self._kept.append(checkout)
-        return True
-
-    def _sweep_connection(self) -> Any:
-        return self._checkout()
+    def _policy(self, hold: int) -> ConnectionPolicy:
+        """Tasks share the loop's thread: no connection kept per thread, but up to half the pool kept idle
+        between operations, each used through its synchronous face (see the module's docstring)."""
+        return ConnectionPolicy(self._engine, keep=pool_capacity(self._engine.pool) // 2,
+                                autocommit_switch=not self._autocommit, wrap=_Driver)
 
     def _exec(self, conn: Any, query: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = conn.run_script(query, params)
@@ -112,62 +97,10 @@ class AsyncPostgresEventStore(PostgresEventStore):
     def _pause(self, seconds: float) -> None:
         await_only(asyncio.sleep(seconds))  # a retry's back-off lets the loop run
 
-    def close(self) -> None:
-        """Close the store (and dispose of the engine if it owns it: inside ``greenlet_spawn``)."""
-        self._keep = 0  # nothing is kept any more
-        kept, self._kept = self._kept, []
-        for checkout in kept:
-            checkout.fairy.close()
-        super().close()
-
     def __repr__(self) -> str:
         return f"AsyncPostgresEventStore({self._engine.url.render_as_string(hide_password=True)!r})"
 
 
-class _Checkout:
-    """A pooled connection for one operation of the recorder's driver-level path: ``driver_connection`` is a
-    :class:`_Driver` (its calls await the asyncio driver); ``close()`` gives it back to the pool,
-    ``invalidate()`` discards it. ``autocommit``: switch the connection to it for the operation. ``keeper``:
-    offered the connection on ``close()``, while it is idle and sound, to keep it for another operation."""
-
-    __slots__ = ("driver_connection", "fairy", "keeper", "restore")
-
-    def __init__(self, fairy: Any, *, autocommit: bool | None, keeper: AsyncPostgresEventStore | None = None) -> None:
-        self.fairy = fairy
-        self.keeper = keeper
-        driver = fairy.info.get(_DRIVER)
-        if driver is None:
-            driver = fairy.info[_DRIVER] = _Driver(fairy.driver_connection)
-        self.driver_connection = driver
-        self.restore: bool | None = None
-        if autocommit is not None and self.driver_connection.autocommit != autocommit:
-            try:
-                self.driver_connection.autocommit = autocommit
-            except BaseException:
-                fairy.invalidate()
-                raise
-            self.restore = not autocommit
-
-    def close(self) -> None:
-        connection = self.driver_connection
-        keeper = self.keeper
-        if keeper is not None and self.restore is None and connection.idle and keeper._give_back(self):
-            return
-        try:
-            if self.restore is not None and not connection.closed:
-                connection.rollback()
-                connection.autocommit = self.restore
-        except Exception:
-            self.fairy.invalidate()
-            return
-        self.fairy.close()
-
-    def invalidate(self) -> None:
-        self.fairy.invalidate()
-
-
-#: Where a pooled connection keeps its :class:`_Driver` (the pool's ``info`` of the connection).
-_DRIVER = "sessionflow_driver"
 #: libpq's ``PQTRANS_IDLE``: connected, in no transaction, running nothing.
 _IDLE = 0
 

@@ -1,12 +1,12 @@
-"""The driver-level fast path the SQLite and PostgreSQL recorders share: connections threads keep between
-operations, and the frame of an append, a primary-key read and a sweep batch on the driver connection.
+"""The driver-level fast path the SQLite and PostgreSQL recorders share: the frame of an append, a primary-key
+read and a sweep batch on a driver connection.
 
 SQLAlchemy Core builds and compiles statements generically; on the operations every transition does that
-costs more than the database work, and so does a pool checkout and check-in. :class:`DriverRecorder` keeps a
-driver connection per thread (``_checkout``) and runs the hot operations on it with SQL written once per
-dialect; each recorder supplies that SQL (a :class:`~sessionflow.adapters.sqlalchemy.rows.FastSql`) and the
-dialect's part of each operation (:meth:`DriverRecorder._append_on`, :meth:`DriverRecorder._get_on`,
-:meth:`DriverRecorder._expire_on`). The pool, its checkout and its reset still belong to SQLAlchemy.
+costs more than the database work, and so does a pool checkout and check-in. :class:`DriverRecorder` runs the
+hot operations on driver connections its :class:`~sessionflow.adapters.sqlalchemy.connections.ConnectionPolicy`
+keeps, with SQL written once per dialect; each recorder supplies that SQL (a
+:class:`~sessionflow.adapters.sqlalchemy.rows.FastSql`), its policy, and the dialect's part of each operation
+(:meth:`DriverRecorder._append_on`, :meth:`DriverRecorder._get_on`, :meth:`DriverRecorder._expire_on`).
 
 Also here: the sweep's row helpers both recorders' batches use (:func:`decide_claimed`, :func:`expiry_update`).
 """
@@ -14,16 +14,13 @@ Also here: the sweep's row helpers both recorders' batches use (:func:`decide_cl
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Engine
-
 from sessionflow.adapters.outcome import WriteOutcome
+from sessionflow.adapters.sqlalchemy.connections import ConnectionPolicy, Lease
 from sessionflow.adapters.sqlalchemy.layout import ExpiryUpdate, column_index
 from sessionflow.adapters.sqlalchemy.persistence import SqlAlchemyEventStore
 from sessionflow.adapters.sqlalchemy.rows import _ms, session_from_row
@@ -54,65 +51,24 @@ def active_query(param: str) -> str:
 class DriverRecorder(SqlAlchemyEventStore):
     """A recorder whose appends, primary-key reads and sweep batches run on the driver connection.
 
-    A subclass sets ``_fast`` (its SQL) and ``_hold_limit`` (how many threads may keep a connection; 0: none,
-    a checkout per operation) in its ``__init__``, and implements the three ``_..._on`` methods.
+    A subclass sets ``_fast`` (its SQL) and its connection policy (:meth:`_use`) in its ``__init__``, and
+    implements the three ``_..._on`` methods.
     """
 
-    def __init__(self, engine: Engine, **options: Any) -> None:
-        super().__init__(engine, **options)
-        #: How many threads may keep a connection between operations (see _checkout).
-        self._hold_limit = 0
-        #: A kept connection is detached from the pool (SQLite: an in-process handle of the thread's own).
-        self._detach_held = False
-        self._holders = 0
+    #: The store's connections (a subclass builds its policy in its ``__init__``).
+    _connections: ConnectionPolicy
 
-    def _enable_holding(self, limit: int, *, detach: bool) -> None:
-        """Let up to ``limit`` threads keep a connection; appends then go straight to it (see ``append``)."""
-        self._hold_limit = limit
-        self._detach_held = detach
-        self._direct = self._fast is not None and limit > 0
+    def _use(self, connections: ConnectionPolicy) -> None:
+        """Run the hot path on ``connections``; appends go straight to a thread's kept one (see ``append``)."""
+        self._connections = connections
+        self._direct = self._fast is not None and connections.hold > 0
 
-    # ------------------------------------------------------------------ kept connections
+    def _release_connections(self) -> None:
+        self._connections.close()
 
-    def _checkout(self) -> Any:
-        """A driver connection for the hot path, as a pool "fairy" (``driver_connection``, ``close()``).
-
-        A pool checkout and check-in cost more Python than a whole transition's own work, so up to
-        ``_hold_limit`` threads keep a connection between operations ("held"; ``close()`` on it is a no-op;
-        each recorder says how many may, and why). A held connection is given back when its thread ends or
-        the store closes, and is discarded (the thread gets another) when it breaks. Other threads: a
-        checkout from the pool per operation.
-        """
-        held: _Held | None = getattr(self._local, "connection", None)
-        if held is not None:
-            return held
-        if self._hold_limit == 0:
-            return self._engine.raw_connection()
-        with self._cache_lock:
-            if self._holders >= self._hold_limit:
-                hold = False
-            else:
-                self._holders += 1
-                hold = True
-        if not hold:
-            return self._engine.raw_connection()
-        try:
-            fairy = self._engine.raw_connection()
-            if self._detach_held:
-                fairy.detach()
-        except BaseException:
-            with self._cache_lock:
-                self._holders -= 1
-            raise
-        held = _Held(fairy, self._local, self._unhold)
-        self._local.connection = held
-        with self._cache_lock:
-            self._held.add(held)
-        return held
-
-    def _unhold(self) -> None:
-        with self._cache_lock:
-            self._holders -= 1
+    def _checkout(self) -> Lease:
+        """A driver connection for one hot-path operation (see :mod:`~sessionflow.adapters.sqlalchemy.connections`)."""
+        return self._connections.lease()
 
     # ------------------------------------------------------------------ the hot operations
 
@@ -121,7 +77,7 @@ class DriverRecorder(SqlAlchemyEventStore):
         driver errors propagate (to ``_run``, or to the direct path of ``append``). With ``outcome``, it is
         unsure from the moment the connection is made (a connection refused sent nothing)."""
         raw = self._checkout()
-        cursor = raw.cursor() if isinstance(raw, _Held) else None
+        cursor = raw.cursor() if raw.held else None
         if outcome is not None:
             outcome.unsure = True
         try:
@@ -166,7 +122,7 @@ class DriverRecorder(SqlAlchemyEventStore):
     def _append_many_fast(self, changes: list[Change], outcome: WriteOutcome | None = None) -> None:
         """:meth:`~SqlAlchemyEventStore.append_many` on the driver connection, as :meth:`_append_fast`."""
         raw = self._checkout()
-        cursor = raw.cursor() if isinstance(raw, _Held) else None
+        cursor = raw.cursor() if raw.held else None
         if outcome is None:
             self._on_driver(raw, lambda conn: self._append_many_on(conn, changes, cursor))
         else:
@@ -204,7 +160,7 @@ class DriverRecorder(SqlAlchemyEventStore):
         assert self._fast is not None
         sql = self._fast
         key = sql.uuid(session_id)
-        held: _Held | None = getattr(self._local, "connection", None)
+        held = self._connections.held()
         if held is not None and not self._closed:
             # The thread's own connection, already in autocommit / outside a transaction: the SELECT as is.
             # Any failure falls through to the careful path below (retries, lost connections, errors).
@@ -220,10 +176,9 @@ class DriverRecorder(SqlAlchemyEventStore):
         """The row ``statement`` reads for ``key`` on driver connection ``conn`` (a pooled one), or None."""
         return conn.execute(statement, (key,)).fetchone()
 
-    def _sweep_connection(self) -> Any:
-        """The driver connection a sweep batch runs on, as a pool "fairy": the thread's own, as on the write
-        path (a recorder may keep one for its sweeps instead)."""
-        return self._checkout()
+    def _sweep_connection(self) -> Lease:
+        """The driver connection a sweep batch runs on (the store's sweeper, if its policy keeps one)."""
+        return self._connections.sweep_lease()
 
     def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider, with_next: bool) -> ExpiredBatch:
         """One sweep batch on the driver connection; driver errors propagate to ``_run``.
@@ -239,60 +194,6 @@ class DriverRecorder(SqlAlchemyEventStore):
                    with_next: bool) -> ExpiredBatch:
         """The dialect's sweep batch on driver connection ``conn`` (see :meth:`_expire_due_fast`)."""
         raise NotImplementedError
-
-
-class _Held:
-    """A connection a thread keeps between hot-path operations (see ``DriverRecorder._checkout``).
-
-    ``close()`` keeps it; ``invalidate()`` (it broke) discards it and lets the thread get another;
-    ``release()`` gives it back (closes a detached SQLite connection, returns a PostgreSQL one to the pool).
-    It is released as well when the thread that keeps it ends (its thread-local slot is dropped).
-    """
-
-    __slots__ = ("__weakref__", "_cursor", "_finalizer", "_local", "driver_connection", "fairy")
-
-    def __init__(self, fairy: Any, local: threading.local, on_release: Callable[[], None]) -> None:
-        self.fairy = fairy
-        self.driver_connection = fairy.dbapi_connection  # the driver's own connection for pysqlite and psycopg
-        self._cursor: Any = None
-        self._local = local
-        # Runs once: on release(), on invalidate(), or when the thread's slot is garbage (thread ended).
-        self._finalizer = weakref.finalize(self, _give_back, fairy, on_release)
-        self._finalizer.atexit = False
-
-    def cursor(self) -> Any:
-        """One driver cursor kept with the connection for its statements: a cursor per statement (what the
-        connection's ``execute`` makes) costs psycopg some thirty microseconds of Python."""
-        cursor = self._cursor
-        if cursor is None:
-            cursor = self._cursor = self.driver_connection.cursor()
-        return cursor
-
-    def close(self) -> None:
-        """Kept for the next operation of this thread."""
-
-    def invalidate(self) -> None:
-        if getattr(self._local, "connection", None) is self:
-            self._local.connection = None
-        try:
-            self.fairy.invalidate()
-        except Exception:  # discarding a broken connection must not hide the original error
-            logger.debug("discarding a held connection failed", exc_info=True)
-        self._finalizer()
-
-    def release(self) -> None:
-        self._finalizer()
-
-
-def _give_back(fairy: Any, on_release: Callable[[], None]) -> None:
-    try:
-        if not fairy.is_valid:
-            return
-        fairy.close()
-    except Exception:  # closing a broken connection must not hide the original error
-        logger.debug("giving back a held connection failed", exc_info=True)
-    finally:
-        on_release()
 
 
 # ---------------------------------------------------------------------- the sweep's rows

@@ -19,7 +19,7 @@ This module owns what every recorder shares: the constructor, the retry framewor
 per-backend rules as hooks a recorder overrides (:meth:`_locked`, :meth:`_lost_connection`,
 :meth:`_transaction`, :meth:`_snapshot`), the read cache, and each operation of the
 :class:`~sessionflow.application.ports.EventStore` port: appends, reads by key and sweep batches on the
-driver connection (``driver.py``: held connections and the hooks ``_append_fast``, ``_get_fast``,
+driver connection (``driver.py``, on the connections of ``connections.py``: the hooks ``_append_fast``, ``_get_fast``,
 ``_expire_due_fast``), the rest on SQLAlchemy Core (``queries.py``). The hot paths stay methods of one
 class hierarchy, resolved once per call like any method: no helper object or function layer between an append
 and its SQL.
@@ -44,11 +44,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, NoReturn, Protocol, Self, TypeVar, cast
+from typing import Any, ClassVar, NoReturn, Self, TypeVar, cast
 from uuid import UUID
 
 from sqlalchemy import Connection, Engine
@@ -79,12 +78,6 @@ def _first_line(error: BaseException) -> str:
     driver = getattr(error, "orig", None) or error
     text_ = str(driver).strip().splitlines()
     return text_[0] if text_ else type(driver).__name__
-
-
-class _Releasable(Protocol):
-    """A connection the store keeps (see ``driver.py``), given back when the store closes."""
-
-    def release(self) -> None: ...
 
 
 class SqlAlchemyEventStore(CoreOperations):
@@ -140,8 +133,6 @@ class SqlAlchemyEventStore(CoreOperations):
         self._cache_lock = threading.Lock()
         self._closed = False
         self._local = threading.local()
-        # Connections kept between operations (driver.py, postgres.py): given back by close().
-        self._held: weakref.WeakSet[_Releasable] = weakref.WeakSet()
         #: Reads may be served from the cache when the caller allows it (``get(fresh=False)``).
         self.caches_reads = cache_size > 0
         self._driver_error: type[BaseException] = engine.dialect.loaded_dbapi.Error
@@ -476,11 +467,12 @@ class SqlAlchemyEventStore(CoreOperations):
         self._closed = True
         with self._cache_lock:
             self._cache.clear()
-            held, self._held = list(self._held), weakref.WeakSet()
-        for connection in held:
-            connection.release()
+        self._release_connections()
         if self._owns_engine:
             self._engine.dispose()
+
+    def _release_connections(self) -> None:
+        """Give back the connections the store keeps between operations (a recorder's; see ``driver.py``)."""
 
     def __repr__(self) -> str:
         return f"SqlAlchemyEventStore({self._engine.url.render_as_string(hide_password=True)!r})"

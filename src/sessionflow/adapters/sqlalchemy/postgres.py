@@ -15,7 +15,6 @@ Row formats: those of :mod:`sessionflow.adapters.sqlalchemy.tables` (native UUID
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -24,6 +23,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from sessionflow.adapters._sqlalchemy_compat import pool_capacity
+from sessionflow.adapters.sqlalchemy.connections import ConnectionPolicy
 from sessionflow.adapters.sqlalchemy.driver import DriverRecorder, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
 from sessionflow.adapters.sqlalchemy.layout import SESSION_COLUMNS, EventRow, ExpiryUpdate
@@ -66,7 +66,7 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
     :func:`~sessionflow.bootstrap.create_engine` makes) its connections are so already, and threads keep
     connections (see the module's docstring). On an engine configured otherwise the store uses a copy of it
     sharing its pool (``execution_options(isolation_level="AUTOCOMMIT")``), and switches each driver
-    connection it checks out to autocommit mode and back (:class:`_Autocommit`): the engine's other users
+    connection it checks out to autocommit mode and back (its connection policy): the engine's other users
     get their connections as they configured them.
     """
 
@@ -86,11 +86,14 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             # At most half the pool is held, so threads that hold none always have a share of their own
             # (a holder may sit idle for as long as its thread lives).
             limit = min(engine.pool.size(), capacity // 2)  # type: ignore[attr-defined]
-        self._enable_holding(limit, detach=False)
         self._operational_error: type[BaseException] = engine.dialect.loaded_dbapi.OperationalError
-        # The connection the store keeps for its sweeps (see _sweep_connection), one sweep at a time.
-        self._sweeper: _Sweeper | None = None
-        self._sweeper_lock = threading.Lock()
+        self._use(self._policy(limit))
+
+    def _policy(self, hold: int) -> ConnectionPolicy:
+        """Threads keep up to ``hold`` connections; the sweeps, one of their own (no checkout nor reset per
+        wake-up); on an engine not in autocommit mode each operation's connection is switched to it and back."""
+        return ConnectionPolicy(self._engine, hold=hold, autocommit_switch=not self._autocommit, sweeper=True,
+                                local=self._local)
 
     # ------------------------------------------------------------------ the backend's rules
 
@@ -99,10 +102,6 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
             return True
         driver = getattr(error, "orig", None) or error
         return isinstance(driver, self._operational_error)
-
-    def _checkout(self) -> Any:
-        raw = super()._checkout()
-        return raw if self._autocommit else _Autocommit(raw)
 
     def _transaction(self, conn: Connection, work: Callable[[Connection], T]) -> T:
         conn.exec_driver_sql("BEGIN")
@@ -221,25 +220,6 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
 
     # ------------------------------------------------------------------ the sweep
 
-    def _sweep_connection(self) -> Any:
-        """The store's own sweep connection (no pool checkout nor reset per wake-up); in use: as for writes."""
-        if self._sweeper_lock.acquire(blocking=False):
-            held = self._sweeper
-            if held is None:
-                try:
-                    fairy = self._engine.raw_connection()
-                    driver: Any = fairy.driver_connection
-                    fairy.detach()
-                    driver.autocommit = True
-                except BaseException:
-                    self._sweeper_lock.release()
-                    raise
-                held = self._sweeper = _Sweeper(self, fairy, driver)
-                with self._cache_lock:
-                    self._held.add(held)  # closed with the store
-            return held
-        return self._checkout()
-
     def _expire_on(self, conn: Any, now: datetime, limit: int, decide: ExpiryDecider,
                    with_next: bool) -> ExpiredBatch:
         """Two round trips. ``BEGIN`` and the claim (``FOR UPDATE SKIP LOCKED``; with ``with_next`` the same
@@ -335,66 +315,3 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         if len(found) == len(changes):
             return changes, changes
         return [c for c in changes if c.session.id in found], changes
-
-
-class _Sweeper:
-    """The connection a store keeps for its sweeps (a detached pool fairy), used by one sweep at a time (the
-    store's ``_sweeper_lock``, taken by ``_sweep_connection``): ``close`` hands it back, ``invalidate`` drops it
-    (the next sweep connects anew), ``release`` closes it (with the store)."""
-
-    __slots__ = ("__weakref__", "driver_connection", "fairy", "store")
-
-    def __init__(self, store: PostgresEventStore, fairy: Any, driver_connection: Any) -> None:
-        self.store = store
-        self.fairy = fairy
-        self.driver_connection = driver_connection
-
-    def close(self) -> None:
-        self.store._sweeper_lock.release()
-
-    def invalidate(self) -> None:
-        if self.store._sweeper is self:
-            self.store._sweeper = None
-        try:
-            self.driver_connection.close()  # broken: closed as it is (a reset would fail, and log it)
-        except Exception:  # discarding a broken connection must not hide the original error
-            logger.debug("discarding the sweeps' PostgreSQL connection failed", exc_info=True)
-
-    def release(self) -> None:
-        try:
-            self.fairy.close()
-        except Exception:  # closing a broken connection must not hide the original error
-            logger.debug("closing the sweeps' PostgreSQL connection failed", exc_info=True)
-
-
-class _Autocommit:
-    """A pool checkout on an engine not in autocommit mode, for one operation of the driver-level path: its
-    driver connection in autocommit mode meanwhile, switched back before it returns to the pool (``close``);
-    ``invalidate`` discards it."""
-
-    __slots__ = ("driver_connection", "fairy")
-
-    def __init__(self, fairy: Any) -> None:
-        self.fairy = fairy
-        self.driver_connection = fairy.driver_connection
-        try:
-            self.driver_connection.autocommit = True
-        except BaseException:
-            fairy.invalidate()
-            raise
-
-    def close(self) -> None:
-        connection = self.driver_connection
-        try:
-            if not connection.closed:
-                connection.rollback()  # (nothing to roll back unless an operation failed half-way)
-                connection.autocommit = False
-        except Exception:  # a broken connection is discarded, not given back
-            self.fairy.invalidate()
-            return
-        self.fairy.close()
-
-    def invalidate(self) -> None:
-        self.fairy.invalidate()
-
-

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 
+from sessionflow.adapters.sqlalchemy.connections import ConnectionPolicy
 from sessionflow.adapters.sqlalchemy.driver import DUE, DriverRecorder, active_query, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
 from sessionflow.adapters.sqlalchemy.layout import EVENT_COLUMNS, EXPIRY_SETS, SESSION_COLUMNS, EventRow, ExpiryUpdate
@@ -95,7 +96,7 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         super().__init__(engine, **options)
         self._fast = self._sql = SqliteSql()
         file = engine.url.database not in (None, "", ":memory:")
-        self._enable_holding(sys.maxsize if file else 0, detach=True)
+        self._use(ConnectionPolicy(engine, hold=sys.maxsize if file else 0, detach=True, local=self._local))
         #: SQLite 3.38+ (``->>``, JSON built in): the sweep's two-statement batch (the SQLite library the driver
         #: module reports, ``sqlite_version_info``).
         self._modern = getattr(engine.dialect.loaded_dbapi, "sqlite_version_info", ()) >= (3, 38)
