@@ -180,3 +180,15 @@ def test_the_drain_must_be_shorter_than_the_grace_period(sqlite_url: str, tmp_pa
     assert result.returncode != 0
     assert "drain_seconds" in result.stderr
     assert "grace_period_seconds" in result.stderr
+
+
+@pytest.mark.parametrize("served", [("--workers", "2", "--drain", "2s", "--grace-period", "20s")], indirect=True)
+def test_each_worker_process_of_serve_stops_the_same_way(served: Served) -> None:
+    served.terminate()  # the serving process passes it on to its worker processes
+    time.sleep(0.5)
+    answers = {httpx.get(f"{served.base}/readyz", timeout=5).json()["status"] for _ in range(6)}
+    assert served.process.poll() is None
+    assert answers == {"stopping"}
+    code, err = served.wait(30)
+    assert code == 0, err
+    assert "Traceback" not in err
