@@ -38,7 +38,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,6 +61,9 @@ _MAX_SECONDS = int(MAX_TTL.total_seconds())
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 _MIN_BODY_BYTES = 1024
 _MAX_BODY_BYTES = 1024 * 1024 * 1024
+#: The default time ``serve`` gives itself to stop on SIGTERM (below the 30 s a container runtime usually waits).
+DEFAULT_GRACE_PERIOD_SECONDS = 25
+_MAX_STOP_SECONDS = 3600
 
 # Set only while Settings.from_env builds an object: which external sources to read.
 _EXTERNAL: ContextVar[tuple[bool, Path | None] | None] = ContextVar("sessionflow_settings_sources", default=None)
@@ -125,6 +128,13 @@ class HttpSettings(BaseModel):
 
     #: A request body over this many bytes is refused with 413 before it is read whole (1 KiB to 1 GiB).
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=_MIN_BODY_BYTES, le=_MAX_BODY_BYTES)
+    #: On SIGTERM, how long (seconds) the service may take to stop: requests in flight are answered within it,
+    #: those still running at its end are cancelled (``serve --grace-period``; 1 s to 1 h).
+    grace_period_seconds: int = Field(default=DEFAULT_GRACE_PERIOD_SECONDS, ge=1, le=_MAX_STOP_SECONDS)
+    #: On SIGTERM, how long (seconds) the service goes on serving with ``/readyz`` answering 503 before it stops
+    #: accepting connections, so a load balancer stops sending it requests first (``serve --drain``; part of
+    #: the grace period, so smaller than it; 0: none).
+    drain_seconds: int = Field(default=0, ge=0, le=_MAX_STOP_SECONDS)
 
     @field_validator("max_body_bytes", mode="before")
     @classmethod
@@ -132,6 +142,20 @@ class HttpSettings(BaseModel):
         if isinstance(value, bool):
             raise ValueError("expected a number of bytes, got a boolean")
         return value
+
+    @field_validator("grace_period_seconds", "drain_seconds", mode="before")
+    @classmethod
+    def _seconds_not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("expected a number of seconds, got a boolean")
+        return value
+
+    @model_validator(mode="after")
+    def _drain_within_grace(self) -> HttpSettings:
+        if self.drain_seconds >= self.grace_period_seconds:
+            raise ValueError(f"drain_seconds ({self.drain_seconds}) must be smaller than grace_period_seconds "
+                             f"({self.grace_period_seconds}): the drain is part of the grace period")
+        return self
 
 
 class Settings(BaseSettings):

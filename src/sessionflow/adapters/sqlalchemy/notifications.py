@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import URL
 
 from sessionflow.adapters.sqlalchemy.tables import from_millis
 from sessionflow.adapters.watcher_thread import RETRY_START as _RETRY_START
@@ -40,6 +41,7 @@ __all__ = [
     "PostgresChangeWatcher",
     "SQLITE_POLL_INTERVAL",
     "SqliteChangeWatcher",
+    "libpq_params",
     "watcher_for_engine",
 ]
 
@@ -52,6 +54,7 @@ EVENTS_CHANNEL: Final = "sessionflow_events"
 #: How often the SQLite watcher reads ``PRAGMA data_version`` by default, in seconds.
 SQLITE_POLL_INTERVAL: Final = 0.1
 
+_DEFAULT_PORT: Final = "5432"
 _CHANGED: Final = Notice("changed")
 _EVENTS: Final = Notice("events")
 
@@ -81,14 +84,18 @@ class PostgresChangeWatcher(WatcherThread):
 
     @classmethod
     def for_engine(cls, engine: Engine, **options: Any) -> PostgresChangeWatcher:
-        """A watcher opening its connections with the connection arguments of ``engine`` (a PostgreSQL one)."""
+        """A watcher opening its connections with the connection arguments of ``engine`` (a PostgreSQL one).
+
+        Every host of a multi-host URL (``?host=a:5432&host=b:5432``) and its libpq parameters
+        (``target_session_attrs=read-write``, ``connect_timeout``...) are kept: after a failover the watcher
+        reconnects to whichever host is then the primary, as the engine's connections do.
+        """
         import psycopg  # the optional driver, only when watching PostgreSQL
 
         if engine.dialect.driver == "psycopg":
             args, kwargs = engine.dialect.create_connect_args(engine.url)
-        else:  # another driver's arguments may not be libpq's: connect with the URL itself
-            args = [engine.url.set(drivername="postgresql").render_as_string(hide_password=False)]
-            kwargs = {}
+        else:  # another driver's arguments may not be libpq's: connect with libpq's reading of the URL
+            args, kwargs = [], libpq_params(engine.url)
         arguments: dict[str, Any] = {**_KEEPALIVES, **kwargs}
 
         def connect() -> Any:
@@ -253,6 +260,46 @@ def _data_version(conn: sqlite3.Connection) -> int:
 #: connection lost without a reset is noticed in well under a minute.
 _KEEPALIVES: Final[Mapping[str, Any]] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
                                           "keepalives_count": 3}
+
+
+def libpq_params(url: URL) -> dict[str, str]:
+    """The libpq connection parameters of a PostgreSQL SQLAlchemy ``url``, whatever its driver: ``dbname``,
+    ``user``, ``password``, ``host`` and ``port`` — a comma-separated list of each host of SQLAlchemy's multi-host
+    form (``?host=a:5432&host=b:5433``), with its port (5432 when it names none) — and every other query parameter
+    as it is (``target_session_attrs``, ``sslmode``, ``connect_timeout``...)."""
+    params: dict[str, str] = {}
+    for name, given in (("dbname", url.database), ("user", url.username), ("password", url.password)):
+        if given:
+            params[name] = given
+    hosts: list[tuple[str, str]] = []
+    for name, value in url.query.items():
+        values = value if isinstance(value, tuple) else (value,)
+        if name == "host":
+            hosts.extend(_host_and_port(entry) for entry in values)
+        elif name != "port":
+            params[name] = values[-1]
+    if not hosts and url.host:
+        hosts.append((url.host, str(url.port) if url.port is not None else ""))
+    if hosts:
+        params["host"] = ",".join(host for host, _ in hosts)
+    if any(port for _, port in hosts):
+        params["port"] = ",".join(port or _DEFAULT_PORT for _, port in hosts)
+    elif "port" in url.query:  # one port for every host, as libpq allows
+        port = url.query["port"]
+        params["port"] = port[-1] if isinstance(port, tuple) else port
+    return params
+
+
+def _host_and_port(entry: str) -> tuple[str, str]:
+    """``"a:5432"`` → ``("a", "5432")``; ``"[::1]:5432"`` → ``("::1", "5432")``; a socket directory or a bare host
+    name: no port."""
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        return host, rest[1:] if rest.startswith(":") else ""
+    if entry.startswith("/") or entry.count(":") != 1:
+        return entry, ""
+    host, _, port = entry.partition(":")
+    return host, port
 
 
 def watcher_for_engine(engine: Engine, *, sqlite_interval: float | None = SQLITE_POLL_INTERVAL,

@@ -29,7 +29,7 @@ from sessionflow.entrypoints.cli.render import escape
 from sessionflow.entrypoints.cli.running import handled, open_commands
 
 if TYPE_CHECKING:
-    from sessionflow import SessionEvent
+    from sessionflow import SessionEvent, Settings
 
 __all__ = ["WorkerCommands", "serve", "stop_on_signals", "worker"]
 
@@ -38,10 +38,15 @@ class WorkerCommands(CommandContext):
     """Running until stopped: the timeout waker, or the HTTP service."""
 
     def worker(self, *, interval: timedelta | None = None, duration: float | None = None,
-               stop: threading.Event | None = None, handle_signals: bool = True) -> int:
+               stop: threading.Event | None = None, handle_signals: bool = True, batch_size: int = 1000) -> int:
         """Run the timeout waker against the database until SIGINT/SIGTERM (or ``duration`` seconds, or
-        ``stop`` is set), printing each expiry as it happens. Returns how many sessions it expired."""
+        ``stop`` is set), printing each expiry as it happens. Returns how many sessions it expired.
+
+        The waker sweeps ``batch_size`` sessions per transaction; once stopped, the sweep under way (the catch-up
+        sweep of the start included) ends after the batch in hand, whose expiries are committed and printed.
+        """
         from sessionflow import EventType
+        from sessionflow.adapters.batchwise_waker import BatchwiseWaker
 
         manager = self.manager
         stop = stop if stop is not None else threading.Event()
@@ -60,7 +65,8 @@ class WorkerCommands(CommandContext):
         try:
             self.out.info(f"[dim]worker: expiring sessions of {escape(mask_url(self.url))} at their deadlines "
                           f"(safety sweep every {cleanup}); stop with Ctrl-C or SIGTERM[/]")
-            manager.start_timeouts(cleanup_interval=cleanup)
+            manager.start_timeouts(BatchwiseWaker(halt=stop, cleanup_interval=cleanup, batch_size=batch_size),
+                                   cleanup_interval=cleanup)
             started = True
             deadline = None if duration is None else time.monotonic() + duration
             while not stop.is_set():
@@ -80,13 +86,17 @@ class WorkerCommands(CommandContext):
 
     def serve(self, *, host: str = "127.0.0.1", port: int = 8000, timeouts: bool = True,
               log_level: str = "info", insecure_no_auth: bool = False, workers: int = 1,
-              lifecycles: Sequence[str] = ()) -> None:
+              lifecycles: Sequence[str] = (), grace_period: int | None = None, drain: int | None = None) -> None:
         """Run the HTTP service with uvicorn (and the timeout waker, unless ``timeouts`` is false).
 
         Refuses (a usage error, exit 2) to listen beyond the loopback interface without bearer tokens
         unless ``insecure_no_auth``. ``workers`` > 1 runs that many uvicorn worker processes on one
         listening socket, each with its own manager and waker (see :meth:`_serve_workers`); they register
         the lifecycle files ``lifecycles`` (those of ``--lifecycle``) themselves.
+
+        On SIGTERM it stops as :mod:`sessionflow.entrypoints.http.stopping` describes, within ``grace_period``
+        seconds (default: the settings' ``http.grace_period_seconds``) of which the first ``drain`` (default:
+        ``http.drain_seconds``) it goes on serving with ``/readyz`` answering 503; then exits 0.
         """
         try:
             import uvicorn
@@ -97,13 +107,14 @@ class WorkerCommands(CommandContext):
                            "(pip install 'sessionflow[http]')", code="unavailable") from None
         if workers < 1:
             raise CliError(f"--workers must be at least 1, got {workers}", code="usage", exit_code=ExitCode.USAGE)
+        settings = self._stop_settings(grace_period, drain)
         if workers > 1:
-            self._serve_workers(host=host, port=port, timeouts=timeouts, log_level=log_level,
+            self._serve_workers(settings, host=host, port=port, timeouts=timeouts, log_level=log_level,
                                 insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=lifecycles)
             return
         try:
-            application = app_from_env(self.settings, timeouts=timeouts, host=host,
-                                       insecure_no_auth=insecure_no_auth)
+            application = app_from_env(settings, timeouts=timeouts, host=host,
+                                       insecure_no_auth=insecure_no_auth, exit_after_grace=True)
         except Unprotected as error:
             raise CliError(error.message, code="authentication_required", exit_code=ExitCode.USAGE) from None
         secured = application.state.auth is not None
@@ -117,7 +128,21 @@ class WorkerCommands(CommandContext):
                 if isinstance(captured, builtins.list):
                     captured.clear()
 
-        Server(uvicorn.Config(application, host=host, port=port, log_level=log_level)).run()
+        Server(uvicorn.Config(application, host=host, port=port, log_level=log_level,
+                              timeout_graceful_shutdown=_drain_timeout(settings))).run()
+
+    def _stop_settings(self, grace_period: int | None, drain: int | None) -> Settings:
+        """The settings with ``--grace-period`` and ``--drain`` in force (checked together: the drain must be
+        shorter than the grace period)."""
+        settings = self.settings
+        if grace_period is None and drain is None:
+            return settings
+        http = settings.http.model_dump()
+        if grace_period is not None:
+            http["grace_period_seconds"] = grace_period
+        if drain is not None:
+            http["drain_seconds"] = drain
+        return type(settings)(**{**settings.model_dump(), "http": http})
 
     def _announce(self, *, host: str, port: int, timeouts: bool, secured: bool, workers: int,
                   is_loopback: Callable[[str], bool]) -> None:
@@ -130,8 +155,8 @@ class WorkerCommands(CommandContext):
                       f"{'with bearer tokens' if secured else 'without authentication'}); "
                       "stop with Ctrl-C or SIGTERM[/]")
 
-    def _serve_workers(self, *, host: str, port: int, timeouts: bool, log_level: str, insecure_no_auth: bool,
-                       workers: int, lifecycles: Sequence[str]) -> None:
+    def _serve_workers(self, settings: Settings, *, host: str, port: int, timeouts: bool, log_level: str,
+                       insecure_no_auth: bool, workers: int, lifecycles: Sequence[str]) -> None:
         """``workers`` uvicorn processes sharing one listening socket, each building its app with
         :func:`~sessionflow.entrypoints.http.environment.worker_app` from the settings handed down as
         ``SESSIONFLOW_…`` variables. Refused (exit 2) for a store that lives in one process (an in-memory
@@ -163,7 +188,7 @@ class WorkerCommands(CommandContext):
         self.close()
 
         handed_down: dict[str, str | None] = {
-            **settings_environ(self.settings),
+            **settings_environ(settings),
             WORKER_TIMEOUTS_ENV: "1" if timeouts else "0",
             WORKER_LIFECYCLES_ENV: json.dumps([str(Path(f).resolve()) for f in lifecycles]) if lifecycles else None,
         }
@@ -173,7 +198,8 @@ class WorkerCommands(CommandContext):
         try:
             _apply(handed_down)  # the worker processes are spawned with this environment
             config = uvicorn.Config(WORKER_APP, factory=True, host=host, port=port, log_level=log_level,
-                                    workers=workers, log_config=_log_config_with_pids())
+                                    workers=workers, log_config=_log_config_with_pids(),
+                                    timeout_graceful_shutdown=_drain_timeout(settings))
             sock = config.bind_socket()
             try:
                 Multiprocess(config, sockets=[sock]).run()
@@ -181,6 +207,11 @@ class WorkerCommands(CommandContext):
                 sock.close()
         finally:
             _apply(saved)
+
+
+def _drain_timeout(settings: Settings) -> int:
+    """What uvicorn waits for the requests in flight once it stops accepting: the grace period less the drain."""
+    return settings.http.grace_period_seconds - settings.http.drain_seconds
 
 
 def _apply(variables: dict[str, str | None]) -> None:
@@ -227,16 +258,20 @@ def worker(
     duration: Annotated[str | None, typer.Option(
         "--for", metavar="DURATION", help="Stop after this long (default: run until SIGINT/SIGTERM).",
         show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", metavar="N", min=1, max=100_000,
+        help="Sessions expired per transaction; on SIGTERM the batch in hand is finished.")] = 1000,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """Expire sessions at their deadlines until SIGINT/SIGTERM, then stop cleanly (exit 0).
 
-    Prints each expiry as it happens (JSON lines with --json).
+    Prints each expiry as it happens (JSON lines with --json). On SIGTERM a sweep under way ends after the
+    batch in hand (its expiries committed and printed); the sessions left due are expired by the next sweep.
     """
     every = None if interval is None else parse_duration(interval, "--interval")
     stop_after = None if duration is None else parse_duration(duration, "--for").total_seconds()
     with open_commands(ctx, WorkerCommands, db=db, json_output=json_output, long_running=True) as cli:
-        cli.worker(interval=every, duration=stop_after)
+        cli.worker(interval=every, duration=stop_after, batch_size=batch_size)
 
 
 @handled
@@ -253,13 +288,33 @@ def serve(
         "--workers", metavar="N", min=1,
         help="uvicorn worker processes serving the one store, each with its own timeout "
              "waker (more than 1: not on an in-memory database).")] = 1,
+    grace_period: Annotated[str | None, typer.Option(
+        "--grace-period", metavar="DURATION",
+        help="On SIGTERM, stop within this long, answering the requests in flight (default: the "
+             "http.grace_period_seconds setting, 25 s).", show_default=False)] = None,
+    drain: Annotated[str | None, typer.Option(
+        "--drain", metavar="DURATION",
+        help="On SIGTERM, first serve on this long with /readyz answering 503, for a load balancer to "
+             "notice (part of the grace period; default: the http.drain_seconds setting, 0).",
+        show_default=False)] = None,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """Run the HTTP service (uvicorn) with the timeout waker, until SIGINT/SIGTERM.
 
     Without bearer tokens (SESSIONFLOW_HTTP_TOKENS or SESSIONFLOW_HTTP_TOKENS_FILE) it listens only on a
-    loopback address unless --insecure-no-auth is given. --workers N runs N processes on one port.
+    loopback address unless --insecure-no-auth is given. --workers N runs N processes on one port. On SIGTERM
+    /readyz answers 503 at once, the requests in flight are answered and event streams end; exit 0.
     """
+    grace = None if grace_period is None else _whole_seconds(parse_duration(grace_period, "--grace-period"))
+    draining = None if drain is None else _whole_seconds(parse_duration(drain, "--drain"))
     with open_commands(ctx, WorkerCommands, db=db, json_output=json_output, long_running=True) as cli:
         cli.serve(host=host, port=port, timeouts=not no_timeouts, log_level=log_level,
-                  insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=globals_of(ctx).lifecycles)
+                  insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=globals_of(ctx).lifecycles,
+                  grace_period=grace, drain=draining)
+
+
+def _whole_seconds(duration: timedelta) -> int:
+    """A duration of the stop options in whole seconds, rounded up."""
+    seconds = duration.total_seconds()
+    whole = int(seconds)
+    return whole + 1 if seconds > whole else whole

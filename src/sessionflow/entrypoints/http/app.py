@@ -4,7 +4,9 @@ It turns the tokens into a :class:`~.auth.BearerAuth` over a :class:`~.principal
 metrics to serve, keeps them and the manager on ``app.state`` (:mod:`~.state`), installs the body limit
 (:mod:`~.limits`) and the error handlers (:mod:`~.errors`), includes the routers (:mod:`~.routers.sessions`,
 :mod:`~.routers.events`, :mod:`~.routers.seed`, :mod:`~.routers.health`, in that order) and installs the
-OpenAPI document (:mod:`~.openapi`). It never reads the environment (that is :mod:`~.environment`).
+OpenAPI document (:mod:`~.openapi`), and keeps the app's :class:`~.stopping.Stopping` flag on ``app.state.stopping``
+(set when the service stops: ``/readyz`` then answers 503). It never reads the environment (that is
+:mod:`~.environment`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sessionflow.entrypoints.http.openapi import install_openapi, route_scopes
 from sessionflow.entrypoints.http.principals import Scope, Service, TokenTable
 from sessionflow.entrypoints.http.routers import events, health, seed, sessions
 from sessionflow.entrypoints.http.state import share
+from sessionflow.entrypoints.http.stopping import CloseWhenStopping, Stopping
 from sessionflow.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -98,7 +101,9 @@ def create_app(
     )
     share(app, manager=manager, auth=BearerAuth(source) if source is not None else None, owner_check=owner_check,
           metrics=served)
+    app.state.stopping = Stopping()  # set when the service stops (see sessionflow.entrypoints.http.stopping)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(CloseWhenStopping, stopping=app.state.stopping)
     install_error_handlers(app)
     secured = source is not None
     routers = [sessions.router(secured=secured), events.router(secured=secured), seed.router(secured=secured),

@@ -30,6 +30,7 @@ from fastapi import FastAPI
 from sessionflow.entrypoints.http.app import create_app
 from sessionflow.entrypoints.http.auth import TokenSource
 from sessionflow.entrypoints.http.principals import TokenTable
+from sessionflow.entrypoints.http.stopping import relay_stop_signals, stopping_of
 from sessionflow.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -181,7 +182,8 @@ def tokens_from_env(environ: Mapping[str, str]) -> TokenSource | None:
 
 
 def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
-                 timeouts: bool = True, host: str | None = None, insecure_no_auth: bool = False) -> FastAPI:
+                 timeouts: bool = True, host: str | None = None, insecure_no_auth: bool = False,
+                 exit_after_grace: bool = False) -> FastAPI:
     """The service as ``sessionflow serve`` runs it: settings from ``SESSIONFLOW_…`` variables.
 
     Reads :class:`~sessionflow.settings.Settings` (database URL, timeouts, policies, ``http.max_body_bytes``)
@@ -189,8 +191,12 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
     set: no authentication. ``host``, when given, is the address the service will listen on: beyond the
     loopback interface without tokens it raises :class:`Unprotected` (unless ``insecure_no_auth``), before
     the database is opened. The manager is opened now; while the app runs the timeout waker runs too
-    (``timeouts=False``: not), and the manager is closed on shutdown. Metrics go to ``prometheus_client``'s
-    default registry. Usable as a uvicorn factory: ``uvicorn --factory
+    (``timeouts=False``: not), and the manager is closed on shutdown. Run by a server that handles SIGTERM and
+    SIGINT in Python (uvicorn), the app stops as :mod:`~.stopping` says: ``/readyz`` answers 503 at once, the
+    server is told to stop after ``http.drain_seconds``. ``exit_after_grace`` (what ``serve`` asks for): the
+    process then ends itself, exit status 0, if it is still running ``http.grace_period_seconds`` after the
+    signal (a request's thread stuck on a database lock would otherwise hold it). Metrics go to
+    ``prometheus_client``'s default registry. Usable as a uvicorn factory: ``uvicorn --factory
     sessionflow.entrypoints.http:app_from_env`` (which does not tell it the address: see ``docs/http.md``).
     """
     from prometheus_client import REGISTRY
@@ -207,12 +213,15 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        restore = relay_stop_signals(stopping_of(app), config.http.drain_seconds,
+                                     exit_after=config.http.grace_period_seconds if exit_after_grace else None)
         try:
             if timeouts:
                 manager.start_timeouts()
             yield
         finally:
-            manager.close()  # stops the waker too
+            restore()
+            manager.close()  # stops the waker (after the batch in hand) and the change watcher
 
     try:
         metrics = SessionflowMetrics(REGISTRY).instrument(manager)
@@ -231,8 +240,10 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
 
 def _open_manager(settings: Settings) -> SessionManager:
     from sessionflow import SessionManager
+    from sessionflow.adapters.batchwise_waker import BatchwiseWaker
 
-    return SessionManager.from_settings(settings)
+    return SessionManager.from_settings(settings,
+                                        waker=BatchwiseWaker(cleanup_interval=settings.session.cleanup_interval))
 
 
 def worker_app() -> FastAPI:
@@ -253,7 +264,7 @@ def worker_app() -> FastAPI:
         for file in files:
             registry.register(load_definition(file))
     timeouts = os.environ.get(WORKER_TIMEOUTS_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
-    return app_from_env(timeouts=timeouts)
+    return app_from_env(timeouts=timeouts, exit_after_grace=True)
 
 
 def settings_environ(settings: Settings) -> dict[str, str | None]:

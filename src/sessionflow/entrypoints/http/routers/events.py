@@ -3,7 +3,9 @@ Server-Sent Events (``GET /events/stream``).
 
 A user principal sees only the events of its own sessions; a service needs the ``events:read`` scope and sees
 every event. Each SSE message carries the event's position as its ``id``, so a client that reconnects with
-``Last-Event-ID`` resumes after the last event it received (the standard ``EventSource`` does this itself).
+``Last-Event-ID`` resumes after the last event it received (the standard ``EventSource`` does this itself). When
+the service stops, a stream ends after the message in hand, with a ``: stopping`` comment: the client reconnects
+(to another instance) and resumes there.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sessionflow.application.feed import MAX_POSITION, read_events
 from sessionflow.entrypoints.http.auth import EventsReader
 from sessionflow.entrypoints.http.openapi import error_responses
 from sessionflow.entrypoints.http.state import ManagerDep
+from sessionflow.entrypoints.http.stopping import stopping_of
 
 __all__ = ["EventPage", "router"]
 
@@ -112,6 +115,7 @@ def router(*, secured: bool) -> APIRouter:
         start = _resume_position(last_event_id) if last_event_id is not None else after
         user = who.feed_user
         store = manager.store
+        stopping = stopping_of(request.app)
 
         async def messages() -> AsyncIterator[str]:
             position = start
@@ -119,6 +123,9 @@ def router(*, secured: bool) -> APIRouter:
             idle = 0.0
             yield ": sessionflow event feed\n\n"
             while limit is None or sent < limit:
+                if stopping.begun:
+                    yield ": stopping\n\n"
+                    return
                 wanted = 100 if limit is None else min(100, limit - sent)
                 page: list[Any] = await run_in_threadpool(read_events, store, position, wanted, user)
                 for event in page:

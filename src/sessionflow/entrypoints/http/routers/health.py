@@ -1,5 +1,6 @@
-"""The operations routes: ``/healthz`` (the process is up), ``/readyz`` (the database answers) and, when the
-app serves metrics, ``/metrics`` (the Prometheus text format). They are never authenticated."""
+"""The operations routes: ``/healthz`` (the process is up), ``/readyz`` (the database answers, and the service is
+not stopping) and, when the app serves metrics, ``/metrics`` (the Prometheus text format). They are never
+authenticated."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from sessionflow.entrypoints.http.bodies import Health
 from sessionflow.entrypoints.http.state import ManagerDep
+from sessionflow.entrypoints.http.stopping import stopping_of
 from sessionflow.errors import SessionflowError
 
 __all__ = ["router"]
@@ -23,8 +25,12 @@ def router(*, metrics: bool) -> APIRouter:
         return JSONResponse({"status": "ok"})
 
     @routes.get("/readyz", response_model=Health, tags=["operations"], operation_id="readyz",
-                summary="The database answers", responses={503: {"model": Health, "description": "Not ready."}})
-    def readyz(manager: ManagerDep) -> Response:
+                summary="The database answers and the service is not stopping",
+                responses={503: {"model": Health,
+                                 "description": "Not ready (`unavailable`), or stopping (`stopping`)."}})
+    def readyz(request: Request, manager: ManagerDep) -> Response:
+        if stopping_of(request.app).begun:
+            return JSONResponse({"status": "stopping"}, status_code=503)
         try:
             ready = manager.ping()
         except SessionflowError:
