@@ -8,6 +8,8 @@ sessions; ``get`` latency.
   server, durability switched off there: a lower bound of its cost).
 * sweep: ``expire_sessions()`` of N overdue sessions (100 000 by default) in batches of 1000.
 * get: the latency of ``get`` (a fresh read: one round trip, the cached session reused when unchanged).
+* the replica wait: the lifecycle on a primary with one replica (both ``appendfsync always``), acknowledged once
+  the replica has each write (``redis_wait_replicas=1``: ``WAIT`` after each write) against the same without it.
 
 Each Redis contender runs on a ``redis-server`` of its own started here (AOF on, no RDB snapshots, data in a
 temporary directory). ``make bench`` (``python -m benchmarks redis``) measures the lifecycle, the four Redis
@@ -49,8 +51,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def redis_server(appendfsync: str) -> Iterator[str]:
-    """A throwaway ``redis-server`` with AOF (``appendfsync`` as given); yields its URL."""
+def redis_server(appendfsync: str, replica_of: str | None = None) -> Iterator[str]:
+    """A throwaway ``redis-server`` with AOF (``appendfsync`` as given), a replica of the server at URL
+    ``replica_of`` if given (then ready once it is in sync); yields its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server not found (Debian: apt-get install redis-server)")
@@ -58,15 +61,19 @@ def redis_server(appendfsync: str) -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root),
                                 "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "",
-                                "--logfile", str(root / "log")])
+                                "--logfile", str(root / "log"),
+                                *(() if replica_of is None else
+                                  ("--replicaof", "127.0.0.1", replica_of.rsplit(":", 1)[1].split("/")[0]))])
     try:
         client = redis.Redis(port=port)
         for _ in range(500):
             try:
                 client.ping()
-                break
+                if replica_of is None or client.info("replication").get("master_link_status") == "up":
+                    break
             except redis.ConnectionError:
-                time.sleep(0.01)
+                pass
+            time.sleep(0.01)
         client.close()
         yield f"redis://127.0.0.1:{port}/0"
     finally:
@@ -199,6 +206,16 @@ def run(ctx: Context) -> Section:
             contenders += [Contender(mine, "session", ours.run, profile=level == "always"),
                            Contender(theirs, "session", raw.run)]
             pairs.append((mine, theirs))
+        # The replica wait's cost: one primary (appendfsync always) with a replica, a manager that waits for it
+        # and one that does not, on their own key prefixes.
+        primary = stack.enter_context(redis_server("always"))
+        stack.enter_context(redis_server("always", replica_of=primary))
+        waiting = stack.enter_context(SessionManager.open(primary, redis_prefix="w:", redis_wait_replicas=1))
+        alone = stack.enter_context(SessionManager.open(primary, redis_prefix="n:"))
+        wait_pair = ("sessionflow, Redis with a replica, redis_wait_replicas=1",
+                     "sessionflow, Redis with a replica, no wait")
+        contenders += [Contender(wait_pair[0], "session", SessionflowLifecycle(waiting).run),
+                       Contender(wait_pair[1], "session", SessionflowLifecycle(alone).run)]
         sqlite = stack.enter_context(SessionManager.open(f"sqlite:///{ctx.workdir / 'redis-vs-full.db'}",
                                                          sqlite_synchronous="FULL"))
         contenders.append(Contender("sessionflow, SQLite FULL", "session", SessionflowLifecycle(sqlite).run))
@@ -217,6 +234,7 @@ def run(ctx: Context) -> Section:
     measured = {c.label: section.add(results[c.label], "throughput") for c in contenders}
     for mine, theirs in pairs:
         section.compare(measured[mine], measured[theirs], "throughput", Target(">=", 0.7, "Redis issue"))
+    section.compare(measured[wait_pair[0]], measured[wait_pair[1]], "throughput")
     for other in ("sessionflow, SQLite FULL", "sessionflow, PostgreSQL"):
         section.compare(measured[pairs[0][0]], measured[other], "throughput")
     got = {c.label: section.add(get_results[c.label], "latency") for c in get_contenders}

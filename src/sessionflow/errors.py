@@ -235,7 +235,8 @@ class OutcomeUnknown(SessionflowError):
     code = "outcome_unknown"
 
     def __init__(self, operation: str, *, session_ids: Sequence[UUID] = (), record_ids: Sequence[UUID] = (),
-                 reason: str = "", applied: int = 0) -> None:
+                 reason: str = "", applied: int = 0,
+                 cause: str = "the connection was lost after it was sent") -> None:
         self.operation = operation
         self.applied = applied
         self.session_ids = tuple(session_ids)
@@ -247,8 +248,7 @@ class OutcomeUnknown(SessionflowError):
                  else "; look up its record ids in the sessions' histories" if self.record_ids else "")
         because = f" ({reason})" if reason else ""
         before = f"; {self.applied} sessions were changed by its earlier steps" if self.applied else ""
-        super().__init__(f"the {what} may or may not have been applied: the connection was lost after it was "
-                         f"sent{because}{check}{before}",
+        super().__init__(f"the {what} may or may not have been applied: {cause}{because}{check}{before}",
                          session_id=self.session_ids[0] if len(self.session_ids) == 1 else None)
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ which names each offending setting and its environment variable.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -269,6 +270,7 @@ def _masked_url(url: str) -> str:
     password holding an ``@`` that was not percent-encoded up to the last ``@`` before the host, what precedes
     that last ``@`` is hidden too. A URL without a password is returned as it is.
     """
+    url = re.sub(r"([?&]sentinel_password=)[^&#]*", r"\1***", url)  # (the Sentinels' password, redis+sentinel://)
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url

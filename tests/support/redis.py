@@ -54,10 +54,13 @@ def find_redis_server() -> Path:
 class RedisServer:
     """One ``redis-server`` process on ``port`` with its data in ``directory``; ``appendfsync`` as given."""
 
-    def __init__(self, directory: Path, *, appendfsync: str = "always", binary: Path | None = None) -> None:
+    def __init__(self, directory: Path, *, appendfsync: str = "always", binary: Path | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
         self.binary = binary if binary is not None else find_redis_server()
         self.directory = directory
         self.appendfsync = appendfsync
+        #: More command-line options (e.g. ``--replicaof host port``).
+        self.extra = extra
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -75,7 +78,7 @@ class RedisServer:
                 self.process = subprocess.Popen(
                     [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
                      "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
-                     "--protected-mode", "no", "--daemonize", "no", "--logfile", ""],
+                     "--protected-mode", "no", "--daemonize", "no", "--logfile", "", *self.extra],
                     stdout=log, stderr=subprocess.STDOUT)
             finally:
                 log.close()

@@ -38,12 +38,14 @@ class WriteOutcome:
         self.record_ids = record_ids
         self.unsure = False
 
-    def unknown(self, reason: str) -> OutcomeUnknown:
+    def unknown(self, reason: str, cause: str | None = None) -> OutcomeUnknown:
         """The :class:`OutcomeUnknown` of this write (its sessions and the record ids that tell, one per
         change: a change commits whole, so its first event tells for all of them)."""
         sessions = list(self.session_ids) or [change.session.id for change in self.changes]
         records = list(self.record_ids) or [change.events[0].record_id for change in self.changes if change.events]
-        return OutcomeUnknown(self.operation, session_ids=sessions, record_ids=records, reason=reason)
+        if cause is None:
+            return OutcomeUnknown(self.operation, session_ids=sessions, record_ids=records, reason=reason)
+        return OutcomeUnknown(self.operation, session_ids=sessions, record_ids=records, reason=reason, cause=cause)
 
 
 def failure(message: str, outcome: WriteOutcome | None) -> SessionflowError:

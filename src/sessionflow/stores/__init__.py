@@ -49,7 +49,7 @@ StoreFactory = Callable[..., "EventStore"]
 COMMON_OPTIONS = frozenset({"cache_size", "retries", "migrate"})
 
 _SQL_FAMILIES = frozenset({"sqlite", "postgresql"})
-_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+sentinel"})
 _SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*\Z")  # RFC 3986, lower case
 
 _registered: dict[str, StoreFactory] = {}

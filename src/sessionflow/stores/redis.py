@@ -1,4 +1,5 @@
-"""The built-in Redis store: ``redis://``, ``rediss://`` and ``unix://`` URLs (the ``redis`` extra)."""
+"""The built-in Redis store: ``redis://``, ``rediss://``, ``unix://`` and ``redis+sentinel://`` URLs (the ``redis``
+extra)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,22 @@ from sessionflow.stores.sql import ENGINE_OPTIONS
 __all__ = ["IGNORED_OPTIONS", "REDIS_OPTIONS", "create_redis_store", "is_redis_url", "open_redis"]
 
 #: The options of ``open(url, ...)`` that the Redis store takes (those of :func:`create_redis_store`).
-REDIS_OPTIONS = frozenset({"redis_prefix", "redis_retries", "redis_socket_timeout", "redis_max_connections"})
+REDIS_OPTIONS = frozenset({"redis_prefix", "redis_retries", "redis_socket_timeout", "redis_max_connections",
+                           "redis_wait_replicas", "redis_wait_timeout"})
 #: The SQL engine's options, accepted on a Redis URL and ignored (as they always were).
 IGNORED_OPTIONS = ENGINE_OPTIONS
 
 
 def is_redis_url(url: str | None) -> bool:
-    """Whether ``url`` names a Redis server (``redis://``, ``rediss://`` or ``unix://``) rather than a database."""
-    return url is not None and url.split(":", 1)[0].lower() in ("redis", "rediss", "unix")
+    """Whether ``url`` names a Redis server (``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://``)
+    rather than a database."""
+    return url is not None and url.split(":", 1)[0].lower() in ("redis", "rediss", "unix", "redis+sentinel")
 
 
 def create_redis_store(url: str, *, cache_size: int = 10_000, redis_prefix: str = "sessionflow:",
                        redis_retries: int = 6, redis_socket_timeout: float | None = 10.0,
-                       redis_max_connections: int | None = None) -> Any:
+                       redis_max_connections: int | None = None, redis_wait_replicas: int = 0,
+                       redis_wait_timeout: float = 1.0) -> Any:
     """A :class:`~sessionflow.adapters.redis.RedisEventStore` on ``url`` (the ``redis`` extra). Raises
     :class:`~sessionflow.errors.InvalidInput` without redis-py or for a malformed URL, and
     :class:`~sessionflow.errors.StoreError` if the server does not answer."""
@@ -33,7 +37,8 @@ def create_redis_store(url: str, *, cache_size: int = 10_000, redis_prefix: str 
                            ) from None
     try:
         return RedisEventStore.from_url(url, prefix=redis_prefix, cache_size=cache_size, retries=redis_retries,
-                                        socket_timeout=redis_socket_timeout, max_connections=redis_max_connections)
+                                        socket_timeout=redis_socket_timeout, max_connections=redis_max_connections,
+                                        wait_replicas=redis_wait_replicas, wait_timeout=redis_wait_timeout)
     except (ValueError, TypeError) as error:
         # redis-py's message may quote a piece of a URL it misread: not when the URL carries credentials
         detail = f": {error}" if "@" not in url else (

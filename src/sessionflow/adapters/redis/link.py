@@ -43,8 +43,15 @@ _RETRY_MAX: Final = 1.0
 
 def _never_sent(error: BaseException) -> bool:
     """Whether a lost-connection error came from making the connection (nothing was sent): redis-py words
-    these "Error <n> connecting to <host>" (``AbstractConnection._error_message``)."""
-    return isinstance(error, RedisConnectionError) and " connecting to " in str(error)
+    these "Error <n> connecting to <host>" (``AbstractConnection._error_message``); behind Sentinel, no
+    primary to connect to is :class:`~redis.sentinel.MasterNotFoundError`."""
+    return isinstance(error, RedisConnectionError) and (
+        " connecting to " in str(error) or type(error).__name__ == "MasterNotFoundError")
+
+
+class NotReplicated(RedisError):
+    """A write the primary applied that fewer replicas than asked acknowledged within the wait (``WAIT``): it
+    would not survive the loss of the primary, so its outcome is unknown to the caller."""
 
 
 class Script:
@@ -84,12 +91,16 @@ class RedisLink:
         retries: how many times an operation is tried again after a lost connection before it fails.
     """
 
-    __slots__ = ("client", "closed", "observer", "prefix", "retries")
+    __slots__ = ("client", "closed", "observer", "prefix", "retries", "wait_replicas", "wait_timeout_ms")
 
-    def __init__(self, client: redis.Redis, prefix: str, retries: int) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, retries: int, *, wait_replicas: int = 0,
+                 wait_timeout: float = 1.0) -> None:
         self.client = client
         self.prefix = prefix
         self.retries = retries
+        #: A session write is acknowledged once this many replicas have it (``WAIT``; 0: the primary alone).
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = max(1, round(wait_timeout * 1000))
         #: Set by the store's ``close``: no operation runs afterwards, and none is tried again.
         self.closed = False
         #: Called after each operation's round trips (``None``: nobody listens).
@@ -98,6 +109,30 @@ class RedisLink:
     def key(self, kind: str, session_id: UUID | str) -> str:
         """The key of one session's ``kind`` (``"s"``: its projection, ``"e"``: its events)."""
         return f"{self.prefix}{kind}:{session_id}"
+
+    def write(self, script: Script, args: Sequence[Any]) -> Any:
+        """Run a session-writing ``script``; with ``wait_replicas``, followed on the same connection (one round
+        trip, a pipeline) by ``WAIT wait_replicas timeout``: :class:`NotReplicated` when fewer replicas than
+        that acknowledged the write in time."""
+        client = self.client
+        if not self.wait_replicas:
+            return script(client, args)
+        for attempt in range(2):
+            pipe: Any = client.pipeline(transaction=False)
+            pipe.execute_command("EVALSHA", script.sha, 0, *args)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            try:
+                result, acknowledged = pipe.execute()
+            except NoScriptError:
+                if attempt:
+                    raise
+                client.script_load(script.text)
+                continue
+            if int(acknowledged) < self.wait_replicas:
+                raise NotReplicated(f"written on the primary, but {acknowledged} of the {self.wait_replicas} "
+                                    f"replica(s) asked for acknowledged it within {self.wait_timeout_ms} ms")
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def run(self, operation: str, work: Callable[[], T], outcome: WriteOutcome | None = None) -> T:
         """Run ``work`` (Redis commands), trying again on a new connection when one is lost, and translate
@@ -130,6 +165,9 @@ class RedisLink:
                 time.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)
             except RedisError as error:
+                if isinstance(error, NotReplicated) and outcome is not None:  # applied: lost if the primary fails
+                    raise outcome.unknown(str(error), "the primary applied it, too few replicas confirmed it"
+                                          ) from error
                 raise failure(f"redis error: {error}", outcome) from error
         if outcome is not None:
             outcome.unsure = False

@@ -22,7 +22,7 @@ formats ``codec.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -37,6 +37,8 @@ from sessionflow.adapters.redis import maintenance, sweep, writes
 from sessionflow.adapters.redis.cache import SessionCache
 from sessionflow.adapters.redis.codec import decode_event, decode_session, optional
 from sessionflow.adapters.redis.link import QUERY, READ_EVENTS, RESCORE, SAVE_CONSUMER, LatencyObserver, RedisLink
+from sessionflow.adapters.redis.sentinel import SCHEME as SENTINEL_SCHEME
+from sessionflow.adapters.redis.sentinel import parse_sentinel_url, sentinel_clients
 from sessionflow.adapters.storage_format import from_millis, to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent
@@ -61,14 +63,28 @@ class RedisEventStore:
         retries: how many times an operation is tried again after a lost connection (back-off from 50 ms,
             doubling, at most 1 s between tries) before it fails with :class:`StoreError`.
         owns_client: close the client's connections on :meth:`close`.
+        wait_replicas: acknowledge a session write (an append, a batch, a sweep's batch) only once that many
+            replicas have it: ``WAIT`` after the write's script, on its connection, in the same round trip; a
+            write fewer acknowledge within ``wait_timeout`` seconds raises
+            :class:`~sessionflow.errors.OutcomeUnknown` (applied on the primary, lost if it fails now). On Redis
+            before 7.2 a replica acknowledges what it holds in memory: such a write survives the loss of the
+            primary alone. 0 (the default): acknowledged by the primary.
+        wait_timeout: the longest ``WAIT``, in seconds.
+        connect_watcher: makes the one-connection client of a change watcher (default: like ``client``'s).
     """
 
     def __init__(self, client: redis.Redis, *, prefix: str = DEFAULT_PREFIX, cache_size: int = 10_000,
-                 retries: int = 6, owns_client: bool = True) -> None:
+                 retries: int = 6, owns_client: bool = True, wait_replicas: int = 0, wait_timeout: float = 1.0,
+                 connect_watcher: Callable[[], redis.Redis] | None = None) -> None:
+        if isinstance(wait_replicas, bool) or not isinstance(wait_replicas, int) or wait_replicas < 0:
+            raise ValueError("wait_replicas must be an integer >= 0")
+        if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, int | float) or not 0 < wait_timeout <= 60:
+            raise ValueError("wait_timeout must be a number of seconds in (0, 60]")
         self._cache = SessionCache(cache_size)
         self._client = client
         self.prefix = prefix
-        self._link = RedisLink(client, prefix, retries)
+        self._link = RedisLink(client, prefix, retries, wait_replicas=wait_replicas, wait_timeout=wait_timeout)
+        self._connect_watcher = connect_watcher
         self._run = self._link.run
         self._owns_client = owns_client
         #: Writes may start from the cached copy (``get(fresh=False)``); the append's version check catches it.
@@ -78,13 +94,23 @@ class RedisEventStore:
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, cache_size: int = 10_000, retries: int = 6,
-                 socket_timeout: float | None = 10.0, max_connections: int | None = None) -> RedisEventStore:
+                 socket_timeout: float | None = 10.0, max_connections: int | None = None, wait_replicas: int = 0,
+                 wait_timeout: float = 1.0) -> RedisEventStore:
         """A store on the Redis server at ``url`` (checked with a ``PING``: :class:`StoreError` if it does not
-        answer)."""
-        client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=socket_timeout,
-                                      socket_connect_timeout=socket_timeout, retry=Retry(NoBackoff(), 0),
-                                      max_connections=max_connections)
-        store = cls(client, prefix=prefix, cache_size=cache_size, retries=retries)
+        answer): ``redis://``, ``rediss://``, ``unix://``, or ``redis+sentinel://`` for the primary the
+        Sentinels name (:mod:`~sessionflow.adapters.redis.sentinel`). ``wait_replicas``: a session write is
+        acknowledged only once that many replicas have it (``WAIT``, at most ``wait_timeout`` seconds; else
+        :class:`~sessionflow.errors.OutcomeUnknown`)."""
+        connect: Callable[[], redis.Redis] | None = None
+        if url.split(":", 1)[0].lower() == SENTINEL_SCHEME:
+            client, connect = sentinel_clients(parse_sentinel_url(url), socket_timeout=socket_timeout,
+                                               max_connections=max_connections)
+        else:
+            client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=socket_timeout,
+                                          socket_connect_timeout=socket_timeout, retry=Retry(NoBackoff(), 0),
+                                          max_connections=max_connections)
+        store = cls(client, prefix=prefix, cache_size=cache_size, retries=retries, wait_replicas=wait_replicas,
+                    wait_timeout=wait_timeout, connect_watcher=connect)
         try:
             store._run("ping", client.ping)
             # data stored while the list indexes were scored by creation time: scored by the list order, once
@@ -282,6 +308,8 @@ class RedisEventStore:
         server and channels, with a connection of its own (told of writes: no ``poll_interval``)."""
         from sessionflow.adapters.redis.watcher import RedisChangeWatcher
 
+        if self._connect_watcher is not None:  # (behind Sentinel: a client that finds the primary itself)
+            return RedisChangeWatcher(self._connect_watcher, self.prefix)
         kwargs = dict(self._client.connection_pool.connection_kwargs)
         connection_class = self._client.connection_pool.connection_class
 

@@ -66,7 +66,7 @@ def expire_due_next(link: RedisLink, cache: SessionCache, now: datetime, limit: 
             change_args(change, args)
         # (a repeat after a lost connection flags the changes the lost attempt applied as applied)
         try:
-            flags, earliest = link.run("sweep", partial(APPLY, client, args), WriteOutcome("expire", changes))
+            flags, earliest = link.run("sweep", partial(link.write, APPLY, args), WriteOutcome("expire", changes))
         except OutcomeUnknown as unknown:
             # The earlier rounds' sessions were expired (and their subscribers are not called: the event
             # feed carries them); say how many.

@@ -61,9 +61,8 @@ def append(link: RedisLink, cache: SessionCache, change: Change) -> None:
     args: list[Any] = [link.prefix, MODE_APPEND, 1]
     change_args(change, args)
     session = change.session
-    client = link.client
     try:
-        outcome = link.run("append", lambda: APPLY(client, args), WriteOutcome("append", (change,)))
+        outcome = link.run("append", lambda: link.write(APPLY, args), WriteOutcome("append", (change,)))
     except BaseException:
         cache.forget((session.id,))
         raise
@@ -91,9 +90,8 @@ def append_many(link: RedisLink, cache: SessionCache, changes: Sequence[Change])
         except ConcurrencyConflict as error:
             raise BatchRejected(index, error) from error
         change_args(change, args)
-    client = link.client
     try:
-        outcome = link.run("append_many", lambda: APPLY(client, args), WriteOutcome("append_many", batch))
+        outcome = link.run("append_many", lambda: link.write(APPLY, args), WriteOutcome("append_many", batch))
     finally:
         cache.forget(change.session.id for change in batch)
     if isinstance(outcome[0], list) or int(outcome[0]) == _ALREADY_APPLIED:

@@ -9,6 +9,7 @@ a duration's is reported on one line, like every error of the command line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -63,6 +64,10 @@ def parse_arguments(values: Sequence[str] | None) -> dict[str, Any]:
     return args
 
 
+#: The Sentinels' password in a ``redis+sentinel://`` URL's query.
+_SENTINEL_PASSWORD = re.compile(r"([?&]sentinel_password=)[^&#]*")
+
+
 def mask_url(url: str) -> str:
     """``url`` with its password replaced by ``***``, as SQLAlchemy renders it
     (``make_url(url).render_as_string(hide_password=True)``), for a database URL and a Redis URL alike.
@@ -74,6 +79,7 @@ def mask_url(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    url = _SENTINEL_PASSWORD.sub(r"\1***", url)  # (a redis+sentinel:// URL's password for the Sentinels)
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError, TypeError):
