@@ -157,3 +157,38 @@ def test_idle_holders_never_starve_other_threads(postgres_url: str, pool_size: i
             for t in holders:
                 t.join()
         assert manager.count() == limit + 1 + 30
+
+
+def test_closing_the_store_leaves_a_connection_in_use_to_its_operation(tmp_path: Any) -> None:
+    """A thread's append waits for the SQLite write lock another connection holds: closing the store meanwhile
+    returns at once (closing that connection would wait out the busy timeout), and the connection is given back
+    when the append ends."""
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    manager = SessionManager.open(f"sqlite:///{path}")
+    manager.create(performer_id="p")  # the schema, and the main thread's own connection
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the write lock, held
+    outcome: list[object] = []
+
+    def append() -> None:
+        try:
+            outcome.append(manager.create(performer_id="p"))
+        except BaseException as error:  # reported below
+            outcome.append(error)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    store = manager.store
+    assert _until(lambda: store._connections.holders == 2)  # type: ignore[attr-defined]  # the writer's, in use
+    time.sleep(0.2)  # the writer is waiting for the lock
+    started = time.monotonic()
+    manager.close()
+    assert time.monotonic() - started < 2.0, "closing waited for the connection in use"
+    assert writer.is_alive()
+    blocker.execute("COMMIT")
+    blocker.close()
+    writer.join(30)
+    assert len(outcome) == 1
+    assert _until(lambda: store._connections.holders == 0)  # type: ignore[attr-defined]  # given back at the end

@@ -43,8 +43,8 @@ _FACE = "sessionflow_driver"
 class Lease:
     """A driver connection for hot-path operations (see the module's docstring)."""
 
-    __slots__ = ("__weakref__", "_cursor", "_finalizer", "_kind", "_policy", "_restore", "driver_connection",
-                 "fairy")
+    __slots__ = ("__weakref__", "_busy", "_cursor", "_finalizer", "_kind", "_policy", "_released", "_restore",
+                 "driver_connection", "fairy")
 
     def __init__(self, policy: ConnectionPolicy, fairy: Any, kind: int) -> None:
         self._policy = policy
@@ -53,6 +53,9 @@ class Lease:
         self._cursor: Any = None
         self._finalizer: Any = None
         self._restore = False
+        #: An operation runs on it (a held connection): the store's ``close`` leaves it to that operation.
+        self._busy = False
+        self._released = False
         wrap = policy.wrap
         if wrap is None:  # (the driver's own connection for pysqlite and psycopg, also once detached)
             self.driver_connection: Any = fairy.dbapi_connection
@@ -82,15 +85,31 @@ class Lease:
             cursor = self._cursor = self.driver_connection.cursor()
         return cursor
 
+    def begin(self) -> bool:
+        """Mark a held connection in use by an operation of its thread; False (not marked) once the store is
+        closing. (Marked first, checked second, where ``ConnectionPolicy.close`` does the reverse: one of the
+        two always sees the other.)"""
+        self._busy = True
+        if self._policy._closed:
+            self._busy = False
+            return False
+        return True
+
     def close(self) -> None:
-        """The operation is done: a held connection stays with its thread, the sweeper with the store; a
-        pooled one is kept idle (``keep``) or goes back to the pool, switched back from autocommit."""
+        """The operation is done: a held connection stays with its thread, the sweeper with the store (each
+        given back now if the store closed meanwhile); a pooled one is kept idle (``keep``) or goes back to the
+        pool, switched back from autocommit."""
         kind = self._kind
-        if kind == _HELD:
-            return
         policy = self._policy
+        if kind == _HELD:
+            self._busy = False
+            if policy._closed:
+                self.release()
+            return
         if kind == _SWEEPER:
             policy._sweeper_lock.release()
+            if policy._closed:
+                self.release()
             return
         connection = self.driver_connection
         if not self._restore and policy._offer(self):
@@ -125,7 +144,8 @@ class Lease:
         """Give the connection back for good (the store closes)."""
         if self._finalizer is not None:
             self._finalizer()
-        else:
+        elif not self._released:
+            self._released = True
             self.fairy.close()
 
 
@@ -172,7 +192,7 @@ class ConnectionPolicy:
         """A connection for one operation: the thread's own (or a new one it keeps, while fewer than ``hold``
         threads do), an idle kept one, or one from the pool."""
         lease: Lease | None = getattr(self._local, "connection", None)
-        if lease is not None:
+        if lease is not None and lease.begin():
             return lease
         kept = self._kept
         if kept:
@@ -195,6 +215,7 @@ class ConnectionPolicy:
             self._unhold()
             raise
         lease = Lease(self, fairy, _HELD)
+        lease._busy = True
         # Runs once: on release(), on invalidate(), or when the thread's slot is garbage (the thread ended).
         lease._finalizer = weakref.finalize(lease, _give_back, fairy, self._unhold)
         lease._finalizer.atexit = False
@@ -218,6 +239,9 @@ class ConnectionPolicy:
         """The connection a sweep batch runs on: the store's sweeper when it keeps one and no other sweep has
         it, else :meth:`lease`."""
         if self._own_sweeper and self._sweeper_lock.acquire(blocking=False):
+            if self._closed:
+                self._sweeper_lock.release()
+                return self.lease()
             sweeper = self._sweeper
             if sweeper is None:
                 try:
@@ -235,13 +259,17 @@ class ConnectionPolicy:
         return self.lease()
 
     def close(self) -> None:
-        """Give back every connection kept (held ones, idle ones, the sweeper)."""
+        """Give back every connection kept (held ones, idle ones, the sweeper) — but one an operation is running
+        on, which that operation gives back when it ends: closing a connection another thread is using would
+        wait for it (SQLite: for as long as its busy timeout)."""
         self._closed = True
         with self._lock:
             leases, self._kept_for_good = list(self._kept_for_good), weakref.WeakSet()
         leases += self._kept
         self._kept = []
         for lease in leases:
+            if (lease._kind == _HELD and lease._busy) or (lease._kind == _SWEEPER and self._sweeper_lock.locked()):
+                continue
             try:
                 lease.release()
             except Exception:  # closing a broken connection must not hide the original error

@@ -161,13 +161,15 @@ class DriverRecorder(SqlAlchemyEventStore):
         sql = self._fast
         key = sql.uuid(session_id)
         held = self._connections.held()
-        if held is not None and not self._closed:
+        if held is not None and not self._closed and held.begin():
             # The thread's own connection, already in autocommit / outside a transaction: the SELECT as is.
             # Any failure falls through to the careful path below (retries, lost connections, errors).
             try:
                 return held.cursor().execute(sql.select_session, (key,)).fetchone()
             except Exception:
                 logger.debug("primary-key read on the held connection failed; retrying", exc_info=True)
+            finally:
+                held.close()
 
         return self._run(lambda: self._on_driver(self._checkout(),
                                                  lambda conn: self._get_on(conn, sql.select_session, key)))
