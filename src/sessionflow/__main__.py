@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
+from typing import NoReturn
 
 __all__ = ["HELP_COLUMNS", "HELP_FILE", "main", "static_help"]
 
@@ -68,12 +69,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(MISSING_CLI)
     text = static_help(sys.argv[1:] if argv is None else argv)
     if text is not None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        raise SystemExit(0)
+        _print_help(text)
     from sessionflow.entrypoints.cli import main as cli_main
 
     cli_main(argv)
+
+
+def _print_help(text: str) -> NoReturn:
+    """Print ``text`` and exit 0; exit 1 without a word if the reader of stdout went away, as typer does."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is left to flush goes nowhere
+        raise SystemExit(1) from None
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

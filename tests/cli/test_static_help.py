@@ -4,6 +4,7 @@ typer's output would differ (a narrower terminal, shell completion, other argume
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -77,3 +78,17 @@ def test_an_unreadable_copy_leaves_the_help_to_typer(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setattr("sessionflow.__main__.HELP_FILE", str(HELP_COPY.with_name("no-such-help.txt")))
     assert static_help(["--help"], environ={}) is None
+
+
+@pytest.mark.parametrize("served", ["copy", "typer"])
+def test_a_reader_gone_away_ends_the_help_with_status_1_and_no_traceback(served: str) -> None:
+    """As typer does when the reader of stdout closed the pipe (``sessionflow --help | true``)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "sessionflow", "--help"],
+                              env=environment(HELP_COLUMNS if served == "copy" else 60), stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (1, "")
