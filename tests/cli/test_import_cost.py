@@ -1,6 +1,7 @@
 """A command imports what it uses: `sessionflow start` on an SQLite file whose schema is up to date loads no
 migration tool, no scheduler, no web framework and no PostgreSQL driver; `--help` loads neither the library nor
-SQLAlchemy. What is imported is read from the interpreter's own report (``python -X importtime``), not timed.
+SQLAlchemy nor typer (it prints the package's copy of typer's rendering: tests/cli/test_static_help.py). What is
+imported is read from the interpreter's own report (``python -X importtime``), not timed.
 
 Also here: what makes that possible — the head revision the package knows without Alembic equals the scripts',
 an old or new database is still migrated on first use, and the settings a command reads without the settings
@@ -132,10 +133,12 @@ def test_the_other_one_shot_commands_load_no_migrations_scheduler_or_web_framewo
     assert loaded(names, FORBIDDEN) == []
 
 
-def test_help_loads_neither_the_library_nor_sqlalchemy(tmp_path: Path) -> None:
+def test_help_loads_neither_the_library_nor_sqlalchemy_nor_typer(tmp_path: Path) -> None:
     names, done = imported("--help", cwd=tmp_path)
     assert done.returncode == 0
     assert "Usage: " in done.stdout
+    assert "sessionflow.errors" in names  # the report is read right
+    assert loaded(names, ("typer", "click", "sessionflow.entrypoints.cli")) == []  # the shipped copy is printed
     assert loaded(names, ("sqlalchemy", "pydantic", "rich", "statemachine", "sessionflow.domain.models",
                           "sessionflow.application", "sessionflow.bootstrap", *FORBIDDEN)) == []
 

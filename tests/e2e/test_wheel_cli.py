@@ -82,6 +82,9 @@ def test_the_wheel_with_only_the_cli_extra_runs_the_demo(tmp_path: Path) -> None
     assert {"typer", "rich", "sqlalchemy", "alembic"} <= installed
     assert not installed & {"fastapi", "uvicorn", "httpx", "prometheus-client", "psycopg", "redis", "greenlet"}
 
+    shipped = (ROOT / "src" / "sessionflow" / "entrypoints" / "cli" / "help.txt").read_text(encoding="utf-8")
+    assert _run([script, "--help"], cwd=work).stdout == shipped  # the copy of typer's help is in the wheel
+
     demo = _run([script, "demo"], cwd=work)
     assert demo.stdout.startswith("sessionflow demo"), demo.stdout
     assert "worker stopped: 2 sessions expired" in demo.stderr
