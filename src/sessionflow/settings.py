@@ -38,7 +38,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -125,6 +125,11 @@ class HttpSettings(BaseModel):
 
     #: A request body over this many bytes is refused with 413 before it is read whole (1 KiB to 1 GiB).
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=_MIN_BODY_BYTES, le=_MAX_BODY_BYTES)
+    #: Serve the operator's console at ``/ui`` (``sessionflow serve --no-console``: not).
+    console: bool = True
+    #: The secret that signs the console's sign-in cookies (at least 32 characters). Give every process and host
+    #: serving one store the same one; unset, each process draws its own (sign-ins then hold in that process only).
+    console_secret: SecretStr | None = Field(default=None, min_length=32)
 
     @field_validator("max_body_bytes", mode="before")
     @classmethod

@@ -80,13 +80,14 @@ class WorkerCommands(CommandContext):
 
     def serve(self, *, host: str = "127.0.0.1", port: int = 8000, timeouts: bool = True,
               log_level: str = "info", insecure_no_auth: bool = False, workers: int = 1,
-              lifecycles: Sequence[str] = ()) -> None:
+              lifecycles: Sequence[str] = (), console: bool = True) -> None:
         """Run the HTTP service with uvicorn (and the timeout waker, unless ``timeouts`` is false).
 
         Refuses (a usage error, exit 2) to listen beyond the loopback interface without bearer tokens
         unless ``insecure_no_auth``. ``workers`` > 1 runs that many uvicorn worker processes on one
         listening socket, each with its own manager and waker (see :meth:`_serve_workers`); they register
-        the lifecycle files ``lifecycles`` (those of ``--lifecycle``) themselves.
+        the lifecycle files ``lifecycles`` (those of ``--lifecycle``) themselves. ``console``: serve the
+        operator's console at ``/ui`` (unless the settings turn it off).
         """
         try:
             import uvicorn
@@ -99,11 +100,12 @@ class WorkerCommands(CommandContext):
             raise CliError(f"--workers must be at least 1, got {workers}", code="usage", exit_code=ExitCode.USAGE)
         if workers > 1:
             self._serve_workers(host=host, port=port, timeouts=timeouts, log_level=log_level,
-                                insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=lifecycles)
+                                insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=lifecycles,
+                                console=console)
             return
         try:
             application = app_from_env(self.settings, timeouts=timeouts, host=host,
-                                       insecure_no_auth=insecure_no_auth)
+                                       insecure_no_auth=insecure_no_auth, console=console)
         except Unprotected as error:
             raise CliError(error.message, code="authentication_required", exit_code=ExitCode.USAGE) from None
         secured = application.state.auth is not None
@@ -131,7 +133,7 @@ class WorkerCommands(CommandContext):
                       "stop with Ctrl-C or SIGTERM[/]")
 
     def _serve_workers(self, *, host: str, port: int, timeouts: bool, log_level: str, insecure_no_auth: bool,
-                       workers: int, lifecycles: Sequence[str]) -> None:
+                       workers: int, lifecycles: Sequence[str], console: bool = True) -> None:
         """``workers`` uvicorn processes sharing one listening socket, each building its app with
         :func:`~sessionflow.entrypoints.http.environment.worker_app` from the settings handed down as
         ``SESSIONFLOW_…`` variables. Refused (exit 2) for a store that lives in one process (an in-memory
@@ -145,6 +147,7 @@ class WorkerCommands(CommandContext):
             WORKER_LIFECYCLES_ENV,
             WORKER_TIMEOUTS_ENV,
             Unprotected,
+            console_environ,
             is_loopback,
             settings_environ,
             shared_between_processes,
@@ -166,6 +169,7 @@ class WorkerCommands(CommandContext):
             **settings_environ(self.settings),
             WORKER_TIMEOUTS_ENV: "1" if timeouts else "0",
             WORKER_LIFECYCLES_ENV: json.dumps([str(Path(f).resolve()) for f in lifecycles]) if lifecycles else None,
+            **console_environ(self.settings, console),  # the console's switch, and one secret for every worker
         }
         self._announce(host=host, port=port, timeouts=timeouts, secured=tokens is not None, workers=workers,
                        is_loopback=is_loopback)
@@ -253,13 +257,17 @@ def serve(
         "--workers", metavar="N", min=1,
         help="uvicorn worker processes serving the one store, each with its own timeout "
              "waker (more than 1: not on an in-memory database).")] = 1,
+    no_console: Annotated[bool, typer.Option(
+        "--no-console", help="Do not serve the operator's console at /ui.")] = False,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """Run the HTTP service (uvicorn) with the timeout waker, until SIGINT/SIGTERM.
 
     Without bearer tokens (SESSIONFLOW_HTTP_TOKENS or SESSIONFLOW_HTTP_TOKENS_FILE) it listens only on a
-    loopback address unless --insecure-no-auth is given. --workers N runs N processes on one port.
+    loopback address unless --insecure-no-auth is given. --workers N runs N processes on one port. The
+    operator's console is served at /ui (--no-console: not).
     """
     with open_commands(ctx, WorkerCommands, db=db, json_output=json_output, long_running=True) as cli:
         cli.serve(host=host, port=port, timeouts=not no_timeouts, log_level=log_level,
-                  insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=globals_of(ctx).lifecycles)
+                  insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=globals_of(ctx).lifecycles,
+                  console=not no_console)
