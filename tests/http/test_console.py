@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from sessionflow import Session, SessionManager
+from sessionflow import Session, SessionManager, __version__
 from sessionflow.entrypoints.http import TokenTable, app_from_env, create_app
 from sessionflow.entrypoints.http.console import mount_console
 from sessionflow.entrypoints.http.console.access import COOKIE
@@ -183,6 +183,7 @@ def test_a_stale_page_writes_nothing_and_says_so(client: TestClient, sessions: d
                                                                "reason": "late"})
     assert answer.status_code == 409
     assert "changed since the page was read (version 1, now 2): nothing was written" in answer.text
+    assert f"sessionflow {__version__}</footer>" in answer.text  # the page's own version does not replace it
     assert manager.get(sid).status == "pending"
 
 
