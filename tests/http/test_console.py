@@ -11,8 +11,10 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from statemachine import State, StateMachine
 
 from sessionflow import Session, SessionManager, __version__
+from sessionflow.domain.definitions import SESSION_DEFINITION, LifecycleDefinition, LifecycleRegistry
 from sessionflow.entrypoints.http import TokenTable, app_from_env, create_app
 from sessionflow.entrypoints.http.console import mount_console
 from sessionflow.entrypoints.http.console.access import COOKIE
@@ -286,3 +288,56 @@ def test_serve_mounts_it_unless_told_not_to() -> None:
             assert any(getattr(route, "path", "") == "/ui" for route in app.routes) is mounted
         finally:
             app.state.manager.close()
+
+
+class Review(StateMachine):
+    """A lifecycle of its own: drafted -> in_review -> approved | rejected."""
+
+    drafted = State(initial=True)
+    in_review = State()
+    approved = State(final=True)
+    rejected = State(final=True)
+
+    submit = drafted.to(in_review)
+    approve = in_review.to(approved)
+    reject = in_review.to(rejected)
+
+
+REVIEW = LifecycleDefinition("console.review", 1, Review)
+
+
+def test_a_custom_lifecycle_s_events_are_offered_and_sent(tokens: Tokens) -> None:
+    registry = LifecycleRegistry(SESSION_DEFINITION, REVIEW)
+    with SessionManager.in_memory(registry=registry, lifecycle=REVIEW) as manager:
+        made = manager.create(performer_id="alice", user_id="alice")
+        app = create_app(manager, tokens=tokens)
+        mount_console(app, secret=SECRET)
+        client = TestClient(app, client=LOOPBACK)
+        sign_in(client, "tok-alice")
+        page = client.get(f"/ui/sessions/{made.id}")
+        assert page.status_code == 200
+        offered = re.findall(r'/do/(\w+)\?version=', page.text)
+        assert offered == ["submit", "delete"]
+        confirm = client.get(f"/ui/sessions/{made.id}/do/submit")
+        answer = client.post(f"/ui/sessions/{made.id}/do/submit", data={"csrf": csrf_of(confirm.text), "version": "1"},
+                             follow_redirects=False)
+        assert answer.status_code == 303
+        assert manager.get(made.id).status == "in_review"
+        again = client.get(f"/ui/sessions/{made.id}")
+        assert re.findall(r'/do/(\w+)\?version=', again.text) == ["approve", "reject", "delete"]
+        assert client.get(f"/ui/sessions/{made.id}/do/submit").status_code == 400  # not offered in_review
+        assert "Now in <strong>in_review</strong>" in again.text
+        lifecycles = client.get("/ui/lifecycles")
+        assert "console.review" in lifecycles.text
+        assert 'data-state="in_review">1<' in lifecycles.text
+
+
+def test_reading_works_without_javascript(client: TestClient, sessions: dict[str, Session]) -> None:
+    sign_in(client, "tok-ops")
+    table = client.get("/ui/sessions?status=pending")
+    link = re.search(r'<noscript><a href="([^"]+)">', table.text)
+    assert link is not None
+    counts = client.get(link.group(1).replace("&amp;", "&"))
+    assert "<h1>Counts per status</h1>" in counts.text
+    assert '<span class="n">2</span>' in counts.text
+    assert client.get("/ui", follow_redirects=True).url.path == "/ui/sessions"
