@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from sessionflow import InvalidInput, Session, SessionEvent, SessionNotFound
-from sessionflow.diagram import lifecycle_graph, to_svg
+from sessionflow.diagram import DiagramUnavailable, lifecycle_graph, to_svg
 from sessionflow.entrypoints.http.console import views
 from sessionflow.entrypoints.http.console.access import SignedIn, user_of
 from sessionflow.entrypoints.http.console.web import Console
@@ -113,7 +113,7 @@ def router(console: Console) -> APIRouter:
                 graph = lifecycle_graph(definition.machine)
                 try:
                     svg: str | None = to_svg(graph)
-                except Exception:  # Graphviz missing or failing: the states are listed instead
+                except DiagramUnavailable:  # Graphviz missing or failing: the states are listed instead
                     svg = None
                 drawn.append({"name": name, "version": version, "svg": svg, "states": definition.states,
                               "counts": counts})

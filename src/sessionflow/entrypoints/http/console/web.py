@@ -43,7 +43,7 @@ class Console:
         """The template ``name`` rendered with ``context``, who is signed in and the navigation."""
         response = self.templates.TemplateResponse(
             request, name, {"signed": signed, "secured": self.access.secured, "sessionflow_version": __version__,
-                            "root": str(request.scope.get("root_path", "")), "views": views, **context},
+                            "root": str(request.scope.get("root_path", "")), **context},
             status_code=status)
         response.headers["Cache-Control"] = "no-store"
         response.headers["Content-Security-Policy"] = (
