@@ -129,7 +129,7 @@ class HttpSettings(BaseModel):
     console: bool = True
     #: The secret that signs the console's sign-in cookies (at least 32 characters). Give every process and host
     #: serving one store the same one; unset, each process draws its own (sign-ins then hold in that process only).
-    console_secret: SecretStr | None = Field(default=None, min_length=32)
+    console_key: SecretStr | None = Field(default=None, min_length=32)
 
     @field_validator("max_body_bytes", mode="before")
     @classmethod

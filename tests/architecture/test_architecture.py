@@ -43,7 +43,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
                     {"fastapi", "starlette", "pydantic", "uvicorn", "typer", "rich", "click", "prometheus_client",
                      "sqlalchemy", "alembic"}),
     # The operator's console: the manager's public API and the HTTP service's access rules, no store, no SQL.
-    "entrypoints.http.console": ({"", "diagram", "entrypoints"}, {"fastapi", "starlette", "jinja2"}),
+    "entrypoints.http.console": ({"", "diagram", "domain", "entrypoints"}, {"fastapi", "starlette", "jinja2"}),
     "__main__": ({"entrypoints"}, set()),
     "": ({"adapters", "aio", "application", "bootstrap", "domain", "errors", "settings"}, set()),
 }

@@ -193,7 +193,7 @@ def test_writes_need_the_form_token_and_the_same_origin(client: TestClient, sess
                                                         manager: SessionManager) -> None:
     sign_in(client, "tok-alice")
     sid = sessions["alice"].id
-    csrf = csrf_of(client.get(f"/ui/sessions/{sid}/do/complete").text)
+    csrf = csrf_of(client.get(f"/ui/sessions/{sid}/do/touch").text)
     forged = client.post(f"/ui/sessions/{sid}/do/touch", data={"csrf": "forged", "version": "1"})
     assert forged.status_code == 400
     cross = client.post(f"/ui/sessions/{sid}/do/touch", data={"csrf": csrf, "version": "1"},
@@ -317,14 +317,14 @@ def test_a_custom_lifecycle_s_events_are_offered_and_sent(tokens: Tokens) -> Non
         page = client.get(f"/ui/sessions/{made.id}")
         assert page.status_code == 200
         offered = re.findall(r'/do/(\w+)\?version=', page.text)
-        assert offered == ["submit", "delete"]
+        assert offered == ["submit", "touch", "delete"]
         confirm = client.get(f"/ui/sessions/{made.id}/do/submit")
         answer = client.post(f"/ui/sessions/{made.id}/do/submit", data={"csrf": csrf_of(confirm.text), "version": "1"},
                              follow_redirects=False)
         assert answer.status_code == 303
         assert manager.get(made.id).status == "in_review"
         again = client.get(f"/ui/sessions/{made.id}")
-        assert re.findall(r'/do/(\w+)\?version=', again.text) == ["approve", "reject", "delete"]
+        assert re.findall(r'/do/(\w+)\?version=', again.text) == ["approve", "reject", "touch", "delete"]
         assert client.get(f"/ui/sessions/{made.id}/do/submit").status_code == 400  # not offered in_review
         assert "Now in <strong>in_review</strong>" in again.text
         lifecycles = client.get("/ui/lifecycles")
@@ -340,4 +340,29 @@ def test_reading_works_without_javascript(client: TestClient, sessions: dict[str
     counts = client.get(link.group(1).replace("&amp;", "&"))
     assert "<h1>Counts per status</h1>" in counts.text
     assert '<span class="n">2</span>' in counts.text
+    assert 'href="/ui/sessions?order=newest&amp;status=pending"' in counts.text  # one status, the others kept
     assert client.get("/ui", follow_redirects=True).url.path == "/ui/sessions"
+
+
+def test_the_built_in_lifecycle_offers_what_the_state_allows(client: TestClient, manager: SessionManager) -> None:
+    sign_in(client, "tok-ops")
+    made = manager.create(performer_id="system")
+    offered = lambda: re.findall(r'/do/(\w+)\?version=', client.get(f"/ui/sessions/{made.id}").text)  # noqa: E731
+    assert offered() == ["start", "fail", "touch", "delete"]
+    manager.start(made.id, performer_id="system")
+    assert offered() == ["fail", "complete", "touch", "delete"]
+    manager.fail(made.id, reason="r", performer_id="system")
+    assert offered() == ["delete"]
+
+
+def test_serve_hands_its_workers_the_console_s_switch_and_one_key() -> None:
+    from sessionflow.entrypoints.http.environment import console_environ, settings_environ
+
+    assert console_environ(Settings(), False) == {"SESSIONFLOW_HTTP__CONSOLE": "false"}
+    drawn = console_environ(Settings(), True)
+    assert list(drawn) == ["SESSIONFLOW_HTTP__CONSOLE_KEY"]
+    assert len(drawn["SESSIONFLOW_HTTP__CONSOLE_KEY"] or "") >= 32
+    given = Settings(http={"console_key": SECRET})
+    assert console_environ(given, True) == {}
+    assert settings_environ(given)["SESSIONFLOW_HTTP__CONSOLE_KEY"] == SECRET
+    assert SECRET not in repr(given)

@@ -245,7 +245,7 @@ def _mount_console(app: FastAPI, settings: Settings, insecure_no_auth: bool) -> 
         return
     from sessionflow.entrypoints.http.console import mount_console
 
-    secret = settings.http.console_secret
+    secret = settings.http.console_key
     mount_console(app, secret=None if secret is None else secret.get_secret_value(), insecure_no_auth=insecure_no_auth)
 
 
@@ -285,9 +285,9 @@ def console_environ(settings: Settings, console: bool) -> dict[str, str | None]:
 
     if not console:
         return {env_name(("http", "console")): "false"}
-    if settings.http.console_secret is not None:
+    if settings.http.console_key is not None:
         return {}
-    return {env_name(("http", "console_secret")): secrets.token_urlsafe(32)}
+    return {env_name(("http", "console_key")): secrets.token_urlsafe(32)}
 
 
 def settings_environ(settings: Settings) -> dict[str, str | None]:

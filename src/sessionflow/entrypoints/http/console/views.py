@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sessionflow import InvalidInput, Session, SessionEvent, SessionManager
+from sessionflow.domain.definitions import DATA_EVENTS
 
 __all__ = ["WINDOWS", "Filters", "Step", "actions_of", "ago", "duration", "stamp", "timeline"]
 
@@ -72,17 +73,14 @@ def timeline(events: list[SessionEvent]) -> list[Step]:
 
 
 def actions_of(manager: SessionManager, session: Session) -> list[str]:
-    """What the session's page offers to do with it now: for the built-in lifecycle ``start`` (pending),
-    ``complete``, ``fail`` and ``touch`` (live), for another lifecycle each event of its machine allowed in the
-    current state (its guards decide when it is sent); ``delete`` for any session not deleted yet."""
+    """What the session's page offers to do now: each event of its lifecycle with a transition from the current
+    state (its guards decide when it is sent; expiry is the engine's), ``touch`` while it is live, and
+    ``delete`` until it is deleted."""
     if session.deleted_at is not None:
         return []
-    if session.lifecycle == "session":
-        live = [] if session.is_terminal else ["complete", "fail", "touch"]
-        return (["start"] if session.status == "pending" else []) + live + ["delete"]
     compiled = manager.registry.get(session.lifecycle, session.lifecycle_version).compiled
-    state = str(session.status)
-    return [e for e in compiled.events if compiled.transitions(state, e)] + ["delete"]
+    moves = [e for e in compiled.allowed_events(str(session.status)) if e not in DATA_EVENTS and e != "expire"]
+    return moves + ([] if session.is_terminal else ["touch"]) + ["delete"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +117,14 @@ class Filters:
                 "lifecycle": self.lifecycle or None, "created_after": _moment(self.created_after, "created_after"),
                 "created_before": _moment(self.created_before, "created_before")}
 
-    def query(self, **changes: str) -> str:
-        """The query string of these filters, with ``changes`` (an empty value drops the parameter)."""
+    def query(self, *, statuses: bool = True, **changes: str) -> str:
+        """The query string of these filters, with ``changes`` (an empty value drops the parameter); without the
+        statuses when ``statuses`` is false."""
         values: dict[str, Any] = {"user_id": self.user_id, "workspace_id": self.workspace_id,
                                   "module_name": self.module_name, "lifecycle": self.lifecycle,
                                   "created_after": self.created_after, "created_before": self.created_before,
                                   "order": self.order, "cursor": self.cursor, **changes}
-        pairs = [("status", s) for s in self.status] + [(k, v) for k, v in values.items() if v]
+        pairs = [("status", s) for s in self.status if statuses] + [(k, v) for k, v in values.items() if v]
         return urlencode(pairs)
 
 
