@@ -148,7 +148,9 @@ def test_a_user_sees_and_acts_on_its_own_sessions_only(client: TestClient, sessi
     assert str(sessions["bob"].id)[:8] in table.text
     assert str(sessions["alice"].id)[:8] not in table.text
     alice = sessions["alice"].id
-    assert client.get(f"/ui/sessions/{alice}").status_code == 404
+    missing = client.get(f"/ui/sessions/{alice}")
+    assert missing.status_code == 404
+    assert "<span>user bob</span>" in missing.text  # the error page still says who is signed in
     assert client.get(f"/ui/sessions/{alice}/export.jsonl").status_code == 404
     assert client.get(f"/ui/sessions/{alice}/do/fail").status_code == 404
     answer = client.post(f"/ui/sessions/{alice}/do/fail", data={"csrf": csrf_of(table.text), "version": "1",

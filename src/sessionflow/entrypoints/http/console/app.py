@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from sessionflow import SessionflowError, SessionManager
 from sessionflow.entrypoints.http.console import actions, live, pages
-from sessionflow.entrypoints.http.console.access import ConsoleAccess, Denied
+from sessionflow.entrypoints.http.console.access import ConsoleAccess, Denied, SignedIn
 from sessionflow.entrypoints.http.console.web import HERE, Console, templates
 from sessionflow.entrypoints.http.errors import status_for
 
@@ -34,13 +34,22 @@ def console_app(manager: SessionManager, access: ConsoleAccess, *, performer: st
             back = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
             root = str(request.scope.get("root_path", ""))
             return RedirectResponse(f"{root}/sign-in?next={back}", status_code=303)
-        return console.page(request, "error.html", None, error.status, title="Not allowed",
+        return console.page(request, "error.html", _who(console, request), error.status, title="Not allowed",
                             message=error.message)
 
     @app.exception_handler(SessionflowError)
     async def failed(request: Request, error: SessionflowError) -> Response:
         status = status_for(error)
         title = "Not found" if status == 404 else "Refused" if status < 500 else "The store failed"
-        return console.page(request, "error.html", None, status, title=title, message=str(error))
+        return console.page(request, "error.html", _who(console, request), status, title=title,
+                            message=str(error))
 
     return app
+
+
+def _who(console: Console, request: Request) -> SignedIn | None:
+    """Who an error page is shown to (its header names them), or ``None`` when the request has no sign-in."""
+    try:
+        return console.who(request)
+    except Denied:
+        return None
