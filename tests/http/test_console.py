@@ -368,3 +368,17 @@ def test_serve_hands_its_workers_the_console_s_switch_and_one_key() -> None:
     assert console_environ(given, True) == {}
     assert settings_environ(given)["SESSIONFLOW_HTTP__CONSOLE_KEY"] == SECRET
     assert SECRET not in repr(given)
+
+
+def test_the_table_s_filters_are_checked(client: TestClient, manager: SessionManager) -> None:
+    sign_in(client, "tok-ops")
+    early = manager.create(performer_id="system", user_id="u")
+    cut = early.created_at.replace(tzinfo=None).isoformat(timespec="milliseconds")
+    late = manager.create(performer_id="system", user_id="u")
+    assert client.get("/ui/sessions?status=bogus").status_code == 400
+    assert client.get("/ui/sessions?created_after=yesterday").status_code == 400
+    after = client.get(f"/ui/sessions?created_after={cut}")
+    assert str(early.id)[:8] in after.text
+    before = client.get(f"/ui/sessions?created_before={cut}")
+    assert str(early.id)[:8] not in before.text
+    assert str(late.id)[:8] not in before.text

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from sessionflow import InvalidInput, Session, SessionEvent, SessionManager
 from sessionflow.domain.definitions import DATA_EVENTS
 
-__all__ = ["WINDOWS", "Filters", "Step", "actions_of", "ago", "duration", "stamp", "timeline"]
+__all__ = ["WINDOWS", "Filters", "Step", "actions_of", "duration", "stamp", "timeline"]
 
 #: The windows of the "waiting on a deadline" page: their query value and what they read as.
 WINDOWS: dict[str, tuple[timedelta, str]] = {
@@ -22,6 +22,7 @@ WINDOWS: dict[str, tuple[timedelta, str]] = {
     "1h": (timedelta(hours=1), "1 hour"), "6h": (timedelta(hours=6), "6 hours"),
     "24h": (timedelta(hours=24), "24 hours"), "7d": (timedelta(days=7), "7 days"),
 }
+
 
 def stamp(value: datetime | None) -> str:
     """A time as ``2030-01-01 12:00:05 UTC`` (empty for none)."""
@@ -43,12 +44,6 @@ def duration(seconds: float) -> str:
     if minutes:
         return f"{minutes} min {secs} s"
     return f"{secs} s"
-
-
-def ago(value: datetime, now: datetime) -> str:
-    """How long before ``now`` (or after it) ``value`` is."""
-    seconds = (now - value).total_seconds()
-    return f"{duration(seconds)} ago" if seconds >= 0 else f"in {duration(-seconds)}"
 
 
 @dataclass(frozen=True, slots=True)
