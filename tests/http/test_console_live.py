@@ -19,8 +19,6 @@ from sessionflow import SessionManager
 from sessionflow.entrypoints.http import create_app
 from sessionflow.entrypoints.http.console import mount_console
 
-pytest.importorskip("jinja2")
-
 
 @pytest.fixture
 def served() -> Iterator[tuple[str, SessionManager]]:
