@@ -1,7 +1,7 @@
 # sessionflow — the two commands of the README are `make demo` and `make test`.
 # Every target sets up what it needs: a virtualenv in .venv with the package installed in editable mode
 # (pip runs again only when pyproject.toml changes) and, for the tests, PostgreSQL's server binaries and
-# Graphviz's dot (the SVG and PNG diagrams).
+# Graphviz's dot (the SVG and PNG diagrams), and Chromium with its driver (the console's browser tests).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -19,7 +19,7 @@ PG_INITDB_GLOB ?= /usr/lib/postgresql/*/bin/initdb
 # pytest-xdist workers for `make test` (each starts its own throwaway PostgreSQL and Redis servers).
 TEST_WORKERS ?= 2
 
-.PHONY: help venv demo test faults versions lint bench load postgres-binaries graphviz redis-server wrk clean
+.PHONY: help venv demo test faults versions lint bench load postgres-binaries graphviz redis-server wrk chromium clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -99,7 +99,18 @@ wrk:  ## make sure wrk exists, the HTTP load generator of the benchmarks (instal
 			"run. Install Debian's wrk package." >&2; \
 	fi
 
-test: venv postgres-binaries graphviz redis-server wrk  ## run the whole test suite (with a throwaway PostgreSQL), ruff and mypy
+chromium:  ## make sure Chromium and chromedriver exist, for the console's browser tests (installs Debian's as root)
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo ">> chromium or chromedriver not found: installing Debian's chromium and chromium-driver"; \
+		$(APT_GET) update && $(APT_GET) install -y chromium chromium-driver; \
+	else \
+		echo "warning: chromium or chromedriver not found and not root: the console's browser tests will be" \
+			"skipped (under CI=true they fail). Install Debian's chromium and chromium-driver packages." >&2; \
+	fi
+
+test: venv postgres-binaries graphviz redis-server wrk chromium  ## run the whole test suite (with a throwaway PostgreSQL), ruff and mypy
 	$(BIN)/pytest -n $(TEST_WORKERS)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src

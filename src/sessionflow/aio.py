@@ -32,6 +32,9 @@ from sessionflow.application.ports import EventStore, Waker
 from sessionflow.stores.wiring import FacadeWiring, plan, runner_for, settings_options
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
+    from sessionflow.diagram import SessionDiagram
     from sessionflow.settings import Settings
 
 __all__ = ["AsyncSessionManager", "Opening"]
@@ -138,6 +141,18 @@ class AsyncSessionManager(FacadeWiring, async_manager.AsyncManagerCore):
             watcher = self._release_watcher()
             if watcher is not None:
                 await asyncio.to_thread(watcher.stop)  # joins the watcher's thread: off the loop
+
+    async def diagram(self, session_id: UUID | str, *, format: str = "svg") -> SessionDiagram:
+        """The session drawn on its lifecycle, its current state and path marked (see
+        ``SessionManager.diagram``); Graphviz runs on a worker thread."""
+        from sessionflow.application.validation import check_choice
+        from sessionflow.diagram import SESSION_FORMATS, session_diagram
+
+        check_choice(format, "format", SESSION_FORMATS)
+        session = await self.get(session_id)
+        machine = self.registry.get(session.lifecycle, session.lifecycle_version).machine
+        events = await self.history(session.id)
+        return await asyncio.to_thread(session_diagram, machine, session.status, events, format)
 
     def _new_waker(self, cleanup_interval: timedelta, loop: asyncio.AbstractEventLoop) -> Waker:
         return _asyncio_waker(loop, cleanup_interval)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self, TypeVar
+from uuid import UUID
 
 from sessionflow.application import manager
 from sessionflow.application.ports import EventStore
@@ -25,6 +26,7 @@ __all__ = ["DEFAULT_URL", "SessionManager", "build", "check_retries", "create_en
 
 if TYPE_CHECKING:
     from sessionflow.application.ports import Waker
+    from sessionflow.diagram import SessionDiagram
     from sessionflow.settings import Settings
 
 
@@ -64,6 +66,19 @@ class SessionManager(FacadeWiring, manager.ManagerCore):
         """A manager configured by ``settings`` (database, timeouts, policies); see :func:`from_settings`.
         ``options`` override or add constructor arguments."""
         return from_settings(settings, manager_class=cls, **options)
+
+    def diagram(self, session_id: UUID | str, *, format: str = "svg") -> SessionDiagram:
+        """The session drawn on its lifecycle (the version it runs under), its current state and the path it
+        took marked: ``format`` ``"svg"`` (laid out by Graphviz's ``dot``; plain text when ``dot`` is missing —
+        the result's ``format`` says which), ``"dot"`` or ``"text"``. Raises
+        :class:`~sessionflow.errors.SessionNotFound` as :meth:`get` does."""
+        from sessionflow.application.validation import check_choice
+        from sessionflow.diagram import SESSION_FORMATS, session_diagram
+
+        check_choice(format, "format", SESSION_FORMATS)
+        session = self.get(session_id)
+        machine = self.registry.get(session.lifecycle, session.lifecycle_version).machine
+        return session_diagram(machine, session.status, self.history(session.id), format)
 
     def _new_waker(self, cleanup_interval: timedelta) -> Waker:
         from sessionflow.adapters.apscheduler import ApschedulerWaker  # the scheduler only when asked for

@@ -11,7 +11,9 @@ transitions, guards — so a picture can never drift from the rules the engine r
   it they raise :class:`DiagramUnavailable`, saying what to install.
 
 Every renderer takes optional ``counts`` (state value → number of sessions) to annotate the states, e.g.
-with live counts from a database. In the SVG each state is a group ``id="state:<value>"`` and each
+with live counts from a database. :func:`to_dot` and :func:`to_svg` also mark one session's ``current`` state and
+the ``path`` it took (:class:`Marks`); :func:`session_diagram` draws a session so, falling back to plain text
+(:func:`to_text`) when Graphviz is missing. In the SVG each state is a group ``id="state:<value>"`` and each
 transition a group ``id="transition:<event>:<source>:<target>"``, so tools and tests can read the picture's
 structure whatever layout Graphviz chooses. Internal self-transitions (``record_file``, ``add_note``, ...)
 are listed in the caption instead of drawn as loops.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,20 +32,26 @@ from statemachine import StateMachine
 
 from sessionflow.domain.decision import CompiledLifecycle
 from sessionflow.domain.lifecycle import SessionLifecycle
+from sessionflow.domain.models import SessionEvent
 
 __all__ = [
     "FORMATS",
+    "SESSION_FORMATS",
     "DiagramUnavailable",
     "Edge",
     "LifecycleGraph",
+    "Marks",
+    "SessionDiagram",
     "StateNode",
     "lifecycle_graph",
     "render",
+    "session_diagram",
     "title",
     "to_dot",
     "to_mermaid",
     "to_png",
     "to_svg",
+    "to_text",
 ]
 
 #: The formats :func:`render` knows; ``mermaid`` and ``dot`` need nothing, ``svg`` and ``png`` Graphviz's ``dot``.
@@ -92,6 +100,32 @@ class LifecycleGraph:
 
     def state(self, value: str) -> StateNode:
         return next(s for s in self.states if s.value == value)
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """One session drawn on its lifecycle: its ``current`` state and the transitions of its ``path``, each
+    ``(event, source, target)`` in the order taken."""
+
+    current: str
+    path: tuple[tuple[str, str, str], ...] = ()
+
+    @classmethod
+    def of(cls, current: str, events: Iterable[SessionEvent]) -> Marks:
+        """The marks of a session in state ``current`` with the history ``events`` (its changes of state)."""
+        path = tuple((str(e.event), str(e.source_state), str(e.target_state)) for e in events
+                     if e.source_state is not None and e.source_state != e.target_state)
+        return cls(str(current), path)
+
+    @property
+    def visited(self) -> frozenset[str]:
+        """The states the session has been in."""
+        return frozenset({self.current, *(s for _, s, _ in self.path), *(t for _, _, t in self.path)})
+
+    @property
+    def taken(self) -> frozenset[tuple[str, str]]:
+        """The ``(source, target)`` pairs of the transitions taken."""
+        return frozenset((source, target) for _, source, target in self.path)
 
 
 def lifecycle_graph(machine_class: type[StateMachine] = SessionLifecycle) -> LifecycleGraph:
@@ -189,13 +223,34 @@ def title(graph: LifecycleGraph, counts: Mapping[str, int] | None = None) -> str
 
 #: Colours of the drawing: ink, the fill of a live state, the fill of a final state, muted text.
 _INK, _FILL, _FINAL_FILL, _MUTED = "#1f2933", "#eef2f7", "#e3ebe3", "#52606d"
+#: Colours of a session's marks: its current state, the states it went through, the transitions it took.
+_CURRENT_FILL, _VISITED_FILL, _PATH = "#fde68a", "#dbeafe", "#1d4ed8"
 
 
-def to_dot(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | None = None) -> str:
+def _state_marks(marks: Marks | None, value: str) -> str:
+    if marks is None:
+        return ""
+    if value == marks.current:
+        return f', fillcolor="{_CURRENT_FILL}", penwidth=3, class="current"'
+    if value in marks.visited:
+        return f', fillcolor="{_VISITED_FILL}", class="visited"'
+    return ""
+
+
+def _edge_marks(marks: Marks | None, edge: Edge) -> str:
+    if marks is None or (edge.source, edge.target) not in marks.taken:
+        return ""
+    return f', color="{_PATH}", fontcolor="{_PATH}", penwidth=2.5, class="taken"'
+
+
+def to_dot(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | None = None, *,
+           marks: Marks | None = None) -> str:
     """Graphviz DOT source (``sessionflow diagram --format dot | dot -Tpdf`` where Graphviz is installed).
 
     The title and the caption of internal events are the graph's label; final states have a double border;
-    each state and transition carries the ``id`` its SVG group gets.
+    each state and transition carries the ``id`` its SVG group gets. With ``marks``, the session's current
+    state is filled and bordered (SVG class ``current``), the states it went through filled (``visited``) and
+    the transitions it took drawn in colour (``taken``).
     """
     graph = graph or lifecycle_graph()
     heading = _lines([title(graph, counts), *_caption(graph)], "\\l")
@@ -206,7 +261,8 @@ def to_dot(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | None
              f'fontname="Helvetica", fontsize=13, fontcolor="{_INK}", margin="0.2,0.1"];',
              f'    edge [fontname="Helvetica", fontsize=11, color="{_INK}", fontcolor="{_INK}"];']
     for state in graph.states:
-        extra = f', peripheries=2, fillcolor="{_FINAL_FILL}"' if state.final else ""
+        extra = (f', peripheries=2, fillcolor="{_FINAL_FILL}"' if state.final else "") + _state_marks(
+            marks, state.value)
         text = state.label + _count_suffix(counts, state.value)
         lines.append(f"    {_dot_id(state.value)} [label={_dot_id(text)}, "
                      f"id={_dot_id('state:' + state.value)}{extra}];")
@@ -219,7 +275,7 @@ def to_dot(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | None
         text = _lines([edge.event, edge.guard_text], "\\n") if edge.guards else _dot_id(edge.event)
         ident = f"transition:{edge.event}:{edge.source}:{edge.target}"
         lines.append(f"    {_dot_id(edge.source)} -> {_dot_id(edge.target)} "
-                     f"[label={text}, id={_dot_id(ident)}];")
+                     f"[label={text}, id={_dot_id(ident)}{_edge_marks(marks, edge)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -248,12 +304,14 @@ def _graphviz(source: str, *arguments: str) -> bytes:
     return done.stdout
 
 
-def to_svg(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | None = None) -> str:
-    """An SVG picture of the lifecycle, laid out by Graphviz.
+def to_svg(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | None = None, *,
+           marks: Marks | None = None) -> str:
+    """An SVG picture of the lifecycle, laid out by Graphviz (with ``marks``: one session's state and path, see
+    :func:`to_dot`).
 
     Raises :class:`DiagramUnavailable` when Graphviz's ``dot`` is not installed.
     """
-    return _graphviz(to_dot(graph, counts), "-Tsvg").decode("utf-8")
+    return _graphviz(to_dot(graph, counts, marks=marks), "-Tsvg").decode("utf-8")
 
 
 def to_png(graph: LifecycleGraph | None = None, counts: Mapping[str, int] | None = None, *,
@@ -282,3 +340,62 @@ def render(fmt: str, graph: LifecycleGraph | None = None, counts: Mapping[str, i
     if fmt == "png":
         return to_png(graph, counts)
     raise ValueError(f"unknown diagram format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+# ---------------------------------------------------------------------------------------------- one session
+
+
+def to_text(graph: LifecycleGraph, marks: Marks) -> str:
+    """A session on its lifecycle as plain text: the current state, the path taken, and every state with its
+    transitions (``*`` the current state, ``+`` a state it went through, ``>`` a transition it took)."""
+    current = graph.state(marks.current).label if any(s.value == marks.current for s in graph.states) else (
+        marks.current)
+    lines = [f"{title(graph)}: now {current}"]
+    if marks.path:
+        steps = " ".join(f"--{event}--> {target}" for event, _, target in marks.path)
+        lines.append(f"path: {marks.path[0][1]} {steps}")
+    else:
+        lines.append("path: none yet")
+    for state in graph.states:
+        sign = "*" if state.value == marks.current else "+" if state.value in marks.visited else " "
+        final = " (final)" if state.final else ""
+        lines.append(f"{sign} {state.label}{final}")
+        for edge in graph.edges:
+            if edge.source == state.value:
+                taken = ">" if (edge.source, edge.target) in marks.taken else " "
+                guard = f" {edge.guard_text}" if edge.guards else ""
+                lines.append(f"    {taken} {edge.event}{guard} -> {graph.state(edge.target).label}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDiagram:
+    """A session drawn on its lifecycle: ``content`` in ``format`` (``"svg"``, ``"dot"`` or ``"text"``), and the
+    ``marks`` drawn (its current state and path)."""
+
+    format: str
+    content: str
+    marks: Marks
+
+
+#: The formats of :func:`session_diagram`.
+SESSION_FORMATS = ("svg", "dot", "text")
+
+
+def session_diagram(machine_class: type[StateMachine], current: str, events: Iterable[SessionEvent],
+                    fmt: str = "svg") -> SessionDiagram:
+    """A session in state ``current`` with the history ``events`` drawn on its lifecycle ``machine_class``:
+    SVG (laid out by Graphviz; plain text, :func:`to_text`, when ``dot`` is missing or fails), DOT source or
+    plain text. Raises ``ValueError`` for another ``fmt``."""
+    if fmt not in SESSION_FORMATS:
+        raise ValueError(f"unknown session diagram format {fmt!r}; expected one of {', '.join(SESSION_FORMATS)}")
+    graph = lifecycle_graph(machine_class)
+    marks = Marks.of(current, events)
+    if fmt == "svg":
+        try:
+            return SessionDiagram("svg", to_svg(graph, marks=marks), marks)
+        except DiagramUnavailable:
+            fmt = "text"
+    if fmt == "dot":
+        return SessionDiagram("dot", to_dot(graph, marks=marks), marks)
+    return SessionDiagram("text", to_text(graph, marks), marks)

@@ -39,7 +39,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -136,6 +136,11 @@ class HttpSettings(BaseModel):
     #: accepting connections, so a load balancer stops sending it requests first (``serve --drain``; part of
     #: the grace period, so smaller than it; 0: none).
     drain_seconds: int = Field(default=0, ge=0, le=_MAX_STOP_SECONDS)
+    #: Serve the operator's console at ``/ui`` (``sessionflow serve --no-console``: not).
+    console: bool = True
+    #: The secret that signs the console's sign-in cookies (at least 32 characters). Give every process and host
+    #: serving one store the same one; unset, each process draws its own (sign-ins then hold in that process only).
+    console_key: SecretStr | None = Field(default=None, min_length=32)
 
     @field_validator("max_body_bytes", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ OUTPUT = ROOT / "docs" / "architecture.svg"
 #: The layers, outermost at the top, and the parts in each (drawn as a row, named on the left).
 LAYERS: list[tuple[str, list[str]]] = [
     ("entry points", ["__main__", "pytest_plugin"]),
+    ("console", ["entrypoints.http.console"]),
     ("entry points, test kit", ["entrypoints", "scenarios", "testing.contract"]),
     ("package root, test kit", ["", "testing"]),
     ("asyncio wiring", ["aio"]),
@@ -35,13 +36,14 @@ LABELS = {"": "sessionflow\n(__init__: the public names)", "entrypoints": "entry
           "adapters": "adapters\n(memory, sqlalchemy/, apscheduler,\naio, jsonl, metrics)",
           "aio": "aio\n(AsyncSessionManager's constructors)",
           "testing.contract": "testing.contract\n(the store contract suite)",
+          "entrypoints.http.console": "entrypoints.http.console\n(the operator's console at /ui)",
           "stores": "stores\n(the backends by URL scheme,\nthe wiring both facades share)",
           "application": "application\n(manager, pipeline, commands, reads,\ntimeouts, delivery, validation, ports)",
           "domain": "domain\n(models, lifecycle, definitions, decision,\ndeadlines, replay, values)"}
 
 
 #: Subpackages that are parts of their own, with a row of their own in the import table.
-SUBPARTS = ("testing.contract",)
+SUBPARTS = ("testing.contract", "entrypoints.http.console")
 
 
 def part(module: str) -> str:

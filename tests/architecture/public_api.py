@@ -42,8 +42,8 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
         "SessionManager", "build", "create_engine", "create_redis_store", "create_store", "from_settings"),
     "sessionflow.stores": ("ENTRY_POINT_GROUP", "register_store"),
     "sessionflow.application.ports": (
-        "AwaitsIO", "CachesReads", "CountsByStatus", "ExpiredBatch", "PurgesSessions", "ReportsLatency",
-        "SweepsToNextDeadline", "WatchesChanges"),
+        "AwaitsIO", "CachesReads", "CountsByStatus", "CountsQueries", "ExpiredBatch", "FiltersFeed",
+        "ListsByDeadline", "PurgesSessions", "ReportsLatency", "SweepsToNextDeadline", "WatchesChanges"),
     "sessionflow.settings": ("HttpSettings", "PolicySettings", "SessionSettings", "Settings"),
     "sessionflow.testing": ("AsyncTimeTravel", "ManualClock", "TimeTravel", "aadvance", "advance"),
     "sessionflow.pytest_plugin": (
@@ -69,6 +69,7 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "sessionflow.entrypoints.http": (
         "Scope", "Service", "TokenFile", "TokenTable", "User", "app_from_env", "create_app"),
     "sessionflow.entrypoints.http.environment": ("worker_app",),
+    "sessionflow.entrypoints.http.console": ("mount_console",),
 }
 
 #: Special methods that are part of a class's interface (a context manager, a callable, ...).

@@ -488,6 +488,8 @@ def test_demo_drives_every_path_through_the_commands(run: Invoke) -> None:
         assert text in out, text
     assert out.count("timestamp (UTC)") == 5
     assert "worker stopped: 2 sessions expired" in result.stderr
+    assert out.rstrip().endswith("serve, then open http://127.0.0.1:8000/ui (the console)")
+    assert "See them in a browser: sessionflow --db " in out
 
 
 def test_demo_json_is_json_lines(run: Invoke) -> None:

@@ -166,6 +166,26 @@ class InMemoryEventStore:
             return False
         return not (q.live_after is not None and s.is_overdue(q.live_after))
 
+    def count_query(self, query: Query) -> dict[str, int]:
+        """How many sessions match the filters of ``query``, per status (its page and order ignored)."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            self._check_open()
+            for s in self._sessions.values():
+                if self._matches(s, query):
+                    counts[s.status] = counts.get(s.status, 0) + 1
+        return counts
+
+    def query_deadlines(self, after: datetime, until: datetime, limit: int, *,
+                        user_id: str | None = None) -> list[Session]:
+        """Up to ``limit`` live sessions whose deadline is ``after < d <= until``, soonest first."""
+        with self._lock:
+            self._check_open()
+            found = [(due, s) for s in self._sessions.values()
+                     if (due := s.due_at) is not None and after < due <= until
+                     and (user_id is None or s.user_id == user_id)]
+        return [s for _, s in heapq.nsmallest(limit, found, key=lambda item: item[0])]
+
     def count(self, status: str | None = None) -> int:
         with self._lock:
             self._check_open()
@@ -243,6 +263,20 @@ class InMemoryEventStore:
             found: list[SessionEvent] = []
             for event in self._feed[start:]:
                 if self._sessions[event.session_id].user_id == user_id:
+                    found.append(event)
+                    if len(found) == limit:
+                        break
+            return found
+
+    def read_named_events(self, after: int, limit: int, names: frozenset[str], *,
+                          user_id: str | None = None) -> list[SessionEvent]:
+        """Up to ``limit`` events named in ``names`` with a position above ``after`` (of ``user_id``'s sessions)."""
+        with self._lock:
+            self._check_open()
+            found: list[SessionEvent] = []
+            for event in self._feed[bisect.bisect_right(self._positions, after):]:
+                if str(event.event) in names and (
+                        user_id is None or self._sessions[event.session_id].user_id == user_id):
                     found.append(event)
                     if len(found) == limit:
                         break

@@ -13,7 +13,7 @@ import builtins
 import contextlib
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -72,11 +72,29 @@ class AsyncReads(AsyncManagerBase):
         """How many sessions there are (deleted ones excluded), optionally of one status."""
         return await self._call(self._sync.count, status)
 
+    async def count_by_status(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
+                              user_id: str | None = None, workspace_id: str | None = None,
+                              module_name: str | None = None, lifecycle: str | None = None,
+                              created_after: datetime | None = None,
+                              created_before: datetime | None = None) -> dict[str, int]:
+        """How many sessions match the filters of ``list``, per status (see ``SessionManager.count_by_status``)."""
+        return await self._call(self._sync.count_by_status, status=status, user_id=user_id,
+                                workspace_id=workspace_id, module_name=module_name, lifecycle=lifecycle,
+                                created_after=created_after, created_before=created_before)
+
+    async def deadlines_within(self, window: timedelta, *, user_id: str | None = None,
+                               limit: int = 100) -> builtins.list[Session]:
+        """The live sessions whose deadline falls within ``window`` from now, soonest first (see
+        ``SessionManager.deadlines_within``)."""
+        return await self._call(self._sync.deadlines_within, window, user_id=user_id, limit=limit)
+
     # ------------------------------------------------------------------ the global feed
 
-    async def events(self, *, after: int = 0, limit: int = 1000) -> builtins.list[SessionEvent]:
-        """Up to ``limit`` events of every session with a ``position`` above ``after``, in position order."""
-        return await self._call(self._sync.events, after=after, limit=limit)
+    async def events(self, *, after: int = 0, limit: int = 1000, event: str | Iterable[str] | None = None,
+                     user_id: str | None = None) -> builtins.list[SessionEvent]:
+        """Up to ``limit`` events of every session with a ``position`` above ``after``, in position order (only
+        those named ``event``, of ``user_id``'s sessions, when given: see ``SessionManager.events``)."""
+        return await self._call(self._sync.events, after=after, limit=limit, event=event, user_id=user_id)
 
     async def last_position(self) -> int:
         """The position of the newest event in the feed (0: none yet)."""

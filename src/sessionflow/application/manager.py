@@ -24,6 +24,7 @@ from sessionflow.application.feed import Feed
 from sessionflow.application.manager_reads import ManagerReads
 from sessionflow.application.manager_upkeep import ManagerUpkeep
 from sessionflow.application.manager_writes import ManagerWrites
+from sessionflow.application.overview import Overview
 from sessionflow.application.pipeline import SYSTEM, WritePipeline
 from sessionflow.application.ports import Clock, EventStore, SystemClock, Waker
 from sessionflow.application.reads import Reads
@@ -106,6 +107,7 @@ class ManagerCore(ManagerWrites, ManagerReads, ManagerUpkeep):
             single_active_per_user=bool(single_active_per_user), enforce_owner=bool(enforce_owner))
         self._timeouts = Timeouts(self._pipeline, self._new_waker)
         self._reads = Reads(self._pipeline, self._timeouts)
+        self._overview = Overview(self._pipeline, self._timeouts)
         #: The decider that expires one overdue session (what a sweep asks the store to apply).
         self._expiry_change = self._pipeline.expiry_change
         self._feed = Feed(store, self._pipeline, self._new_watcher)

@@ -1,8 +1,10 @@
 """``ManagerReads``: the reads of :class:`~sessionflow.application.manager.ManagerCore`.
 
 The sessions (``get``, ``get_active``, ``list``, ``page``, ``history``, ``count``), handed to
-:mod:`~sessionflow.application.reads` after their arguments are checked, and the global event feed and its
-named consumers (``events``, ``consume``, ...), handed to :mod:`~sessionflow.application.feed`.
+:mod:`~sessionflow.application.reads` after their arguments are checked; the overview's reads
+(``deadlines_within``, ``count_by_status``, the feed by event name), handed to
+:mod:`~sessionflow.application.overview`; and the global event feed and its named consumers (``events``,
+``consume``, ...), handed to :mod:`~sessionflow.application.feed`.
 """
 
 from __future__ import annotations
@@ -10,18 +12,23 @@ from __future__ import annotations
 import builtins
 import threading
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from sessionflow.application import validation as valid
-from sessionflow.application.feed import Feed, Handler
+from sessionflow.application.feed import MAX_PAGE, Feed, Handler, check_position
+from sessionflow.application.overview import Overview
 from sessionflow.application.reads import Reads, SessionPage
 from sessionflow.domain.definitions import LifecycleRegistry
 from sessionflow.domain.models import Session, SessionEvent, SessionStatus
-from sessionflow.domain.values import parse_session_id
+from sessionflow.domain.values import MAX_LIST_LIMIT, parse_session_id, validate_identifier
 from sessionflow.errors import InvalidInput
 
-__all__ = ["ManagerReads"]
+__all__ = ["MAX_WINDOW", "ManagerReads"]
+
+#: The widest window of :meth:`ManagerReads.deadlines_within`.
+MAX_WINDOW = timedelta(days=36_500)
 
 
 class ManagerReads:
@@ -30,6 +37,7 @@ class ManagerReads:
 
     _reads: Reads
     _feed: Feed
+    _overview: Overview
     _registry: LifecycleRegistry
 
     def get(self, session_id: UUID | str) -> Session:
@@ -91,12 +99,42 @@ class ManagerReads:
             raise InvalidInput("status", "count takes one status")
         return self._reads.count(next(iter(statuses)) if statuses else None)
 
+    def count_by_status(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
+                        user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
+                        lifecycle: str | None = None, created_after: datetime | None = None,
+                        created_before: datetime | None = None) -> dict[str, int]:
+        """How many sessions match the filters of :meth:`list` (the same arguments, without the page), per
+        status: ``{status: count}``, in status order, a status with none left out. Deleted sessions are not
+        counted; the sessions due now are expired first, as a list does. A read of its own, apart from a page,
+        so a table can show its page before its counts."""
+        filters = valid.list_arguments(
+            self._registry, status=status, user_id=user_id, workspace_id=workspace_id, module_name=module_name,
+            lifecycle=lifecycle, created_after=created_after, created_before=created_before, limit=1)
+        return self._overview.count_by_status(filters)
+
+    def deadlines_within(self, window: timedelta, *, user_id: str | None = None,
+                         limit: int = 100) -> builtins.list[Session]:
+        """The live sessions whose deadline falls within ``window`` from now (after now, at most ``now +
+        window``), soonest first: up to ``limit`` (at most 1000), with ``user_id`` that user's only. Read from
+        the store's deadline index; a session already past its deadline is being expired and is not listed."""
+        return self._overview.deadlines_within(_window(window), valid.check_int(limit, "limit", 1, MAX_LIST_LIMIT),
+                                               valid.optional_id(user_id, "user_id"))
+
     # ------------------------------------------------------------------ the global feed
 
-    def events(self, *, after: int = 0, limit: int = 1000) -> builtins.list[SessionEvent]:
+    def events(self, *, after: int = 0, limit: int = 1000, event: str | Iterable[str] | None = None,
+               user_id: str | None = None) -> builtins.list[SessionEvent]:
         """Up to ``limit`` (at most 10,000) events of every session with a ``position`` above ``after``, in
-        position order: commit order, so an event never appears below a position already read."""
-        return self._feed.events(after, limit)
+        position order: commit order, so an event never appears below a position already read.
+
+        ``event``: only the events of this name (or of these names: ``"failed"``, ``["created", "failed"]``).
+        ``user_id``: only the events of that user's sessions."""
+        if event is None:
+            return self._feed.events(after, limit, user_id)
+        names = _event_names(event)
+        position = check_position(after)
+        page = valid.check_int(limit, "limit", 1, MAX_PAGE)
+        return self._overview.named_events(position, page, names, valid.optional_id(user_id, "user_id"))
 
     def last_position(self) -> int:
         """The position of the newest event in the feed (0: none yet)."""
@@ -123,3 +161,24 @@ class ManagerReads:
         """
         return self._feed.consume(name, handler, batch_size=batch_size, follow=follow, stop=stop,
                                   poll_interval=poll_interval, max_events=max_events)
+
+
+def _window(value: Any) -> timedelta:
+    """A window of deadlines: a positive ``timedelta`` of at most :data:`MAX_WINDOW`."""
+    if not isinstance(value, timedelta):
+        raise InvalidInput("window", f"expected a timedelta, got {type(value).__name__}")
+    if not timedelta(0) < value <= MAX_WINDOW:
+        raise InvalidInput("window", f"must be above 0 and at most {MAX_WINDOW.days} days")
+    return value
+
+
+def _event_names(value: Any) -> frozenset[str]:
+    """The event names of a feed filter: one name or a non-empty collection of names."""
+    if isinstance(value, str):
+        return frozenset({validate_identifier(str(value), "event")})
+    if not isinstance(value, Iterable) or isinstance(value, bytes | dict):
+        raise InvalidInput("event", f"expected an event name or a list of names, got {type(value).__name__}")
+    names = frozenset(validate_identifier(str(v) if isinstance(v, str) else v, "event") for v in value)
+    if not names:
+        raise InvalidInput("event", "give at least one event name")
+    return names

@@ -6,7 +6,8 @@ subclass them with fakes. Nothing here imports a database, scheduler or web fram
 :class:`EventStore` is what every store implements. What only some stores can do is a capability of its own,
 each a small protocol a store satisfies by having its members (no registration, no base class):
 :class:`SweepsToNextDeadline`, :class:`PurgesSessions`, :class:`CachesReads`, :class:`WatchesChanges`,
-:class:`AwaitsIO`, :class:`CountsByStatus` and :class:`ReportsLatency`. The application and the wiring check a
+:class:`AwaitsIO`, :class:`CountsByStatus`, :class:`ReportsLatency`, and the reads of an operator's overview
+:class:`ListsByDeadline`, :class:`CountsQueries` and :class:`FiltersFeed`. The application and the wiring check a
 store against them once, when they are built (``isinstance``), never per write.
 """
 
@@ -27,10 +28,13 @@ __all__ = [
     "Change",
     "Clock",
     "CountsByStatus",
+    "CountsQueries",
     "EventStore",
     "ExpiredBatch",
     "ExpiryDecider",
+    "FiltersFeed",
     "LatencyObserver",
+    "ListsByDeadline",
     "PurgesSessions",
     "Query",
     "ReportsLatency",
@@ -330,6 +334,44 @@ class ReportsLatency(Protocol):
 
     def observe_latency(self, observer: LatencyObserver | None) -> None:
         """Call ``observer(operation, seconds)`` after each operation's round trips (``None``: stop)."""
+        ...
+
+
+@runtime_checkable
+class ListsByDeadline(Protocol):
+    """A store that reads the sessions of a window of deadlines from its deadline index (every store of
+    sessionflow): what ``SessionManager.deadlines_within`` asks for. Without it the manager walks the live
+    sessions' list instead (every live session read)."""
+
+    def query_deadlines(self, after: datetime, until: datetime, limit: int, *,
+                        user_id: str | None = None) -> list[Session]:
+        """Up to ``limit`` live sessions (not deleted) whose deadline ``d`` is ``after < d <= until``, soonest
+        first (with ``user_id``: only that user's)."""
+        ...
+
+
+@runtime_checkable
+class CountsQueries(Protocol):
+    """A store that counts the sessions a list's filters match, per status, in one read (every store of
+    sessionflow): what ``SessionManager.count_by_status`` asks for. Without it the manager pages through
+    :meth:`EventStore.query`."""
+
+    def count_query(self, query: Query) -> dict[str, int]:
+        """How many sessions match the filters of ``query``, per status (its ``limit``, ``offset``, ``after``
+        and order are ignored); a status with none may be left out."""
+        ...
+
+
+@runtime_checkable
+class FiltersFeed(Protocol):
+    """A store that reads the feed's events of some names only (every store of sessionflow): what
+    ``SessionManager.events(event=...)`` asks for. Without it the manager reads the whole feed and keeps
+    those."""
+
+    def read_named_events(self, after: int, limit: int, names: frozenset[str], *,
+                          user_id: str | None = None) -> list[SessionEvent]:
+        """What :meth:`EventStore.read_events` returns, only the events whose name is in ``names``: up to
+        ``limit`` of them, in position order."""
         ...
 
 

@@ -98,6 +98,13 @@ def check_int(value: Any, field: str, low: int, high: int) -> int:
     return value
 
 
+def check_choice(value: Any, field: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidInput(field, f"expected one of {', '.join(choices)}")
+    return value
+
+
 def check_expected(expected_version: Any) -> None:
     """An ``expected_version`` is ``None`` or a positive version number."""
     if expected_version is not None:

@@ -33,7 +33,7 @@ from redis.retry import Retry
 
 import redis
 from sessionflow.adapters.outcome import WriteOutcome
-from sessionflow.adapters.redis import maintenance, sweep, writes
+from sessionflow.adapters.redis import maintenance, overview, sweep, writes
 from sessionflow.adapters.redis.cache import SessionCache
 from sessionflow.adapters.redis.codec import decode_event, decode_session, optional
 from sessionflow.adapters.redis.link import QUERY, READ_EVENTS, RESCORE, SAVE_CONSUMER, LatencyObserver, RedisLink
@@ -222,6 +222,15 @@ class RedisEventStore:
         counts: dict[str, str] = self._run("count", lambda: cast(Any, client.hgetall(self._n_key)))
         return {status: int(n) for status, n in counts.items() if int(n)}
 
+    def count_query(self, query: Query) -> dict[str, int]:
+        """How many sessions match the filters of ``query``, per status (one script: ``overview.py``)."""
+        return overview.count_query(self._link, query)
+
+    def query_deadlines(self, after: datetime, until: datetime, limit: int, *,
+                        user_id: str | None = None) -> list[Session]:
+        """Up to ``limit`` live sessions whose deadline is ``after < d <= until``, soonest first."""
+        return overview.query_deadlines(self._link, after, until, limit, user_id)
+
     def next_deadline(self) -> datetime | None:
         """The earliest deadline of a live session."""
         client = self._client
@@ -251,6 +260,11 @@ class RedisEventStore:
         client = self._client
         flat = self._run("read_events", lambda: READ_EVENTS(client, args))
         return [decode_event(flat[k + 1], UUID(flat[k])) for k in range(0, len(flat), 2)]
+
+    def read_named_events(self, after: int, limit: int, names: frozenset[str], *,
+                          user_id: str | None = None) -> list[SessionEvent]:
+        """Up to ``limit`` events named in ``names`` with a feed position above ``after``, in position order."""
+        return overview.read_named_events(self._link, after, limit, names, user_id)
 
     def last_position(self) -> int:
         """The highest feed position (0: no event yet)."""

@@ -6,7 +6,7 @@ of the most selective filter given (:func:`_driving_index`), named on SQLite (``
 ``ANALYZE`` statistics its planner may otherwise take an index that finds the rows only after a long scan);
 the other filters, and the creation range, are checked on the rows read, and the cursor (the position of its
 anchor session) bounds the scan. Each shape of query (which filters are given) is built once, its values bound
-per call.
+per call. :func:`counts_statement` counts what a list's filters match, per status, on the same index.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, TableClause, bindparam, column, false, select, union_all
+from sqlalchemy import ColumnElement, Select, TableClause, bindparam, column, false, func, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from sessionflow.adapters.sqlalchemy.tables import sessions, to_millis
 from sessionflow.application.ports import Query
 
-__all__ = ["query_statement"]
+__all__ = ["counts_statement", "deadlines_statement", "query_statement"]
 
 #: Every column of a session's row, as selected (in table order; the list order ``created_position`` is no field).
 SESSION_FIELDS = tuple(c for c in sessions.c if c.name != "created_position")
@@ -213,3 +213,33 @@ def _shape_query(shape: _Shape) -> Query:
                  include_deleted=include_deleted, created_after=at if created_after else None,
                  created_before=at if created_before else None, after=UUID(int=0) if after else None,
                  live_after=at if live_after else None, newest_first=newest_first)
+
+
+def counts_statement(query: Query) -> Select[Any]:
+    """How many sessions match the filters of ``query``, per status (``status, count`` rows; its page, cursor and
+    order ignored): the rows of the index a list of these filters reads (:func:`_driving_index`), or of the
+    whole table when no filter narrows them."""
+    statuses = sorted(str(s) for s in query.status) if query.status is not None else []
+    if query.status is not None and not statuses:
+        return select(sessions.c.status, func.count()).where(false()).group_by(sessions.c.status)
+    plain = Query(status=query.status, user_id=query.user_id, workspace_id=query.workspace_id,
+                  module_name=query.module_name, lifecycle=query.lifecycle, include_deleted=query.include_deleted,
+                  live_after=query.live_after, created_after=query.created_after,
+                  created_before=query.created_before)
+    columns, _ = _driving_index(plain, len(statuses))
+    table: TableClause = sessions if columns == ("created_position",) else _THROUGH[columns]
+    stmt = _filtered(plain, table, len(statuses), columns).with_only_columns(
+        table.c.status, func.count()).select_from(table).group_by(table.c.status)
+    return stmt.params(_values(plain, statuses))
+
+
+def deadlines_statement(after: datetime, until: datetime, limit: int, user_id: str | None) -> Select[Any]:
+    """Up to ``limit`` live sessions whose deadline is ``after < due_at <= until``, soonest first: a range of the
+    ``due_at`` index read in its order (named on SQLite), the user checked on the rows read."""
+    table = _THROUGH[("due_at",)]
+    c = table.c
+    stmt = select(*(c[f.name] for f in SESSION_FIELDS)).where(
+        c.due_at > to_millis(after), c.due_at <= to_millis(until), c.deleted_at.is_(None))
+    if user_id is not None:
+        stmt = stmt.where(c.user_id == user_id)
+    return stmt.order_by(c.due_at).limit(limit)

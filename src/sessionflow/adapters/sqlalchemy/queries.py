@@ -16,9 +16,10 @@ from sqlalchemy import Connection, Engine, select
 
 from sessionflow.adapters.outcome import WriteOutcome
 from sessionflow.adapters.sqlalchemy import statements as sql
+from sessionflow.adapters.sqlalchemy.listing import counts_statement, deadlines_statement
 from sessionflow.adapters.sqlalchemy.retention import purge_rows
 from sessionflow.adapters.sqlalchemy.rows import _status, event_from_row, session_from_row
-from sessionflow.adapters.sqlalchemy.tables import from_millis, to_millis
+from sessionflow.adapters.sqlalchemy.tables import from_millis, session_events, to_millis
 from sessionflow.application.feed import check_position
 from sessionflow.application.ports import Query
 from sessionflow.domain.models import Session, SessionEvent
@@ -72,6 +73,15 @@ class CoreOperations(_Base):
         rows = self._read(lambda conn: conn.execute(stmt).all())
         return [event_from_row(r) for r in rows]
 
+    def read_named_events(self, after: int, limit: int, names: frozenset[str], *,
+                          user_id: str | None = None) -> list[SessionEvent]:
+        """Up to ``limit`` events named in ``names`` with a feed position above ``after``, in position order (with
+        ``user_id``: only those of that user's sessions)."""
+        stmt = sql.events_after(check_position(after), limit, user_id).where(
+            session_events.c.event.in_(sorted(names)))
+        rows = self._read(lambda conn: conn.execute(stmt).all())
+        return [event_from_row(r) for r in rows]
+
     def last_position(self) -> int:
         """The highest feed position (0: no event yet)."""
         return int(self._read(lambda conn: conn.execute(sql.LAST_POSITION).scalar_one()))
@@ -97,6 +107,20 @@ class CoreOperations(_Base):
         """How many sessions (not deleted) there are, optionally of one status."""
         stmt = sql.count_statement(status)
         return int(self._read(lambda conn: conn.execute(stmt).scalar_one()))
+
+    def count_query(self, query: Query) -> dict[str, int]:
+        """How many sessions match the filters of ``query``, per status (its page and order ignored)."""
+        stmt = counts_statement(query)
+        rows = self._read(lambda conn: conn.execute(stmt).all())
+        return {_status(status, "?"): int(n) for status, n in rows}
+
+    def query_deadlines(self, after: datetime, until: datetime, limit: int, *,
+                        user_id: str | None = None) -> list[Session]:
+        """Up to ``limit`` live sessions whose deadline is ``after < d <= until``, soonest first (the ``due_at``
+        index)."""
+        stmt = deadlines_statement(after, until, limit, user_id)
+        rows = self._read(lambda conn: conn.execute(stmt).all())
+        return [session_from_row(r) for r in rows]
 
     def count_by_status(self) -> dict[str, int]:
         """How many sessions (not deleted) are in each status."""

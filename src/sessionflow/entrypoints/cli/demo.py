@@ -133,6 +133,8 @@ class Demo:
         cli.list(workspace=ws)
         self.say("\n[dim]Try: sessionflow show <id>, sessionflow list --status expired, "
                  "sessionflow diagram --counts, sessionflow --help[/]")
+        self.say(f"[dim]See them in a browser: sessionflow --db {escape(mask_url(cli.url))} serve, then open "
+                 "http://127.0.0.1:8000/ui (the console)[/]")
         return ids
 
 

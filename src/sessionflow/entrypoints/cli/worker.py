@@ -86,13 +86,15 @@ class WorkerCommands(CommandContext):
 
     def serve(self, *, host: str = "127.0.0.1", port: int = 8000, timeouts: bool = True,
               log_level: str = "info", insecure_no_auth: bool = False, workers: int = 1,
-              lifecycles: Sequence[str] = (), grace_period: int | None = None, drain: int | None = None) -> None:
+              lifecycles: Sequence[str] = (), grace_period: int | None = None, drain: int | None = None,
+              console: bool = True) -> None:
         """Run the HTTP service with uvicorn (and the timeout waker, unless ``timeouts`` is false).
 
         Refuses (a usage error, exit 2) to listen beyond the loopback interface without bearer tokens
         unless ``insecure_no_auth``. ``workers`` > 1 runs that many uvicorn worker processes on one
         listening socket, each with its own manager and waker (see :meth:`_serve_workers`); they register
-        the lifecycle files ``lifecycles`` (those of ``--lifecycle``) themselves.
+        the lifecycle files ``lifecycles`` (those of ``--lifecycle``) themselves. ``console``: serve the
+        operator's console at ``/ui`` (unless the settings turn it off).
 
         On SIGTERM it stops as :mod:`sessionflow.entrypoints.http.stopping` describes, within ``grace_period``
         seconds (default: the settings' ``http.grace_period_seconds``) of which the first ``drain`` (default:
@@ -110,11 +112,12 @@ class WorkerCommands(CommandContext):
         settings = self._stop_settings(grace_period, drain)
         if workers > 1:
             self._serve_workers(settings, host=host, port=port, timeouts=timeouts, log_level=log_level,
-                                insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=lifecycles)
+                                insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=lifecycles,
+                                console=console)
             return
         try:
             application = app_from_env(settings, timeouts=timeouts, host=host,
-                                       insecure_no_auth=insecure_no_auth, exit_after_grace=True)
+                                       insecure_no_auth=insecure_no_auth, exit_after_grace=True, console=console)
         except Unprotected as error:
             raise CliError(error.message, code="authentication_required", exit_code=ExitCode.USAGE) from None
         secured = application.state.auth is not None
@@ -156,7 +159,7 @@ class WorkerCommands(CommandContext):
                       "stop with Ctrl-C or SIGTERM[/]")
 
     def _serve_workers(self, settings: Settings, *, host: str, port: int, timeouts: bool, log_level: str,
-                       insecure_no_auth: bool, workers: int, lifecycles: Sequence[str]) -> None:
+                       insecure_no_auth: bool, workers: int, lifecycles: Sequence[str], console: bool = True) -> None:
         """``workers`` uvicorn processes sharing one listening socket, each building its app with
         :func:`~sessionflow.entrypoints.http.environment.worker_app` from the settings handed down as
         ``SESSIONFLOW_…`` variables. Refused (exit 2) for a store that lives in one process (an in-memory
@@ -170,6 +173,7 @@ class WorkerCommands(CommandContext):
             WORKER_LIFECYCLES_ENV,
             WORKER_TIMEOUTS_ENV,
             Unprotected,
+            console_environ,
             is_loopback,
             settings_environ,
             shared_between_processes,
@@ -191,6 +195,7 @@ class WorkerCommands(CommandContext):
             **settings_environ(settings),
             WORKER_TIMEOUTS_ENV: "1" if timeouts else "0",
             WORKER_LIFECYCLES_ENV: json.dumps([str(Path(f).resolve()) for f in lifecycles]) if lifecycles else None,
+            **console_environ(self.settings, console),  # the console's switch, and one secret for every worker
         }
         self._announce(host=host, port=port, timeouts=timeouts, secured=tokens is not None, workers=workers,
                        is_loopback=is_loopback)
@@ -297,20 +302,23 @@ def serve(
         help="On SIGTERM, first serve on this long with /readyz answering 503, for a load balancer to "
              "notice (part of the grace period; default: the http.drain_seconds setting, 0).",
         show_default=False)] = None,
+    no_console: Annotated[bool, typer.Option(
+        "--no-console", help="Do not serve the operator's console at /ui.")] = False,
     db: DbOption = None, json_output: JsonOption = False,
 ) -> None:
     """Run the HTTP service (uvicorn) with the timeout waker, until SIGINT/SIGTERM.
 
     Without bearer tokens (SESSIONFLOW_HTTP_TOKENS or SESSIONFLOW_HTTP_TOKENS_FILE) it listens only on a
-    loopback address unless --insecure-no-auth is given. --workers N runs N processes on one port. On SIGTERM
-    /readyz answers 503 at once, the requests in flight are answered and event streams end; exit 0.
+    loopback address unless --insecure-no-auth is given. --workers N runs N processes on one port. The
+    operator's console is served at /ui (--no-console: not). On SIGTERM /readyz answers 503 at once, the
+    requests in flight are answered and event streams end; exit 0.
     """
     grace = None if grace_period is None else _whole_seconds(parse_duration(grace_period, "--grace-period"))
     draining = None if drain is None else _whole_seconds(parse_duration(drain, "--drain"))
     with open_commands(ctx, WorkerCommands, db=db, json_output=json_output, long_running=True) as cli:
         cli.serve(host=host, port=port, timeouts=not no_timeouts, log_level=log_level,
                   insecure_no_auth=insecure_no_auth, workers=workers, lifecycles=globals_of(ctx).lifecycles,
-                  grace_period=grace, drain=draining)
+                  grace_period=grace, drain=draining, console=not no_console)
 
 
 def _whole_seconds(duration: timedelta) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from sessionflow.entrypoints.http.app import create_app
 from sessionflow.entrypoints.http.auth import TokenSource
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
     from sessionflow import SessionManager, Settings
 
 __all__ = ["TOKENS_ENV", "TOKENS_FILE_ENV", "WORKER_APP", "WORKER_LIFECYCLES_ENV", "WORKER_TIMEOUTS_ENV", "TokenFile",
-           "Unprotected", "app_from_env", "is_loopback", "settings_environ", "shared_between_processes",
-           "tokens_from_env", "worker_app"]
+           "Unprotected", "app_from_env", "console_environ", "is_loopback", "settings_environ",
+           "shared_between_processes", "tokens_from_env", "worker_app"]
 
 logger = logging.getLogger("sessionflow.http")
 
@@ -183,7 +184,7 @@ def tokens_from_env(environ: Mapping[str, str]) -> TokenSource | None:
 
 def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
                  timeouts: bool = True, host: str | None = None, insecure_no_auth: bool = False,
-                 exit_after_grace: bool = False) -> FastAPI:
+                 exit_after_grace: bool = False, console: bool = True) -> FastAPI:
     """The service as ``sessionflow serve`` runs it: settings from ``SESSIONFLOW_…`` variables.
 
     Reads :class:`~sessionflow.settings.Settings` (database URL, timeouts, policies, ``http.max_body_bytes``)
@@ -196,8 +197,10 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
     server is told to stop after ``http.drain_seconds``. ``exit_after_grace`` (what ``serve`` asks for): the
     process then ends itself, exit status 0, if it is still running ``http.grace_period_seconds`` after the
     signal (a request's thread stuck on a database lock would otherwise hold it). Metrics go to
-    ``prometheus_client``'s default registry. Usable as a uvicorn factory: ``uvicorn --factory
-    sessionflow.entrypoints.http:app_from_env`` (which does not tell it the address: see ``docs/http.md``).
+    ``prometheus_client``'s default registry. The operator's console is served at ``/ui`` unless ``console`` is
+    false or the setting ``http.console`` is off (see ``docs/console.md``). Usable as a uvicorn factory:
+    ``uvicorn --factory sessionflow.entrypoints.http:app_from_env`` (which does not tell it the address: see
+    ``docs/http.md``).
     """
     from prometheus_client import REGISTRY
 
@@ -228,14 +231,31 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
     except ValueError:  # already registered in this process (a second app): keep a private registry
         metrics = None
     try:
-        return create_app(manager, tokens=tokens, metrics=metrics, lifespan=lifespan,
-                          max_body_bytes=config.http.max_body_bytes)
+        app = create_app(manager, tokens=tokens, metrics=metrics, lifespan=lifespan,
+                         max_body_bytes=config.http.max_body_bytes)
+        if console and config.http.console:  # the operator's console at /ui, with the same tokens
+            _mount_console(app, config, insecure_no_auth)
+        return app
     except BaseException:  # e.g. tokens the manager's policy contradicts: leave nothing open or registered
         if metrics is not None:
             metrics.detach()
             metrics.unregister()
         manager.close()
         raise
+
+
+def _mount_console(app: FastAPI, settings: Settings, insecure_no_auth: bool) -> None:
+    """Serve the console at ``/ui`` (its templates need Jinja2, of the ``http`` extra: without it, say so and
+    serve the API alone)."""
+    import importlib.util
+
+    if importlib.util.find_spec("jinja2") is None:
+        logger.warning("the console at /ui is not served: Jinja2 is not installed (pip install 'sessionflow[http]')")
+        return
+    from sessionflow.entrypoints.http.console import mount_console
+
+    secret = settings.http.console_key
+    mount_console(app, secret=None if secret is None else secret.get_secret_value(), insecure_no_auth=insecure_no_auth)
 
 
 def _open_manager(settings: Settings) -> SessionManager:
@@ -267,6 +287,20 @@ def worker_app() -> FastAPI:
     return app_from_env(timeouts=timeouts, exit_after_grace=True)
 
 
+def console_environ(settings: Settings, console: bool) -> dict[str, str | None]:
+    """What ``serve --workers`` hands its workers about the console: off when ``console`` is false, and a
+    secret drawn once for all of them when the settings give none (so a sign-in holds in every worker)."""
+    import secrets
+
+    from sessionflow.settings import env_name
+
+    if not console:
+        return {env_name(("http", "console")): "false"}
+    if settings.http.console_key is not None:
+        return {}
+    return {env_name(("http", "console_key")): secrets.token_urlsafe(32)}
+
+
 def settings_environ(settings: Settings) -> dict[str, str | None]:
     """``settings`` as the ``SESSIONFLOW_…`` environment variables that give them back through
     ``Settings.from_env()`` (``None``: unset the variable, for a setting that is ``None``)."""
@@ -281,6 +315,8 @@ def settings_environ(settings: Settings) -> dict[str, str | None]:
                 found[env_name((*location, key))] = None
             elif isinstance(value, bool):
                 found[env_name((*location, key))] = "true" if value else "false"
+            elif isinstance(value, SecretStr):  # the console's secret: passed on as it is, to the workers
+                found[env_name((*location, key))] = value.get_secret_value()
             else:
                 found[env_name((*location, key))] = str(value)
         return found

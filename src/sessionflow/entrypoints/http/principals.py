@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal
@@ -138,6 +138,15 @@ class TokenTable:
         found: Principal | None = None
         for known, principal in self._entries:  # every entry, so the time does not tell which one matched
             if hmac.compare_digest(known, digest):
+                found = principal
+        return found
+
+    def find_bound(self, binding: Callable[[bytes], bytes], bound: bytes) -> Principal | None:
+        """The principal of the token whose ``binding(digest)`` is ``bound`` (what a console cookie keeps instead
+        of the token or its digest), or ``None``; every entry is compared, in constant time."""
+        found: Principal | None = None
+        for known, principal in self._entries:
+            if hmac.compare_digest(binding(known), bound):
                 found = principal
         return found
 

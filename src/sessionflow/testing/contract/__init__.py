@@ -39,6 +39,7 @@ from sessionflow.testing.contract.lifecycle import TestLifecycle
 from sessionflow.testing.contract.listing import TestList
 from sessionflow.testing.contract.nul import TestNulRefused
 from sessionflow.testing.contract.ordering import TestCreationOrder
+from sessionflow.testing.contract.overview import TestOverview
 from sessionflow.testing.contract.policies import TestPoliciesAndErrors
 from sessionflow.testing.contract.projection import TestProjection
 from sessionflow.testing.contract.purge import TestPurge
@@ -58,6 +59,7 @@ __all__ = [
     "TestLifecycle",
     "TestList",
     "TestNulRefused",
+    "TestOverview",
     "TestPoliciesAndErrors",
     "TestProjection",
     "TestPurge",
