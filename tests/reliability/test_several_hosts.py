@@ -3,17 +3,18 @@
 Two hosts (``tests/support/hosts.py``): each a ``sessionflow serve`` on its own port and a ``sessionflow worker``,
 with an environment and a working directory of its own, both with ``single_active_per_user`` on. Client threads
 alternate between the two hosts' ports: each creates a short-lived session (``ttl_seconds`` of 1.5 s) for one of a
-few users on one host and starts it on the other, so the users' starts race across hosts and sessions expire all
-along. Mid-load, every process of the second host is SIGKILLed. Then:
+few users on one host, starts it on either (every pairing in turn) and completes half of the started ones on
+either, so the users' starts race across hosts, each host acts on sessions the other one moved on, and sessions
+expire all along. Mid-load, every process of the second host is SIGKILLed. Then:
 
 * the requests to the surviving host get **no 5xx** (and no transport error): every answer is 2xx or a 409 (the
-  user's other session is in progress, or the session expired before its start);
+  user's other session is in progress, or the session expired first: a complete is never refused otherwise);
 * the requests to the killed host fail (refused, or cut while in flight at the kill) and are counted apart; none
   failed before the kill;
 * **single-active-per-user** holds: read from the feed in commit order, no start ever leaves a user with two
   sessions in progress (a session past its deadline is no longer active, expired or not yet: docs/http.md);
-* **exactly one** ``expired`` event per session (every session expires: the surviving host's waker and worker
-  expire those the killed one held deadlines of).
+* **exactly one** ``expired`` event per session not completed (every such session expires: the surviving host's
+  waker and worker expire those the killed one held deadlines of), none for a completed one.
 
 Slow (some 40 s): collected only when slow tests are asked for (``make faults``).
 """
@@ -93,8 +94,18 @@ class Load:
                                      {"performer_id": user, "user_id": user, "ttl_seconds": TTL_SECONDS})
                 if created is None or created.status_code != 201:
                     continue
-                self._send(client, starting, f"/sessions/{created.json()['id']}/start", {"performer_id": user})
+                sid = created.json()["id"]
+                started = self._send(client, starting, f"/sessions/{sid}/start", {"performer_id": user})
+                if started is not None and started.status_code == 200 and chooser.random() < 0.5:
+                    self._complete(client, self.hosts[(turn // 4) % 2], sid, user)
                 time.sleep(0.01)
+
+    def _complete(self, client: httpx.Client, host: Host, sid: str, user: str) -> None:
+        """Complete a started session: refused only if it expired first (never on a copy of it from before
+        its start, as another host's cache may hold)."""
+        completed = self._send(client, host, f"/sessions/{sid}/complete", {"performer_id": user})
+        if completed is not None and completed.status_code == 409 and completed.json().get("state") != "expired":
+            self.bad.append(f"{host.name} complete: {completed.text}")
 
 
 def _feed(url: str) -> Iterator[SessionEvent]:
@@ -107,11 +118,18 @@ def _feed(url: str) -> Iterator[SessionEvent]:
 
 
 def _expired_counts(events: list[SessionEvent]) -> dict[UUID, int]:
-    counts = {e.session_id: 0 for e in events if e.event == "created"}
+    """Per session not completed: how many ``expired`` events it has."""
+    completed = {e.session_id for e in events if e.event == "completed"}
+    counts = {e.session_id: 0 for e in events if e.event == "created" and e.session_id not in completed}
     for event in events:
         if event.event == "expired":
             counts[event.session_id] = counts.get(event.session_id, 0) + 1
     return counts
+
+
+def _completed_then_expired(events: list[SessionEvent]) -> set[UUID]:
+    completed = {e.session_id for e in events if e.event == "completed"}
+    return {e.session_id for e in events if e.event == "expired" and e.session_id in completed}
 
 
 def _wait_all_expired(url: str, timeout: float) -> list[SessionEvent]:
@@ -202,5 +220,7 @@ def test_one_host_lost_under_load_the_other_answers_and_the_rules_hold(tmp_path:
     assert load.answers[survivor.name][200] > 0, "no start went through"
     assert set(load.answers[survivor.name]) <= {200, 201, 409}, load.answers[survivor.name]
     assert not breaks, f"two sessions of a user in progress: {breaks[:10]}"
+    assert not _completed_then_expired(events), "a completed session expired"
+    assert sum(1 for e in events if e.event == "completed") > 0, "no session was completed"
     assert sorted(set(expired.values())) == [1], f"expired events per session: {Counter(expired.values())}\n{logs}"
     assert took <= SCENARIO_BUDGET, f"the scenario took {took:.1f} s"
