@@ -220,9 +220,16 @@ def run(ctx: Context) -> Section:
     section = Section(name="failover", title="Failovers and several hosts", description=__doc__ or "")
     runs = ctx.scale(5, 1)
     ctx.log(f"  PostgreSQL failover: {runs} runs")
-    pg = [postgres_resume() for _ in range(runs)]
+    pg: list[tuple[float, float]] = []
+    for _ in range(runs):
+        pg.append(postgres_resume())
+        ctx.log(f"    resumed {pg[-1][0]:.3f} s after the kill, {pg[-1][1]:.3f} s after the promotion")
     ctx.log(f"  Redis Sentinel failover: {runs} runs")
-    redis_times = tuple(redis_resume() for _ in range(runs))
+    redis_list: list[float] = []
+    for _ in range(runs):
+        redis_list.append(redis_resume())
+        ctx.log(f"    resumed {redis_list[-1]:.3f} s after the kill")
+    redis_times = tuple(redis_list)
     with ctx.postgres.fresh_database("sfbench_failover") as url:
         ctx.log("  lifecycle through 1 host and 2 hosts")
         throughput = hosts_throughput(ctx, url, ctx.workdir / "hosts")
@@ -245,6 +252,8 @@ def run(ctx: Context) -> Section:
     section.notes.append(f"Lifecycles (create + start + complete over HTTP, {CLIENTS} client threads): 1 host "
                          f"{1 / one.median:.0f}/s, 2 hosts {1 / two.median:.0f}/s (median of "
                          f"{len(one.samples)} rounds); the PostgreSQL server is {ctx.postgres.origin}.")
+    for note in section.notes:
+        ctx.log(f"  {note}")
     return section
 
 
