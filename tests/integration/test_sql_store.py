@@ -104,6 +104,21 @@ def test_cache_never_serves_a_stale_session(sql_url: str) -> None:
         assert seen.status is SessionStatus.IN_PROGRESS
 
 
+def test_a_write_refused_on_a_stale_cached_copy_is_decided_again_on_a_fresh_read(sql_url: str) -> None:
+    """Another process moved the session on: what this one cached would refuse the write (``complete`` from
+    ``pending``); the write is decided once more on a fresh read, and goes through. Batches likewise."""
+    with SessionManager.open(sql_url) as here, SessionManager.open(sql_url) as there:
+        single, batched = (here.create(performer_id="p").id for _ in range(2))  # cached here as pending
+        there.start(single, performer_id="p")
+        there.start(batched, performer_id="p")
+        assert here.complete(single, performer_id="p").status is SessionStatus.COMPLETED
+        [done] = here.send_many([(batched, "complete")], performer_id="p")
+        assert done.status is SessionStatus.COMPLETED
+        pending = here.create(performer_id="p").id
+        with pytest.raises(SessionflowError, match="not allowed from 'pending'"):  # a true refusal stays one
+            here.complete(pending, performer_id="p")
+
+
 def test_stale_expected_version_conflicts_and_writes_nothing(sql_url: str) -> None:
     with SessionManager.open(sql_url) as manager:
         sid = manager.create(performer_id="p").id

@@ -14,7 +14,12 @@ after the switch. Then:
   is printed: ``pytest -s``) within 30 s;
 * each short-lived session gets exactly one ``expired`` event, across both wakers and the switch;
 * the wakers' LISTEN watchers listen again (on the promoted standby) and announce it with a ``"changed"`` notice,
-  on which the wakers read the deadlines they may have missed.
+  on which the wakers read the deadlines they may have missed;
+* a feed consumer (``SessionManager.consume``, following, on the same URL) runs through the switch, started again
+  whenever the lost connection stops it, as a consumer's supervisor would: it skips nothing (every event the
+  promoted standby holds is handed to it) and sees positions strictly increasing (no event ever shows up below one
+  it was handed). A restart may hand over again the events of the one batch whose position was not stored
+  (at-least-once, docs/events.md): those repeats are counted apart, and must be events already seen.
 
 Slow (some 40 s): marked ``slow`` and collected only when slow tests are asked for (``make faults``).
 """
@@ -26,12 +31,13 @@ import re
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID
 
 import pytest
 
-from sessionflow import SessionManager
+from sessionflow import SessionEvent, SessionManager
 from sessionflow.adapters.apscheduler import ApschedulerWaker
 from sessionflow.adapters.sqlalchemy.notifications import PostgresChangeWatcher
 from sessionflow.application.watching import Notice
@@ -50,6 +56,8 @@ RESUME_WITHIN = 30.0
 SCENARIO_BUDGET = 90.0
 SHORT_TTL = timedelta(seconds=2)
 DUE_SESSIONS = 15  # created before the kill, and again after the switch
+#: The consumer's batch: at most this many events are handed over again when a restart follows a lost save.
+CONSUMER_BATCH = 20
 
 
 def _expiring_manager(url: str) -> tuple[SessionManager, list[tuple[float, Notice]]]:
@@ -89,6 +97,61 @@ def _wait_expired_once(truth: PgTruth, sessions: list[UUID], timeout: float) -> 
         time.sleep(0.2)
 
 
+@dataclass
+class FeedLog:
+    """What a feed consumer was handed, run by run (a run ends when ``consume`` raises)."""
+
+    seen: list[int] = field(default_factory=list)
+    seen_set: set[int] = field(default_factory=set)
+    #: A position handed over again (at the start of a run, after a lost save): (run, position).
+    repeats: list[tuple[int, int]] = field(default_factory=list)
+    #: A position never seen before, handed over below one already seen: the feed went back.
+    out_of_order: list[tuple[int, int]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    runs: int = 0
+
+    def handle(self, event: SessionEvent) -> None:
+        position = event.position
+        assert position is not None
+        if position in self.seen_set:
+            self.repeats.append((self.runs, position))
+        elif self.seen and position < self.seen[-1]:
+            self.out_of_order.append((self.runs, position))
+        else:
+            self.seen.append(position)
+            self.seen_set.add(position)
+
+
+def _consumer(url: str, log: FeedLog, stop: threading.Event) -> None:
+    """Follow the feed as the consumer ``failover-feed`` until ``stop``; start it again when it raises."""
+    with SessionManager.open(url, retries=3) as manager:
+        while not stop.is_set():
+            log.runs += 1
+            try:
+                manager.consume("failover-feed", log.handle, batch_size=CONSUMER_BATCH, stop=stop,
+                                poll_interval=0.2)
+            except Exception as error:  # the connection was lost: start again from the stored position
+                log.errors.append(type(error).__name__)
+                stop.wait(0.2)
+
+
+def _caught_up(log: FeedLog, last: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not (log.seen and log.seen[-1] >= last):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _all_positions(manager: SessionManager) -> list[int]:
+    """Every position the store holds, in order."""
+    positions: list[int] = []
+    while page := manager.events(after=positions[-1] if positions else 0, limit=10_000):
+        positions += [event.position for event in page if event.position is not None]
+    return positions
+
+
 def _resume_times(run: Run, killed: float, promoted: float) -> dict[int, tuple[float, float]]:
     """Per writer: seconds from the kill, and from the promotion, to its first write acknowledged after the kill."""
     first: dict[int, float] = {}
@@ -115,6 +178,9 @@ def test_writers_resume_after_a_failover_with_nothing_acknowledged_lost() -> Non
         expiring = [_expiring_manager(url) for _ in range(2)]
         threads = [threading.Thread(target=writer, args=(n, managers[n % len(managers)], run, stop),
                                     name=f"writer-{n}") for n in range(WRITERS)]
+        feed, stop_feed = FeedLog(), threading.Event()
+        consumer = threading.Thread(target=_consumer, args=(url, feed, stop_feed), name="consumer", daemon=True)
+        consumer.start()
         try:
             for thread in threads:
                 thread.start()
@@ -144,6 +210,11 @@ def test_writers_resume_after_a_failover_with_nothing_acknowledged_lost() -> Non
             expired = _wait_expired_once(truth, due, timeout=30)
         finally:
             truth.close()
+        with SessionManager.open(pair.direct_url(pair.standby_port)) as reader:
+            committed = _all_positions(reader)
+        caught_up = _caught_up(feed, committed[-1] if committed else 0, timeout=30)
+        stop_feed.set()
+        consumer.join(30)
         for manager, _ in expiring:
             manager.close()
         for manager in managers:
@@ -167,7 +238,8 @@ def test_writers_resume_after_a_failover_with_nothing_acknowledged_lost() -> Non
     print(f"\n[failover] {len(run.writes)} writes in {took:.1f} s; promotion {promoted - killed:.2f} s after the "
           f"kill; writers resumed at most {slowest:.2f} s after the kill ({after_promotion:.2f} s after the "
           f"promotion); outcomes: {dict(sorted(counts.items()))}; watcher connections: "
-          f"{[w.connections for w in watchers]}; mislabelled: {len(problems)}")
+          f"{[w.connections for w in watchers]}; mislabelled: {len(problems)}; consumer: {len(feed.seen)} events "
+          f"of {len(committed)}, {feed.runs} runs ({Counter(feed.errors)}), {len(feed.repeats)} handed over again")
 
     assert not any(thread.is_alive() for thread in threads), "a writer hung"
     assert not problems, f"{len(problems)} outcomes were not the truth, e.g.:\n" + "\n".join(problems[:20])
@@ -180,4 +252,10 @@ def test_writers_resume_after_a_failover_with_nothing_acknowledged_lost() -> Non
         assert watcher.connections >= 2, "the watcher did not listen again"
         assert any(at > killed and notice.kind == "changed" for at, notice in notices), \
             "no catch-up notice after the watcher listened again"
+    assert not consumer.is_alive(), "the consumer hung"
+    assert caught_up, f"the consumer stopped at {feed.seen[-1:]} of {committed[-1:]}"
+    assert not feed.out_of_order, f"positions went back: {feed.out_of_order[:20]}"
+    assert feed.seen == committed, f"skipped: {sorted(set(committed) - feed.seen_set)[:20]}; " \
+                                   f"not stored: {sorted(feed.seen_set - set(committed))[:20]}"
+    assert len(feed.repeats) <= CONSUMER_BATCH * (feed.runs - 1), f"repeats: {feed.repeats[:20]}"
     assert took <= SCENARIO_BUDGET, f"the scenario took {took:.1f} s"

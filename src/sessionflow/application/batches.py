@@ -174,7 +174,8 @@ def send_many(pipeline: WritePipeline, items: Any, performer_id: Any) -> list[Se
 def _decide(pipeline: WritePipeline, sends: list[_Send], performer: str, now: datetime,
             fresh: bool) -> tuple[list[Change], list[int]] | None:
     """The changes of ``sends`` (an overdue session's expiry first, as a single write records it) and, per
-    change, the index of its item (-1: an expiry); ``None`` when a cached read may be stale."""
+    change, the index of its item (-1: an expiry); ``None`` when a cached read may be stale (it was behind an
+    expected version, or an item was refused on it)."""
     current: dict[UUID, Session] = {}
     changes: list[Change] = []
     item_of: list[int] = []
@@ -200,6 +201,8 @@ def _decide(pipeline: WritePipeline, sends: list[_Send], performer: str, now: da
             pipeline.check_owner(session, performer)
             event = pipeline.transition(session, send.event, performer, now, dict(send.payload), send.args)
         except SessionflowError as error:
+            if not fresh:
+                return None  # refused on a cached copy, which may be behind another process's write
             raise BatchRejected(index, error) from error
         change = pipeline.transition_change(session, event, now)
         changes.append(change)

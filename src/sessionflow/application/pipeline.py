@@ -27,6 +27,7 @@ from sessionflow.domain.values import FrozenDict, format_timestamp, new_uuid4, t
 from sessionflow.errors import (
     ConcurrencyConflict,
     InvalidTransition,
+    SessionflowError,
     SessionNotFound,
     SessionUserMismatch,
     UnknownState,
@@ -221,7 +222,9 @@ class WritePipeline:
 
         The first read may come from the store's read cache unverified: the append's version check
         catches a stale copy, and then (only then, and only without ``expected_version``) the change
-        is decided once more on a fresh read. Any other conflict is raised to the caller.
+        is decided once more on a fresh read. A change refused on the cached copy (an invalid transition:
+        another process may have moved the session on) is decided once more on a fresh read too, and the
+        refusal raised only if that one refuses it as well. Any other conflict is raised to the caller.
         """
         now = self.now()
         for attempt in range(2):
@@ -231,8 +234,13 @@ class WritePipeline:
                 if not fresh:
                     continue  # the cached copy may be behind: look again before refusing
                 raise ConcurrencyConflict(sid, expected_version=expected_version, actual_version=session.version)
-            self.check_owner(session, performer)
-            change = build(session, now)
+            try:
+                self.check_owner(session, performer)
+                change = build(session, now)
+            except SessionflowError:
+                if fresh:
+                    raise
+                continue  # refused on a cached copy, which may be behind another process's write: look again
             try:
                 self.delivery.commit(change)
             except ConcurrencyConflict:
