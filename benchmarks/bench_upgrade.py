@@ -24,8 +24,8 @@ database (the build dominates the time): the figures are single measurements, no
 While it runs, other processes' work is probed from threads with their own connections, a pause of 20 ms
 between operations, from one second before the upgrade until after its commit:
 
-* PostgreSQL: a writer (``SessionManager.create`` of a manager opened before the upgrade with
-  ``migrate=False``: sessionflow's one-statement append, which names no column the upgrade adds), a reader of
+* PostgreSQL: a writer of the version upgraded from (a session's row and its ``created`` event in one
+  statement, as its stores wrote them, naming no column the upgrade adds), a reader of
   ``sessions`` (``get``, same kind of manager, no read cache), a reader of ``session_events`` (a session's
   history with 0.1.0's columns: sessionflow's own ``history`` reads the column ``0005`` adds) and a second
   ``SessionManager.open(url)``, started once the upgrade holds its lock;
@@ -465,12 +465,41 @@ def _upgrade_with_probes(ctx: Context, url: str, probes: list[Probe], warmup: fl
     return timed
 
 
+def _old_writer(url: str, stack: contextlib.ExitStack) -> Callable[[], uuid.UUID]:
+    """A writer of the version being upgraded from: each call stores a new session as its stores did — the row
+    and its ``created`` event in one statement, naming no column nor object the upgrade adds (the position,
+    the list order: the database's triggers give them, once the revisions that add them have run)."""
+    import psycopg
+
+    from sessionflow.adapters.sqlalchemy.layout import EVENT_COLUMNS, SESSION_COLUMNS
+    from sessionflow.adapters.sqlalchemy.postgres_sql import PostgresSql
+    from sessionflow.adapters.sqlalchemy.rows import session_row
+
+    conn = stack.enter_context(psycopg.connect(**conninfo(url), autocommit=True))
+    source = stack.enter_context(SessionManager.in_memory())
+    sql = PostgresSql()
+    marks = {c: "%s::jsonb" if c in ("data", "payload") else "%s" for c in (*SESSION_COLUMNS, *EVENT_COLUMNS)}
+    statement = (f"WITH w AS (INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES "
+                 f"({', '.join(marks[c] for c in SESSION_COLUMNS)}) RETURNING 1) "
+                 f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM (VALUES "
+                 f"({', '.join(marks[c] for c in EVENT_COLUMNS)})) AS v WHERE EXISTS (SELECT 1 FROM w)")
+
+    def write() -> uuid.UUID:
+        session = source.create(user_id="upgrade-probe", performer_id="upgrade-probe")
+        (created,) = source.history(session.id)
+        conn.execute(statement, [*sql.row_params(session.id, session_row(session), 0, create=True),
+                                 *sql.event_values(created)])
+        return session.id
+
+    return write
+
+
 def _postgres_probes(url: str, stack: contextlib.ExitStack) -> list[Probe]:
     import psycopg
 
-    writer = stack.enter_context(SessionManager.open(url, migrate=False))
+    writer = _old_writer(url, stack)
     reader = stack.enter_context(SessionManager.open(url, migrate=False, cache_size=0))
-    known = writer.create(user_id="upgrade-probe", performer_id="upgrade-probe").id
+    known = writer()
     raw = stack.enter_context(psycopg.connect(**conninfo(url), autocommit=True))
 
     def history() -> object:
@@ -478,8 +507,7 @@ def _postgres_probes(url: str, stack: contextlib.ExitStack) -> list[Probe]:
                            "ORDER BY version", (known,)).fetchall()
 
     return [
-        Probe("write (sessionflow create)",
-              lambda: writer.create(user_id="upgrade-probe", performer_id="upgrade-probe")),
+        Probe("write (a create as the version upgraded from writes it)", writer),
         Probe("read of sessions (sessionflow get)", lambda: reader.get(known)),
         Probe("read of session_events (a history)", history),
         Probe("second SessionManager.open", lambda: SessionManager.open(url).close(), once=True),

@@ -98,10 +98,12 @@ $$
 """
 
 
-#: A ``created`` event inserted without its position takes the one its session's row reserved.
+#: A ``created`` event inserted without its position takes the one its session's row reserved (if no event holds
+#: it already: a row written with another session's value keeps it, and the event takes a position of its own).
 _PG_EVENT_POSITION = _event_position("""
         IF NEW.version = 1 THEN
-            SELECT s.created_position INTO NEW.position FROM sessions AS s WHERE s.id = NEW.session_id;
+            SELECT s.created_position INTO NEW.position FROM sessions AS s WHERE s.id = NEW.session_id
+            AND NOT EXISTS (SELECT 1 FROM session_events AS e WHERE e.position = s.created_position);
         END IF;""")
 _SQLITE_TRIGGER = ("CREATE TRIGGER IF NOT EXISTS sessionflow_created_position AFTER INSERT ON session_events "
                    "FOR EACH ROW WHEN NEW.version = 1 BEGIN "
