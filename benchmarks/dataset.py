@@ -22,7 +22,6 @@ the same way by :func:`eventsourcing_dataset`.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import random
@@ -42,7 +41,7 @@ from sessionflow.domain.values import MAX_TTL
 __all__ = ["FORMAT", "Dataset", "eventsourcing_dataset", "sessions_dataset"]
 
 #: Bump when the way the data set is generated changes: cached files of another format are not reused.
-FORMAT = 1
+FORMAT = 2  # 2: each clone's list order (created_position) is its own created event's position
 USERS = 1000
 WORKSPACES = 50
 MODULES = 10
@@ -141,9 +140,12 @@ def _schema(path: Path) -> list[tuple[str, str, str]]:
             "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name")]
 
 
-def _clone_session(template: dict[str, Any], sid: str, user: str, ws: str, module: str, shift: int) -> tuple[Any, ...]:
+def _clone_session(template: dict[str, Any], sid: str, user: str, ws: str, module: str, shift: int,
+                   created_position: int | None = None) -> tuple[Any, ...]:
     row = dict(template)
     row["id"] = sid
+    if "created_position" in row:  # the list order: the clone's own created event's feed position
+        row["created_position"] = created_position
     row["user_id"] = user
     row["workspace_id"] = ws
     row["module_name"] = module
@@ -188,7 +190,7 @@ def _build_sessions(path: Path, size: int, workdir: Path, log: Callable[[str], N
     session_ids = sorted(uuid.uuid4().hex for _ in range(size))
     events_total = sum(len(templates[k][1]) for k in kinds)
     record_ids = iter(sorted(uuid.uuid4().hex for _ in range(events_total)))
-    positions = itertools.count(1)
+    next_position = 1
     payloads = {k: [json.loads(e["payload"]) if e["event"] == "created" else None for e in events]
                 for k, (_, events) in templates.items()}
     session_columns = list(next(iter(templates.values()))[0])
@@ -225,9 +227,11 @@ def _build_sessions(path: Path, size: int, workdir: Path, log: Callable[[str], N
                 # creation times spread evenly, in random order with respect to the ids
                 created = first_ms + rng.randrange(_SPAN_MS)
                 shift = created - session_template["created_at"]
-                sessions.append(_clone_session(session_template, sid, user, ws, module, shift))
+                first = next_position  # (the clone's created event comes first)
+                next_position += len(event_templates)
+                sessions.append(_clone_session(session_template, sid, user, ws, module, shift, first))
                 events.extend(_clone_events(event_templates, payloads[kind], record_ids, sid, user, ws, module,
-                                            shift, positions))
+                                            shift, iter(range(first, next_position))))
             conn.executemany(insert_session, sessions)
             conn.executemany(insert_event, events)
             if size > _CHUNK:

@@ -22,7 +22,6 @@ copy is loaded from it with ``COPY`` (:func:`load_postgres`).
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import random
 import sqlite3
@@ -42,7 +41,7 @@ from sessionflow.domain.values import MAX_TTL
 __all__ = ["FORMAT", "Population", "load_postgres", "population"]
 
 #: Bump when the way populations are generated changes.
-FORMAT = 1
+FORMAT = 2  # 2: each clone's list order (created_position) is its own created event's position
 _SEED = 4_242_026
 _CHUNK = 50_000
 _SHORT_TTL = timedelta(hours=1)
@@ -137,7 +136,7 @@ def _build(path: Path, overdue: int, live: int, closed: int, first_deadline_ms: 
     session_ids = sorted(uuid.uuid4().hex for _ in range(size))
     events_total = sum(len(templates[k][1]) for k in kinds)
     record_ids = iter(sorted(uuid.uuid4().hex for _ in range(events_total)))
-    positions = itertools.count(1)
+    next_position = 1
     payloads = {k: [json.loads(e["payload"]) if e["event"] == "created" else None for e in events]
                 for k, (_, events) in templates.items()}
     session_columns = list(templates["completed"][0])
@@ -175,9 +174,11 @@ def _build(path: Path, overdue: int, live: int, closed: int, first_deadline_ms: 
                 ws = f"ws-{rng.randrange(50):02d}"
                 module = f"module-{rng.randrange(10)}"
                 sid = session_ids[position]
-                session_rows.append(_clone_session(session_template, sid, user, ws, module, shift))
+                first = next_position  # (the clone's created event comes first)
+                next_position += len(event_templates)
+                session_rows.append(_clone_session(session_template, sid, user, ws, module, shift, first))
                 event_rows.extend(_clone_events(event_templates, payloads[kind], record_ids, sid, user, ws, module,
-                                                shift, positions))
+                                                shift, iter(range(first, next_position))))
             conn.executemany(insert_session, session_rows)
             conn.executemany(insert_event, event_rows)
             if size > _CHUNK:
