@@ -10,7 +10,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from sessionflow.adapters.redis.codec import decode_event, decode_session, optional
-from sessionflow.adapters.redis.link import RedisLink, Script
+from sessionflow.adapters.redis.link import READ_EVENTS, RedisLink, Script
 from sessionflow.adapters.storage_format import to_millis
 from sessionflow.application.ports import Query
 from sessionflow.domain.models import Session, SessionEvent
@@ -82,48 +82,6 @@ end
 return out
 """)
 
-#: The feed's events of some names. ARGV: prefix, after (a position), limit, user ("=" + user, or ""), then the
-#: names. Result: {id, event, id, event, ...}, in position order.
-_NAMED_EVENTS: Final = Script(r"""
-local p = ARGV[1]
-local after, limit, user = ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local names = {}
-for k = 5, #ARGV do names[ARGV[k]] = true end
-local out = {}
-local found = 0
-local offset = 0
-local owners = {}
-while found < limit do
-  local items = redis.call('ZRANGEBYSCORE', p .. 'feed', '(' .. after, '+inf', 'LIMIT', offset, 512)
-  if #items == 0 then break end
-  offset = offset + #items
-  for _, item in ipairs(items) do
-    local colon = string.find(item, ':', 1, true)
-    local sid = string.sub(item, 1, colon - 1)
-    local keep = true
-    if user ~= '' then
-      local owner = owners[sid]
-      if owner == nil then
-        owner = redis.call('HGET', p .. 's:' .. sid, 'u') or ''
-        owners[sid] = owner
-      end
-      keep = owner == user
-    end
-    if keep then
-      local text = redis.call('LINDEX', p .. 'e:' .. sid, tonumber(string.sub(item, colon + 1)) - 1)
-      if text and names[cjson.decode(text)[4]] then
-        out[#out + 1] = sid
-        out[#out + 1] = text
-        found = found + 1
-        if found >= limit then break end
-      end
-    end
-  end
-end
-return out
-""")
-
-
 def query_deadlines(link: RedisLink, after: datetime, until: datetime, limit: int,
                     user_id: str | None) -> list[Session]:
     """Up to ``limit`` live sessions whose deadline is ``after < d <= until``, soonest first."""
@@ -169,5 +127,5 @@ def read_named_events(link: RedisLink, after: int, limit: int, names: frozenset[
         return []
     args = [link.prefix, int(after), int(limit), optional(user_id), *sorted(names)]
     client = link.client
-    flat = link.run("read_named_events", lambda: _NAMED_EVENTS(client, args))
+    flat = link.run("read_named_events", lambda: READ_EVENTS(client, args))
     return [decode_event(flat[k + 1], UUID(flat[k])) for k in range(0, len(flat), 2)]

@@ -306,16 +306,21 @@ redis.call('SET', p .. 'order', '1')
 return #ids
 """
 
-#: The global feed. ARGV: prefix, after (a position), limit, user ("=" + user, or "" for every event).
-#: Result: {id, event, id, event, ...}, in position order.
+#: The global feed. ARGV: prefix, after (a position), limit, user ("=" + user, or "" for every event), then the
+#: event names to keep (none: every event). Result: {id, event, id, event, ...}, in position order.
 READ_EVENTS: Final = r"""
 local p = ARGV[1]
 local after, limit, user = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local names = nil
+if #ARGV > 4 then
+  names = {}
+  for k = 5, #ARGV do names[ARGV[k]] = true end
+end
 local out = {}
 local found = 0
 local offset = 0
 local chunk = limit
-if user ~= '' then chunk = 512 end
+if user ~= '' or names then chunk = 512 end
 local owners = {}
 while found < limit do
   local items = redis.call('ZRANGEBYSCORE', p .. 'feed', '(' .. after, '+inf', 'LIMIT', offset, chunk)
@@ -334,13 +339,16 @@ while found < limit do
       keep = owner == user
     end
     if keep then
-      out[#out + 1] = sid
-      out[#out + 1] = redis.call('LINDEX', p .. 'e:' .. sid, tonumber(string.sub(item, colon + 1)) - 1)
-      found = found + 1
-      if found >= limit then break end
+      local text = redis.call('LINDEX', p .. 'e:' .. sid, tonumber(string.sub(item, colon + 1)) - 1)
+      if text and (names == nil or names[cjson.decode(text)[4]]) then
+        out[#out + 1] = sid
+        out[#out + 1] = text
+        found = found + 1
+        if found >= limit then break end
+      end
     end
   end
-  if user == '' then break end
+  if user == '' and names == nil then break end
 end
 return out
 """
