@@ -140,10 +140,13 @@ def _sqlite_plan(manager: SessionManager, statement: str, parameters: Any) -> li
         return [str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
 
 
-def _postgres_nodes(manager: SessionManager, statement: str, parameters: Any) -> list[dict[str, Any]]:
+def _postgres_nodes(manager: SessionManager, statement: str, parameters: Any, *,
+                    no_sort: bool = True) -> list[dict[str, Any]]:
+    """The nodes of PostgreSQL's plan of ``statement`` (``no_sort``: with sorting made the last resort)."""
     engine = manager.store.engine  # type: ignore[attr-defined]
     with engine.connect() as conn:
-        conn.exec_driver_sql("SET enable_sort = off")
+        if no_sort:
+            conn.exec_driver_sql("SET enable_sort = off")
         document = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar()
         conn.rollback()
     plan = document if isinstance(document, list) else json.loads(document)

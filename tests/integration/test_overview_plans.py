@@ -10,7 +10,6 @@ spread over 30 days; each call's own SQL is captured as the store runs it and ex
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,7 +20,8 @@ from sqlalchemy import event, insert, text
 
 from sessionflow import SessionManager
 from sessionflow.adapters.sqlalchemy.tables import sessions, to_millis
-from tests.integration.test_list_plans import NOW, _rows
+from tests.integration.test_list_plans import NOW, _postgres_nodes, _rows
+from tests.integration.test_list_plans import _sqlite_plan as _sqlite_steps
 
 
 @pytest.fixture
@@ -62,30 +62,6 @@ def _captured(manager: SessionManager, marker: str, call: Any) -> tuple[str, Any
         event.remove(engine, "before_cursor_execute", capture)
     assert len(seen) == 1, seen
     return seen[0]
-
-
-def _sqlite_steps(manager: SessionManager, statement: str, parameters: Any) -> list[str]:
-    engine = manager.store.engine  # type: ignore[attr-defined]
-    with engine.connect() as conn:
-        return [str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
-
-
-def _postgres_nodes(manager: SessionManager, statement: str, parameters: Any, *,
-                    no_sort: bool = False) -> list[dict[str, Any]]:
-    engine = manager.store.engine  # type: ignore[attr-defined]
-    with engine.connect() as conn:
-        if no_sort:
-            conn.exec_driver_sql("SET enable_sort = off")
-        document = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).scalar()
-        conn.rollback()
-    plan = document if isinstance(document, list) else json.loads(document)
-    nodes: list[dict[str, Any]] = []
-    stack = [plan[0]["Plan"]]
-    while stack:
-        node = stack.pop()
-        nodes.append(node)
-        stack.extend(node.get("Plans", []))
-    return nodes
 
 
 def _dialect(manager: SessionManager) -> str:
@@ -134,7 +110,7 @@ def test_counts_read_the_index_of_their_filter(manager: SessionManager, filters:
         assert reads, steps
         assert all(index in s for s in reads), steps
     elif "status" not in filters:  # a status's share of the table may rightly be read whole on PostgreSQL
-        kinds = [n["Node Type"] for n in _postgres_nodes(manager, statement, parameters)]
+        kinds = [n["Node Type"] for n in _postgres_nodes(manager, statement, parameters, no_sort=False)]
         assert "Seq Scan" not in kinds, kinds
 
 
