@@ -11,6 +11,8 @@ from sessionflow.errors import (
     ArchiveError,
     BatchRejected,
     ConcurrencyConflict,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
     InvalidInput,
     InvalidTransition,
     LifecycleDefinitionError,
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from sessionflow.adapters.memory import InMemoryEventStore
     from sessionflow.aio import AsyncSessionManager
     from sessionflow.application.batches import CreateItem, SendItem
+    from sessionflow.application.idempotency import IdempotencyKey
     from sessionflow.application.manager import SYSTEM, UNSET, Subscriber, SweepResult
     from sessionflow.application.ports import Change, Clock, EventStore, Query, SystemClock
     from sessionflow.application.reads import SessionPage, cursor_of
@@ -55,6 +58,7 @@ _LAZY: dict[str, str] = {
     "InMemoryEventStore": "sessionflow.adapters.memory",
     "CreateItem": "sessionflow.application.batches",
     "SendItem": "sessionflow.application.batches",
+    "IdempotencyKey": "sessionflow.application.idempotency",
     "SYSTEM": "sessionflow.application.manager",
     "SessionManager": "sessionflow.bootstrap",
     "Subscriber": "sessionflow.application.manager",
@@ -126,6 +130,9 @@ __all__ = [
     "EventStore",
     "EventType",
     "FileResult",
+    "IdempotencyKey",
+    "IdempotencyKeyInFlight",
+    "IdempotencyKeyReused",
     "InMemoryEventStore",
     "InvalidInput",
     "InvalidTransition",

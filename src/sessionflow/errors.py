@@ -21,6 +21,8 @@ __all__ = [
     "ActiveSessionExists",
     "BatchRejected",
     "ConcurrencyConflict",
+    "IdempotencyKeyInFlight",
+    "IdempotencyKeyReused",
     "InvalidInput",
     "ArchiveError",
     "InvalidTransition",
@@ -262,6 +264,40 @@ class OutcomeUnknown(SessionflowError):
         """This error, with ``applied`` more sessions changed by earlier steps of the operation."""
         return OutcomeUnknown(self.operation, session_ids=self.session_ids, record_ids=self.record_ids,
                               reason=self.reason, applied=self.applied + applied)
+
+
+class IdempotencyKeyReused(SessionflowError):
+    """An idempotency key already stored for another request (another operation, session or arguments) was
+    given again: nothing was written. Choose a new key for a new request. The error names only the key, never
+    what it was stored for."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"idempotency key {key[:80]!r} was already used for a different request; "
+                         "nothing was written")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["idempotency_key"] = self.key
+        return data
+
+
+class IdempotencyKeyInFlight(SessionflowError):
+    """Another write with the same idempotency key (and scope) is still under way: nothing was written. Retry
+    once it has finished; the retry then answers what that write did."""
+
+    code = "idempotency_key_in_flight"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"a write with idempotency key {key[:80]!r} is still in flight; nothing was written")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["idempotency_key"] = self.key
+        return data
 
 
 class ArchiveError(SessionflowError):

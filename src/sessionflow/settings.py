@@ -90,9 +90,15 @@ class SessionSettings(BaseModel):
     sliding: bool = False
     #: An absolute cap on a session's life, from its creation (seconds, at least 60; none by default).
     max_lifetime_seconds: int | None = Field(default=None, ge=60, le=_MAX_SECONDS)
+    #: How long a write's idempotency key is kept (seconds, at least 60; 24 hours by default).
+    idempotency_window_seconds: int = Field(default=86_400, ge=60, le=_MAX_SECONDS)
 
     _reject_bools = field_validator("timeout_seconds", "cleanup_interval_seconds", "max_lifetime_seconds",
-                                    mode="before")(_no_bool)
+                                    "idempotency_window_seconds", mode="before")(_no_bool)
+
+    @property
+    def idempotency_window(self) -> timedelta:
+        return timedelta(seconds=self.idempotency_window_seconds)
 
     @property
     def timeout(self) -> timedelta:
@@ -254,6 +260,7 @@ class Settings(BaseSettings):
             "single_active_per_user": self.policies.single_active_per_user,
             "enforce_owner": self.policies.enforce_owner,
             "group_commit": self.group_commit,
+            "idempotency_window": self.session.idempotency_window,
         }
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:

@@ -35,7 +35,8 @@ API_DOC = ROOT / "docs" / "api.md"
 #: The documented entry points outside ``sessionflow.__all__``: module -> names (docs/api.md lists them).
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "sessionflow.errors": (
-        "ActiveSessionExists", "ArchiveError", "BatchRejected", "ConcurrencyConflict", "InvalidInput",
+        "ActiveSessionExists", "ArchiveError", "BatchRejected", "ConcurrencyConflict", "IdempotencyKeyInFlight",
+        "IdempotencyKeyReused", "InvalidInput",
         "InvalidTransition", "LifecycleDefinitionError", "OutcomeUnknown", "SessionNotFound", "SessionUserMismatch",
         "SessionflowError", "SettingsError", "StoreError", "UnknownState"),
     "sessionflow.bootstrap": (
@@ -43,7 +44,8 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "sessionflow.stores": ("ENTRY_POINT_GROUP", "register_store"),
     "sessionflow.application.ports": (
         "AwaitsIO", "CachesReads", "CountsByStatus", "CountsQueries", "ExpiredBatch", "FiltersFeed",
-        "ListsByDeadline", "PurgesSessions", "ReportsLatency", "SweepsToNextDeadline", "WatchesChanges"),
+        "KeepsIdempotencyKeys", "ListsByDeadline", "PurgesSessions", "ReportsLatency", "SweepsToNextDeadline",
+        "WatchesChanges"),
     "sessionflow.settings": ("HttpSettings", "PolicySettings", "SessionSettings", "Settings"),
     "sessionflow.testing": ("AsyncTimeTravel", "ManualClock", "TimeTravel", "aadvance", "advance"),
     "sessionflow.pytest_plugin": (

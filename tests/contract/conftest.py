@@ -35,3 +35,9 @@ def sessionflow_manager_factory(backend: str, database_url: str | None,
         yield from async_managers(database_url)
     else:
         yield sessionflow_manager_factory
+
+
+@pytest.fixture
+def sessionflow_store_lacks(backend: str) -> set[str]:
+    """What a backend of this repository does not offer yet."""
+    return set() if backend.removesuffix("-async") == "memory" else {"idempotency"}

@@ -30,7 +30,8 @@ def test_defaults() -> None:
             s.session.max_lifetime_seconds) == (3600, 300, False, None)
     assert (s.policies.single_active_per_user, s.policies.enforce_owner) == (False, False)
     assert s.manager_options() == {"default_ttl": timedelta(hours=1), "sliding": False, "max_lifetime": None,
-                                   "single_active_per_user": False, "enforce_owner": False, "group_commit": False}
+                                   "single_active_per_user": False, "enforce_owner": False, "group_commit": False,
+                                   "idempotency_window": timedelta(hours=24)}
 
 
 def test_settings_is_exported_and_immutable() -> None:

@@ -100,8 +100,8 @@ def test_a_capability_the_suite_does_not_know_fails_naming_it(tmp_path: Path) ->
     run = run_pytest(tmp_path / "unknown", with_lacks(STORE_WITHOUT_PURGE, '{"purg"}'), "-k", "test_create_uses")
     assert run.returncode == 1
     assert outcomes(run)["error"] == 1
-    assert "sessionflow_store_lacks names unknown capabilities ['purg']: the contract suite knows ['purge']" in (
-        run.stdout)
+    assert ("sessionflow_store_lacks names unknown capabilities ['purg']: the contract suite knows "
+            "['idempotency', 'purge']") in run.stdout
 
 
 def test_without_a_store_the_suite_says_what_to_define(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ class ClosingStore(InMemoryEventStore):
 
 
 def test_requires_knows_the_capabilities() -> None:
-    assert set(CAPABILITIES) == {"purge"}
+    assert set(CAPABILITIES) == {"idempotency", "purge"}
     assert requires("purge").mark.args == ("purge",)
     with pytest.raises(ValueError, match="unknown capability 'purg'"):
         requires("purg")

@@ -309,13 +309,14 @@ class ApschedulerWaker:
             # Woken before the clock reached the armed deadline: the scheduler's time and the clock disagree.
             early = event.job_id == self.deadline_job_id and self._armed_at is not None and now < self._armed_at
             self._armed_at = None
+        interval = event.job_id == self.interval_job_id
         if run.pool is None:
-            self._sweep(run, early)
+            self._sweep(run, early, interval)
         else:
             with contextlib.suppress(RuntimeError):  # the pool is shut down: the waker is stopping
-                run.pool.submit(self._sweep, run, early)
+                run.pool.submit(self._sweep, run, early, interval)
 
-    def _sweep(self, run: _Run, early: bool) -> None:
+    def _sweep(self, run: _Run, early: bool, interval: bool = False) -> None:
         with self._lock:
             if self._run is not run or (target := self._target) is None:
                 return
@@ -332,6 +333,9 @@ class ApschedulerWaker:
                 self.sweeps, self.expired, self.last_error = self.sweeps + 1, self.expired + count, None
             if not callable(sweep):
                 deadline = target.next_deadline()
+            drop_keys = getattr(target, "drop_expired_keys", None)
+            if interval and callable(drop_keys):  # the safety net also drops the expired idempotency keys
+                drop_keys()
         except Exception as error:  # retried with backoff; the error is kept for inspection
             self.last_error = error
             logger.exception("sweep failed; retrying")

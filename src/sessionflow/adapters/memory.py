@@ -15,9 +15,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
+from sessionflow.application.idempotency import StoredKey
 from sessionflow.application.ports import Change, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent, SessionStatus
-from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, StoreError
+from sessionflow.errors import (
+    ActiveSessionExists,
+    BatchRejected,
+    ConcurrencyConflict,
+    IdempotencyKeyInFlight,
+    StoreError,
+)
 
 __all__ = ["InMemoryEventStore"]
 
@@ -36,6 +43,8 @@ class InMemoryEventStore:
         self._feed: list[SessionEvent] = []
         self._positions: list[int] = []
         self._consumers: dict[str, int] = {}
+        # Idempotency keys by (scope, key).
+        self._keys: dict[tuple[str, str], StoredKey] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -56,10 +65,11 @@ class InMemoryEventStore:
             self._check_open()
             overlay: dict[UUID, Session] = {}
             record_ids: set[UUID] = set()
+            keys: set[tuple[str, str]] = set()
             for index, change in enumerate(changes):
                 try:
-                    self._check_locked(change, overlay, record_ids)
-                except (ConcurrencyConflict, ActiveSessionExists) as error:
+                    self._check_locked(change, overlay, record_ids, keys)
+                except (ConcurrencyConflict, ActiveSessionExists, IdempotencyKeyInFlight) as error:
                     raise BatchRejected(index, error) from error
                 overlay[change.session.id] = change.session
                 record_ids.update(e.record_id for e in change.events)
@@ -68,7 +78,7 @@ class InMemoryEventStore:
                 self._push(change.session)
 
     def _check_locked(self, change: Change, overlay: dict[UUID, Session] | None = None,
-                      batch_ids: set[UUID] | None = None) -> None:
+                      batch_ids: set[UUID] | None = None, batch_keys: set[tuple[str, str]] | None = None) -> None:
         """Raise what :meth:`append` would for ``change``, with ``overlay`` (sessions a batch changes before
         it) over the stored sessions."""
         session = change.session
@@ -97,6 +107,15 @@ class InMemoryEventStore:
                         and not (change.decided_at is not None and other.is_overdue(change.decided_at))):
                     raise ActiveSessionExists(session.id, user_id=change.exclusive_user,
                                               active_session_id=other.id)
+        record = change.idempotency
+        if record is not None:
+            token = (record.scope, record.key)
+            stored = self._keys.get(token)
+            if (stored is not None and stored.expires_at > record.created_at) or (
+                    batch_keys is not None and token in batch_keys):
+                raise IdempotencyKeyInFlight(record.key)
+            if batch_keys is not None:
+                batch_keys.add(token)
 
     def _append_locked(self, change: Change) -> None:
         session = change.session
@@ -108,6 +127,25 @@ class InMemoryEventStore:
         self._positions.extend(e.position for e in stored)  # type: ignore[misc]
         self._record_ids.update(e.record_id for e in change.events)
         self._sessions[session.id] = session
+        record = change.idempotency
+        if record is not None:
+            self._keys[record.scope, record.key] = StoredKey(record.fingerprint, session.id, session.version,
+                                                             record.expires_at)
+
+    def find_key(self, scope: str, key: str) -> StoredKey | None:
+        """The stored idempotency key (see :class:`~sessionflow.application.ports.KeepsIdempotencyKeys`)."""
+        with self._lock:
+            self._check_open()
+            return self._keys.get((scope, key))
+
+    def drop_expired_keys(self, now: datetime, limit: int = 10_000) -> int:
+        """Remove up to ``limit`` idempotency keys expired at or before ``now``."""
+        with self._lock:
+            self._check_open()
+            expired = [token for token, stored in self._keys.items() if stored.expires_at <= now][:limit]
+            for token in expired:
+                del self._keys[token]
+            return len(expired)
 
     def _push(self, session: Session) -> None:
         due = session.due_at
@@ -338,6 +376,8 @@ class InMemoryEventStore:
             removed = [sid for sid, version in expected.items()
                        if sid != newest and (s := self._sessions.get(sid)) is not None and s.version == version]
             gone = set(removed)
+            if removed:
+                self._keys = {token: stored for token, stored in self._keys.items() if stored.session_id not in gone}
             for sid in removed:
                 del self._sessions[sid]
                 self._record_ids.difference_update(e.record_id for e in self._events.pop(sid, ()))

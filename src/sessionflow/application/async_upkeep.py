@@ -126,6 +126,11 @@ class AsyncUpkeep(AsyncManagerBase):
 
         return await self._call(run)
 
+    async def drop_expired_keys(self, now: datetime | None = None, limit: int = 10_000) -> int:
+        """Remove up to ``limit`` idempotency keys whose window ended at or before ``now`` (see
+        ``SessionManager.drop_expired_keys``)."""
+        return await self._call(self._sync.drop_expired_keys, now, limit)
+
     def _new_archive(self, root: Path) -> Archive:
         """The archive :meth:`purge` writes under ``root`` (here: none; :class:`sessionflow.AsyncSessionManager`
         writes JSONL files)."""

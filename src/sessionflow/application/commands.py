@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
+from sessionflow.application.idempotency import IdempotencyRecord, KeyRequest
 from sessionflow.application.pipeline import SYSTEM, WritePipeline
 from sessionflow.application.ports import Change
 from sessionflow.application.validation import CreateArguments, as_state
@@ -34,17 +35,24 @@ _STATUS_EVENTS: Final = {
 
 
 def create(pipeline: WritePipeline, definition: LifecycleDefinition, arguments: CreateArguments, *,
-           start: bool = False) -> Session:
+           start: bool = False, key: KeyRequest | None = None) -> Session:
     """A new session in ``definition``'s initial state, its deadline and cap set by the policies; with
-    ``start``, created and started in one change (see :func:`started_creation`)."""
-    now = pipeline.now()
+    ``start``, created and started in one change (see :func:`started_creation`). With ``key``, under that
+    idempotency key (:meth:`WritePipeline.keyed`)."""
+    if key is not None:
+        return pipeline.keyed(key, lambda record, now: _create(pipeline, definition, arguments, start, record, now))
+    return _create(pipeline, definition, arguments, start, None, pipeline.now())
+
+
+def _create(pipeline: WritePipeline, definition: LifecycleDefinition, arguments: CreateArguments, start: bool,
+            record: IdempotencyRecord | None, now: datetime) -> Session:
     change = creation(pipeline, definition, arguments, now)
     if not start:
-        pipeline.delivery.commit(change)
+        pipeline.commit_keyed(change, record)
         return change.session
     change = started_creation(pipeline, change, now)
     try:
-        pipeline.delivery.commit(change)
+        pipeline.commit_keyed(change, record)
     except ActiveSessionExists as refused:  # the new session does not exist: name only the user's active one
         raise ActiveSessionExists(None, user_id=refused.user_id,
                                   active_session_id=refused.active_session_id) from None
@@ -97,7 +105,8 @@ def expire(pipeline: WritePipeline, sid: UUID) -> Session:
     return change.session
 
 
-def delete(pipeline: WritePipeline, sid: UUID, performer: str, expected_version: int | None) -> Session:
+def delete(pipeline: WritePipeline, sid: UUID, performer: str, expected_version: int | None,
+           key: KeyRequest | None = None) -> Session:
     """Record a ``deleted`` event (allowed in any state)."""
 
     def build(session: Session, now: datetime) -> Change:
@@ -105,11 +114,11 @@ def delete(pipeline: WritePipeline, sid: UUID, performer: str, expected_version:
                                now, {})
         return Change(apply(session, event), (event,), session.version, previous=session)
 
-    return pipeline.change(sid, performer, expected_version, build, lazy_expiry=False)
+    return pipeline.change(sid, performer, expected_version, build, lazy_expiry=False, key=key)
 
 
 def migrate(pipeline: WritePipeline, sid: UUID, performer: str, to_version: int | None,
-            expected_version: int | None) -> Session:
+            expected_version: int | None, key: KeyRequest | None = None) -> Session:
     """Move a session to a newer version of its lifecycle through the mapping that version declares."""
     registry = pipeline.registry
 
@@ -137,7 +146,7 @@ def migrate(pipeline: WritePipeline, sid: UUID, performer: str, to_version: int 
                                performer, now, payload)
         return Change(apply(session, event), (event,), session.version, previous=session)
 
-    return pipeline.change(sid, performer, expected_version, build, lazy_expiry=False)
+    return pipeline.change(sid, performer, expected_version, build, lazy_expiry=False, key=key)
 
 
 def _event_leading_to(pipeline: WritePipeline, session: Session, current: Session, target: str) -> str:
@@ -165,7 +174,7 @@ def _event_leading_to(pipeline: WritePipeline, session: Session, current: Sessio
 
 
 def update(pipeline: WritePipeline, sid: UUID, performer: str, expected_version: int | None,
-           fields: dict[str, Any], target: str | None, reason: str | None) -> Session:
+           fields: dict[str, Any], target: str | None, reason: str | None, key: KeyRequest | None = None) -> Session:
     """An ``updated`` event for ``fields`` and/or the lifecycle's event leading to ``target``, together."""
 
     def build(session: Session, now: datetime) -> Change:
@@ -191,7 +200,7 @@ def update(pipeline: WritePipeline, sid: UUID, performer: str, expected_version:
         return Change(current, tuple(events), session.version, exclusive_user=exclusive, decided_at=now,
                       previous=session)
 
-    return pipeline.change(sid, performer, expected_version, build)
+    return pipeline.change(sid, performer, expected_version, build, key=key)
 
 
 def record_file_check(path: str) -> Callable[[Session], None]:

@@ -21,6 +21,7 @@ from typing import Any, Self
 from sessionflow.application import validation as valid
 from sessionflow.application.delivery import Delivery, Subscriber
 from sessionflow.application.feed import Feed
+from sessionflow.application.idempotency import DEFAULT_WINDOW
 from sessionflow.application.manager_reads import ManagerReads
 from sessionflow.application.manager_upkeep import ManagerUpkeep
 from sessionflow.application.manager_writes import ManagerWrites
@@ -68,6 +69,9 @@ class ManagerCore(ManagerWrites, ManagerReads, ManagerUpkeep):
             own commit, with its own outcome): see :mod:`~sessionflow.application.group_commit`. Worth it on a
             store whose commit waits for the disk; a lone thread sees no difference. ``True`` or the most
             changes in one transaction.
+        idempotency_window: how long the store keeps a write's idempotency key (default 24 hours): a write sent
+            again with its key within it is answered, not written again; after it, it writes again. See
+            :mod:`~sessionflow.application.idempotency`.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class ManagerCore(ManagerWrites, ManagerReads, ManagerUpkeep):
         lifecycle: LifecycleDefinition | str | None = None,
         registry: LifecycleRegistry | None = None,
         group_commit: bool | int = False,
+        idempotency_window: timedelta = DEFAULT_WINDOW,
     ) -> None:
         self._registry = registry if registry is not None else default_registry()
         if lifecycle is None:
@@ -104,7 +109,8 @@ class ManagerCore(ManagerWrites, ManagerReads, ManagerUpkeep):
         self._pipeline = WritePipeline(
             store, self._delivery, clock=clock if clock is not None else SystemClock(), registry=self._registry,
             default_definition=definition, deadlines=DeadlinePolicy(sliding=bool(sliding), max_lifetime=max_lifetime),
-            single_active_per_user=bool(single_active_per_user), enforce_owner=bool(enforce_owner))
+            single_active_per_user=bool(single_active_per_user), enforce_owner=bool(enforce_owner),
+            idempotency_window=validate_ttl(idempotency_window, "idempotency_window"))
         self._timeouts = Timeouts(self._pipeline, self._new_waker)
         self._reads = Reads(self._pipeline, self._timeouts)
         self._overview = Overview(self._pipeline, self._timeouts)

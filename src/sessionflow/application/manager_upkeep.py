@@ -14,10 +14,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import cast
 
+from sessionflow.application import validation as valid
 from sessionflow.application.maintenance import Difference, rebuild_projection, verify_projection
-from sessionflow.application.ports import EventStore, Waker
+from sessionflow.application.pipeline import WritePipeline
+from sessionflow.application.ports import EventStore, KeepsIdempotencyKeys, Waker
 from sessionflow.application.retention import Archive, PurgeResult, purge_arguments, purge_closed
 from sessionflow.application.timeouts import SweepResult, Timeouts
+from sessionflow.domain.values import to_utc, truncate_to_ms
 from sessionflow.errors import InvalidInput, StoreError
 
 __all__ = ["ManagerUpkeep"]
@@ -29,6 +32,7 @@ class ManagerUpkeep:
 
     _store: EventStore
     _timeouts: Timeouts
+    _pipeline: WritePipeline
     _closed: bool
 
     def expire_sessions(self, now: datetime | None = None, batch_size: int = 1000, *,
@@ -109,7 +113,18 @@ class ManagerUpkeep:
         """
         cutoff, root, size = purge_arguments(closed_before, archive, batch_size, progress)
         writer = self._new_archive(root) if root is not None else cast("Archive | None", archive)
-        return purge_closed(self._store, closed_before=cutoff, archive=writer, batch_size=size, progress=progress)
+        result = purge_closed(self._store, closed_before=cutoff, archive=writer, batch_size=size, progress=progress)
+        self.drop_expired_keys()
+        return result
+
+    def drop_expired_keys(self, now: datetime | None = None, limit: int = 10_000) -> int:
+        """Remove up to ``limit`` idempotency keys whose window ended at or before ``now`` (default: the clock);
+        how many were removed (0 on a store that keeps no keys). :meth:`purge` and the waker's safety-net sweep
+        (every ``cleanup_interval``) call it too. See :mod:`~sessionflow.application.idempotency`."""
+        at = self._pipeline.now() if now is None else truncate_to_ms(to_utc(now, "now"))
+        count = valid.check_int(limit, "limit", 1, 1_000_000)
+        store = self._store
+        return store.drop_expired_keys(at, count) if isinstance(store, KeepsIdempotencyKeys) else 0
 
     def _new_archive(self, root: Path) -> Archive:
         """The archive :meth:`purge` writes under ``root`` (here: none; :class:`sessionflow.SessionManager` writes

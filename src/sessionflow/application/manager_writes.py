@@ -19,6 +19,7 @@ from uuid import UUID
 from sessionflow.application import batches, commands
 from sessionflow.application import validation as valid
 from sessionflow.application.batches import CreateItem, SendItem
+from sessionflow.application.idempotency import IdempotencyKey, key_request
 from sessionflow.application.pipeline import WritePipeline
 from sessionflow.application.validation import UNSET
 from sessionflow.domain.definitions import LifecycleDefinition, LifecycleRegistry
@@ -41,7 +42,8 @@ class ManagerWrites:
     def create(self, *, performer_id: str, user_id: str | None = None, workspace_id: str | None = None,
                module_name: str | None = None, file_paths: Iterable[str] | None = None,
                metadata: Mapping[str, Any] | None = None, ttl: timedelta | None = None,
-               lifecycle: LifecycleDefinition | str | None = None, start: bool = False) -> Session:
+               lifecycle: LifecycleDefinition | str | None = None, start: bool = False,
+               idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """Create a session in its lifecycle's initial state (``pending`` by default).
 
         ``ttl`` (default: the manager's) is the session's time-to-live: the default lifecycle expires it
@@ -53,6 +55,14 @@ class ManagerWrites:
         :class:`~sessionflow.errors.ActiveSessionExists` with ``session_id=None`` and the user's
         ``active_session_id``) or a store failure leaves no session and no event.
         Raises :class:`~sessionflow.errors.InvalidInput` for malformed arguments.
+
+        ``idempotency_key`` (every write takes one): a key of the caller's choosing, kept with the write for the
+        manager's ``idempotency_window``. The same write sent again with the same key (by the same performer)
+        writes nothing and returns the session as the first write left it; the key sent with another request
+        raises :class:`~sessionflow.errors.IdempotencyKeyReused`; while the first is still under way in this
+        process, :class:`~sessionflow.errors.IdempotencyKeyInFlight`. A create's request is its arguments
+        (``user_id``, ``workspace_id``, ``module_name``, ``file_paths``, ``metadata``, ``ttl``, the lifecycle's
+        name and version, ``start``); see :mod:`sessionflow.application.idempotency`.
         """
         definition = valid.resolve_lifecycle(self._registry, lifecycle, self._pipeline.default_definition)
         arguments = valid.create_arguments(performer_id=performer_id, user_id=user_id, workspace_id=workspace_id,
@@ -60,7 +70,10 @@ class ManagerWrites:
                                            ttl=ttl, default_ttl=self.default_ttl)
         if not isinstance(start, bool):
             raise InvalidInput("start", f"expected True or False, got {type(start).__name__}")
-        return commands.create(self._pipeline, definition, arguments, start=start)
+        key = key_request(idempotency_key, arguments.performer, "create", None,
+                          {**arguments.payload, "ttl": arguments.ttl, "lifecycle": definition.name,
+                           "lifecycle_version": definition.version, "start": start})
+        return commands.create(self._pipeline, definition, arguments, start=start, key=key)
 
     def create_many(self, items: Iterable[CreateItem | Mapping[str, Any]], *,
                     performer_id: str) -> builtins.list[Session]:
@@ -89,7 +102,7 @@ class ManagerWrites:
         return batches.send_many(self._pipeline, items, performer_id)
 
     def send(self, session_id: UUID | str, event: str, *, performer_id: str, expected_version: int | None = None,
-             **args: Any) -> Session:
+             idempotency_key: str | IdempotencyKey | None = None, **args: Any) -> Session:
         """Send any event of the session's lifecycle, with keyword arguments for its guards and validators.
 
         The arguments must form a JSON object: they are recorded in the event's payload (``args``). Names
@@ -97,25 +110,30 @@ class ManagerWrites:
         ``send(id, "start", performer_id=...)`` is the same as :meth:`start`.
         """
         return self.send_with(session_id, event, args, performer_id=performer_id,
-                              expected_version=expected_version)
+                              expected_version=expected_version, idempotency_key=idempotency_key)
 
     def send_with(self, session_id: UUID | str, event: str, args: Mapping[str, Any] | None = None, *,
-                  performer_id: str, expected_version: int | None = None) -> Session:
+                  performer_id: str, expected_version: int | None = None,
+                  idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """:meth:`send` with the event's arguments as a mapping (for arguments from outside, e.g. HTTP)."""
         arguments, payload = valid.event_arguments(event, args)
-        return self._write(session_id, event, performer_id, expected_version, payload=payload, args=arguments)
+        return self._write(session_id, event, performer_id, expected_version, payload=payload, args=arguments,
+                           key=idempotency_key)
 
     def _write(self, session_id: Any, machine_event: str, performer_id: Any, expected_version: Any, *,
                payload: dict[str, Any] | None = None, args: Mapping[str, Any] | None = None,
-               prepare: Callable[[Session], None] | None = None) -> Session:
+               prepare: Callable[[Session], None] | None = None, key: Any = None) -> Session:
         sid = parse_session_id(session_id)
         performer = valid.performer(performer_id)
         valid.check_expected(expected_version)
+        request = None if key is None else key_request(
+            key, performer, machine_event, sid,
+            {"payload": payload, "args": args, "expected_version": expected_version})
         return self._pipeline.write(sid, machine_event, performer, payload=payload, args=args,
-                                    expected_version=expected_version, prepare=prepare)
+                                    expected_version=expected_version, prepare=prepare, key=request)
 
     def migrate(self, session_id: UUID | str, *, performer_id: str, to_version: int | None = None,
-                expected_version: int | None = None) -> Session:
+                expected_version: int | None = None, idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """Move a session to a newer version of its lifecycle (default: the newest), mapping its state
         through the mapping the new version declares for the old one (``migrations``). Recorded as a
         ``migrated`` event; a session without such a mapping keeps running under its own version.
@@ -123,40 +141,48 @@ class ManagerWrites:
         sid = parse_session_id(session_id)
         performer = valid.performer(performer_id)
         valid.check_expected(expected_version)
-        return commands.migrate(self._pipeline, sid, performer, to_version, expected_version)
+        key = key_request(idempotency_key, performer, "migrate", sid,
+                          {"to_version": to_version, "expected_version": expected_version})
+        return commands.migrate(self._pipeline, sid, performer, to_version, expected_version, key)
 
     def start(self, session_id: UUID | str, *, performer_id: str,
-              expected_version: int | None = None) -> Session:
+              expected_version: int | None = None,
+              idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """``pending`` → ``in_progress``. Refused once the deadline has passed."""
-        return self._write(session_id, "start", performer_id, expected_version)
+        return self._write(session_id, "start", performer_id, expected_version, key=idempotency_key)
 
     def record_file(self, session_id: UUID | str, path: str, error: str | None = None, *,
-                    performer_id: str, expected_version: int | None = None) -> Session:
+                    performer_id: str, expected_version: int | None = None,
+                    idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """Record the outcome of one of the session's files: processed, or failed with ``error``.
 
         ``path`` must be one of the session's ``file_paths`` and not recorded yet.
         """
         file_path, err = valid.file_outcome(path, error)
         return self._write(session_id, "record_file", performer_id, expected_version,
-                           payload={"path": file_path, "error": err}, prepare=commands.record_file_check(file_path))
+                           payload={"path": file_path, "error": err}, prepare=commands.record_file_check(file_path),
+                           key=idempotency_key)
 
     def add_note(self, session_id: UUID | str, *, file_path: str, status: str, memory_id: str | None = None,
-                 performer_id: str, expected_version: int | None = None) -> Session:
+                 performer_id: str, expected_version: int | None = None,
+                 idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """Attach a note (``file_path``, ``memory_id``, ``status``) to a live session."""
         payload = valid.note_payload(file_path, memory_id, status)
-        return self._write(session_id, "add_note", performer_id, expected_version, payload=payload)
+        return self._write(session_id, "add_note", performer_id, expected_version, payload=payload,
+                           key=idempotency_key)
 
     def complete(self, session_id: UUID | str, *, performer_id: str,
-                 expected_version: int | None = None) -> Session:
+                 expected_version: int | None = None,
+              idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """``in_progress`` → ``completed``, once every file is processed or failed."""
-        return self._write(session_id, "complete", performer_id, expected_version)
+        return self._write(session_id, "complete", performer_id, expected_version, key=idempotency_key)
 
     def fail(self, session_id: UUID | str, *, reason: str, performer_id: str,
-             expected_version: int | None = None) -> Session:
+             expected_version: int | None = None, idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """``pending`` | ``in_progress`` → ``failed``, with a non-empty ``reason``."""
         text = valid.fail_reason(reason)
         return self._write(session_id, "fail", performer_id, expected_version, payload={"reason": text.strip()},
-                           args={"reason": text})
+                           args={"reason": text}, key=idempotency_key)
 
     def expire(self, session_id: UUID | str) -> Session:
         """Expire an overdue live session now, as ``"system"``.
@@ -166,13 +192,15 @@ class ManagerWrites:
         return commands.expire(self._pipeline, parse_session_id(session_id))
 
     def touch(self, session_id: UUID | str, *, performer_id: str,
-              expected_version: int | None = None) -> Session:
+              expected_version: int | None = None,
+              idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """Extend the deadline to ``now`` + the session's TTL (never beyond its maximum lifetime)."""
-        return self._write(session_id, "touch", performer_id, expected_version)
+        return self._write(session_id, "touch", performer_id, expected_version, key=idempotency_key)
 
     def update(self, session_id: UUID | str, *, performer_id: str, expected_version: int | None = None,
                current_file: str | Any | None = UNSET, metadata: Mapping[str, Any] | Any = UNSET,
-               status: SessionStatus | str | None = None, reason: str | None = None) -> Session:
+               status: SessionStatus | str | None = None, reason: str | None = None,
+               idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """Change ``current_file`` and/or replace ``metadata``, and/or move to ``status``.
 
         A status change is dispatched through the lifecycle with its guards (``in_progress`` → start,
@@ -184,12 +212,16 @@ class ManagerWrites:
         performer = valid.performer(performer_id)
         valid.check_expected(expected_version)
         fields, target, reason_text = valid.update_fields(sid, current_file, metadata, status, reason)
-        return commands.update(self._pipeline, sid, performer, expected_version, fields, target, reason_text)
+        key = key_request(idempotency_key, performer, "update", sid,
+                          {"fields": fields, "status": target, "reason": reason_text,
+                           "expected_version": expected_version})
+        return commands.update(self._pipeline, sid, performer, expected_version, fields, target, reason_text, key)
 
     def delete(self, session_id: UUID | str, *, performer_id: str,
-               expected_version: int | None = None) -> Session:
+               expected_version: int | None = None, idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """Delete a session: it is gone from :meth:`get` and :meth:`list`; its history stays readable."""
         sid = parse_session_id(session_id)
         performer = valid.performer(performer_id)
         valid.check_expected(expected_version)
-        return commands.delete(self._pipeline, sid, performer, expected_version)
+        key = key_request(idempotency_key, performer, "delete", sid, {"expected_version": expected_version})
+        return commands.delete(self._pipeline, sid, performer, expected_version, key)

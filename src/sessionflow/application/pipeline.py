@@ -10,12 +10,14 @@ refused write appends nothing. The arguments arrive validated (:mod:`sessionflow
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
 from sessionflow.application.delivery import Delivery
-from sessionflow.application.ports import CachesReads, Change, Clock, EventStore, SystemClock
+from sessionflow.application.idempotency import DEFAULT_WINDOW, IdempotencyRecord, KeyGuard, KeyRequest
+from sessionflow.application.ports import CachesReads, Change, Clock, EventStore, KeepsIdempotencyKeys, SystemClock
 from sessionflow.application.validation import as_state, json_args
 from sessionflow.domain.deadlines import DeadlinePolicy, refreshed_deadline
 from sessionflow.domain.decision import Decision
@@ -26,6 +28,7 @@ from sessionflow.domain.replay import apply, ttl_of
 from sessionflow.domain.values import FrozenDict, format_timestamp, new_uuid4, to_utc, truncate_to_ms
 from sessionflow.errors import (
     ConcurrencyConflict,
+    InvalidInput,
     InvalidTransition,
     SessionflowError,
     SessionNotFound,
@@ -52,11 +55,12 @@ class WritePipeline:
     """
 
     __slots__ = ("_system_clock", "caches_reads", "clock", "deadlines", "default_definition", "delivery",
-                 "enforce_owner", "registry", "single_active_per_user", "store")
+                 "enforce_owner", "keys", "registry", "single_active_per_user", "store")
 
     def __init__(self, store: EventStore, delivery: Delivery, *, clock: Clock, registry: LifecycleRegistry,
                  default_definition: LifecycleDefinition, deadlines: DeadlinePolicy,
-                 single_active_per_user: bool, enforce_owner: bool) -> None:
+                 single_active_per_user: bool, enforce_owner: bool,
+                 idempotency_window: timedelta = DEFAULT_WINDOW) -> None:
         self.store = store
         self.delivery = delivery
         self.clock = clock
@@ -68,6 +72,8 @@ class WritePipeline:
         self.deadlines = deadlines
         self.single_active_per_user = single_active_per_user
         self.enforce_owner = enforce_owner
+        #: Runs the writes given an idempotency key (``None``: the store keeps no keys).
+        self.keys = KeyGuard(store, idempotency_window) if isinstance(store, KeepsIdempotencyKeys) else None
 
     def now(self) -> datetime:
         """The clock's time, aware UTC, truncated to the millisecond like every recorded timestamp."""
@@ -216,8 +222,21 @@ class WritePipeline:
             raise SessionNotFound(session_id)
         return session
 
+    def keyed(self, key: KeyRequest, write: Callable[[IdempotencyRecord, datetime], Session]) -> Session:
+        """Run ``write`` under an idempotency key (:class:`~sessionflow.application.idempotency.KeyGuard`):
+        answered from the stored key when there is one, else run with the record its change keeps."""
+        guard = self.keys
+        if guard is None:
+            raise InvalidInput("idempotency_key", f"{type(self.store).__name__} does not keep idempotency keys")
+        now = self.now()
+        return guard.run(key, now, lambda record: write(record, now))
+
+    def commit_keyed(self, change: Change, record: IdempotencyRecord | None) -> None:
+        """Commit ``change`` with the idempotency key ``record`` (when given) kept in its transaction."""
+        self.delivery.commit(change if record is None else replace(change, idempotency=record))
+
     def change(self, sid: UUID, performer: str, expected_version: int | None, build: Build, *,
-               lazy_expiry: bool = True) -> Session:
+               lazy_expiry: bool = True, key: KeyRequest | None = None) -> Session:
         """Load, check version and owner, ``build`` the change, commit it; return the new session.
 
         The first read may come from the store's read cache unverified: the append's version check
@@ -225,8 +244,16 @@ class WritePipeline:
         is decided once more on a fresh read. A change refused on the cached copy (an invalid transition:
         another process may have moved the session on) is decided once more on a fresh read too, and the
         refusal raised only if that one refuses it as well. Any other conflict is raised to the caller.
+
+        With ``key``, the write runs under that idempotency key (:meth:`keyed`).
         """
-        now = self.now()
+        if key is not None:
+            return self.keyed(key, lambda record, now: self._change(sid, performer, expected_version, build,
+                                                                     lazy_expiry, record, now))
+        return self._change(sid, performer, expected_version, build, lazy_expiry, None, self.now())
+
+    def _change(self, sid: UUID, performer: str, expected_version: int | None, build: Build, lazy_expiry: bool,
+                record: IdempotencyRecord | None, now: datetime) -> Session:
         for attempt in range(2):
             fresh = attempt > 0 or not self.caches_reads
             session = self.load(sid, now, lazy_expiry=lazy_expiry, fresh=fresh)
@@ -242,7 +269,7 @@ class WritePipeline:
                     raise
                 continue  # refused on a cached copy, which may be behind another process's write: look again
             try:
-                self.delivery.commit(change)
+                self.commit_keyed(change, record)
             except ConcurrencyConflict:
                 if fresh or expected_version is not None:
                     raise
@@ -252,7 +279,7 @@ class WritePipeline:
 
     def write(self, sid: UUID, machine_event: str, performer: str, *, payload: dict[str, Any] | None = None,
               args: Mapping[str, Any] | None = None, expected_version: int | None = None,
-              prepare: Callable[[Session], None] | None = None) -> Session:
+              prepare: Callable[[Session], None] | None = None, key: KeyRequest | None = None) -> Session:
         """Send ``machine_event`` to the session (arguments validated by the caller) and commit its event.
 
         ``prepare(session)`` runs after the lifecycle allowed the event, for checks that need the session
@@ -265,7 +292,7 @@ class WritePipeline:
                 prepare(session)
             return self.transition_change(session, event, now)
 
-        return self.change(sid, performer, expected_version, build)
+        return self.change(sid, performer, expected_version, build, key=key)
 
     def check_owner(self, session: Session, performer: str) -> None:
         """Under ``enforce_owner``, only the session's user (or ``"system"``) may change a session that has one."""

@@ -7,7 +7,8 @@ subclass them with fakes. Nothing here imports a database, scheduler or web fram
 each a small protocol a store satisfies by having its members (no registration, no base class):
 :class:`SweepsToNextDeadline`, :class:`PurgesSessions`, :class:`CachesReads`, :class:`WatchesChanges`,
 :class:`AwaitsIO`, :class:`CountsByStatus`, :class:`ReportsLatency`, and the reads of an operator's overview
-:class:`ListsByDeadline`, :class:`CountsQueries` and :class:`FiltersFeed`. The application and the wiring check a
+:class:`ListsByDeadline`, :class:`CountsQueries` and :class:`FiltersFeed`; the idempotency keys of safe retries
+:class:`KeepsIdempotencyKeys`. The application and the wiring check a
 store against them once, when they are built (``isinstance``), never per write.
 """
 
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
+from sessionflow.application.idempotency import IdempotencyRecord, StoredKey
 from sessionflow.application.watching import ChangeWatcher
 from sessionflow.domain.models import Session, SessionEvent
 
@@ -33,6 +35,7 @@ __all__ = [
     "ExpiredBatch",
     "ExpiryDecider",
     "FiltersFeed",
+    "KeepsIdempotencyKeys",
     "LatencyObserver",
     "ListsByDeadline",
     "PurgesSessions",
@@ -80,6 +83,8 @@ class Change:
     decided_at: datetime | None = None
     #: The session the change was decided on (lets a store write only the fields that changed).
     previous: Session | None = None
+    #: The idempotency key to keep with the change, in its transaction (see :class:`KeepsIdempotencyKeys`).
+    idempotency: IdempotencyRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,3 +395,23 @@ class Waker(Protocol):
 def sequence_of(changes: Sequence[Change]) -> list[SessionEvent]:
     """All events of ``changes`` in order."""
     return [event for change in changes for event in change.events]
+
+
+@runtime_checkable
+class KeepsIdempotencyKeys(Protocol):
+    """A store that keeps idempotency keys (:mod:`sessionflow.application.idempotency`).
+
+    Its :meth:`EventStore.append` and :meth:`EventStore.append_many` keep a change's ``idempotency`` record in
+    the change's own transaction, for the session and version the change leaves: one key per ``(scope, key)``.
+    When a key of that scope is stored and not expired at the record's ``created_at``, the change is refused
+    with :class:`~sessionflow.errors.IdempotencyKeyInFlight` (in a batch: ``BatchRejected`` naming it) and
+    nothing is written; an expired one is replaced. Purging a session removes its keys.
+    """
+
+    def find_key(self, scope: str, key: str) -> StoredKey | None:
+        """The stored key ``key`` of ``scope`` (expired or not), or ``None``."""
+        ...
+
+    def drop_expired_keys(self, now: datetime, limit: int = 10_000) -> int:
+        """Remove up to ``limit`` keys that expired at or before ``now``; how many were removed."""
+        ...

@@ -35,6 +35,7 @@ from sessionflow.testing.contract.concurrency import TestConcurrency
 from sessionflow.testing.contract.create_started import TestCreateStarted
 from sessionflow.testing.contract.expiry import TestExpiry
 from sessionflow.testing.contract.feed import TestFeed
+from sessionflow.testing.contract.idempotency import TestIdempotency
 from sessionflow.testing.contract.lifecycle import TestLifecycle
 from sessionflow.testing.contract.listing import TestList
 from sessionflow.testing.contract.nul import TestNulRefused
@@ -56,6 +57,7 @@ __all__ = [
     "TestCreationOrder",
     "TestExpiry",
     "TestFeed",
+    "TestIdempotency",
     "TestLifecycle",
     "TestList",
     "TestNulRefused",

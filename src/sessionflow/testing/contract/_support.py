@@ -29,6 +29,8 @@ MakeManager = ManagerFactory
 #: the ``sessionflow_store_lacks`` fixture; the tests that need it are then skipped, saying so.
 CAPABILITIES: Mapping[str, str] = MappingProxyType({
     "purge": "removing closed sessions (SessionManager.purge: the store's purge_sessions)",
+    "idempotency": "keeping idempotency keys (writes with idempotency_key=: the store's find_key, "
+                   "drop_expired_keys and Change.idempotency)",
 })
 
 #: The marker :func:`requires` puts on a test (registered by the pytest plugin).

@@ -1,0 +1,212 @@
+"""Idempotency keys: a key the client chooses, stored with its write, so that a retried write is answered, not
+applied again.
+
+A write given a key (``idempotency_key=`` on every write of the managers, ``--idempotency-key`` in the CLI, the
+``Idempotency-Key`` header over HTTP) is looked up first, in the key's *scope* (the performer in the library,
+the principal over HTTP):
+
+- not stored (or stored longer ago than the window): the write runs, and the store keeps the key — with the
+  request's fingerprint, the session and the version the write left — in the write's own transaction, so a
+  write and its key are applied together or not at all;
+- stored for the same request (same :func:`fingerprint`): nothing is written; the answer is the session as it
+  was right after the first write (its history folded up to the stored version);
+- stored for another request: :class:`~sessionflow.errors.IdempotencyKeyReused`;
+- a write with the same key and scope still under way in this process:
+  :class:`~sessionflow.errors.IdempotencyKeyInFlight`. Two processes racing with one key both run; the store
+  keeps one key per scope, so one of them commits and the other is answered with the first one's result.
+
+A keyed write that fails looks its key up once more before it raises: if the key is now stored for the same
+request (another process won the race, or this write was applied although its reply was lost —
+:class:`~sessionflow.errors.OutcomeUnknown`), the answer is that write's result. A write that was refused (an
+invalid transition, a conflict) stores no key: retrying it runs it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, NamedTuple
+from uuid import UUID
+
+from sessionflow.domain.models import Session
+from sessionflow.domain.replay import replay
+from sessionflow.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidInput,
+    SessionflowError,
+    SessionNotFound,
+)
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "MAX_KEY_LENGTH",
+    "IdempotencyKey",
+    "IdempotencyRecord",
+    "KeyGuard",
+    "KeyRequest",
+    "StoredKey",
+    "fingerprint",
+    "key_request",
+]
+
+#: How long a key is kept by default (the ``idempotency_window`` of the managers and settings).
+DEFAULT_WINDOW: Final = timedelta(hours=24)
+#: The longest key accepted, in characters.
+MAX_KEY_LENGTH: Final = 255
+
+
+class IdempotencyKey:
+    """An idempotency key with an explicit scope, and what became of the write it was given to.
+
+    Pass a plain string as ``idempotency_key=`` to scope the key to the write's performer; pass an
+    ``IdempotencyKey`` to choose the scope (the HTTP service scopes keys to the authenticated principal). After
+    the write returns, :attr:`replayed` tells whether it was answered from the stored key (``True``: nothing
+    was written by this call) or written now (``False``).
+    """
+
+    __slots__ = ("key", "replayed", "scope")
+
+    def __init__(self, key: str, *, scope: str | None = None) -> None:
+        self.key = key
+        self.scope = scope
+        #: Whether the last write given this key was answered from the stored key instead of written.
+        self.replayed = False
+
+    def __repr__(self) -> str:
+        return f"IdempotencyKey({self.key!r}, scope={self.scope!r}, replayed={self.replayed})"
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """The key a store keeps with a change (``Change.idempotency``), for the session and version the change
+    leaves. ``created_at`` is when the write was decided; the key is kept until ``expires_at``."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class StoredKey(NamedTuple):
+    """A key as a store returns it (``find_key``): the request it was stored for and what that write left."""
+
+    fingerprint: str
+    session_id: UUID
+    version: int
+    expires_at: datetime
+
+
+class KeyRequest(NamedTuple):
+    """A write's key, its scope and its request's fingerprint, checked and computed at the edge."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    handle: IdempotencyKey | None
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (datetime, UUID)):
+        return str(value)
+    if isinstance(value, frozenset | set):
+        return sorted(str(item) for item in value)
+    return str(value)
+
+
+def fingerprint(operation: str, session_id: UUID | None, arguments: Mapping[str, Any]) -> str:
+    """The SHA-256 (hex) of the operation's name, the session id (none for a create) and its validated arguments,
+    as canonical JSON (keys sorted, durations in seconds). The performer is the key's scope, not part of it."""
+    document = [operation, None if session_id is None else str(session_id), arguments]
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_canonical)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_key(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput("idempotency_key", f"expected a string, got {type(value).__name__}")
+    if not 0 < len(value) <= MAX_KEY_LENGTH:
+        raise InvalidInput("idempotency_key", f"must be 1 to {MAX_KEY_LENGTH} characters long")
+    if not all(" " <= ch <= "~" for ch in value):
+        raise InvalidInput("idempotency_key", "must be printable ASCII (space to '~')")
+    return value
+
+
+def key_request(value: Any, performer: str, operation: str, session_id: UUID | None,
+                arguments: Mapping[str, Any]) -> KeyRequest | None:
+    """The checked key of a write (``None`` without one): a string is scoped to ``performer``, an
+    :class:`IdempotencyKey` to its own scope (its performer's when it has none)."""
+    if value is None:
+        return None
+    handle = value if isinstance(value, IdempotencyKey) else None
+    key = _check_key(handle.key if handle is not None else value)
+    scope = handle.scope if handle is not None and handle.scope is not None else f"performer:{performer}"
+    if not isinstance(scope, str) or not scope:
+        raise InvalidInput("idempotency_key", "the key's scope must be a non-empty string")
+    if handle is not None:
+        handle.replayed = False
+    return KeyRequest(scope, key, fingerprint(operation, session_id, arguments), handle)
+
+
+class KeyGuard:
+    """Runs the keyed writes of one manager: answers a stored key, keeps one write per key in flight, and hands
+    the write the record its store keeps. ``store`` has ``find_key`` and ``history``."""
+
+    __slots__ = ("_in_flight", "_lock", "store", "window")
+
+    def __init__(self, store: Any, window: timedelta) -> None:
+        self.store = store
+        self.window = window
+        self._lock = threading.Lock()
+        self._in_flight: set[tuple[str, str]] = set()
+
+    def run(self, request: KeyRequest, now: datetime, write: Callable[[IdempotencyRecord], Session]) -> Session:
+        """Answer ``request`` from its stored key, or run ``write`` with the record to store with it."""
+        token = (request.scope, request.key)
+        with self._lock:
+            if token in self._in_flight:
+                raise IdempotencyKeyInFlight(request.key)
+            self._in_flight.add(token)
+        try:
+            answer = self.answer(request, now)
+            if answer is not None:
+                return answer
+            record = IdempotencyRecord(request.scope, request.key, request.fingerprint, now, now + self.window)
+            try:
+                return write(record)
+            except SessionflowError as error:
+                # Another process may have written with this key meanwhile (its key refused ours, or its write
+                # moved the session on so ours was refused), or our write may have been applied although the
+                # reply was lost: a stored key for this request answers; else the error stands.
+                try:
+                    answer = self.answer(request, now)
+                except SessionflowError:
+                    raise error from None
+                if answer is None:
+                    raise
+                return answer
+        finally:
+            with self._lock:
+                self._in_flight.discard(token)
+
+    def answer(self, request: KeyRequest, now: datetime) -> Session | None:
+        """The session as the stored write of ``request``'s key left it, or ``None`` when no live key is stored.
+        Raises :class:`~sessionflow.errors.IdempotencyKeyReused` when the key was stored for another request."""
+        stored: StoredKey | None = self.store.find_key(request.scope, request.key)
+        if stored is None or stored.expires_at <= now:
+            return None
+        if stored.fingerprint != request.fingerprint:
+            raise IdempotencyKeyReused(request.key)
+        events = [event for event in self.store.history(stored.session_id) if event.version <= stored.version]
+        if len(events) != stored.version:  # purged meanwhile (purge removes its keys too)
+            raise SessionNotFound(stored.session_id)
+        if request.handle is not None:
+            request.handle.replayed = True
+        return replay(events)
