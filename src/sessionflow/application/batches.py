@@ -11,13 +11,16 @@ of one session: the second is decided on the state the first leads to).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple, TypedDict
 from uuid import UUID
 
 from sessionflow.application import commands
 from sessionflow.application import validation as valid
+from sessionflow.application.idempotency import IdempotencyKey, KeyRequest
 from sessionflow.application.pipeline import WritePipeline
 from sessionflow.application.ports import Change
 from sessionflow.domain.definitions import LifecycleDefinition, LifecycleRegistry
@@ -27,6 +30,7 @@ from sessionflow.errors import (
     ActiveSessionExists,
     BatchRejected,
     ConcurrencyConflict,
+    IdempotencyKeyInFlight,
     InvalidInput,
     SessionflowError,
     SessionNotFound,
@@ -38,7 +42,7 @@ __all__ = ["MAX_BATCH", "CreateItem", "SendItem", "create_many", "send_many"]
 MAX_BATCH: Final = 10_000
 
 _CREATE_KEYS: Final = frozenset({"user_id", "workspace_id", "module_name", "file_paths", "metadata", "ttl",
-                                 "lifecycle", "start"})
+                                 "lifecycle", "start", "idempotency_key"})
 
 
 class CreateItem(TypedDict, total=False):
@@ -54,16 +58,20 @@ class CreateItem(TypedDict, total=False):
     lifecycle: LifecycleDefinition | str | None
     #: Created and started at once (see ``create(..., start=True)``).
     start: bool
+    #: The item's idempotency key (see ``create(..., idempotency_key=...)``).
+    idempotency_key: str | IdempotencyKey | None
 
 
 class SendItem(NamedTuple):
     """One event of :meth:`~sessionflow.SessionManager.send_many`; a plain tuple ``(session_id, event)``,
-    ``(session_id, event, args)`` or ``(session_id, event, args, expected_version)`` is read the same way."""
+    ``(session_id, event, args)``, ``(session_id, event, args, expected_version)`` or ``(session_id, event, args,
+    expected_version, idempotency_key)`` is read the same way."""
 
     session_id: UUID | str
     event: str
     args: Mapping[str, Any] | None = None
     expected_version: int | None = None
+    idempotency_key: str | IdempotencyKey | None = None
 
 
 class _Send(NamedTuple):
@@ -74,6 +82,7 @@ class _Send(NamedTuple):
     args: dict[str, Any]
     payload: dict[str, Any]
     expected_version: int | None
+    key: KeyRequest | None
 
 
 def _items(items: Any) -> list[Any]:
@@ -92,6 +101,7 @@ def create_many(pipeline: WritePipeline, registry: LifecycleRegistry, items: Any
     batch = _items(items)
     now = pipeline.now()
     changes: list[Change] = []
+    requests: list[KeyRequest | None] = []
     for index, item in enumerate(batch):
         try:
             if not isinstance(item, Mapping):
@@ -108,29 +118,123 @@ def create_many(pipeline: WritePipeline, registry: LifecycleRegistry, items: Any
             start = item.get("start", False)
             if not isinstance(start, bool):
                 raise InvalidInput("start", f"item {index}: expected True or False, got {type(start).__name__}")
+            requests.append(commands.create_request(item.get("idempotency_key"), definition, arguments, start))
             change = commands.creation(pipeline, definition, arguments, now)
             changes.append(commands.started_creation(pipeline, change, now) if start else change)
         except SessionflowError as error:
             raise BatchRejected(index, error) from error
-    if changes:
+    if not changes:
+        return []
+    if not any(requests):
+        return _commit_creations(pipeline, changes)
+    with _holding(pipeline, requests):
+        answers = _answers(pipeline, requests, now)
+        pending = [index for index in range(len(changes)) if index not in answers]
+        keyed = [_keep(pipeline, changes[index], requests[index], now) for index in pending]
         try:
-            pipeline.delivery.commit_many(changes)
-        except BatchRejected as rejected:  # a refused start of a new session: it does not exist, name none
-            refused = rejected.error
-            if isinstance(refused, ActiveSessionExists) and changes[rejected.index].expected_version == 0:
-                raise BatchRejected(rejected.index, ActiveSessionExists(
-                    None, user_id=refused.user_id, active_session_id=refused.active_session_id)) from None
-            raise
+            written = _commit_creations(pipeline, keyed) if keyed else []
+        except SessionflowError as error:
+            answered = _answered_all(pipeline, requests, now)
+            if answered is not None:
+                return answered
+            mapped = _mapped(error, pending)
+            if mapped is error:
+                raise
+            raise mapped from error
+        answers.update(zip(pending, written, strict=True))
+    return [answers[index] for index in range(len(changes))]
+
+
+def _commit_creations(pipeline: WritePipeline, changes: list[Change]) -> list[Session]:
+    try:
+        pipeline.delivery.commit_many(changes)
+    except BatchRejected as rejected:  # a refused start of a new session: it does not exist, name none
+        refused = rejected.error
+        if isinstance(refused, ActiveSessionExists) and changes[rejected.index].expected_version == 0:
+            raise BatchRejected(rejected.index, ActiveSessionExists(
+                None, user_id=refused.user_id, active_session_id=refused.active_session_id)) from None
+        raise
     return [change.session for change in changes]
 
 
-def _send_item(item: Any) -> _Send:
+# ---------------------------------------------------------------------- items with idempotency keys
+
+
+@contextmanager
+def _holding(pipeline: WritePipeline, requests: list[KeyRequest | None]) -> Iterator[None]:
+    """The keys of the items in flight (each once in the batch) while the block runs."""
+    guard = pipeline.keys
+    indexed = [(index, request) for index, request in enumerate(requests) if request is not None]
+    if guard is None:
+        raise BatchRejected(indexed[0][0], InvalidInput(
+            "idempotency_key", f"{type(pipeline.store).__name__} does not keep idempotency keys"))
+    seen: set[tuple[str, str]] = set()
+    for index, request in indexed:
+        if (request.scope, request.key) in seen:
+            raise BatchRejected(index, InvalidInput("idempotency_key", f"item {index}: its key is already the key "
+                                                                       "of an earlier item of the batch"))
+        seen.add((request.scope, request.key))
+    try:
+        with guard.holding([request for _, request in indexed]):
+            yield
+    except BatchRejected as rejected:
+        if isinstance(rejected.error, IdempotencyKeyInFlight) and rejected.index < len(indexed):
+            raise BatchRejected(indexed[rejected.index][0], rejected.error) from None
+        raise
+    except IdempotencyKeyInFlight as error:
+        raise BatchRejected(indexed[0][0], error) from None
+
+
+def _answers(pipeline: WritePipeline, requests: list[KeyRequest | None], now: datetime) -> dict[int, Session]:
+    """The sessions answering the items whose key is stored for the same request, by item index."""
+    guard = pipeline.keys
+    assert guard is not None  # checked by _holding
+    answers: dict[int, Session] = {}
+    for index, request in enumerate(requests):
+        if request is not None:
+            try:
+                answer = guard.answer(request, now)
+            except SessionflowError as error:
+                raise BatchRejected(index, error) from error
+            if answer is not None:
+                answers[index] = answer
+    return answers
+
+
+def _keep(pipeline: WritePipeline, change: Change, request: KeyRequest | None, now: datetime) -> Change:
+    """``change`` with its item's key record, when it has one."""
+    guard = pipeline.keys
+    return change if request is None or guard is None else replace(change, idempotency=guard.record(request, now))
+
+
+def _answered_all(pipeline: WritePipeline, requests: list[KeyRequest | None],
+                  now: datetime) -> list[Session] | None:
+    """After a keyed batch failed: the answers of every item when each has a key and each key is now stored for
+    its request (another process wrote the same batch, or the commit was applied although its reply was lost);
+    else ``None`` (the failure stands)."""
+    if not all(request is not None for request in requests):
+        return None
+    try:
+        answers = _answers(pipeline, requests, now)
+    except SessionflowError:
+        return None
+    return [answers[index] for index in range(len(requests))] if len(answers) == len(requests) else None
+
+
+def _mapped(error: SessionflowError, pending: list[int]) -> SessionflowError:
+    """``error`` of the batch of the ``pending`` items, a refused item named by its index in the whole batch."""
+    if isinstance(error, BatchRejected) and error.index < len(pending):
+        return BatchRejected(pending[error.index], error.error)
+    return error
+
+
+def _send_item(item: Any, performer: str) -> _Send:
     if isinstance(item, (str, bytes, Mapping)) or not isinstance(item, (tuple, list)):
-        raise InvalidInput("items", f"expected (session_id, event[, args[, expected_version]]), got "
-                                    f"{type(item).__name__}")
-    if not 2 <= len(item) <= 4:
-        raise InvalidInput("items", f"expected 2 to 4 values (session_id, event[, args[, expected_version]]), "
-                                    f"got {len(item)}")
+        raise InvalidInput("items", f"expected (session_id, event[, args[, expected_version[, idempotency_key]]]), "
+                                    f"got {type(item).__name__}")
+    if not 2 <= len(item) <= 5:
+        raise InvalidInput("items", f"expected 2 to 5 values (session_id, event[, args[, expected_version[, "
+                                    f"idempotency_key]]]), got {len(item)}")
     sid = parse_session_id(item[0])
     args = item[2] if len(item) > 2 else None
     if args is not None and not isinstance(args, Mapping):
@@ -139,7 +243,9 @@ def _send_item(item: Any) -> _Send:
     expected = item[3] if len(item) > 3 else None
     valid.check_expected(expected)
     arguments, payload = valid.event_arguments(item[1], args)
-    return _Send(sid, item[1], arguments, payload, expected)
+    key = item[4] if len(item) > 4 else None
+    request = commands.event_request(key, performer, item[1], sid, payload, arguments, expected)
+    return _Send(sid, item[1], arguments, payload, expected, request)
 
 
 def send_many(pipeline: WritePipeline, items: Any, performer_id: Any) -> list[Session]:
@@ -148,17 +254,43 @@ def send_many(pipeline: WritePipeline, items: Any, performer_id: Any) -> list[Se
     sends: list[_Send] = []
     for index, item in enumerate(_items(items)):
         try:
-            sends.append(_send_item(item))
+            sends.append(_send_item(item, performer))
         except SessionflowError as error:
             raise BatchRejected(index, error) from error
     if not sends:
         return []
+    requests = [send.key for send in sends]
+    if not any(requests):
+        return _send_all(pipeline, sends, performer, None)
+    now = pipeline.now()
+    with _holding(pipeline, requests):
+        answers = _answers(pipeline, requests, now)
+        pending = [index for index in range(len(sends)) if index not in answers]
+        try:
+            written = _send_all(pipeline, [sends[index] for index in pending], performer, now) if pending else []
+        except SessionflowError as error:
+            answered = _answered_all(pipeline, requests, now)
+            if answered is not None:
+                return answered
+            mapped = _mapped(error, pending)
+            if mapped is error:
+                raise
+            raise mapped from error
+        answers.update(zip(pending, written, strict=True))
+    return [answers[index] for index in range(len(sends))]
+
+
+def _send_all(pipeline: WritePipeline, sends: list[_Send], performer: str, keyed_at: datetime | None) -> list[Session]:
+    """Decide and commit ``sends`` in one transaction (each item's key kept with its change when ``keyed_at``)."""
     for attempt in range(2):
         fresh = attempt > 0 or not pipeline.caches_reads
-        decided = _decide(pipeline, sends, performer, pipeline.now(), fresh)
+        decided = _decide(pipeline, sends, performer, pipeline.now() if keyed_at is None else keyed_at, fresh)
         if decided is None:
             continue  # a cached copy was behind an expected version: read again
         changes, item_of = decided
+        if keyed_at is not None:
+            changes = [change if item < 0 else _keep(pipeline, change, sends[item].key, keyed_at)
+                       for change, item in zip(changes, item_of, strict=True)]
         try:
             pipeline.delivery.commit_many(changes)
         except BatchRejected as rejected:

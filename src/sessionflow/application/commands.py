@@ -8,12 +8,12 @@ through the :class:`~sessionflow.application.pipeline.WritePipeline`; the simple
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
-from sessionflow.application.idempotency import IdempotencyRecord, KeyRequest
+from sessionflow.application.idempotency import IdempotencyRecord, KeyRequest, key_request
 from sessionflow.application.pipeline import SYSTEM, WritePipeline
 from sessionflow.application.ports import Change
 from sessionflow.application.validation import CreateArguments, as_state
@@ -24,7 +24,8 @@ from sessionflow.domain.replay import apply
 from sessionflow.domain.values import format_timestamp, new_uuid4
 from sessionflow.errors import ActiveSessionExists, InvalidInput, InvalidTransition, SessionUserMismatch
 
-__all__ = ["create", "creation", "delete", "expire", "migrate", "record_file_check", "started_creation", "update"]
+__all__ = ["create", "create_request", "creation", "delete", "event_request", "expire", "migrate",
+           "record_file_check", "started_creation", "update"]
 
 _STATUS_EVENTS: Final = {
     SessionStatus.IN_PROGRESS: "start",
@@ -32,6 +33,28 @@ _STATUS_EVENTS: Final = {
     SessionStatus.FAILED: "fail",
     SessionStatus.EXPIRED: "expire",
 }
+
+
+def create_request(key: Any, definition: LifecycleDefinition, arguments: CreateArguments,
+                   start: bool) -> KeyRequest | None:
+    """The idempotency request of a create (``None`` without a key): its fingerprint covers the created event's
+    arguments (``user_id``, ``workspace_id``, ``module_name``, ``file_paths``, ``metadata``), ``ttl``, the
+    lifecycle's name and version and ``start``."""
+    if key is None:
+        return None
+    return key_request(key, arguments.performer, "create", None,
+                       {**arguments.payload, "ttl": arguments.ttl, "lifecycle": definition.name,
+                        "lifecycle_version": definition.version, "start": start})
+
+
+def event_request(key: Any, performer: str, event: str, sid: UUID, payload: Mapping[str, Any] | None,
+                  args: Mapping[str, Any] | None, expected_version: int | None) -> KeyRequest | None:
+    """The idempotency request of an event sent to a session (``None`` without a key): its fingerprint covers
+    the event's name, the session id, its recorded payload and arguments and ``expected_version``."""
+    if key is None:
+        return None
+    return key_request(key, performer, event, sid,
+                       {"payload": payload or {}, "args": args or {}, "expected_version": expected_version})
 
 
 def create(pipeline: WritePipeline, definition: LifecycleDefinition, arguments: CreateArguments, *,

@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple
@@ -35,6 +36,7 @@ from uuid import UUID
 from sessionflow.domain.models import Session
 from sessionflow.domain.replay import replay
 from sessionflow.errors import (
+    BatchRejected,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidInput,
@@ -167,18 +169,36 @@ class KeyGuard:
         self._lock = threading.Lock()
         self._in_flight: set[tuple[str, str]] = set()
 
+    def record(self, request: KeyRequest, now: datetime) -> IdempotencyRecord:
+        """The record a change written at ``now`` under ``request`` keeps."""
+        return IdempotencyRecord(request.scope, request.key, request.fingerprint, now, now + self.window)
+
+    @contextmanager
+    def holding(self, requests: Sequence[KeyRequest]) -> Iterator[None]:
+        """Mark the keys of ``requests`` in flight while the block runs. If another write of this process holds
+        one of them, none is held and :class:`~sessionflow.errors.IdempotencyKeyInFlight` is raised (for several
+        requests: :class:`~sessionflow.errors.BatchRejected` naming the first such one by its place in
+        ``requests``)."""
+        tokens = [(request.scope, request.key) for request in requests]
+        with self._lock:
+            for index, token in enumerate(tokens):
+                if token in self._in_flight:
+                    error = IdempotencyKeyInFlight(token[1])
+                    raise error if len(tokens) == 1 else BatchRejected(index, error)
+            self._in_flight.update(tokens)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight.difference_update(tokens)
+
     def run(self, request: KeyRequest, now: datetime, write: Callable[[IdempotencyRecord], Session]) -> Session:
         """Answer ``request`` from its stored key, or run ``write`` with the record to store with it."""
-        token = (request.scope, request.key)
-        with self._lock:
-            if token in self._in_flight:
-                raise IdempotencyKeyInFlight(request.key)
-            self._in_flight.add(token)
-        try:
+        with self.holding((request,)):
             answer = self.answer(request, now)
             if answer is not None:
                 return answer
-            record = IdempotencyRecord(request.scope, request.key, request.fingerprint, now, now + self.window)
+            record = self.record(request, now)
             try:
                 return write(record)
             except SessionflowError as error:
@@ -192,9 +212,6 @@ class KeyGuard:
                 if answer is None:
                     raise
                 return answer
-        finally:
-            with self._lock:
-                self._in_flight.discard(token)
 
     def answer(self, request: KeyRequest, now: datetime) -> Session | None:
         """The session as the stored write of ``request``'s key left it, or ``None`` when no live key is stored.

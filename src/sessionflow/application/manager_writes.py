@@ -70,9 +70,7 @@ class ManagerWrites:
                                            ttl=ttl, default_ttl=self.default_ttl)
         if not isinstance(start, bool):
             raise InvalidInput("start", f"expected True or False, got {type(start).__name__}")
-        key = key_request(idempotency_key, arguments.performer, "create", None,
-                          {**arguments.payload, "ttl": arguments.ttl, "lifecycle": definition.name,
-                           "lifecycle_version": definition.version, "start": start})
+        key = commands.create_request(idempotency_key, definition, arguments, start)
         return commands.create(self._pipeline, definition, arguments, start=start, key=key)
 
     def create_many(self, items: Iterable[CreateItem | Mapping[str, Any]], *,
@@ -126,9 +124,7 @@ class ManagerWrites:
         sid = parse_session_id(session_id)
         performer = valid.performer(performer_id)
         valid.check_expected(expected_version)
-        request = None if key is None else key_request(
-            key, performer, machine_event, sid,
-            {"payload": payload, "args": args, "expected_version": expected_version})
+        request = commands.event_request(key, performer, machine_event, sid, payload, args, expected_version)
         return self._pipeline.write(sid, machine_event, performer, payload=payload, args=args,
                                     expected_version=expected_version, prepare=prepare, key=request)
 

@@ -35,7 +35,7 @@ from sessionflow.testing.contract.concurrency import TestConcurrency
 from sessionflow.testing.contract.create_started import TestCreateStarted
 from sessionflow.testing.contract.expiry import TestExpiry
 from sessionflow.testing.contract.feed import TestFeed
-from sessionflow.testing.contract.idempotency import TestIdempotency
+from sessionflow.testing.contract.idempotency import TestIdempotency, TestIdempotentBatches
 from sessionflow.testing.contract.lifecycle import TestLifecycle
 from sessionflow.testing.contract.listing import TestList
 from sessionflow.testing.contract.nul import TestNulRefused
@@ -58,6 +58,7 @@ __all__ = [
     "TestExpiry",
     "TestFeed",
     "TestIdempotency",
+    "TestIdempotentBatches",
     "TestLifecycle",
     "TestList",
     "TestNulRefused",

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from sessionflow import (
+    BatchRejected,
     IdempotencyKey,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -25,7 +26,7 @@ from sessionflow.testing import ManualClock
 from sessionflow.testing._managers import StoreFactory
 from sessionflow.testing.contract._support import ContractSuite, MakeManager, requires
 
-__all__ = ["TestIdempotency"]
+__all__ = ["TestIdempotency", "TestIdempotentBatches"]
 
 
 class _Proxy:
@@ -69,6 +70,13 @@ class _ReplyLost(_Proxy):
             self.lost += 1
             self.down = self.stays_down
             raise OutcomeUnknown("append", session_ids=[change.session.id])
+
+    def append_many(self, changes: Any) -> None:
+        self.store.append_many(changes)
+        if not self.lost:
+            self.lost += 1
+            self.down = self.stays_down
+            raise OutcomeUnknown("append_many", session_ids=[change.session.id for change in changes])
 
     def find_key(self, scope: str, key: str) -> Any:
         if self.down:
@@ -288,3 +296,56 @@ class TestIdempotency(ContractSuite):
         assert store.find_key("performer:u1", "k") is None
         assert store.find_key("performer:u1", "f") is None
         assert store.find_key("performer:u1", "kept").session_id == kept.id
+
+
+@requires("idempotency")
+class TestIdempotentBatches(ContractSuite):
+    """``create_many`` and ``send_many`` items given an ``idempotency_key``."""
+
+    @pytest.fixture
+    def mgr(self, make_manager: MakeManager, clock: ManualClock) -> SessionManager:
+        return make_manager(clock=clock)
+
+    def test_a_keyed_batch_sent_twice_is_written_once(self, mgr: SessionManager) -> None:
+        items: list[dict[str, Any]] = [{"user_id": f"u{n}", "idempotency_key": f"c{n}"} for n in range(3)]
+        first = mgr.create_many(items, performer_id="ops")
+        assert mgr.create_many(items, performer_id="ops") == first
+        assert mgr.count() == 3
+        sends = [(s.id, "start", None, None, f"s{n}") for n, s in enumerate(first)]
+        started = mgr.send_many(sends, performer_id="ops")
+        before = mgr.last_position()
+        assert mgr.send_many(sends, performer_id="ops") == started
+        assert mgr.last_position() == before
+        assert [s.version for s in started] == [2, 2, 2]
+
+    def test_items_answered_and_items_written_in_one_batch(self, mgr: SessionManager) -> None:
+        single = mgr.create(user_id="u1", performer_id="ops", idempotency_key="one")
+        batch = mgr.create_many([{"user_id": "u1", "idempotency_key": "one"}, {"user_id": "u2"},
+                                 {"user_id": "u3", "idempotency_key": "three"}], performer_id="ops")
+        assert batch[0] == single
+        assert mgr.count() == 3
+        started = mgr.start(single.id, performer_id="ops", idempotency_key="go")
+        sent = mgr.send_many([(single.id, "start", None, None, "go"), (batch[1].id, "start")], performer_id="ops")
+        assert sent[0] == started
+        assert (sent[1].status, mgr.get(single.id).version) == ("in_progress", 2)
+
+    def test_a_key_reused_or_doubled_in_a_batch_refuses_it(self, mgr: SessionManager) -> None:
+        mgr.create(user_id="u1", performer_id="ops", idempotency_key="k")
+        with pytest.raises(BatchRejected) as refused:
+            mgr.create_many([{"user_id": "u2"}, {"user_id": "u9", "idempotency_key": "k"}], performer_id="ops")
+        assert (refused.value.index, type(refused.value.error)) == (1, IdempotencyKeyReused)
+        with pytest.raises(BatchRejected) as doubled:
+            mgr.create_many([{"idempotency_key": "d"}, {"user_id": "u2"}, {"idempotency_key": "d"}],
+                            performer_id="ops")
+        assert (doubled.value.index, doubled.value.error.code) == (2, "invalid_input")
+        assert mgr.count() == 1
+
+    def test_a_batch_whose_reply_was_lost_is_answered(self, sessionflow_store_factory: StoreFactory,
+                                                      clock: ManualClock) -> None:
+        with SessionManager(sessionflow_store_factory(), clock=clock) as mgr:
+            lossy = SessionManager(_ReplyLost(mgr.store), clock=clock, owns_store=False)
+            items: list[dict[str, Any]] = [{"user_id": "u1", "idempotency_key": "a"},
+                                           {"user_id": "u2", "idempotency_key": "b"}]
+            created = lossy.create_many(items, performer_id="ops")
+            assert mgr.count() == 2
+            assert sorted(s.id for s in mgr.list()) == sorted(s.id for s in created)
