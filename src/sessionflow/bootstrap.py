@@ -26,6 +26,7 @@ __all__ = ["DEFAULT_URL", "SessionManager", "build", "check_retries", "create_en
 
 if TYPE_CHECKING:
     from sessionflow.application.ports import Waker
+    from sessionflow.application.tracing import Tracing
     from sessionflow.diagram import SessionDiagram
     from sessionflow.settings import Settings
 
@@ -79,6 +80,11 @@ class SessionManager(FacadeWiring, manager.ManagerCore):
         session = self.get(session_id)
         machine = self.registry.get(session.lifecycle, session.lifecycle_version).machine
         return session_diagram(machine, session.status, self.history(session.id), format)
+
+    def _default_tracing(self) -> Tracing:
+        from sessionflow.adapters.otel_lazy import LazyOtelTracing  # imports no OpenTelemetry until it is used
+
+        return LazyOtelTracing()
 
     def _new_waker(self, cleanup_interval: timedelta) -> Waker:
         from sessionflow.adapters.apscheduler import ApschedulerWaker  # the scheduler only when asked for

@@ -59,6 +59,7 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "sessionflow.adapters.archive": ("read_archive", "read_archive_file", "restore_archive"),
     "sessionflow.adapters.jsonl": ("ExportResult", "JsonlAuditTrail", "audit_path", "export"),
     "sessionflow.adapters.metrics": ("SessionflowMetrics",),
+    "sessionflow.adapters.otel": ("OtelTracing",),
     "sessionflow.application.watching": ("ChangeWatcher", "Notice"),
     "sessionflow.domain.definitions": ("SESSION_DEFINITION", "LifecycleDefinition", "StateTimeout"),
     "sessionflow.domain.lifecycle": ("all_files_accounted", "deadline_not_passed", "deadline_passed", "has_reason"),

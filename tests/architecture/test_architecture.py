@@ -27,7 +27,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "domain": ({"errors"}, {"pydantic", "statemachine"}),
     "application": ({"domain", "errors"}, set()),
     "adapters": ({"application", "domain", "errors"},
-                 {"sqlalchemy", "psycopg", "alembic", "apscheduler", "prometheus_client", "redis"}),
+                 {"sqlalchemy", "psycopg", "alembic", "apscheduler", "prometheus_client", "redis", "opentelemetry"}),
     "settings": ({"domain", "errors"}, {"pydantic", "pydantic_settings"}),
     "loader": ({"domain", "errors"}, {"pydantic", "statemachine", "yaml"}),
     "diagram": ({"domain"}, {"statemachine"}),

@@ -142,7 +142,8 @@ class ThreadRunner:
         """``fn(*args, **kwargs)`` on a worker thread."""
         loop = asyncio.get_running_loop()
         self._loop = loop
-        call = functools.partial(self._call, fn, args, kwargs)
+        # In the caller's context (its current span, its context variables), as asyncio.to_thread runs calls.
+        call = functools.partial(contextvars.copy_context().run, self._call, fn, args, kwargs)
         if self._waiting:
             return await asyncio.to_thread(call)
         return await loop.run_in_executor(self._executor, call)

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from sessionflow.application.group_commit import GroupCommit
 from sessionflow.application.ports import Change, EventStore, Waker
+from sessionflow.application.tracing import Tracing
 from sessionflow.domain.models import SessionEvent
 from sessionflow.errors import InvalidInput
 
@@ -39,7 +40,7 @@ class Delivery:
     :meth:`use_locks` to change them before the first write.
     """
 
-    __slots__ = ("_append", "_deliver_lock", "_outbox", "_stripes", "_subscribe_lock", "group", "store",
+    __slots__ = ("_append", "_append_many", "_deliver_lock", "_outbox", "_stripes", "_subscribe_lock", "group", "store",
                  "subscribers", "waker")
 
     def __init__(self, store: EventStore, waker: Waker | None,
@@ -50,12 +51,45 @@ class Delivery:
         #: Single commits go through this group commit when set (see :mod:`~sessionflow.application.group_commit`).
         self.group = group
         self._append: Callable[[Change], None] = store.append if group is None else group.append
+        self._append_many: Callable[[Sequence[Change]], None] = store.append_many
         self.subscribers: tuple[Subscriber, ...] = ()
         self._subscribe_lock = threading.Lock()
         self._stripes: tuple[AbstractContextManager[Any], ...] = ()
         self.use_locks(lock_factory)
         self._outbox: deque[tuple[SessionEvent, ...]] = deque()
         self._deliver_lock = threading.Lock()
+
+    def trace(self, tracing: Tracing, store_kind: str) -> None:
+        """Make each append a child span (``sessionflow.store.append``, ``sessionflow.store.append_many``) of the
+        operation's span, while ``tracing`` is active (before any write is under way)."""
+        append, append_many = self._append, self._append_many
+
+        def traced_append(change: Change) -> None:
+            if not tracing.active():
+                return append(change)
+            with tracing.span("sessionflow.store.append", {
+                    "db.system.name": store_kind, "sessionflow.session.id": str(change.session.id),
+                    "sessionflow.batch.size": len(change.events)}) as span:
+                try:
+                    append(change)
+                except BaseException as error:
+                    span.fail(error, str(getattr(error, "code", "error")))
+                    raise
+            return None
+
+        def traced_append_many(changes: Sequence[Change]) -> None:
+            if not tracing.active():
+                return append_many(changes)
+            with tracing.span("sessionflow.store.append_many", {
+                    "db.system.name": store_kind, "sessionflow.batch.size": len(changes)}) as span:
+                try:
+                    append_many(changes)
+                except BaseException as error:
+                    span.fail(error, str(getattr(error, "code", "error")))
+                    raise
+            return None
+
+        self._append, self._append_many = traced_append, traced_append_many
 
     def use_locks(self, lock_factory: Callable[[], AbstractContextManager[Any]]) -> None:
         """Make the per-session delivery locks with ``lock_factory`` (before any write is under way)."""
@@ -97,12 +131,12 @@ class Delivery:
         """Append ``changes`` in one transaction (:meth:`EventStore.append_many`); then deliver their events
         and tell the waker the earliest deadline they set."""
         if not self.subscribers:
-            self.store.append_many(changes)
+            self._append_many(changes)
         else:
             with ExitStack() as stack:  # every session's stripe, in one order (no deadlock between batches)
                 for stripe in sorted({hash(change.session.id) % _STRIPES for change in changes}):
                     stack.enter_context(self._stripes[stripe])
-                self.store.append_many(changes)
+                self._append_many(changes)
                 for change in changes:
                     self._outbox.append(change.events)
         if self._outbox:

@@ -110,7 +110,8 @@ class KeyRequest(NamedTuple):
     scope: str
     key: str
     fingerprint: str
-    handle: IdempotencyKey | None
+    #: The caller's :class:`IdempotencyKey`, or one made for a plain string key: what the write did is noted on it.
+    handle: IdempotencyKey
 
 
 def _canonical(value: Any) -> Any:
@@ -147,13 +148,12 @@ def key_request(value: Any, performer: str, operation: str, session_id: UUID | N
     :class:`IdempotencyKey` to its own scope (its performer's when it has none)."""
     if value is None:
         return None
-    handle = value if isinstance(value, IdempotencyKey) else None
-    key = _check_key(handle.key if handle is not None else value)
-    scope = handle.scope if handle is not None and handle.scope is not None else f"performer:{performer}"
+    handle = value if isinstance(value, IdempotencyKey) else IdempotencyKey(_check_key(value))
+    key = _check_key(handle.key)
+    scope = handle.scope if handle.scope is not None else f"performer:{performer}"
     if not isinstance(scope, str) or not scope:
         raise InvalidInput("idempotency_key", "the key's scope must be a non-empty string")
-    if handle is not None:
-        handle.replayed = False
+    handle.replayed = False
     return KeyRequest(scope, key, fingerprint(operation, session_id, arguments), handle)
 
 
@@ -224,6 +224,5 @@ class KeyGuard:
         events = [event for event in self.store.history(stored.session_id) if event.version <= stored.version]
         if len(events) != stored.version:  # purged meanwhile (purge removes its keys too)
             raise SessionNotFound(stored.session_id)
-        if request.handle is not None:
-            request.handle.replayed = True
+        request.handle.replayed = True
         return replay(events)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from sessionflow.application import validation as valid
 from sessionflow.application.delivery import Delivery, Subscriber
@@ -30,6 +30,7 @@ from sessionflow.application.pipeline import SYSTEM, WritePipeline
 from sessionflow.application.ports import Clock, EventStore, SystemClock, Waker
 from sessionflow.application.reads import Reads
 from sessionflow.application.timeouts import SweepResult, Timeouts
+from sessionflow.application.tracing import Tracing, store_kind
 from sessionflow.application.validation import UNSET
 from sessionflow.domain.deadlines import DeadlinePolicy
 from sessionflow.domain.decision import CompiledLifecycle
@@ -72,6 +73,9 @@ class ManagerCore(ManagerWrites, ManagerReads, ManagerUpkeep):
         idempotency_window: how long the store keeps a write's idempotency key (default 24 hours): a write sent
             again with its key within it is answered, not written again; after it, it writes again. See
             :mod:`~sessionflow.application.idempotency`.
+        tracing: where the spans of its operations go (:mod:`~sessionflow.application.tracing`); ``None``: the
+            facade's default (:class:`sessionflow.SessionManager`: OpenTelemetry's, once the process uses it);
+            ``False``: none.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class ManagerCore(ManagerWrites, ManagerReads, ManagerUpkeep):
         registry: LifecycleRegistry | None = None,
         group_commit: bool | int = False,
         idempotency_window: timedelta = DEFAULT_WINDOW,
+        tracing: Tracing | Literal[False] | None = None,
     ) -> None:
         self._registry = registry if registry is not None else default_registry()
         if lifecycle is None:
@@ -111,12 +116,24 @@ class ManagerCore(ManagerWrites, ManagerReads, ManagerUpkeep):
             default_definition=definition, deadlines=DeadlinePolicy(sliding=bool(sliding), max_lifetime=max_lifetime),
             single_active_per_user=bool(single_active_per_user), enforce_owner=bool(enforce_owner),
             idempotency_window=validate_ttl(idempotency_window, "idempotency_window"))
+        chosen = self._default_tracing() if tracing is None else tracing
+        #: Spans of the operations (``None``: none), and the store's kind they name.
+        self._tracing: Tracing | None = chosen if chosen is not False else None
+        self._store_kind = store_kind(store)
+        if self._tracing is not None:
+            self._delivery.trace(self._tracing, self._store_kind)
+            self._pipeline.tracing = self._tracing
         self._timeouts = Timeouts(self._pipeline, self._new_waker)
         self._reads = Reads(self._pipeline, self._timeouts)
         self._overview = Overview(self._pipeline, self._timeouts)
         #: The decider that expires one overdue session (what a sweep asks the store to apply).
         self._expiry_change = self._pipeline.expiry_change
         self._feed = Feed(store, self._pipeline, self._new_watcher)
+
+    def _default_tracing(self) -> Tracing | None:
+        """The tracing of a manager built with ``tracing=None`` (here: none; :class:`sessionflow.SessionManager`
+        traces through OpenTelemetry once the process uses it)."""
+        return None
 
     def _new_waker(self, cleanup_interval: timedelta) -> Waker:
         """The waker :meth:`start_timeouts` builds when none was given (here: none; a subclass picks one)."""

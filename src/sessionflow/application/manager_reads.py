@@ -20,6 +20,7 @@ from sessionflow.application import validation as valid
 from sessionflow.application.feed import MAX_PAGE, Feed, Handler, check_position
 from sessionflow.application.overview import Overview
 from sessionflow.application.reads import Reads, SessionPage
+from sessionflow.application.tracing import traced
 from sessionflow.domain.definitions import LifecycleRegistry
 from sessionflow.domain.models import Session, SessionEvent, SessionStatus
 from sessionflow.domain.values import MAX_LIST_LIMIT, parse_session_id, validate_identifier
@@ -40,6 +41,7 @@ class ManagerReads:
     _overview: Overview
     _registry: LifecycleRegistry
 
+    @traced("get")
     def get(self, session_id: UUID | str) -> Session:
         """The session. An overdue live session is expired first (recorded once, as ``"system"``).
 
@@ -47,10 +49,12 @@ class ManagerReads:
         """
         return self._reads.get(parse_session_id(session_id))
 
+    @traced("get_active")
     def get_active(self, session_id: UUID | str) -> Session | None:
         """The session while it is pending or in progress and not past its deadline, else ``None``."""
         return self._reads.get_active(parse_session_id(session_id))
 
+    @traced("list")
     def list(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
              user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
              lifecycle: str | None = None, created_after: datetime | None = None,
@@ -72,6 +76,7 @@ class ManagerReads:
             offset=offset, newest_first=newest_first)
         return self._reads.list(filters, limit, offset, valid.decode_cursor(cursor, filters.newest_first))
 
+    @traced("page")
     def page(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
              user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
              lifecycle: str | None = None, created_after: datetime | None = None,
@@ -88,10 +93,12 @@ class ManagerReads:
             newest_first=newest_first)
         return self._reads.page(filters, limit, valid.decode_cursor(cursor, filters.newest_first))
 
+    @traced("history")
     def history(self, session_id: UUID | str) -> builtins.list[SessionEvent]:
         """Every event of the session, oldest first — deleted sessions included."""
         return self._reads.history(parse_session_id(session_id))
 
+    @traced("count")
     def count(self, status: SessionStatus | str | None = None) -> int:
         """How many sessions there are (deleted ones excluded), optionally of one status."""
         statuses = valid.statuses(status, self._registry)
@@ -99,6 +106,7 @@ class ManagerReads:
             raise InvalidInput("status", "count takes one status")
         return self._reads.count(next(iter(statuses)) if statuses else None)
 
+    @traced("count_by_status")
     def count_by_status(self, *, status: SessionStatus | str | Iterable[SessionStatus | str] | None = None,
                         user_id: str | None = None, workspace_id: str | None = None, module_name: str | None = None,
                         lifecycle: str | None = None, created_after: datetime | None = None,
@@ -112,6 +120,7 @@ class ManagerReads:
             lifecycle=lifecycle, created_after=created_after, created_before=created_before, limit=1)
         return self._overview.count_by_status(filters)
 
+    @traced("deadlines_within")
     def deadlines_within(self, window: timedelta, *, user_id: str | None = None,
                          limit: int = 100) -> builtins.list[Session]:
         """The live sessions whose deadline falls within ``window`` from now (after now, at most ``now +
@@ -122,6 +131,7 @@ class ManagerReads:
 
     # ------------------------------------------------------------------ the global feed
 
+    @traced("events")
     def events(self, *, after: int = 0, limit: int = 1000, event: str | Iterable[str] | None = None,
                user_id: str | None = None) -> builtins.list[SessionEvent]:
         """Up to ``limit`` (at most 10,000) events of every session with a ``position`` above ``after``, in
@@ -148,6 +158,7 @@ class ManagerReads:
         """Store ``position`` for the consumer ``name`` (never moving it back)."""
         self._feed.save_consumer_position(name, position)
 
+    @traced("consume")
     def consume(self, name: str, handler: Handler, *, batch_size: int = 100, follow: bool = True,
                 stop: threading.Event | None = None, poll_interval: float = 0.5, max_events: int | None = None) -> int:
         """Hand each event after the position stored for ``name`` to ``handler(event)``, in position order, and

@@ -20,6 +20,7 @@ from sessionflow.application.pipeline import WritePipeline
 from sessionflow.application.ports import EventStore, KeepsIdempotencyKeys, Waker
 from sessionflow.application.retention import Archive, PurgeResult, purge_arguments, purge_closed
 from sessionflow.application.timeouts import SweepResult, Timeouts
+from sessionflow.application.tracing import traced
 from sessionflow.domain.values import to_utc, truncate_to_ms
 from sessionflow.errors import InvalidInput, StoreError
 
@@ -35,6 +36,7 @@ class ManagerUpkeep:
     _pipeline: WritePipeline
     _closed: bool
 
+    @traced("expire_sessions")
     def expire_sessions(self, now: datetime | None = None, batch_size: int = 1000, *,
                         limit: int | None = None) -> int:
         """Expire every overdue live session, in batches of ``batch_size`` per transaction.
@@ -45,6 +47,7 @@ class ManagerUpkeep:
         """
         return self._timeouts.sweep(now, batch_size, next_deadline=False, limit=limit).expired
 
+    @traced("sweep")
     def sweep(self, now: datetime | None = None, batch_size: int = 1000, *, limit: int | None = None) -> SweepResult:
         """:meth:`expire_sessions`, and then the earliest deadline left: what a waker re-arms at.
 
@@ -87,6 +90,7 @@ class ManagerUpkeep:
 
     # ------------------------------------------------------------------ maintenance
 
+    @traced("rebuild")
     def rebuild(self, progress: Callable[[int], object] | None = None) -> int:
         """Drop the projection and rebuild it from the events; returns how many sessions were rebuilt.
 
@@ -94,10 +98,12 @@ class ManagerUpkeep:
         """
         return rebuild_projection(self._store, progress)
 
+    @traced("verify")
     def verify(self, progress: Callable[[int], object] | None = None) -> builtins.list[Difference]:
         """Fold every history and list each difference from the stored projection (empty: all agree)."""
         return verify_projection(self._store, progress)
 
+    @traced("purge")
     def purge(self, *, closed_before: datetime, archive: Path | Archive | None = None, batch_size: int = 500,
               progress: Callable[[int], object] | None = None) -> PurgeResult:
         """Remove the closed sessions (final state, or deleted) last changed before ``closed_before`` (aware):
@@ -117,6 +123,7 @@ class ManagerUpkeep:
         self.drop_expired_keys()
         return result
 
+    @traced("drop_expired_keys")
     def drop_expired_keys(self, now: datetime | None = None, limit: int = 10_000) -> int:
         """Remove up to ``limit`` idempotency keys whose window ended at or before ``now`` (default: the clock);
         how many were removed (0 on a store that keeps no keys). :meth:`purge` and the waker's safety-net sweep

@@ -21,6 +21,7 @@ from sessionflow.application import validation as valid
 from sessionflow.application.batches import CreateItem, SendItem
 from sessionflow.application.idempotency import IdempotencyKey, key_request
 from sessionflow.application.pipeline import WritePipeline
+from sessionflow.application.tracing import traced
 from sessionflow.application.validation import UNSET
 from sessionflow.domain.definitions import LifecycleDefinition, LifecycleRegistry
 from sessionflow.domain.models import Session, SessionStatus
@@ -39,6 +40,7 @@ class ManagerWrites:
     #: Time-to-live of a session created without ``ttl``.
     default_ttl: timedelta
 
+    @traced("create")
     def create(self, *, performer_id: str, user_id: str | None = None, workspace_id: str | None = None,
                module_name: str | None = None, file_paths: Iterable[str] | None = None,
                metadata: Mapping[str, Any] | None = None, ttl: timedelta | None = None,
@@ -73,6 +75,7 @@ class ManagerWrites:
         key = commands.create_request(idempotency_key, definition, arguments, start)
         return commands.create(self._pipeline, definition, arguments, start=start, key=key)
 
+    @traced("create_many")
     def create_many(self, items: Iterable[CreateItem | Mapping[str, Any]], *,
                     performer_id: str) -> builtins.list[Session]:
         """Create a session per item, all in one transaction; returns them in item order.
@@ -86,6 +89,7 @@ class ManagerWrites:
         """
         return batches.create_many(self._pipeline, self._registry, items, performer_id, self.default_ttl)
 
+    @traced("send_many")
     def send_many(self, items: Iterable[SendItem | tuple[Any, ...]], *, performer_id: str) -> builtins.list[Session]:
         """Send an event per item, all in one transaction; returns each item's session as its event left it.
 
@@ -110,6 +114,7 @@ class ManagerWrites:
         return self.send_with(session_id, event, args, performer_id=performer_id,
                               expected_version=expected_version, idempotency_key=idempotency_key)
 
+    @traced("send")
     def send_with(self, session_id: UUID | str, event: str, args: Mapping[str, Any] | None = None, *,
                   performer_id: str, expected_version: int | None = None,
                   idempotency_key: str | IdempotencyKey | None = None) -> Session:
@@ -128,6 +133,7 @@ class ManagerWrites:
         return self._pipeline.write(sid, machine_event, performer, payload=payload, args=args,
                                     expected_version=expected_version, prepare=prepare, key=request)
 
+    @traced("migrate")
     def migrate(self, session_id: UUID | str, *, performer_id: str, to_version: int | None = None,
                 expected_version: int | None = None, idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """Move a session to a newer version of its lifecycle (default: the newest), mapping its state
@@ -141,12 +147,14 @@ class ManagerWrites:
                           {"to_version": to_version, "expected_version": expected_version})
         return commands.migrate(self._pipeline, sid, performer, to_version, expected_version, key)
 
+    @traced("start", event="start")
     def start(self, session_id: UUID | str, *, performer_id: str,
               expected_version: int | None = None,
               idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """``pending`` → ``in_progress``. Refused once the deadline has passed."""
         return self._write(session_id, "start", performer_id, expected_version, key=idempotency_key)
 
+    @traced("record_file", event="record_file")
     def record_file(self, session_id: UUID | str, path: str, error: str | None = None, *,
                     performer_id: str, expected_version: int | None = None,
                     idempotency_key: str | IdempotencyKey | None = None) -> Session:
@@ -159,6 +167,7 @@ class ManagerWrites:
                            payload={"path": file_path, "error": err}, prepare=commands.record_file_check(file_path),
                            key=idempotency_key)
 
+    @traced("add_note", event="add_note")
     def add_note(self, session_id: UUID | str, *, file_path: str, status: str, memory_id: str | None = None,
                  performer_id: str, expected_version: int | None = None,
                  idempotency_key: str | IdempotencyKey | None = None) -> Session:
@@ -167,12 +176,14 @@ class ManagerWrites:
         return self._write(session_id, "add_note", performer_id, expected_version, payload=payload,
                            key=idempotency_key)
 
+    @traced("complete", event="complete")
     def complete(self, session_id: UUID | str, *, performer_id: str,
                  expected_version: int | None = None,
               idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """``in_progress`` → ``completed``, once every file is processed or failed."""
         return self._write(session_id, "complete", performer_id, expected_version, key=idempotency_key)
 
+    @traced("fail", event="fail")
     def fail(self, session_id: UUID | str, *, reason: str, performer_id: str,
              expected_version: int | None = None, idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """``pending`` | ``in_progress`` → ``failed``, with a non-empty ``reason``."""
@@ -180,6 +191,7 @@ class ManagerWrites:
         return self._write(session_id, "fail", performer_id, expected_version, payload={"reason": text.strip()},
                            args={"reason": text}, key=idempotency_key)
 
+    @traced("expire", event="expire")
     def expire(self, session_id: UUID | str) -> Session:
         """Expire an overdue live session now, as ``"system"``.
 
@@ -187,12 +199,14 @@ class ManagerWrites:
         """
         return commands.expire(self._pipeline, parse_session_id(session_id))
 
+    @traced("touch", event="touch")
     def touch(self, session_id: UUID | str, *, performer_id: str,
               expected_version: int | None = None,
               idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """Extend the deadline to ``now`` + the session's TTL (never beyond its maximum lifetime)."""
         return self._write(session_id, "touch", performer_id, expected_version, key=idempotency_key)
 
+    @traced("update")
     def update(self, session_id: UUID | str, *, performer_id: str, expected_version: int | None = None,
                current_file: str | Any | None = UNSET, metadata: Mapping[str, Any] | Any = UNSET,
                status: SessionStatus | str | None = None, reason: str | None = None,
@@ -213,6 +227,7 @@ class ManagerWrites:
                            "expected_version": expected_version})
         return commands.update(self._pipeline, sid, performer, expected_version, fields, target, reason_text, key)
 
+    @traced("delete")
     def delete(self, session_id: UUID | str, *, performer_id: str,
                expected_version: int | None = None, idempotency_key: str | IdempotencyKey | None = None) -> Session:
         """Delete a session: it is gone from :meth:`get` and :meth:`list`; its history stays readable."""

@@ -18,6 +18,7 @@ from uuid import UUID
 from sessionflow.application.delivery import Delivery
 from sessionflow.application.idempotency import DEFAULT_WINDOW, IdempotencyRecord, KeyGuard, KeyRequest
 from sessionflow.application.ports import CachesReads, Change, Clock, EventStore, KeepsIdempotencyKeys, SystemClock
+from sessionflow.application.tracing import Tracing
 from sessionflow.application.validation import as_state, json_args
 from sessionflow.domain.deadlines import DeadlinePolicy, refreshed_deadline
 from sessionflow.domain.decision import Decision
@@ -55,7 +56,7 @@ class WritePipeline:
     """
 
     __slots__ = ("_system_clock", "caches_reads", "clock", "deadlines", "default_definition", "delivery",
-                 "enforce_owner", "keys", "registry", "single_active_per_user", "store")
+                 "enforce_owner", "keys", "registry", "single_active_per_user", "store", "tracing")
 
     def __init__(self, store: EventStore, delivery: Delivery, *, clock: Clock, registry: LifecycleRegistry,
                  default_definition: LifecycleDefinition, deadlines: DeadlinePolicy,
@@ -74,6 +75,8 @@ class WritePipeline:
         self.enforce_owner = enforce_owner
         #: Runs the writes given an idempotency key (``None``: the store keeps no keys).
         self.keys = KeyGuard(store, idempotency_window) if isinstance(store, KeepsIdempotencyKeys) else None
+        #: Where the state a write was decided on is noted on the operation's span (``None``: nowhere).
+        self.tracing: Tracing | None = None
 
     def now(self) -> datetime:
         """The clock's time, aware UTC, truncated to the millisecond like every recorded timestamp."""
@@ -229,7 +232,11 @@ class WritePipeline:
         if guard is None:
             raise InvalidInput("idempotency_key", f"{type(self.store).__name__} does not keep idempotency keys")
         now = self.now()
-        return guard.run(key, now, lambda record: write(record, now))
+        session = guard.run(key, now, lambda record: write(record, now))
+        tracing = self.tracing
+        if tracing is not None and tracing.active():
+            tracing.annotate({"sessionflow.idempotency.replayed": key.handle.replayed})
+        return session
 
     def commit_keyed(self, change: Change, record: IdempotencyRecord | None) -> None:
         """Commit ``change`` with the idempotency key ``record`` (when given) kept in its transaction."""
@@ -261,6 +268,9 @@ class WritePipeline:
                 if not fresh:
                     continue  # the cached copy may be behind: look again before refusing
                 raise ConcurrencyConflict(sid, expected_version=expected_version, actual_version=session.version)
+            tracing = self.tracing
+            if tracing is not None and tracing.active():
+                tracing.annotate({"sessionflow.state.from": str(session.status)})
             try:
                 self.check_owner(session, performer)
                 change = build(session, now)
