@@ -70,7 +70,8 @@ def test_reads_batches_sweeps_and_keyed_writes(make_manager: MakeManager, spans:
     (batch,) = spans.named("sessionflow.create_many")
     assert (_attributes(batch)["sessionflow.batch.size"], _attributes(batch)["sessionflow.result.count"]) == (3, 3)
     (append_many,) = spans.named("sessionflow.store.append_many")
-    assert append_many.parent is not None and append_many.parent.span_id == batch.context.span_id
+    assert append_many.parent is not None
+    assert append_many.parent.span_id == batch.context.span_id
     assert _attributes(append_many)["sessionflow.batch.size"] == 3
     assert len(mgr.list()) == 3
     assert _attributes(spans.named("sessionflow.list")[0])["sessionflow.result.count"] == 3
@@ -99,4 +100,5 @@ def test_the_facade_keeps_the_methods_signatures() -> None:
     import inspect
 
     assert "idempotency_key" in inspect.signature(SessionManager.start).parameters
-    assert SessionManager.start.__doc__ and "pending" in SessionManager.start.__doc__
+    assert SessionManager.start.__doc__
+    assert "pending" in SessionManager.start.__doc__
