@@ -102,3 +102,29 @@ def test_the_facade_keeps_the_methods_signatures() -> None:
     assert "idempotency_key" in inspect.signature(SessionManager.start).parameters
     assert SessionManager.start.__doc__
     assert "pending" in SessionManager.start.__doc__
+
+
+def test_a_consumer_handles_each_event_in_a_span_of_its_own(make_manager: MakeManager, spans: Spans) -> None:
+    mgr = make_manager(tracing=spans.tracing)
+    session = mgr.create(user_id="u1", performer_id="u1")
+    mgr.start(session.id, performer_id="u1")
+    spans.clear()
+    seen: list[int] = []
+    assert mgr.consume("mailer", lambda event: seen.append(event.version), follow=False) == 2
+    handled = spans.named("sessionflow.feed.process")
+    assert [_attributes(s)["sessionflow.version"] for s in handled] == [1, 2]
+    first = _attributes(handled[0])
+    assert (first["messaging.system"], first["messaging.consumer.group.name"], first["messaging.operation.type"],
+            first["sessionflow.session.id"]) == ("sessionflow", "mailer", "process", str(session.id))
+    assert first["messaging.message.id"] == str(mgr.history(session.id)[0].record_id)
+
+    def refuse(event: Any) -> None:
+        raise RuntimeError("the mail server is down")
+
+    mgr.touch(session.id, performer_id="u1")
+    spans.clear()
+    with pytest.raises(RuntimeError):
+        mgr.consume("mailer", refuse, follow=False)
+    (failed,) = spans.named("sessionflow.feed.process")
+    assert failed.status.status_code is StatusCode.ERROR
+    assert _attributes(failed)["error.type"] == "RuntimeError"

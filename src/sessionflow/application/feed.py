@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from sessionflow.application.ports import Clock, EventStore
+from sessionflow.application.tracing import Tracing
 from sessionflow.application.validation import check_int
 from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import validate_identifier
@@ -88,13 +89,15 @@ def consumer_options(name: Any, handler: Any, batch_size: Any, poll_interval: An
 class Feed:
     """The feed of one store; see the module's docstring."""
 
-    __slots__ = ("_clock", "_store", "_watcher")
+    __slots__ = ("_clock", "_store", "_watcher", "tracing")
 
     def __init__(self, store: EventStore, clock: Clock, watcher: Callable[[], Any]) -> None:
         self._store = store
         self._clock = clock
         #: Returns the manager's change watcher (``subscribe(callback) -> unsubscribe``), or None.
         self._watcher = watcher
+        #: Where each handled event's span goes (``None``: nowhere); set by the manager.
+        self.tracing: Tracing | None = None
 
     def events(self, after: Any, limit: Any, user_id: Any = None) -> list[SessionEvent]:
         """Up to ``limit`` events with a position above ``after``, in position order (with ``user_id``: only
@@ -147,14 +150,33 @@ class Feed:
                 unsubscribe()
         return handled
 
+    @staticmethod
+    def _traced(tracing: Tracing, name: str, event: SessionEvent, handler: Handler) -> None:
+        """``handler(event)`` in a span ``sessionflow.feed.process`` with OpenTelemetry's messaging attributes."""
+        attributes = {"messaging.system": "sessionflow", "messaging.operation.type": "process",
+                      "messaging.operation.name": "process", "messaging.destination.name": "sessionflow.feed",
+                      "messaging.consumer.group.name": name, "messaging.message.id": str(event.record_id),
+                      "sessionflow.session.id": str(event.session_id), "sessionflow.event": str(event.event),
+                      "sessionflow.version": event.version, "sessionflow.feed.position": event.position or 0}
+        with tracing.span("sessionflow.feed.process", attributes) as span:
+            try:
+                handler(event)
+            except BaseException as error:
+                span.fail(error, str(getattr(error, "code", "error")))
+                raise
+
     def _handle(self, name: str, batch: list[SessionEvent], handler: Handler, position: int, handled: int,
                 stop: threading.Event | None) -> tuple[int, int]:
         """Hand ``batch`` to ``handler`` and store the position of the last event it returned from (also when
         it raises, before the exception goes on)."""
         start = position
+        tracing = self.tracing
         try:
             for event in batch:
-                handler(event)
+                if tracing is not None and tracing.active():
+                    self._traced(tracing, name, event, handler)
+                else:
+                    handler(event)
                 position = event.position if event.position is not None else position
                 handled += 1
                 if stop is not None and stop.is_set():

@@ -129,6 +129,7 @@ class ManagerCore(ManagerWrites, ManagerReads, ManagerUpkeep):
         #: The decider that expires one overdue session (what a sweep asks the store to apply).
         self._expiry_change = self._pipeline.expiry_change
         self._feed = Feed(store, self._pipeline, self._new_watcher)
+        self._feed.tracing = self._tracing
 
     def _default_tracing(self) -> Tracing | None:
         """The tracing of a manager built with ``tracing=None`` (here: none; :class:`sessionflow.SessionManager`

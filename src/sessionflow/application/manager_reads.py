@@ -158,7 +158,6 @@ class ManagerReads:
         """Store ``position`` for the consumer ``name`` (never moving it back)."""
         self._feed.save_consumer_position(name, position)
 
-    @traced("consume")
     def consume(self, name: str, handler: Handler, *, batch_size: int = 100, follow: bool = True,
                 stop: threading.Event | None = None, poll_interval: float = 0.5, max_events: int | None = None) -> int:
         """Hand each event after the position stored for ``name`` to ``handler(event)``, in position order, and
