@@ -7,6 +7,7 @@ hot operations on driver connections its :class:`~sessionflow.adapters.sqlalchem
 keeps, with SQL written once per dialect; each recorder supplies that SQL (a
 :class:`~sessionflow.adapters.sqlalchemy.rows.FastSql`), its policy, and the dialect's part of each operation
 (:meth:`DriverRecorder._append_on`, :meth:`DriverRecorder._get_on`, :meth:`DriverRecorder._expire_on`).
+An idempotency key's lookup (:meth:`DriverRecorder.find_key`) is a primary-key read like ``get``'s.
 
 Also here: the sweep's row helpers both recorders' batches use (:func:`decide_claimed`, :func:`expiry_update`).
 """

@@ -24,6 +24,12 @@ driver connection (``driver.py``, on the connections of ``connections.py``: the 
 class hierarchy, resolved once per call like any method: no helper object or function layer between an append
 and its SQL.
 
+Idempotency keys (:class:`~sessionflow.application.ports.KeepsIdempotencyKeys`, the table ``idempotency_keys``):
+a change's key is written by each recorder's one append path, in the change's transaction (SQLite: one more
+statement under the write lock; PostgreSQL: part of the append's one statement); ``find_key`` is a primary-key
+read on the driver connection (``driver.py``); ``drop_expired_keys`` and the keys' removal by a purge run on
+Core (``queries.py``, ``retention.py``).
+
 Modules, each importing only those before it: ``tables`` (schema), ``layout`` (the rows of the hand-written
 SQL), ``rows`` (row mapping), ``statements`` (the Core SQL), ``queries`` (the operations on Core),
 ``persistence``, ``driver``, then ``sqlite`` and ``postgres`` (its SQL in ``postgres_sql``); the package

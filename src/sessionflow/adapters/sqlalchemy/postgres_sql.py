@@ -35,9 +35,6 @@ def _param(column: str) -> str:
     return "%s::jsonb" if _CAST[column] == "jsonb" else "%s"
 
 
-#: The feed position a create takes for its session's ``created`` event: the feed's advisory lock first (held to
-#: the commit, so positions follow commit order), then the sequence — what the events' trigger does for an
-#: event inserted without one (revision 0005's ``sessionflow_event_position``).
 #: The primary key of ``idempotency_keys``: a keyed append that violates it met a live key of its scope.
 KEY_CONSTRAINT = "pk_idempotency_keys"
 
@@ -55,6 +52,9 @@ _KEEP_KEY = (
     f", kx AS (INSERT INTO idempotency_keys ({_KEY_NAMES}) SELECT {_KEY_NAMES} FROM kv "
     "WHERE NOT EXISTS (SELECT 1 FROM k))")
 
+#: The feed position a create takes for its session's ``created`` event: the feed's advisory lock first (held to
+#: the commit, so positions follow commit order), then the sequence — what the events' trigger does for an
+#: event inserted without one (revision 0005's ``sessionflow_event_position``).
 _TAKE_POSITION = ("WITH p AS (SELECT nextval('session_events_position_seq') AS position "
                   "FROM (SELECT pg_advisory_xact_lock(1936942450, 1) OFFSET 0) AS feed_lock)")
 

@@ -1,5 +1,6 @@
 """The operations of the SQL store that run on SQLAlchemy Core, whatever the dialect: the reads and queries,
-the feed's consumer positions, and the maintenance streams and writes (``statements.py`` holds their SQL).
+the feed's consumer positions, and the maintenance streams and writes — the expired idempotency keys' removal
+among them (``statements.py`` holds their SQL).
 
 :class:`CoreOperations` is a base of :class:`~sessionflow.adapters.sqlalchemy.SqlAlchemyEventStore`, which
 provides what they run on (:class:`_Store`: its retry framework, its snapshots, its read cache).
