@@ -7,7 +7,7 @@ hot operations on driver connections its :class:`~sessionflow.adapters.sqlalchem
 keeps, with SQL written once per dialect; each recorder supplies that SQL (a
 :class:`~sessionflow.adapters.sqlalchemy.rows.FastSql`), its policy, and the dialect's part of each operation
 (:meth:`DriverRecorder._append_on`, :meth:`DriverRecorder._get_on`, :meth:`DriverRecorder._expire_on`).
-An idempotency key's lookup (:meth:`DriverRecorder.find_key`) is a primary-key read like ``get``'s.
+An idempotency key's lookup (``find_key``) is a primary-key read like ``get``'s (:meth:`DriverRecorder._row_fast`).
 
 Also here: the sweep's row helpers both recorders' batches use (:func:`decide_claimed`, :func:`expiry_update`).
 """
@@ -26,7 +26,6 @@ from sessionflow.adapters.sqlalchemy.layout import ExpiryUpdate, column_index
 from sessionflow.adapters.sqlalchemy.persistence import SqlAlchemyEventStore
 from sessionflow.adapters.sqlalchemy.rows import _ms, session_from_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
-from sessionflow.application.idempotency import StoredKey
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.domain.models import SessionStatus
 from sessionflow.domain.values import compact_json
@@ -162,13 +161,6 @@ class DriverRecorder(SqlAlchemyEventStore):
         assert self._fast is not None
         sql = self._fast
         return self._row_fast(sql.select_session, (sql.uuid(session_id),))
-
-    def find_key(self, scope: str, key: str) -> StoredKey | None:
-        """The stored idempotency key ``key`` of ``scope`` (expired or not), or ``None``: one primary-key read on
-        the driver connection (see :class:`~sessionflow.application.ports.KeepsIdempotencyKeys`)."""
-        assert self._fast is not None
-        sql = self._fast
-        return sql.stored_key(self._row_fast(sql.select_key, (scope, key)))
 
     def _row_fast(self, statement: str, params: tuple[Any, ...]) -> Any:
         """The one row (or None) ``statement`` reads by a primary key, on the thread's kept connection if it has
