@@ -1,10 +1,11 @@
 """The idempotency keys of the SQL stores (``idempotency_keys``, revision 0008), where the contract suite does not
 reach: the key written by each store's one append path and nothing else (a refused change, a refused batch), a
-real race of two connections with one key on PostgreSQL, keyed writes whose reply was lost, the expired keys
+real race of two connections with one key (SQLite, PostgreSQL), keyed writes whose reply was lost, the expired keys
 dropped, and a purge taking its sessions' keys with it."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -232,6 +233,48 @@ def test_two_connections_racing_with_one_key_commit_once(postgres_url: str) -> N
         assert stores[0].get(changes[loser].session.id) is None
         assert stores[0].history(changes[loser].session.id) == []
         assert stores[0].get(changes[winner].session.id) is not None
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_two_sqlite_connections_racing_with_one_key_commit_once(tmp_path: Path) -> None:
+    """Two stores on one SQLite file append a new session each with one key while a third connection holds the
+    write lock; released, the write lock orders them: exactly one commits, the other is refused whole."""
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    stores = [create_store(url), create_store(url)]
+    try:
+        changes = [replace(_decided(s, _create(f"u{i}")), idempotency=_record("race")) for i, s in enumerate(stores)]
+        outcomes: list[BaseException | None] = [None, None]
+        started = threading.Barrier(3)
+        locker = sqlite3.connect(tmp_path / "race.db", isolation_level=None)
+        try:
+            locker.execute("BEGIN IMMEDIATE")
+
+            def append(index: int) -> None:
+                started.wait()
+                try:
+                    stores[index].append(changes[index])
+                except BaseException as error:  # reported below
+                    outcomes[index] = error
+
+            threads = [threading.Thread(target=append, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            started.wait()
+            time.sleep(0.2)  # both wait for the write lock
+            locker.execute("COMMIT")
+            for thread in threads:
+                thread.join(10)
+        finally:
+            locker.close()
+        refused = [i for i, error in enumerate(outcomes) if error is not None]
+        assert len(refused) == 1, outcomes
+        loser = refused[0]
+        assert isinstance(outcomes[loser], IdempotencyKeyInFlight)
+        assert stores[0].find_key("tenant", "race")[1] == changes[1 - loser].session.id
+        assert stores[0].get(changes[loser].session.id) is None
+        assert stores[0].history(changes[loser].session.id) == []
     finally:
         for store in stores:
             store.close()
