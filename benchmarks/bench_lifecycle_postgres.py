@@ -2,7 +2,9 @@
 from 1 and from 8 threads.
 
 * sessionflow: ``SessionManager.open("postgresql+psycopg://…")`` (pool of at least as many connections as
-  threads), one manager shared by the threads.
+  threads), one manager shared by the threads; and the same lifecycle with a fresh idempotency key on each of
+  its three writes ("keyed", a manager of its own on the same database), compared with the unkeyed one: what
+  keys cost.
 * ceilings: raw psycopg 3 writing the same rows into the same schema (created by sessionflow's migrations),
   one connection per thread, in two patterns: three explicit transactions per session (``BEGIN``,
   ``INSERT``/``UPDATE`` + event ``INSERT``, ``COMMIT``) and one statement per step in autocommit (a CTE);
@@ -55,6 +57,9 @@ def run(ctx: Context) -> Section:
             with contextlib.ExitStack() as stack:
                 manager = stack.enter_context(SessionManager.open(url, pool_size=max(5, threads), max_overflow=2))
                 ours = [SessionflowLifecycle(manager) for _ in range(threads)]
+                keyed_manager = stack.enter_context(SessionManager.open(url, pool_size=max(5, threads),
+                                                                        max_overflow=2))
+                keyed = [SessionflowLifecycle(keyed_manager, keyed=True) for _ in range(threads)]
                 raws = {pattern: [RawPostgresLifecycle(info, pattern) for _ in range(threads)]  # type: ignore[arg-type]
                         for pattern in _PATTERNS}
                 for group in raws.values():
@@ -69,6 +74,8 @@ def run(ctx: Context) -> Section:
                 contenders = [
                     Contender(f"sessionflow, {suffix}", "session", spread([o.run for o in ours]), threads=threads,
                               profile=threads == 1),
+                    Contender(f"sessionflow keyed, {suffix}", "session", spread([k.run for k in keyed]),
+                              threads=threads),
                     *(Contender(f"{label}, {suffix}", "session", spread([r.run for r in raws[pattern]]),
                                 threads=threads) for pattern, label in _PATTERNS.items()),
                     *peer,
@@ -89,6 +96,9 @@ def run(ctx: Context) -> Section:
                     section.profiles.append(profile_contender(contenders[0], n))
 
             subject = section.add(results[f"sessionflow, {suffix}"], "throughput")
+            keyed_result = section.add(results[f"sessionflow keyed, {suffix}"], "throughput")
+            section.compare(keyed_result, subject, "throughput",
+                            Target(">=", 0.9, "idempotency keys cost at most 10%"))
             raw_results = [section.add(results[f"{label}, {suffix}"], "throughput") for label in _PATTERNS.values()]
             best = min(raw_results, key=lambda m: m.median)
             section.compare(subject, best, "throughput", Target(">=", 0.7, "issue 3: best raw pattern"))

@@ -1,7 +1,9 @@
 """Durable lifecycle throughput on SQLite: create + start + complete per session, each step committed.
 
 * sessionflow: ``SessionManager.open("sqlite:///…")`` (WAL) with ``sqlite_synchronous`` ``NORMAL`` (the
-  default) and ``FULL``, on a file whose schema its migrations created.
+  default) and ``FULL``, on a file whose schema its migrations created; and the same lifecycle with a fresh
+  idempotency key on each of its three writes ("keyed", on a file of its own), compared with the unkeyed one:
+  what keys cost.
 * ceiling: raw ``sqlite3`` on one connection writing the same rows into a schema created the same way, at
   the same ``synchronous`` level (see `benchmarks/raw_sql.py`).
 * peer (``FULL`` only): the ``eventsourcing`` library's SQLite persistence doing the same lifecycle; it
@@ -54,15 +56,20 @@ def run(ctx: Context) -> Section:
     for level, n in sizes.items():
         with contextlib.ExitStack() as stack:
             ours_path = ctx.workdir / f"sessionflow-{level.lower()}.db"
+            keyed_path = ctx.workdir / f"sessionflow-keyed-{level.lower()}.db"
             raw_path = ctx.workdir / f"raw-{level.lower()}.db"
             manager = stack.enter_context(SessionManager.open(f"sqlite:///{ours_path}", sqlite_synchronous=level))
+            keyed_manager = stack.enter_context(SessionManager.open(f"sqlite:///{keyed_path}",
+                                                                    sqlite_synchronous=level))
             # The raw contender's schema comes from sessionflow's migrations too (then the manager is closed).
             SessionManager.open(f"sqlite:///{raw_path}").close()
             ours = SessionflowLifecycle(manager)
+            keyed = SessionflowLifecycle(keyed_manager, keyed=True)
             raw = RawSqliteLifecycle(str(raw_path), level)
             stack.callback(raw.close)
             contenders = [
                 Contender(f"sessionflow, SQLite {level}", "session", ours.run, profile=True),
+                Contender(f"sessionflow keyed, SQLite {level}", "session", keyed.run),
                 Contender(f"raw sqlite3, SQLite {level}", "session", raw.run),
             ]
 
@@ -85,6 +92,8 @@ def run(ctx: Context) -> Section:
                 section.profiles.append(profile_contender(contenders[0], n))
 
         subject = section.add(results[f"sessionflow, SQLite {level}"], "throughput")
+        keyed_result = section.add(results[f"sessionflow keyed, SQLite {level}"], "throughput")
+        section.compare(keyed_result, subject, "throughput", Target(">=", 0.9, "idempotency keys cost at most 10%"))
         reference = section.add(results[f"raw sqlite3, SQLite {level}"], "throughput")
         section.compare(subject, reference, "throughput",
                         Target(">=", 0.6 if level == "NORMAL" else 0.8, "issue 3"))

@@ -14,9 +14,10 @@ store that received them over time holds them. PostgreSQL: ``VACUUM ANALYZE`` an
 the upgrade (a settled database); SQLite: WAL mode, no statistics (sessionflow never runs ``ANALYZE`` there).
 
 The upgrade is timed as users run it: ``SessionManager.open(url)`` on the database, which upgrades every
-pending revision (``0004`` to ``0007``) in **one transaction** (PostgreSQL: behind the advisory lock; SQLite:
+pending revision (``0004`` to ``0008``) in **one transaction** (PostgreSQL: behind the advisory lock; SQLite:
 ``BEGIN IMMEDIATE``) and commits once — except on PostgreSQL ``0007``, which commits the transaction with its
-column and trigger, then fills the column and builds its indexes ``CONCURRENTLY`` on transactions of their own.
+column and trigger, then fills the column and builds its indexes ``CONCURRENTLY`` on transactions of their own
+(``0008``, a new table, then runs in the transaction begun after them).
 Each revision's share is read from the same run: every statement of the upgrading thread is timestamped
 (SQLAlchemy cursor events), and a revision ends when Alembic records it in ``alembic_version``. One run per
 database (the build dominates the time): the figures are single measurements, not medians.

@@ -364,6 +364,24 @@ def test_new_writes_continue_the_feed_and_the_trail(frozen: Frozen) -> None:
     assert lines == expected["trail"]["lines"] + len(new_events)
 
 
+def test_keyed_writes_work_once_upgraded(frozen: Frozen) -> None:
+    """The upgraded SQL database keeps idempotency keys (revision 0008): a keyed write sent twice is applied once,
+    on a session stored before the upgrade and on a new one."""
+    if frozen.store == "redis":
+        pytest.skip("the Redis store keeps no idempotency keys")
+    with frozen.open() as manager:
+        old = frozen.named("pending-files")
+        before = len(_history(manager, old))
+        touched = manager.touch(old, performer_id="alice", idempotency_key="touch-1")
+        assert manager.touch(old, performer_id="alice", idempotency_key="touch-1") == touched
+        fresh = manager.create(user_id="alice", performer_id="alice", idempotency_key="create-1")
+        assert manager.create(user_id="alice", performer_id="alice", idempotency_key="create-1") == fresh
+        assert len(_history(manager, old)) == before + 1
+        assert len(_history(manager, str(fresh.id))) == 1
+        stored: Any = manager.store
+        assert stored.find_key("performer:alice", "touch-1")[1:3] == (touched.id, touched.version)
+
+
 def test_the_archive_restores(frozen: Frozen, tmp_path: Path) -> None:
     purged = frozen.expected["purged"]
     archive = frozen.folder / "archive"

@@ -25,9 +25,10 @@ def reset_postgres(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            tables = conn.execute(text(
+            tables = (conn.execute(text(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename IN ('sessions', 'session_events', 'sessionflow_consumers')")).scalars().all()
+                "AND tablename IN ('sessions', 'session_events', 'sessionflow_consumers', 'idempotency_keys')"))
+                .scalars().all())
             if tables:
                 conn.execute(text("TRUNCATE " + ", ".join(tables)))
     finally:

@@ -2,8 +2,8 @@
 
 The store of :class:`sessionflow.AsyncSessionManager` on PostgreSQL. It is
 :class:`~sessionflow.adapters.sqlalchemy.PostgresEventStore` — the same SQL, the same one-statement append
-(a data-modifying CTE in autocommit mode: one round trip per transition), the same advisory lock, snapshots,
-retry rules and sweep — run over an :class:`~sqlalchemy.ext.asyncio.AsyncEngine`
+(a data-modifying CTE in autocommit mode: one round trip per transition, a write's idempotency key in it), the
+same advisory lock, snapshots, retry rules and sweep — run over an :class:`~sqlalchemy.ext.asyncio.AsyncEngine`
 (``create_async_engine("postgresql+psycopg://...")``, psycopg's ``AsyncConnection``) through SQLAlchemy's
 greenlet bridge, the way SQLAlchemy's own ``AsyncSession`` runs its synchronous core: every method is called
 inside :func:`sqlalchemy.util.greenlet_spawn` (the manager's runner sees to it, see

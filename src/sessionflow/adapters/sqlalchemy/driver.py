@@ -7,6 +7,7 @@ hot operations on driver connections its :class:`~sessionflow.adapters.sqlalchem
 keeps, with SQL written once per dialect; each recorder supplies that SQL (a
 :class:`~sessionflow.adapters.sqlalchemy.rows.FastSql`), its policy, and the dialect's part of each operation
 (:meth:`DriverRecorder._append_on`, :meth:`DriverRecorder._get_on`, :meth:`DriverRecorder._expire_on`).
+An idempotency key's lookup (``find_key``) is a primary-key read like ``get``'s (:meth:`DriverRecorder._row_fast`).
 
 Also here: the sweep's row helpers both recorders' batches use (:func:`decide_claimed`, :func:`expiry_update`).
 """
@@ -28,7 +29,7 @@ from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.domain.models import SessionStatus
 from sessionflow.domain.values import compact_json
-from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict
+from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, IdempotencyKeyInFlight
 
 __all__ = ["DriverRecorder", "active_query", "decide_claimed", "expiry_update", "payload_text"]
 
@@ -148,7 +149,7 @@ class DriverRecorder(SqlAlchemyEventStore):
 
     def _rejected(self, index: int, change: Change, error: BaseException) -> BaseException:
         """What a batch raises when its change ``index`` failed with ``error``."""
-        if isinstance(error, (ConcurrencyConflict, ActiveSessionExists)):
+        if isinstance(error, (ConcurrencyConflict, ActiveSessionExists, IdempotencyKeyInFlight)):
             return BatchRejected(index, error)
         if isinstance(error, self._integrity_error):
             return BatchRejected(index, ConcurrencyConflict(change.session.id,
@@ -159,24 +160,27 @@ class DriverRecorder(SqlAlchemyEventStore):
     def _get_fast(self, session_id: UUID) -> Any:
         assert self._fast is not None
         sql = self._fast
-        key = sql.uuid(session_id)
+        return self._row_fast(sql.select_session, (sql.uuid(session_id),))
+
+    def _row_fast(self, statement: str, params: tuple[Any, ...]) -> Any:
+        """The one row (or None) ``statement`` reads by a primary key, on the thread's kept connection if it has
+        one, else on a driver connection of the careful path (retries, lost connections, errors)."""
         held = self._connections.held()
         if held is not None and not self._closed and held.begin():
             # The thread's own connection, already in autocommit / outside a transaction: the SELECT as is.
             # Any failure falls through to the careful path below (retries, lost connections, errors).
             try:
-                return held.cursor().execute(sql.select_session, (key,)).fetchone()
+                return held.cursor().execute(statement, params).fetchone()
             except Exception:
                 logger.debug("primary-key read on the held connection failed; retrying", exc_info=True)
             finally:
                 held.close()
 
-        return self._run(lambda: self._on_driver(self._checkout(),
-                                                 lambda conn: self._get_on(conn, sql.select_session, key)))
+        return self._run(lambda: self._on_driver(self._checkout(), lambda conn: self._get_on(conn, statement, params)))
 
-    def _get_on(self, conn: Any, statement: str, key: Any) -> Any:
-        """The row ``statement`` reads for ``key`` on driver connection ``conn`` (a pooled one), or None."""
-        return conn.execute(statement, (key,)).fetchone()
+    def _get_on(self, conn: Any, statement: str, params: tuple[Any, ...]) -> Any:
+        """The row ``statement`` reads with ``params`` on driver connection ``conn`` (a pooled one), or None."""
+        return conn.execute(statement, params).fetchone()
 
     def _sweep_connection(self) -> Lease:
         """The driver connection a sweep batch runs on (the store's sweeper, if its policy keeps one)."""

@@ -1,13 +1,14 @@
 """The row layout of the recorders' hand-written SQL, defined once.
 
-Three rows, each a named tuple whose field order is the order of its columns in every statement built from it:
+Four rows, each a named tuple whose field order is the order of its columns in every statement built from it:
 
 * :data:`SESSION_COLUMNS`: the ``sessions`` projection row (the table's columns, in table order, without
   ``created_position``, the list order: the position of the session's ``created`` event, which each
   recorder's insert computes in SQL);
 * :class:`EventRow`: a ``session_events`` row as the recorders insert it (``position`` is the database's);
 * :class:`ExpiryUpdate`: a swept session's compare-and-set update — the columns a timeout writes, then the key
-  (``id``) and the version it was read at (``expected``).
+  (``id``) and the version it was read at (``expected``);
+* :class:`KeyRow`: an ``idempotency_keys`` row (a keyed write's key, written by its append).
 
 The recorders build every statement of their hot paths from these (the append, the claim, the expiry writes,
 SQLite's expiry trigger), with the casts of their dialect (:func:`casts`), once per store. The import-time check
@@ -21,9 +22,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, BigInteger, Float, Integer, String, Text, Uuid
 
-from sessionflow.adapters.sqlalchemy.tables import JsonDocument, session_events, sessions
+from sessionflow.adapters.sqlalchemy.tables import JsonDocument, idempotency_keys, session_events, sessions
 
-__all__ = ["EVENT_COLUMNS", "SESSION_COLUMNS", "EventRow", "ExpiryUpdate", "casts", "column_index"]
+__all__ = ["EVENT_COLUMNS", "KEY_COLUMNS", "KEY_SETS", "SESSION_COLUMNS", "EventRow", "ExpiryUpdate", "KeyRow", "casts",
+           "column_index"]
 
 #: The columns of ``sessions``, by name, in table order (the projection row).
 SESSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in sessions.c if c.name != "created_position")
@@ -58,13 +60,30 @@ class ExpiryUpdate(NamedTuple):
     expected: int
 
 
+class KeyRow(NamedTuple):
+    """An ``idempotency_keys`` row, in column order (the session id in the form the driver binds)."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    session_id: Any
+    version: int
+    created_at: int
+    expires_at: int
+
+
+#: The columns of :class:`KeyRow` (``idempotency_keys``, in table order).
+KEY_COLUMNS: tuple[str, ...] = KeyRow._fields
+#: The columns a write replacing an expired key sets (all but the key's own, ``scope`` and ``key``).
+KEY_SETS: tuple[str, ...] = KEY_COLUMNS[2:]
 #: The columns of :class:`EventRow` (``session_events`` without ``position``).
 EVENT_COLUMNS: tuple[str, ...] = EventRow._fields
 #: The columns an :class:`ExpiryUpdate` sets (the fields before its key).
 EXPIRY_SETS: tuple[str, ...] = ExpiryUpdate._fields[:ExpiryUpdate._fields.index("id")]
 
 _EVENT_TABLE = tuple(c.name for c in session_events.c if c.name != "position")
-if _EVENT_TABLE != EVENT_COLUMNS or not set(ExpiryUpdate._fields) - {"expected"} <= set(SESSION_COLUMNS):
+if (_EVENT_TABLE != EVENT_COLUMNS or tuple(c.name for c in idempotency_keys.c) != KEY_COLUMNS
+        or not set(ExpiryUpdate._fields) - {"expected"} <= set(SESSION_COLUMNS)):
     # pragma: no cover - a schema edit
     raise RuntimeError("the row layout (layout.py) no longer matches the schema (tables.py)")
 
@@ -83,6 +102,7 @@ _POSTGRES_TYPES: Mapping[type[Any], str] = {
 def casts(dialect: str) -> dict[str, str]:
     """Each column name of the layout (``expected`` as ``version``) with its SQL type on ``dialect``."""
     types = {"postgresql": _POSTGRES_TYPES}[dialect]
-    found = {c.name: types[type(c.type)] for table in (sessions, session_events) for c in table.c}
+    # (a name in several tables has one type in all: ``session_id``, ``version``, ``created_at``, ``expires_at``)
+    found = {c.name: types[type(c.type)] for table in (sessions, session_events, idempotency_keys) for c in table.c}
     found["expected"] = found["version"]
     return found

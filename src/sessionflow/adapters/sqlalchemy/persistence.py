@@ -24,6 +24,12 @@ driver connection (``driver.py``, on the connections of ``connections.py``: the 
 class hierarchy, resolved once per call like any method: no helper object or function layer between an append
 and its SQL.
 
+Idempotency keys (:class:`~sessionflow.application.ports.KeepsIdempotencyKeys`, the table ``idempotency_keys``):
+a change's key is written by each recorder's one append path, in the change's transaction (SQLite: one more
+statement under the write lock; PostgreSQL: part of the append's one statement); ``find_key`` is a primary-key
+read on the driver connection (``driver.py``); ``drop_expired_keys`` and the keys' removal by a purge run on
+Core (``queries.py``, ``retention.py``).
+
 Modules, each importing only those before it: ``tables`` (schema), ``layout`` (the rows of the hand-written
 SQL), ``rows`` (row mapping), ``statements`` (the Core SQL), ``queries`` (the operations on Core),
 ``persistence``, ``driver``, then ``sqlite`` and ``postgres`` (its SQL in ``postgres_sql``); the package
@@ -57,6 +63,7 @@ from sessionflow.adapters.outcome import WriteOutcome, failure
 from sessionflow.adapters.sqlalchemy import statements as sql
 from sessionflow.adapters.sqlalchemy.queries import CoreOperations
 from sessionflow.adapters.sqlalchemy.rows import FastSql, session_from_row
+from sessionflow.application.idempotency import StoredKey
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.application.watching import ChangeWatcher
 from sessionflow.domain.models import Session
@@ -372,6 +379,10 @@ class SqlAlchemyEventStore(CoreOperations):
         """One primary-key read on the driver connection (its row, or None); as :meth:`_append_fast`."""
         raise NotImplementedError
 
+    def _row_fast(self, statement: str, params: tuple[Any, ...]) -> Any:
+        """The row (or None) of a read by a primary key on the driver connection; as :meth:`_append_fast`."""
+        raise NotImplementedError
+
     def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider, with_next: bool) -> ExpiredBatch:
         """One sweep batch on the driver connection; as :meth:`_append_fast`."""
         raise NotImplementedError
@@ -397,6 +408,12 @@ class SqlAlchemyEventStore(CoreOperations):
         session = session_from_row(row, session_id)
         self._remember(session)
         return session
+
+    def find_key(self, scope: str, key: str) -> StoredKey | None:
+        """The stored idempotency key ``key`` of ``scope`` (expired or not), or ``None``: one primary-key read (see
+        :class:`~sessionflow.application.ports.KeepsIdempotencyKeys`)."""
+        assert self._fast is not None
+        return self._fast.stored_key(self._row_fast(self._fast.select_key, (scope, key)))
 
     # ------------------------------------------------------------------ sweeping
 

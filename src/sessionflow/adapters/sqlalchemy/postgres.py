@@ -2,7 +2,9 @@
 
 * Appends: ONE statement in autocommit mode — a data-modifying CTE inserts or updates the projection
   (``WHERE version = expected``) and the events are inserted only if it matched — so a transition costs one
-  round trip and is still atomic.
+  round trip and is still atomic. A keyed change's idempotency key is written by the same statement, only if
+  the projection's write matched; a live key of its scope aborts the statement with a unique violation of the
+  key's primary key (``postgres_sql.KEY_CONSTRAINT``), raised as ``IdempotencyKeyInFlight``.
 * Kept connections: up to ``min(pool_size, (pool_size + max_overflow) // 2)`` threads each keep one
   connection checked out of the pool, so the number of server connections never exceeds ``pool_size +
   max_overflow`` (plus the one a sweeping store keeps), and at least half of them always circulate among the
@@ -33,6 +35,7 @@ from sessionflow.adapters.sqlalchemy.postgres_sql import (
     CLAIM_NEXT,
     EXPIRE_AND_COMMIT,
     JSON_WRITES,
+    KEY_CONSTRAINT,
     WRITTEN,
     PostgresSql,
     by_id,
@@ -45,7 +48,7 @@ from sessionflow.adapters.sqlalchemy.rows import _dt, event_values, session_chan
 from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.domain.values import compact_json
-from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict
+from sessionflow.errors import ActiveSessionExists, ConcurrencyConflict, IdempotencyKeyInFlight
 
 __all__ = ["PostgresEventStore", "PostgresSql"]
 
@@ -132,15 +135,27 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
         """The one statement appending ``change`` and its parameters."""
         sql = self._sql
         create = change.expected_version == 0
-        columns = session_row(change.session) if create else session_changes(change.previous, change.session)
-        return (sql.append_statement(None if create else tuple(columns), len(change.events)),
-                sql.append_params(change.session.id, columns, change.events, change.expected_version, create=create))
+        session = change.session
+        columns = session_row(session) if create else session_changes(change.previous, session)
+        record = change.idempotency
+        key = None if record is None else sql.key_values(record, session.id, session.version)
+        return (sql.append_statement(None if create else tuple(columns), len(change.events), key is not None),
+                sql.append_params(session.id, columns, change.events, change.expected_version, create=create,
+                                  key=key))
 
     def _write_on(self, execute: Any, change: Change, prepared: tuple[str, Any]) -> None:
-        """Run ``change``'s one statement; :class:`ConcurrencyConflict` when the version did not match."""
+        """Run ``change``'s one statement; :class:`ConcurrencyConflict` when the version did not match,
+        :class:`IdempotencyKeyInFlight` when a live key of the change's key and scope is stored."""
         statement, params = prepared
         self._check_exclusive(execute, change, change.session.id)
-        if execute(statement, params).rowcount != len(change.events):
+        try:
+            written = execute(statement, params).rowcount
+        except self._integrity_error as error:
+            record = change.idempotency
+            if record is not None and getattr(getattr(error, "diag", None), "constraint_name", None) == KEY_CONSTRAINT:
+                raise IdempotencyKeyInFlight(record.key) from error
+            raise
+        if written != len(change.events):
             found = execute(self._sql.select_version, (change.session.id,)).fetchone()
             raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
                                       actual_version=None if found is None else found[0])
@@ -172,7 +187,8 @@ class PostgresEventStore(DriverRecorder, dialect="postgresql"):
                 try:
                     self._in_transaction(conn, execute, lambda: self._write_runs(cursor, changes, prepared))
                     return
-                except (_RunMismatch, ConcurrencyConflict, ActiveSessionExists, self._integrity_error):
+                except (_RunMismatch, ConcurrencyConflict, ActiveSessionExists, IdempotencyKeyInFlight,
+                        self._integrity_error):
                     pass  # (rolled back) find which change it was, one statement at a time
 
             def one_by_one() -> None:

@@ -12,16 +12,19 @@ from sessionflow.adapters.sqlalchemy.driver import active_query
 from sessionflow.adapters.sqlalchemy.layout import (
     EVENT_COLUMNS,
     EXPIRY_SETS,
+    KEY_COLUMNS,
+    KEY_SETS,
     SESSION_COLUMNS,
     EventRow,
     ExpiryUpdate,
+    KeyRow,
     casts,
 )
 from sessionflow.adapters.sqlalchemy.rows import FastSql
 from sessionflow.domain.models import SessionEvent
 
-__all__ = ["CHUNK", "CLAIM", "CLAIM_NEXT", "EXPIRE", "EXPIRE_AND_COMMIT", "EXPIRE_ARRAYS", "JSON_WRITES", "WRITTEN",
-           "PostgresSql", "by_id", "by_record", "pg_exec", "pg_rows", "send_chunk"]
+__all__ = ["CHUNK", "CLAIM", "CLAIM_NEXT", "EXPIRE", "EXPIRE_AND_COMMIT", "EXPIRE_ARRAYS", "JSON_WRITES",
+           "KEY_CONSTRAINT", "WRITTEN", "PostgresSql", "by_id", "by_record", "pg_exec", "pg_rows", "send_chunk"]
 
 #: Each column's type (the casts of the statements built from the row layout).
 _CAST = casts("postgresql")
@@ -31,6 +34,23 @@ def _param(column: str) -> str:
     """A positional parameter for ``column`` (JSON text is cast to ``jsonb``)."""
     return "%s::jsonb" if _CAST[column] == "jsonb" else "%s"
 
+
+#: The primary key of ``idempotency_keys``: a keyed append that violates it met a live key of its scope.
+KEY_CONSTRAINT = "pk_idempotency_keys"
+
+_KEY_NAMES = ", ".join(KEY_COLUMNS)
+#: A keyed append's key, as CTEs that follow the session's write ``w`` (its parameters: a :class:`KeyRow`): ``kv``
+#: holds the key's row only if ``w`` wrote (a version check that failed writes no key); ``k`` inserts it, or
+#: writes it over a stored key that expired by the row's ``created_at``; when ``k`` wrote nothing (a live key is
+#: stored), ``kx`` inserts it once more — a unique violation on :data:`KEY_CONSTRAINT` (also when the live key is
+#: another transaction's, once that one commits), which aborts the whole statement: nothing is written.
+_KEEP_KEY = (
+    ", kv AS (SELECT " + ", ".join(f"%s::{_CAST[c]} AS {c}" for c in KEY_COLUMNS) + " WHERE EXISTS (SELECT 1 FROM w))"
+    f", k AS (INSERT INTO idempotency_keys ({_KEY_NAMES}) SELECT {_KEY_NAMES} FROM kv "
+    f"ON CONFLICT (scope, key) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in KEY_SETS)} "
+    "WHERE idempotency_keys.expires_at <= EXCLUDED.created_at RETURNING 1)"
+    f", kx AS (INSERT INTO idempotency_keys ({_KEY_NAMES}) SELECT {_KEY_NAMES} FROM kv "
+    "WHERE NOT EXISTS (SELECT 1 FROM k))")
 
 #: The feed position a create takes for its session's ``created`` event: the feed's advisory lock first (held to
 #: the commit, so positions follow commit order), then the sequence — what the events' trigger does for an
@@ -58,18 +78,21 @@ class PostgresSql(FastSql):
             f"INSERT INTO sessions ({cols}, created_position) VALUES ("
             + ", ".join(_param(c) for c in SESSION_COLUMNS)
             + ", (SELECT position FROM p)) RETURNING created_position AS position")
-        self._statements: dict[tuple[tuple[str, ...] | None, int], str] = {}
+        self.select_key = ("SELECT fingerprint, session_id, version, expires_at FROM idempotency_keys "
+                           "WHERE scope = %s AND key = %s")
+        self._statements: dict[tuple[tuple[str, ...] | None, int, bool], str] = {}
 
     def uuid(self, value: Any) -> Any:
         return value
 
-    def append_statement(self, update_columns: tuple[str, ...] | None, events: int) -> str:
+    def append_statement(self, update_columns: tuple[str, ...] | None, events: int, keyed: bool = False) -> str:
         """One statement that inserts the projection row (``update_columns`` None) or updates just
-        ``update_columns`` with a version compare-and-set, and — only if that matched — ``events`` event rows.
+        ``update_columns`` with a version compare-and-set, and — only if that matched — ``events`` event rows and,
+        when ``keyed``, the change's idempotency key (:data:`_KEEP_KEY`).
 
         Positional parameters, in the order :meth:`append_params` gives them.
         """
-        key = (update_columns, events)
+        key = (update_columns, events, keyed)
         statement = self._statements.get(key)
         if statement is None:
             rows = ", ".join(
@@ -84,6 +107,8 @@ class PostgresSql(FastSql):
                 write = f"WITH w AS (UPDATE sessions SET {sets} WHERE id = %s AND version = %s RETURNING 1)"
                 position = ""
                 values += " WHERE EXISTS (SELECT 1 FROM w)"
+            if keyed:
+                write += _KEEP_KEY
             statement = (
                 f"{write} INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}{', position' if position else ''}) "
                 f"SELECT {', '.join('v.' + c for c in EVENT_COLUMNS)}{position} {values}")
@@ -91,9 +116,12 @@ class PostgresSql(FastSql):
         return statement
 
     def append_params(self, session_id: Any, columns: dict[str, Any], events: Sequence[SessionEvent],
-                      expected_version: int, *, create: bool) -> list[Any]:
-        """The parameters of :meth:`append_statement`: :meth:`row_params`, then each event's values."""
+                      expected_version: int, *, create: bool, key: KeyRow | None = None) -> list[Any]:
+        """The parameters of :meth:`append_statement`: :meth:`row_params`, the key's row (when keyed), then each
+        event's values."""
         params = self.row_params(session_id, columns, expected_version, create=create)
+        if key is not None:
+            params += key
         for event in events:
             params += self.event_values(event)
         return params

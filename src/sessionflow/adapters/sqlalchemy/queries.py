@@ -1,5 +1,6 @@
 """The operations of the SQL store that run on SQLAlchemy Core, whatever the dialect: the reads and queries,
-the feed's consumer positions, and the maintenance streams and writes (``statements.py`` holds their SQL).
+the feed's consumer positions, and the maintenance streams and writes — the expired idempotency keys' removal
+among them (``statements.py`` holds their SQL).
 
 :class:`CoreOperations` is a base of :class:`~sessionflow.adapters.sqlalchemy.SqlAlchemyEventStore`, which
 provides what they run on (:class:`_Store`: its retry framework, its snapshots, its read cache).
@@ -164,9 +165,18 @@ class CoreOperations(_Base):
         return self._write(lambda conn: sql.replace_rows(conn, rebuilt, batch_size), retry_lost=False,
                            outcome=WriteOutcome("replace_projection"))
 
+    def drop_expired_keys(self, now: datetime, limit: int = 10_000) -> int:
+        """Remove up to ``limit`` idempotency keys that expired at or before ``now`` (the earliest first), in one
+        transaction; how many were removed (see
+        :class:`~sessionflow.application.ports.KeepsIdempotencyKeys`)."""
+        stmt = sql.drop_keys_statement(now, limit)
+        # Safe to repeat: a retry after a lost connection removes what the lost attempt left.
+        return int(self._write(lambda conn: conn.execute(stmt).rowcount, outcome=WriteOutcome("drop_expired_keys")))
+
     def purge_sessions(self, expected: Mapping[UUID, int]) -> list[UUID]:
-        """Remove, in one transaction, each session of ``expected`` still at that version, except the one holding
-        the feed's newest event (see ``retention.py``); returns the ids removed."""
+        """Remove, in one transaction, each session of ``expected`` still at that version — its events, its
+        projection row and its idempotency keys —, except the one holding the feed's newest event (see
+        ``retention.py``); returns the ids removed."""
         # A retry after a lost connection counts the sessions already gone as removed: the lost attempt (or
         # another purge at the same moment) removed them. Until a retry could run, the outcome is unknown.
         outcome = WriteOutcome("purge", session_ids=list(expected))

@@ -2,7 +2,8 @@
 
 See :mod:`sessionflow.application.retention` for what is purged and why. A batch removes each session's
 projection row with a compare-and-set on the version the purge read (``DELETE ... WHERE id = ? AND version = ?``)
-and, only for the rows that matched, its events, so a session a writer changed meanwhile stays whole. The
+and, only for the rows that matched, its events and its idempotency keys, so a session a writer changed meanwhile
+stays whole. The
 session holding the feed's newest event is kept: SQLite numbers a new event ``max(position) + 1``, which must
 never hand out a number a consumer has already seen. Runs inside the store's write transaction (SQLite: ``BEGIN
 IMMEDIATE``, so no writer runs in between; PostgreSQL: a writer that updates a removed row waits for the commit
@@ -16,7 +17,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, delete, func, select
 
-from sessionflow.adapters.sqlalchemy.tables import session_events, sessions
+from sessionflow.adapters.sqlalchemy.tables import idempotency_keys, session_events, sessions
 
 __all__ = ["purge_rows"]
 
@@ -28,8 +29,9 @@ _NEWEST = select(session_events.c.session_id).where(
 
 
 def purge_rows(conn: Connection, expected: Mapping[UUID, int]) -> list[UUID]:
-    """Remove the events and the projection row of each session of ``expected`` still at the version given,
-    except the session holding the newest event; returns the ids removed. Call it inside a transaction."""
+    """Remove the events, the projection row and the idempotency keys of each session of ``expected`` still at the
+    version given, except the session holding the newest event; returns the ids removed. Call it inside a
+    transaction."""
     newest = conn.execute(_NEWEST).scalar()
     removed: list[UUID] = []
     for sid, version in expected.items():
@@ -39,5 +41,7 @@ def purge_rows(conn: Connection, expected: Mapping[UUID, int]) -> list[UUID]:
         if result.rowcount == 1:
             removed.append(sid)
     for start in range(0, len(removed), _CHUNK):
-        conn.execute(delete(session_events).where(session_events.c.session_id.in_(removed[start:start + _CHUNK])))
+        chunk = removed[start:start + _CHUNK]
+        conn.execute(delete(session_events).where(session_events.c.session_id.in_(chunk)))
+        conn.execute(delete(idempotency_keys).where(idempotency_keys.c.session_id.in_(chunk)))
     return removed

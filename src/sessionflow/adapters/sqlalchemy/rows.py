@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sessionflow.adapters.sqlalchemy.layout import EVENT_COLUMNS, EventRow
+from sessionflow.adapters.sqlalchemy.layout import EVENT_COLUMNS, EventRow, KeyRow
 from sessionflow.adapters.storage_format import (
     SESSION_COLUMNS,
     freeze_stored_json,
@@ -30,6 +30,7 @@ from sessionflow.adapters.storage_format import (
     stored_state,
     to_millis,
 )
+from sessionflow.application.idempotency import IdempotencyRecord, StoredKey
 from sessionflow.domain.models import EventType, Session, SessionEvent
 from sessionflow.domain.values import compact_json
 from sessionflow.errors import StoreError
@@ -155,6 +156,8 @@ class FastSql:
     select_session = ""
     select_version = ""
     select_active = ""
+    #: A stored key's row (its parameters: the scope and the key), as :meth:`stored_key` reads it.
+    select_key = ""
 
     def uuid(self, value: UUID) -> Any:
         raise NotImplementedError
@@ -182,6 +185,23 @@ class FastSql:
         return event_values(event, self.uuid(event.record_id),
                             self.uuid(event.session_id) if session_key is None else session_key,
                             _dumps(event.payload))
+
+
+    @staticmethod
+    def key_values(record: IdempotencyRecord, session_key: Any, version: int) -> KeyRow:
+        """The ``idempotency_keys`` row of ``record``, kept for the session of key ``session_key`` (as
+        :meth:`uuid` gives it) at ``version``."""
+        return KeyRow(record.scope, record.key, record.fingerprint, session_key, version,
+                      to_millis(record.created_at), to_millis(record.expires_at))
+
+    @staticmethod
+    def stored_key(row: Any) -> StoredKey | None:
+        """The key a row of :attr:`select_key` holds (``None``: no row)."""
+        if row is None:
+            return None
+        session_id = row[1]
+        return StoredKey(row[0], session_id if isinstance(session_id, UUID) else UUID(session_id), row[2],
+                         from_millis(row[3]))
 
 
 def event_values(e: SessionEvent, record: Any, session: Any, payload: Any) -> EventRow:

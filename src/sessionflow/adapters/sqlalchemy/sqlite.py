@@ -3,7 +3,9 @@
 * the connection's configuration (:func:`install_sqlite_pragmas`: WAL, ``synchronous``, the busy timeout,
   ``BEGIN IMMEDIATE`` for writes) and the "database is locked" rule (waited out, see ``_run``);
 * the hot path: ``BEGIN IMMEDIATE``; insert or compare-and-set update of the projection; insert the events;
-  ``COMMIT`` — on the thread's own connection, a file handle kept between operations (no round trips);
+  with an idempotency key, insert it or replace an expired one (:attr:`SqliteSql.insert_key`: a live one, which
+  another write holding the write lock before this one committed, refuses the change); ``COMMIT`` — on the
+  thread's own connection, a file handle kept between operations (no round trips);
 * the sweep batch, in two statements (:meth:`SqliteEventStore._expire_on`);
 * the feed position of each event, computed by its ``INSERT`` (:data:`NEXT_POSITION`): a write holds the
   database's write lock from ``BEGIN IMMEDIATE`` to ``COMMIT``, so positions follow commit order.
@@ -25,12 +27,20 @@ from sqlalchemy import Connection, Engine, event
 from sessionflow.adapters.sqlalchemy.connections import ConnectionPolicy
 from sessionflow.adapters.sqlalchemy.driver import DUE, DriverRecorder, active_query, decide_claimed, expiry_update
 from sessionflow.adapters.sqlalchemy.driver import payload_text as _payload_text
-from sessionflow.adapters.sqlalchemy.layout import EVENT_COLUMNS, EXPIRY_SETS, SESSION_COLUMNS, EventRow, ExpiryUpdate
+from sessionflow.adapters.sqlalchemy.layout import (
+    EVENT_COLUMNS,
+    EXPIRY_SETS,
+    KEY_COLUMNS,
+    KEY_SETS,
+    SESSION_COLUMNS,
+    EventRow,
+    ExpiryUpdate,
+)
 from sessionflow.adapters.sqlalchemy.rows import FastSql, _dt, event_values, session_changes, session_row
 from sessionflow.adapters.sqlalchemy.tables import to_millis
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider
 from sessionflow.domain.values import compact_json
-from sessionflow.errors import ConcurrencyConflict
+from sessionflow.errors import ConcurrencyConflict, IdempotencyKeyInFlight
 
 __all__ = ["NEXT_POSITION", "SqliteEventStore", "SqliteSql", "install_sqlite_pragmas"]
 
@@ -61,6 +71,14 @@ class SqliteSql(FastSql):
                              f"({', '.join('?' for _ in EVENT_COLUMNS)}, {NEXT_POSITION})")
         self.select_version = "SELECT version FROM sessions WHERE id = ?"
         self.select_active = active_query("?")
+        #: A keyed write's key: inserted, or written over a stored one that expired by the record's ``created_at``;
+        #: a live one is left as it is (no row changed: the change is refused).
+        self.insert_key = (
+            f"INSERT INTO idempotency_keys ({', '.join(KEY_COLUMNS)}) VALUES ({', '.join('?' for _ in KEY_COLUMNS)}) "
+            f"ON CONFLICT (scope, key) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in KEY_SETS)} "
+            "WHERE idempotency_keys.expires_at <= excluded.created_at")
+        self.select_key = ("SELECT fingerprint, session_id, version, expires_at FROM idempotency_keys "
+                           "WHERE scope = ? AND key = ?")
 
     def uuid(self, value: Any) -> Any:
         return value.hex
@@ -144,6 +162,9 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         else:
             (conn if cursor is None else cursor).executemany(sql.insert_event, [
                 sql.event_values(e, key if e.session_id is session.id else None) for e in events])
+        record = change.idempotency
+        if record is not None and execute(sql.insert_key, sql.key_values(record, key, session.version)).rowcount != 1:
+            raise IdempotencyKeyInFlight(record.key)  # a live key of that scope is stored
 
     def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
         """One append in one ``BEGIN IMMEDIATE`` transaction on ``conn`` (its statements on ``cursor``, if given)."""

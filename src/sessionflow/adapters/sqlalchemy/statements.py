@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, text
+from sqlalchemy import Connection, Delete, Select, bindparam, delete, func, insert, select, text, tuple_
 
 from sessionflow.adapters.sqlalchemy.layout import column_index
 from sessionflow.adapters.sqlalchemy.listing import query_statement  # the list query lives there
 from sessionflow.adapters.sqlalchemy.rows import event_from_row, session_from_row, session_row
-from sessionflow.adapters.sqlalchemy.tables import consumers, session_events, sessions, to_millis
+from sessionflow.adapters.sqlalchemy.tables import consumers, idempotency_keys, session_events, sessions, to_millis
 from sessionflow.domain.models import Session, SessionEvent
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "VERSION",
     "actual_version",
     "count_statement",
+    "drop_keys_statement",
     "due_statement",
     "event_exists",
     "existing_events",
@@ -148,6 +149,15 @@ def due_statement(now: datetime) -> Select[Any]:
     for the latter when no row matches; the ordered, limited read walks the index under any plan."""
     return (select(sessions.c.due_at).where(sessions.c.due_at <= to_millis(now))
             .order_by(sessions.c.due_at).limit(1))
+
+
+def drop_keys_statement(now: datetime, limit: int) -> Delete:
+    """Remove up to ``limit`` idempotency keys that expired at or before ``now``, the earliest first (a range
+    of the ``expires_at`` index)."""
+    expired = (select(idempotency_keys.c.scope, idempotency_keys.c.key)
+               .where(idempotency_keys.c.expires_at <= to_millis(now))
+               .order_by(idempotency_keys.c.expires_at).limit(limit))
+    return delete(idempotency_keys).where(tuple_(idempotency_keys.c.scope, idempotency_keys.c.key).in_(expired))
 
 
 def stream_histories(conn: Connection, batch_size: int) -> Iterator[list[SessionEvent]]:

@@ -11,6 +11,11 @@ serializes the assignment until commit, on SQLite by the insert itself under the
 
 ``due_at`` is the deadline of a live (pending or in-progress, not deleted) session and NULL otherwise; its
 index makes "overdue and not terminal" a range scan for the sweeper.
+
+``idempotency_keys`` keeps the idempotency key of each keyed write (``Change.idempotency``), written in the
+write's own transaction: one row per ``(scope, key)``, naming the session and the version the write left, kept
+until ``expires_at`` (then replaced by the next write with that key, or dropped by ``drop_expired_keys``: the
+index on ``expires_at``); a purge removes the keys of the sessions it removes (the index on ``session_id``).
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from sessionflow.adapters.storage_format import from_millis, to_millis
 
-__all__ = ["NAMING_CONVENTION", "consumers", "from_millis", "metadata", "session_events", "sessions", "to_millis"]
+__all__ = ["NAMING_CONVENTION", "consumers", "from_millis", "idempotency_keys", "metadata", "session_events",
+           "sessions", "to_millis"]
 
 #: Names for every constraint and index, so Alembic can compare and alter them.
 NAMING_CONVENTION = {
@@ -133,4 +139,20 @@ consumers = Table(
     # The position of the last event the consumer has handled (0: none yet).
     Column("position", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    # The SHA-256 (hex) of the request the key was given with.
+    Column("fingerprint", Text, nullable=False),
+    # The session the write wrote, and the version it left.
+    Column("session_id", Uuid(as_uuid=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index(None, "expires_at"),
+    Index(None, "session_id"),
 )
