@@ -39,6 +39,7 @@ from benchmarks.framework import Benchmark, Contender, Context, Section, Target
 from benchmarks.workload import METADATA, MODULE, TTL, WORKSPACE, SessionflowLifecycle, user_for
 from sessionflow import SessionManager
 from sessionflow.adapters.redis import scripts
+from sessionflow.adapters.redis.keys import NO_KEY
 from sessionflow.testing import ManualClock
 
 __all__ = ["BENCHMARK", "main"]
@@ -94,7 +95,7 @@ class RawRedisLifecycle:
         result = self.client.execute_command(  # type: ignore[no-untyped-call]
             "EVALSHA", self.sha, 0, "sessionflow:", "1", 1, sid, expected, json.dumps(doc, separators=(",", ":")),
             status, "=" + user, "=" + WORKSPACE, "=" + MODULE, "=session", doc["created_at"], due,
-            doc["expires_at"], "", "", "", event[0], 1, json.dumps(event, separators=(",", ":")))
+            doc["expires_at"], "", "", "", event[0], 1, *NO_KEY, json.dumps(event, separators=(",", ":")))
         if result[0] != 1:
             raise RuntimeError(f"raw append refused: {result}")
 

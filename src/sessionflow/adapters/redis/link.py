@@ -26,8 +26,8 @@ from sessionflow.adapters.redis import scripts
 from sessionflow.adapters.redis.retention import PURGE as PURGE_TEXT
 from sessionflow.errors import SessionflowError, StoreError
 
-__all__ = ["APPLY", "CLAIM", "PURGE", "QUERY", "READ_EVENTS", "RESCORE", "SAVE_CONSUMER", "LatencyObserver",
-           "RedisLink", "Script"]
+__all__ = ["APPLY", "CLAIM", "DROP_KEYS", "PURGE", "QUERY", "READ_EVENTS", "RESCORE", "SAVE_CONSUMER",
+           "LatencyObserver", "RedisLink", "Script"]
 
 logger = logging.getLogger("sessionflow.store")
 
@@ -75,6 +75,7 @@ class Script:
 #: The scripts of ``scripts.py`` and ``retention.py`` (their arguments are documented there).
 APPLY: Final = Script(scripts.APPLY)
 CLAIM: Final = Script(scripts.CLAIM)
+DROP_KEYS: Final = Script(scripts.DROP_KEYS)
 QUERY: Final = Script(scripts.QUERY)
 READ_EVENTS: Final = Script(scripts.READ_EVENTS)
 RESCORE: Final = Script(scripts.RESCORE)
