@@ -62,11 +62,21 @@ def decode_key(value: str) -> StoredKey:
 
 
 def find_key(link: RedisLink, scope: str, key: str) -> StoredKey | None:
-    """The stored key ``key`` of ``scope`` (one ``GET``), or ``None``."""
+    """The stored key ``key`` of ``scope`` (one ``GET``), or ``None``.
+
+    With ``wait_replicas``, a key found is returned only once the replicas asked for hold it (and so the write
+    it was stored with: :meth:`RedisLink.confirm_replicated`): the manager answers a retried write from it,
+    and an answer must survive the loss of the primary as an acknowledged write does. Fewer replicas in time
+    raise :class:`~sessionflow.errors.OutcomeUnknown` for that write, as its own append did."""
     name = key_name(link.prefix, scope, key)
     client = link.client
     value: Any = link.run("find_key", lambda: client.get(name))
-    return None if value is None else decode_key(str(value))
+    if value is None:
+        return None
+    stored = decode_key(str(value))
+    if link.wait_replicas:
+        link.run("find_key", link.confirm_replicated, WriteOutcome("append", session_ids=[stored.session_id]))
+    return stored
 
 
 def drop_expired_keys(link: RedisLink, now: datetime, limit: int) -> int:

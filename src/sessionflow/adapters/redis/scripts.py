@@ -33,7 +33,9 @@ Keys, under the store's prefix ``P`` (``sessionflow:`` by default):
 =====================  =========================================================================================
 
 Channels: ``P deadline`` (payload: the new deadline, epoch ms) when a deadline is new or earlier than it was,
-``P events`` (empty payload) when events were appended — what the change watcher listens to.
+``P events`` (empty payload) when events were appended — what the change watcher listens to. ``P sync`` (empty
+payload, no listener) is published outside the scripts, only to make the replicas' acknowledgement cover what
+was read before it (``RedisLink.confirm_replicated``).
 """
 
 from __future__ import annotations
