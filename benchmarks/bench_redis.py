@@ -8,6 +8,9 @@ sessions; ``get`` latency.
   server, durability switched off there: a lower bound of its cost).
 * sweep: ``expire_sessions()`` of N overdue sessions (100 000 by default) in batches of 1000.
 * get: the latency of ``get`` (a fresh read: one round trip, the cached session reused when unchanged).
+* idempotency keys: the lifecycle with a key on each of its three writes (each looked up first, then stored by
+  the write's own script, ``PX`` its window) against the same without keys, each on a server of its own with
+  ``appendfsync always``.
 * the replica wait: the lifecycle on a primary with one replica (both ``appendfsync always``), acknowledged once
   the replica has each write (``redis_wait_replicas=1``: ``WAIT`` after each write) against the same without it.
 
@@ -39,6 +42,7 @@ from benchmarks.framework import Benchmark, Contender, Context, Section, Target
 from benchmarks.workload import METADATA, MODULE, TTL, WORKSPACE, SessionflowLifecycle, user_for
 from sessionflow import SessionManager
 from sessionflow.adapters.redis import scripts
+from sessionflow.adapters.redis.keys import NO_KEY
 from sessionflow.testing import ManualClock
 
 __all__ = ["BENCHMARK", "main"]
@@ -82,6 +86,27 @@ def redis_server(appendfsync: str, replica_of: str | None = None) -> Iterator[st
         shutil.rmtree(root, ignore_errors=True)
 
 
+class KeyedLifecycle:
+    """``run(n)``: what :class:`SessionflowLifecycle` does, each of the three writes given an idempotency key of its
+    own (a client's retry-safe writes: the key is looked up, then stored with the write)."""
+
+    def __init__(self, manager: SessionManager) -> None:
+        self.manager = manager
+        self.count = 0
+
+    def run(self, n: int) -> None:
+        manager = self.manager
+        create, start, complete = manager.create, manager.start, manager.complete
+        for i in range(n):
+            user = user_for(i)
+            self.count += 1
+            key = f"lifecycle-{self.count}"
+            session = create(user_id=user, workspace_id=WORKSPACE, module_name=MODULE, metadata=METADATA,
+                             ttl=TTL, performer_id=user, idempotency_key=key + "-create")
+            start(session.id, performer_id=user, idempotency_key=key + "-start")
+            complete(session.id, performer_id=user, idempotency_key=key + "-complete")
+
+
 class RawRedisLifecycle:
     """The ceiling: the same append script, arguments built by hand (what any Redis-backed design would send)."""
 
@@ -94,7 +119,7 @@ class RawRedisLifecycle:
         result = self.client.execute_command(  # type: ignore[no-untyped-call]
             "EVALSHA", self.sha, 0, "sessionflow:", "1", 1, sid, expected, json.dumps(doc, separators=(",", ":")),
             status, "=" + user, "=" + WORKSPACE, "=" + MODULE, "=session", doc["created_at"], due,
-            doc["expires_at"], "", "", "", event[0], 1, json.dumps(event, separators=(",", ":")))
+            doc["expires_at"], "", "", "", event[0], 1, *NO_KEY, json.dumps(event, separators=(",", ":")))
         if result[0] != 1:
             raise RuntimeError(f"raw append refused: {result}")
 
@@ -135,21 +160,24 @@ def _rate(run: Callable[[int], None], n: int, rounds: int) -> float:
 def lifecycle(n: int, rounds: int, postgres: str | None, workdir: Path) -> dict[str, float]:
     rates: dict[str, float] = {}
     for level in ("always", "everysec"):
-        # Two servers (one each), the contenders interleaved round by round: a busy machine slows both alike.
-        with redis_server(level) as ours_url, redis_server(level) as raw_url, SessionManager.open(ours_url) as manager:
-            runner = SessionflowLifecycle(manager)
-            raw = RawRedisLifecycle(raw_url)
-            runner.run(50)  # warm-up
-            raw.run(50)
-            best = {"ours": float("inf"), "raw": float("inf")}
+        # Three servers (one each), the contenders interleaved round by round: a busy machine slows all alike.
+        with contextlib.ExitStack() as servers:
+            manager = servers.enter_context(SessionManager.open(servers.enter_context(redis_server(level))))
+            keyed = servers.enter_context(SessionManager.open(servers.enter_context(redis_server(level))))
+            raw = RawRedisLifecycle(servers.enter_context(redis_server(level)))
+            servers.callback(raw.client.close)
+            runs = {"ours": SessionflowLifecycle(manager).run, "keyed": KeyedLifecycle(keyed).run, "raw": raw.run}
+            for run in runs.values():
+                run(50)  # warm-up
+            best = dict.fromkeys(runs, float("inf"))
             for _ in range(rounds):
-                for name, run in (("ours", runner.run), ("raw", raw.run)):
+                for name, run in runs.items():
                     started = time.perf_counter()
                     run(n)
                     best[name] = min(best[name], time.perf_counter() - started)
             rates[f"sessionflow redis {level}"] = n / best["ours"]
+            rates[f"sessionflow redis {level}, keys"] = n / best["keyed"]
             rates[f"raw redis-py {level}"] = n / best["raw"]
-            raw.client.close()
     full_n = max(10, n // 10)  # fsync per commit: a slower contender, fewer sessions
     with SessionManager.open(f"sqlite:///{workdir / 'full.db'}", sqlite_synchronous="FULL") as manager:
         runner = SessionflowLifecycle(manager)
@@ -206,6 +234,10 @@ def run(ctx: Context) -> Section:
             contenders += [Contender(mine, "session", ours.run, profile=level == "always"),
                            Contender(theirs, "session", raw.run)]
             pairs.append((mine, theirs))
+        # Idempotency keys' cost: the same lifecycle with a key on each write, on a server of its own.
+        keyed_manager = stack.enter_context(SessionManager.open(stack.enter_context(redis_server("always"))))
+        keyed_label = "sessionflow, Redis appendfsync always, idempotency keys"
+        contenders.append(Contender(keyed_label, "session", KeyedLifecycle(keyed_manager).run))
         # The replica wait's cost: one primary (appendfsync always) with a replica, a manager that waits for it
         # and one that does not, on their own key prefixes.
         primary = stack.enter_context(redis_server("always"))
@@ -235,6 +267,7 @@ def run(ctx: Context) -> Section:
     for mine, theirs in pairs:
         section.compare(measured[mine], measured[theirs], "throughput", Target(">=", 0.7, "Redis issue"))
     section.compare(measured[wait_pair[0]], measured[wait_pair[1]], "throughput")
+    section.compare(measured[keyed_label], measured[pairs[0][0]], "throughput")
     for other in ("sessionflow, SQLite FULL", "sessionflow, PostgreSQL"):
         section.compare(measured[pairs[0][0]], measured[other], "throughput")
     got = {c.label: section.add(get_results[c.label], "latency") for c in get_contenders}
@@ -303,10 +336,12 @@ def main(argv: list[str] | None = None) -> None:
             rates = lifecycle(args.sessions, args.rounds, postgres, workdir)
         print("lifecycle (create + start + complete), one thread, best of", args.rounds, "rounds:")
         for name, rate in rates.items():
-            print(f"  {name:<28} {rate:9.0f} lifecycles/s")
+            print(f"  {name:<36} {rate:9.0f} lifecycles/s")
         for level in ("always", "everysec"):
             ratio = rates[f"sessionflow redis {level}"] / rates[f"raw redis-py {level}"]
             print(f"  sessionflow / raw redis-py ({level}): {ratio:.2f}x (target >= 0.7x)")
+            keyed = rates[f"sessionflow redis {level}, keys"] / rates[f"sessionflow redis {level}"]
+            print(f"  sessionflow with keys / without ({level}): {keyed:.2f}x")
         print(f"sweep of {args.sweep} overdue sessions (AOF always):", json.dumps(sweep(args.sweep)))
         print("get latency (AOF always):", json.dumps(get_latency(args.gets)))
     finally:

@@ -36,8 +36,3 @@ def sessionflow_manager_factory(backend: str, database_url: str | None,
     else:
         yield sessionflow_manager_factory
 
-
-@pytest.fixture
-def sessionflow_store_lacks(backend: str) -> set[str]:
-    """What a backend of this repository does not offer yet."""
-    return {"idempotency"} if backend.removesuffix("-async") == "redis" else set()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import redis
-from sessionflow import SessionManager
+from sessionflow import IdempotencyKey, SessionManager
 from sessionflow.adapters.redis.sentinel import SentinelTarget, parse_sentinel_url
 from sessionflow.entrypoints.cli.parsing import mask_url
 from sessionflow.errors import InvalidInput, OutcomeUnknown
@@ -89,6 +89,15 @@ def test_a_write_too_few_replicas_acknowledge_may_have_been_applied(sentinels: S
         manager.create(performer_id="p", user_id="waited")
     with SessionManager.open(sentinels.url, redis_prefix="t3:") as manager:
         assert len(manager.list(user_id="waited")) == 1  # it was applied
+
+
+def test_a_write_answered_from_its_idempotency_key_is_one_the_replica_has(sentinels: SentinelSetup) -> None:
+    with SessionManager.open(sentinels.url, redis_prefix="t5:", redis_wait_replicas=1) as manager:
+        first = manager.create(performer_id="p", idempotency_key="k")
+        handle = IdempotencyKey("k")
+        assert manager.create(performer_id="p", idempotency_key=handle) == first
+        assert handle.replayed is True
+    assert _client(sentinels.replica.port).exists("t5:k:11:performer:p:k")
 
 
 @pytest.mark.parametrize(("option", "value"), [("redis_wait_replicas", -1), ("redis_wait_replicas", True),

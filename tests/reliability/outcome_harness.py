@@ -57,7 +57,8 @@ R_SWEEP = _evalsha(scripts.APPLY, PREFIX, 0)
 R_CLAIM = _evalsha(scripts.CLAIM, PREFIX)
 R_PURGE = _evalsha(PURGE, PREFIX)
 R_SAVE = _evalsha(scripts.SAVE_CONSUMER, PREFIX)
-_REDIS_SCRIPTS = (scripts.APPLY, scripts.CLAIM, scripts.QUERY, scripts.READ_EVENTS, scripts.SAVE_CONSUMER, PURGE)
+_REDIS_SCRIPTS = (scripts.APPLY, scripts.CLAIM, scripts.QUERY, scripts.READ_EVENTS, scripts.SAVE_CONSUMER, PURGE,
+                  scripts.DROP_KEYS)
 
 
 # --------------------------------------------------------------------------- the harness

@@ -26,8 +26,8 @@ from sessionflow.adapters.redis import scripts
 from sessionflow.adapters.redis.retention import PURGE as PURGE_TEXT
 from sessionflow.errors import SessionflowError, StoreError
 
-__all__ = ["APPLY", "CLAIM", "PURGE", "QUERY", "READ_EVENTS", "RESCORE", "SAVE_CONSUMER", "LatencyObserver",
-           "RedisLink", "Script"]
+__all__ = ["APPLY", "CLAIM", "DROP_KEYS", "PURGE", "QUERY", "READ_EVENTS", "RESCORE", "SAVE_CONSUMER",
+           "LatencyObserver", "RedisLink", "Script"]
 
 logger = logging.getLogger("sessionflow.store")
 
@@ -75,6 +75,7 @@ class Script:
 #: The scripts of ``scripts.py`` and ``retention.py`` (their arguments are documented there).
 APPLY: Final = Script(scripts.APPLY)
 CLAIM: Final = Script(scripts.CLAIM)
+DROP_KEYS: Final = Script(scripts.DROP_KEYS)
 QUERY: Final = Script(scripts.QUERY)
 READ_EVENTS: Final = Script(scripts.READ_EVENTS)
 RESCORE: Final = Script(scripts.RESCORE)
@@ -133,6 +134,23 @@ class RedisLink:
                                     f"replica(s) asked for acknowledged it within {self.wait_timeout_ms} ms")
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def confirm_replicated(self) -> None:
+        """Wait until ``wait_replicas`` replicas hold everything the primary held when this was called, at most
+        the wait's timeout: a ``PUBLISH`` on ``<prefix>sync`` (nobody listens; Redis hands it to its replicas
+        and stores nothing) then ``WAIT``, on one connection in one round trip — ``WAIT`` waits for the
+        connection's last write, which comes after every write the primary had applied. Raises
+        :class:`NotReplicated` when fewer replicas acknowledge in time. Nothing to wait for without
+        ``wait_replicas``."""
+        if not self.wait_replicas:
+            return
+        pipe: Any = self.client.pipeline(transaction=False)
+        pipe.publish(self.prefix + "sync", "")
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        acknowledged = int(pipe.execute()[1])
+        if acknowledged < self.wait_replicas:
+            raise NotReplicated(f"held by the primary, but {acknowledged} of the {self.wait_replicas} replica(s) "
+                                f"asked for acknowledged it within {self.wait_timeout_ms} ms")
 
     def run(self, operation: str, work: Callable[[], T], outcome: WriteOutcome | None = None) -> T:
         """Run ``work`` (Redis commands), trying again on a new connection when one is lost, and translate

@@ -4,8 +4,10 @@ See :mod:`sessionflow.application.retention` for what is purged and why, and ``s
 layout. For each session the script compares the stored version with the one the purge read (a session changed
 meanwhile is skipped) and removes the session's keys (``s:<id>``, ``e:<id>``) and every index entry: ``ids``,
 ``i:all``, ``i:st:<status>``, ``i:u:``/``i:w:``/``i:m:``, ``due``, ``a:<user>``, its ``feed`` members and its
-count in ``n``. The feed counter ``pos`` is left alone (``INCR`` never hands a number out twice), as are the
-consumers' positions; the session holding the feed's newest event is kept, as on every store.
+count in ``n``; and its idempotency keys: each key named in ``ks:<id>`` that is still stored for this session
+(one a later write replaced is that write's and stays), its ``kx`` entry and ``ks:<id>`` itself. The feed
+counter ``pos`` is left alone (``INCR`` never hands a number out twice), as are the consumers' positions; the
+session holding the feed's newest event is kept, as on every store.
 """
 
 from __future__ import annotations
@@ -52,7 +54,13 @@ for c = 0, count - 1 do
         members = {}
       end
     end
-    redis.call('DEL', skey, p .. 'e:' .. sid)
+    local kset = p .. 'ks:' .. sid
+    for _, kname in ipairs(redis.call('SMEMBERS', kset)) do
+      local stored = redis.call('GET', kname)
+      if stored and string.match(stored, '^[^,]*,([^,]*),') == sid then redis.call('DEL', kname) end
+      redis.call('ZREM', p .. 'kx', sid .. ':' .. kname)
+    end
+    redis.call('DEL', skey, p .. 'e:' .. sid, kset)
     out[#out + 1] = sid
   end
 end

@@ -23,38 +23,55 @@ Keys, under the store's prefix ``P`` (``sessionflow:`` by default):
 ``P consumers``        hash, feed consumer -> position
 ``P order``            ``"1"`` once the list indexes are scored by ``cp`` (data stored before are re-scored
                        once, by :data:`RESCORE`)
+``P k:<name>``         string, an idempotency key, ``<name>`` being ``<n>:<scope>:<key>`` (``n`` the scope's
+                       length in bytes, so that no two (scope, key) pairs share a name): ``<expires (ms)>,<session
+                       id>,<version>,<fingerprint>``, with the key's window as its Redis expiry (``PX``, the one
+                       Redis expiry the store sets); see ``keys.py``
+``P kx``               sorted set, score a key's ``expires``, member ``<session id>:<key's name>``: what
+                       :data:`DROP_KEYS` scans
+``P ks:<id>``          set, the names of the idempotency keys a session's writes stored (what a purge removes)
 =====================  =========================================================================================
 
 Channels: ``P deadline`` (payload: the new deadline, epoch ms) when a deadline is new or earlier than it was,
-``P events`` (empty payload) when events were appended — what the change watcher listens to.
+``P events`` (empty payload) when events were appended — what the change watcher listens to. ``P sync`` (empty
+payload, no listener) is published outside the scripts, only to make the replicas' acknowledgement cover what
+was read before it (``RedisLink.confirm_replicated``).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["APPLY", "CHANGE_FIELDS", "CLAIM", "QUERY", "READ_EVENTS", "RESCORE", "SAVE_CONSUMER"]
+__all__ = ["APPLY", "CHANGE_FIELDS", "CLAIM", "DROP_KEYS", "QUERY", "READ_EVENTS", "RESCORE", "SAVE_CONSUMER"]
 
 #: The values each change takes in :data:`APPLY`'s arguments, before its events.
-CHANGE_FIELDS: Final = 16
+CHANGE_FIELDS: Final = 21
 
 #: Apply changes. ARGV: prefix, the mode ("1": one change, a refusal is returned as is; "0": a sweep batch,
 #: refused changes are skipped; "2": a batch applied whole or not at all), the number of changes, then per
 #: change: id, expected version, document,
 #: status, user, workspace, module, lifecycle, created, due, expires, deleted, exclusive user, decided at (ms or ""),
-#: the first event's record id, the number of events, the events.
+#: the first event's record id, the number of events, the idempotency key's name (or "" for none), its
+#: fingerprint, created and expires (ms) and window (ms: its ``PX``), then the events.
 #: Strict result: {1, version} applied; {0, actual} version conflict; {2, other id} another session of the
 #: exclusive user is in progress; {3, version} this very change was applied already (a retry after a lost
-#: connection). Batch result: {flags ("1" applied / "0" skipped, one per change), earliest deadline or ""}.
+#: connection); {4, key's name} its idempotency key is stored and not expired at the key's created time.
+#: Batch result: {flags ("1" applied / "0" skipped, one per change), earliest deadline or ""}.
 #: Mode "2" first checks every change as the batch's earlier ones leave the data (versions, the exclusive user's
-#: sessions in progress) and refuses the whole batch with {code, detail, index of the change (from 0)}, the codes
-#: those of a strict refusal ({3, version, 0}: the batch was applied already); else applies all, as a sweep batch.
+#: sessions in progress, the idempotency keys stored or taken by an earlier change) and refuses the whole batch
+#: with {code, detail, index of the change (from 0)}, the codes those of a strict refusal ({3, version, 0}: the
+#: batch was applied already); else applies all, as a sweep batch.
 APPLY: Final = r"""
 local p = ARGV[1]
 local strict = ARGV[2] == '1'
 local count = tonumber(ARGV[3])
+-- an idempotency key stored and not expired at the change's created time (the manager's clock, not Redis's)
+local function key_live(kname, kcreated)
+  local stored = redis.call('GET', kname)
+  return stored and tonumber(string.match(stored, '^(-?%d+),')) > tonumber(kcreated)
+end
 if ARGV[2] == '2' then
-  local vers, act, bexp = {}, {}, {}
+  local vers, act, bexp, bkeys = {}, {}, {}, {}
   local function running(oexp, decided)
     return decided == '' or not oexp or oexp == '' or tonumber(oexp) > tonumber(decided)
   end
@@ -63,7 +80,8 @@ if ARGV[2] == '2' then
     local sid, expected = ARGV[j], tonumber(ARGV[j + 1])
     local st, u, exp, del = ARGV[j + 3], ARGV[j + 4], ARGV[j + 10], ARGV[j + 11]
     local excl, decided, rid, n = ARGV[j + 12], ARGV[j + 13], ARGV[j + 14], tonumber(ARGV[j + 15])
-    j = j + 16 + n
+    local kname, kcreated = ARGV[j + 16], ARGV[j + 18]
+    j = j + 21 + n
     local version = vers[sid]
     if version == nil then version = tonumber(redis.call('HGET', p .. 's:' .. sid, 'v')) or 0 end
     if version ~= expected then
@@ -87,6 +105,10 @@ if ARGV[2] == '2' then
         if other ~= sid and user == excl and running(bexp[other], decided) then return {2, other, c - 1} end
       end
     end
+    if kname ~= '' then
+      if bkeys[kname] or key_live(kname, kcreated) then return {4, kname, c - 1} end
+      bkeys[kname] = true
+    end
     vers[sid] = expected + n
     if del ~= '1' and st == 'in_progress' and u ~= '' then act[sid] = u else act[sid] = false end
     bexp[sid] = exp
@@ -100,7 +122,8 @@ for c = 1, count do
   local st, u, w, m, lc = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local created, due, exp, del = ARGV[i + 8], ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
   local excl, decided, rid, n = ARGV[i + 12], ARGV[i + 13], ARGV[i + 14], tonumber(ARGV[i + 15])
-  local first = i + 16
+  local kname, kfp, kcreated, kexp, kpx = ARGV[i + 16], ARGV[i + 17], ARGV[i + 18], ARGV[i + 19], ARGV[i + 20]
+  local first = i + 21
   i = first + n
   local skey = p .. 's:' .. sid
   local ekey = p .. 'e:' .. sid
@@ -128,6 +151,7 @@ for c = 1, count do
       end
     end
   end
+  if not refused and kname ~= '' and key_live(kname, kcreated) then refused = {4, kname} end
   if refused then
     if strict then return refused end
     if refused[1] == 3 then flags[c] = '1' else flags[c] = '0' end
@@ -179,6 +203,18 @@ for c = 1, count do
           redis.call('PUBLISH', p .. 'deadline', due)
         end
       end
+    end
+    if kname ~= '' then
+      -- the key, for the version this change leaves; one it replaces (expired) leaves its session's set
+      local replaced = redis.call('GET', kname)
+      if replaced then
+        local osid = string.match(replaced, '^[^,]*,([^,]*),')
+        redis.call('ZREM', p .. 'kx', osid .. ':' .. kname)
+        redis.call('SREM', p .. 'ks:' .. osid, kname)
+      end
+      redis.call('SET', kname, kexp .. ',' .. sid .. ',' .. (expected + n) .. ',' .. kfp, 'PX', kpx)
+      redis.call('ZADD', p .. 'kx', kexp, sid .. ':' .. kname)
+      redis.call('SADD', p .. 'ks:' .. sid, kname)
     end
     redis.call('HSET', skey, 'v', expected + n, 'st', st, 'u', u, 'w', w, 'm', m, 'lc', lc, 'c', created,
                'cp', cp, 'due', due, 'exp', exp, 'del', del, 'doc', doc)
@@ -359,4 +395,23 @@ local key = ARGV[1] .. 'consumers'
 local stored = tonumber(redis.call('HGET', key, ARGV[2]) or '0')
 if tonumber(ARGV[3]) > stored then redis.call('HSET', key, ARGV[2], ARGV[3]) end
 return 0
+"""
+
+#: Drop the idempotency keys expired by the manager's clock. ARGV: prefix, now (ms), how many at most.
+#: Takes the ``kx`` entries scored at or before now (a key's entry is scored by the expiry it is stored with);
+#: deletes each key still stored for that entry's session (one replaced since belongs to another write and
+#: stays; one Redis expired itself is gone already) and takes the entry out of ``kx`` and its name out of the
+#: session's ``ks``. Result: how many entries were dropped.
+DROP_KEYS: Final = r"""
+local p = ARGV[1]
+local items = redis.call('ZRANGEBYSCORE', p .. 'kx', '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, item in ipairs(items) do
+  local colon = string.find(item, ':', 1, true)
+  local sid, kname = string.sub(item, 1, colon - 1), string.sub(item, colon + 1)
+  local stored = redis.call('GET', kname)
+  if stored and string.match(stored, '^[^,]*,([^,]*),') == sid then redis.call('DEL', kname) end
+  redis.call('ZREM', p .. 'kx', item)
+  redis.call('SREM', p .. 'ks:' .. sid, kname)
+end
+return #items
 """

@@ -12,12 +12,12 @@ append-only file before it answers, so an acknowledged event survives a crash of
 
 A lost connection (server restarted, network) is retried on a new one with back-off (``link.py``); every
 script is safe to repeat: an append that did commit before the connection broke is recognised by its first
-event's record id and not applied twice, and a sweep batch that did commit finds its sessions no longer due at
-that version.
+event's record id and not applied twice (nor is its idempotency key checked again), and a sweep batch that did
+commit finds its sessions no longer due at that version.
 
 This module is the store's face and its reads; the appends are ``writes.py``, the sweep ``sweep.py``, the
-whole-store operations (rebuild, purge) ``maintenance.py``, the cache of decoded sessions ``cache.py``, the
-formats ``codec.py``.
+whole-store operations (rebuild, purge) ``maintenance.py``, the idempotency keys ``keys.py``, the cache of
+decoded sessions ``cache.py``, the formats ``codec.py``.
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ from redis.retry import Retry
 
 import redis
 from sessionflow.adapters.outcome import WriteOutcome
-from sessionflow.adapters.redis import maintenance, overview, sweep, writes
+from sessionflow.adapters.redis import keys, maintenance, overview, sweep, writes
 from sessionflow.adapters.redis.cache import SessionCache
 from sessionflow.adapters.redis.codec import decode_event, decode_session, optional
 from sessionflow.adapters.redis.link import QUERY, READ_EVENTS, RESCORE, SAVE_CONSUMER, LatencyObserver, RedisLink
 from sessionflow.adapters.redis.sentinel import SCHEME as SENTINEL_SCHEME
 from sessionflow.adapters.redis.sentinel import parse_sentinel_url, sentinel_clients
 from sessionflow.adapters.storage_format import from_millis, to_millis
+from sessionflow.application.idempotency import StoredKey
 from sessionflow.application.ports import Change, ExpiredBatch, ExpiryDecider, Query
 from sessionflow.domain.models import Session, SessionEvent
 
@@ -139,6 +140,18 @@ class RedisEventStore:
         """Append every change, in order, atomically (one script that checks them all before it writes any:
         see :meth:`EventStore.append_many`)."""
         writes.append_many(self._link, self._cache, changes)
+
+    # ------------------------------------------------------------------ idempotency keys
+
+    def find_key(self, scope: str, key: str) -> StoredKey | None:
+        """The stored idempotency key ``key`` of ``scope`` (see
+        :class:`~sessionflow.application.ports.KeepsIdempotencyKeys` and ``keys.py``), or ``None``."""
+        return keys.find_key(self._link, scope, key)
+
+    def drop_expired_keys(self, now: datetime, limit: int = 10_000) -> int:
+        """Remove up to ``limit`` idempotency keys expired at or before ``now`` (one script); how many. Redis
+        also drops each key by itself once its window has passed on the server's clock."""
+        return keys.drop_expired_keys(self._link, now, limit)
 
     # ------------------------------------------------------------------ reads
 

@@ -63,7 +63,7 @@ def expire_due_next(link: RedisLink, cache: SessionCache, now: datetime, limit: 
         args: list[Any] = [prefix, MODE_SWEEP, len(changes)]
         for change in changes:
             check_versions(change)
-            change_args(change, args)
+            change_args(change, args, prefix)
         # (a repeat after a lost connection flags the changes the lost attempt applied as applied)
         try:
             flags, earliest = link.run("sweep", partial(link.write, APPLY, args), WriteOutcome("expire", changes))

@@ -1,10 +1,10 @@
 """The appends of the Redis store: a change as the arguments of the ``APPLY`` script, and its reply as the
 store's result or refusal.
 
-``APPLY`` (``scripts.py``) checks every change of its call (versions, ``single_active_per_user``) before it
-writes any, then writes the events, the projection, its indexes, the deadline queue and the feed positions, all
-at once. Repeated after a lost connection, it recognises a change that the lost attempt applied by its first
-event's record id and does not apply it twice.
+``APPLY`` (``scripts.py``) checks every change of its call (versions, ``single_active_per_user``, idempotency
+keys) before it writes any, then writes the events, the projection, its indexes, the deadline queue, the feed
+positions and the changes' idempotency keys (``keys.py``), all at once. Repeated after a lost connection, it
+recognises a change that the lost attempt applied by its first event's record id and does not apply it twice.
 """
 
 from __future__ import annotations
@@ -16,10 +16,17 @@ from uuid import UUID
 from sessionflow.adapters.outcome import WriteOutcome
 from sessionflow.adapters.redis.cache import SessionCache
 from sessionflow.adapters.redis.codec import encode_event, encode_session, optional, session_fields
+from sessionflow.adapters.redis.keys import key_args
 from sessionflow.adapters.redis.link import APPLY, RedisLink
 from sessionflow.adapters.storage_format import to_millis
 from sessionflow.application.ports import Change
-from sessionflow.errors import ActiveSessionExists, BatchRejected, ConcurrencyConflict, StoreError
+from sessionflow.errors import (
+    ActiveSessionExists,
+    BatchRejected,
+    ConcurrencyConflict,
+    IdempotencyKeyInFlight,
+    StoreError,
+)
 
 __all__ = ["MODE_APPEND", "MODE_BATCH", "MODE_SWEEP", "append", "append_many", "change_args", "check_versions"]
 
@@ -29,11 +36,11 @@ MODE_APPEND: Final = "1"
 MODE_BATCH: Final = "2"
 #: Where ``APPLY`` puts the session's document among a single change's arguments.
 _DOC_ARG: Final = 5
-_APPLIED, _REFUSED_ACTIVE, _ALREADY_APPLIED = 1, 2, 3
+_APPLIED, _REFUSED_ACTIVE, _ALREADY_APPLIED, _REFUSED_KEY = 1, 2, 3, 4
 
 
-def change_args(change: Change, args: list[Any]) -> None:
-    """Add one change's arguments of the ``APPLY`` script to ``args``."""
+def change_args(change: Change, args: list[Any], prefix: str) -> None:
+    """Add one change's arguments of the ``APPLY`` script to ``args`` (``prefix``: the store's key prefix)."""
     session = change.session
     events = change.events
     if not events:
@@ -43,6 +50,7 @@ def change_args(change: Change, args: list[Any]) -> None:
     args += (str(session.id), change.expected_version, encode_session(session), status, user, workspace, module,
              lifecycle, created, due, expires, deleted, optional(change.exclusive_user),
              "" if decided is None else to_millis(decided), str(events[0].record_id), len(events))
+    args += key_args(prefix, change.idempotency)
     args += [encode_event(e) for e in events]
 
 
@@ -59,7 +67,7 @@ def append(link: RedisLink, cache: SessionCache, change: Change) -> None:
     """Append the change's events and store its projection, atomically (one script call)."""
     check_versions(change)
     args: list[Any] = [link.prefix, MODE_APPEND, 1]
-    change_args(change, args)
+    change_args(change, args, link.prefix)
     session = change.session
     try:
         outcome = link.run("append", lambda: link.write(APPLY, args), WriteOutcome("append", (change,)))
@@ -74,6 +82,8 @@ def append(link: RedisLink, cache: SessionCache, change: Change) -> None:
     if code == _REFUSED_ACTIVE:
         raise ActiveSessionExists(session.id, user_id=change.exclusive_user or "",
                                   active_session_id=UUID(str(outcome[1])))
+    if code == _REFUSED_KEY and change.idempotency is not None:
+        raise IdempotencyKeyInFlight(change.idempotency.key)
     raise ConcurrencyConflict(session.id, expected_version=change.expected_version, actual_version=int(outcome[1]))
 
 
@@ -89,7 +99,7 @@ def append_many(link: RedisLink, cache: SessionCache, changes: Sequence[Change])
             check_versions(change)
         except ConcurrencyConflict as error:
             raise BatchRejected(index, error) from error
-        change_args(change, args)
+        change_args(change, args, link.prefix)
     try:
         outcome = link.run("append_many", lambda: link.write(APPLY, args), WriteOutcome("append_many", batch))
     finally:
@@ -98,10 +108,12 @@ def append_many(link: RedisLink, cache: SessionCache, changes: Sequence[Change])
         return
     index = int(outcome[2])
     change = batch[index]
-    refused: ConcurrencyConflict | ActiveSessionExists
+    refused: ConcurrencyConflict | ActiveSessionExists | IdempotencyKeyInFlight
     if int(outcome[0]) == _REFUSED_ACTIVE:
         refused = ActiveSessionExists(change.session.id, user_id=change.exclusive_user or "",
                                       active_session_id=UUID(str(outcome[1])))
+    elif int(outcome[0]) == _REFUSED_KEY and change.idempotency is not None:
+        refused = IdempotencyKeyInFlight(change.idempotency.key)
     else:
         refused = ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
                                       actual_version=int(outcome[1]))
