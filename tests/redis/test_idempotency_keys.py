@@ -132,8 +132,8 @@ def test_drop_uses_the_managers_clock_and_cleans_what_redis_expired(clean_redis_
 
 
 class _Racing:
-    """A store whose first key lookup waits at ``gate`` for the other process's: both find no key, then both
-    append; what each append raised is kept in ``refused``."""
+    """A store whose first append waits at ``gate`` for the other process's: both have decided their write, then
+    both append; what each append raised is kept in ``refused``."""
 
     def __init__(self, store: Any, gate: threading.Barrier) -> None:
         self.store = store
@@ -144,14 +144,10 @@ class _Racing:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    def find_key(self, scope: str, key: str) -> Any:
-        found = self.store.find_key(scope, key)
+    def append(self, change: Any) -> None:
         if not self.looked:
             self.looked = True
             self.gate.wait(10)
-        return found
-
-    def append(self, change: Any) -> None:
         try:
             self.store.append(change)
         except IdempotencyKeyInFlight as error:

@@ -11,7 +11,7 @@ of one session: the second is decided on the state the first leads to).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -31,6 +31,7 @@ from sessionflow.errors import (
     BatchRejected,
     ConcurrencyConflict,
     IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
     InvalidInput,
     SessionflowError,
     SessionNotFound,
@@ -127,22 +128,8 @@ def create_many(pipeline: WritePipeline, registry: LifecycleRegistry, items: Any
         return []
     if not any(requests):
         return _commit_creations(pipeline, changes)
-    with _holding(pipeline, requests):
-        answers = _answers(pipeline, requests, now)
-        pending = [index for index in range(len(changes)) if index not in answers]
-        keyed = [_keep(pipeline, changes[index], requests[index], now) for index in pending]
-        try:
-            written = _commit_creations(pipeline, keyed) if keyed else []
-        except SessionflowError as error:
-            answered = _answered_all(pipeline, requests, now)
-            if answered is not None:
-                return answered
-            mapped = _mapped(error, pending)
-            if mapped is error:
-                raise
-            raise mapped from error
-        answers.update(zip(pending, written, strict=True))
-    return [answers[index] for index in range(len(changes))]
+    return _keyed(pipeline, requests, now, lambda pending: _commit_creations(
+        pipeline, [_keep(pipeline, changes[index], requests[index], now) for index in pending]))
 
 
 def _commit_creations(pipeline: WritePipeline, changes: list[Change]) -> list[Session]:
@@ -185,40 +172,63 @@ def _holding(pipeline: WritePipeline, requests: list[KeyRequest | None]) -> Iter
         raise BatchRejected(indexed[0][0], error) from None
 
 
-def _answers(pipeline: WritePipeline, requests: list[KeyRequest | None], now: datetime) -> dict[int, Session]:
-    """The sessions answering the items whose key is stored for the same request, by item index."""
+def _answers(pipeline: WritePipeline, requests: list[KeyRequest | None], now: datetime,
+             pending: list[int]) -> dict[int, Session]:
+    """The sessions answering the ``pending`` items whose key is stored for the same request, by item index. A key
+    stored for another request refuses the batch (``BatchRejected`` naming its item); a failed lookup raises its
+    own error."""
     guard = pipeline.keys
     assert guard is not None  # checked by _holding
     answers: dict[int, Session] = {}
-    for index, request in enumerate(requests):
+    for index in pending:
+        request = requests[index]
         if request is not None:
             try:
                 answer = guard.answer(request, now)
-            except SessionflowError as error:
+            except IdempotencyKeyReused as error:
                 raise BatchRejected(index, error) from error
             if answer is not None:
                 answers[index] = answer
     return answers
 
 
+def _keyed(pipeline: WritePipeline, requests: list[KeyRequest | None], now: datetime,
+           write: Callable[[list[int]], list[Session]]) -> list[Session]:
+    """The sessions of a batch whose items have keys: ``write(indexes)`` writes the items at ``indexes`` (each
+    with its key) in one transaction and returns their sessions. Nothing is looked up first; when the write
+    fails, the items whose key is stored for their request are answered and the others written again, until one
+    write succeeds or a failure answers no further item (its error, the refused item named by its index in the
+    whole batch, is raised)."""
+    answers: dict[int, Session] = {}
+    pending = list(range(len(requests)))
+    with _holding(pipeline, requests):
+        while pending:
+            try:
+                written = write(pending)
+            except SessionflowError as error:
+                try:
+                    found = _answers(pipeline, requests, now, pending)
+                except BatchRejected:
+                    raise
+                except SessionflowError:
+                    found = {}
+                if not found:
+                    mapped = _mapped(error, pending)
+                    if mapped is error:
+                        raise
+                    raise mapped from error
+                answers.update(found)
+                pending = [index for index in pending if index not in found]
+                continue
+            answers.update(zip(pending, written, strict=True))
+            break
+    return [answers[index] for index in range(len(requests))]
+
+
 def _keep(pipeline: WritePipeline, change: Change, request: KeyRequest | None, now: datetime) -> Change:
     """``change`` with its item's key record, when it has one."""
     guard = pipeline.keys
     return change if request is None or guard is None else replace(change, idempotency=guard.record(request, now))
-
-
-def _answered_all(pipeline: WritePipeline, requests: list[KeyRequest | None],
-                  now: datetime) -> list[Session] | None:
-    """After a keyed batch failed: the answers of every item when each has a key and each key is now stored for
-    its request (another process wrote the same batch, or the commit was applied although its reply was lost);
-    else ``None`` (the failure stands)."""
-    if not all(request is not None for request in requests):
-        return None
-    try:
-        answers = _answers(pipeline, requests, now)
-    except SessionflowError:
-        return None
-    return [answers[index] for index in range(len(requests))] if len(answers) == len(requests) else None
 
 
 def _mapped(error: SessionflowError, pending: list[int]) -> SessionflowError:
@@ -263,21 +273,8 @@ def send_many(pipeline: WritePipeline, items: Any, performer_id: Any) -> list[Se
     if not any(requests):
         return _send_all(pipeline, sends, performer, None)
     now = pipeline.now()
-    with _holding(pipeline, requests):
-        answers = _answers(pipeline, requests, now)
-        pending = [index for index in range(len(sends)) if index not in answers]
-        try:
-            written = _send_all(pipeline, [sends[index] for index in pending], performer, now) if pending else []
-        except SessionflowError as error:
-            answered = _answered_all(pipeline, requests, now)
-            if answered is not None:
-                return answered
-            mapped = _mapped(error, pending)
-            if mapped is error:
-                raise
-            raise mapped from error
-        answers.update(zip(pending, written, strict=True))
-    return [answers[index] for index in range(len(sends))]
+    return _keyed(pipeline, requests, now,
+                  lambda pending: _send_all(pipeline, [sends[index] for index in pending], performer, now))
 
 
 def _send_all(pipeline: WritePipeline, sends: list[_Send], performer: str, keyed_at: datetime | None) -> list[Session]:

@@ -2,23 +2,23 @@
 applied again.
 
 A write given a key (``idempotency_key=`` on every write of the managers, ``--idempotency-key`` in the CLI, the
-``Idempotency-Key`` header over HTTP) is looked up first, in the key's *scope* (the performer in the library,
-the principal over HTTP):
+``Idempotency-Key`` header over HTTP) runs with the key, in the key's *scope* (the performer in the library, the
+principal over HTTP); the store keeps the key — with the request's fingerprint, the session and the version the
+write left — in the write's own transaction, so a write and its key are applied together or not at all, and it
+refuses a change whose key it holds already, live (:class:`~sessionflow.errors.IdempotencyKeyInFlight`), writing
+nothing. Nothing is looked up before the write: a write sent once costs no extra read. When the write fails —
+refused by its stored key, refused by the lifecycle because the first attempt moved the session on, or its reply
+lost (:class:`~sessionflow.errors.OutcomeUnknown`) — the key is looked up:
 
-- not stored (or stored longer ago than the window): the write runs, and the store keeps the key — with the
-  request's fingerprint, the session and the version the write left — in the write's own transaction, so a
-  write and its key are applied together or not at all;
-- stored for the same request (same :func:`fingerprint`): nothing is written; the answer is the session as it
-  was right after the first write (its history folded up to the stored version);
+- stored for the same request (same :func:`fingerprint`): the answer is the session as it was right after the
+  first write (its history folded up to the stored version), and nothing was written by this call;
 - stored for another request: :class:`~sessionflow.errors.IdempotencyKeyReused`;
-- a write with the same key and scope still under way in this process:
-  :class:`~sessionflow.errors.IdempotencyKeyInFlight`. Two processes racing with one key both run; the store
-  keeps one key per scope, so one of them commits and the other is answered with the first one's result.
+- not stored (or stored longer ago than the window: the store then replaces it): the write's own error stands.
 
-A keyed write that fails looks its key up once more before it raises: if the key is now stored for the same
-request (another process won the race, or this write was applied although its reply was lost —
-:class:`~sessionflow.errors.OutcomeUnknown`), the answer is that write's result. A write that was refused (an
-invalid transition, a conflict) stores no key: retrying it runs it again.
+A write with the same key and scope still under way in this process is refused at once
+(:class:`~sessionflow.errors.IdempotencyKeyInFlight`). Two processes racing with one key both run; the store keeps
+one key per scope, so one of them commits and the other is answered with the first one's result. A write that
+was refused (an invalid transition, a conflict) stores no key: retrying it runs it again.
 """
 
 from __future__ import annotations
@@ -193,21 +193,20 @@ class KeyGuard:
                 self._in_flight.difference_update(tokens)
 
     def run(self, request: KeyRequest, now: datetime, write: Callable[[IdempotencyRecord], Session]) -> Session:
-        """Answer ``request`` from its stored key, or run ``write`` with the record to store with it."""
+        """Run ``write`` with the record to keep with its change; when it fails, answer ``request`` from its
+        stored key if there is one (the write is not looked up first: a write sent once costs no extra read)."""
         with self.holding((request,)):
-            answer = self.answer(request, now)
-            if answer is not None:
-                return answer
-            record = self.record(request, now)
             try:
-                return write(record)
+                return write(self.record(request, now))
             except SessionflowError as error:
-                # Another process may have written with this key meanwhile (its key refused ours, or its write
-                # moved the session on so ours was refused), or our write may have been applied although the
-                # reply was lost: a stored key for this request answers; else the error stands.
+                # The key may be stored: by an earlier attempt (its key refused ours, or its write moved the
+                # session on so that ours was refused), by another process meanwhile, or by this very write
+                # although its reply was lost. A key stored for this request answers; else the error stands.
                 try:
                     answer = self.answer(request, now)
-                except SessionflowError:
+                except IdempotencyKeyReused:
+                    raise
+                except SessionflowError:  # the lookup failed too: the write's own error stands
                     raise error from None
                 if answer is None:
                     raise

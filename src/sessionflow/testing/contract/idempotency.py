@@ -39,19 +39,19 @@ class _Proxy:
         return getattr(self.store, name)
 
 
-class _LateLookup(_Proxy):
-    """Finds no key the first time it is asked: a process that looked the key up just before another one
-    committed it (the race two processes with one key run)."""
+class _StaleRead(_Proxy):
+    """Reads a session, the first time, as it was before another process's write: a process that read the session
+    just before another one committed its write with the same key (the race two processes with one key run)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, stale: Session) -> None:
         super().__init__(store)
-        self.missed = 0
+        self.stale: Session | None = stale
 
-    def find_key(self, scope: str, key: str) -> Any:
-        if not self.missed:
-            self.missed += 1
-            return None
-        return self.store.find_key(scope, key)
+    def get(self, session_id: Any, *, fresh: bool = True) -> Any:
+        stale, self.stale = self.stale, None
+        if stale is not None and stale.id == session_id:
+            return stale
+        return self.store.get(session_id, fresh=fresh)
 
 
 class _ReplyLost(_Proxy):
@@ -255,12 +255,12 @@ class TestIdempotency(ContractSuite):
         with SessionManager(sessionflow_store_factory(), clock=clock) as mgr:
             session = mgr.create(user_id="u1", performer_id="u1")
             first = mgr.start(session.id, performer_id="u1", idempotency_key="k")
-            late = SessionManager(_LateLookup(mgr.store), clock=clock, owns_store=False)
-            again = late.start(session.id, performer_id="u1", idempotency_key="k")
+            late = SessionManager(_StaleRead(mgr.store, session), clock=clock, owns_store=False)
+            again = late.start(session.id, performer_id="u1", idempotency_key="k")  # decided on the stale read
             assert again == first
             created = mgr.create(user_id="u1", performer_id="u1", idempotency_key="c")
-            late_create = SessionManager(_LateLookup(mgr.store), clock=clock, owns_store=False)
-            assert late_create.create(user_id="u1", performer_id="u1", idempotency_key="c") == created
+            other = SessionManager(mgr.store, clock=clock, owns_store=False)
+            assert other.create(user_id="u1", performer_id="u1", idempotency_key="c") == created
             assert mgr.count() == 2
             assert len(mgr.history(session.id)) == 2
 
