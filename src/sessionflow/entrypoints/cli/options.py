@@ -88,7 +88,7 @@ ExpectOption = Annotated[int | None, typer.Option(
     "--expect-version", metavar="N", help="Refuse (exit 5) unless the session is at version N.", show_default=False)]
 IdempotencyKeyOption = Annotated[str | None, typer.Option(
     "--idempotency-key", metavar="KEY", show_default=False,
-    help="Write at most once: run again with the same KEY (same performer, same request), it writes nothing and "
-         "prints what the first run printed (exit 12: KEY was used for another request).")]
+    help="Write at most once: the same command run again with the same KEY writes nothing and prints what the "
+         "first run printed (exit 12 if KEY was used for another request).")]
 SessionArgument = Annotated[str, typer.Argument(metavar="SESSION_ID", help="The session's id (a UUID).",
                                                 show_default=False)]
