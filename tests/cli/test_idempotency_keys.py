@@ -215,6 +215,26 @@ def test_a_malformed_key_is_invalid_input(key: str, any_url: str, run: Invoke) -
     assert total_events(any_url) == events
 
 
+def test_a_session_prints_one_json_line_however_it_was_built(tmp_path: Path) -> None:
+    """What a replayed write prints is the session folded from its history; what the first run printed is the
+    session its write returned, which a store may have built with its fields in another order."""
+    from sessionflow.domain.replay import replay
+    from sessionflow.entrypoints.cli.text import session_json
+
+    with SessionManager.open(f"sqlite:///{tmp_path / 'order.db'}") as manager:
+        sid = manager.create(performer_id="alice", file_paths=["a.py"]).id
+        manager.start(sid, performer_id="alice")
+        folded = replay(manager.history(sid))
+        read = manager.get(sid)
+    shuffled = folded.model_copy()
+    progress = folded.progress.model_copy()
+    object.__setattr__(progress, "__dict__", dict(reversed(list(folded.progress.__dict__.items()))))
+    object.__setattr__(shuffled, "__dict__", dict(reversed(list({**folded.__dict__, "progress": progress}.items()))))
+    assert read == folded == shuffled
+    assert session_json(read) == session_json(folded) == session_json(shuffled) == folded.model_dump_json()
+    assert list(json.loads(session_json(shuffled))) == list(type(folded).model_fields)
+
+
 def test_the_errors_map_to_their_exit_codes() -> None:
     from sessionflow.entrypoints.cli import exit_code_for
 
