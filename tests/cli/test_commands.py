@@ -145,6 +145,18 @@ def test_fail_and_delete(run: Invoke) -> None:
     assert [e["event"] for e in lines(run("history", other, "--json"))] == ["created", "deleted"]
 
 
+def test_send_takes_its_arguments_as_the_events_own(run: Invoke) -> None:
+    """An --arg named like one of the write's own options (the performer, the idempotency key) is an event
+    argument, checked as one: never the write's option."""
+    sid = create(run)["id"]
+    refused = assert_one_line_error(run("send", sid, "start", "--arg", 'performer_id="mallory"', "--json"),
+                                    ExitCode.INVALID_INPUT, json_mode=True)
+    assert "'performer_id' cannot be an event argument" in refused["message"]
+    started = doc(run("send", sid, "start", "--arg", 'idempotency_key="k"', "--json"))
+    assert (started["status"], started["version"]) == ("in_progress", 2)
+    assert lines(run("history", sid, "--json"))[-1]["performer_id"] == "alice"
+
+
 def test_performer_comes_from_the_option_then_the_environment(run: Invoke) -> None:
     sid = create(run)["id"]
     assert lines(run("history", sid, "--json"))[0]["performer_id"] == "alice"

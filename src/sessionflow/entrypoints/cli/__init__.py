@@ -10,6 +10,8 @@ methods, prints the result and maps the library's errors to exit codes. The rule
   streams (``list``, ``history``, ``worker``), so shell scripts and ``jq`` can chain commands.
 - An error is ONE line on stderr (with ``--json``, one JSON object) and a documented exit code
   (:class:`ExitCode`); never a traceback.
+- Every write takes ``--idempotency-key KEY`` (``apply``: a line's ``idempotency_key``): run again with the same
+  key, it writes nothing, prints what the first run printed and says so in one ``replayed:`` line on stderr.
 - Progress bars (on stderr) only when both stdout and stderr are terminals.
 
 This module assembles the typer ``app`` from the command groups, one module each, imported when one of their

@@ -3,11 +3,11 @@
 Each input line is one command, ``{"op": "start", "id": "...", "performer": "..."}``: ``op`` is a write of the
 command line (:data:`OPS`: ``create``, ``start``, ``complete``, ``fail``, ``touch``, ``record-file``, ``note``,
 ``update``, ``delete``, ``send``), the other keys are its options spelled as in :data:`FIELDS` (``id``, the
-options without their dashes, ``-`` written ``_``), plus ``performer`` (default: ``--performer``) and
-``expect_version`` for every write. The answer is the session as ``--json`` prints it (a ``create``'s carries the
-new id), or the error as ``--json`` reports it, with ``exit_code`` and ``exit_name``; an unknown op, an unknown
-key, a value of the wrong JSON type or a line that is not a JSON object is a ``usage`` error. Blank lines are
-skipped.
+options without their dashes, ``-`` written ``_``), plus ``performer`` (default: ``--performer``),
+``expect_version`` and ``idempotency_key`` (``--idempotency-key``) for every write. The answer is the session as
+``--json`` prints it (a ``create``'s carries the new id), or the error as ``--json`` reports it, with
+``exit_code`` and ``exit_name``; an unknown op, an unknown key, a value of the wrong JSON type or a line that is
+not a JSON object is a ``usage`` error. Blank lines are skipped.
 
 Streaming: a line is answered before the next one is read, and every answer is written out (flushed) before
 ``apply`` waits for more input, so a program at the other end of two pipes can read each answer — a new session's
@@ -16,7 +16,9 @@ id — before it writes the next line; while further lines are already at hand, 
 ``complete``, ``fail``, ``send``: ``send_many``) of one performer share a transaction, up to ``N`` at a time; a
 batch is also cut when no further line can be read without waiting, so streaming still works. A batch refused
 for one of its items (``BatchRejected``) is applied again line by line, so every line gets the answer it would
-get alone. Owns :class:`ApplyCommands` and the command's typer function.
+get alone. A line with an ``idempotency_key`` is never batched: it is applied alone, under its key; answered
+from its stored key, its answer is the first run's and ``replayed: line N: …`` goes to stderr. Owns
+:class:`ApplyCommands` and the command's typer function.
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ from sessionflow.entrypoints.cli.streams import LineReader
 
 if TYPE_CHECKING:
     from sessionflow import Session, SessionManager
+    from sessionflow.application.idempotency import IdempotencyKey
 
 __all__ = ["FIELDS", "OPS", "ApplyCommands", "ApplyResult", "apply"]
 
-_COMMON = ("op", "performer", "expect_version")
-#: The keys each op takes besides ``op``, ``performer`` and ``expect_version``.
+_COMMON = ("op", "performer", "expect_version", "idempotency_key")
+#: The keys each op takes besides ``op``, ``performer``, ``expect_version`` and ``idempotency_key``.
 FIELDS: dict[str, tuple[str, ...]] = {
     "create": ("user", "workspace", "module", "files", "metadata", "ttl", "lifecycle", "start"),
     "start": ("id",),
@@ -79,8 +82,16 @@ class Line:
     fields: Mapping[str, Any]
 
     @property
+    def key(self) -> str | None:
+        """The line's ``idempotency_key`` (``None`` without one)."""
+        return self.fields.get("idempotency_key")
+
+    @property
     def batch_kind(self) -> str | None:
-        """``create`` or ``send`` when the line may share a batch with its neighbours of the same kind."""
+        """``create`` or ``send`` when the line may share a batch with its neighbours of the same kind; a line
+        with an idempotency key is applied alone (``None``)."""
+        if self.key is not None:
+            return None
         if self.op == "create":
             return "create"
         return "send" if self.op in _EVENTS or self.op == "send" else None
@@ -124,6 +135,9 @@ def parse_line(raw: bytes, number: int, default_performer: str) -> Line:
     expected = data.get("expect_version")
     if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
         raise _usage(f"line {number}: 'expect_version' must be an integer")
+    key = data.get("idempotency_key")
+    if key is not None and not isinstance(key, str):
+        raise _usage(f"line {number}: 'idempotency_key' must be a string, not {type(key).__name__}")
     if op != "create":
         _string(data, "id", required=True)
     return Line(number, op, performer, data)
@@ -167,40 +181,41 @@ def _send_item(line: Line) -> tuple[Any, ...]:
     return fields["id"], event, args, fields.get("expect_version")
 
 
-def run_line(manager: SessionManager, line: Line) -> Session:
-    """Apply one command to ``manager``; returns the session as the write left it."""
-    f, who, expected = line.fields, line.performer, line.fields.get("expect_version")
+def run_line(manager: SessionManager, line: Line, key: IdempotencyKey | None = None) -> Session:
+    """Apply one command to ``manager`` (under the idempotency ``key``, when given: the line's); returns the
+    session as the write left it."""
+    f, expected = line.fields, line.fields.get("expect_version")
     op = line.op
+    common: dict[str, Any] = {"performer_id": line.performer, "idempotency_key": key}
     if op == "create":
-        return manager.create(performer_id=who, **_create_arguments(f))
+        return manager.create(**common, **_create_arguments(f))
     sid = f["id"]
+    common["expected_version"] = expected
     if op == "start":
-        return manager.start(sid, performer_id=who, expected_version=expected)
+        return manager.start(sid, **common)
     if op == "complete":
-        return manager.complete(sid, performer_id=who, expected_version=expected)
+        return manager.complete(sid, **common)
     if op == "fail":
-        return manager.fail(sid, reason=_string(f, "reason") or "", performer_id=who, expected_version=expected)
+        return manager.fail(sid, reason=_string(f, "reason") or "", **common)
     if op == "touch":
-        return manager.touch(sid, performer_id=who, expected_version=expected)
+        return manager.touch(sid, **common)
     if op == "delete":
-        return manager.delete(sid, performer_id=who, expected_version=expected)
+        return manager.delete(sid, **common)
     if op == "record-file":
-        return manager.record_file(sid, _string(f, "path", required=True) or "", _string(f, "error"),
-                                   performer_id=who, expected_version=expected)
+        return manager.record_file(sid, _string(f, "path", required=True) or "", _string(f, "error"), **common)
     if op == "note":
         return manager.add_note(sid, file_path=_string(f, "file", required=True) or "",
                                 status=_string(f, "status", required=True) or "", memory_id=_string(f, "memory_id"),
-                                performer_id=who, expected_version=expected)
+                                **common)
     if op == "update":
         from sessionflow.application.manager import UNSET
 
-        changes: dict[str, Any] = {key: f[key] for key in ("current_file", "metadata") if key in f}
-        return manager.update(sid, performer_id=who, expected_version=expected,
-                              current_file=changes.get("current_file", UNSET),
+        changes: dict[str, Any] = {name: f[name] for name in ("current_file", "metadata") if name in f}
+        return manager.update(sid, current_file=changes.get("current_file", UNSET),
                               metadata=changes.get("metadata", UNSET), status=_string(f, "status"),
-                              reason=_string(f, "reason"))
+                              reason=_string(f, "reason"), **common)
     item = _send_item(line)
-    return manager.send_with(item[0], item[1], item[2], performer_id=who, expected_version=expected)
+    return manager.send_with(item[0], item[1], item[2], **common)
 
 
 @dataclass
@@ -229,6 +244,8 @@ class _Run:
 
     write: Callable[[str], None]
     stop_on_error: bool
+    #: Notes on stderr that the line ``number`` was answered from its stored idempotency key.
+    replayed: Callable[[str, int], None]
     result: ApplyResult = field(default_factory=ApplyResult)
     waiting: list[str] = field(default_factory=list)
 
@@ -262,7 +279,7 @@ class ApplyCommands(CommandContext):
         """Apply every command of ``stream`` (JSON lines) in order, writing one answer per line; returns what was
         done. ``batch_size``: consecutive creates or lifecycle events share transactions of up to that many."""
         manager = self.manager  # opened (and its schema brought up to date) before the first line
-        run = _Run(self.out.text, stop_on_error)
+        run = _Run(self.out.text, stop_on_error, lambda key, number: self.out.replayed(key, line=number))
         reader = LineReader(stream)
         pending: list[Line] = []
         batching = batch_size is not None and batch_size > 1
@@ -307,14 +324,16 @@ class ApplyCommands(CommandContext):
             except CliError as error:
                 yield number, error
 
-    @staticmethod
-    def _single(manager: SessionManager, line: Line, run: _Run) -> None:
+    def _single(self, manager: SessionManager, line: Line, run: _Run) -> None:
+        key = self.idempotency_key(line.key)
         try:
-            session = run_line(manager, line)
+            session = run_line(manager, line, key)
         except Exception as error:
             run.error(error, line.number)
         else:
             run.ok(session)
+            if key is not None and key.replayed:
+                run.replayed(key.key, line.number)
 
     def _flush(self, manager: SessionManager, pending: list[Line], run: _Run) -> None:
         """Apply the lines of ``pending`` as one batch (then empty it); line by line when one is refused."""
@@ -366,8 +385,9 @@ def apply(
 ) -> None:
     """Apply writes read as JSON lines ({"op": "start", "id": ...}), one JSON answer per line.
 
-    Ops: create, start, complete, fail, touch, record-file, note, update, delete, send. Each line is answered
-    before the next is read. Exit status: 0 when every line was applied, else the first error's exit code.
+    Ops: create, start, complete, fail, touch, record-file, note, update, delete, send; any line may carry an
+    "idempotency_key" (such a line is applied alone, never batched). Each line is answered before the next is
+    read. Exit status: 0 when every line was applied, else the first error's exit code.
     """
     with contextlib.ExitStack() as files:
         stream: BinaryIO = sys.stdin.buffer

@@ -2,11 +2,13 @@
 
 Owns :class:`CommandContext`, the base of each command group's class (``SessionCommands``, ``HistoryCommands``
 ...) and so of :class:`~sessionflow.entrypoints.cli.Cli`, which combines them. It opens the
-:class:`~sessionflow.SessionManager` from the settings on first use and closes it when the commands are done.
-Also owns :class:`SettingsSource` (where a command's settings come from: the environment, a TOML file and the
-command line; read only when a command needs more than the database's URL) and :func:`refuse_in_memory`: a
-command of the command line that opens the database refuses an in-memory one (it would be gone when the command
-exits, so a ``create`` would print the id of a session no later command can find).
+:class:`~sessionflow.SessionManager` from the settings on first use and closes it when the commands are done;
+a write's ``--idempotency-key`` becomes its handle (:meth:`CommandContext.idempotency_key`) and a write answered
+from its stored key is noted on stderr (:meth:`CommandContext.answered`). Also owns :class:`SettingsSource`
+(where a command's settings come from: the environment, a TOML file and the command line; read only when a
+command needs more than the database's URL) and :func:`refuse_in_memory`: a command of the command line that
+opens the database refuses an in-memory one (it would be gone when the command exits, so a ``create`` would
+print the id of a session no later command can find).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from sessionflow.entrypoints.cli.parsing import mask_url
 from sessionflow.entrypoints.cli.render import Output
 
 if TYPE_CHECKING:
-    from sessionflow import SessionManager, Settings
+    from sessionflow import Session, SessionManager, Settings
+    from sessionflow.application.idempotency import IdempotencyKey
 
 __all__ = ["CommandContext", "SettingsSource", "default_performer", "in_memory_database", "refuse_in_memory"]
 
@@ -174,6 +177,24 @@ class CommandContext:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+    @staticmethod
+    def idempotency_key(key: str | None) -> IdempotencyKey | None:
+        """The handle of ``--idempotency-key KEY`` (scoped to the write's performer), which tells after the write
+        whether it was answered from the stored key; ``None`` without a key. The library checks the key."""
+        if key is None:
+            return None
+        from sessionflow import IdempotencyKey
+
+        return IdempotencyKey(key)
+
+    def answered(self, session: Session, key: IdempotencyKey | None, *, verb: str) -> Session:
+        """Print ``session`` as the write ``verb`` left it (a replayed write: as its first run left it, so the
+        output is the first run's) and, when ``key`` answered it, the one-line ``replayed:`` note on stderr."""
+        self.out.session(session, verb=verb)
+        if key is not None and key.replayed:
+            self.out.replayed(key.key)
+        return session
 
     def _total_sessions(self) -> int | None:
         """How many sessions a full pass visits, for a progress bar (counted only when one is drawn)."""

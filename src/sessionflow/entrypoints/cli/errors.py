@@ -17,6 +17,8 @@ from sessionflow import (
     ActiveSessionExists,
     ArchiveError,
     ConcurrencyConflict,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
     InvalidInput,
     InvalidTransition,
     LifecycleDefinitionError,
@@ -58,6 +60,12 @@ class ExitCode(IntEnum):
     #: ``ArchiveError``: an archive or export file could not be written (disk full, permission); the store is
     #: unchanged.
     FILE = 11
+    #: ``IdempotencyKeyReused``: the ``--idempotency-key`` was already used, by this performer, for another request
+    #: (another command, session or options); nothing was written. Choose a new key for a new request.
+    IDEMPOTENCY_KEY_REUSED = 12
+    #: ``IdempotencyKeyInFlight``: a write with the same key is still under way in the process that runs it;
+    #: nothing was written. Retry once it has finished: the retry answers what that write did.
+    IDEMPOTENCY_KEY_IN_FLIGHT = 13
     #: Interrupted (Ctrl-C) outside ``worker``/``serve``, which stop cleanly with 0.
     INTERRUPTED = 130
 
@@ -76,6 +84,8 @@ EXIT_CODES: dict[int, str] = {
     ExitCode.INCONSISTENT: "projection differs from the events, or a corrupt history",
     ExitCode.OUTCOME_UNKNOWN: "outcome unknown: the write may have been applied; look it up before retrying",
     ExitCode.FILE: "an archive or export file could not be written; the store is unchanged",
+    ExitCode.IDEMPOTENCY_KEY_REUSED: "idempotency key already used for another request; nothing was written",
+    ExitCode.IDEMPOTENCY_KEY_IN_FLIGHT: "a write with this idempotency key is under way; nothing was written, retry",
     ExitCode.INTERRUPTED: "interrupted",
 }
 
@@ -111,6 +121,8 @@ def exit_code_for(error: BaseException) -> ExitCode:
         (StoreError, ExitCode.STORE),
         (OutcomeUnknown, ExitCode.OUTCOME_UNKNOWN),
         (ArchiveError, ExitCode.FILE),
+        (IdempotencyKeyReused, ExitCode.IDEMPOTENCY_KEY_REUSED),
+        (IdempotencyKeyInFlight, ExitCode.IDEMPOTENCY_KEY_IN_FLIGHT),
     )
     for kind, code in table:
         if isinstance(error, kind):

@@ -1,10 +1,11 @@
 """The options that many commands share, and the global options given before the command.
 
-Owns the typer declarations of ``--db``, ``--json``, ``--performer``, ``--expect-version`` and the
-``SESSION_ID`` argument, :class:`StatusChoice` (the states ``--status`` takes), :func:`deprecated_option` (the
-warning an old spelling of an option prints) and :class:`Globals`: what ``sessionflow [OPTIONS] COMMAND`` said
-before the command, which every command finds with :func:`globals_of`. An option given to the command wins over
-the same global one. Nothing here loads the library's models: the command line is declared without them.
+Owns the typer declarations of ``--db``, ``--json``, ``--performer``, ``--expect-version``,
+``--idempotency-key`` and the ``SESSION_ID`` argument, :class:`StatusChoice` (the states ``--status`` takes),
+:func:`deprecated_option` (the warning an old spelling of an option prints) and :class:`Globals`: what
+``sessionflow [OPTIONS] COMMAND`` said before the command, which every command finds with :func:`globals_of`.
+An option given to the command wins over the same global one. Nothing here loads the library's models: the
+command line is declared without them.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import typer
 
 from sessionflow.entrypoints.cli.context import CommandContext
 
-__all__ = ["DEPRECATED_SINCE", "DbOption", "ExpectOption", "Globals", "JsonOption", "PerformerOption",
-           "SessionArgument", "StatusChoice", "deprecated_option", "deprecation_text", "globals_of"]
+__all__ = ["DEPRECATED_SINCE", "DbOption", "ExpectOption", "Globals", "IdempotencyKeyOption", "JsonOption",
+           "PerformerOption", "SessionArgument", "StatusChoice", "deprecated_option", "deprecation_text", "globals_of"]
 
 #: The release that deprecated the old spellings of options (``events -f``, ``events --duration``).
 DEPRECATED_SINCE = "0.2.0"
@@ -85,5 +86,9 @@ PerformerOption = Annotated[str | None, typer.Option(
     show_default=False)]
 ExpectOption = Annotated[int | None, typer.Option(
     "--expect-version", metavar="N", help="Refuse (exit 5) unless the session is at version N.", show_default=False)]
+IdempotencyKeyOption = Annotated[str | None, typer.Option(
+    "--idempotency-key", metavar="KEY", show_default=False,
+    help="Write at most once: the same command run again with the same KEY writes nothing and prints what the "
+         "first run printed (exit 12 if KEY was used for another request).")]
 SessionArgument = Annotated[str, typer.Argument(metavar="SESSION_ID", help="The session's id (a UUID).",
                                                 show_default=False)]

@@ -110,6 +110,15 @@ class Output:
             sys.stderr.write(f"warning: {message}\n")
             sys.stderr.flush()
 
+    def replayed(self, key: str, *, line: int | None = None) -> None:
+        """The note that a write was answered from its stored idempotency ``key`` (nothing written): one plain
+        line on stderr, also in JSON mode, ``replayed: …`` (``apply`` names the input ``line``)."""
+        where = f"line {line}: " if line is not None else ""
+        with self._lock:
+            sys.stderr.write(f"replayed: {where}idempotency key {key[:80]!r} was already used for this request; "
+                             "nothing was written\n")
+            sys.stderr.flush()
+
     # ------------------------------------------------------------------ sessions and events
 
     def session(self, session: Session, *, verb: str | None = None) -> None:

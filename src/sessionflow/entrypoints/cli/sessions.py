@@ -19,6 +19,7 @@ from sessionflow.entrypoints.cli.context import CommandContext
 from sessionflow.entrypoints.cli.options import (
     DbOption,
     ExpectOption,
+    IdempotencyKeyOption,
     JsonOption,
     PerformerOption,
     SessionArgument,
@@ -38,71 +39,85 @@ class SessionCommands(CommandContext):
     """The session commands as methods: each calls the manager, prints its result and returns it."""
 
     # ------------------------------------------------------------------ writes
+    # Each write takes ``idempotency_key`` (``--idempotency-key``): run again with the same key, it writes nothing,
+    # prints what the first run printed and notes the replay on stderr (see ``CommandContext.answered``).
 
     def create(self, *, user: str | None = None, workspace: str | None = None, module: str | None = None,
                files: Sequence[str] = (), metadata: Mapping[str, Any] | None = None,
-               ttl: timedelta | None = None, lifecycle: str | None = None) -> Session:
+               ttl: timedelta | None = None, lifecycle: str | None = None,
+               idempotency_key: str | None = None) -> Session:
         """Create a session."""
+        key = self.idempotency_key(idempotency_key)
         session = self.manager.create(user_id=user, workspace_id=workspace, module_name=module,
                                       file_paths=list(files), metadata=metadata, ttl=ttl,
-                                      performer_id=self.performer, lifecycle=lifecycle)
-        self.out.session(session, verb="created")
-        return session
+                                      performer_id=self.performer, lifecycle=lifecycle, idempotency_key=key)
+        return self.answered(session, key, verb="created")
 
     def send(self, session_id: str | UUID, event: str, *, args: Mapping[str, Any] | None = None,
-             expected_version: int | None = None) -> Session:
+             expected_version: int | None = None, idempotency_key: str | None = None) -> Session:
         """Send any event of the session's lifecycle."""
-        session = self.manager.send(session_id, event, performer_id=self.performer,
-                                    expected_version=expected_version, **dict(args or {}))
-        self.out.session(session, verb=event)
-        return session
+        key = self.idempotency_key(idempotency_key)
+        session = self.manager.send_with(session_id, event, dict(args or {}), performer_id=self.performer,
+                                         expected_version=expected_version, idempotency_key=key)
+        return self.answered(session, key, verb=event)
 
-    def start(self, session_id: str | UUID, *, expected_version: int | None = None) -> Session:
+    def start(self, session_id: str | UUID, *, expected_version: int | None = None,
+              idempotency_key: str | None = None) -> Session:
         """Start a pending session."""
-        session = self.manager.start(session_id, performer_id=self.performer, expected_version=expected_version)
-        self.out.session(session, verb="started")
-        return session
+        key = self.idempotency_key(idempotency_key)
+        session = self.manager.start(session_id, performer_id=self.performer, expected_version=expected_version,
+                                     idempotency_key=key)
+        return self.answered(session, key, verb="started")
 
     def record_file(self, session_id: str | UUID, path: str, *, error: str | None = None,
-                    expected_version: int | None = None) -> Session:
+                    expected_version: int | None = None, idempotency_key: str | None = None) -> Session:
         """Record a file's outcome: processed, or failed with ``error``."""
+        key = self.idempotency_key(idempotency_key)
         session = self.manager.record_file(session_id, path, error, performer_id=self.performer,
-                                           expected_version=expected_version)
-        self.out.session(session, verb=f"recorded {path!r} ({'failed' if error is not None else 'processed'}) in")
-        return session
+                                           expected_version=expected_version, idempotency_key=key)
+        outcome = "failed" if error is not None else "processed"
+        return self.answered(session, key, verb=f"recorded {path!r} ({outcome}) in")
 
     def note(self, session_id: str | UUID, *, file_path: str, status: str, memory_id: str | None = None,
-             expected_version: int | None = None) -> Session:
+             expected_version: int | None = None, idempotency_key: str | None = None) -> Session:
         """Attach a note to a live session."""
+        key = self.idempotency_key(idempotency_key)
         session = self.manager.add_note(session_id, file_path=file_path, status=status, memory_id=memory_id,
-                                        performer_id=self.performer, expected_version=expected_version)
-        self.out.session(session, verb="added a note to")
-        return session
+                                        performer_id=self.performer, expected_version=expected_version,
+                                        idempotency_key=key)
+        return self.answered(session, key, verb="added a note to")
 
-    def complete(self, session_id: str | UUID, *, expected_version: int | None = None) -> Session:
+    def complete(self, session_id: str | UUID, *, expected_version: int | None = None,
+                 idempotency_key: str | None = None) -> Session:
         """Complete a session in progress."""
-        session = self.manager.complete(session_id, performer_id=self.performer, expected_version=expected_version)
-        self.out.session(session, verb="completed")
-        return session
+        key = self.idempotency_key(idempotency_key)
+        session = self.manager.complete(session_id, performer_id=self.performer, expected_version=expected_version,
+                                        idempotency_key=key)
+        return self.answered(session, key, verb="completed")
 
-    def fail(self, session_id: str | UUID, *, reason: str, expected_version: int | None = None) -> Session:
+    def fail(self, session_id: str | UUID, *, reason: str, expected_version: int | None = None,
+             idempotency_key: str | None = None) -> Session:
         """Fail a live session with a reason."""
+        key = self.idempotency_key(idempotency_key)
         session = self.manager.fail(session_id, reason=reason, performer_id=self.performer,
-                                    expected_version=expected_version)
-        self.out.session(session, verb="failed")
-        return session
+                                    expected_version=expected_version, idempotency_key=key)
+        return self.answered(session, key, verb="failed")
 
-    def touch(self, session_id: str | UUID, *, expected_version: int | None = None) -> Session:
+    def touch(self, session_id: str | UUID, *, expected_version: int | None = None,
+              idempotency_key: str | None = None) -> Session:
         """Extend a live session's deadline."""
-        session = self.manager.touch(session_id, performer_id=self.performer, expected_version=expected_version)
-        self.out.session(session, verb="touched")
-        return session
+        key = self.idempotency_key(idempotency_key)
+        session = self.manager.touch(session_id, performer_id=self.performer, expected_version=expected_version,
+                                     idempotency_key=key)
+        return self.answered(session, key, verb="touched")
 
-    def delete(self, session_id: str | UUID, *, expected_version: int | None = None) -> Session:
+    def delete(self, session_id: str | UUID, *, expected_version: int | None = None,
+               idempotency_key: str | None = None) -> Session:
         """Delete a session (its history stays)."""
-        session = self.manager.delete(session_id, performer_id=self.performer, expected_version=expected_version)
-        self.out.session(session, verb="deleted")
-        return session
+        key = self.idempotency_key(idempotency_key)
+        session = self.manager.delete(session_id, performer_id=self.performer, expected_version=expected_version,
+                                      idempotency_key=key)
+        return self.answered(session, key, verb="deleted")
 
     # ------------------------------------------------------------------ reads
 
@@ -190,12 +205,14 @@ def create(
     lifecycle: Annotated[str | None, typer.Option(
         "--in", metavar="LIFECYCLE", help="A registered lifecycle (default: session; see --lifecycle FILE).",
         show_default=False)] = None,
+    idempotency_key: IdempotencyKeyOption = None,
     db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False,
 ) -> None:
     """Create a session (pending, or its lifecycle's initial state)."""
     with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
         cli.create(user=user, workspace=workspace, module=module, files=file or (), metadata=metadata,
-                   ttl=None if ttl is None else parse_duration(ttl, "--ttl"), lifecycle=lifecycle)
+                   ttl=None if ttl is None else parse_duration(ttl, "--ttl"), lifecycle=lifecycle,
+                   idempotency_key=idempotency_key)
 
 
 @handled
@@ -204,19 +221,21 @@ def send(ctx: typer.Context, session_id: SessionArgument,
          arg: Annotated[list[str] | None, typer.Option(
              "--arg", metavar="KEY=VALUE", help="An argument for the event's guards (repeatable; JSON values).",
              show_default=False)] = None,
-         expect_version: ExpectOption = None,
+         expect_version: ExpectOption = None, idempotency_key: IdempotencyKeyOption = None,
          db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
     """Send any event of the session's lifecycle (custom lifecycles: see --lifecycle FILE)."""
     with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
-        cli.send(session_id, event, args=parse_arguments(arg), expected_version=expect_version)
+        cli.send(session_id, event, args=parse_arguments(arg), expected_version=expect_version,
+                 idempotency_key=idempotency_key)
 
 
 @handled
 def start(ctx: typer.Context, session_id: SessionArgument, expect_version: ExpectOption = None,
-          db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
+          idempotency_key: IdempotencyKeyOption = None, db: DbOption = None, performer: PerformerOption = None,
+          json_output: JsonOption = False) -> None:
     """Start a pending session (pending → in_progress; refused past its deadline)."""
     with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
-        cli.start(session_id, expected_version=expect_version)
+        cli.start(session_id, expected_version=expect_version, idempotency_key=idempotency_key)
 
 
 @handled
@@ -226,12 +245,13 @@ def record_file(
     path: Annotated[str, typer.Argument(metavar="PATH", help="One of the session's files.", show_default=False)],
     error: Annotated[str | None, typer.Option("--error", metavar="TEXT",
                                               help="Record the file as failed with this error.")] = None,
-    expect_version: ExpectOption = None, db: DbOption = None, performer: PerformerOption = None,
-    json_output: JsonOption = False,
+    expect_version: ExpectOption = None, idempotency_key: IdempotencyKeyOption = None, db: DbOption = None,
+    performer: PerformerOption = None, json_output: JsonOption = False,
 ) -> None:
     """Record a file's outcome: processed, or failed with --error."""
     with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
-        cli.record_file(session_id, path, error=error, expected_version=expect_version)
+        cli.record_file(session_id, path, error=error, expected_version=expect_version,
+                        idempotency_key=idempotency_key)
 
 
 @handled
@@ -242,47 +262,50 @@ def note(
     status: Annotated[str, typer.Option("--status", metavar="STATUS", help="The note's status, e.g. stored.")],
     memory_id: Annotated[str | None, typer.Option("--memory-id", metavar="ID",
                                                   help="Where the result was stored.")] = None,
-    expect_version: ExpectOption = None, db: DbOption = None, performer: PerformerOption = None,
-    json_output: JsonOption = False,
+    expect_version: ExpectOption = None, idempotency_key: IdempotencyKeyOption = None, db: DbOption = None,
+    performer: PerformerOption = None, json_output: JsonOption = False,
 ) -> None:
     """Attach a note to a live session."""
     with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
         cli.note(session_id, file_path=file_path, status=status, memory_id=memory_id,
-                 expected_version=expect_version)
+                 expected_version=expect_version, idempotency_key=idempotency_key)
 
 
 @handled
 def complete(ctx: typer.Context, session_id: SessionArgument, expect_version: ExpectOption = None,
-             db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
+             idempotency_key: IdempotencyKeyOption = None, db: DbOption = None, performer: PerformerOption = None,
+             json_output: JsonOption = False) -> None:
     """Complete a session in progress (every file must have an outcome)."""
     with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
-        cli.complete(session_id, expected_version=expect_version)
+        cli.complete(session_id, expected_version=expect_version, idempotency_key=idempotency_key)
 
 
 @handled
 def fail(ctx: typer.Context, session_id: SessionArgument,
          reason: Annotated[str, typer.Option("--reason", "-r", metavar="TEXT", help="Why it failed (required).")],
-         expect_version: ExpectOption = None, db: DbOption = None, performer: PerformerOption = None,
-         json_output: JsonOption = False) -> None:
+         expect_version: ExpectOption = None, idempotency_key: IdempotencyKeyOption = None, db: DbOption = None,
+         performer: PerformerOption = None, json_output: JsonOption = False) -> None:
     """Fail a live session with a reason."""
     with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
-        cli.fail(session_id, reason=reason, expected_version=expect_version)
+        cli.fail(session_id, reason=reason, expected_version=expect_version, idempotency_key=idempotency_key)
 
 
 @handled
 def touch(ctx: typer.Context, session_id: SessionArgument, expect_version: ExpectOption = None,
-          db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
+          idempotency_key: IdempotencyKeyOption = None, db: DbOption = None, performer: PerformerOption = None,
+          json_output: JsonOption = False) -> None:
     """Extend a live session's deadline to now + its TTL (never past its lifetime cap)."""
     with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
-        cli.touch(session_id, expected_version=expect_version)
+        cli.touch(session_id, expected_version=expect_version, idempotency_key=idempotency_key)
 
 
 @handled
 def delete(ctx: typer.Context, session_id: SessionArgument, expect_version: ExpectOption = None,
-           db: DbOption = None, performer: PerformerOption = None, json_output: JsonOption = False) -> None:
+           idempotency_key: IdempotencyKeyOption = None, db: DbOption = None, performer: PerformerOption = None,
+           json_output: JsonOption = False) -> None:
     """Delete a session: gone from show and list; its history stays."""
     with open_commands(ctx, SessionCommands, db=db, performer=performer, json_output=json_output) as cli:
-        cli.delete(session_id, expected_version=expect_version)
+        cli.delete(session_id, expected_version=expect_version, idempotency_key=idempotency_key)
 
 
 # ---------------------------------------------------------------------- reads

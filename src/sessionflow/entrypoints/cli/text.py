@@ -46,10 +46,50 @@ def dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
+#: Each class met in a session: its field names in the order it declares them (a pydantic model), else ``None``.
+_FIELD_ORDER: dict[type[Any], list[str] | None] = {}
+
+
+def _order_of(kind: type[Any]) -> list[str] | None:
+    try:
+        return _FIELD_ORDER[kind]
+    except KeyError:
+        fields = getattr(kind, "model_fields", None)
+        order = _FIELD_ORDER[kind] = list(fields) if isinstance(fields, dict) else None
+        return order
+
+
+def _out_of_order(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return any(_out_of_order(item) for item in value)
+    order = _order_of(type(value))
+    if order is None:
+        return False
+    values = value.__dict__
+    return list(values) != order or any(_out_of_order(item) for item in values.values())
+
+
+def in_field_order(value: Any) -> Any:
+    """``value`` with every pydantic model in it (nested ones, and those in lists, too) holding its fields in the
+    order its class declares them: a model whose fields were set in another order is rebuilt (``model_construct``,
+    same values, same fields set); a value already in order is returned as it is."""
+    if not _out_of_order(value):
+        return value
+    if isinstance(value, list | tuple):
+        return type(value)(in_field_order(item) for item in value)
+    inner = {name: in_field_order(item) for name, item in value.__dict__.items()}
+    return type(value).model_construct(_fields_set=value.model_fields_set, **inner)
+
+
 def session_json(session: Session) -> str:
     """A session as one line of JSON, as every ``--json`` command prints it (``apply`` too): the fields of
-    ``Session.model_dump(mode="json")``, serialised by pydantic."""
-    return session.model_dump_json()
+    ``Session.model_dump(mode="json")``, serialised by pydantic, always in the model's order.
+
+    Pydantic writes the fields in the order they were set, and a store may build a session with them in another
+    order (the SQL stores' row reader does); such a session is put in the model's order first
+    (:func:`in_field_order`), so that one session always prints one line: a write answered from its idempotency
+    key prints what the first run printed, whichever way each built the session."""
+    return in_field_order(session).model_dump_json()  # type: ignore[no-any-return]
 
 
 def escape(text: str) -> str:
