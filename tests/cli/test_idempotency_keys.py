@@ -3,7 +3,7 @@ again with its key writes nothing, prints what the first run printed and says so
 another request exits 12, a write with the same key still under way 13, a malformed key 6.
 
 Each test runs on the in-memory store (opened by every command of a test through a URL scheme of its own) and
-on an SQLite file; the SQLite runs are skipped while the SQL store keeps no idempotency keys.
+on an SQLite file.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from typer.testing import CliRunner, Result
 
 from sessionflow import SessionManager
 from sessionflow.adapters.memory import InMemoryEventStore
-from sessionflow.application.ports import KeepsIdempotencyKeys
-from sessionflow.bootstrap import create_store
 from sessionflow.entrypoints.cli import ExitCode, app
 from sessionflow.errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 from sessionflow.stores import register_store
@@ -44,14 +42,6 @@ def replay_note(key: str, line: int | None = None) -> str:
     return f"replayed: {where}idempotency key {key!r} was already used for this request; nothing was written\n"
 
 
-def keeps_keys(url: str) -> bool:
-    store = create_store(url)
-    try:
-        return isinstance(store, KeepsIdempotencyKeys)
-    finally:
-        store.close()
-
-
 @pytest.fixture(params=["memory", "sqlite"])
 def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The test's store, shared by every command of the test: in memory, or an SQLite file."""
@@ -68,9 +58,7 @@ def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def url(any_url: str) -> str:
-    """The test's store, which must keep idempotency keys (the SQL store does not yet: skipped)."""
-    if not keeps_keys(any_url):
-        pytest.skip("the SQL store keeps no idempotency keys yet")
+    """The test's store (every store keeps idempotency keys)."""
     return any_url
 
 
