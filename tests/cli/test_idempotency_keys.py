@@ -266,7 +266,8 @@ def test_apply_lines_run_again_with_their_keys_write_nothing_twice(batch: list[s
     assert answers(again)[-1]["status"] == "completed"
 
 
-def test_apply_keyed_lines_are_not_batched(url: str, run: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_apply_keyed_lines_share_batches_and_are_answered_run_again(url: str, run: Invoke,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     batches: list[int] = []
     create_many = SessionManager.create_many
 
@@ -276,13 +277,18 @@ def test_apply_keyed_lines_are_not_batched(url: str, run: Invoke, monkeypatch: p
         return create_many(self, items, **options)
 
     monkeypatch.setattr(SessionManager, "create_many", spy)
-    text = lines({"op": "create"}, {"op": "create"}, {"op": "create", "idempotency_key": "k"},
-                 {"op": "create"}, {"op": "create"})
-    result = run("apply", "--batch-size", "10", stdin=text)
-    assert result.exit_code == 0, result.output
-    assert len(answers(result)) == 5
-    assert batches == [2, 2]  # the keyed line, between them, went alone
+    text = lines({"op": "create", "idempotency_key": "a"}, {"op": "create"}, {"op": "create", "idempotency_key": "k"},
+                 {"op": "create"}, {"op": "create", "idempotency_key": "z"})
+    first = run("apply", "--batch-size", "10", stdin=text)
+    assert first.exit_code == 0, first.output
+    assert len(answers(first)) == 5
+    assert batches == [5]  # keyed and unkeyed lines in one batch
     assert total_events(url) == 5
+    again = run("apply", "--batch-size", "10", stdin=text)
+    assert again.exit_code == 0, again.output
+    assert [a["id"] for a in answers(again)][::2] == [a["id"] for a in answers(first)][::2]  # the keyed lines
+    assert again.stderr == "".join(replay_note(key, number) for number, key in ((1, "a"), (3, "k"), (5, "z")))
+    assert total_events(url) == 7  # only the two lines without a key were written again
 
 
 def test_apply_a_key_reused_for_another_line_is_that_lines_error(url: str, run: Invoke) -> None:

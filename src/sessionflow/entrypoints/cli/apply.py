@@ -16,8 +16,8 @@ id — before it writes the next line; while further lines are already at hand, 
 ``complete``, ``fail``, ``send``: ``send_many``) of one performer share a transaction, up to ``N`` at a time; a
 batch is also cut when no further line can be read without waiting, so streaming still works. A batch refused
 for one of its items (``BatchRejected``) is applied again line by line, so every line gets the answer it would
-get alone. A line with an ``idempotency_key`` is never batched: it is applied alone, under its key; answered
-from its stored key, its answer is the first run's and ``replayed: line N: …`` goes to stderr. Owns
+get alone. A line's ``idempotency_key`` is its item's key in a batch, or its own write's key alone; answered from
+its stored key, its answer is the first run's and ``replayed: line N: …`` goes to stderr. Owns
 :class:`ApplyCommands` and the command's typer function.
 """
 
@@ -88,10 +88,8 @@ class Line:
 
     @property
     def batch_kind(self) -> str | None:
-        """``create`` or ``send`` when the line may share a batch with its neighbours of the same kind; a line
-        with an idempotency key is applied alone (``None``)."""
-        if self.key is not None:
-            return None
+        """``create`` or ``send`` when the line may share a batch with its neighbours of the same kind (``None``:
+        applied alone)."""
         if self.op == "create":
             return "create"
         return "send" if self.op in _EVENTS or self.op == "send" else None
@@ -346,8 +344,9 @@ class ApplyCommands(CommandContext):
             return
         from sessionflow.errors import BatchRejected
 
+        keys = [self.idempotency_key(line.key) for line in batch]
         try:
-            sessions = self._batch(manager, batch)
+            sessions = self._batch(manager, batch, keys)
         except (BatchRejected, CliError):  # nothing was written: each line gets the answer it gets alone
             for line in batch:
                 if run.result.stopped:
@@ -360,15 +359,20 @@ class ApplyCommands(CommandContext):
                     return
                 run.error(error, line.number)
             return
-        for session in sessions:
+        for line, key, session in zip(batch, keys, sessions, strict=True):
             run.ok(session)
+            if key is not None and key.replayed:
+                run.replayed(key.key, line.number)
 
     @staticmethod
-    def _batch(manager: SessionManager, batch: Sequence[Line]) -> list[Session]:
+    def _batch(manager: SessionManager, batch: Sequence[Line], keys: Sequence[IdempotencyKey | None]) -> list[Session]:
+        """The lines of ``batch`` in one transaction, each under its key (``keys``, in line order)."""
         performer = batch[0].performer
         if batch[0].batch_kind == "create":
-            return manager.create_many([_create_arguments(line.fields) for line in batch], performer_id=performer)
-        return manager.send_many([_send_item(line) for line in batch], performer_id=performer)
+            return manager.create_many([{**_create_arguments(line.fields), "idempotency_key": key}
+                                        for line, key in zip(batch, keys, strict=True)], performer_id=performer)
+        return manager.send_many([(*_send_item(line), key) for line, key in zip(batch, keys, strict=True)],
+                                 performer_id=performer)
 
 
 @handled
