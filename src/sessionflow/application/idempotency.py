@@ -137,7 +137,7 @@ def _check_key(value: Any) -> str:
         raise InvalidInput("idempotency_key", f"expected a string, got {type(value).__name__}")
     if not 0 < len(value) <= MAX_KEY_LENGTH:
         raise InvalidInput("idempotency_key", f"must be 1 to {MAX_KEY_LENGTH} characters long")
-    if not all(" " <= ch <= "~" for ch in value):
+    if not (value.isascii() and value.isprintable()):
         raise InvalidInput("idempotency_key", "must be printable ASCII (space to '~')")
     return value
 
@@ -195,7 +195,12 @@ class KeyGuard:
     def run(self, request: KeyRequest, now: datetime, write: Callable[[IdempotencyRecord], Session]) -> Session:
         """Run ``write`` with the record to keep with its change; when it fails, answer ``request`` from its
         stored key if there is one (the write is not looked up first: a write sent once costs no extra read)."""
-        with self.holding((request,)):
+        token = (request.scope, request.key)
+        with self._lock:
+            if token in self._in_flight:
+                raise IdempotencyKeyInFlight(request.key)
+            self._in_flight.add(token)
+        try:
             try:
                 return write(self.record(request, now))
             except SessionflowError as error:
@@ -211,6 +216,9 @@ class KeyGuard:
                 if answer is None:
                     raise
                 return answer
+        finally:
+            with self._lock:
+                self._in_flight.discard(token)
 
     def answer(self, request: KeyRequest, now: datetime) -> Session | None:
         """The session as the stored write of ``request``'s key left it, or ``None`` when no live key is stored.

@@ -10,7 +10,6 @@ refused write appends nothing. The arguments arrive validated (:mod:`sessionflow
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
@@ -240,7 +239,10 @@ class WritePipeline:
 
     def commit_keyed(self, change: Change, record: IdempotencyRecord | None) -> None:
         """Commit ``change`` with the idempotency key ``record`` (when given) kept in its transaction."""
-        self.delivery.commit(change if record is None else replace(change, idempotency=record))
+        if record is not None:  # (a constructor call: a third of dataclasses.replace's cost)
+            change = Change(change.session, change.events, change.expected_version, change.exclusive_user,
+                            change.decided_at, change.previous, record)
+        self.delivery.commit(change)
 
     def change(self, sid: UUID, performer: str, expected_version: int | None, build: Build, *,
                lazy_expiry: bool = True, key: KeyRequest | None = None) -> Session:
