@@ -9,7 +9,7 @@ deletes are retried through the ownership check that reads a deleted session's h
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sessionflow import SessionManager
+from sessionflow.adapters.memory import InMemoryEventStore
 from sessionflow.testing import ManualClock
 from tests.http.conftest import MakeClient
 
@@ -233,35 +234,46 @@ def test_a_key_is_kept_for_the_window_only(served: TestClient, manager: SessionM
 # --------------------------------------------------------------------------- in flight
 
 
-class Held:
-    """Holds the next keyed write in the store, as it looks its key up, until :attr:`release` is set (it sets
-    :attr:`holding` once it waits): the write is then under way, its key in flight."""
+class HeldStore:
+    """A store whose next write, once :attr:`armed`, waits in :meth:`append` until :attr:`release` is set (it sets
+    :attr:`holding` when it starts waiting): that write is under way, its key in flight. Everything else is the
+    wrapped store's."""
 
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, store: InMemoryEventStore) -> None:
+        self._store = store
+        self.armed = False
         self.holding = threading.Event()
         self.release = threading.Event()
-        store: Any = manager.store
-        real = store.find_key
 
-        def find_key(scope: str, key: str) -> Any:
-            if not self.holding.is_set():
-                self.holding.set()
-                assert self.release.wait(30)
-            return real(scope, key)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
-        store.find_key = find_key
+    def append(self, change: Any) -> None:
+        if self.armed and not self.holding.is_set():
+            self.holding.set()
+            assert self.release.wait(30)
+        self._store.append(change)
+
+
+@pytest.fixture
+def held(clock: ManualClock, make_client: MakeClient, caller: dict[str, str]) -> Iterator[
+        tuple[HeldStore, SessionManager, TestClient]]:
+    store = HeldStore(InMemoryEventStore())
+    with SessionManager(store, clock=clock) as mgr:  # type: ignore[arg-type]
+        yield store, mgr, make_client(mgr, tokens=TOKENS if caller else None)
 
 
 @pytest.mark.parametrize("write", WRITES, ids=IDS)
-def test_the_key_of_a_write_in_flight_is_409(write: Write, served: TestClient, manager: SessionManager,
+def test_the_key_of_a_write_in_flight_is_409(write: Write, held: tuple[HeldStore, SessionManager, TestClient],
                                              caller: dict[str, str]) -> None:
+    store, manager, served = held
     sid = prepared(manager, write.state)
-    held = Held(manager)
+    store.armed = True
     answers: list[httpx.Response] = []
     first = threading.Thread(target=lambda: answers.append(write.send(served, sid, "key-1", caller)))
     first.start()
     try:
-        assert held.holding.wait(30)
+        assert store.holding.wait(30)
         before = written(manager)
         busy = write.send(served, sid, "key-1", caller)
         assert busy.status_code == 409, busy.text
@@ -270,7 +282,7 @@ def test_the_key_of_a_write_in_flight_is_409(write: Write, served: TestClient, m
         elsewhere = served.get("/sessions", headers=caller)  # the service goes on meanwhile
         assert elsewhere.status_code == 200
     finally:
-        held.release.set()
+        store.release.set()
         first.join(30)
     assert answers[0].status_code == write.status, answers[0].text
     after = write.send(served, sid, "key-1", caller)
