@@ -10,6 +10,9 @@ write's outcome held against it with the three rules (``outcome_checks.judge``):
 not; any other error => not applied. At least 200 writes per store must have been in flight at a stop or
 attempted during an outage. The counts are printed (``pytest -s``).
 
+Then the same stops under writers that give each write an idempotency key and send it again, with the key, after
+any ``StoreError`` or ``OutcomeUnknown``: every write must end in success, applied exactly once.
+
 Slow (some 20 s per store): marked ``slow`` and skipped unless slow tests are asked for (``pytest -m slow``):
 ``make faults`` runs it.
 """
@@ -29,7 +32,7 @@ from uuid import UUID
 
 import pytest
 
-from sessionflow import OutcomeUnknown, SessionManager
+from sessionflow import OutcomeUnknown, SessionManager, StoreError
 from tests.reliability.outcome_checks import Outcome, attempt, truth_for
 from tests.reliability.outcome_servers import CrashablePostgres
 from tests.support.postgres import PostgresUnavailable, require_postgres
@@ -49,6 +52,10 @@ MIN_FAULTED = 200
 WRITES_PER_SESSION = 25
 #: A writer's pause after a write that went through (the outages, not the throughput, are the point).
 PAUSE = 0.01
+#: How long a keyed writer sends one write again before it gives up (longer than any outage here).
+KEYED_PATIENCE = 30.0
+#: Keyed writes met by a stop: a keyed writer carries one write through each outage (it retries it there).
+MIN_KEYED_FAULTED = WRITERS * MIN_STOPS
 
 
 class Server(Protocol):
@@ -169,14 +176,53 @@ def writer(n: int, manager: SessionManager, run: Run, stop: threading.Event) -> 
             time.sleep(PAUSE)
 
 
-def crash_under_writers(server: Server) -> Run:
-    """Run the writers while the crasher stops and restarts ``server`` (at least :data:`MIN_STOPS` times, until at
-    least :data:`MIN_FAULTED` writes were faulted); return what happened."""
+def keyed_writer(n: int, manager: SessionManager, run: Run, stop: threading.Event) -> None:
+    """A client that gives each write an idempotency key (its marker) and, after any StoreError or OutcomeUnknown,
+    sends the same write with the same key again until it succeeds: the write's one recorded outcome is its
+    last, from its first attempt to that success."""
+    rnd = random.Random(100 + n)
+    mine: dict[UUID, int] = {}
+    seq = 0
+    performer = f"k{n}"
+    while not stop.is_set():
+        seq += 1
+        key = f"csk{n}x{seq}"
+        sid: UUID | None = None
+        if not mine or rnd.random() < 0.2:
+            kind = "create"
+            call: Callable[[], Any] = partial(manager.create, performer_id=performer, user_id=key,
+                                              file_paths=["a.py"], idempotency_key=key)
+        else:
+            sid = rnd.choice(list(mine))
+            mine[sid] += 1
+            if mine[sid] >= WRITES_PER_SESSION:
+                del mine[sid]
+            kind = "add_note" if rnd.random() < 0.6 else "update"
+            call = (partial(manager.add_note, sid, file_path="a.py", memory_id=key, status="ok",
+                            performer_id=performer, idempotency_key=key) if kind == "add_note" else
+                    partial(manager.update, sid, metadata={"m": key}, performer_id=performer, idempotency_key=key))
+        started = time.monotonic()
+        outcome = attempt(call)
+        while outcome.kind != "success" and isinstance(outcome.error, StoreError | OutcomeUnknown) and (
+                time.monotonic() - started < KEYED_PATIENCE):
+            time.sleep(0.05)
+            outcome = attempt(call)
+        with run.lock:
+            run.writes.append(Write(kind, key, sid, started, time.monotonic(), outcome))
+        if outcome.kind == "success" and kind == "create":
+            mine[outcome.value.id] = 0
+        time.sleep(PAUSE)
+
+
+def crash_under_writers(server: Server, target: Callable[[int, SessionManager, Run, threading.Event], None] = writer,
+                        ) -> Run:
+    """Run the writers (``target``) while the crasher stops and restarts ``server`` (at least :data:`MIN_STOPS`
+    times, until at least :data:`MIN_FAULTED` writes were faulted); return what happened."""
     SessionManager.open(server.url).close()  # the schema
     run = Run()
     stop = threading.Event()
     managers = [SessionManager.open(server.url, retries=retries) for retries in RETRIES]
-    threads = [threading.Thread(target=writer, args=(n, managers[n % len(managers)], run, stop), name=f"writer-{n}")
+    threads = [threading.Thread(target=target, args=(n, managers[n % len(managers)], run, stop), name=f"writer-{n}")
                for n in range(WRITERS)]
     rnd = random.Random(7)
     try:
@@ -316,3 +362,26 @@ def test_crash_stops_under_writers_mislabel_nothing(store: str) -> None:
     assert len(run.outages) >= MIN_STOPS
     assert faulted >= MIN_FAULTED, f"only {faulted} writes met an outage"
     assert not problems, f"{len(problems)} outcomes were not the truth, e.g.:\n" + "\n".join(problems[:20])
+
+
+@pytest.mark.parametrize("store", [pytest.param("pg", marks=pytest.mark.postgres),
+                                   pytest.param("redis", marks=pytest.mark.redis)])
+def test_crash_stops_under_keyed_retrying_writers_apply_each_write_once(store: str) -> None:
+    """Writers that retry each write with its idempotency key after any StoreError or OutcomeUnknown: every write
+    ends in success, applied exactly once — none lost, none doubled, whatever the stops did to its attempts."""
+    with crashable(store) as server:
+        run = crash_under_writers(server, keyed_writer)
+        stored = read_stored(server.url)
+    problems: list[str] = []
+    for write in run.writes:
+        applied = applied_times(write, stored, problems)
+        if write.outcome.kind != "success":
+            problems.append(f"{write.kind} {write.key}: still {write.outcome.describe()} after its retries")
+        elif applied != 1:
+            problems.append(f"{write.kind} {write.key}: retried with its key, applied {applied} times")
+    faulted = sum(1 for write in run.writes if run.faulted(write))
+    print(f"\n[{store}] keyed: {len(run.outages)} crash stops, {len(run.writes)} writes, {faulted} faulted, "
+          f"{len(problems)} not applied exactly once")
+    assert len(run.outages) >= MIN_STOPS
+    assert faulted >= MIN_KEYED_FAULTED, f"only {faulted} writes met an outage"
+    assert not problems, f"{len(problems)} writes were not applied exactly once, e.g.:\n" + "\n".join(problems[:20])

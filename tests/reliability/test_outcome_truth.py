@@ -28,7 +28,8 @@ found among the write's events if applied, nowhere if not); any other error => n
 report exactly the sessions it expired, a purge exactly those it removed (an OutcomeUnknown of their later
 batch: ``applied``, the sessions the earlier batches changed).
 
-Beside the matrix: the HTTP service (``POST /sessions``: a 503 ``store_error`` means the session does not exist),
+Beside the matrix: the HTTP service (``POST /sessions``: a 503 ``store_error`` means the session does not exist;
+a client that sends a create or a note again with its ``Idempotency-Key`` after any 503 ends with exactly one),
 the command line (exit 7 = not applied, exit 10 = outcome unknown), group commit (each thread of a group whose
 commit was lost is told OutcomeUnknown or success, never StoreError), and the retry budget the modes rest on
 (``retries=N``: at most N new connections after the lost one).
@@ -185,6 +186,57 @@ def test_http_create_reports_what_happened(mode: Mode, request: pytest.FixtureRe
                 assert stored in ([], [UUID(body["session_ids"][0])]), f"{what}: the server holds {stored}"
                 outcome = Outcome(error=OutcomeUnknown(body["operation"]))
         verdict(what, outcome, len(stored), mode)
+
+
+def _retried_with_key(client: TestClient, path: str, body: dict[str, Any], key: str) -> tuple[Any, list[str]]:
+    """Send the write with its ``Idempotency-Key`` until it is answered with anything but a 5xx (a 503
+    ``outcome_unknown`` or ``store_error`` is sent again, once the database can be reached again); the answer and
+    the codes of the errors on the way."""
+    errors: list[str] = []
+    for _ in range(200):
+        response = client.post(path, json=body, headers={"Idempotency-Key": key})
+        if response.status_code < 500:
+            return response, errors
+        errors.append(str(response.json().get("code")))
+        threading.Event().wait(0.1)
+    raise AssertionError(f"POST {path}: still failing after 200 attempts: {errors[-3:]}")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("write", ["create", "note"])
+@pytest.mark.parametrize("mode", [NO_LOOKUP, LOOKUP, REQUEST_LOST], ids=lambda m: m.name)
+def test_http_write_retried_with_its_key_is_applied_once(mode: Mode, write: str,
+                                                         request: pytest.FixtureRequest) -> None:
+    """A client that sends ``POST /sessions`` (or a note) again with its ``Idempotency-Key`` after any 503 ends
+    with exactly one session (one note): the retry of a write that was applied is answered from its stored key
+    (``Idempotent-Replayed: true``), that of one that was not is the write."""
+    with harness("pg", request) as h:
+        sid = None
+        if write == "note":
+            sid = h.seed.create(performer_id="p", user_id=h.marker, file_paths=["a.py"]).id
+            h.seed.start(sid, performer_id="p")
+        manager = h.open(retries=mode.retries)
+        path, body = (("/sessions", {"performer_id": "p", "user_id": h.marker}) if sid is None else
+                      (f"/sessions/{sid}/notes", {"performer_id": "p", "file_path": "a.py", "status": "stored"}))
+        with TestClient(create_app(manager), raise_server_exceptions=False) as client:
+            mode.arm(h.proxy, PG_APPEND)
+            # (a key of this test's own: the keys of the module's earlier tests stay on the server)
+            response, errors = _retried_with_key(client, path, body, key=f"{write}-{h.marker}")
+        what = f"POST {path} on pg, {mode.name}, retried with its key after {errors}: {response.status_code}"
+        assert h.proxy.wait_fired(5), f"{what}: the fault never happened"
+        assert response.status_code == (201 if sid is None else 200), f"{what} {response.text}"
+        assert set(errors) <= {"outcome_unknown", "store_error"}, what
+        if mode is LOOKUP:
+            assert errors == [], f"{what}: the store looks a lost write up itself"
+        stored = h.truth.sessions_of_user(h.marker)
+        if sid is None:
+            assert stored == [UUID(response.json()["id"])], f"{what}: the server holds {stored}"
+        else:
+            notes = [e for e in h.truth.history(sid) if e.event == "note_added"]
+            assert len(notes) == 1, f"{what}: {len(notes)} notes were written"
+            assert len(response.json()["notes"]) == 1, what
+        replayed = response.headers.get("idempotent-replayed") == "true"
+        assert replayed == (mode is NO_LOOKUP), f"{what}: Idempotent-Replayed {replayed}"
 
 
 # --------------------------------------------------------------------------- the command line

@@ -119,16 +119,28 @@ class Caller:
                 and performer not in (user_id, SYSTEM)):
             raise SessionUserMismatch(None, owner=user_id, performer_id=performer)
 
-    def check_write(self, session_id: UUID, performer: str) -> None:
+    def check_write(self, session_id: UUID, performer: str, *, keyed: bool = False) -> None:
         """Before a write to a session: a user principal must own it (else :class:`SessionNotFound`, and
         nothing is written); without authentication, the app's owner check (:class:`SessionUserMismatch`).
+
+        ``keyed``: the write carries an idempotency key, so it may be the retry of a write that left the session
+        deleted (its answer is stored): the owner is then read from the session's history, which a deletion
+        keeps, and the manager answers the retry (or, without a stored answer, refuses a deleted session).
         """
+        if self._user is None and not (self.principal is None and self._owner_check):
+            return
+        if keyed:
+            events = self._manager.history(session_id)
+            if not events:
+                raise SessionNotFound(session_id)
+            owner = _owner_of(events)
+        else:
+            owner = self._manager.get(session_id).user_id
         if self._user is not None:
-            self.get(session_id)
-        elif self.principal is None and self._owner_check:
-            session = self._manager.get(session_id)
-            if session.user_id is not None and performer not in (session.user_id, SYSTEM):
-                raise SessionUserMismatch(session_id, owner=session.user_id, performer_id=performer)
+            if owner != self._user:
+                raise SessionNotFound(session_id)
+        elif owner is not None and performer not in (owner, SYSTEM):
+            raise SessionUserMismatch(session_id, owner=owner, performer_id=performer)
 
 
 def _owner_of(events: list[SessionEvent]) -> str | None:

@@ -4,9 +4,11 @@ Every error response is a JSON :class:`ErrorBody` (ASCII-escaped, since it may q
 error gets :func:`status_for` its class; invalid input (FastAPI's request validation) is a 400 naming the
 field, never a 422 (a body that is not JSON, or is nested too deeply to read, has the code ``invalid_json``);
 a missing or unknown bearer token is a 401 with a ``WWW-Authenticate`` challenge; a principal refused by
-the access rules is a 403 ``forbidden``; a body over the limit is a 413 ``payload_too_large``; an unknown
-route or method keeps its 404/405 in the same shape. Every ``code`` is a readable snake_case name (an HTTP
-status without a name of its own here is ``http_error``). See ``docs/errors.md`` and ``docs/http.md``.
+the access rules is a 403 ``forbidden``; a body over the limit is a 413 ``payload_too_large``; an
+``Idempotency-Key`` stored for another request is a 422 ``idempotency_key_reused``, one still in flight a 409
+``idempotency_key_in_flight``; an unknown route or method keeps its 404/405 in the same shape. Every ``code``
+is a readable snake_case name (an HTTP status without a name of its own here is ``http_error``). See
+``docs/errors.md`` and ``docs/http.md``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from sessionflow.entrypoints.http.limits import BodyTooLarge, too_large_body
 from sessionflow.errors import (
     ActiveSessionExists,
     ConcurrencyConflict,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
     InvalidInput,
     InvalidTransition,
     LifecycleDefinitionError,
@@ -72,8 +76,10 @@ def status_for(error: SessionflowError, *, if_match: bool = False) -> int:
         return 403
     if isinstance(error, ConcurrencyConflict):
         return 412 if if_match else 409
-    if isinstance(error, InvalidTransition | ActiveSessionExists):
+    if isinstance(error, InvalidTransition | ActiveSessionExists | IdempotencyKeyInFlight):
         return 409
+    if isinstance(error, IdempotencyKeyReused):
+        return 422  # the request is well formed, but its key was stored for another one
     if isinstance(error, InvalidInput):
         return 400
     if isinstance(error, StoreError | OutcomeUnknown):

@@ -2,7 +2,8 @@
 
 Routes document their error responses with :func:`error_responses` and their ``ETag`` with
 :data:`ETAG_HEADER`. :func:`install_openapi` then builds the document without FastAPI's default 422 responses
-(invalid input is 400 here), with the tag descriptions, the bearer security scheme when the app has tokens
+(invalid input is 400 here; the only 422 is a reused ``Idempotency-Key``), with the tag descriptions, the
+bearer security scheme when the app has tokens
 (each operation names the scope a service principal needs: OpenAPI 3.1 lets a non-OAuth scheme list the
 roles an operation requires), and links from the routes that create a session to every route on
 ``/sessions/{session_id}``.
@@ -30,9 +31,13 @@ _ERROR_DESCRIPTIONS: Final = {
     403: ("Refused before anything is read: a service token without the route's scope, or a user token naming "
           "another user (user_id); without tokens, a write to another user's session (enforce_owner)."),
     404: "No such session: it never existed, it was deleted, or (for a user token) it is another user's.",
-    409: "Invalid transition, a user's other active session, or a concurrent change.",
+    409: ("Invalid transition, a user's other active session, or a concurrent change; code "
+          "idempotency_key_in_flight: a write with the same Idempotency-Key is still under way (nothing was "
+          "written; retry once it has finished)."),
     412: "If-Match names a version that is not the session's current version.",
     413: "The request body is larger than the service's limit; it was not read.",
+    422: ("code idempotency_key_reused: the Idempotency-Key was already used for a different request (another "
+          "route, session or body); nothing was written. Use a new key for a new request."),
     503: ("The database failed. code store_error: the request was not applied, retrying is safe. code "
           "outcome_unknown (writes only): the connection was lost after the write was sent, so it may have been "
           "applied; read the session (or its history: record_ids) before retrying."),
@@ -83,7 +88,7 @@ def install_openapi(app: FastAPI, scopes: Mapping[str, Scope]) -> None:
             for item in schema.get("paths", {}).values():
                 for operation in item.values():
                     if isinstance(operation, dict):
-                        operation.get("responses", {}).pop("422", None)
+                        _drop_default_422(operation.get("responses", {}))
                         scope = scopes.get(operation.get("operationId", ""))
                         if secured and scope is not None:
                             operation["security"] = [{"bearer": [scope.value]}]
@@ -98,6 +103,13 @@ def install_openapi(app: FastAPI, scopes: Mapping[str, Scope]) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _drop_default_422(responses: dict[str, Any]) -> None:
+    """Remove FastAPI's own 422 (its validation error, which is a 400 here); a 422 a route declares stays."""
+    schema = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    if schema.get("$ref", "").endswith("/HTTPValidationError"):
+        del responses["422"]
 
 
 def route_scopes(routers: Iterable[APIRouter]) -> dict[str, Scope]:
