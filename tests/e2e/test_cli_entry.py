@@ -56,9 +56,9 @@ def test_the_console_script_points_at_the_checking_entry_point() -> None:
 
 def test_the_extras_named_in_the_readme_exist_and_all_gathers_them() -> None:
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
-    features = {"cli", "http", "metrics", "postgres", "redis", "asyncio"}
+    features = {"cli", "http", "metrics", "postgres", "redis", "asyncio", "otel"}
     assert features <= set(extras)
-    assert extras["all"] == ["sessionflow[postgres,redis,asyncio,http,cli,metrics,diagram]"]
+    assert extras["all"] == ["sessionflow[postgres,redis,asyncio,http,cli,metrics,diagram,otel]"]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     install = readme[readme.index("## Install"):readme.index("\n## ", readme.index("## Install") + 1)]
     for extra in sorted(features | {"all"}):
