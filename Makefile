@@ -118,8 +118,8 @@ test: venv postgres-binaries graphviz redis-server wrk chromium  ## run the whol
 # The fault runs are marked `slow` and left out of `make test` (tests/conftest.py deselects them unless slow tests
 # are asked for, `-m slow`); this target runs them, with a PostgreSQL and a redis-server of their own (and, for the
 # failovers, a PostgreSQL primary with its synchronous standby, a Redis primary with a replica and three Sentinels).
-faults: venv postgres-binaries redis-server  ## the fault runs: crash stops of PostgreSQL and Redis, PostgreSQL and Redis failovers, a host lost
-	$(BIN)/pytest -m slow tests/reliability/test_crash_stop_outcomes.py tests/reliability/test_pg_failover.py tests/redis/test_sentinel_failover.py tests/reliability/test_several_hosts.py -s -q
+faults: venv postgres-binaries redis-server  ## the fault runs: crash stops of PostgreSQL and Redis, keyed retries through faults, PostgreSQL and Redis failovers, a host lost
+	$(BIN)/pytest -m slow tests/reliability/test_crash_stop_outcomes.py tests/reliability/test_idempotent_retries.py tests/reliability/test_pg_failover.py tests/redis/test_sentinel_failover.py tests/reliability/test_several_hosts.py -s -q
 
 # The dependency versions pyproject.toml allows, at both ends: `make versions` installs the package with every extra
 # and the test tools into two throwaway virtualenvs under $(VERSIONS_DIR) (uv resolves the lowest versions of the

@@ -49,7 +49,9 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.postgres import free_port
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
-              pytest.mark.filterwarnings("ignore::ResourceWarning")]
+              pytest.mark.filterwarnings("ignore::ResourceWarning"), pytest.mark.slow]
+#: A fault run (``make faults``): collected only when slow tests are asked for (``-m slow``).
+ONLY_WHEN_SLOW = True
 pytest.importorskip("uvicorn")
 
 #: New connections are refused this long after a fault (the client keeps retrying meanwhile).
