@@ -22,7 +22,7 @@ pytestmark = pytest.mark.postgres
 PARTS: dict[str, tuple[str, ...]] = {
     "lateness": ("expiry-lateness", "pending-memory"),
     "processes": ("cross-process-lateness", "sweep"),
-    "servers": ("failover", "upgrade", "redis"),
+    "servers": ("failover", "upgrade", "redis", "otel"),
     "rest": (),
 }
 
