@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.support.postgres import free_port
+from tests.support.serving import wait_until_serving
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
               pytest.mark.filterwarnings("ignore::ResourceWarning")]
@@ -39,19 +40,7 @@ class Served:
             [sys.executable, "-m", "sessionflow", "--db", url, "serve", "--port", str(self.port),
              "--log-level", "warning", *options],
             cwd=cwd, env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None:
-                pytest.fail(f"serve exited early ({self.process.returncode}): {self.process.communicate()[1]}")
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail("serve did not become ready within 60 s")
-            time.sleep(0.05)
+        wait_until_serving(self.base, self.process)
 
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)

@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from tests.support.backends import reset_postgres
+from tests.support.serving import wait_until_serving
 
 pytestmark = [pytest.mark.postgres, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
 
@@ -49,21 +50,6 @@ def _env(**extra: str) -> dict[str, str]:
     env["SESSIONFLOW_PERFORMER"] = "tester"
     env.update(extra)
     return env
-
-
-def _wait_for(base: str, server: subprocess.Popen[str], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None:
-            pytest.fail(f"serve exited early ({server.returncode}):\n{server.communicate()[1]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"serve did not answer within {seconds} s")
-        time.sleep(0.1)
 
 
 def _pid_of(port: int, access_lines: list[str], seconds: float = 5) -> str:
@@ -114,7 +100,7 @@ def test_two_workers_on_postgres_start_exactly_one_session_per_user(postgres_url
     reader.start()
     clients: list[httpx.Client] = []
     try:
-        _wait_for(base, server)
+        wait_until_serving(base, server)
         with httpx.Client(base_url=base, timeout=30) as http:
             ids = []
             for _ in range(SESSIONS):

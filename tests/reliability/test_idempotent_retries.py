@@ -47,6 +47,7 @@ import pytest
 from sessionflow import SessionManager
 from tests.support.faultproxy import FaultProxy
 from tests.support.postgres import free_port
+from tests.support.serving import wait_until_serving
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
               pytest.mark.filterwarnings("ignore::ResourceWarning"), pytest.mark.slow]
@@ -76,19 +77,7 @@ class Service:
             [sys.executable, "-m", "sessionflow", "--db", self.url, "serve", "--port", str(self.port),
              "--log-level", "warning"], cwd=self.cwd, env=env, text=True, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None:
-                pytest.fail(f"serve exited early ({self.process.returncode}): {self.process.communicate()[1]}")
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail("serve did not become ready within 60 s")
-            time.sleep(0.05)
+        wait_until_serving(f"http://127.0.0.1:{self.port}", self.process)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

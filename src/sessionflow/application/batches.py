@@ -33,6 +33,7 @@ from sessionflow.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     InvalidInput,
+    OutcomeUnknown,
     SessionflowError,
     SessionNotFound,
 )
@@ -198,7 +199,8 @@ def _keyed(pipeline: WritePipeline, requests: list[KeyRequest | None], now: date
     with its key) in one transaction and returns their sessions. Nothing is looked up first; when the write
     fails, the items whose key is stored for their request are answered and the others written again, until one
     write succeeds or a failure answers no further item (its error, the refused item named by its index in the
-    whole batch, is raised)."""
+    whole batch, is raised). After an unknown outcome only a batch whose every item is answered returns: its
+    items without a key may have been applied, so they are not written again."""
     answers: dict[int, Session] = {}
     pending = list(range(len(requests)))
     with _holding(pipeline, requests):
@@ -212,7 +214,10 @@ def _keyed(pipeline: WritePipeline, requests: list[KeyRequest | None], now: date
                     raise
                 except SessionflowError:
                     found = {}
-                if not found:
+                # An unknown outcome may have applied the whole batch: the items it answers are, and so may be
+                # those without a key, which must not be written again. Only a refusal wrote nothing.
+                unknown = isinstance(error, OutcomeUnknown) and len(found) < len(pending)
+                if not found or unknown:
                     mapped = _mapped(error, pending)
                     if mapped is error:
                         raise

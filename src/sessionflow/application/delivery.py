@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from sessionflow.application.group_commit import GroupCommit
 from sessionflow.application.ports import Change, EventStore, Waker
-from sessionflow.application.tracing import Tracing
+from sessionflow.application.tracing import Tracing, in_span
 from sessionflow.domain.models import SessionEvent
 from sessionflow.errors import InvalidInput
 
@@ -67,27 +67,15 @@ class Delivery:
         def traced_append(change: Change) -> None:
             if not tracing.active():
                 return append(change)
-            with tracing.span("sessionflow.store.append", {
-                    "db.system.name": store_kind, "sessionflow.session.id": str(change.session.id),
-                    "sessionflow.batch.size": len(change.events)}) as span:
-                try:
-                    append(change)
-                except BaseException as error:
-                    span.fail(error, str(getattr(error, "code", "error")))
-                    raise
-            return None
+            return in_span(tracing, "sessionflow.store.append", {
+                "db.system.name": store_kind, "sessionflow.session.id": str(change.session.id),
+                "sessionflow.batch.size": len(change.events)}, lambda: append(change))
 
         def traced_append_many(changes: Sequence[Change]) -> None:
             if not tracing.active():
                 return append_many(changes)
-            with tracing.span("sessionflow.store.append_many", {
-                    "db.system.name": store_kind, "sessionflow.batch.size": len(changes)}) as span:
-                try:
-                    append_many(changes)
-                except BaseException as error:
-                    span.fail(error, str(getattr(error, "code", "error")))
-                    raise
-            return None
+            return in_span(tracing, "sessionflow.store.append_many", {
+                "db.system.name": store_kind, "sessionflow.batch.size": len(changes)}, lambda: append_many(changes))
 
         self._append, self._append_many = traced_append, traced_append_many
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from sessionflow.application.ports import Clock, EventStore
-from sessionflow.application.tracing import Tracing
+from sessionflow.application.tracing import Tracing, in_span
 from sessionflow.application.validation import check_int
 from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import validate_identifier
@@ -158,12 +158,7 @@ class Feed:
                       "messaging.consumer.group.name": name, "messaging.message.id": str(event.record_id),
                       "sessionflow.session.id": str(event.session_id), "sessionflow.event": str(event.event),
                       "sessionflow.version": event.version, "sessionflow.feed.position": event.position or 0}
-        with tracing.span("sessionflow.feed.process", attributes) as span:
-            try:
-                handler(event)
-            except BaseException as error:
-                span.fail(error, str(getattr(error, "code", "error")))
-                raise
+        in_span(tracing, "sessionflow.feed.process", attributes, lambda: handler(event))
 
     def _handle(self, name: str, batch: list[SessionEvent], handler: Handler, position: int, handled: int,
                 stop: threading.Event | None) -> tuple[int, int]:

@@ -52,6 +52,7 @@ __all__ = [
     "KeyGuard",
     "KeyRequest",
     "StoredKey",
+    "check_key",
     "fingerprint",
     "key_request",
 ]
@@ -132,13 +133,15 @@ def fingerprint(operation: str, session_id: UUID | None, arguments: Mapping[str,
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _check_key(value: Any) -> str:
+def check_key(value: Any, field: str = "idempotency_key") -> str:
+    """``value`` if it is a well-formed key (a string of 1 to :data:`MAX_KEY_LENGTH` printable ASCII characters),
+    else :class:`~sessionflow.errors.InvalidInput` naming ``field``."""
     if not isinstance(value, str):
-        raise InvalidInput("idempotency_key", f"expected a string, got {type(value).__name__}")
+        raise InvalidInput(field, f"expected a string, got {type(value).__name__}")
     if not 0 < len(value) <= MAX_KEY_LENGTH:
-        raise InvalidInput("idempotency_key", f"must be 1 to {MAX_KEY_LENGTH} characters long")
+        raise InvalidInput(field, f"must be 1 to {MAX_KEY_LENGTH} characters long")
     if not (value.isascii() and value.isprintable()):
-        raise InvalidInput("idempotency_key", "must be printable ASCII (space to '~')")
+        raise InvalidInput(field, "must be printable ASCII (space to '~')")
     return value
 
 
@@ -148,8 +151,8 @@ def key_request(value: Any, performer: str, operation: str, session_id: UUID | N
     :class:`IdempotencyKey` to its own scope (its performer's when it has none)."""
     if value is None:
         return None
-    handle = value if isinstance(value, IdempotencyKey) else IdempotencyKey(_check_key(value))
-    key = _check_key(handle.key)
+    handle = value if isinstance(value, IdempotencyKey) else IdempotencyKey(check_key(value))
+    key = check_key(handle.key)
     scope = handle.scope if handle.scope is not None else f"performer:{performer}"
     if not isinstance(scope, str) or not scope:
         raise InvalidInput("idempotency_key", "the key's scope must be a non-empty string")
@@ -195,12 +198,7 @@ class KeyGuard:
     def run(self, request: KeyRequest, now: datetime, write: Callable[[IdempotencyRecord], Session]) -> Session:
         """Run ``write`` with the record to keep with its change; when it fails, answer ``request`` from its
         stored key if there is one (the write is not looked up first: a write sent once costs no extra read)."""
-        token = (request.scope, request.key)
-        with self._lock:
-            if token in self._in_flight:
-                raise IdempotencyKeyInFlight(request.key)
-            self._in_flight.add(token)
-        try:
+        with self.holding((request,)):
             try:
                 return write(self.record(request, now))
             except SessionflowError as error:
@@ -216,9 +214,6 @@ class KeyGuard:
                 if answer is None:
                     raise
                 return answer
-        finally:
-            with self._lock:
-                self._in_flight.discard(token)
 
     def answer(self, request: KeyRequest, now: datetime) -> Session | None:
         """The session as the stored write of ``request``'s key left it, or ``None`` when no live key is stored.

@@ -20,9 +20,10 @@ from typing import Any, Final, Protocol, TypeVar, cast
 
 from sessionflow.domain.models import Session
 
-__all__ = ["ATTRIBUTES", "Span", "Tracing", "session_attributes", "store_kind", "traced"]
+__all__ = ["ATTRIBUTES", "Span", "Tracing", "in_span", "session_attributes", "store_kind", "traced"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 #: The span attributes sessionflow sets, and what each holds. Names follow OpenTelemetry's semantic conventions
 #: where one exists (``db.system.name``, ``error.type``); the others are ``sessionflow.*``.
@@ -70,6 +71,16 @@ class Tracing(Protocol):
     def annotate(self, attributes: Mapping[str, Any]) -> None:
         """Add ``attributes`` to the current span (nothing when there is none)."""
         ...
+
+
+def in_span(tracing: Tracing, name: str, attributes: Mapping[str, Any], call: Callable[[], T]) -> T:
+    """``call()`` in a new span ``name``; an exception it raises fails the span (with its ``code``) and goes on."""
+    with tracing.span(name, attributes) as span:
+        try:
+            return call()
+        except BaseException as error:
+            span.fail(error, str(getattr(error, "code", "error")))
+            raise
 
 
 def store_kind(store: object) -> str:

@@ -18,9 +18,8 @@ from typing import Annotated, Any, Final
 from fastapi import Header
 
 from sessionflow import IdempotencyKey
-from sessionflow.application.idempotency import MAX_KEY_LENGTH
+from sessionflow.application.idempotency import MAX_KEY_LENGTH, check_key
 from sessionflow.entrypoints.http.access import Caller
-from sessionflow.errors import InvalidInput
 
 __all__ = ["HEADER", "REPLAYED_HEADER", "REPLAYED_HEADER_DOC", "IdempotencyKeyHeader", "replayed", "request_key"]
 
@@ -50,10 +49,7 @@ def request_key(who: Caller, header: str | None) -> IdempotencyKey | None:
     :class:`~sessionflow.InvalidInput` naming the header when the key is malformed."""
     if header is None:
         return None
-    if not 0 < len(header) <= MAX_KEY_LENGTH:
-        raise InvalidInput(HEADER, f"must be 1 to {MAX_KEY_LENGTH} characters long")
-    if not all(" " <= ch <= "~" for ch in header):
-        raise InvalidInput(HEADER, "must be printable ASCII (space to '~')")
+    check_key(header, HEADER)
     principal = who.principal
     return IdempotencyKey(header, scope=None if principal is None else f"principal:{principal.id}")
 

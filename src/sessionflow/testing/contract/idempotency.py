@@ -349,3 +349,12 @@ class TestIdempotentBatches(ContractSuite):
             created = lossy.create_many(items, performer_id="ops")
             assert mgr.count() == 2
             assert sorted(s.id for s in mgr.list()) == sorted(s.id for s in created)
+
+    def test_a_lost_reply_of_a_batch_with_unkeyed_items_is_not_written_again(
+            self, sessionflow_store_factory: StoreFactory, clock: ManualClock) -> None:
+        with SessionManager(sessionflow_store_factory(), clock=clock) as mgr:
+            lossy = SessionManager(_ReplyLost(mgr.store), clock=clock, owns_store=False)
+            with pytest.raises(OutcomeUnknown):
+                lossy.create_many([{"user_id": "u1", "idempotency_key": "a"}, {"user_id": "u2"}],
+                                  performer_id="ops")
+            assert mgr.count() == 2  # applied once; the unkeyed item was not written again
