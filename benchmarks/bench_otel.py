@@ -17,32 +17,34 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
 from benchmarks.framework import Benchmark, Contender, Context, Section, Target
 from benchmarks.workload import SessionflowLifecycle
 from sessionflow import SessionManager
-from sessionflow.adapters.otel import OtelTracing
 
 __all__ = ["BENCHMARK"]
 
 
-class _DroppingExporter(SpanExporter):
-    """Counts the spans handed to it and keeps none."""
-
-    def __init__(self) -> None:
-        self.exported = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.exported += len(spans)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return None
-
-
 def run(ctx: Context) -> Section:
+    # Imported here, not at the module's top: the other benchmarks run in this process with OpenTelemetry
+    # not imported (a library process without it), as the runner imports every module to list them.
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from sessionflow.adapters.otel import OtelTracing
+
+    class _DroppingExporter(SpanExporter):
+        """Counts the spans handed to it and keeps none."""
+
+        def __init__(self) -> None:
+            self.exported = 0
+
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            self.exported += len(spans)
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            return None
+
     section = Section(name="otel", title="Tracing with OpenTelemetry", description=__doc__ or "")
     rounds = ctx.scale(7, 2)
     n = ctx.scale(2000, 30)
