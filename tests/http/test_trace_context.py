@@ -82,8 +82,10 @@ def test_fastapis_server_span_is_the_parent_of_the_operations() -> None:
     traced = next(s for s in servers if s["trace"] == TRACE_ID)
     assert traced["parent"] == PARENT_SPAN_ID
     assert traced["name"] == "GET /sessions/{session_id}"
-    assert first["trace"] == TRACE_ID and traced["name"] in _above(first, spans)
-    assert second["trace"] != TRACE_ID and "GET /sessions/{session_id}" in _above(second, spans)
+    assert first["trace"] == TRACE_ID
+    assert traced["name"] in _above(first, spans)
+    assert second["trace"] != TRACE_ID
+    assert "GET /sessions/{session_id}" in _above(second, spans)
 
 
 def test_without_fastapis_spans_the_middleware_continues_the_trace() -> None:
@@ -91,7 +93,8 @@ def test_without_fastapis_spans_the_middleware_continues_the_trace() -> None:
     assert [s for s in spans if s["kind"] == "SERVER"] == []
     first, second = [s for s in spans if s["name"] == "sessionflow.get"]
     assert (first["trace"], first["parent"]) == (TRACE_ID, PARENT_SPAN_ID)
-    assert second["trace"] != TRACE_ID and second["parent"] is None
+    assert second["trace"] != TRACE_ID
+    assert second["parent"] is None
 
 
 def test_the_middleware_is_added_only_where_fastapi_has_no_server_spans(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +133,8 @@ def test_the_middleware_reads_the_header_and_leaves_a_current_span_alone() -> No
     header = [(b"traceparent", TRACEPARENT.encode()), (b"tracestate", b"vendor=1")]
     parent = _seen_parent(header)
     assert (format(parent.trace_id, "032x"), format(parent.span_id, "016x")) == (TRACE_ID, PARENT_SPAN_ID)
-    assert parent.is_remote and parent.trace_state.get("vendor") == "1"
+    assert parent.is_remote
+    assert parent.trace_state.get("vendor") == "1"
     assert not _seen_parent([(b"traceparent", b"00-malformed-01")]).is_valid  # ignored, as W3C says
     assert not _seen_parent([]).is_valid
     provider = TracerProvider()

@@ -64,7 +64,8 @@ def test_without_an_sdk_traceparent_alone_imports_no_opentelemetry(pending: tupl
                                                                     tmp_path: Path) -> None:
     """No exporter asked for: no span could be recorded, so the trace is not even read."""
     url, sid = pending
-    code = "import atexit\natexit.register(lambda: print(sorted(m for m in sys.modules if m.startswith('opentelemetry'))))"
+    code = ("import atexit\n"
+            "atexit.register(lambda: print(sorted(m for m in sys.modules if m.startswith('opentelemetry'))))")
     for env in (otel_env(), otel_env(TRACEPARENT=TRACEPARENT), otel_env(OTEL_TRACES_EXPORTER="none")):
         done = _sessionflow("--db", url, "show", sid, env=env, cwd=tmp_path, code=code)
         assert done.returncode == 0, done.stderr
@@ -80,7 +81,8 @@ def test_the_sdk_missing_is_one_warning_and_the_command_runs(pending: tuple[str,
     assert json.loads(done.stdout)["status"] == "in_progress"
     warnings = [line for line in done.stderr.splitlines() if "OpenTelemetry" in line]
     assert len(warnings) == 1, done.stderr
-    assert INSTALL_HINT in warnings[0] and "WARNING" in warnings[0]
+    assert INSTALL_HINT in warnings[0]
+    assert "WARNING" in warnings[0]
 
 
 def test_an_exporter_that_is_not_installed_is_one_warning(pending: tuple[str, str], tmp_path: Path) -> None:

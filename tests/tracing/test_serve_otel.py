@@ -81,7 +81,8 @@ def test_worker_flushes_its_spans_when_sigterm_stops_it(stored: tuple[str, str],
         deadline = time.monotonic() + 60
         assert worker.stderr is not None
         while "worker: expiring" not in worker.stderr.readline():  # its start line: the catch-up sweep is under way
-            assert worker.poll() is None and time.monotonic() < deadline
+            assert worker.poll() is None
+            assert time.monotonic() < deadline
         time.sleep(1)
         out, _ = _stop(worker)
     finally:
