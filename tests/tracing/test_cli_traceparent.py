@@ -43,7 +43,7 @@ def test_a_command_continues_the_trace_of_traceparent(pending: tuple[str, str], 
     start = spans["sessionflow.start"]
     assert start["context"]["trace_id"] == f"0x{TRACE_ID}"
     assert start["parent_id"] == f"0x{PARENT_SPAN_ID}"
-    assert "vendor=1" in str(start["context"]["trace_state"])
+    assert "key=vendor, value=1" in str(start["context"]["trace_state"])
     assert start["attributes"]["sessionflow.session.id"] == sid
     assert start["resource"]["attributes"]["service.name"] == "nightly-script"
     append = spans["sessionflow.store.append"]

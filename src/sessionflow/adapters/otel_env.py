@@ -14,6 +14,9 @@ run inside (:func:`process_telemetry`).
   ignored, as W3C says: the operations start a trace of their own.
 - When neither applies, nothing of OpenTelemetry is imported: the decision reads the environment alone.
 
+:func:`enter_carried_context` does the same for a request's headers (the HTTP service's middleware, where
+FastAPI does not trace requests itself).
+
 On exit the providers configured here are shut down: the spans still queued are exported (a graceful stop of
 ``worker`` or ``serve``, on SIGTERM, included).
 """
@@ -23,12 +26,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib.util import find_spec
 from typing import Any, Final
 
-__all__ = ["INSTALL_HINT", "PARENT_VARIABLES", "continued_context", "process_telemetry", "sdk_requested",
-           "start_sdk"]
+__all__ = ["INSTALL_HINT", "PARENT_VARIABLES", "continued_context", "enter_carried_context", "process_telemetry",
+           "sdk_requested", "start_sdk"]
 
 logger = logging.getLogger("sessionflow.otel")
 
@@ -93,6 +96,22 @@ def continued_context(environ: Mapping[str, str]) -> Any | None:
     from opentelemetry import propagate
 
     return propagate.extract(carrier)
+
+
+def enter_carried_context(carrier: Mapping[str, str]) -> Callable[[], None] | None:
+    """Make the trace context ``carrier`` holds (its ``traceparent``, ``tracestate`` and ``baggage`` fields, read
+    by the process's propagators) the current one, unless a span is current already (an instrumentation made
+    one) or there is no ``traceparent``; returns the function that puts the previous context back, or ``None``
+    when nothing was done. A malformed ``traceparent`` gives a context without a parent span. Imports
+    OpenTelemetry: for a process that has (the HTTP service's middleware checks first)."""
+    if "traceparent" not in carrier:
+        return None
+    from opentelemetry import context, propagate, trace
+
+    if trace.get_current_span().get_span_context().is_valid:
+        return None
+    token = context.attach(propagate.extract(carrier))
+    return lambda: context.detach(token)
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ def configure_sdk() -> ConfiguredSdk:
     from opentelemetry import metrics, trace
     from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
-    _OTelSDKConfigurator().configure()
+    _OTelSDKConfigurator().configure()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
     from opentelemetry import _logs
 
     return ConfiguredSdk((trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider()))

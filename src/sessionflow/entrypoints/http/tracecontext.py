@@ -19,6 +19,8 @@ import sys
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Final
 
+from sessionflow.adapters.otel_env import enter_carried_context
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -45,18 +47,14 @@ class TraceParentMiddleware:
         if scope["type"] != "http" or _TRACE_MODULE not in sys.modules:
             await self.app(scope, receive, send)
             return
-        carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", ())
-                   if name.lower() in _FIELDS}
-        from opentelemetry import context, propagate, trace
-
-        if "traceparent" not in carrier or trace.get_current_span().get_span_context().is_valid:
-            await self.app(scope, receive, send)
-            return
-        token = context.attach(propagate.extract(carrier))
+        carrier = {name.decode("latin-1").lower(): value.decode("latin-1")
+                   for name, value in scope.get("headers", ()) if name.lower() in _FIELDS}
+        restore = enter_carried_context(carrier)
         try:
             await self.app(scope, receive, send)
         finally:
-            context.detach(token)
+            if restore is not None:
+                restore()
 
 
 def install_trace_context(app: FastAPI) -> bool:
