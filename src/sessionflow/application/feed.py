@@ -152,13 +152,15 @@ class Feed:
 
     @staticmethod
     def _traced(tracing: Tracing, name: str, event: SessionEvent, handler: Handler) -> None:
-        """``handler(event)`` in a span ``sessionflow.feed.process`` with OpenTelemetry's messaging attributes."""
+        """``handler(event)`` in a span ``sessionflow.feed.process`` with OpenTelemetry's messaging attributes: a
+        child of the span that wrote the event when it recorded one (its ``trace_context``), so the handler
+        continues the writer's trace; else of the current span."""
         attributes = {"messaging.system": "sessionflow", "messaging.operation.type": "process",
                       "messaging.operation.name": "process", "messaging.destination.name": "sessionflow.feed",
                       "messaging.consumer.group.name": name, "messaging.message.id": str(event.record_id),
                       "sessionflow.session.id": str(event.session_id), "sessionflow.event": str(event.event),
                       "sessionflow.version": event.version, "sessionflow.feed.position": event.position or 0}
-        in_span(tracing, "sessionflow.feed.process", attributes, lambda: handler(event))
+        in_span(tracing, "sessionflow.feed.process", attributes, lambda: handler(event), parent=event.trace_context)
 
     def _handle(self, name: str, batch: list[SessionEvent], handler: Handler, position: int, handled: int,
                 stop: threading.Event | None) -> tuple[int, int]:
