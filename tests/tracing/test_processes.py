@@ -124,4 +124,5 @@ print(json.dumps({{"spans": spans, "inside": inside}}))
     started = [[v, t, p] for v, t, p in found["spans"] if v == 2]
     assert started == [[2, trace_id, format(start.context.span_id, "016x")]]
     assert [2, trace_id] in found["inside"]  # the handler ran inside that span
-    assert start.parent is not None and start.parent.span_id == request.get_span_context().span_id
+    assert start.parent is not None
+    assert start.parent.span_id == request.get_span_context().span_id

@@ -42,7 +42,8 @@ def test_each_event_records_the_span_of_the_write_that_made_it(make_manager: Mak
     assert {e.trace_context.trace_id for e in history if e.trace_context} == {_ids(request)[0]}
     assert [_recorded(e) for e in mgr.events()] == [_recorded(e) for e in history]
     traceparent = history[0].trace_context.traceparent if history[0].trace_context else ""
-    assert traceparent.startswith("00-") and traceparent.endswith("-01")  # sampled
+    assert traceparent.startswith("00-")
+    assert traceparent.endswith("-01")
     assert history[0].model_dump(mode="json")["trace_context"] == {"traceparent": traceparent, "tracestate": None}
 
 
@@ -106,7 +107,8 @@ def test_a_sweep_is_a_root_span_linked_to_the_last_writers(make_manager: MakeMan
         assert mgr.expire_sessions(batch_size=50) == 200
     (sweep,) = spans.named("sessionflow.expire_sessions")
     assert sweep.parent is None  # a trace of its own, whatever was current
-    assert sweep.attributes is not None and sweep.attributes["sessionflow.links.count"] == 200
+    assert sweep.attributes is not None
+    assert sweep.attributes["sessionflow.links.count"] == 200
     assert len(sweep.links) == MAX_LINKS == 128
     linked = {(link.context.trace_id, link.context.span_id) for link in sweep.links}
     assert linked == {(create.context.trace_id, create.context.span_id),
@@ -133,13 +135,14 @@ def test_the_wakers_sweep_is_a_root_span_linked_to_the_last_writer(make_manager:
     assert sweep.parent is None
     assert [(link.context.trace_id, link.context.span_id) for link in sweep.links] == [
         (create.context.trace_id, create.context.span_id)]
-    assert sweep.attributes is not None and sweep.attributes["sessionflow.links.count"] == 1
+    assert sweep.attributes is not None
+    assert sweep.attributes["sessionflow.links.count"] == 1
     assert mgr.get(session.id).status == "expired"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_the_asyncio_facade_records_the_awaiting_tasks_span(spans: Spans, backend: str, tmp_path: Path,
-                                                            request: pytest.FixtureRequest) -> None:
+def test_the_asyncio_facade_records_the_tasks_span_and_its_consumer_continues_it(
+        spans: Spans, backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     if backend == "postgres":
         from tests.support.backends import reset_postgres
@@ -154,12 +157,19 @@ def test_the_asyncio_facade_records_the_awaiting_tasks_span(spans: Spans, backen
                 await manager.start(session.id, performer_id="u1")
             history = await manager.history(session.id)
             feed = await manager.events()
+
+            async def handler(event: SessionEvent) -> None:
+                await asyncio.sleep(0)
+
+            assert await manager.consume("mailer", handler, follow=False) == 2
         return [_recorded(e) for e in history], [_recorded(e) for e in feed], _ids(task)[0]
 
     recorded, feed, trace_id = asyncio.run(main())
     writes = [_ids(spans.named(f"sessionflow.{name}")[0]) for name in ("create", "start")]
     assert recorded == writes == feed
     assert {t for t, _ in recorded} == {trace_id}
+    handled = spans.named("sessionflow.feed.process")  # the asyncio consumer continues the writers' trace
+    assert [(_ids(s)[0], format_span_id(s.parent.span_id) if s.parent else None) for s in handled] == writes
 
 
 @pytest.mark.parametrize("traceparent", [
