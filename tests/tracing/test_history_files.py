@@ -31,7 +31,9 @@ def test_export_and_the_trail_write_it_and_the_archive_reads_it_back(spans: Span
         manager.subscribe(JsonlAuditTrail(tmp_path / "trail"))
         with spans.tracer.start_as_current_span("request"):
             traced = manager.create(user_id="u1", performer_id="u1")
-        bare = manager.create(user_id="u2", performer_id="u2")
+        with SessionManager(manager.store, owns_store=False, tracing=False) as untraced:
+            untraced.subscribe(JsonlAuditTrail(tmp_path / "trail"))
+            bare = untraced.create(user_id="u2", performer_id="u2")
         export(manager, tmp_path / "export")
         recorded = manager.history(traced.id)[0].trace_context
     assert recorded is not None
