@@ -91,3 +91,29 @@ def test_the_value_is_checked_however_it_is_given() -> None:
     assert (good.trace_id, good.span_id) == ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
     with pytest.raises(ValueError, match="traceparent"):
         TraceContext.model_validate({"traceparent": good.traceparent.upper()})
+
+
+def test_the_http_feed_its_stream_and_its_schema_show_it(spans: Spans) -> None:
+    import warnings
+
+    from sessionflow.entrypoints.http import create_app
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*httpx.*deprecated")
+        from fastapi.testclient import TestClient
+
+    with SessionManager.in_memory(tracing=spans.tracing) as manager:
+        with spans.tracer.start_as_current_span("request"):
+            session = manager.create(user_id="u1", performer_id="u1")
+        recorded = manager.history(session.id)[0].trace_context
+        assert recorded is not None
+        client = TestClient(create_app(manager, metrics=False))
+        (item,) = client.get("/events").json()["items"]
+        assert item["trace_context"] == {"traceparent": recorded.traceparent, "tracestate": None}
+        with client.stream("GET", "/events/stream", params={"follow": "false"}) as response:
+            body = response.read().decode()
+        (data,) = [json.loads(line.removeprefix("data: ")) for line in body.splitlines() if line.startswith("data: ")]
+        assert data["trace_context"]["traceparent"] == recorded.traceparent
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+        assert set(schemas["TraceContext"]["properties"]) == {"traceparent", "tracestate"}
+        assert "trace_context" in schemas["SessionEvent"]["properties"]
