@@ -127,7 +127,8 @@ class JsonlArchive:
 
 def _event(record: dict[str, Any]) -> SessionEvent:
     """The event of one line; a line without ``trace_context`` (written outside any span, or by a release before
-    the field) has none. A malformed value is pydantic's ``ValidationError`` (a ``ValueError``)."""
+    the field) has none. A malformed line raises ``ValueError`` or ``KeyError`` (:func:`read_archive_file` makes
+    it an :class:`~sessionflow.errors.InvalidInput`)."""
     return SessionEvent(
         record_id=UUID(record["record_id"]), session_id=UUID(record["session_id"]), version=record["version"],
         event=record["event"], source_state=record["from"], target_state=record["to"],
