@@ -8,6 +8,7 @@ rebuilt from them at any time, so no foreign key ties the two tables.
 across all sessions, assigned by the database as the event is inserted (on PostgreSQL by a trigger that
 serializes the assignment until commit, on SQLite by the insert itself under the database's write lock; see
 ``postgres.py`` and ``sqlite.py``). ``sessionflow_consumers`` keeps each named feed consumer's position.
+``session_events.traceparent`` / ``tracestate`` hold the event's ``trace_context`` (NULL: none).
 
 ``due_at`` is the deadline of a live (pending or in-progress, not deleted) session and NULL otherwise; its
 index makes "overdue and not terminal" a range scan for the sweeper.
@@ -87,6 +88,9 @@ session_events = Table(
     Column("payload", _Json, nullable=False),
     # The place in the global feed (assigned by the database; NULL only while an old row is being migrated).
     Column("position", BigInteger, nullable=True),
+    # The W3C Trace Context of the span the event was written in (NULL: none; every event of before 0009).
+    Column("traceparent", String(55), nullable=True),
+    Column("tracestate", String(512), nullable=True),
     UniqueConstraint("session_id", "version"),
     Index(None, "position", unique=True),
 )
