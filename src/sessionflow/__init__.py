@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         SessionNote,
         SessionProgress,
         SessionStatus,
+        TraceContext,
     )
     from sessionflow.domain.replay import CorruptHistory, apply, replay
     from sessionflow.settings import Settings
@@ -82,6 +83,7 @@ _LAZY: dict[str, str] = {
     "SessionNote": "sessionflow.domain.models",
     "SessionProgress": "sessionflow.domain.models",
     "SessionStatus": "sessionflow.domain.models",
+    "TraceContext": "sessionflow.domain.models",
     "CorruptHistory": "sessionflow.domain.replay",
     "apply": "sessionflow.domain.replay",
     "replay": "sessionflow.domain.replay",
@@ -157,6 +159,7 @@ __all__ = [
     "Subscriber",
     "SweepResult",
     "SystemClock",
+    "TraceContext",
     "__version__",
     "apply",
     "cursor_of",

@@ -26,6 +26,7 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
+from sessionflow.adapters import log_fields
 from sessionflow.adapters.memory import InMemoryEventStore
 from sessionflow.application import async_manager
 from sessionflow.application.ports import EventStore, Waker
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from sessionflow.settings import Settings
 
 __all__ = ["AsyncSessionManager", "Opening"]
+
+log_fields.install()  # sessionflow's log records carry the session, record, trace and span ids
 
 M = TypeVar("M", bound="AsyncSessionManager")
 

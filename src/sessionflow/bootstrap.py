@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 from uuid import UUID
 
+from sessionflow.adapters import log_fields
 from sessionflow.application import manager
 from sessionflow.application.ports import EventStore
 from sessionflow.stores.redis import create_redis_store, is_redis_url
@@ -23,6 +24,8 @@ from sessionflow.stores.wiring import FacadeWiring, check_retries, plan, setting
 
 __all__ = ["DEFAULT_URL", "SessionManager", "build", "check_retries", "create_engine", "create_redis_store",
            "create_store", "from_settings", "is_in_memory_url", "is_redis_url"]
+
+log_fields.install()  # sessionflow's log records carry the session, record, trace and span ids
 
 if TYPE_CHECKING:
     from sessionflow.application.ports import Waker

@@ -36,7 +36,7 @@ from sessionflow.testing import ManualClock
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_FIELDS = set(Session.model_fields)
 EVENT_FIELDS = {"record_id", "session_id", "version", "event", "source_state", "target_state", "performer_id",
-                "timestamp", "payload", "position"}
+                "timestamp", "payload", "position", "trace_context"}
 
 Invoke = Callable[..., Result]
 
@@ -128,6 +128,7 @@ def test_a_full_lifecycle_with_every_write_command(run: Invoke) -> None:
 
     events = lines(run("history", sid, "--json"))
     assert all(set(e) == EVENT_FIELDS for e in events)
+    assert all(e["trace_context"] is None for e in events)  # the CLI process traces nothing here
     assert [e["event"] for e in events] == ["created", "started", "file_recorded", "file_recorded", "note_added",
                                            "touched", "completed"]
     assert [e["version"] for e in events] == list(range(1, 8))

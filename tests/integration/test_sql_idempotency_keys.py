@@ -72,6 +72,23 @@ def _keys(store: Any) -> int:
         return int(conn.execute(select(func.count()).select_from(idempotency_keys)).scalar_one())
 
 
+def test_the_key_table_adds_the_fewest_b_trees_a_key_needs(store: Any) -> None:
+    """Every keyed write pays for each b-tree of the table: the primary key (scope, key) and the index on
+    expires_at, nothing else (no index on session_id; on SQLite no rowid table beside the primary key)."""
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            indexes = sorted(row[0] for row in conn.execute(text(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'idempotency_keys'")))
+            assert indexes == ["ix_idempotency_keys_expires_at"]  # (the primary key is the table itself)
+            created = conn.execute(text(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'idempotency_keys'")).scalar_one()
+            assert created.rstrip().upper().endswith("WITHOUT ROWID")
+        else:
+            indexes = sorted(row[0] for row in conn.execute(text(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'idempotency_keys'")))
+            assert indexes == ["ix_idempotency_keys_expires_at", "pk_idempotency_keys"]
+
+
 def test_the_key_is_kept_for_the_session_and_version_the_change_leaves(store: Any) -> None:
     created = _decided(store, _create())
     store.append(replace(created, idempotency=_record("c")))

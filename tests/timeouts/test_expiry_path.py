@@ -17,7 +17,6 @@ from statemachine import State, StateMachine
 from sessionflow import EventType, Session, SessionManager, SessionStatus, StoreError, replay
 from sessionflow.adapters.sqlalchemy import SqlAlchemyEventStore
 from sessionflow.adapters.sqlalchemy import postgres as postgres_module
-from sessionflow.application.pipeline import WritePipeline
 from sessionflow.application.ports import Change
 from sessionflow.domain.definitions import LifecycleDefinition, LifecycleRegistry, StateTimeout
 from sessionflow.domain.replay import apply
@@ -235,8 +234,8 @@ def test_a_session_changed_between_the_read_and_the_write_is_skipped_once(tmp_pa
         def racing_decide(session: Session, now: Any) -> Change | None:
             change = decide(session, now)
             if session.id == racing.id:  # a writer fails it meanwhile
-                failed = WritePipeline.event(session, session.id, session.version + 1, EventType.FAILED,
-                                            SessionStatus.FAILED, "w", now, {"reason": "x"})
+                failed = manager._pipeline.event(session, session.id, session.version + 1, EventType.FAILED,
+                                                 SessionStatus.FAILED, "w", now, {"reason": "x"})
                 writer.store.append(Change(apply(session, failed), (failed,), session.version, previous=session))
             return change
 

@@ -126,16 +126,43 @@ class JsonlArchive:
 
 
 def _event(record: dict[str, Any]) -> SessionEvent:
+    """The event of one line; a line without ``trace_context`` (written outside any span, or by a release before
+    the field) has none. A malformed line raises ``ValueError`` or ``KeyError`` (:func:`read_archive_file` makes
+    it an :class:`~sessionflow.errors.InvalidInput`)."""
     return SessionEvent(
         record_id=UUID(record["record_id"]), session_id=UUID(record["session_id"]), version=record["version"],
         event=record["event"], source_state=record["from"], target_state=record["to"],
-        performer_id=record["performer_id"], timestamp=record["timestamp"], payload=record["payload"])
+        performer_id=record["performer_id"], timestamp=record["timestamp"], payload=record["payload"],
+        trace_context=record.get("trace_context"))
+
+
+def _problem(error: Exception) -> str:
+    """What is wrong with a line, in one line (a validation error: the first field and its message)."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"[:300]
+    if isinstance(error, KeyError):
+        return f"no {error.args[0]!r}"[:300]
+    return (str(error) or type(error).__name__)[:300]
 
 
 def read_archive_file(path: str | os.PathLike[str]) -> list[SessionEvent]:
-    """The history one archive (or ``export``) file holds, oldest event first."""
+    """The history one archive (or ``export``) file holds, oldest event first.
+
+    A line that is not an event — malformed JSON, a key missing, a value out of bounds (a ``trace_context``
+    whose ``traceparent`` is not W3C's, a ``tracestate`` too long) — raises
+    :class:`~sessionflow.errors.InvalidInput` (field ``archive``) naming the file and the line."""
+    events: list[SessionEvent] = []
     with open(path, encoding="utf-8") as file:
-        return [_event(json.loads(line)) for line in file if line.strip()]
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                events.append(_event(json.loads(line)))
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                raise InvalidInput("archive", f"{os.fspath(path)}, line {number}: {_problem(error)}") from None
+    return events
 
 
 def read_archive(root: str | os.PathLike[str]) -> Iterator[list[SessionEvent]]:

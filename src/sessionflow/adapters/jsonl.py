@@ -7,8 +7,10 @@ Layout under a root folder::
 
 Each line is one committed event, a JSON object with the keys ``record_id``, ``session_id``, ``version``,
 ``user_id``, ``performer_id``, ``source`` (always ``"sessionflow"``), ``event``, ``from``, ``to``,
-``timestamp`` (ISO 8601 UTC with milliseconds and ``Z``) and ``payload``, in that order; the payload's keys
-are sorted, so a line is a pure function of its event.
+``timestamp`` (ISO 8601 UTC with milliseconds and ``Z``) and ``payload``, in that order, then
+``trace_context`` (``{"traceparent": ..., "tracestate": ... | null}``) only for an event that recorded one; the
+payload's keys are sorted, so a line is a pure function of its event. A line without ``trace_context`` (one
+written outside any span, or by a release before the field existed) reads back with ``trace_context`` ``None``.
 
 :class:`JsonlAuditTrail` is a subscriber that appends each event as the manager commits it;
 :func:`export` writes the same files from the stored histories (idempotently: a second run gives
@@ -97,7 +99,7 @@ def _sorted_json(value: Any) -> Any:
 
 def audit_record(event: SessionEvent, user_id: str | None) -> dict[str, Any]:
     """The JSON object of one line, as a dict."""
-    return {
+    record: dict[str, Any] = {
         "record_id": str(event.record_id),
         "session_id": str(event.session_id),
         "version": event.version,
@@ -110,6 +112,10 @@ def audit_record(event: SessionEvent, user_id: str | None) -> dict[str, Any]:
         "timestamp": format_timestamp(event.timestamp),
         "payload": _sorted_json(thaw_json(event.payload)),
     }
+    trace = event.trace_context
+    if trace is not None:
+        record["trace_context"] = {"traceparent": trace.traceparent, "tracestate": trace.tracestate}
+    return record
 
 
 def audit_line(event: SessionEvent, user_id: str | None) -> bytes:

@@ -15,10 +15,14 @@ public methods (on that one instance; the class is untouched) time sweeps and co
 - ``sessionflow_errors_total`` (counter): every ``SessionflowError`` raised, by ``operation`` and ``error``.
 - ``sessionflow_store_command_seconds`` (histogram): each store operation's round trips, by ``operation``, from
   a store that reports them (the Redis store: ``append``, ``get``, ``query``, ``claim``, ``sweep``, ...).
+- ``sessionflow_consumer_lag_events`` (gauge): the feed's head position minus a consumer's stored position, by
+  ``consumer``, read through the manager's public API at scrape time (:class:`_LagCollector`), for the consumers
+  named to the metrics and those that consume through the instrumented manager.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,7 +35,8 @@ from prometheus_client.registry import Collector
 
 from sessionflow.application.ports import CountsByStatus, ReportsLatency
 from sessionflow.domain.models import EventType, SessionEvent, SessionStatus
-from sessionflow.errors import ConcurrencyConflict, SessionflowError, StoreError
+from sessionflow.domain.values import validate_identifier
+from sessionflow.errors import ConcurrencyConflict, InvalidInput, SessionflowError, StoreError
 
 if TYPE_CHECKING:
     from sessionflow.application.manager import ManagerCore
@@ -46,6 +51,9 @@ INSTRUMENTED_METHODS: Final = (
     "create", "start", "record_file", "add_note", "complete", "fail", "expire", "touch", "update", "delete",
     "get", "get_active", "list", "history", "count", "expire_sessions", "sweep",
 )
+#: The manager methods that name a feed consumer: one named there is added to the consumers whose lag is
+#: reported.
+_CONSUMER_METHODS: Final = ("consume", "save_consumer_position")
 #: Seconds: from a millisecond (a waker on time) to an hour (a sweep-only design).
 LATENESS_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                            300.0, 900.0, 3600.0)
@@ -89,6 +97,42 @@ class _StatusCollector(Collector):
         return [family]
 
 
+class _LagCollector(Collector):
+    """Yields ``sessionflow_consumer_lag_events{consumer}``: the feed's last position minus each watched
+    consumer's stored position, read through the manager (``last_position``, ``consumer_position``) at scrape
+    time."""
+
+    def __init__(self, owner: SessionflowMetrics, name: str) -> None:
+        self._owner = owner
+        self._name = name
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self._name, "Events of the feed a consumer has not handled yet: the feed's last "
+                                 "position minus the consumer's stored position, at scrape time.",
+                                 labels=["consumer"])
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        manager = self._owner.manager
+        names = sorted(self._owner.consumers)
+        if manager is None or not names:
+            return [family]
+        try:
+            head = manager.last_position()
+            lags = [(name, max(head - manager.consumer_position(name), 0)) for name in names]
+        except StoreError:
+            self._owner.store_errors.labels("scrape").inc()
+            self._owner.errors.labels("scrape", "StoreError").inc()
+            logger.warning("cannot read the feed's positions for the metrics", exc_info=True)
+            return [family]
+        for name, lag in lags:
+            family.add_metric([name], lag)
+        return [family]
+
+
 def _counts(manager: ManagerCore) -> dict[SessionStatus, int]:
     store = manager.store
     if isinstance(store, CountsByStatus):
@@ -105,12 +149,15 @@ class SessionflowMetrics:
             registry that ``prometheus_client`` exposes). Pass your program's own ``CollectorRegistry`` to keep
             them there; each registry can hold one ``SessionflowMetrics`` per ``namespace``.
         namespace: the metric name prefix.
+        consumers: names of feed consumers whose lag to report (``sessionflow_consumer_lag_events``); more with
+            :meth:`watch_consumer`. A consumer that consumes through the instrumented manager is added by itself.
 
     Attach to a manager with :meth:`instrument` (one manager per object: the ``sessions`` gauge reads that
     manager's store). :meth:`observe_event` may also be subscribed by hand.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None, *, namespace: str = "sessionflow") -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, namespace: str = "sessionflow",
+                 consumers: Iterable[str] = ()) -> None:
         self.registry: CollectorRegistry = REGISTRY if registry is None else registry
         self.namespace = namespace
         reg = self.registry
@@ -145,6 +192,11 @@ class SessionflowMetrics:
         self._unsubscribe: Callable[[], None] | None = None
         self._collector = _StatusCollector(self, f"{namespace}_sessions")
         reg.register(self._collector)
+        self.consumers: set[str] = set()
+        for name in consumers:
+            self.watch_consumer(name)
+        self._lag = _LagCollector(self, f"{namespace}_consumer_lag_events")
+        reg.register(self._lag)
 
     # ------------------------------------------------------------------ attaching
 
@@ -170,7 +222,16 @@ class SessionflowMetrics:
             timed = name in ("expire_sessions", "sweep")  # the waker's sweeps go through ``sweep``
             wrapper = self._timed_sweep(original) if timed else self._counted(name, original)
             setattr(manager, name, wrapper)
+        for name in _CONSUMER_METHODS:  # a consumer of this manager's feed: its lag is reported
+            original = getattr(manager, name)
+            self._originals[name] = original
+            setattr(manager, name, self._noting_consumer(original))
         return self
+
+    def watch_consumer(self, name: str) -> None:
+        """Report the lag of the feed consumer ``name`` from now on (a consumer's name as the feed takes it, else
+        :class:`~sessionflow.errors.InvalidInput`)."""
+        self.consumers.add(validate_identifier(name, "consumers"))
 
     def detach(self) -> None:
         """Undo :meth:`instrument` (the metrics keep their values and stay registered)."""
@@ -192,7 +253,8 @@ class SessionflowMetrics:
     def unregister(self) -> None:
         """Remove every metric from the registry (after :meth:`detach`, to build a new object)."""
         for collector in (self.transitions, self.expiry_lateness, self.sweep_duration, self.sweep_size,
-                          self.conflicts, self.store_errors, self.errors, self.store_latency, self._collector):
+                          self.conflicts, self.store_errors, self.errors, self.store_latency, self._collector,
+                          self._lag):
             self.registry.unregister(collector)
 
     # ------------------------------------------------------------------ observing
@@ -233,6 +295,17 @@ class SessionflowMetrics:
 
         return counted
 
+    def _noting_consumer(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(method)
+        def noting(name: Any, *args: Any, **kwargs: Any) -> Any:
+            # Noted before the call (a consumer that follows the feed returns only when it stops); a name the
+            # feed refuses is left for the manager to report.
+            with contextlib.suppress(InvalidInput):
+                self.consumers.add(validate_identifier(name, "name"))
+            return method(name, *args, **kwargs)
+
+        return noting
+
     def _timed_sweep(self, method: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(method)
         def sweep(*args: Any, **kwargs: Any) -> Any:
@@ -252,7 +325,8 @@ class SessionflowMetrics:
     def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
         """Every sample of these metrics as ``(name, labels, value)`` (handy in tests)."""
         for collector in (self.transitions, self.expiry_lateness, self.sweep_duration, self.sweep_size,
-                          self.conflicts, self.store_errors, self.errors, self.store_latency, self._collector):
+                          self.conflicts, self.store_errors, self.errors, self.store_latency, self._collector,
+                          self._lag):
             for metric in collector.collect():
                 for sample in metric.samples:
                     yield sample.name, dict(sample.labels), sample.value

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from sessionflow.application.tracing import Span
+from sessionflow.domain.models import TraceContext
 
 if TYPE_CHECKING:
     from sessionflow.adapters.otel import OtelTracing
@@ -50,11 +51,24 @@ class LazyOtelTracing:
         real = self._real if self._real is not None else self._load()
         return real is not None and real.active()
 
-    def span(self, name: str, attributes: Mapping[str, Any]) -> AbstractContextManager[Span]:
+    def span(self, name: str, attributes: Mapping[str, Any], *, parent: TraceContext | None = None,
+             root: bool = False) -> AbstractContextManager[Span]:
         real = self._real if self._real is not None else self._load()
         if real is None:
             raise RuntimeError("OpenTelemetry is not available")  # active() said so: never asked then
-        return real.span(name, attributes)
+        return real.span(name, attributes, parent=parent, root=root)
+
+    def carrier(self) -> TraceContext | None:
+        """The current span's context; ``None`` at once (nothing imported) in a process that never imported
+        OpenTelemetry: no span can be current there."""
+        if _MODULE not in sys.modules:
+            return None
+        real = self._real if self._real is not None else self._load()
+        return None if real is None else real.carrier()
+
+    def link(self, contexts: Sequence[TraceContext]) -> None:
+        if self._real is not None:
+            self._real.link(contexts)
 
     def annotate(self, attributes: Mapping[str, Any]) -> None:
         if self._real is not None:

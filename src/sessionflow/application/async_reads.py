@@ -18,8 +18,15 @@ from typing import Any
 from uuid import UUID
 
 from sessionflow.application.async_base import AsyncManagerBase
-from sessionflow.application.feed import MAX_PAGE, check_poll_interval, consumer_options
+from sessionflow.application.feed import (
+    MAX_PAGE,
+    PROCESS_SPAN,
+    check_poll_interval,
+    consumer_options,
+    process_attributes,
+)
 from sessionflow.application.reads import SessionPage
+from sessionflow.application.tracing import Tracing
 from sessionflow.application.validation import check_int
 from sessionflow.domain.models import Session, SessionEvent, SessionStatus
 from sessionflow.domain.values import validate_identifier
@@ -139,11 +146,15 @@ class AsyncReads(AsyncManagerBase):
             batch = await self.events(after=position, limit=wanted)
             if batch:
                 start = position
+                tracing = self._sync._tracing
                 try:
                     for event in batch:
-                        result = handler(event)
-                        if inspect.isawaitable(result):
-                            await result
+                        if tracing is not None and tracing.active():
+                            await _traced(tracing, name, event, handler)
+                        else:
+                            result = handler(event)
+                            if inspect.isawaitable(result):
+                                await result
                         position = event.position if event.position is not None else position
                         handled += 1
                         if stop is not None and stop.is_set():
@@ -194,6 +205,19 @@ class AsyncReads(AsyncManagerBase):
                 if event.position is not None:
                     position = event.position
                     await self.save_consumer_position(name, position)
+
+
+async def _traced(tracing: Tracing, name: str, event: SessionEvent, handler: AsyncHandler) -> None:
+    """``handler(event)`` (awaited if it returns an awaitable) in a span ``sessionflow.feed.process``, a child of
+    the span that wrote the event when it recorded one, as the synchronous consumer's."""
+    with tracing.span(PROCESS_SPAN, process_attributes(name, event), parent=event.trace_context) as span:
+        try:
+            result = handler(event)
+            if inspect.isawaitable(result):
+                await result
+        except BaseException as error:
+            span.fail(error, str(getattr(error, "code", "error")))
+            raise
 
 
 class _Wakeup:

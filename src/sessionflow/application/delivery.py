@@ -160,6 +160,8 @@ class Delivery:
                                 callback(event)
                             except Exception:
                                 logger.exception("subscriber %r failed on event %s v%d of session %s",
-                                                 callback, str(event.event), event.version, event.session_id)
+                                                 callback, str(event.event), event.version, event.session_id,
+                                                 extra={"session_id": str(event.session_id),
+                                                        "record_id": str(event.record_id)})
             finally:
                 self._deliver_lock.release()

@@ -25,8 +25,8 @@ from sessionflow.domain.models import SessionEvent
 from sessionflow.domain.values import validate_identifier
 from sessionflow.errors import InvalidInput
 
-__all__ = ["MAX_PAGE", "MAX_POSITION", "ConsumerOptions", "Feed", "Handler", "check_position", "consumer_options",
-           "read_events"]
+__all__ = ["MAX_PAGE", "MAX_POSITION", "PROCESS_SPAN", "ConsumerOptions", "Feed", "Handler", "check_position",
+           "consumer_options", "process_attributes", "read_events"]
 
 #: The largest page :meth:`Feed.events` returns, and the largest batch a consumer reads.
 MAX_PAGE = 10_000
@@ -59,6 +59,20 @@ def check_poll_interval(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
         raise InvalidInput("poll_interval", "must be a number of seconds above 0 and at most 3600")
     return float(value)
+
+
+#: The span of a consumer's handling of one event.
+PROCESS_SPAN = "sessionflow.feed.process"
+
+
+def process_attributes(name: str, event: SessionEvent) -> dict[str, Any]:
+    """The attributes of the span of consumer ``name`` handling ``event``: OpenTelemetry's messaging attributes
+    and the event's."""
+    return {"messaging.system": "sessionflow", "messaging.operation.type": "process",
+            "messaging.operation.name": "process", "messaging.destination.name": "sessionflow.feed",
+            "messaging.consumer.group.name": name, "messaging.message.id": str(event.record_id),
+            "sessionflow.session.id": str(event.session_id), "sessionflow.event": str(event.event),
+            "sessionflow.version": event.version, "sessionflow.feed.position": event.position or 0}
 
 
 class ConsumerOptions(NamedTuple):
@@ -152,13 +166,11 @@ class Feed:
 
     @staticmethod
     def _traced(tracing: Tracing, name: str, event: SessionEvent, handler: Handler) -> None:
-        """``handler(event)`` in a span ``sessionflow.feed.process`` with OpenTelemetry's messaging attributes."""
-        attributes = {"messaging.system": "sessionflow", "messaging.operation.type": "process",
-                      "messaging.operation.name": "process", "messaging.destination.name": "sessionflow.feed",
-                      "messaging.consumer.group.name": name, "messaging.message.id": str(event.record_id),
-                      "sessionflow.session.id": str(event.session_id), "sessionflow.event": str(event.event),
-                      "sessionflow.version": event.version, "sessionflow.feed.position": event.position or 0}
-        in_span(tracing, "sessionflow.feed.process", attributes, lambda: handler(event))
+        """``handler(event)`` in a span ``sessionflow.feed.process`` (:func:`process_attributes`): a child of the
+        span that wrote the event when it recorded one (its ``trace_context``), so the handler continues the
+        writer's trace; else of the current span."""
+        in_span(tracing, PROCESS_SPAN, process_attributes(name, event), lambda: handler(event),
+                parent=event.trace_context)
 
     def _handle(self, name: str, batch: list[SessionEvent], handler: Handler, position: int, handled: int,
                 stop: threading.Event | None) -> tuple[int, int]:

@@ -125,11 +125,16 @@ def _canonical(value: Any) -> Any:
     return str(value)
 
 
+#: The canonical JSON of :func:`fingerprint`, built once (``json.dumps`` with options builds an encoder per call:
+#: half of a fingerprint's cost).
+_CANONICAL_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                          default=_canonical)
+
+
 def fingerprint(operation: str, session_id: UUID | None, arguments: Mapping[str, Any]) -> str:
     """The SHA-256 (hex) of the operation's name, the session id (none for a create) and its validated arguments,
     as canonical JSON (keys sorted, durations in seconds). The performer is the key's scope, not part of it."""
-    document = [operation, None if session_id is None else str(session_id), arguments]
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_canonical)
+    text = _CANONICAL_JSON.encode([operation, None if session_id is None else str(session_id), arguments])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -151,12 +156,17 @@ def key_request(value: Any, performer: str, operation: str, session_id: UUID | N
     :class:`IdempotencyKey` to its own scope (its performer's when it has none)."""
     if value is None:
         return None
-    handle = value if isinstance(value, IdempotencyKey) else IdempotencyKey(check_key(value))
-    key = check_key(handle.key)
-    scope = handle.scope if handle.scope is not None else f"performer:{performer}"
-    if not isinstance(scope, str) or not scope:
-        raise InvalidInput("idempotency_key", "the key's scope must be a non-empty string")
-    handle.replayed = False
+    if isinstance(value, IdempotencyKey):
+        handle = value
+        key = check_key(handle.key)
+        scope = handle.scope if handle.scope is not None else f"performer:{performer}"
+        if not isinstance(scope, str) or not scope:
+            raise InvalidInput("idempotency_key", "the key's scope must be a non-empty string")
+        handle.replayed = False
+    else:
+        key = check_key(value)
+        handle = IdempotencyKey(key)
+        scope = f"performer:{performer}"
     return KeyRequest(scope, key, fingerprint(operation, session_id, arguments), handle)
 
 
@@ -198,22 +208,30 @@ class KeyGuard:
     def run(self, request: KeyRequest, now: datetime, write: Callable[[IdempotencyRecord], Session]) -> Session:
         """Run ``write`` with the record to keep with its change; when it fails, answer ``request`` from its
         stored key if there is one (the write is not looked up first: a write sent once costs no extra read)."""
-        with self.holding((request,)):
+        token = (request.scope, request.key)
+        in_flight = self._in_flight
+        with self._lock:  # (what holding() does, for one key, without its generator: this is every keyed write)
+            if token in in_flight:
+                raise IdempotencyKeyInFlight(request.key)
+            in_flight.add(token)
+        try:
+            return write(IdempotencyRecord(request.scope, request.key, request.fingerprint, now, now + self.window))
+        except SessionflowError as error:
+            # The key may be stored: by an earlier attempt (its key refused ours, or its write moved the
+            # session on so that ours was refused), by another process meanwhile, or by this very write
+            # although its reply was lost. A key stored for this request answers; else the error stands.
             try:
-                return write(self.record(request, now))
-            except SessionflowError as error:
-                # The key may be stored: by an earlier attempt (its key refused ours, or its write moved the
-                # session on so that ours was refused), by another process meanwhile, or by this very write
-                # although its reply was lost. A key stored for this request answers; else the error stands.
-                try:
-                    answer = self.answer(request, now)
-                except IdempotencyKeyReused:
-                    raise
-                except SessionflowError:  # the lookup failed too: the write's own error stands
-                    raise error from None
-                if answer is None:
-                    raise
-                return answer
+                answer = self.answer(request, now)
+            except IdempotencyKeyReused:
+                raise
+            except SessionflowError:  # the lookup failed too: the write's own error stands
+                raise error from None
+            if answer is None:
+                raise
+            return answer
+        finally:
+            with self._lock:
+                in_flight.discard(token)
 
     def answer(self, request: KeyRequest, now: datetime) -> Session | None:
         """The session as the stored write of ``request``'s key left it, or ``None`` when no live key is stored.

@@ -36,7 +36,7 @@ class ManagerUpkeep:
     _pipeline: WritePipeline
     _closed: bool
 
-    @traced("expire_sessions")
+    @traced("expire_sessions", root=True)
     def expire_sessions(self, now: datetime | None = None, batch_size: int = 1000, *,
                         limit: int | None = None) -> int:
         """Expire every overdue live session, in batches of ``batch_size`` per transaction.
@@ -44,10 +44,13 @@ class ManagerUpkeep:
         Each gets exactly one ``expired`` event by ``"system"``, even with other sweepers running.
         ``now`` defaults to the clock. ``limit``: stop after the batch that reaches this many (the rest is left
         for the next sweep). Returns how many this call expired.
+
+        Traced, it is a root span (a trace of its own, as a waker's timer starts it) linked to the spans that
+        last wrote the sessions it expired (at most 128; ``sessionflow.links.count``: how many it expired).
         """
         return self._timeouts.sweep(now, batch_size, next_deadline=False, limit=limit).expired
 
-    @traced("sweep")
+    @traced("sweep", root=True)
     def sweep(self, now: datetime | None = None, batch_size: int = 1000, *, limit: int | None = None) -> SweepResult:
         """:meth:`expire_sessions`, and then the earliest deadline left: what a waker re-arms at.
 

@@ -74,7 +74,8 @@ class WritePipeline:
         self.enforce_owner = enforce_owner
         #: Runs the writes given an idempotency key (``None``: the store keeps no keys).
         self.keys = KeyGuard(store, idempotency_window) if isinstance(store, KeepsIdempotencyKeys) else None
-        #: Where the state a write was decided on is noted on the operation's span (``None``: nowhere).
+        #: Where the state a write was decided on is noted on the operation's span, and where the trace context
+        #: its events record comes from (``None``: nowhere; they record none).
         self.tracing: Tracing | None = None
 
     def now(self) -> datetime:
@@ -154,10 +155,12 @@ class WritePipeline:
             duration = timeout.after if timeout.after is not None else ttl_of(session)
             payload["expires_at"] = format_timestamp(refreshed_deadline(now, duration, session.max_expires_at))
 
-    @staticmethod
-    def event(session: Session | None, session_id: UUID, version: int, kind: str, target: str, performer: str,
-              now: datetime, payload: Mapping[str, Any]) -> SessionEvent:
-        """A new event (its record id made here) leading ``session`` to ``target``."""
+    def event(self, session: Session | None, session_id: UUID, version: int, kind: str, target: str,
+              performer: str, now: datetime, payload: Mapping[str, Any]) -> SessionEvent:
+        """A new event (its record id made here) leading ``session`` to ``target``, recording the trace context
+        of the span current now (:meth:`~sessionflow.application.tracing.Tracing.carrier`; ``None`` without
+        tracing)."""
+        tracing = self.tracing
         return SessionEvent.trusted(
             record_id=new_uuid4(),
             session_id=session_id,
@@ -169,6 +172,7 @@ class WritePipeline:
             timestamp=now,
             payload=FrozenDict(payload),
             position=None,
+            trace_context=None if tracing is None else tracing.carrier(),
         )
 
     # ------------------------------------------------------------------ timeouts

@@ -5,21 +5,29 @@ The deadlines live in the store. :class:`Timeouts` sweeps in batches (each overd
 expired events, and tells what the next deadline is. It also owns the waker's wiring: which waker runs,
 binding it to its manager, starting and stopping it. Which waker to build when none is given is the
 caller's choice (``waker_factory``): this layer imports no scheduler.
+
+A traced sweep's span is a root of its own (see ``ManagerUpkeep.sweep``); once the sweep is done it is linked to
+the spans that last wrote the sessions it expired (their events' ``trace_context``): the first
+:data:`~sessionflow.application.tracing.MAX_LINKS` sessions' last events are read back for that, only while
+tracing is active, and ``sessionflow.links.count`` says how many sessions it expired.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
+from uuid import UUID
 
 from sessionflow.application.pipeline import WritePipeline
-from sessionflow.application.ports import ExpiredBatch, ExpiryDecider, SweepsToNextDeadline, Waker
+from sessionflow.application.ports import EventStore, ExpiredBatch, ExpiryDecider, SweepsToNextDeadline, Waker
+from sessionflow.application.tracing import MAX_LINKS, Tracing
 from sessionflow.application.validation import check_int
+from sessionflow.domain.models import TraceContext
 from sessionflow.domain.values import to_utc, truncate_to_ms
-from sessionflow.errors import InvalidInput, OutcomeUnknown
+from sessionflow.errors import InvalidInput, OutcomeUnknown, SessionflowError
 
-__all__ = ["MAX_BATCH_SIZE", "SweepResult", "Timeouts", "WakerFactory"]
+__all__ = ["MAX_BATCH_SIZE", "SweepResult", "Timeouts", "WakerFactory", "last_writers"]
 
 #: The largest batch a sweep accepts.
 MAX_BATCH_SIZE = 100_000
@@ -34,6 +42,24 @@ class SweepResult(NamedTuple):
 
     expired: int
     next_deadline: datetime | None
+
+
+def last_writers(store: EventStore, writers: Sequence[tuple[UUID, int]]) -> list[TraceContext]:
+    """The trace contexts recorded by the events ``writers`` name (a session id and a version each), in their
+    order; an event that recorded none, or that cannot be read (purged meanwhile), is left out."""
+    found: list[TraceContext] = []
+    for session_id, version in writers:
+        try:
+            history = store.history(session_id)
+        except SessionflowError:
+            continue
+        if 0 < version <= len(history) and history[version - 1].version == version:
+            recorded = history[version - 1].trace_context
+        else:
+            recorded = next((e.trace_context for e in history if e.version == version), None)
+        if recorded is not None:
+            found.append(recorded)
+    return found
 
 
 class Timeouts:
@@ -66,6 +92,11 @@ class Timeouts:
         delivery = pipeline.delivery
         with_next = self._with_next if next_deadline else None
         total = 0
+        tracing: Tracing | None = pipeline.tracing
+        if tracing is not None and not tracing.active():
+            tracing = None
+        #: The expired sessions whose last writers the sweep's span links to, with the version that wrote last.
+        writers: list[tuple[UUID, int]] = []
         while True:
             try:
                 if with_next is not None:
@@ -77,6 +108,8 @@ class Timeouts:
             except OutcomeUnknown as unknown:  # say what the earlier batches did (they were delivered)
                 raise unknown.with_applied(total) from unknown
             total += len(changes)
+            if tracing is not None and len(writers) < MAX_LINKS:
+                writers += [(c.session.id, c.session.version - 1) for c in changes[:MAX_LINKS - len(writers)]]
             if changes:
                 delivery.committed(changes)
             if len(changes) < batch_size:
@@ -84,6 +117,9 @@ class Timeouts:
             if limit is not None and total >= limit:
                 batch = ExpiredBatch(changes)  # (not known: sessions were left due)
                 break
+        if tracing is not None and total:
+            tracing.link(last_writers(store, writers))
+            tracing.annotate({"sessionflow.links.count": total})
         if not next_deadline:
             return SweepResult(total, None)
         # Delivered first: the deadline is read (if the batch could not tell it) only after the subscribers ran.

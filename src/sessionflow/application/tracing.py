@@ -8,19 +8,29 @@ runs (the state it left, through :meth:`Tracing.annotate`) and those of its resu
 version and state after it); a :class:`~sessionflow.errors.SessionflowError` sets the span's status to error
 with its ``code``. The store's append is a child span (``sessionflow.store.append``), opened by
 :class:`~sessionflow.application.delivery.Delivery`.
+
+The trace crosses the store: each event a write appends records the W3C Trace Context of the span current
+when it was built (:meth:`Tracing.carrier`, in :attr:`~sessionflow.SessionEvent.trace_context`); a consumer's span
+for the event is a child of it (``parent=`` of :meth:`Tracing.span`), and a sweep's span — a root of its own
+(``root=True``) — links to the last writers of the sessions it expired (:meth:`Tracing.link`, at most
+:data:`MAX_LINKS`).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Final, Protocol, TypeVar, cast
 
-from sessionflow.domain.models import Session
+from sessionflow.domain.models import Session, TraceContext
 
-__all__ = ["ATTRIBUTES", "Span", "Tracing", "in_span", "session_attributes", "store_kind", "traced"]
+__all__ = ["ATTRIBUTES", "MAX_LINKS", "Span", "Tracing", "in_span", "session_attributes", "store_kind", "traced"]
+
+#: The most links one span gets (a sweep's to the last writers of the sessions it expired; OpenTelemetry's SDK
+#: keeps 128 links per span by default, too). ``sessionflow.links.count`` tells how many there were to make.
+MAX_LINKS: Final = 128
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -40,6 +50,8 @@ ATTRIBUTES: Final[Mapping[str, str]] = {
     "sessionflow.result.count": "sessions or events a read returned, sessions a sweep or purge changed",
     "sessionflow.idempotency.replayed": "true when a keyed write was answered from its stored key",
     "sessionflow.outcome": "ok, or the error's code",
+    "sessionflow.links.count": "a sweep's span: the sessions it expired, whose last writers it links to "
+                               "(at most 128 links, to those that recorded a trace context)",
     "db.system.name": "the store: sqlite, postgresql, redis or memory",
     "error.type": "the error's class name, on failure",
 }
@@ -64,18 +76,32 @@ class Tracing(Protocol):
         """Whether spans are recorded now (false: :func:`traced` calls through with nothing else done)."""
         ...
 
-    def span(self, name: str, attributes: Mapping[str, Any]) -> AbstractContextManager[Span]:
-        """A new span, child of the current one, current while the block runs."""
+    def span(self, name: str, attributes: Mapping[str, Any], *, parent: TraceContext | None = None,
+             root: bool = False) -> AbstractContextManager[Span]:
+        """A new span, current while the block runs: a child of ``parent`` (a context an event recorded) when
+        given, else a root span (a new trace) with ``root``, else a child of the current span."""
         ...
 
     def annotate(self, attributes: Mapping[str, Any]) -> None:
         """Add ``attributes`` to the current span (nothing when there is none)."""
         ...
 
+    def carrier(self) -> TraceContext | None:
+        """The W3C Trace Context of the current span, to record with the events a write appends; ``None`` when
+        there is no valid current span (or the process never imported the tracing library). Cheap when there is
+        none: one look at the current span."""
+        ...
 
-def in_span(tracing: Tracing, name: str, attributes: Mapping[str, Any], call: Callable[[], T]) -> T:
-    """``call()`` in a new span ``name``; an exception it raises fails the span (with its ``code``) and goes on."""
-    with tracing.span(name, attributes) as span:
+    def link(self, contexts: Sequence[TraceContext]) -> None:
+        """Add a link to each of ``contexts`` to the current span (nothing when there is none)."""
+        ...
+
+
+def in_span(tracing: Tracing, name: str, attributes: Mapping[str, Any], call: Callable[[], T], *,
+            parent: TraceContext | None = None) -> T:
+    """``call()`` in a new span ``name`` (a child of ``parent`` when given, see :meth:`Tracing.span`); an exception
+    it raises fails the span (with its ``code``) and goes on."""
+    with tracing.span(name, attributes, parent=parent) as span:
         try:
             return call()
         except BaseException as error:
@@ -114,11 +140,12 @@ def _result_attributes(result: Any) -> dict[str, Any]:
     return {}
 
 
-def traced(operation: str, *, event: str | None = None) -> Callable[[F], F]:
+def traced(operation: str, *, event: str | None = None, root: bool = False) -> Callable[[F], F]:
     """Wrap a manager method in a span ``sessionflow.<operation>`` (the manager's ``_tracing``, when active).
 
-    ``event``: the event a named transition sends (``send``'s is its second argument). The wrapper keeps the
-    method's signature (``functools.wraps``)."""
+    ``event``: the event a named transition sends (``send``'s is its second argument). ``root``: the span starts
+    a trace of its own rather than continuing the caller's (the sweeps: a waker's timer is nobody's child). The
+    wrapper keeps the method's signature (``functools.wraps``)."""
 
     def wrap(method: F) -> F:
         parameters = list(inspect.signature(method).parameters)
@@ -145,7 +172,7 @@ def traced(operation: str, *, event: str | None = None) -> Callable[[F], F]:
                     attributes["sessionflow.batch.size"] = len(bound["items"])
             if event is not None:
                 attributes["sessionflow.event"] = event
-            with tracing.span(name, attributes) as span:
+            with tracing.span(name, attributes, root=root) as span:
                 try:
                     result = method(self, *args, **kwargs)
                 except BaseException as error:

@@ -8,6 +8,7 @@ milliseconds and a ``Z`` suffix.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -27,6 +28,7 @@ __all__ = [
     "SessionNote",
     "SessionProgress",
     "SessionStatus",
+    "TraceContext",
     "UtcDateTime",
 ]
 
@@ -248,6 +250,53 @@ class Session(_Frozen):
         return self.expires_at is not None and self.expires_at <= now and self.is_live
 
 
+#: A W3C ``traceparent`` of version ``00``: ``00-<trace id: 32 hex>-<parent span id: 16 hex>-<flags: 2 hex>``,
+#: lowercase, neither id all zeros.
+_TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+#: The longest ``tracestate`` kept (the W3C asks to propagate at least 512 characters; a longer one is dropped).
+TRACESTATE_MAX = 512
+#: What a ``tracestate`` may hold: printable ASCII (its list members and their separators).
+_TRACESTATE = re.compile(r"[\x20-\x7e]+")
+
+
+def _traceparent(value: Any) -> str:
+    if not isinstance(value, str) or len(value) != 55 or _TRACEPARENT.fullmatch(value) is None:
+        raise ValueError("a traceparent is W3C's '00-<32 lowercase hex>-<16 lowercase hex>-<2 lowercase hex>', "
+                         "neither id all zeros")
+    return value
+
+
+def _tracestate(value: Any) -> str | None:
+    if value is None:
+        return None
+    if (not isinstance(value, str) or not value or len(value) > TRACESTATE_MAX
+            or _TRACESTATE.fullmatch(value) is None):
+        raise ValueError(f"a tracestate is 1 to {TRACESTATE_MAX} printable ASCII characters, or null")
+    return value
+
+
+class TraceContext(_Frozen):
+    """Where a change was made, in the terms of distributed tracing: the W3C Trace Context of the span that was
+    current when the event was written (``traceparent``, and ``tracestate`` when the trace carries one).
+
+    Read it back to continue that trace: a consumer's span for the event is a child of it. It says where the
+    change was made, not what it is: it is not part of an event's identity (see :class:`SessionEvent`).
+    """
+
+    traceparent: Annotated[str, BeforeValidator(_traceparent)]
+    tracestate: Annotated[str | None, BeforeValidator(_tracestate)] = None
+
+    @property
+    def trace_id(self) -> str:
+        """The trace's id: 32 lowercase hex digits."""
+        return self.traceparent[3:35]
+
+    @property
+    def span_id(self) -> str:
+        """The writing span's id: 16 lowercase hex digits."""
+        return self.traceparent[36:52]
+
+
 class SessionEvent(_Frozen):
     """One recorded change of a session. Events are append-only; ``version`` numbers them from 1.
 
@@ -256,6 +305,11 @@ class SessionEvent(_Frozen):
     it is set on every event read back from a store (``history``, ``events``) and ``None`` on an event that
     was never stored (one a write builds, and the copy subscribers receive). It is where the store placed the
     event, not part of the change it records: two events are equal (and hash alike) when every other field is.
+
+    ``trace_context`` is the W3C Trace Context of the span current when the event was written
+    (:class:`TraceContext`), or ``None``: written outside any span, by a manager that does not trace
+    (``tracing=False``), or before the field existed. Like ``position``, it says where the change was made, not
+    what it is, so it is not part of the event's identity either.
     """
 
     record_id: UUID
@@ -268,6 +322,7 @@ class SessionEvent(_Frozen):
     timestamp: UtcDateTime
     payload: JsonObject = Field(default_factory=FrozenDict)
     position: int | None = Field(default=None, ge=1)
+    trace_context: TraceContext | None = None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SessionEvent):
@@ -280,5 +335,6 @@ class SessionEvent(_Frozen):
         return hash(tuple(values[name] for name in _EVENT_IDENTITY))
 
 
-#: The fields that say which change an event records (all but ``position``), for equality and hashing.
-_EVENT_IDENTITY = tuple(name for name in SessionEvent.model_fields if name != "position")
+#: The fields that say which change an event records (all but ``position`` and ``trace_context``, which say where
+#: it was stored and made), for equality and hashing.
+_EVENT_IDENTITY = tuple(name for name in SessionEvent.model_fields if name not in ("position", "trace_context"))

@@ -5,8 +5,10 @@
   share one row mapping (:func:`~sessionflow.adapters.storage_format.session_row` / ``session_from_row``);
   keyed by name, a document stays readable when a later version adds a column (read as ``null``).
 * An event is one JSON array ``[position, "record_id", version, "event", "source" | null, "target",
-  "performer", timestamp_ms, payload]``. The client sends it without its first element; the append script
-  prepends the position it takes from the store's counter (see ``scripts.py``). The session id is the key's.
+  "performer", timestamp_ms, payload]``, followed by ``"traceparent", "tracestate" | null`` when the event
+  recorded a trace context (an array of nine elements: none; every event written before the field existed).
+  The client sends it without its first element; the append script prepends the position it takes from the
+  store's counter (see ``scripts.py``). The session id is the key's.
 * Optional strings the scripts index (user, workspace, module) travel as ``"=" + value``, and ``""`` for
   ``None``, so that no value can be mistaken for a missing one.
 """
@@ -26,7 +28,7 @@ from sessionflow.adapters.storage_format import (
     stored_state,
     to_millis,
 )
-from sessionflow.domain.models import EventType, Session, SessionEvent
+from sessionflow.domain.models import EventType, Session, SessionEvent, TraceContext
 from sessionflow.domain.values import compact_json
 
 __all__ = ["decode_event", "decode_session", "encode_event", "encode_session", "optional", "session_fields"]
@@ -66,15 +68,20 @@ def session_fields(session: Session) -> tuple[str, str, str, str, str, str, str,
 def encode_event(event: SessionEvent) -> str:
     """An event as the append script takes it (without its position, which the script adds)."""
     source = event.source_state
-    return compact_json([str(event.record_id), event.version, str(event.event),
-                         None if source is None else str(source), str(event.target_state), event.performer_id,
-                         to_millis(event.timestamp), event.payload])
+    values = [str(event.record_id), event.version, str(event.event), None if source is None else str(source),
+              str(event.target_state), event.performer_id, to_millis(event.timestamp), event.payload]
+    trace = event.trace_context
+    if trace is not None:
+        values += [trace.traceparent, trace.tracestate]
+    return compact_json(values)
 
 
 def decode_event(text: str, session_id: UUID) -> SessionEvent:
     """The event a stored string holds."""
-    position, record_id, version, kind, source, target, performer, timestamp, payload = _loads(text)
+    values = _loads(text)
+    position, record_id, version, kind, source, target, performer, timestamp, payload = values[:9]
     name: Any = EventType._value2member_map_.get(kind, kind)
+    trace = None if len(values) < 11 else TraceContext.trusted(traceparent=values[9], tracestate=values[10])
     return SessionEvent.trusted(
         record_id=UUID(record_id),
         session_id=session_id,
@@ -86,4 +93,5 @@ def decode_event(text: str, session_id: UUID) -> SessionEvent:
         timestamp=from_millis(timestamp),
         payload=freeze_stored_json(payload),
         position=position,
+        trace_context=trace,
     )

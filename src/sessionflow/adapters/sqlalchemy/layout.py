@@ -43,6 +43,8 @@ class EventRow(NamedTuple):
     performer_id: str
     timestamp: int
     payload: Any
+    traceparent: str | None
+    tracestate: str | None
 
 
 class ExpiryUpdate(NamedTuple):

@@ -31,7 +31,7 @@ from sessionflow.adapters.storage_format import (
     to_millis,
 )
 from sessionflow.application.idempotency import IdempotencyRecord, StoredKey
-from sessionflow.domain.models import EventType, Session, SessionEvent
+from sessionflow.domain.models import EventType, Session, SessionEvent, TraceContext
 from sessionflow.domain.values import compact_json
 from sessionflow.errors import StoreError
 
@@ -115,6 +115,8 @@ def event_row(e: SessionEvent) -> dict[str, Any]:
         "performer_id": e.performer_id,
         "timestamp": to_millis(e.timestamp),
         "payload": e.payload,
+        "traceparent": None if e.trace_context is None else e.trace_context.traceparent,
+        "tracestate": None if e.trace_context is None else e.trace_context.tracestate,
     }
 
 
@@ -132,6 +134,8 @@ def event_from_row(row: Any) -> SessionEvent:
         timestamp=from_millis(row.timestamp),
         payload=_freeze(row.payload),
         position=row.position,
+        trace_context=None if row.traceparent is None else TraceContext.trusted(traceparent=row.traceparent,
+                                                                                tracestate=row.tracestate),
     )
 
 
@@ -207,6 +211,8 @@ class FastSql:
 def event_values(e: SessionEvent, record: Any, session: Any, payload: Any) -> EventRow:
     """An event's row, its ids and payload as given (in the form the statement binds them)."""
     source = e.source_state
+    trace = e.trace_context
     return EventRow(record, session, e.version, str(e.event), None if source is None else str(source),
-                    str(e.target_state), e.performer_id, to_millis(e.timestamp), payload)
+                    str(e.target_state), e.performer_id, to_millis(e.timestamp), payload,
+                    None if trace is None else trace.traceparent, None if trace is None else trace.tracestate)
 

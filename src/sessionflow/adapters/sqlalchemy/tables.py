@@ -8,6 +8,7 @@ rebuilt from them at any time, so no foreign key ties the two tables.
 across all sessions, assigned by the database as the event is inserted (on PostgreSQL by a trigger that
 serializes the assignment until commit, on SQLite by the insert itself under the database's write lock; see
 ``postgres.py`` and ``sqlite.py``). ``sessionflow_consumers`` keeps each named feed consumer's position.
+``session_events.traceparent`` / ``tracestate`` hold the event's ``trace_context`` (NULL: none).
 
 ``due_at`` is the deadline of a live (pending or in-progress, not deleted) session and NULL otherwise; its
 index makes "overdue and not terminal" a range scan for the sweeper.
@@ -15,7 +16,8 @@ index makes "overdue and not terminal" a range scan for the sweeper.
 ``idempotency_keys`` keeps the idempotency key of each keyed write (``Change.idempotency``), written in the
 write's own transaction: one row per ``(scope, key)``, naming the session and the version the write left, kept
 until ``expires_at`` (then replaced by the next write with that key, or dropped by ``drop_expired_keys``: the
-index on ``expires_at``); a purge removes the keys of the sessions it removes (the index on ``session_id``).
+index on ``expires_at``); a purge removes the keys of the sessions it removes (a scan of this table, which holds
+at most one window of keyed writes: no index on ``session_id``, which every keyed write would pay for).
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ session_events = Table(
     Column("payload", _Json, nullable=False),
     # The place in the global feed (assigned by the database; NULL only while an old row is being migrated).
     Column("position", BigInteger, nullable=True),
+    # The W3C Trace Context of the span the event was written in (NULL: none; every event of before 0009).
+    Column("traceparent", String(55), nullable=True),
+    Column("tracestate", String(512), nullable=True),
     UniqueConstraint("session_id", "version"),
     Index(None, "position", unique=True),
 )
@@ -154,5 +159,7 @@ idempotency_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Index(None, "expires_at"),
-    Index(None, "session_id"),
+    # On SQLite the rows live in the primary key's b-tree (no rowid table beside it): a keyed write then adds one
+    # b-tree and its index on expires_at to what it writes, not three.
+    sqlite_with_rowid=False,
 )

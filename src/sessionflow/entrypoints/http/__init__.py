@@ -16,7 +16,8 @@ the compatibility routes, health and metrics), :mod:`~.bodies` (request and resp
 :mod:`~.principals` (principals, scopes and the token table), :mod:`~.auth` (bearer tokens → principals, the
 scope of a route), :mod:`~.access` (what a caller may read and change), :mod:`~.limits` (the request body
 limit), :mod:`~.state` (what the app shares with its routes), :mod:`~.errors` (statuses, error bodies,
-exception handlers) and :mod:`~.openapi` (the OpenAPI document).
+exception handlers), :mod:`~.tracecontext` (an incoming ``traceparent``) and :mod:`~.openapi` (the OpenAPI
+document).
 """
 
 from sessionflow.entrypoints.http.app import create_app

@@ -5,8 +5,9 @@ metrics to serve, keeps them and the manager on ``app.state`` (:mod:`~.state`), 
 (:mod:`~.limits`) and the error handlers (:mod:`~.errors`), includes the routers (:mod:`~.routers.sessions`,
 :mod:`~.routers.events`, :mod:`~.routers.seed`, :mod:`~.routers.health`, in that order) and installs the
 OpenAPI document (:mod:`~.openapi`), and keeps the app's :class:`~.stopping.Stopping` flag on ``app.state.stopping``
-(set when the service stops: ``/readyz`` then answers 503). It never reads the environment (that is
-:mod:`~.environment`).
+(set when the service stops: ``/readyz`` then answers 503), and honours an incoming ``traceparent``
+(:mod:`~.tracecontext`: FastAPI's own server spans, or a middleware where FastAPI has none). It never reads the
+environment (that is :mod:`~.environment`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sessionflow.entrypoints.http.principals import Scope, Service, TokenTable
 from sessionflow.entrypoints.http.routers import events, health, seed, sessions
 from sessionflow.entrypoints.http.state import share
 from sessionflow.entrypoints.http.stopping import CloseWhenStopping, Stopping
+from sessionflow.entrypoints.http.tracecontext import install_trace_context
 from sessionflow.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -104,6 +106,7 @@ def create_app(
     app.state.stopping = Stopping()  # set when the service stops (see sessionflow.entrypoints.http.stopping)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(CloseWhenStopping, stopping=app.state.stopping)
+    install_trace_context(app)  # an incoming traceparent, where FastAPI does not trace requests itself
     install_error_handlers(app)
     secured = source is not None
     routers = [sessions.router(secured=secured), events.router(secured=secured), seed.router(secured=secured),

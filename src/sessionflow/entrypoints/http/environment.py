@@ -184,7 +184,8 @@ def tokens_from_env(environ: Mapping[str, str]) -> TokenSource | None:
 
 def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
                  timeouts: bool = True, host: str | None = None, insecure_no_auth: bool = False,
-                 exit_after_grace: bool = False, console: bool = True) -> FastAPI:
+                 exit_after_grace: bool = False, console: bool = True,
+                 on_shutdown: Callable[[], None] | None = None) -> FastAPI:
     """The service as ``sessionflow serve`` runs it: settings from ``SESSIONFLOW_…`` variables.
 
     Reads :class:`~sessionflow.settings.Settings` (database URL, timeouts, policies, ``http.max_body_bytes``)
@@ -200,7 +201,8 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
     ``prometheus_client``'s default registry. The operator's console is served at ``/ui`` unless ``console`` is
     false or the setting ``http.console`` is off (see ``docs/console.md``). Usable as a uvicorn factory:
     ``uvicorn --factory sessionflow.entrypoints.http:app_from_env`` (which does not tell it the address: see
-    ``docs/http.md``).
+    ``docs/http.md``). ``on_shutdown`` is called last when the app's lifespan ends, after the manager is closed
+    (a worker process of ``serve --workers`` flushes its spans there).
     """
     from prometheus_client import REGISTRY
 
@@ -224,7 +226,11 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
             yield
         finally:
             restore()
-            manager.close()  # stops the waker (after the batch in hand) and the change watcher
+            try:
+                manager.close()  # stops the waker (after the batch in hand) and the change watcher
+            finally:
+                if on_shutdown is not None:
+                    on_shutdown()
 
     try:
         metrics = SessionflowMetrics(REGISTRY).instrument(manager)
@@ -271,7 +277,8 @@ def worker_app() -> FastAPI:
     :data:`WORKER_APP`): :func:`app_from_env` with the settings and tokens of the environment, after
     registering the lifecycle files listed in ``SESSIONFLOW_SERVE_LIFECYCLES``; the worker runs its own timeout
     waker unless ``SESSIONFLOW_SERVE_TIMEOUTS`` is ``0`` (several wakers on one database still expire each
-    session exactly once)."""
+    session exactly once). The OpenTelemetry SDK is configured from the ``OTEL_*`` variables when they ask for
+    it, and shut down (its spans flushed) when the worker stops."""
     raw = os.environ.get(WORKER_LIFECYCLES_ENV, "").strip()
     if raw:
         from sessionflow.domain.definitions import default_registry
@@ -284,7 +291,17 @@ def worker_app() -> FastAPI:
         for file in files:
             registry.register(load_definition(file))
     timeouts = os.environ.get(WORKER_TIMEOUTS_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
-    return app_from_env(timeouts=timeouts, exit_after_grace=True)
+    sdk = _start_otel_sdk()
+    return app_from_env(timeouts=timeouts, exit_after_grace=True, on_shutdown=None if sdk is None else sdk.shutdown)
+
+
+def _start_otel_sdk() -> Any | None:
+    """The OpenTelemetry SDK of a worker process, configured from the ``OTEL_*`` variables when they ask for it
+    (as ``serve`` does in its own process: :mod:`sessionflow.adapters.otel_env`); what to shut down, or
+    ``None``. Without such a variable nothing of OpenTelemetry is imported here."""
+    from sessionflow.adapters.otel_env import sdk_requested, start_sdk
+
+    return start_sdk(os.environ) if sdk_requested(os.environ) else None
 
 
 def console_environ(settings: Settings, console: bool) -> dict[str, str | None]:

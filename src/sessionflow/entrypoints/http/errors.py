@@ -176,9 +176,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_sessionflow_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, SessionflowError)
         status = status_for(error, if_match=request.headers.get("if-match") is not None)
+        body = _with_session(request, error.to_dict())
         if status >= 500:
-            logger.warning("%s %s: %s", request.method, request.url.path, error.message)
-        return _error_response(status, _with_session(request, error.to_dict()))
+            logger.warning("%s %s: %s", request.method, request.url.path, error.message,
+                           extra={"session_id": body.get("session_id")})
+        return _error_response(status, body)
 
     async def on_validation_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)

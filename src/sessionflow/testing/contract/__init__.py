@@ -46,6 +46,7 @@ from sessionflow.testing.contract.projection import TestProjection
 from sessionflow.testing.contract.purge import TestPurge
 from sessionflow.testing.contract.purge_hostile import TestPurgeHostile
 from sessionflow.testing.contract.subscribers import TestSubscribers
+from sessionflow.testing.contract.tracing import TestTraceContext
 from sessionflow.testing.contract.updates import TestUpdateAndDelete
 
 #: The test classes: what ``from sessionflow.testing.contract import *`` brings into a test module.
@@ -68,5 +69,6 @@ __all__ = [
     "TestPurge",
     "TestPurgeHostile",
     "TestSubscribers",
+    "TestTraceContext",
     "TestUpdateAndDelete",
 ]
