@@ -33,6 +33,21 @@ def test_the_app_serves_the_configured_database_and_closes_it(tmp_path: Path) ->
         app.state.metrics.unregister()
 
 
+def test_a_stopped_app_leaves_the_process_registry_to_the_next_one(tmp_path: Path) -> None:
+    """Its metrics leave prometheus_client's default registry when the app stops: an app built after it in the
+    same process serves its own metrics there (not a private registry), and unregistering again does nothing."""
+    from prometheus_client import REGISTRY
+
+    for name in ("first", "second"):
+        app = app_from_env(Settings(database_url=f"sqlite:///{tmp_path / name}.db"), environ={}, timeouts=False)
+        assert app.state.metrics.registry is REGISTRY
+        with TestClient(app, client=("127.0.0.1", 40000)) as client:
+            assert client.post("/sessions", json={"performer_id": "u"}).status_code == 201
+            assert REGISTRY.get_sample_value("sessionflow_sessions", {"status": "pending"}) == 1
+        assert REGISTRY.get_sample_value("sessionflow_sessions", {"status": "pending"}) is None
+    app.state.metrics.unregister()  # already done when it stopped: nothing more
+
+
 def test_tokens_from_a_file(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"tok-file": "bob"}), encoding="utf-8")

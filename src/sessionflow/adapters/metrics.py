@@ -159,6 +159,7 @@ class SessionflowMetrics:
     def __init__(self, registry: CollectorRegistry | None = None, *, namespace: str = "sessionflow",
                  consumers: Iterable[str] = ()) -> None:
         self.registry: CollectorRegistry = REGISTRY if registry is None else registry
+        self._unregistered = False
         self.namespace = namespace
         reg = self.registry
         self.transitions = Counter(
@@ -251,7 +252,11 @@ class SessionflowMetrics:
         self._store = None
 
     def unregister(self) -> None:
-        """Remove every metric from the registry (after :meth:`detach`, to build a new object)."""
+        """Remove every metric from the registry (after :meth:`detach`, to build a new object); once (a second
+        call does nothing)."""
+        if self._unregistered:
+            return
+        self._unregistered = True
         for collector in (self.transitions, self.expiry_lateness, self.sweep_duration, self.sweep_size,
                           self.conflicts, self.store_errors, self.errors, self.store_latency, self._collector,
                           self._lag):

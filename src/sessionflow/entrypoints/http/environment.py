@@ -198,11 +198,11 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
     server is told to stop after ``http.drain_seconds``. ``exit_after_grace`` (what ``serve`` asks for): the
     process then ends itself, exit status 0, if it is still running ``http.grace_period_seconds`` after the
     signal (a request's thread stuck on a database lock would otherwise hold it). Metrics go to
-    ``prometheus_client``'s default registry. The operator's console is served at ``/ui`` unless ``console`` is
-    false or the setting ``http.console`` is off (see ``docs/console.md``). Usable as a uvicorn factory:
-    ``uvicorn --factory sessionflow.entrypoints.http:app_from_env`` (which does not tell it the address: see
-    ``docs/http.md``). ``on_shutdown`` is called last when the app's lifespan ends, after the manager is closed
-    (a worker process of ``serve --workers`` flushes its spans there).
+    ``prometheus_client``'s default registry, and leave it when the app stops. The operator's console is served at
+    ``/ui`` unless ``console`` is false or the setting ``http.console`` is off (see ``docs/console.md``). Usable as
+    a uvicorn factory: ``uvicorn --factory sessionflow.entrypoints.http:app_from_env`` (which does not tell it the
+    address: see ``docs/http.md``). ``on_shutdown`` is called last when the app's lifespan ends, after the manager
+    is closed (a worker process of ``serve --workers`` flushes its spans there).
     """
     from prometheus_client import REGISTRY
 
@@ -229,6 +229,9 @@ def app_from_env(settings: Settings | None = None, *, environ: Mapping[str, str]
             try:
                 manager.close()  # stops the waker (after the batch in hand) and the change watcher
             finally:
+                if metrics is not None:  # the process's registry is free for the next app of this process
+                    metrics.detach()
+                    metrics.unregister()
                 if on_shutdown is not None:
                     on_shutdown()
 
