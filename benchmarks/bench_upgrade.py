@@ -94,6 +94,11 @@ class Built:
     settings: str = ""  # the server settings the upgrade runs with (PostgreSQL)
 
 
+#: Columns the templates (written by today's code) have and a database at revision 0003 has not: the feed position
+#: (0005), the list order (0007), the trace context (0009).
+_LATER_COLUMNS = frozenset({"position", "created_position", "traceparent", "tracestate"})
+
+
 def _template_rows(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The population's two live templates as rows: sessions (with ``kind``) and events (with ``kind`` and the
     deadlines of the ``created`` payload in milliseconds, ``p_expires``/``p_max_expires``)."""
@@ -103,11 +108,11 @@ def _template_rows(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, A
         row, history = templates[kind]
         if row["status"] != status:
             raise AssertionError(f"template {kind} is {row['status']}")
-        sessions.append({"kind": status, **{k: v for k, v in row.items() if k != "created_position"}})
+        sessions.append({"kind": status, **{k: v for k, v in row.items() if k not in _LATER_COLUMNS}})
         for e in history:
             payload = json.loads(e["payload"])
             created = e["event"] == "created"
-            events.append({"kind": status, **{k: v for k, v in e.items() if k != "position"},
+            events.append({"kind": status, **{k: v for k, v in e.items() if k not in _LATER_COLUMNS},
                            "p_expires": _ms(payload["expires_at"]) if created and payload.get("expires_at") else None,
                            "p_max_expires": (_ms(payload["max_expires_at"])
                                              if created and payload.get("max_expires_at") else None)})
@@ -479,17 +484,19 @@ def _old_writer(url: str, stack: contextlib.ExitStack) -> Callable[[], uuid.UUID
     conn = stack.enter_context(psycopg.connect(**conninfo(url), autocommit=True))
     source = stack.enter_context(SessionManager.in_memory())
     sql = PostgresSql()
+    old_events = [c for c in EVENT_COLUMNS if c not in _LATER_COLUMNS]
     marks = {c: "%s::jsonb" if c in ("data", "payload") else "%s" for c in (*SESSION_COLUMNS, *EVENT_COLUMNS)}
     statement = (f"WITH w AS (INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES "
                  f"({', '.join(marks[c] for c in SESSION_COLUMNS)}) RETURNING 1) "
-                 f"INSERT INTO session_events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM (VALUES "
-                 f"({', '.join(marks[c] for c in EVENT_COLUMNS)})) AS v WHERE EXISTS (SELECT 1 FROM w)")
+                 f"INSERT INTO session_events ({', '.join(old_events)}) SELECT * FROM (VALUES "
+                 f"({', '.join(marks[c] for c in old_events)})) AS v WHERE EXISTS (SELECT 1 FROM w)")
 
     def write() -> uuid.UUID:
         session = source.create(user_id="upgrade-probe", performer_id="upgrade-probe")
         (created,) = source.history(session.id)
+        event = dict(zip(EVENT_COLUMNS, sql.event_values(created), strict=True))
         conn.execute(statement, [*sql.row_params(session.id, session_row(session), 0, create=True),
-                                 *sql.event_values(created)])
+                                 *(event[c] for c in old_events)])
         return session.id
 
     return write
