@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.locks import WriteLock
 from tests.support.postgres import free_port
 from tests.support.serving import wait_until_serving
 
@@ -69,17 +69,6 @@ def served(request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path) -> I
     finally:
         server.kill()
 
-
-class WriteLock:
-    """The SQLite file's write lock, held by the test: the server's writes wait for it (its busy timeout)."""
-
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("BEGIN IMMEDIATE")
-
-    def release(self) -> None:
-        self.conn.execute("ROLLBACK")
-        self.conn.close()
 
 
 def _post_in_background(base: str) -> tuple[threading.Thread, list[httpx.Response | BaseException]]:

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from sessionflow.application.watching import Notice
 from sessionflow.entrypoints.cli.parsing import mask_url
 from sessionflow.testing import ManualClock
 from tests.support.postgres import free_port
+from tests.support.serving import wait_until_serving
 
 pytestmark = pytest.mark.postgres
 
@@ -97,23 +97,13 @@ def test_worker_expires_through_it_and_masks_it(multihost_url: str, tmp_path: Pa
 
 
 def test_serve_serves_through_it_and_masks_it(multihost_url: str, tmp_path: Path) -> None:
-    pytest.importorskip("uvicorn")
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "sessionflow", "serve", "--port", str(port),
                                "--log-level", "warning"], cwd=tmp_path, env=_env(multihost_url), text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, server.communicate()[1]
-            assert time.monotonic() < deadline, "serve did not become ready"
-            time.sleep(0.1)
+        wait_until_serving(base, server)
         created = httpx.post(f"{base}/sessions", json={"performer_id": "u", "user_id": "multihost-serve"}, timeout=10)
         assert created.status_code == 201
         server.terminate()

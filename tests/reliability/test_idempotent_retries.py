@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -46,6 +45,7 @@ import pytest
 
 from sessionflow import SessionManager
 from tests.support.faultproxy import FaultProxy
+from tests.support.locks import WriteLock
 from tests.support.postgres import free_port
 from tests.support.serving import wait_until_serving
 
@@ -203,17 +203,6 @@ def test_a_retry_with_the_key_applies_the_write_once(write: Write, fault: str, s
     if write.name == "create":
         assert [str(s.id) for s in setup.truth.list(user_id=setup.marker)] == [response.json()["id"]], what
 
-
-class WriteLock:
-    """The SQLite file's write lock, held by the test: the service's writes wait for it (its busy timeout)."""
-
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("BEGIN IMMEDIATE")
-
-    def release(self) -> None:
-        self.conn.execute("ROLLBACK")
-        self.conn.close()
 
 
 @pytest.mark.parametrize("write", WRITES, ids=lambda w: w.name)
