@@ -1,5 +1,6 @@
 """``sessionflow_consumer_lag_events``: the feed's head position minus each consumer's stored position, read at
-scrape time, for the consumers named to the metrics and those consuming through the instrumented manager."""
+scrape time, for every consumer whose position the store keeps (one consuming in another process included), the
+consumers named to the metrics and those consuming through the instrumented manager."""
 
 from __future__ import annotations
 
@@ -46,6 +47,23 @@ def test_the_lag_of_a_named_consumer_follows_the_feed_and_its_position(manager: 
     assert _lag(registry, "reports") == 4
     metrics.detach()
     assert _lag(registry, "billing") is None  # no manager to read from
+
+
+def test_a_consumer_of_another_process_is_reported_without_being_named(tmp_path: Path) -> None:
+    """The serving process's metrics show the lag of a consumer that runs elsewhere on the same database, from
+    the position the store keeps for it."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    registry = CollectorRegistry()
+    with SessionManager.open(url) as served, SessionManager.open(url) as elsewhere:
+        metrics = SessionflowMetrics(registry).instrument(served)
+        assert LAG.encode() + b"{" not in generate_latest(registry)  # no consumer yet: no sample
+        for user in ("u1", "u2", "u3"):
+            served.create(user_id=user, performer_id=user)
+        assert elsewhere.consume("mailer", lambda event: None, follow=False, max_events=2) == 2
+        assert _lag(registry, "mailer") == 1
+        elsewhere.consume("mailer", lambda event: None, follow=False)
+        assert _lag(registry, "mailer") == 0
+        metrics.detach()
 
 
 def test_a_consumer_name_the_feed_refuses_is_refused() -> None:

@@ -44,7 +44,7 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "sessionflow.stores": ("ENTRY_POINT_GROUP", "register_store"),
     "sessionflow.application.ports": (
         "AwaitsIO", "CachesReads", "CountsByStatus", "CountsQueries", "ExpiredBatch", "FiltersFeed",
-        "KeepsIdempotencyKeys", "ListsByDeadline", "PurgesSessions", "ReportsLatency", "SweepsToNextDeadline",
+        "KeepsIdempotencyKeys", "ListsByDeadline", "ListsConsumers", "PurgesSessions", "ReportsLatency", "SweepsToNextDeadline",
         "WatchesChanges"),
     "sessionflow.settings": ("HttpSettings", "PolicySettings", "SessionSettings", "Settings"),
     "sessionflow.testing": ("AsyncTimeTravel", "ManualClock", "TimeTravel", "aadvance", "advance"),

@@ -15,6 +15,7 @@ from sessionflow.application.ports import (
     CachesReads,
     CountsByStatus,
     EventStore,
+    ListsConsumers,
     PurgesSessions,
     ReportsLatency,
     SweepsToNextDeadline,
@@ -24,15 +25,17 @@ from tests.support.backends import open_store
 
 CAPABILITIES = {"SweepsToNextDeadline": SweepsToNextDeadline, "PurgesSessions": PurgesSessions,
                 "CachesReads": CachesReads, "WatchesChanges": WatchesChanges, "AwaitsIO": AwaitsIO,
-                "CountsByStatus": CountsByStatus, "ReportsLatency": ReportsLatency}
+                "CountsByStatus": CountsByStatus, "ListsConsumers": ListsConsumers, "ReportsLatency": ReportsLatency}
 
 #: What each store can do beyond :class:`EventStore`.
 EXPECTED = {
-    "memory": {"PurgesSessions"},
-    "sqlite": {"SweepsToNextDeadline", "PurgesSessions", "CachesReads", "WatchesChanges", "CountsByStatus"},
-    "postgres": {"SweepsToNextDeadline", "PurgesSessions", "CachesReads", "WatchesChanges", "CountsByStatus"},
+    "memory": {"PurgesSessions", "ListsConsumers"},
+    "sqlite": {"SweepsToNextDeadline", "PurgesSessions", "CachesReads", "WatchesChanges", "CountsByStatus",
+               "ListsConsumers"},
+    "postgres": {"SweepsToNextDeadline", "PurgesSessions", "CachesReads", "WatchesChanges", "CountsByStatus",
+                 "ListsConsumers"},
     "redis": {"SweepsToNextDeadline", "PurgesSessions", "CachesReads", "WatchesChanges", "CountsByStatus",
-              "ReportsLatency"},
+              "ListsConsumers", "ReportsLatency"},
 }
 
 
@@ -64,6 +67,11 @@ def test_the_capabilities_work_as_declared(backend: str, database_url: str | Non
         watcher.stop()
     if isinstance(store, CountsByStatus):
         assert store.count_by_status() == {}
+    if isinstance(store, ListsConsumers):
+        store.save_consumer_position("billing", 3, datetime.now(UTC))
+        store.save_consumer_position("audit", 1, datetime.now(UTC))
+        store.save_consumer_position("billing", 2, datetime.now(UTC))  # never back
+        assert store.consumer_positions() == {"billing": 3, "audit": 1}
     if isinstance(store, PurgesSessions):
         assert store.purge_sessions({}) == []
     if isinstance(store, SweepsToNextDeadline):

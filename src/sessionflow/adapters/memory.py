@@ -330,6 +330,11 @@ class InMemoryEventStore:
             self._check_open()
             return self._consumers.get(name, 0)
 
+    def consumer_positions(self) -> dict[str, int]:
+        with self._lock:
+            self._check_open()
+            return dict(self._consumers)
+
     def save_consumer_position(self, name: str, position: int, now: datetime) -> None:
         with self._lock:
             self._check_open()

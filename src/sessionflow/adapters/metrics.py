@@ -16,8 +16,8 @@ public methods (on that one instance; the class is untouched) time sweeps and co
 - ``sessionflow_store_command_seconds`` (histogram): each store operation's round trips, by ``operation``, from
   a store that reports them (the Redis store: ``append``, ``get``, ``query``, ``claim``, ``sweep``, ...).
 - ``sessionflow_consumer_lag_events`` (gauge): the feed's head position minus a consumer's stored position, by
-  ``consumer``, read through the manager's public API at scrape time (:class:`_LagCollector`), for the consumers
-  named to the metrics and those that consume through the instrumented manager.
+  ``consumer``, read at scrape time (:class:`_LagCollector`), for every consumer whose position the store keeps
+  (wherever it runs), those named to the metrics and those that consume through the instrumented manager.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sessionflow.application.ports import CountsByStatus, ReportsLatency
+from sessionflow.application.ports import CountsByStatus, ListsConsumers, ReportsLatency
 from sessionflow.domain.models import EventType, SessionEvent, SessionStatus
 from sessionflow.domain.values import validate_identifier
 from sessionflow.errors import ConcurrencyConflict, InvalidInput, SessionflowError, StoreError
@@ -98,9 +98,9 @@ class _StatusCollector(Collector):
 
 
 class _LagCollector(Collector):
-    """Yields ``sessionflow_consumer_lag_events{consumer}``: the feed's last position minus each watched
-    consumer's stored position, read through the manager (``last_position``, ``consumer_position``) at scrape
-    time."""
+    """Yields ``sessionflow_consumer_lag_events{consumer}``: the feed's last position minus the stored position
+    of each consumer — every one the store keeps a position for (:class:`ListsConsumers`), wherever it runs, and
+    each watched one — read at scrape time."""
 
     def __init__(self, owner: SessionflowMetrics, name: str) -> None:
         self._owner = owner
@@ -117,12 +117,17 @@ class _LagCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         family = self._family()
         manager = self._owner.manager
-        names = sorted(self._owner.consumers)
-        if manager is None or not names:
+        if manager is None:
             return [family]
+        store = manager.store
         try:
+            stored = store.consumer_positions() if isinstance(store, ListsConsumers) else {}
+            names = sorted(set(self._owner.consumers) | set(stored))
+            if not names:
+                return [family]
             head = manager.last_position()
-            lags = [(name, max(head - manager.consumer_position(name), 0)) for name in names]
+            lags = [(name, max(head - (stored[name] if name in stored else manager.consumer_position(name)), 0))
+                    for name in names]
         except StoreError:
             self._owner.store_errors.labels("scrape").inc()
             self._owner.errors.labels("scrape", "StoreError").inc()

@@ -334,6 +334,16 @@ class CountsByStatus(Protocol):
 
 
 @runtime_checkable
+class ListsConsumers(Protocol):
+    """A store that lists the feed consumers whose position it keeps (every shipped store): the metrics report
+    the lag of each, wherever it runs."""
+
+    def consumer_positions(self) -> dict[str, int]:
+        """The position stored for each feed consumer that has one."""
+        ...
+
+
+@runtime_checkable
 class ReportsLatency(Protocol):
     """A store that times its round trips (Redis): the metrics observe them."""
 

@@ -289,6 +289,12 @@ class RedisEventStore:
         client = self._client
         return int(self._run("consumer_position", lambda: client.hget(self.prefix + "consumers", name)) or 0)
 
+    def consumer_positions(self) -> dict[str, int]:
+        """The position stored for each feed consumer that has one."""
+        client = self._client
+        found = self._run("consumer_positions", lambda: client.hgetall(self.prefix + "consumers"))
+        return {str(name): int(position) for name, position in found.items()}
+
     def save_consumer_position(self, name: str, position: int, now: datetime) -> None:
         """Store ``position`` for ``name`` unless the stored one is higher."""
         client = self._client

@@ -91,6 +91,10 @@ class CoreOperations(_Base):
         """The stored position of the feed consumer ``name`` (0: none stored)."""
         return self._read(lambda conn: sql.read_consumer_position(conn, name))
 
+    def consumer_positions(self) -> dict[str, int]:
+        """The position stored for each feed consumer that has one."""
+        return self._read(sql.read_consumer_positions)
+
     def save_consumer_position(self, name: str, position: int, now: datetime) -> None:
         """Store ``position`` for the feed consumer ``name``; a lower one than stored changes nothing."""
         params = {"name": name, "position": position, "now": to_millis(now)}

@@ -84,6 +84,12 @@ def read_consumer_position(conn: Connection, name: str) -> int:
     return 0 if found is None else int(found)
 
 
+def read_consumer_positions(conn: Connection) -> dict[str, int]:
+    """The stored position of every consumer that has one."""
+    return {str(name): int(position) for name, position in conn.execute(
+        select(consumers.c.name, consumers.c.position)).all()}
+
+
 #: Store a consumer's position, never moving it back (one statement: SQLite and PostgreSQL both upsert).
 SAVE_CONSUMER_POSITION = text(
     "INSERT INTO sessionflow_consumers (name, position, updated_at) VALUES (:name, :position, :now) "
