@@ -1,10 +1,11 @@
-"""What tracing costs: the durable SQLite lifecycle (create + start + complete per session, SQLite NORMAL) with
-OpenTelemetry in three ways, interleaved round by round in one process.
+"""What tracing costs: the durable lifecycle (create + start + complete per session, one thread) with OpenTelemetry
+in four ways, interleaved round by round in one process, on SQLite (`NORMAL`) and on PostgreSQL (the
+`lifecycle-postgres` benchmark's server, over loopback TCP).
 
 * tracing off: ``SessionManager.open(..., tracing=False)``.
-* API, no SDK: the default tracing in a process that imported OpenTelemetry but configured no tracer provider
-  (what an application with the ``otel`` extra, or FastAPI's dependency, and no tracing set up runs): no span
-  is made.
+* API, no SDK (SQLite only): the default tracing in a process that imported OpenTelemetry but configured no
+  tracer provider (what an application with the ``otel`` extra, or FastAPI's dependency, and no tracing set up
+  runs): no span is made.
 * SDK, no-op exporter: ``OtelTracing`` over an SDK ``TracerProvider`` with a ``BatchSpanProcessor`` whose
   exporter drops the spans: every span made, sampled and handed to the processor (6 per session: three
   operations, and a store append under each).
@@ -14,7 +15,7 @@ OpenTelemetry in three ways, interleaved round by round in one process.
   difference between this contender and the previous one is what sessionflow itself adds to a traced write
   (deciding what to trace, its attributes, the trace context each event records).
 
-Each contender has its own database file.
+Each contender has its own database (file, or PostgreSQL database).
 """
 
 from __future__ import annotations
@@ -29,7 +30,41 @@ from sessionflow import SessionManager
 
 __all__ = ["BENCHMARK"]
 
+OFF = "tracing off"
+API = "OpenTelemetry API, no SDK"
+SDK = "SDK, no-op exporter"
 HAND = "the same six spans by hand (SDK), untraced manager"
+
+
+def _by_hand(manager: SessionManager, tracer: Any, kind: str) -> Callable[[int], None]:
+    """``run(n)`` of the hand-made spans contender: what the SDK costs for the spans sessionflow makes."""
+    start_span = tracer.start_as_current_span
+    create, start, complete = manager.create, manager.start, manager.complete
+
+    def traced(operation: str, session_id: str, call: Callable[[], Any]) -> Any:
+        with start_span(f"sessionflow.{operation}", record_exception=False, set_status_on_exception=False,
+                        attributes={"sessionflow.operation": operation, "db.system.name": kind,
+                                    "sessionflow.session.id": session_id, "sessionflow.event": operation}) as span:
+            with start_span("sessionflow.store.append", record_exception=False, set_status_on_exception=False,
+                            attributes={"db.system.name": kind, "sessionflow.session.id": session_id,
+                                        "sessionflow.batch.size": 1}):
+                result = call()
+            span.set_attributes({"sessionflow.session.id": str(result.id), "sessionflow.lifecycle": "default",
+                                 "sessionflow.lifecycle.version": 1, "sessionflow.state.to": str(result.status),
+                                 "sessionflow.version": result.version, "sessionflow.outcome": "ok"})
+            return result
+
+    def run(n: int) -> None:
+        for i in range(n):
+            user = user_for(i)
+            session = traced("create", "", lambda: create(
+                user_id=user, workspace_id=WORKSPACE, module_name=MODULE, metadata=METADATA, ttl=TTL,
+                performer_id=user))
+            sid = str(session.id)
+            traced("start", sid, lambda: start(session.id, performer_id=user))
+            traced("complete", sid, lambda: complete(session.id, performer_id=user))
+
+    return run
 
 
 def run(ctx: Context) -> Section:
@@ -53,75 +88,51 @@ def run(ctx: Context) -> Section:
         def shutdown(self) -> None:
             return None
 
-    def by_hand(manager: SessionManager, tracer: Any) -> Callable[[int], None]:
-        """``run(n)`` of the hand-made spans contender: what the SDK costs for the spans sessionflow makes."""
-        start_span = tracer.start_as_current_span
-        create, start, complete = manager.create, manager.start, manager.complete
-
-        def traced(operation: str, session_id: str, call: Callable[[], Any]) -> Any:
-            with start_span(f"sessionflow.{operation}", record_exception=False, set_status_on_exception=False,
-                            attributes={"sessionflow.operation": operation, "db.system.name": "sqlite",
-                                        "sessionflow.session.id": session_id, "sessionflow.event": operation}
-                            ) as span:
-                with start_span("sessionflow.store.append", record_exception=False, set_status_on_exception=False,
-                                attributes={"db.system.name": "sqlite", "sessionflow.session.id": session_id,
-                                            "sessionflow.batch.size": 1}):
-                    result = call()
-                span.set_attributes({"sessionflow.session.id": str(result.id), "sessionflow.lifecycle": "default",
-                                     "sessionflow.lifecycle.version": 1, "sessionflow.state.to": str(result.status),
-                                     "sessionflow.version": result.version, "sessionflow.outcome": "ok"})
-                return result
-
-        def run(n: int) -> None:
-            for i in range(n):
-                user = user_for(i)
-                session = traced("create", "", lambda: create(
-                    user_id=user, workspace_id=WORKSPACE, module_name=MODULE, metadata=METADATA, ttl=TTL,
-                    performer_id=user))
-                sid = str(session.id)
-                traced("start", sid, lambda: start(session.id, performer_id=user))
-                traced("complete", sid, lambda: complete(session.id, performer_id=user))
-
-        return run
-
     section = Section(name="otel", title="Tracing with OpenTelemetry", description=__doc__ or "")
     rounds = ctx.scale(7, 2)
-    n = ctx.scale(2000, 30)
-    exporter = _DroppingExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    with contextlib.ExitStack() as stack:
-        stack.callback(provider.shutdown)
+    for store, kind, n in (("SQLite", "sqlite", ctx.scale(2000, 30)), ("PostgreSQL", "postgresql",
+                                                                        ctx.scale(600, 20))):
+        exporter = _DroppingExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        with contextlib.ExitStack() as stack:
+            stack.callback(provider.shutdown)
 
-        def manager(name: str, **options: object) -> SessionManager:
-            return stack.enter_context(SessionManager.open(f"sqlite:///{ctx.workdir / name}", **options))
+            def url(name: str) -> str:
+                if kind == "sqlite":
+                    return f"sqlite:///{ctx.workdir / f'otel-{name}.db'}"
+                return str(stack.enter_context(ctx.postgres.fresh_database(f"sfbench_otel_{name}")))
 
-        off = SessionflowLifecycle(manager("off.db", tracing=False))
-        api = SessionflowLifecycle(manager("api.db"))
-        sdk = SessionflowLifecycle(manager("sdk.db", tracing=OtelTracing(tracer_provider=provider)))
-        hand = by_hand(manager("hand.db", tracing=False), provider.get_tracer("sessionflow"))
-        contenders = [Contender("sessionflow, tracing off", "session", off.run),
-                      Contender("sessionflow, OpenTelemetry API, no SDK", "session", api.run),
-                      Contender("sessionflow, SDK, no-op exporter", "session", sdk.run),
-                      Contender(HAND, "session", hand)]
-        ctx.log(f"  {n} sessions x {rounds} rounds")
-        results = ctx.measure(contenders, n, rounds)
-        provider.force_flush()
-    if exporter.exported < 12 * n:
-        raise AssertionError(f"the two SDK contenders exported {exporter.exported} spans, fewer than 6 per session")
-    reference = section.add(results["sessionflow, tracing off"], "throughput")
-    api_figure = section.add(results["sessionflow, OpenTelemetry API, no SDK"], "throughput")
-    sdk_figure = section.add(results["sessionflow, SDK, no-op exporter"], "throughput")
-    section.compare(api_figure, reference, "throughput", Target(">=", 0.95, "issue 31: within noise"))
-    hand_figure = section.add(results[HAND], "throughput")
-    section.compare(sdk_figure, reference, "throughput", Target(">=", 0.9, "issue 31: at most 10% slower"))
-    section.compare(hand_figure, reference, "throughput", note="the SDK's own cost of the six spans")
-    section.compare(sdk_figure, hand_figure, "throughput", Target(">=", 0.9, "sessionflow's share: at most 10%"),
-                    note="sessionflow's own cost of a traced lifecycle, above the SDK's")
-    section.notes.append(f"Checked in the run: the two SDK contenders' exporter received {exporter.exported} spans "
-                         "(three operations and three store appends per session, each).")
+            def manager(name: str, **options: object) -> SessionManager:
+                return stack.enter_context(SessionManager.open(url(name), **options))
+
+            workloads = {OFF: SessionflowLifecycle(manager("off", tracing=False)).run,
+                         SDK: SessionflowLifecycle(manager("sdk", tracing=OtelTracing(tracer_provider=provider))).run,
+                         HAND: _by_hand(manager("hand", tracing=False), provider.get_tracer("sessionflow"), kind)}
+            if kind == "sqlite":
+                workloads[API] = SessionflowLifecycle(manager("api")).run
+            label = {key: f"{store}: sessionflow, {key}" if key != HAND else f"{store}: {key}" for key in workloads}
+            ctx.log(f"  {store}: {n} sessions x {rounds} rounds")
+            results = ctx.measure([Contender(label[key], "session", call) for key, call in workloads.items()],
+                                  n, rounds)
+            provider.force_flush()
+        if exporter.exported < 12 * n:
+            raise AssertionError(f"{store}: the two SDK contenders exported {exporter.exported} spans, fewer than "
+                                 "6 per session each")
+        figure = {key: section.add(results[label[key]], "throughput") for key in workloads}
+        if API in figure:
+            section.compare(figure[API], figure[OFF], "throughput", Target(">=", 0.95, "issue 31: within noise"))
+        section.compare(figure[SDK], figure[OFF], "throughput", Target(">=", 0.9, "issue 31: at most 10% slower"))
+        section.compare(figure[HAND], figure[OFF], "throughput", note="the SDK's own cost of the six spans")
+        section.compare(figure[SDK], figure[HAND], "throughput",
+                        Target(">=", 0.9, "sessionflow's share: at most 10%"),
+                        note="sessionflow's own cost of a traced lifecycle, above the SDK's")
+        section.notes.append(f"{store}: checked in the run, the two SDK contenders' exporter received "
+                             f"{exporter.exported:,} spans (three operations and three store appends per session, "
+                             "each).")
     return section
 
 
-BENCHMARK = Benchmark(name="otel", title="Tracing with OpenTelemetry", run=run, order=97,
-                      summary="SQLite lifecycle with tracing off, the API without SDK, the SDK with a no-op exporter")
+BENCHMARK = Benchmark(name="otel", title="Tracing with OpenTelemetry", run=run, order=97, needs_postgres=True,
+                      summary="lifecycle on SQLite and PostgreSQL with tracing off, the API without SDK, the SDK with "
+                              "a no-op exporter, and the SDK's own spans by hand")
