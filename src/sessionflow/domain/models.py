@@ -212,7 +212,8 @@ class Session(_Frozen):
     workspace_id: str | None = None
     module_name: str | None = None
     file_paths: tuple[str, ...] = ()
-    progress: SessionProgress = SessionProgress()
+    progress: SessionProgress = SessionProgress.trusted(total_files=0, processed_files=0, failed_files=(),
+                                                        current_file=None)
     file_results: tuple[FileResult, ...] = ()
     notes: tuple[SessionNote, ...] = ()
     metadata: JsonObject = Field(default_factory=FrozenDict)
