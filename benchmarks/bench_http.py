@@ -28,12 +28,14 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import sampling
 from benchmarks.checks import reads_back
 from benchmarks.environment import conninfo
 from benchmarks.framework import TIMES, Benchmark, Context, Measurement, Section, Skipped, Target, format_duration
@@ -124,7 +126,7 @@ def _wait_ready(server: Server, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _running(servers: Sequence[Server], workdir: Path) -> Iterator[None]:
+def _running(servers: Sequence[Server], workdir: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     """The servers started together (the raw routes need the schema sessionflow creates only once requests
     come, after every server answered), then stopped."""
     processes: list[tuple[Server, subprocess.Popen[bytes]]] = []
@@ -137,7 +139,7 @@ def _running(servers: Sequence[Server], workdir: Path) -> Iterator[None]:
             processes.append((server, process))
         for server, process in processes:
             _wait_ready(server, process)
-        yield
+        yield {server.key: process for server, process in processes}
     finally:
         for _, process in processes:
             if process.poll() is None:
@@ -170,6 +172,36 @@ def _wrk(wrk: str, server: Server, *, connections: int, seconds: int) -> WrkRun:
                   sessions=int(result["sessions"]), p50=result["p50_us"] / 1e6, p99=result["p99_us"] / 1e6)
 
 
+def _profile(ctx: Context, wrk: str, servers: Sequence[Server], processes: dict[str, subprocess.Popen[bytes]], *,
+             connections: int, seconds: int) -> str | None:
+    """Where a request's interpreter time goes at one worker, sessionflow's service beside the bare routes doing
+    the same SQL: each server under the same wrk load once more, sampled by py-spy meanwhile
+    (``benchmarks/sampling.py``)."""
+    why = sampling.available()
+    if why is not None:
+        ctx.log(f"    no profile: {why}")
+        return None
+    columns = []
+    for server in servers:
+        if server.mode != "lifecycle":
+            continue
+        found: dict[str, WrkRun] = {}
+        load = threading.Thread(target=lambda s=server, into=found: into.setdefault(
+            "run", _wrk(wrk, s, connections=connections, seconds=seconds + 2)))
+        load.start()
+        time.sleep(1)
+        profile = sampling.sample(processes[server.key].pid, seconds, subprocesses=True)
+        load.join()
+        requests = found["run"].requests_per_second * profile.seconds
+        columns.append((f"{server.label} ({found['run'].requests_per_second:,.0f} requests/s)",
+                        sampling.breakdown(profile, sampling.HTTP_PARTS), requests))
+        ctx.log(f"    profiled {server.label}: {profile.samples:,} samples")
+    return ("Where a request's interpreter time goes at one worker (py-spy, the thread holding the GIL, sampled "
+            f"{sampling.RATE}/s for {seconds} s under the same wrk load; per request: a third of a session; "
+            "waits on the database and the network are not in it):\n\n"
+            + sampling.table(columns, sampling.HTTP_PARTS))
+
+
 def _completed_sample(url: str, size: int) -> list[Any]:
     import psycopg
 
@@ -195,6 +227,7 @@ def run(ctx: Context) -> Section:
     connections = ctx.scale(16, 4)
     rows: list[str] = []
     counted = 0
+    profiled: str | None = None
     with ctx.postgres.fresh_database("sfbench_http") as url:
         for workers in worker_counts:
             round_count = rounds if workers == worker_counts[0] else max(1, rounds - 1)
@@ -202,7 +235,7 @@ def run(ctx: Context) -> Section:
             runs: dict[str, list[WrkRun]] = {server.key: [] for server in servers}
             ctx.log(f"  {workers} uvicorn worker(s) per server, {connections} connections, {round_count} x "
                     f"{seconds} s per server")
-            with _running(servers, ctx.workdir):
+            with _running(servers, ctx.workdir) as processes:
                 if not ctx.quick:  # warm-up: the pools fill, the code paths are hot
                     for server in servers:
                         counted += _wrk(wrk, server, connections=connections, seconds=2).sessions
@@ -215,6 +248,8 @@ def run(ctx: Context) -> Section:
                         ctx.log(f"    {server.label}: {_rate(result.requests_per_second)} requests"
                                 + (f", {_rate(result.sessions_per_second)} sessions" if result.sessions else "")
                                 + f", p50 {format_duration(result.p50)}, p99 {format_duration(result.p99)}")
+                if workers == 1:
+                    profiled = _profile(ctx, wrk, servers, processes, connections=connections, seconds=seconds)
             measured = _record(section, servers, runs, workers, connections)
             for server in servers:
                 rs = runs[server.key]
@@ -235,6 +270,8 @@ def run(ctx: Context) -> Section:
     section.blocks.append(
         "Median over the rounds of each server (p50/p99: wrk's latency percentiles of one request):\n\n"
         "| Server | requests/s | sessions/s | p50 | p99 |\n|---|---|---|---|---|\n" + "\n".join(rows))
+    if profiled is not None:
+        section.blocks.append(profiled)
     section.notes.append(
         (f"Headline: {HEADLINE_WORKERS} uvicorn workers per server (`sessionflow serve --workers "
          f"{HEADLINE_WORKERS}`; `uvicorn --workers {HEADLINE_WORKERS}` for the bare apps); 1 worker is measured "

@@ -41,14 +41,14 @@ def _by_hand(manager: SessionManager, tracer: Any, kind: str) -> Callable[[int],
     start_span = tracer.start_as_current_span
     create, start, complete = manager.create, manager.start, manager.complete
 
-    def traced(operation: str, session_id: str, call: Callable[[], Any]) -> Any:
+    def traced(operation: str, session_id: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with start_span(f"sessionflow.{operation}", record_exception=False, set_status_on_exception=False,
                         attributes={"sessionflow.operation": operation, "db.system.name": kind,
                                     "sessionflow.session.id": session_id, "sessionflow.event": operation}) as span:
             with start_span("sessionflow.store.append", record_exception=False, set_status_on_exception=False,
                             attributes={"db.system.name": kind, "sessionflow.session.id": session_id,
                                         "sessionflow.batch.size": 1}):
-                result = call()
+                result = call(*args, **kwargs)
             span.set_attributes({"sessionflow.session.id": str(result.id), "sessionflow.lifecycle": "default",
                                  "sessionflow.lifecycle.version": 1, "sessionflow.state.to": str(result.status),
                                  "sessionflow.version": result.version, "sessionflow.outcome": "ok"})
@@ -57,12 +57,11 @@ def _by_hand(manager: SessionManager, tracer: Any, kind: str) -> Callable[[int],
     def run(n: int) -> None:
         for i in range(n):
             user = user_for(i)
-            session = traced("create", "", lambda: create(
-                user_id=user, workspace_id=WORKSPACE, module_name=MODULE, metadata=METADATA, ttl=TTL,
-                performer_id=user))
+            session = traced("create", "", create, user_id=user, workspace_id=WORKSPACE, module_name=MODULE,
+                             metadata=METADATA, ttl=TTL, performer_id=user)
             sid = str(session.id)
-            traced("start", sid, lambda: start(session.id, performer_id=user))
-            traced("complete", sid, lambda: complete(session.id, performer_id=user))
+            traced("start", sid, start, session.id, performer_id=user)
+            traced("complete", sid, complete, session.id, performer_id=user)
 
     return run
 
@@ -98,7 +97,7 @@ def run(ctx: Context) -> Section:
         with contextlib.ExitStack() as stack:
             stack.callback(provider.shutdown)
 
-            def url(name: str) -> str:
+            def url(name: str, kind: str = kind) -> str:
                 if kind == "sqlite":
                     return f"sqlite:///{ctx.workdir / f'otel-{name}.db'}"
                 return str(stack.enter_context(ctx.postgres.fresh_database(f"sfbench_otel_{name}")))
