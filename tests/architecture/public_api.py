@@ -44,8 +44,8 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "sessionflow.stores": ("ENTRY_POINT_GROUP", "register_store"),
     "sessionflow.application.ports": (
         "AwaitsIO", "CachesReads", "CountsByStatus", "CountsQueries", "ExpiredBatch", "FiltersFeed",
-        "KeepsIdempotencyKeys", "ListsByDeadline", "ListsConsumers", "PurgesSessions", "ReportsLatency", "SweepsToNextDeadline",
-        "WatchesChanges"),
+        "KeepsIdempotencyKeys", "ListsByDeadline", "ListsConsumers", "PurgesSessions", "ReportsLatency",
+        "SweepsToNextDeadline", "WatchesChanges"),
     "sessionflow.settings": ("HttpSettings", "PolicySettings", "SessionSettings", "Settings"),
     "sessionflow.testing": ("AsyncTimeTravel", "ManualClock", "TimeTravel", "aadvance", "advance"),
     "sessionflow.pytest_plugin": (

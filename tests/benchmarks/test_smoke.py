@@ -14,6 +14,9 @@ from benchmarks.plot import write_plot
 from benchmarks.report import render_markdown
 from benchmarks.runner import discover, run_benchmarks, select
 
+from benchmarks import sampling
+from tests.support.postgres import in_ci
+
 pytestmark = pytest.mark.postgres
 
 
@@ -71,6 +74,10 @@ def test_every_benchmark_runs_in_quick_mode_and_produces_numbers(part: str, post
         targets = [c for _, c in report.comparisons if c.target is not None]
         assert targets, "the comparisons with targets from the issues are missing"
         assert report.machine.postgres != "not used"
+        why = sampling.available()
+        if why is None or in_ci():  # CI runs as root with the dev extra: the profile must be there
+            http = next(s for s in report.sections if s.name == "http")
+            assert any(block.startswith("Where a request's interpreter time goes") for block in http.blocks), why
     if part == "lateness":  # p99 lateness: idle and with a CPU-bound thread, each database
         assert len(goals["expiry-lateness"]) == 4
         lateness = next(s for s in report.sections if s.name == "expiry-lateness")
