@@ -15,8 +15,13 @@ Each contender has its own database file; they run interleaved, round by round.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
+from benchmarks import sampling
 from benchmarks.checks import raw_sqlite_problems
 from benchmarks.framework import (
     Benchmark,
@@ -90,6 +95,10 @@ def run(ctx: Context) -> Section:
                 raise AssertionError("the raw sqlite3 rows differ from sessionflow's: " + "; ".join(problems))
             if ctx.profile:
                 section.profiles.append(profile_contender(contenders[0], n))
+            if level == "NORMAL":
+                profiled = _write_profile(ctx, ours.run, raw.run)
+                if profiled is not None:
+                    section.blocks.append(profiled)
 
         subject = section.add(results[f"sessionflow, SQLite {level}"], "throughput")
         keyed_result = section.add(results[f"sessionflow keyed, SQLite {level}"], "throughput")
@@ -105,6 +114,36 @@ def run(ctx: Context) -> Section:
                          "sessionflow-written one (ids and timestamps aside) and reads back through "
                          "sessionflow equal to the fold of its history.")
     return section
+
+
+def _write_profile(ctx: Context, ours: Callable[[int], None], raw: Callable[[int], None]) -> str | None:
+    """Where a write's time goes, sessionflow beside raw sqlite3: each lifecycle run in this process for a few
+    seconds while py-spy samples it (``benchmarks/sampling.py``; every sample of this thread, in a driver call
+    or not)."""
+    why = sampling.available()
+    if why is not None:
+        ctx.log(f"  no write profile: {why}")
+        return None
+    seconds = ctx.scale(6, 1)
+    columns = []
+    for label, run, frame in (("sessionflow, SQLite NORMAL", ours, "SessionflowLifecycle.run"),
+                              ("raw sqlite3, SQLite NORMAL", raw, "RawSqliteLifecycle.run")):
+        profiles: list[sampling.Profile] = []
+        sampler = threading.Thread(target=lambda into=profiles: into.append(
+            sampling.sample(os.getpid(), seconds, gil=False)))
+        sampler.start()
+        time.sleep(0.3)  # py-spy attached
+        sessions, began = 0, time.perf_counter()
+        while sampler.is_alive():
+            run(20)
+            sessions += 20
+        rate = 3 * sessions / (time.perf_counter() - began)
+        mine = profiles[0].within(frame)  # this thread, inside the lifecycle
+        columns.append((f"{label} ({rate:,.0f} writes/s)", sampling.breakdown(
+            mine, sampling.WRITE_PARTS, innermost=True), rate * mine.seconds))
+    return ("Where a write's time goes on SQLite NORMAL, one thread (py-spy, every sample of the thread, "
+            f"{sampling.RATE}/s for {seconds} s while it runs the lifecycle; per write: a third of a session; "
+            "the driver call includes SQLite's own work):\n\n" + sampling.table(columns, sampling.WRITE_PARTS))
 
 
 BENCHMARK = Benchmark(name="lifecycle-sqlite", title="Durable lifecycle, SQLite", run=run, order=20,

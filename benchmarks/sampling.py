@@ -15,6 +15,7 @@ either, :func:`available` says why and the benchmarks leave the profile out.
 
 from __future__ import annotations
 
+import linecache
 import os
 import shutil
 import subprocess
@@ -33,10 +34,25 @@ RATE = 250
 
 @dataclass(frozen=True)
 class Part:
-    """A named part of the work: a stack belongs to it when one of ``markers`` is in one of its frames."""
+    """A named part of the work: a stack belongs to it when one of ``markers`` is in one of its frames — and,
+    with ``calls``, when that frame's source line holds one of them (the line a frame is at tells a driver call
+    from the Python around it: a profiler that reads Python stacks sees the C call as its caller's line)."""
 
     name: str
     markers: tuple[str, ...]
+    calls: tuple[str, ...] = ()
+
+    def matches(self, frame: str) -> bool:
+        if not any(m in frame for m in self.markers):
+            return False
+        return not self.calls or any(call in _source_line(frame) for call in self.calls)
+
+
+def _source_line(frame: str) -> str:
+    """The source line a py-spy frame (``function (path:line)``, full file names) is at; "" when unknown."""
+    location = frame.rpartition(" (")[2].rstrip(")")
+    path, _, line = location.rpartition(":")
+    return linecache.getline(path, int(line)) if line.isdigit() else ""
 
 
 #: A request of the HTTP service, from the socket to the answer (the most specific first).
@@ -61,13 +77,17 @@ HTTP_PARTS = (
 
 #: A write of the library (the lifecycle benchmarks' create, start, complete), by innermost frame.
 WRITE_PARTS = (
-    Part("driver call (sqlite3 / psycopg)", ("_append_on", "_write_on", "_get_on", "psycopg/", "sqlite3")),
-    Part("JSON encoding", ("compact_json", "json/encoder", "_compat.py", "payload_text", "dumps")),
-    Part("row building and the store's frame", ("sessionflow/adapters/",)),
+    Part("the driver call (sqlite3 / psycopg, and the database's own work)", ("sessionflow/adapters/",
+                                                                              "benchmarks/raw_sql.py"),
+         calls=("execute(", "executemany(", "executescript(", "fetchone(", "fetchall(", "commit(")),
+    Part("the driver call (sqlite3 / psycopg, and the database's own work)", ("psycopg/", "sqlite3/")),
+    Part("JSON encoding", ("compact_json", "json/encoder", "json/__init__", "domain/_compat.py", "payload_text")),
+    Part("row building and the store's frame", ("sessionflow/adapters/", "benchmarks/raw_sql.py")),
     Part("validation (arguments, metadata)", ("sessionflow/application/validation", "sessionflow/domain/values")),
-    Part("decision (the compiled lifecycle)", ("sessionflow/domain/decision", "sessionflow/domain/lifecycle",
-                                               "sessionflow/domain/definitions")),
-    Part("event and state building", ("sessionflow/domain/", "pipeline.py", "commands.py")),
+    Part("the decision (the compiled lifecycle)", ("sessionflow/domain/decision", "sessionflow/domain/lifecycle",
+                                                   "sessionflow/domain/definitions", "statemachine/")),
+    Part("event and state building", ("sessionflow/domain/", "application/pipeline", "application/commands",
+                                      "/uuid.py", "/datetime.py")),
     Part("the manager's frame (delivery, keys, wrappers)", ("sessionflow/",)),
 )
 
@@ -102,15 +122,23 @@ class Profile:
     def samples(self) -> int:
         return sum(count for _, count in self.stacks)
 
+    def within(self, marker: str) -> Profile:
+        """The stacks that run through a frame holding ``marker`` (e.g. the workload's function: one thread)."""
+        return Profile(tuple((frames, count) for frames, count in self.stacks
+                             if any(marker in frame for frame in frames)), self.seconds, self.rate)
 
-def sample(pid: int, seconds: float, *, subprocesses: bool = False) -> Profile:
-    """Sample ``pid`` (and its children with ``subprocesses``) for ``seconds``: the thread holding the GIL."""
+
+def sample(pid: int, seconds: float, *, subprocesses: bool = False, gil: bool = True) -> Profile:
+    """Sample ``pid`` (and its children with ``subprocesses``) for ``seconds``: the thread holding the GIL, or
+    without ``gil`` every thread, waiting ones too (a thread inside a driver call that let the GIL go is
+    sampled at its caller's line)."""
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "stacks.txt"
         command = [_py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-                   "--rate", str(RATE), "--gil", "--nonblocking", "--format", "raw", "--output", str(out)]
+                   "--rate", str(RATE), "--nonblocking", "--full-filenames", "--format", "raw", "--output", str(out)]
         if subprocesses:
             command.append("--subprocesses")
+        command.append("--gil" if gil else "--idle")
         done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
         if done.returncode != 0 or not out.exists():
             raise RuntimeError(f"py-spy failed ({done.returncode}): {done.stderr[-500:]}")
@@ -129,19 +157,17 @@ def breakdown(profile: Profile, parts: Sequence[Part], *, innermost: bool = Fals
     found: Counter[str] = Counter()
     for frames, count in profile.stacks:
         if innermost:
-            part = next((p.name for frame in reversed(frames) for p in parts
-                         if any(m in frame for m in p.markers)), "other")
+            part = next((p.name for frame in reversed(frames) for p in parts if p.matches(frame)), "other")
         else:
-            part = next((p.name for p in parts if any(m in frame for frame in frames for m in p.markers)),
-                        "other")
+            part = next((p.name for p in parts if any(p.matches(frame) for frame in frames)), "other")
         found[part] += count
     return found
 
 
 def table(columns: Sequence[tuple[str, Counter[str], float]], parts: Sequence[Part]) -> str:
-    """A markdown table: a row per part, per column the interpreter time per operation (µs) and its share.
+    """A markdown table: a row per part, per column the sampled time per operation (µs) and its share.
     ``columns``: (heading, samples per part, operations in the sampled time)."""
-    names = [p.name for p in parts] + ["other"]
+    names = [*dict.fromkeys(p.name for p in parts), "other"]
     head = "| part | " + " | ".join(heading for heading, _, _ in columns) + " |"
     rows = [head, "|---|" + "---|" * len(columns)]
     for name in [*names, "total"]:

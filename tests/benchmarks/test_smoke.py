@@ -77,7 +77,9 @@ def test_every_benchmark_runs_in_quick_mode_and_produces_numbers(part: str, post
         why = sampling.available()
         if why is None or in_ci():  # CI runs as root with the dev extra: the profile must be there
             http = next(s for s in report.sections if s.name == "http")
-            assert any(block.startswith("Where a request's interpreter time goes") for block in http.blocks), why
+            assert sum("Where a request's interpreter time goes" in block for block in http.blocks) == 2, why
+            sqlite = next(s for s in report.sections if s.name == "lifecycle-sqlite")
+            assert any(block.startswith("Where a write's time goes") for block in sqlite.blocks), why
     if part == "lateness":  # p99 lateness: idle and with a CPU-bound thread, each database
         assert len(goals["expiry-lateness"]) == 4
         lateness = next(s for s in report.sections if s.name == "expiry-lateness")
