@@ -143,7 +143,8 @@ def render_markdown(report: Report, plot: str | None = None) -> str:
                     m.label,
                     m.describe(kind),
                     f"{m.format(m.low)} .. {m.format(m.high)}",
-                    (f"{len(m.samples)} {TIMES} {m.ops_per_round:,} {m.unit}s" if m.unit else
+                    (f"{len(m.samples)} time-boxed rounds" if not m.ops_per_round else
+                     f"{len(m.samples)} {TIMES} {m.ops_per_round:,} {m.unit}s" if m.unit else
                      f"{len(m.samples)} {TIMES} {m.ops_per_round:,}") + (f", {m.threads} threads"
                                                                          if m.threads > 1 else ""),
                 ])
