@@ -57,8 +57,8 @@ def _source_line(frame: str) -> str:
 
 #: A request of the HTTP service, from the socket to the answer (the most specific first).
 HTTP_PARTS = (
-    Part("response serialisation", ("_session_response", "starlette/responses.py", "serialize_response",
-                                    "jsonable_encoder", "model_dump")),
+    Part("the response (serialisation and sending)", ("_session_response", "starlette/responses.py",
+                                                      "serialize_response", "jsonable_encoder", "model_dump")),
     Part("the store (SQL, driver calls)", ("sessionflow/adapters/sqlalchemy/", "sessionflow/adapters/redis/",
                                            "psycopg/", "psycopg_pool/", "sqlalchemy/", "benchmarks/http_ceilings.py")),
     Part("the manager (validation, decision, events)", ("sessionflow/application/", "sessionflow/domain/")),

@@ -35,7 +35,7 @@ def test_a_stack_goes_to_the_most_specific_part_among_its_frames() -> None:
     assert found == {
         "the store (SQL, driver calls)": 5,
         "the manager (validation, decision, events)": 3,
-        "response serialisation": 2,
+        "the response (serialisation and sending)": 2,
         "FastAPI: dependencies, body parsing and validation": 4,
         "the threadpool hop (sync handler)": 6,
         "routing and middlewares (Starlette, FastAPI, sessionflow's body limit)": 7,
