@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from sessionflow.adapters.memory import InMemoryEventStore
 from sessionflow.application.ports import EventStore
@@ -20,19 +21,27 @@ SQL_BACKENDS = ["sqlite", "postgres"]
 _REDIS_OPTIONS = frozenset({"cache_size", "redis_prefix", "redis_retries", "redis_socket_timeout"})
 
 
+#: The tables a test may write, emptied between tests (children before parents, though none has a foreign key).
+_TABLES = ("idempotency_keys", "session_events", "sessionflow_consumers", "sessions")
+#: One engine per test server for :func:`reset_postgres`; it keeps no connection open between tests (some tests
+#: count the server's connections).
+_RESET_ENGINES: dict[str, Engine] = {}
+
+
 def reset_postgres(url: str) -> None:
-    """Empty the test database (schema kept) so each test starts from nothing."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            tables = (conn.execute(text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename IN ('sessions', 'session_events', 'sessionflow_consumers', 'idempotency_keys')"))
-                .scalars().all())
-            if tables:
-                conn.execute(text("TRUNCATE " + ", ".join(tables)))
-    finally:
-        engine.dispose()
+    """Empty the test database (schema kept) so each test starts from nothing.
+
+    ``DELETE`` rather than ``TRUNCATE``: the tables of one test hold a few rows, and ``TRUNCATE`` (new files for
+    every table and index) costs ten times as much there."""
+    engine = _RESET_ENGINES.get(url)
+    if engine is None:
+        engine = _RESET_ENGINES[url] = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        tables = set(conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(:names)"),
+            {"names": list(_TABLES)}).scalars())
+        for table in (t for t in _TABLES if t in tables):
+            conn.execute(text(f"DELETE FROM {table}"))
 
 
 def open_store(backend: str, url: str | None, **options: Any) -> EventStore:
