@@ -1,8 +1,8 @@
 """Shared fixtures: the store backends every contract test runs on, and a manual clock.
 
 ``make_manager(**options)`` builds a :class:`SessionManager` over the backend of the current parameter
-(``memory``, ``sqlite`` on a temporary file (a copy of a database at the schema's head), ``postgres`` on the test server, ``redis`` on the test Redis server)
-and closes it afterwards.
+(``memory``, ``sqlite`` on a temporary file — a copy of a database at the schema's head —, ``postgres`` on the
+test server, ``redis`` on the test Redis server) and closes it afterwards.
 Within one test, every SQL manager it makes shares one database, so a test can open a second manager
 on the same data (as another process would).
 
