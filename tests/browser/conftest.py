@@ -4,7 +4,8 @@ installs both as root, as it does PostgreSQL). Without them the browser tests ar
 
 ``console`` serves the HTTP service with its console from a real uvicorn server on a loopback port, over an
 SQLite file that another process can write to (``create_elsewhere``), with the timeout waker running. Each test
-gets a fresh headless browser (``browser``). Screenshots go to ``build/console-screenshots/`` (``shot``).
+gets a clean headless browser (``browser``: no cookie, no cache, 1280x800; one Chromium per module). Screenshots go
+to ``build/console-screenshots/`` (``shot``).
 """
 
 from __future__ import annotations
@@ -103,8 +104,10 @@ def console(browser_ready: None, tmp_path: Path) -> Iterator[Served]:
         manager.close()
 
 
-@pytest.fixture
-def browser(browser_ready: None) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def chromium(browser_ready: None) -> Iterator[Any]:
+    """One headless Chromium for the module's tests (starting one takes a second or two); :func:`browser` hands
+    each test a clean one."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -119,6 +122,20 @@ def browser(browser_ready: None) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser(chromium: Any) -> Iterator[Any]:
+    """The browser of one test: no cookie (signed out), 1280x800, on a blank page; left on a blank page, which
+    closes its live streams before the test's server stops."""
+    chromium.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    chromium.execute_cdp_cmd("Network.clearBrowserCache", {})
+    chromium.set_window_size(1280, 800)
+    try:
+        yield chromium
+    finally:
+        chromium.get("about:blank")
+        chromium.execute_cdp_cmd("Network.clearBrowserCookies", {})
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,8 +45,10 @@ def replay_note(key: str, line: int | None = None) -> str:
 
 @pytest.fixture(params=["memory", "sqlite"])
 def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The test's store, shared by every command of the test: in memory, or an SQLite file."""
+    """The test's store, shared by every command of the test: in memory, or an SQLite file (a copy of an empty
+    database at the schema's head, ``sqlite_template``)."""
     if request.param == "sqlite":
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), tmp_path / "keys.db")
         yield f"sqlite:///{tmp_path / 'keys.db'}"
         return
     store = SharedMemoryStore()

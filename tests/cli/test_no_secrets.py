@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -79,14 +80,17 @@ def test_db_upgrade_the_worker_and_migrate_store_hide_the_postgres_password(
     upgraded = run("--db", url, "db", "upgrade", "--json", cwd=tmp_path)
     assert upgraded.returncode == 0, upgraded.stderr[-2000:]
     assert json.loads(upgraded.stdout)["database"].count("***") == 1
-    human = run("--db", url, "db", "upgrade", cwd=tmp_path)
+    # The three commands on the upgraded database are independent of each other: run them at once.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        human, worker, copied = pool.map(lambda args: run(*args, cwd=tmp_path), [
+            ("--db", url, "db", "upgrade"),
+            ("--db", url, "-v", "worker", "--for", "1s", "--interval", "30s"),
+            ("migrate-store", "--from", url, "--to", f"sqlite:///{tmp_path / 'copy.db'}", "--json")])
     assert "up to date" in human.stdout
-    worker = run("--db", url, "-v", "worker", "--for", "1s", "--interval", "30s", cwd=tmp_path)
     assert worker.returncode == 0, worker.stderr[-2000:]
     start_line = worker.stderr.splitlines()[0]
     assert start_line.startswith("worker: expiring sessions of postgresql+psycopg://")
     assert "***" in start_line
-    copied = run("migrate-store", "--from", url, "--to", f"sqlite:///{tmp_path / 'copy.db'}", "--json", cwd=tmp_path)
     assert copied.returncode == 0, copied.stderr[-2000:]
     assert "***" in json.loads(copied.stdout)["from"]
     for done in (upgraded, human, worker, copied):
@@ -97,16 +101,20 @@ def test_db_upgrade_the_worker_and_migrate_store_hide_the_postgres_password(
 def test_error_lines_hide_the_password(password: str, tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     sid = str(uuid.uuid4())
-    for url in (f"postgresql+psycopg://user:{password}@127.0.0.1:{port}/db",
-                f"redis://user:{password}@127.0.0.1:{port}/0",
-                f"nosuchdriver://user:{password}@127.0.0.1:{port}/db",
-                f"postgresql+psycopg://user:{password}@127.0.0.1:notaport/db"):
-        for args in (["--db", url, "show", sid], ["--db", url, "--json", "show", sid],
-                     ["-v", "--db", url, "show", sid]):
-            done = run(*args, cwd=tmp_path)
-            assert done.returncode != 0
-            assert "Traceback" not in done.stderr
-            assert leaked(done.stdout + done.stderr) == [], done.stderr
+    commands = [args
+                for url in (f"postgresql+psycopg://user:{password}@127.0.0.1:{port}/db",
+                            f"redis://user:{password}@127.0.0.1:{port}/0",
+                            f"nosuchdriver://user:{password}@127.0.0.1:{port}/db",
+                            f"postgresql+psycopg://user:{password}@127.0.0.1:notaport/db")
+                for args in (["--db", url, "show", sid], ["--db", url, "--json", "show", sid],
+                             ["-v", "--db", url, "show", sid])]
+    # The commands are independent (most of their time is the Redis client's back-off): run a few at once.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda args: run(*args, cwd=tmp_path), commands))
+    for args, done in zip(commands, results, strict=True):
+        assert done.returncode != 0, args
+        assert "Traceback" not in done.stderr, args
+        assert leaked(done.stdout + done.stderr) == [], done.stderr
 
 
 def test_serve_start_line_hides_the_password(postgres_url: str, database: str, monkeypatch: pytest.MonkeyPatch,

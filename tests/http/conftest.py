@@ -1,7 +1,9 @@
-"""Fixtures for the HTTP tests: an app over an in-memory manager on a manual clock, and its client."""
+"""Fixtures for the HTTP tests: an app over an in-memory manager on a manual clock, and its client (the apps' routers
+built once per set of arguments)."""
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,9 +16,23 @@ with warnings.catch_warnings():  # Starlette's note about httpx's future; nothin
 
 from sessionflow import SessionManager
 from sessionflow.entrypoints.http import create_app
+from sessionflow.entrypoints.http.routers import events, health, seed, sessions
 from sessionflow.testing import ManualClock
 
 MakeClient = Callable[..., TestClient]
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _routers_built_once() -> Iterator[None]:
+    """The routers of ``create_app``, built once per set of arguments for these tests: building them (FastAPI
+    analysing every route's parameters) took most of an app's making, and nearly every test here makes an app or
+    two. Each router function builds its routes from its arguments alone, and the routes find the manager, the
+    tokens and the metrics on the request's app, so apps can share them (as apps share a router defined once in a
+    module). The tests of the other folders, and ``serve``, still build them for each app."""
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (sessions, events, seed, health):
+            patch.setattr(module, "router", functools.cache(module.router))
+        yield
 
 
 @pytest.fixture

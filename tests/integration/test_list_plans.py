@@ -31,6 +31,7 @@ from sqlalchemy import event, insert, text
 
 from sessionflow import SessionManager
 from sessionflow.adapters.sqlalchemy.tables import sessions, to_millis
+from tests.support.backends import SharedManagers
 
 SIZE = 20_000
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -91,16 +92,25 @@ def _unordered(jobs_share: float) -> Iterator[dict[str, Any]]:
                "lifecycle": "jobs" if rng.random() < jobs_share else "session", "lifecycle_version": 1}
 
 
+def _populate(manager: SessionManager) -> None:
+    engine = manager.store.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(insert(sessions), _rows())
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE sessions"))
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedManagers]:
+    """The 20,000 sessions, written once per backend for the module (its tests only read them)."""
+    managers = SharedManagers(tmp_path_factory.mktemp("list-plans"), _populate)
+    yield managers
+    managers.close()
+
+
 @pytest.fixture
-def manager(sql_url: str) -> Iterator[SessionManager]:
-    with SessionManager.open(sql_url) as manager:
-        engine = manager.store.engine  # type: ignore[attr-defined]
-        rows = _rows()
-        with engine.begin() as conn:
-            conn.execute(insert(sessions), rows)
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("ANALYZE sessions"))
-        yield manager
+def manager(sql_backend: str, shared: SharedManagers, request: pytest.FixtureRequest) -> SessionManager:
+    return shared.get(sql_backend, request)
 
 
 def _captured(manager: SessionManager, **filters: Any) -> list[tuple[str, Any]]:
@@ -208,9 +218,7 @@ def test_several_statuses_are_merged_in_order(manager: SessionManager) -> None:
 
 
 @pytest.mark.parametrize("sql_backend", ["sqlite"], indirect=True)  # PostgreSQL chooses from its statistics
-def test_the_driving_index_is_the_most_selective_filter_on_sqlite(sql_url: str,
-                                                                  request: pytest.FixtureRequest) -> None:
-    manager: SessionManager = request.getfixturevalue("manager")
+def test_the_driving_index_is_the_most_selective_filter_on_sqlite(manager: SessionManager) -> None:
     expected = {
         "ix_sessions_user_id_status_created_position": {"user_id": "user-0007", "status": "pending",
                                                         "workspace_id": "ws-03"},

@@ -4,8 +4,9 @@ whole-table scan for a user's or a workspace's counts), and the feed by event na
 index in order (no sort).
 
 The sessions are those of ``test_list_plans.py`` (20,000, written straight into the projection), with deadlines
-spread over 30 days; each call's own SQL is captured as the store runs it and explained on the same database
-(SQLite: ``EXPLAIN QUERY PLAN`` without statistics; PostgreSQL: ``EXPLAIN (FORMAT JSON)`` after ``ANALYZE``).
+spread over 30 days, written once per backend for the module (its tests only read them); each call's own SQL is
+captured as the store runs it and explained on the same database (SQLite: ``EXPLAIN QUERY PLAN`` without
+statistics; PostgreSQL: ``EXPLAIN (FORMAT JSON)`` after ``ANALYZE``).
 """
 
 from __future__ import annotations
@@ -22,28 +23,39 @@ from sessionflow import SessionManager
 from sessionflow.adapters.sqlalchemy.tables import sessions, to_millis
 from tests.integration.test_list_plans import NOW, _postgres_nodes, _rows
 from tests.integration.test_list_plans import _sqlite_plan as _sqlite_steps
+from tests.support.backends import SharedManagers
+
+
+def _populate(manager: SessionManager) -> None:
+    engine = manager.store.engine  # type: ignore[attr-defined]
+    rows = _rows()
+    rng = random.Random(32)
+    for row in rows:
+        if row["due_at"] is not None:
+            row["due_at"] = row["expires_at"] = to_millis(NOW + timedelta(minutes=rng.randrange(1, 43_200)))
+    with engine.begin() as conn:
+        conn.execute(insert(sessions), rows)
+    for n in range(300):
+        made = manager.create(performer_id="p", user_id=f"user-{n % 7}")
+        if n % 10 == 0:
+            manager.fail(made.id, reason="r", performer_id="p")
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE sessions"))
+            conn.execute(text("ANALYZE session_events"))
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedManagers]:
+    """The sessions, written once per backend for the module (its tests only read them)."""
+    managers = SharedManagers(tmp_path_factory.mktemp("overview-plans"), _populate)
+    yield managers
+    managers.close()
 
 
 @pytest.fixture
-def manager(sql_url: str) -> Iterator[SessionManager]:
-    with SessionManager.open(sql_url) as manager:
-        engine = manager.store.engine  # type: ignore[attr-defined]
-        rows = _rows()
-        rng = random.Random(32)
-        for row in rows:
-            if row["due_at"] is not None:
-                row["due_at"] = row["expires_at"] = to_millis(NOW + timedelta(minutes=rng.randrange(1, 43_200)))
-        with engine.begin() as conn:
-            conn.execute(insert(sessions), rows)
-        for n in range(300):
-            made = manager.create(performer_id="p", user_id=f"user-{n % 7}")
-            if n % 10 == 0:
-                manager.fail(made.id, reason="r", performer_id="p")
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("ANALYZE sessions"))
-                conn.execute(text("ANALYZE session_events"))
-        yield manager
+def manager(sql_backend: str, shared: SharedManagers, request: pytest.FixtureRequest) -> SessionManager:
+    return shared.get(sql_backend, request)
 
 
 def _captured(manager: SessionManager, marker: str, call: Any) -> tuple[str, Any]:

@@ -84,7 +84,9 @@ class Backdrop:
     def reset(self) -> None:
         """Empty the server (the clock only moves on: each test works relative to its time)."""
         if isinstance(self.truth, PgTruth):
-            self.truth.conn.execute("TRUNCATE sessions, session_events, sessionflow_consumers")
+            with self.truth.conn.transaction():  # a few rows: DELETE costs a tenth of a TRUNCATE
+                for table in ("sessions", "session_events", "sessionflow_consumers"):
+                    self.truth.conn.execute(f"DELETE FROM {table}")  # type: ignore[arg-type]
             return
         assert isinstance(self.truth, RedisTruth)
         self.truth.client.flushdb()
