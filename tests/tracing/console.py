@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-__all__ = ["TRACE_ID", "PARENT_SPAN_ID", "TRACEPARENT", "ancestors", "console_spans", "otel_env"]
+__all__ = ["TRACE_ID", "PARENT_SPAN_ID", "TRACEPARENT", "ancestors", "console_spans", "otel_env", "serve"]
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"
@@ -53,3 +56,11 @@ def otel_env(**variables: str) -> dict[str, str]:
     env["SESSIONFLOW_PERFORMER"] = "alice"
     env.update(variables)
     return env
+
+
+def serve(url: str, port: int, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``sessionflow serve`` on ``url`` and ``port`` (no waker, no console, warnings only), its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sessionflow", "--db", url, "serve", "--port", str(port), "--log-level", "warning",
+         "--no-timeouts", "--no-console"], cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)

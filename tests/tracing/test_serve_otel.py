@@ -17,7 +17,15 @@ import pytest
 from sessionflow import SessionManager
 from tests.support.postgres import free_port
 from tests.support.serving import wait_until_serving
-from tests.tracing.console import PARENT_SPAN_ID, TRACE_ID, TRACEPARENT, ancestors, console_spans, otel_env
+from tests.tracing.console import (
+    PARENT_SPAN_ID,
+    TRACE_ID,
+    TRACEPARENT,
+    ancestors,
+    console_spans,
+    otel_env,
+    serve,
+)
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
               pytest.mark.filterwarnings("ignore::ResourceWarning")]
@@ -46,11 +54,7 @@ def test_serve_continues_the_requests_trace_under_fastapis_server_span(stored: t
     url, sid = stored
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sessionflow", "--db", url, "serve", "--port", str(port), "--log-level", "warning",
-         "--no-timeouts", "--no-console"],
-        cwd=tmp_path, env=otel_env(**BATCHED, OTEL_SERVICE_NAME="sessions-api"), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = serve(url, port, tmp_path, otel_env(**BATCHED, OTEL_SERVICE_NAME="sessions-api"))
     try:
         wait_until_serving(base, server)
         answer = httpx.get(f"{base}/sessions/{sid}", headers={"traceparent": TRACEPARENT}, timeout=10)

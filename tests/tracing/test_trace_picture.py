@@ -24,7 +24,7 @@ import pytest
 from sessionflow import SessionManager
 from tests.support.postgres import free_port
 from tests.support.serving import wait_until_serving
-from tests.tracing.console import console_spans, otel_env
+from tests.tracing.console import console_spans, otel_env, serve
 from tests.tracing.waterfall import render, shape
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
@@ -61,11 +61,7 @@ def one_trace(workdir: Path) -> list[dict[str, Any]]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sessionflow", "--db", url, "serve", "--port", str(port), "--log-level", "warning",
-         "--no-timeouts", "--no-console"],
-        cwd=workdir, env=otel_env(**_BATCHED, OTEL_SERVICE_NAME="sessions-api"), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = serve(url, port, workdir, otel_env(**_BATCHED, OTEL_SERVICE_NAME="sessions-api"))
     try:
         wait_until_serving(base, server)
         with provider.get_tracer("orders").start_as_current_span("handle order 7731") as caller:
@@ -99,7 +95,6 @@ def documented() -> str:
 
 
 def test_one_trace_runs_through_three_processes_and_the_document_shows_it(tmp_path: Path) -> None:
-    pytest.importorskip("uvicorn")
     spans = one_trace(tmp_path)
     by_service: dict[str, list[str]] = {}
     for span in spans:

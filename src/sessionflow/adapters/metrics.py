@@ -121,13 +121,15 @@ class _LagCollector(Collector):
             return [family]
         store = manager.store
         try:
-            stored = store.consumer_positions() if isinstance(store, ListsConsumers) else {}
-            names = sorted(set(self._owner.consumers) | set(stored))
-            if not names:
+            if isinstance(store, ListsConsumers):  # one read: a watched consumer not in it has stored nothing
+                positions = store.consumer_positions()
+                positions.update((name, 0) for name in self._owner.consumers if name not in positions)
+            else:
+                positions = {name: manager.consumer_position(name) for name in self._owner.consumers}
+            if not positions:
                 return [family]
             head = manager.last_position()
-            lags = [(name, max(head - (stored[name] if name in stored else manager.consumer_position(name)), 0))
-                    for name in names]
+            lags = [(name, max(head - positions[name], 0)) for name in sorted(positions)]
         except StoreError:
             self._owner.store_errors.labels("scrape").inc()
             self._owner.errors.labels("scrape", "StoreError").inc()
