@@ -1,45 +1,24 @@
 """``AsyncPostgresEventStore``: the PostgreSQL recorder on psycopg 3's asyncio driver.
 
-The store of :class:`sessionflow.AsyncSessionManager` on PostgreSQL. It is
-:class:`~sessionflow.adapters.sqlalchemy.PostgresEventStore` — the same SQL, the same one-statement append
-(a data-modifying CTE in autocommit mode: one round trip per transition, a write's idempotency key in it), the
-same advisory lock, snapshots, retry rules and sweep — run over an :class:`~sqlalchemy.ext.asyncio.AsyncEngine`
-(``create_async_engine("postgresql+psycopg://...")``, psycopg's ``AsyncConnection``) through SQLAlchemy's
-greenlet bridge, the way SQLAlchemy's own ``AsyncSession`` runs its synchronous core: every method is called
-inside :func:`sqlalchemy.util.greenlet_spawn` (the manager's runner sees to it, see
-:mod:`sessionflow.adapters.aio`), and every driver call made through the engine's ``sync_engine`` awaits the
-asyncio driver with ``await_only`` instead of blocking. Nothing of the recorder is written twice.
+The store of :class:`sessionflow.AsyncSessionManager` on PostgreSQL: :class:`PostgresEventStore` — the same
+SQL, one-statement append, locks, snapshots, retry rules and sweep — run over an
+:class:`~sqlalchemy.ext.asyncio.AsyncEngine` through SQLAlchemy's greenlet bridge, as its own ``AsyncSession``
+runs its synchronous core: every method is called inside :func:`sqlalchemy.util.greenlet_spawn` (the
+manager's runner sees to it, see :mod:`sessionflow.adapters.aio`), and each driver call awaits psycopg with
+``await_only``. What differs:
 
-What differs from the synchronous recorder, and why:
+* **Connections kept per operation, not per thread** (the loop's tasks share one thread): up to half the pool
+  stays idle between hot-path operations, the other half always circulates (see ``connections.py``).
+* **The driver connection is a thin synchronous face of psycopg's ``AsyncConnection``** (:class:`_Driver`),
+  its statements on one kept cursor. (SQLAlchemy's adapted connection does more per statement — a new cursor,
+  a mutex, the rows prefetched: some forty microseconds, a sixth of a transition.)
+* **The sweep's round trips go through psycopg's client-side-binding cursor, awaited** (never a blocking call
+  on the loop); a batch is one JSON statement whatever its size (no pipeline mode on the awaited connection).
 
-* **Kept connections, per operation rather than per thread.** The synchronous recorder lets a thread keep a
-  connection between operations; here every task of the event loop runs on the loop's one thread, so a
-  connection per thread would be shared by concurrent tasks (and their transactions interleaved). Instead the
-  store keeps up to half the pool's connections idle between the operations of its hot path (appends, reads by
-  key): an operation takes one of them if there is one, else checks one out of the pool (SQLAlchemy's
-  ``AsyncAdaptedQueuePool``, which awaits when the pool is exhausted), and leaves it kept afterwards while fewer
-  than that are — a pool checkout and check-in cost a tenth of a transition. The other half of the pool
-  always circulates, so the generic path (transactions, queries) never waits for a kept one.
-* **The driver connection is a thin synchronous face of psycopg's ``AsyncConnection``** (:class:`_Driver`). The
-  recorder's hot path calls the driver connection directly (``execute(...).rowcount``); here each such call
-  awaits psycopg's coroutine with ``await_only`` on one cursor kept with the pooled connection. (SQLAlchemy's own
-  adapted connection does the same with more work per statement: a new cursor, a mutex, the rows prefetched —
-  some forty microseconds per statement, a sixth of a transition.)
-* **Sweeps send their round trips through psycopg, not libpq's blocking ``PQexec``.** The synchronous
-  recorder's sweep sends each of its round trips (several statements in one query string) with one blocking
-  libpq call (it saves GIL hand-offs between threads), which would block the event loop; here the same query
-  string goes through psycopg's client-side-binding cursor, awaited (:meth:`_Driver.run_script`). A batch is
-  written as one JSON statement whatever its size (no pipeline mode on the awaited connection).
-
-Measured alternatives (50 tasks on one loop, create + start + complete per session; see ``docs/async.md``):
-
-* the generic SQLAlchemy Core path of :class:`~sessionflow.adapters.sqlalchemy.SqlAlchemyEventStore` over the
-  same async engine (``BEGIN``, the projection write, the events, ``COMMIT``: four round trips and the Core
-  compilation per transition): about four times slower (164 against 667 sessions/s in one run, 4.9 ms against
-  0.9 ms of CPU per session);
-* psycopg's own ``AsyncConnectionPool`` instead of the engine's pool: cheaper when awaited natively (about 110
-  against 160 µs of CPU per pooled statement) but dearer once awaited from a greenlet (190 µs), which reusing
-  the synchronous pipeline requires — so the engine's pool stays, and the kept connections skip it.
+Measured alternatives (50 tasks on one loop, create + start + complete per session; see ``docs/async.md``): the
+generic SQLAlchemy Core path over the same engine is about four times slower (164 against 667 sessions/s in
+one run); psycopg's own ``AsyncConnectionPool`` is dearer once awaited from a greenlet (190 against 160 µs of
+CPU per pooled statement).
 """
 
 from __future__ import annotations
@@ -110,18 +89,33 @@ class _Driver:
     its coroutines (``await_only``, inside ``greenlet_spawn``), statements on one cursor kept with the connection.
     The errors are psycopg's own, as on the synchronous driver."""
 
-    __slots__ = ("_connection", "_cursor")
+    __slots__ = ("_connection", "_cursor", "rowcount")
 
     def __init__(self, connection: Any) -> None:
         self._connection = connection
         self._cursor: Any = None
+        #: The row count of the last :meth:`executemany`.
+        self.rowcount = -1
 
-    def execute(self, query: Any, params: Any = None) -> _Result:
+    def cursor(self) -> _Driver:
+        """Itself: its statements run on the one cursor it keeps."""
+        return self
+
+    def _kept(self) -> Any:
         cursor = self._cursor
         if cursor is None or cursor.closed:
             cursor = self._cursor = self._connection.cursor()
+        return cursor
+
+    def execute(self, query: Any, params: Any = None) -> _Result:
+        cursor = self._kept()
         await_only(cursor.execute(query, params))
         return _Result(cursor)
+
+    def executemany(self, query: Any, params_seq: Any) -> None:
+        cursor = self._kept()
+        await_only(cursor.executemany(query, params_seq))
+        self.rowcount = cursor.rowcount
 
     @property
     def autocommit(self) -> bool:

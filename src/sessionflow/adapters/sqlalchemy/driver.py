@@ -6,8 +6,9 @@ costs more than the database work, and so does a pool checkout and check-in. :cl
 hot operations on driver connections its :class:`~sessionflow.adapters.sqlalchemy.connections.ConnectionPolicy`
 keeps, with SQL written once per dialect; each recorder supplies that SQL (a
 :class:`~sessionflow.adapters.sqlalchemy.rows.FastSql`), its policy, and the dialect's part of each operation
-(:meth:`DriverRecorder._append_on`, :meth:`DriverRecorder._get_on`, :meth:`DriverRecorder._expire_on`).
-An idempotency key's lookup (``find_key``) is a primary-key read like ``get``'s (:meth:`DriverRecorder._row_fast`).
+(:meth:`DriverRecorder._append_on`, :meth:`DriverRecorder._append_many_on`, :meth:`DriverRecorder._expire_on`).
+Reads by a primary key (``get``, an idempotency key's ``find_key``): :meth:`DriverRecorder._row_fast`.
+Each operation has one path: through the store's retry framework (``_run``), on a lease of the policy.
 
 Also here: the sweep's row helpers both recorders' batches use (:func:`decide_claimed`, :func:`expiry_update`).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -60,9 +62,8 @@ class DriverRecorder(SqlAlchemyEventStore):
     _connections: ConnectionPolicy
 
     def _use(self, connections: ConnectionPolicy) -> None:
-        """Run the hot path on ``connections``; appends go straight to a thread's kept one (see ``append``)."""
+        """Run the hot path on ``connections``."""
         self._connections = connections
-        self._direct = self._fast is not None and connections.hold > 0
 
     def _release_connections(self) -> None:
         self._connections.close()
@@ -73,36 +74,40 @@ class DriverRecorder(SqlAlchemyEventStore):
 
     # ------------------------------------------------------------------ the hot operations
 
-    def _append_fast(self, change: Change, outcome: WriteOutcome | None = None) -> None:
-        """One append on the driver connection (a kept one: on its cursor); a lost connection is discarded;
-        driver errors propagate (to ``_run``, or to the direct path of ``append``). With ``outcome``, it is
-        unsure from the moment the connection is made (a connection refused sent nothing)."""
+    def _append_fast(self, changes: list[Change], outcome: WriteOutcome, many: bool) -> None:
+        """One attempt at appending ``changes`` — one change, or with ``many`` a batch in one transaction — on
+        a driver connection, its statements on the lease's cursor. ``outcome`` is unsure from the moment the
+        connection is made (a connection refused sent nothing) until the database answers; a lost connection
+        is discarded; driver errors propagate (to ``_run``)."""
         raw = self._checkout()
-        cursor = raw.cursor() if raw.held else None
-        if outcome is not None:
-            outcome.unsure = True
+        outcome.unsure = True
         try:
-            self._append_on(raw.driver_connection, change, cursor)
-        except self._integrity_error as error:
-            if outcome is not None:
-                outcome.unsure = False
-            raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
-                                      actual_version=None) from error
+            if many:
+                self._append_many_on(raw.driver_connection, changes, raw.cursor())
+            else:
+                self._append_on(raw.driver_connection, changes[0], raw.cursor())
         except BaseException as error:
             if self._lost_connection(error):
                 raw.invalidate()
-            elif outcome is not None:
-                outcome.unsure = False  # answered: the database refused it
+                raise
+            outcome.unsure = False  # answered: the database refused it
+            if not many and isinstance(error, self._integrity_error):
+                change = changes[0]
+                raise ConcurrencyConflict(change.session.id, expected_version=change.expected_version,
+                                          actual_version=None) from error
             raise
-        else:
-            if outcome is not None:
-                outcome.unsure = False
         finally:
             raw.close()
+        outcome.unsure = False
 
     def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
-        """The dialect's append of ``change`` on driver connection ``conn`` (its statements on ``cursor``, if
-        not None), atomic; raises :class:`ConcurrencyConflict` when the version does not match."""
+        """The dialect's append of ``change`` on driver connection ``conn``, its statements on ``cursor``,
+        atomic; raises :class:`ConcurrencyConflict` when the version does not match."""
+        raise NotImplementedError
+
+    def _append_many_on(self, conn: Any, changes: list[Change], cursor: Any) -> None:
+        """The dialect's append of every change of ``changes`` in one transaction on driver connection ``conn``;
+        raises :class:`BatchRejected` naming the first change whose version does not match."""
         raise NotImplementedError
 
     def _check_exclusive(self, execute: Callable[..., Any], change: Change, key: Any) -> None:
@@ -112,40 +117,12 @@ class DriverRecorder(SqlAlchemyEventStore):
         if user is None:
             return
         now = change.decided_at
-        assert self._fast is not None
         found = execute(self._fast.select_active,
                         (user, _IN_PROGRESS, key, -1 if now is None else to_millis(now))).fetchone()
         if found is not None:
             other = found[0]
             raise ActiveSessionExists(change.session.id, user_id=user,
                                       active_session_id=other if isinstance(other, UUID) else UUID(other))
-
-    def _append_many_fast(self, changes: list[Change], outcome: WriteOutcome | None = None) -> None:
-        """:meth:`~SqlAlchemyEventStore.append_many` on the driver connection, as :meth:`_append_fast`."""
-        raw = self._checkout()
-        cursor = raw.cursor() if raw.held else None
-        if outcome is None:
-            self._on_driver(raw, lambda conn: self._append_many_on(conn, changes, cursor))
-        else:
-            self._send(outcome, lambda: self._on_driver(raw, lambda conn: self._append_many_on(conn, changes,
-                                                                                                cursor)))
-
-    def _on_driver(self, raw: Any, work: Callable[[Any], T]) -> T:
-        """``work(driver connection)`` on the checked-out ``raw``, given back afterwards (discarded if the
-        connection was lost). Not for the single append, whose path stays free of the extra call."""
-        try:
-            return work(raw.driver_connection)
-        except BaseException as error:
-            if self._lost_connection(error):
-                raw.invalidate()
-            raise
-        finally:
-            raw.close()
-
-    def _append_many_on(self, conn: Any, changes: list[Change], cursor: Any) -> None:
-        """The dialect's append of every change of ``changes`` in one transaction on driver connection ``conn``;
-        raises :class:`BatchRejected` naming the first change whose version does not match."""
-        raise NotImplementedError
 
     def _rejected(self, index: int, change: Change, error: BaseException) -> BaseException:
         """What a batch raises when its change ``index`` failed with ``error``."""
@@ -157,30 +134,38 @@ class DriverRecorder(SqlAlchemyEventStore):
                                                             actual_version=None))
         return error
 
+    def _on_driver(self, raw: Lease, work: Callable[[Lease], T]) -> T:
+        """``work(raw)`` on the checked-out ``raw``, given back afterwards (discarded if the connection was
+        lost)."""
+        try:
+            return work(raw)
+        except BaseException as error:
+            if self._lost_connection(error):
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
+
     def _get_fast(self, session_id: UUID) -> Any:
-        assert self._fast is not None
         sql = self._fast
         return self._row_fast(sql.select_session, (sql.uuid(session_id),))
 
     def _row_fast(self, statement: str, params: tuple[Any, ...]) -> Any:
-        """The one row (or None) ``statement`` reads by a primary key, on the thread's kept connection if it has
-        one, else on a driver connection of the careful path (retries, lost connections, errors)."""
-        held = self._connections.held()
-        if held is not None and not self._closed and held.begin():
-            # The thread's own connection, already in autocommit / outside a transaction: the SELECT as is.
-            # Any failure falls through to the careful path below (retries, lost connections, errors).
-            try:
-                return held.cursor().execute(statement, params).fetchone()
-            except Exception:
-                logger.debug("primary-key read on the held connection failed; retrying", exc_info=True)
-            finally:
-                held.close()
+        """The one row (or None) ``statement`` reads by a primary key (see :meth:`_row_on`)."""
+        return self._run(partial(self._row_on, statement, params))
 
-        return self._run(lambda: self._on_driver(self._checkout(), lambda conn: self._get_on(conn, statement, params)))
-
-    def _get_on(self, conn: Any, statement: str, params: tuple[Any, ...]) -> Any:
-        """The row ``statement`` reads with ``params`` on driver connection ``conn`` (a pooled one), or None."""
-        return conn.execute(statement, params).fetchone()
+    def _row_on(self, statement: str, params: tuple[Any, ...]) -> Any:
+        """One attempt at the read of :meth:`_row_fast`, on a driver connection's cursor (a lost connection is
+        discarded)."""
+        raw = self._checkout()
+        try:
+            return raw.cursor().execute(statement, params).fetchone()
+        except BaseException as error:
+            if self._lost_connection(error):
+                raw.invalidate()
+            raise
+        finally:
+            raw.close()
 
     def _sweep_connection(self) -> Lease:
         """The driver connection a sweep batch runs on (the store's sweeper, if its policy keeps one)."""
@@ -194,7 +179,7 @@ class DriverRecorder(SqlAlchemyEventStore):
         batch makes as few as it can. Its claim also reads the earliest deadline it leaves (``with_next``).
         """
         return self._on_driver(self._sweep_connection(),
-                               lambda conn: self._expire_on(conn, now, limit, decide, with_next))
+                               lambda raw: self._expire_on(raw.driver_connection, now, limit, decide, with_next))
 
     def _expire_on(self, conn: Any, now: datetime, limit: int, decide: ExpiryDecider,
                    with_next: bool) -> ExpiredBatch:

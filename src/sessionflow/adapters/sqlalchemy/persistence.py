@@ -1,48 +1,23 @@
 """``SqlAlchemyEventStore``: the durable event store on SQLAlchemy, and the base class of its recorders.
 
-Each append is one transaction: the new events are inserted and the ``sessions`` projection row is
-inserted or updated with a compare-and-set on its version. The database enforces
-``UNIQUE(session_id, version)``; a lost race surfaces as :class:`~sessionflow.errors.ConcurrencyConflict`
-chained to the driver error, and any failure leaves neither a new event nor a changed projection.
+Each append is one transaction: the new events are inserted and the ``sessions`` projection row is inserted or
+updated with a compare-and-set on its version (``UNIQUE(session_id, version)`` in the database); a lost race is
+:class:`~sessionflow.errors.ConcurrencyConflict` chained to the driver error, and a failure leaves neither a new
+event nor a changed projection. A change's idempotency key is written by the same transaction.
 
-One recorder per backend, as in eventsourcing's ``persistence.py`` / ``sqlite.py`` / ``postgres.py``:
-``SqlAlchemyEventStore(engine, ...)`` builds the recorder of the engine's dialect (``__new__`` picks the
-subclass registered for it; each is an ``SqlAlchemyEventStore``):
+One recorder per dialect (``SqlAlchemyEventStore(engine)`` builds the one registered for the engine's dialect,
+``__new__``): ``sqlite.py`` and ``postgres.py`` (its SQL in ``postgres_sql.py``), each a subclass of
+``driver.DriverRecorder`` declared with ``dialect="<name>"``; another dialect is :class:`ValueError`.
 
-* ``sqlite.py``, ``SqliteEventStore``: everything SQLite-specific (its pragmas, its SQL, its sweep, its
-  "database is locked" rule);
-* ``postgres.py``, ``PostgresEventStore``: everything PostgreSQL-specific (autocommit transactions, its SQL,
-  its pipelined sweep, the lost-connection rule, advisory locks);
-* any other dialect: none (:class:`ValueError`).
+This module owns what every recorder shares: the constructor, the retry framework (:meth:`_run`, with the
+backend's rules as hooks: :meth:`_locked`, :meth:`_lost_connection`, :meth:`_transaction`, :meth:`_snapshot`),
+the read cache, and the port's operations — appends, reads by key and sweep batches through the driver-level
+hooks of ``driver.py`` (on the connections of ``connections.py``), the rest on SQLAlchemy Core (``queries.py``).
 
-This module owns what every recorder shares: the constructor, the retry framework (:meth:`_run`) with the
-per-backend rules as hooks a recorder overrides (:meth:`_locked`, :meth:`_lost_connection`,
-:meth:`_transaction`, :meth:`_snapshot`), the read cache, and each operation of the
-:class:`~sessionflow.application.ports.EventStore` port: appends, reads by key and sweep batches on the
-driver connection (``driver.py``, on the connections of ``connections.py``: the hooks ``_append_fast``, ``_get_fast``,
-``_expire_due_fast``), the rest on SQLAlchemy Core (``queries.py``). The hot paths stay methods of one
-class hierarchy, resolved once per call like any method: no helper object or function layer between an append
-and its SQL.
-
-Idempotency keys (:class:`~sessionflow.application.ports.KeepsIdempotencyKeys`, the table ``idempotency_keys``):
-a change's key is written by each recorder's one append path, in the change's transaction (SQLite: one more
-statement under the write lock; PostgreSQL: part of the append's one statement); ``find_key`` is a primary-key
-read on the driver connection (``driver.py``); ``drop_expired_keys`` and the keys' removal by a purge run on
-Core (``queries.py``, ``retention.py``).
-
-Modules, each importing only those before it: ``tables`` (schema), ``layout`` (the rows of the hand-written
-SQL), ``rows`` (row mapping), ``statements`` (the Core SQL), ``queries`` (the operations on Core),
-``persistence``, ``driver``, then ``sqlite`` and ``postgres`` (its SQL in ``postgres_sql``); the package
-``__init__`` imports the recorders, which registers them.
-
-Seams for new backends:
-
-* another SQL dialect: a subclass of ``driver.DriverRecorder`` declared with ``dialect="<name>"`` and
-  imported by the package ``__init__``;
-* a backend that is not SQL (as the Redis store): not a subclass of this class but a module of its own
-  under ``adapters/`` implementing the ``EventStore`` port (``sessionflow.application.ports``); it plugs into
-  the contract suite (``tests/contract``, which runs unchanged on every store) through ``BACKENDS`` and
-  ``open_store`` in ``tests/support/backends.py``, and must pass it.
+Modules, each importing only those before it: ``tables``, ``layout``, ``rows``, ``statements``, ``queries``,
+``persistence``, ``driver``, ``sqlite``, ``postgres_sql``, ``postgres``; the package ``__init__`` imports the
+recorders, which registers them. A backend that is not SQL is a store of its own behind the ``EventStore`` port,
+registered by URL scheme (:mod:`sessionflow.stores`) — see docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -144,10 +119,8 @@ class SqlAlchemyEventStore(CoreOperations):
         self.caches_reads = cache_size > 0
         self._driver_error: type[BaseException] = engine.dialect.loaded_dbapi.Error
         self._integrity_error: type[BaseException] = engine.dialect.loaded_dbapi.IntegrityError
-        #: The hot-path SQL of a recorder with a driver-level fast path (driver.py); None: the generic path.
-        self._fast: FastSql | None = None
-        #: Appends go straight to the thread's kept connection when it has one (see append and driver.py).
-        self._direct = False
+        #: The hot path's SQL (each recorder's, see driver.py).
+        self._fast: FastSql
 
     @property
     def engine(self) -> Engine:
@@ -167,8 +140,7 @@ class SqlAlchemyEventStore(CoreOperations):
         """The connection broke (server restarted, backend terminated, network): worth a new one."""
         return isinstance(error, DBAPIError) and error.connection_invalidated
 
-    def _run(self, op: Callable[[], T], *, retry_lost: bool = True, outcome: WriteOutcome | None = None,
-             lost: int = 0) -> T:
+    def _run(self, op: Callable[[], T], *, retry_lost: bool = True, outcome: WriteOutcome | None = None) -> T:
         """Run ``op`` (which opens its own connection), translating driver errors to :class:`StoreError`.
 
         Lock contention (:meth:`_locked`) is waited out with back-off (on top of SQLite's busy timeout). A
@@ -176,27 +148,37 @@ class SqlAlchemyEventStore(CoreOperations):
         ``retries`` times, when ``retry_lost`` is true — ``op`` must then be safe to repeat (see :meth:`append`).
         A write passes its ``outcome`` (which ``op`` keeps, see :meth:`_send`): when it fails for good while an
         attempt may have committed, the error is :class:`~sessionflow.errors.OutcomeUnknown`, not StoreError.
-        ``lost``: connections already lost by this call before (they count against ``retries``).
         """
-        self._check_open()
-        driver_error = self._driver_error
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            return op()  # (the first attempt, on the success path, pays for nothing else)
+        except SessionflowError:
+            raise
+        except (DBAPIError, self._driver_error) as error:
+            return self._retry(op, error, retry_lost, outcome)
+
+    def _retry(self, op: Callable[[], T], error: BaseException, retry_lost: bool, outcome: WriteOutcome | None
+               ) -> T:
+        """Go on with :meth:`_run` after ``op``'s first attempt failed with the driver error ``error``."""
         delay = 0.005
+        lost = 0
         for _ in range(_LOCKED_RETRIES + self._retries + 1):
+            if self._locked(error) and delay < 2.0:
+                self._pause(delay)
+                delay *= 2
+            elif retry_lost and self._lost_connection(error) and lost < self._retries and not self._closed:
+                lost += 1
+                logger.warning("database connection lost (%s); retrying on a new one", _first_line(error))
+                self._pause(0.05 * 2**lost)
+            else:
+                raise failure(f"database error: {_first_line(error)}", outcome) from error
             try:
                 return op()
             except SessionflowError:
                 raise
-            except (DBAPIError, driver_error) as error:
-                if self._locked(error) and delay < 2.0:
-                    self._pause(delay)
-                    delay *= 2
-                    continue
-                if retry_lost and self._lost_connection(error) and lost < self._retries and not self._closed:
-                    lost += 1
-                    logger.warning("database connection lost (%s); retrying on a new one", _first_line(error))
-                    self._pause(0.05 * 2**lost)
-                    continue
-                raise failure(f"database error: {_first_line(error)}", outcome) from error
+            except (DBAPIError, self._driver_error) as again:
+                error = again
         raise failure("database still locked or unreachable after retries", outcome)
 
     def _send(self, outcome: WriteOutcome, attempt: Callable[[], T]) -> T:
@@ -271,78 +253,38 @@ class SqlAlchemyEventStore(CoreOperations):
         """Append ``change`` atomically (see :meth:`EventStore.append`); a lost connection is retried
         without applying the change twice. Raises :class:`StoreError` when the change is known not applied,
         :class:`~sessionflow.errors.OutcomeUnknown` when that cannot be established."""
-        outcome = WriteOutcome("append", (change,))
-        lost = 0
-        if (self._direct and not self._closed
-                and getattr(self._local, "connection", None) is not None):
-            # The common case first, with no retry machinery around it: the thread's kept connection (see
-            # _checkout). A driver error goes on to the careful path below, which tries again as after any
-            # failed attempt (looking first for the change's event, in case a lost connection hid a commit).
-            try:
-                self._append_fast(change, outcome)
-            except self._driver_error as error:
-                # (a lost connection was discarded; ``outcome`` tells whether the change may have been sent)
-                if self._lost_connection(error):
-                    if self._retries == 0:
-                        self._forget(change.session.id)
-                        raise failure(f"database error: {_first_line(error)}", outcome) from error
-                    lost = 1  # it counts against the retries, and the next connection waits as after any loss
-                    logger.warning("database connection lost (%s); retrying on a new one", _first_line(error))
-                    self._pause(0.1)
-            except ConcurrencyConflict as conflict:
-                self._conflict(change, conflict, conflict.__cause__)
-            except BaseException:
-                self._forget(change.session.id)
-                raise
-            else:
-                self._remember(change.session)
-                return
-        record_id = change.events[0].record_id
-
-        def op() -> None:
-            # A connection lost after the change was sent leaves its outcome unknown: before trying again, look
-            # for the change's first event (its record id is unique). Found: it was applied, not applied twice.
-            if outcome.unsure:
-                if self._event_exists(record_id):
-                    outcome.unsure = False
-                    return
-                outcome.unsure = False
-            self._append_fast(change, outcome)
-
-        try:
-            self._run(op, outcome=outcome, lost=lost)
-        except ConcurrencyConflict as conflict:
-            self._conflict(change, conflict, conflict.__cause__)
-        except BaseException:
-            self._forget(change.session.id)
-            raise
-        self._remember(change.session)
+        self._append([change], WriteOutcome("append", (change,)), many=False)
 
     def append_many(self, changes: Sequence[Change]) -> None:
         """Append every change, in order, in one transaction (see :meth:`EventStore.append_many`); a lost
         connection is retried without applying the batch twice (a batch commits whole: its first event tells).
         Raises as :meth:`append` does."""
         batch = list(changes)
-        if not batch:
-            return
-        first = batch[0].events[0].record_id
-        outcome = WriteOutcome("append_many", batch)
+        if batch:
+            self._append(batch, WriteOutcome("append_many", batch), many=True)
+
+    def _append(self, changes: list[Change], outcome: WriteOutcome, *, many: bool) -> None:
+        first = changes[0].events[0].record_id
 
         def op() -> None:
+            # A connection lost after the write was sent leaves its outcome unknown: before trying again, look
+            # for its first event (its record id is unique). Found: it was applied, not applied twice.
             if outcome.unsure:
                 if self._event_exists(first):
                     outcome.unsure = False
                     return
                 outcome.unsure = False
-            self._append_many_fast(batch, outcome)
+            self._append_fast(changes, outcome, many)
 
         try:
             self._run(op, outcome=outcome)
+        except ConcurrencyConflict as conflict:
+            self._conflict(changes[0], conflict, conflict.__cause__)
         except BaseException:
-            for change in batch:
+            for change in changes:
                 self._forget(change.session.id)
             raise
-        for change in batch:
+        for change in changes:
             self._remember(change.session)
 
     def _conflict(self, change: Change, conflict: ConcurrencyConflict, cause: BaseException | None) -> NoReturn:
@@ -366,26 +308,10 @@ class SqlAlchemyEventStore(CoreOperations):
 
     # ------------------------------------------------------------------ the driver-level hooks (driver.py)
 
-    def _append_fast(self, change: Change, outcome: WriteOutcome | None = None) -> None:
-        """One append on the driver connection; called only when the recorder has a fast path (``_fast``).
-        With ``outcome``, the attempt is sent through :meth:`_send` once its connection is made."""
-        raise NotImplementedError
-
-    def _append_many_fast(self, changes: list[Change], outcome: WriteOutcome | None = None) -> None:
-        """Every change in one transaction on the driver connection; as :meth:`_append_fast`."""
-        raise NotImplementedError
-
-    def _get_fast(self, session_id: UUID) -> Any:
-        """One primary-key read on the driver connection (its row, or None); as :meth:`_append_fast`."""
-        raise NotImplementedError
-
-    def _row_fast(self, statement: str, params: tuple[Any, ...]) -> Any:
-        """The row (or None) of a read by a primary key on the driver connection; as :meth:`_append_fast`."""
-        raise NotImplementedError
-
-    def _expire_due_fast(self, now: datetime, limit: int, decide: ExpiryDecider, with_next: bool) -> ExpiredBatch:
-        """One sweep batch on the driver connection; as :meth:`_append_fast`."""
-        raise NotImplementedError
+    _append_fast: Callable[[list[Change], WriteOutcome, bool], None]
+    _get_fast: Callable[[UUID], Any]
+    _row_fast: Callable[[str, tuple[Any, ...]], Any]
+    _expire_due_fast: Callable[[datetime, int, ExpiryDecider, bool], ExpiredBatch]
 
     # ------------------------------------------------------------------ reads
 
@@ -412,7 +338,6 @@ class SqlAlchemyEventStore(CoreOperations):
     def find_key(self, scope: str, key: str) -> StoredKey | None:
         """The stored idempotency key ``key`` of ``scope`` (expired or not), or ``None``: one primary-key read (see
         :class:`~sessionflow.application.ports.KeepsIdempotencyKeys`)."""
-        assert self._fast is not None
         return self._fast.stored_key(self._row_fast(self._fast.select_key, (scope, key)))
 
     # ------------------------------------------------------------------ sweeping

@@ -115,9 +115,6 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         self._fast = self._sql = SqliteSql()
         file = engine.url.database not in (None, "", ":memory:")
         self._use(ConnectionPolicy(engine, hold=sys.maxsize if file else 0, detach=True, local=self._local))
-        #: SQLite 3.38+ (``->>``, JSON built in): the sweep's two-statement batch (the SQLite library the driver
-        #: module reports, ``sqlite_version_info``).
-        self._modern = getattr(engine.dialect.loaded_dbapi, "sqlite_version_info", ()) >= (3, 38)
         self._operational_error: type[BaseException] = engine.dialect.loaded_dbapi.OperationalError
 
     def _locked(self, error: BaseException) -> bool:
@@ -147,7 +144,7 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         session = change.session
         key = session.id.hex
         update, session_params = prepared
-        execute = conn.execute if cursor is None else cursor.execute
+        execute = cursor.execute
         self._check_exclusive(execute, change, key)
         if update is None:
             execute(sql.insert_session, session_params)
@@ -160,16 +157,16 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
             event_ = events[0]
             execute(sql.insert_event, sql.event_values(event_, key if event_.session_id is session.id else None))
         else:
-            (conn if cursor is None else cursor).executemany(sql.insert_event, [
+            cursor.executemany(sql.insert_event, [
                 sql.event_values(e, key if e.session_id is session.id else None) for e in events])
         record = change.idempotency
         if record is not None and execute(sql.insert_key, sql.key_values(record, key, session.version)).rowcount != 1:
             raise IdempotencyKeyInFlight(record.key)  # a live key of that scope is stored
 
     def _append_on(self, conn: Any, change: Change, cursor: Any) -> None:
-        """One append in one ``BEGIN IMMEDIATE`` transaction on ``conn`` (its statements on ``cursor``, if given)."""
+        """One append in one ``BEGIN IMMEDIATE`` transaction on ``conn`` (its statements on ``cursor``)."""
         prepared = self._prepare(change)
-        execute = conn.execute if cursor is None else cursor.execute
+        execute = cursor.execute
         execute("BEGIN IMMEDIATE")
         try:
             self._write_on(conn, change, cursor, prepared)
@@ -182,7 +179,7 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
     def _append_many_on(self, conn: Any, changes: list[Change], cursor: Any) -> None:
         """Every change in one ``BEGIN IMMEDIATE`` transaction on ``conn``."""
         prepared = [self._prepare(change) for change in changes]
-        execute = conn.execute if cursor is None else cursor.execute
+        execute = cursor.execute
         execute("BEGIN IMMEDIATE")
         try:
             for index, change in enumerate(changes):
@@ -216,15 +213,9 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
         interval.)
         """
         now_ms = to_millis(now)
-        modern = self._modern
-        if modern:
-            claimed, later = self._claim(conn, now_ms, limit)
-            rows: list[Any] = json.loads(claimed)
-            rows.sort(key=_by_deadline, reverse=True)
-        else:  # before SQLite 3.38: the rows, then the deadline after them
-            rows = conn.execute(_CLAIM_ROWS, (now_ms, limit)).fetchall()
-            rows.reverse()
-            later = conn.execute(_LATER, (now_ms,)).fetchone()[0] if with_next else None
+        claimed, later = self._claim(conn, now_ms, limit)
+        rows: list[Any] = json.loads(claimed)
+        rows.sort(key=_by_deadline, reverse=True)
         claimed_all = len(rows) < limit
         # The batch holds as few objects as it can until it commits: each row is dropped once decoded, and a
         # change keeps its new state and events, not the state it was decided on (fewer garbage-collector
@@ -241,7 +232,7 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
             changes.append(change)
         if not changes:
             applied = changes
-        elif modern and len(changes) <= _MANY and len(events) == len(changes):
+        elif len(changes) <= _MANY and len(events) == len(changes):
             applied = self._write_batch(conn, changes, updates, events)
         else:
             applied = self._write_rows(conn, changes, updates, events)
@@ -298,7 +289,7 @@ class SqliteEventStore(DriverRecorder, dialect="sqlite"):
 
     def _write_rows(self, conn: Any, changes: list[Change], updates: list[ExpiryUpdate], events: list[EventRow]
                     ) -> list[Change]:
-        """Any other batch (a sweep of many sessions, changes of several events, or SQLite before 3.38), in one
+        """Any other batch (a sweep of many sessions, or changes of several events), in one
         ``BEGIN IMMEDIATE`` transaction: ``executemany`` of the updates and of the events, which SQLite runs
         faster than the trigger — in key order (sessions by id, events by record id), which walks each index
         once instead of jumping around it. When some session changed since it was read (fewer updates matched),
@@ -379,7 +370,7 @@ def install_sqlite_pragmas(engine: Engine, *, synchronous: str = "NORMAL", busy_
 
 _COLUMNS = ", ".join(SESSION_COLUMNS)
 _EVENT_NAMES = ", ".join(EVENT_COLUMNS)
-#: SQLite 3.38+: ONE statement reads the batch — every column of the due rows, as one JSON array of arrays
+#: ONE statement reads the batch — every column of the due rows, as one JSON array of arrays
 #: (``data`` as JSON) — and the earliest deadline after it, as a script (``executescript`` binds no parameters:
 #: the two integers are written in), its row handed to the connection's function ``sessionflow_claimed``.
 #: (JSON renders REAL with 15 significant digits: exact for any TTL of at most microsecond precision, the only
@@ -389,8 +380,6 @@ _CLAIM_SCRIPT = (f"SELECT {_CLAIMED}(json_group_array(json_array("
                  f"{', '.join('json(data)' if c == 'data' else c for c in SESSION_COLUMNS)})), "
                  "(SELECT min(due_at) FROM sessions WHERE due_at > %d)) "
                  f"FROM (SELECT {_COLUMNS} FROM sessions WHERE due_at <= %d ORDER BY due_at LIMIT %d)")
-_CLAIM_ROWS = f"SELECT {_COLUMNS} FROM sessions WHERE due_at <= ? ORDER BY due_at LIMIT ?"
-_LATER = "SELECT min(due_at) FROM sessions WHERE due_at > ?"
 #: The batch's ONE write: a row per session into a temporary view (connection-local, created by a connection's
 #: first sweep) whose ``INSTEAD OF`` trigger updates the session with a compare-and-set on the version read
 #: (``expected``) and inserts its event only if that update matched (``changes() = 1``). A timeout may close
@@ -410,10 +399,14 @@ _EXPIRY_SETUP = (
     "END",
 )
 _EXPIRE_HEAD = (f"INSERT INTO temp.{_EXPIRY_VIEW} ({', '.join(_EXPIRY_FIELDS)}) SELECT "
-                + ", ".join(f"j.value ->> {i}" for i in range(len(_EXPIRY_FIELDS)))
+                + ", ".join(f"json_extract(j.value, '$[{i}]')" for i in range(len(_EXPIRY_FIELDS)))
                 + " FROM json_each('")
 _EXPIRE_TAIL = "') AS j"
-#: Batches larger than this are written with executemany (see _write_rows).
+#: Batches larger than this are written with executemany (see _write_rows). Per session executemany is faster at
+#: every batch size (a sweep of 4,000 overdue sessions, interleaved rounds, its time over the trigger's: batches
+#: of 10 0.77, 50 0.88, 100 0.98, 200 0.74), but it makes many more calls into the driver, each a GIL hand-off:
+#: with a CPU-bound thread in the process, a waker's expiries (1,000 deadlines over 20 s) were p99 200-228 ms
+#: late with executemany for every batch against 43-47 ms with the trigger for small ones (two runs each).
 _MANY = 100
 _WRITTEN = "SELECT record_id FROM session_events WHERE record_id IN (SELECT value FROM json_each(?))"
 #: The per-row statements (an :class:`ExpiryUpdate`, an :class:`EventRow`).
