@@ -157,15 +157,7 @@ class DriverRecorder(SqlAlchemyEventStore):
     def _row_on(self, statement: str, params: tuple[Any, ...]) -> Any:
         """One attempt at the read of :meth:`_row_fast`, on a driver connection's cursor (a lost connection is
         discarded)."""
-        raw = self._checkout()
-        try:
-            return raw.cursor().execute(statement, params).fetchone()
-        except BaseException as error:
-            if self._lost_connection(error):
-                raw.invalidate()
-            raise
-        finally:
-            raw.close()
+        return self._on_driver(self._checkout(), lambda raw: raw.cursor().execute(statement, params).fetchone())
 
     def _sweep_connection(self) -> Lease:
         """The driver connection a sweep batch runs on (the store's sweeper, if its policy keeps one)."""
