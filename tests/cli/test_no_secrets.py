@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import psycopg
 import pytest
 import uvicorn
 from sqlalchemy.engine import make_url
@@ -24,6 +23,7 @@ from typer.testing import CliRunner
 from sessionflow.entrypoints.cli import app
 from sessionflow.entrypoints.cli.parsing import mask_url
 from sessionflow.settings import Settings
+from tests.support.backends import postgres_database
 from tests.support.postgres import free_port
 
 #: Each piece of the password is unique, so that no fragment of it can hide in the output.
@@ -54,16 +54,9 @@ def run(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProc
 
 @pytest.fixture
 def database(postgres_url: str) -> Iterator[str]:
-    """A database of its own on the test server (trust authentication: any password is accepted)."""
-    name = f"sf_secrets_{uuid.uuid4().hex[:12]}"
-    server = make_url(postgres_url)
-    with psycopg.connect(server.set(drivername="postgresql").render_as_string(hide_password=False),
-                         autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
-    yield name
-    with psycopg.connect(server.set(drivername="postgresql").render_as_string(hide_password=False),
-                         autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+    """A database of its own on the test server (trust authentication: any password is accepted); its name."""
+    with postgres_database(postgres_url, "sf_secrets") as url:
+        yield str(make_url(url).database)
 
 
 def with_password(postgres_url: str, database: str, password: str) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy import event, insert, text
 
 from sessionflow import SessionManager
 from sessionflow.adapters.sqlalchemy.tables import sessions, to_millis
-from tests.support.backends import SharedManagers
+from tests.support.backends import shared_data_fixtures
 
 SIZE = 20_000
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -100,17 +100,8 @@ def _populate(manager: SessionManager) -> None:
             conn.execute(text("ANALYZE sessions"))
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedManagers]:
-    """The 20,000 sessions, written once per backend for the module (its tests only read them)."""
-    managers = SharedManagers(tmp_path_factory.mktemp("list-plans"), _populate)
-    yield managers
-    managers.close()
-
-
-@pytest.fixture
-def manager(sql_backend: str, shared: SharedManagers, request: pytest.FixtureRequest) -> SessionManager:
-    return shared.get(sql_backend, request)
+#: The data written once per backend for the module (its tests only read it), and each test's manager over it.
+shared, manager = shared_data_fixtures("list-plans", _populate)
 
 
 def _captured(manager: SessionManager, **filters: Any) -> list[tuple[str, Any]]:

@@ -23,7 +23,7 @@ from sessionflow import SessionManager
 from sessionflow.adapters.sqlalchemy.tables import sessions, to_millis
 from tests.integration.test_list_plans import NOW, _postgres_nodes, _rows
 from tests.integration.test_list_plans import _sqlite_plan as _sqlite_steps
-from tests.support.backends import SharedManagers
+from tests.support.backends import shared_data_fixtures
 
 
 def _populate(manager: SessionManager) -> None:
@@ -45,17 +45,8 @@ def _populate(manager: SessionManager) -> None:
             conn.execute(text("ANALYZE session_events"))
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedManagers]:
-    """The sessions, written once per backend for the module (its tests only read them)."""
-    managers = SharedManagers(tmp_path_factory.mktemp("overview-plans"), _populate)
-    yield managers
-    managers.close()
-
-
-@pytest.fixture
-def manager(sql_backend: str, shared: SharedManagers, request: pytest.FixtureRequest) -> SessionManager:
-    return shared.get(sql_backend, request)
+#: The data written once per backend for the module (its tests only read it), and each test's manager over it.
+shared, manager = shared_data_fixtures("overview-plans", _populate)
 
 
 def _captured(manager: SessionManager, marker: str, call: Any) -> tuple[str, Any]:

@@ -17,7 +17,6 @@ import contextlib
 import json
 import shutil
 import subprocess
-import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from tests.data.frozen.make_frozen import (
     pg_tool,
     registry_for,
 )
+from tests.support.backends import postgres_database
 from tests.support.redis import RedisServer, RedisUnavailable, require_redis
 
 with warnings.catch_warnings():  # Starlette's note about httpx's future; nothing the tests can act on
@@ -116,16 +116,8 @@ class Frozen:
 def _fresh_database(server: URL, template: str | None = None) -> Iterator[URL]:
     """A new database on the PostgreSQL server of ``server`` (empty, or a copy of ``template``); dropped
     afterwards."""
-    name = f"frozen_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
-        yield server.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(server.render_as_string(hide_password=False), "frozen", template) as url:
+        yield make_url(url)
 
 
 class _RestoredDumps(dict[tuple[URL, Path], str]):

@@ -63,14 +63,15 @@ def open_store(backend: str, url: str | None, **options: Any) -> EventStore:
 
 
 @contextlib.contextmanager
-def postgres_database(server_url: str, prefix: str = "sf_test") -> Iterator[str]:
-    """A new, empty database of its own on the PostgreSQL server of ``server_url`` (its URL); dropped afterwards."""
+def postgres_database(server_url: str, prefix: str = "sf_test", template: str | None = None) -> Iterator[str]:
+    """A new database of its own on the PostgreSQL server of ``server_url`` (its URL) — empty, or a copy of the
+    database ``template`` —; dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     server = make_url(server_url)
     admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
@@ -109,3 +110,21 @@ class SharedManagers:
     def close(self) -> None:
         self._managers.clear()
         self._stack.close()
+
+
+def shared_data_fixtures(label: str, populate: Callable[[SessionManager], None]) -> tuple[Any, Any]:
+    """The fixtures ``shared`` (a module's :class:`SharedManagers`, ``populate`` writing its data once per backend)
+    and ``manager`` (the current SQL backend's shared manager) of a module whose tests only read that data:
+    ``shared, manager = shared_data_fixtures("list-plans", _populate)``."""
+
+    @pytest.fixture(scope="module")
+    def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedManagers]:
+        managers = SharedManagers(tmp_path_factory.mktemp(label), populate)
+        yield managers
+        managers.close()
+
+    @pytest.fixture
+    def manager(sql_backend: str, shared: SharedManagers, request: pytest.FixtureRequest) -> SessionManager:
+        return shared.get(sql_backend, request)
+
+    return shared, manager
